@@ -1,0 +1,381 @@
+"""``load``: files, folders and in-memory frames into the case, with provenance and rejects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from toolkit.errors import AlreadyLoadedChangedError, InvalidParameterError, LoadError
+from toolkit.load import formats
+from toolkit.load.convert import ConversionPlan, plan_conversion
+from toolkit.load.discover import SourceFile, discover
+from toolkit.load.mapping import Mapping, read_mapping
+from toolkit.load.provenance import (
+    next_load_id,
+    previous_load,
+    sha256_file,
+    sha256_table,
+)
+from toolkit.load.sources import (
+    READ_ERRORS,
+    StagedSource,
+    parse_error,
+    stage_file,
+    stage_frame,
+)
+from toolkit.load.writer import write
+from toolkit.store.schema import DATA_TABLES, LOAD_ID, check_table, quote_ident
+
+__all__ = ["load", "FileLoad", "LoadReport"]
+
+#: Callback told about each file as it starts (``None``) and ends (its :class:`FileLoad`).
+Progress = Callable[[SourceFile, "FileLoad | None"], None]
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    """What happened to one file or frame.
+
+    Attributes
+    ----------
+    source
+        The file path, or ``<pandas.DataFrame>`` / ``<polars.DataFrame>`` / ``<pyarrow.Table>``.
+    table
+        Table it went into.
+    status
+        ``loaded``; ``replaced`` (an earlier version of the file was swapped out);
+        ``unchanged`` (the same file was loaded before: nothing done); ``duplicate`` (the
+        same content was loaded from another path: nothing done); ``skipped`` (a file in a
+        folder that belongs to no table, such as a README).
+    rows_read, rows_loaded, rows_rejected
+        Record counts; ``rows_read == rows_loaded + rows_rejected`` always holds.
+    """
+
+    source: str
+    table: str
+    format: str
+    status: str
+    sha256: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    load_id: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """The outcome of :func:`load`: one :class:`FileLoad` per file or frame."""
+
+    files: tuple[FileLoad, ...] = field(default_factory=tuple)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per file: source, table, format, status, counts, notes."""
+        columns = ["source", "table", "format", "status", "rows_read", "rows_loaded",
+                   "rows_rejected", "load_id", "notes"]
+        rows = [
+            {**{c: getattr(f, c) for c in columns if c != "notes"}, "notes": "; ".join(f.notes)}
+            for f in self.files
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    def __add__(self, other: LoadReport) -> LoadReport:
+        return LoadReport(self.files + other.files)
+
+    def _repr_html_(self) -> str:
+        return self.to_frame().to_html(index=False)
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    source: str | os.PathLike[str] | pd.DataFrame | Any,
+    /,
+    *,
+    table: str | None = None,
+    mapping: str | os.PathLike[str] | dict | Mapping | None = None,
+    replace: bool = False,
+    format: str | None = None,
+    features: list[str] | None = None,
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Load exported logs into the case.
+
+    Parameters
+    ----------
+    con
+        A writable case connection from :func:`toolkit.connect`.
+    source
+        A file (CSV, CSV.gz, Parquet, JSONL, JSONL.gz, JSON), a folder of them (hive
+        partitions included), or an in-memory pandas / polars DataFrame or Arrow table.
+    table
+        Target table. By default a file's table comes from its name (``requests.parquet``) or
+        its folder (``metrics/part-0.csv``); a frame needs it, unless the mapping names it.
+    mapping
+        A TOML mapping file (or dict) that renames source columns and states units; see
+        :mod:`toolkit.load.mapping`.
+    replace
+        Reload a file whose content changed since it was loaded from the same path: its old
+        rows (and rejects) are removed first. Without it such a file is refused.
+    format
+        Force a platform format (``sagemaker``, ``kserve``, ...) instead of recognising it by
+        content; ``generic`` forces the generic table reader.
+    features
+        Feature names for payloads that carry none (SageMaker CSV capture).
+    progress
+        Optional callback ``progress(file, None)`` before and ``progress(file, result)`` after
+        each file.
+
+    Returns
+    -------
+    LoadReport
+        One entry per file. Loading the same file twice is a no-op (status ``unchanged``).
+
+    Raises
+    ------
+    FileParseError
+        A file cannot be read at all; the case is left exactly as it was for that file.
+    SchemaMismatchError
+        A file lacks a column its table requires.
+    AlreadyLoadedChangedError
+        A file changed since it was loaded and ``replace`` is false.
+
+    Notes
+    -----
+    Each file is loaded in one transaction. A row whose values fail conversion, or that lacks a
+    required value (``requests.ts``, ``labels.label``, ...), goes to ``rejects`` with the file,
+    its line (CSV counts the header as line 1; Parquet and frames count rows from 1), the
+    column, the reason and the raw record. Columns of ``requests`` and ``reference`` outside the
+    canonical core are model features: they are added to the table and to the ``features``
+    catalog as ``numeric`` (DOUBLE) or ``categorical`` (VARCHAR).
+
+    Examples
+    --------
+    >>> import pandas as pd, toolkit as tk
+    >>> con = tk.connect()
+    >>> frame = pd.DataFrame({"request_id": ["a", "b"], "ts": ["2026-03-02T14:00Z", "oops"],
+    ...                       "latency_ms": [12.0, 15.0], "amount": [3.5, 4.0]})
+    >>> report = tk.load(con, frame, table="requests")
+    >>> report.rows_loaded, report.rows_rejected
+    (1, 1)
+    >>> con.sql("SELECT column_name, reason FROM rejects").fetchall()
+    [('ts', 'ts: not a timestamp')]
+    """
+    parsed = read_mapping(mapping)
+    format_options = formats.FormatOptions(features=tuple(features or ()), mapping=parsed)
+    if table is None and parsed is not None:
+        table = parsed.table
+    if table is not None:
+        check_table(table)
+    if _is_frame(source):
+        return LoadReport((_load_frame(con, source, table, parsed, replace),))
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidParameterError(
+            "load() takes a path or a pandas/polars DataFrame or Arrow table. "
+            f"Got {type(source).__name__}."
+        )
+    files = discover(source, table=table)
+    explicit_file = Path(source).is_file()
+    results = []
+    for file in files:
+        file = formats.resolve(file, format=format, options=format_options)
+        if file.table is None:
+            if explicit_file:
+                raise LoadError(
+                    f"{file.path}: cannot tell which table this file is for. Name it after "
+                    f"its table ({', '.join(DATA_TABLES)}), put it in a folder of that name, "
+                    "or pass table=... (--table).",
+                    path=str(file.path),
+                )
+            # In a folder, files that are not logs (a README, truth.json) are listed, not loaded.
+            results.append(FileLoad(str(file.path), "-", file.format, "skipped", "",
+                                    notes=("not a table file; skipped",)))
+            continue
+        if progress:
+            progress(file, None)
+        result = _load_file(con, file, parsed, replace, format_options)
+        results.append(result)
+        if progress:
+            progress(file, result)
+    return LoadReport(tuple(results))
+
+
+def load_many(
+    con: duckdb.DuckDBPyConnection,
+    sources: Iterable[str | os.PathLike[str]],
+    **options: Any,
+) -> LoadReport:
+    """:func:`load` for several paths; the reports are concatenated."""
+    report = LoadReport()
+    for source in sources:
+        report = report + load(con, source, **options)
+    return report
+
+
+def _is_frame(source: Any) -> bool:
+    if isinstance(source, (pd.DataFrame, pa.Table)):
+        return True
+    module = type(source).__module__
+    return module.startswith("polars") and type(source).__name__ in ("DataFrame", "LazyFrame")
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection,
+    file: SourceFile,
+    mapping: Mapping | None,
+    replace: bool,
+    options: formats.FormatOptions,
+) -> FileLoad:
+    path = str(file.path)
+    sha = sha256_file(file.path)
+    reader = formats.get(file.format) if file.format in formats.READERS else None
+
+    def stage() -> StagedSource:
+        if reader is not None:
+            return reader.stage(con, file, options)
+        return stage_file(con, file)
+
+    return _load_source(con, stage, path, file.table, file.format, sha, mapping, replace)
+
+
+def _load_frame(
+    con: duckdb.DuckDBPyConnection,
+    frame: Any,
+    table: str | None,
+    mapping: Mapping | None,
+    replace: bool,
+) -> FileLoad:
+    if table is None:
+        raise InvalidParameterError(
+            "Loading a DataFrame needs table=... (one of " + ", ".join(DATA_TABLES) + ")."
+        )
+    kind = f"<{type(frame).__module__.split('.')[0]}.{type(frame).__name__}>"
+    if type(frame).__name__ == "LazyFrame":
+        frame = frame.collect()
+    arrow = frame if isinstance(frame, pa.Table) else (
+        pa.Table.from_pandas(frame, preserve_index=False) if isinstance(frame, pd.DataFrame)
+        else frame.to_arrow()
+    )
+    sha = sha256_table(arrow)
+    registered: list[str] = []
+
+    def stage() -> StagedSource:
+        staged, name = stage_frame(con, arrow, label=kind)
+        registered.append(name)
+        return staged
+
+    try:
+        # A frame has no path: its content hash stands in, so the same frame loads once.
+        return _load_source(con, stage, kind, table, "frame", sha, mapping, replace,
+                            path_key=f"{kind}#{sha[:16]}")
+    finally:
+        for name in registered:
+            con.unregister(name)
+
+
+def _load_source(
+    con: duckdb.DuckDBPyConnection,
+    stage: Callable[[], StagedSource],
+    label: str,
+    table: str,
+    fmt: str,
+    sha: str,
+    mapping: Mapping | None,
+    replace: bool,
+    *,
+    path_key: str | None = None,
+) -> FileLoad:
+    key = path_key or label
+    earlier = previous_load(con, path=key)
+    if earlier is not None and earlier.sha256 == sha:
+        return FileLoad(label, earlier.table, fmt, "unchanged", sha, load_id=earlier.load_id,
+                        notes=("already loaded; nothing to do",))
+    if earlier is not None and not replace:
+        raise AlreadyLoadedChangedError(
+            f"{label}: this path was loaded before (load {earlier.load_id}) with different "
+            "content. Pass replace=True (forensics ingest --replace) to swap the old rows out.",
+            path=label,
+        )
+    same_content = previous_load(con, sha256=sha, table=table)
+    if earlier is None and same_content is not None:
+        return FileLoad(label, table, fmt, "duplicate", sha, load_id=same_content.load_id,
+                        notes=(f"same content already loaded from {same_content.path}",))
+
+    load_id = next_load_id(con)
+    staged: StagedSource | None = None
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if earlier is not None:
+            _remove_load(con, earlier.load_id)
+        staged = stage()
+        plan = plan_conversion(con, staged, table, mapping)
+        _add_features(con, plan)
+        stats = write(con, staged, plan, load_id)
+        con.execute(
+            "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), false, ?)",
+            [load_id, key, sha, table, fmt, stats.rows_read, stats.rows_loaded,
+             stats.rows_rejected, "; ".join(plan.notes) or None],
+        )
+        con.execute("COMMIT")
+    except READ_ERRORS as exc:
+        con.execute("ROLLBACK")
+        raise parse_error(label, exc) from exc
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        if staged is not None:
+            for name in staged.cleanup:
+                con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+    status = "replaced" if earlier is not None else "loaded"
+    return FileLoad(label, table, fmt, status, sha, stats.rows_read, stats.rows_loaded,
+                    stats.rows_rejected, load_id, tuple(plan.notes))
+
+
+def _remove_load(con: duckdb.DuckDBPyConnection, load_id: int) -> None:
+    tables = [
+        t for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE schema_name = 'main' "
+            "AND column_name = ? AND NOT internal",
+            [LOAD_ID],
+        ).fetchall()
+        if t in DATA_TABLES
+    ]
+    for name in tables:
+        con.execute(f"DELETE FROM {quote_ident(name)} WHERE {LOAD_ID} = ?", [load_id])
+    con.execute("DELETE FROM rejects WHERE load_id = ?", [load_id])
+    con.execute("UPDATE loads SET replaced = true WHERE load_id = ?", [load_id])
+
+
+def _add_features(con: duckdb.DuckDBPyConnection, plan: ConversionPlan) -> None:
+    for name, kind in plan.new_features.items():
+        dtype = "DOUBLE" if kind == "numeric" else "VARCHAR"
+        con.execute(
+            f"ALTER TABLE {quote_ident(plan.table)} ADD COLUMN IF NOT EXISTS "
+            f"{quote_ident(name)} {dtype}"
+        )
+        con.execute(
+            "INSERT INTO features SELECT ?, ?, coalesce(max(position), 0) + 1, ? FROM features "
+            "ON CONFLICT (name) DO NOTHING",
+            [name, kind, plan.feature_units.get(name)],
+        )
+    for name, unit in plan.feature_units.items():
+        con.execute("UPDATE features SET unit = ? WHERE name = ?", [unit, name])

@@ -1,0 +1,452 @@
+"""Plan the conversion of a staged source into a canonical table, as SQL expressions.
+
+Every value is converted by DuckDB with ``TRY_CAST``-style expressions; a record whose non-empty
+value fails to convert, or that lacks a required value, is collected with the reason and goes to
+``rejects`` instead of the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import duckdb
+
+from toolkit.errors import MappingError, SchemaMismatchError
+from toolkit.load.discover import strip_suffix
+from toolkit.load.mapping import DURATION_UNITS, EPOCH_UNITS, Mapping
+from toolkit.load.sources import StagedSource
+from toolkit.store.schema import (
+    FEATURE_TABLES,
+    LOAD_ID,
+    REQUIRED,
+    canonical_columns,
+    quote_ident,
+    quote_literal,
+)
+
+__all__ = ["ColumnPlan", "ConversionPlan", "plan_conversion", "convert_expr"]
+
+_NUMERIC = (
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+    "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL",
+)  # fmt: skip
+_FLOATS = ("FLOAT", "DOUBLE", "REAL")
+#: Where the extra columns of a table go: folded into a JSON column, or dropped.
+_FOLD_INTO = {"events": "detail", "metrics": "labels"}
+#: Columns that are class labels: integral numbers are written without a decimal part.
+_CLASS_COLUMNS = ("label", "prediction")
+#: Request columns that are never features (in a reference file they are left out).
+_REQUEST_CORE = tuple(canonical_columns("requests"))
+#: Columns of a requests file that also fill ``labels`` (ground truth logged inline).
+_INLINE_LABELS = ("label", "labeled_at")
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one target column is produced.
+
+    Attributes
+    ----------
+    target
+        Column of the target table.
+    dtype
+        Its DuckDB type.
+    expr
+        SQL computing the converted value from the staged source.
+    source
+        SQL of the source value (``None`` when the value is derived, e.g. a synthesized id).
+    required
+        Whether a row without a value is rejected.
+    """
+
+    target: str
+    dtype: str
+    expr: str
+    source: str | None
+    required: bool = False
+
+
+@dataclass
+class ConversionPlan:
+    """Everything needed to write one staged source into its table."""
+
+    table: str
+    columns: list[ColumnPlan]
+    new_features: dict[str, str] = field(default_factory=dict)  # name -> kind
+    feature_units: dict[str, str] = field(default_factory=dict)
+    inline_labels: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_conversion(
+    con: duckdb.DuckDBPyConnection,
+    staged: StagedSource,
+    table: str,
+    mapping: Mapping | None,
+) -> ConversionPlan:
+    """Decide, for every source column, which target column it feeds and how it is converted.
+
+    Raises
+    ------
+    MappingError
+        A per-table mapping entry names a source column the file does not have.
+    SchemaMismatchError
+        The file lacks a column the table requires (other than a request id, which is
+        synthesized from the file and row when the column is absent).
+    """
+    canonical = canonical_columns(table)
+    specs = mapping.columns_for(table) if mapping else {}
+    strict = mapping.strict_columns_for(table) if mapping else set()
+    drop = set(mapping.drop) if mapping else set()
+    source_types = staged.columns
+    where = staged.label
+
+    constants = {t: spec.value for t, spec in specs.items() if spec.source is None}
+    specs = {t: spec for t, spec in specs.items() if spec.source is not None}
+    for target in strict:
+        if target in specs and specs[target].source not in source_types:
+            raise MappingError(
+                f"{where}: the mapping takes {target} from column {specs[target].source!r}, "
+                f"which is not there. Columns: {', '.join(source_types) or '(none)'}.",
+                path=where,
+            )
+
+    # source column -> (target name, unit)
+    assigned: dict[str, tuple[str, str | None]] = {}
+    for target, spec in specs.items():
+        if spec.source in source_types and spec.source not in drop:
+            assigned[spec.source] = (target, spec.unit)
+    for name in source_types:
+        if name in assigned or name in drop:
+            continue
+        if name in canonical and name not in {t for t, _ in assigned.values()}:
+            assigned[name] = (name, None)
+
+    plan = ConversionPlan(table, [])
+    taken = set()
+    for target, value in constants.items():
+        if target in canonical and target not in {t for t, _ in assigned.values()}:
+            taken.add(target)
+            plan.columns.append(
+                ColumnPlan(target, canonical[target],
+                           convert_expr(quote_literal(value), "VARCHAR", canonical[target],
+                                        target=target), None)
+            )
+    for source, (target, unit) in assigned.items():
+        if target in canonical:
+            taken.add(target)
+            plan.columns.append(
+                _canonical_plan(source, source_types[source], target, canonical[target], unit,
+                                table)
+            )
+
+    _add_missing_required(plan, staged, table, taken)
+    _add_status_fallback(plan, table, taken, assigned, source_types)
+
+    extras = {
+        source: target
+        for source, (target, _) in assigned.items()
+        if target not in canonical
+    }
+    extras.update(
+        {name: name for name in source_types if name not in assigned and name not in drop}
+    )
+    partitions = sorted(s for s in extras if s in staged.partitions)
+    if partitions:
+        plan.notes.append("hive partition key(s) not loaded: " + ", ".join(partitions))
+        extras = {s: t for s, t in extras.items() if s not in staged.partitions}
+    if table in FEATURE_TABLES:
+        _plan_features(con, staged, table, plan, extras, mapping)
+    elif table in _FOLD_INTO and extras:
+        _fold_extras(plan, staged, _FOLD_INTO[table], extras)
+    elif extras:
+        plan.notes.append(
+            f"ignored column(s) not in {table}: " + ", ".join(sorted(extras.values()))
+        )
+    return plan
+
+
+def _canonical_plan(
+    source: str, source_type: str, target: str, target_type: str, unit: str | None, table: str
+) -> ColumnPlan:
+    src = quote_ident(source)
+    expr = convert_expr(src, source_type, target_type, target=target, unit=unit)
+    required = target in REQUIRED[table]
+    return ColumnPlan(target, target_type, expr, src, required)
+
+
+def _add_missing_required(
+    plan: ConversionPlan, staged: StagedSource, table: str, taken: set[str]
+) -> None:
+    missing = [c for c in REQUIRED[table] if c not in taken]
+    if table == "requests" and "request_id" in missing:
+        # Traces without ids (e.g. public latency traces) still load: the id is the source
+        # and the row, which is stable across re-loads of the same file.
+        prefix = quote_literal(_id_prefix(staged.label) + ":")
+        plan.columns.append(
+            ColumnPlan("request_id", "VARCHAR", f"{prefix} || CAST(_row AS VARCHAR)", None)
+        )
+        plan.notes.append("no request_id column: ids synthesized as <file>:<row>")
+        missing.remove("request_id")
+    if missing:
+        raise SchemaMismatchError(
+            f"{staged.label}: table {table} needs column(s) {', '.join(missing)}, which the "
+            f"source lacks. Columns: {', '.join(staged.columns) or '(none)'}. Rename them with "
+            "a mapping file (--mapping).",
+            path=staged.label,
+        )
+
+
+def _add_status_fallback(
+    plan: ConversionPlan,
+    table: str,
+    taken: set[str],
+    assigned: dict[str, tuple[str, str | None]],
+    source_types: dict[str, str],
+) -> None:
+    """Derive ``requests.status`` from the HTTP status or error type when it is absent."""
+    if table != "requests" or "status" in taken:
+        return
+    by_target = {target: source for source, (target, _) in assigned.items()}
+    if "http_status" in by_target:
+        code = convert_expr(
+            quote_ident(by_target["http_status"]),
+            source_types[by_target["http_status"]],
+            "INTEGER",
+            target="http_status",
+        )
+        expr = (
+            f"CASE WHEN ({code}) IS NULL THEN NULL WHEN ({code}) IN (408, 504) THEN 'timeout' "
+            f"WHEN ({code}) < 400 THEN 'ok' ELSE 'error' END"
+        )
+    elif "error_type" in by_target:
+        expr = f"CASE WHEN {quote_ident(by_target['error_type'])} IS NULL THEN 'ok' ELSE 'error' END"
+    else:
+        return
+    plan.columns.append(ColumnPlan("status", "VARCHAR", expr, None))
+    plan.notes.append("status derived from " + ("http_status" if "http_status" in by_target
+                                                else "error_type"))
+
+
+def _fold_extras(
+    plan: ConversionPlan, staged: StagedSource, into: str, extras: dict[str, str]
+) -> None:
+    """Keep extra event / metric columns as keys of ``detail`` / ``labels`` (nothing dropped)."""
+    pairs = ", ".join(
+        f"{quote_literal(target)}, "
+        + convert_expr(quote_ident(source), staged.columns[source], "JSON", target=None)
+        for source, target in extras.items()
+    )
+    folded = f"json_object({pairs})"
+    for i, column in enumerate(plan.columns):
+        if column.target == into:
+            expr = f"json_merge_patch(coalesce({column.expr}, '{{}}'::JSON), {folded})"
+            plan.columns[i] = ColumnPlan(into, column.dtype, expr, column.source)
+            break
+    else:
+        plan.columns.append(ColumnPlan(into, "JSON", folded, None))
+    plan.notes.append(
+        f"folded {len(extras)} extra column(s) into {into}: " + ", ".join(sorted(extras.values()))
+    )
+
+
+def _plan_features(
+    con: duckdb.DuckDBPyConnection,
+    staged: StagedSource,
+    table: str,
+    plan: ConversionPlan,
+    extras: dict[str, str],
+    mapping: Mapping | None,
+) -> None:
+    left_out = sorted(t for t in extras.values() if t in _REQUEST_CORE or t in _INLINE_LABELS)
+    if table == "reference" and left_out:
+        plan.notes.append("left out request columns in reference: " + ", ".join(left_out))
+    features = {s: t for s, t in extras.items() if t not in _REQUEST_CORE}
+    features = {s: t for s, t in features.items() if not (table == "reference" and
+                                                            t in _INLINE_LABELS)}
+    if table == "requests":
+        for source, target in list(features.items()):
+            if target in _INLINE_LABELS:
+                # ground truth logged inline with the request: goes to `labels` too
+                plan.columns.append(
+                    ColumnPlan(
+                        f"__{target}",
+                        "VARCHAR" if target == "label" else "TIMESTAMPTZ",
+                        convert_expr(quote_ident(source), staged.columns[source],
+                                     "VARCHAR" if target == "label" else "TIMESTAMPTZ",
+                                     target=target),
+                        quote_ident(source),
+                    )
+                )
+                plan.inline_labels = True
+                del features[source]
+    for reserved in (LOAD_ID,):
+        if reserved in features.values():
+            raise SchemaMismatchError(
+                f"{staged.label}: column {reserved!r} is reserved for provenance; rename it.",
+                path=staged.label,
+            )
+    if not features:
+        return
+    declared = mapping.features if mapping else {}
+    table_types = {
+        name: dtype
+        for name, dtype in con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE schema_name = 'main' AND table_name = ?",
+            [table],
+        ).fetchall()
+    }
+    catalog = dict(con.execute("SELECT name, kind FROM features").fetchall())
+    unknown = [
+        s for s, t in features.items()
+        if t not in table_types and t not in catalog and "kind" not in declared.get(t, {})
+    ]
+    inferred = _infer_kinds(con, staged, unknown)
+    for source, target in features.items():
+        if target in table_types:
+            kind = "numeric" if table_types[target] == "DOUBLE" else "categorical"
+        elif target in catalog:
+            kind = catalog[target]
+        elif "kind" in declared.get(target, {}):
+            kind = declared[target]["kind"]
+        else:
+            kind = inferred[source]
+        dtype = "DOUBLE" if kind == "numeric" else "VARCHAR"
+        src = quote_ident(source)
+        expr = convert_expr(src, staged.columns[source], dtype, target=None)
+        plan.columns.append(ColumnPlan(target, dtype, expr, src))
+        if target not in table_types:
+            plan.new_features[target] = kind
+        if "unit" in declared.get(target, {}):
+            plan.feature_units[target] = declared[target]["unit"]
+
+
+def _infer_kinds(
+    con: duckdb.DuckDBPyConnection, staged: StagedSource, sources: list[str]
+) -> dict[str, str]:
+    """Numeric or categorical, from the source type or, for text, from the values.
+
+    A text column is numeric when at least 98% of its non-empty values parse as numbers and none
+    has a leading zero (``02139`` is an identifier, not a quantity); the rest of its values are
+    then rejected as unconvertible. A column with no values at all is numeric.
+    """
+    kinds: dict[str, str] = {}
+    text = [s for s in sources if staged.text or staged.columns[s] == "VARCHAR"]
+    for source in sources:
+        if source in text:
+            continue
+        base = staged.columns[source].split("(")[0]
+        kinds[source] = "numeric" if base in _NUMERIC or base == "BOOLEAN" or \
+            base.startswith("DECIMAL") else "categorical"
+    if not text:
+        return kinds
+    parts = []
+    for i, source in enumerate(text):
+        col = quote_ident(source)
+        parts.append(
+            f"count({col}) AS n{i}, count(TRY_CAST({col} AS DOUBLE)) AS x{i}, "
+            f"count_if(regexp_matches({col}, '^\\s*[+-]?0[0-9]')) AS z{i}"
+        )
+    row = con.execute(f"SELECT {', '.join(parts)} FROM {staged.relation}", staged.params).fetchone()
+    for i, source in enumerate(text):
+        n, x, z = row[3 * i], row[3 * i + 1], row[3 * i + 2]
+        kinds[source] = "numeric" if (n == 0 or (x >= 0.98 * n and z == 0)) else "categorical"
+    return kinds
+
+
+def convert_expr(
+    src: str, source_type: str, target_type: str, *, target: str | None, unit: str | None = None
+) -> str:
+    """SQL that converts ``src`` (of ``source_type``) to ``target_type``; NULL when it cannot.
+
+    Examples
+    --------
+    >>> convert_expr('"t"', "BIGINT", "TIMESTAMP WITH TIME ZONE", target="ts", unit="ms")
+    'TRY_CAST(make_timestamp(TRY_CAST(round(CAST("t" AS DOUBLE) * 1000.0) AS BIGINT)) AS TIMESTAMPTZ)'
+    """
+    base = source_type.split("(")[0].upper()
+    numeric = base in _NUMERIC or base.startswith("DECIMAL")
+    if target_type.startswith("TIMESTAMP"):
+        return _timestamp_expr(src, base, numeric, unit)
+    if target_type == "DOUBLE":
+        scale = DURATION_UNITS.get(unit or "ms", 1.0) if (target or "").endswith("_ms") else 1.0
+        if numeric:
+            value = f"CAST({src} AS DOUBLE)"
+        elif base == "BOOLEAN":
+            value = f"CAST(CAST({src} AS INTEGER) AS DOUBLE)"
+        else:
+            value = f"TRY_CAST({src} AS DOUBLE)"
+        return value if scale == 1.0 else f"({value} * {scale!r})"
+    if target_type in ("INTEGER", "BIGINT"):
+        if numeric:
+            return f"TRY_CAST({src} AS {target_type})"
+        return (
+            f"coalesce(TRY_CAST({src} AS {target_type}), "
+            f"TRY_CAST(TRY_CAST({src} AS DOUBLE) AS {target_type}))"
+        )
+    if target_type == "BOOLEAN":
+        if numeric:
+            return f"({src} <> 0)"
+        return f"TRY_CAST({src} AS BOOLEAN)"
+    if target_type == "JSON":
+        if base in ("VARCHAR", "JSON"):
+            return f"CASE WHEN json_valid({src}) THEN CAST({src} AS JSON) ELSE to_json({src}) END"
+        return f"to_json({src})"
+    if target_type == "VARCHAR":
+        if base in _FLOATS or base.startswith("DECIMAL"):
+            return (
+                f"CASE WHEN {src} = trunc({src}) AND abs({src}) < 1e15 "
+                f"THEN CAST(CAST({src} AS BIGINT) AS VARCHAR) ELSE CAST({src} AS VARCHAR) END"
+            )
+        if base == "VARCHAR" and target in _CLASS_COLUMNS:
+            number = f"TRY_CAST({src} AS DOUBLE)"
+            return (
+                f"CASE WHEN {number} = trunc({number}) AND abs({number}) < 1e15 AND NOT "
+                f"regexp_matches({src}, '^\\s*[+-]?0[0-9]') "
+                f"THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) ELSE {src} END"
+            )
+        if base == "VARCHAR" and target in ("status", "kind", "artifact"):
+            return f"nullif(lower(trim({src})), '')"
+        if base == "VARCHAR":
+            return src
+        return f"CAST({src} AS VARCHAR)"
+    return f"TRY_CAST({src} AS {target_type})"
+
+
+def _timestamp_expr(src: str, base: str, numeric: bool, unit: str | None) -> str:
+    if base in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        return src
+    if base.startswith("TIMESTAMP") or base == "DATE":
+        return f"CAST({src} AS TIMESTAMPTZ)"
+    if numeric:
+        return _epoch_expr(f"CAST({src} AS DOUBLE)", unit)
+    if unit in EPOCH_UNITS:
+        return _epoch_expr(f"TRY_CAST({src} AS DOUBLE)", unit)
+    iso = f"TRY_CAST({src} AS TIMESTAMPTZ)"
+    if unit == "iso":
+        return iso
+    return f"coalesce({iso}, {_epoch_expr(f'TRY_CAST({src} AS DOUBLE)', None)})"
+
+
+def _epoch_expr(value: str, unit: str | None) -> str:
+    if unit in EPOCH_UNITS:
+        factor = f"{EPOCH_UNITS[unit]!r}"
+    else:
+        factor = (
+            f"CASE WHEN abs({value}) < 1e11 THEN 1e6 WHEN abs({value}) < 1e14 THEN 1e3 "
+            f"WHEN abs({value}) < 1e17 THEN 1.0 ELSE 1e-3 END"
+        )
+    return (
+        f"TRY_CAST(make_timestamp(TRY_CAST(round({value} * {factor}) AS BIGINT)) AS TIMESTAMPTZ)"
+    )
+
+
+def _id_prefix(label: str) -> str:
+    """``part-0-1a2b3c`` for ``/x/y/part-0.parquet``: readable, and unique per path."""
+    if label.startswith("<"):
+        return label.strip("<>")
+    digest = hashlib.sha1(label.encode("utf-8")).hexdigest()[:6]
+    return f"{strip_suffix(PurePath(label).name)}-{digest}"

@@ -1,0 +1,128 @@
+"""Platform export formats, recognised by content.
+
+Each platform reader (SageMaker data capture, KServe/Seldon CloudEvents, Prometheus
+``query_range``, Kubernetes, OTLP, Vertex AI) is a :class:`FormatReader` registered in
+:data:`READERS`. :func:`resolve` looks at the head of a file and, when a reader recognises it,
+returns the file re-labelled with the reader's name and target table; otherwise the file stays a
+generic table file.
+
+A reader stages its file as a :class:`~toolkit.load.sources.StagedSource` whose columns already
+carry canonical names (``request_id``, ``ts``, ``latency_ms``, feature columns, and ``label`` /
+``labeled_at`` for ground truth logged inline), so conversion, rejects and provenance are the
+same for every format.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from toolkit.errors import InvalidParameterError
+from toolkit.load.discover import SourceFile
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+    from toolkit.load.mapping import Mapping
+    from toolkit.load.sources import StagedSource
+
+__all__ = ["FormatOptions", "FormatReader", "READERS", "register", "get", "resolve", "head"]
+
+#: Bytes read from the start of a file to recognise its format.
+HEAD_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """Options some formats need.
+
+    Attributes
+    ----------
+    features
+        Names for positional feature values (SageMaker CSV capture has no header).
+    mapping
+        The user's column mapping, if any.
+    """
+
+    features: tuple[str, ...] = ()
+    mapping: Mapping | None = None
+
+
+class FormatReader(Protocol):
+    """What a platform reader provides."""
+
+    #: Stable name, used by ``--format`` and recorded in ``loads.format``.
+    name: str
+
+    def sniff(self, path: Path, head: bytes) -> str | None:
+        """Return the target table when the file is in this format, else ``None``."""
+
+    def stage(
+        self, con: duckdb.DuckDBPyConnection, source: SourceFile, options: FormatOptions
+    ) -> StagedSource:
+        """Stage the file with canonical column names."""
+
+
+#: Registered readers, tried in registration order.
+READERS: dict[str, FormatReader] = {}
+
+
+def register(reader: FormatReader) -> FormatReader:
+    """Add a reader to :data:`READERS` (usable as a class decorator on an instance factory)."""
+    READERS[reader.name] = reader
+    return reader
+
+
+def get(name: str) -> FormatReader:
+    """The reader called ``name``."""
+    try:
+        return READERS[name]
+    except KeyError:
+        choices = ", ".join(["generic", *READERS])
+        raise InvalidParameterError(f"Unknown format {name!r}; choose one of {choices}.") from None
+
+
+def head(path: Path, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of a file (decompressed when it is gzip)."""
+    with open(path, "rb") as handle:
+        start = handle.read(size)
+    if start[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as handle:
+            return handle.read(size)
+    return start
+
+
+def resolve(
+    file: SourceFile, *, format: str | None = None, options: FormatOptions | None = None
+) -> SourceFile:
+    """Recognise a platform format by content (or force one), and set the target table.
+
+    ``format="generic"`` keeps the file a generic table file. A table already given by the
+    caller (``--table``) wins over the reader's default table.
+    """
+    if format == "generic":
+        return file
+    if format is not None:
+        reader = get(format)
+        table = reader.sniff(file.path, head(file.path)) or file.table
+        if table is None:
+            raise InvalidParameterError(
+                f"{file.path}: --format {format} cannot tell the target table; pass --table."
+            )
+        return replace(file, format=reader.name, table=file.table or table)
+    if file.format == "parquet" and not READERS:
+        return file
+    start = head(file.path)
+    for reader in READERS.values():
+        table = reader.sniff(file.path, start)
+        if table is not None:
+            return replace(file, format=reader.name, table=_keep_named(file, table))
+    return file
+
+
+def _keep_named(file: SourceFile, detected: str) -> str:
+    # A table named by the file or folder (requests.jsonl) is the generic contract; a platform
+    # reader's own target wins only when the name says nothing.
+    return detected if file.table is None else file.table

@@ -275,20 +275,13 @@ def _load_frame(
         else frame.to_arrow()
     )
     sha = sha256_table(arrow)
-    registered: list[str] = []
 
     def stage() -> StagedSource:
-        staged, name = stage_frame(con, arrow, label=kind)
-        registered.append(name)
-        return staged
+        return stage_frame(con, arrow, label=kind)
 
-    try:
-        # A frame has no path: its content hash stands in, so the same frame loads once.
-        return _load_source(con, stage, kind, table, "frame", sha, mapping, replace,
-                            path_key=f"{kind}#{sha[:16]}")
-    finally:
-        for name in registered:
-            con.unregister(name)
+    # A frame has no path: its content hash stands in, so the same frame loads once.
+    return _load_source(con, stage, kind, table, "frame", sha, mapping, replace,
+                        path_key=f"{kind}#{sha[:16]}")
 
 
 def _load_source(
@@ -345,6 +338,8 @@ def _load_source(
         if staged is not None:
             for name in staged.cleanup:
                 con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+            for name in staged.registered:
+                con.unregister(name)
     status = "replaced" if earlier is not None else "loaded"
     return FileLoad(label, table, fmt, status, sha, stats.rows_read, stats.rows_loaded,
                     stats.rows_rejected, load_id, tuple(plan.notes))

@@ -64,7 +64,9 @@ class StagedSource:
     partitions
         Hive partition keys taken from the path (``day=2026-03-01``): not model inputs.
     cleanup
-        Temp objects to drop afterwards.
+        Temp tables to drop afterwards.
+    registered
+        Python objects registered on the connection (``con.register``) to unregister afterwards.
     """
 
     relation: str
@@ -77,6 +79,7 @@ class StagedSource:
     has_raw: bool = False
     partitions: tuple[str, ...] = ()
     cleanup: list[str] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
 
     def raw_expr(self) -> str:
         """SQL giving the raw text of a record: the line itself, or a JSON object of its fields."""
@@ -306,12 +309,11 @@ def _starts_with_bracket(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def stage_frame(
-    con: duckdb.DuckDBPyConnection, frame: Any, *, label: str
-) -> tuple[StagedSource, str]:
-    """Register an in-memory Arrow table and stage it (with its 1-based row numbers).
+def stage_frame(con: duckdb.DuckDBPyConnection, frame: Any, *, label: str) -> StagedSource:
+    """Register an in-memory Arrow table (or pandas frame) and stage it, rows numbered from 1.
 
-    Returns the staged source and the name it was registered under (to unregister later).
+    Platform readers that must parse text in Python (e.g. KServe's event dumps) build an Arrow
+    table with canonical column names and stage it here; the loader unregisters it afterwards.
     """
     name = _name("frame")
     table = frame if isinstance(frame, pa.Table) else pa.table(frame)
@@ -327,4 +329,4 @@ def stage_frame(
         f"(SELECT {quote_ident(row)} AS _row, NULL::VARCHAR AS _parse_error, {select} "
         f"FROM {quote_ident(name)})"
     )
-    return StagedSource(relation, {}, columns, text=False, label=label), name
+    return StagedSource(relation, {}, columns, text=False, label=label, registered=[name])

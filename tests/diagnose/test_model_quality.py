@@ -1,0 +1,144 @@
+"""Performance and calibration against direct numpy computations on the same rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.diagnose.conftest import make_case
+from toolkit.diagnose.calibration import N_BINS, calibration
+from toolkit.diagnose.performance import model_performance
+
+N = 4000
+TS = pd.date_range("2026-03-01", periods=2 * N, freq="min", tz="UTC")
+BASELINE = (TS[0], TS[N])
+INCIDENT = (TS[N], TS[-1] + pd.Timedelta("1min"))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rng = np.random.default_rng(7)
+    conf = np.r_[rng.uniform(0.5, 1.0, N), np.clip(rng.uniform(0.5, 1.0, N) + 0.15, 0.5, 1.0)]
+    p_right = np.r_[conf[:N], conf[N:] - 0.15]  # incident: overconfident by 0.15
+    right = rng.uniform(size=2 * N) < p_right
+    prediction = rng.choice(["0", "1"], 2 * N, p=[0.6, 0.4])
+    label = np.where(right, prediction, np.where(prediction == "1", "0", "1"))
+    version = np.where(np.arange(2 * N) < N, "v1", "v2")
+    labelled = rng.uniform(size=2 * N) < 0.7
+    frame = pd.DataFrame({"request_id": [f"r{i}" for i in range(2 * N)], "ts": TS,
+                          "prediction": prediction, "score": conf, "model_version": version,
+                          "label": label, "labelled": labelled})
+    return frame
+
+
+@pytest.fixture(scope="module")
+def con(rows):
+    requests = rows[["request_id", "ts", "prediction", "score", "model_version"]]
+    labels = rows.loc[rows.labelled, ["request_id", "label"]].assign(
+        labeled_at=lambda f: TS[f.index] + pd.Timedelta("6h"))
+    return make_case(requests=requests, labels=labels)
+
+
+def direct_ece(conf: np.ndarray, correct: np.ndarray, bins: int = N_BINS) -> float:
+    index = np.minimum((conf * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = index == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return ece
+
+
+def test_performance_matches_pandas(con, rows):
+    result = model_performance(con, BASELINE, INCIDENT)
+    assert result.positive == "1"
+    for window, part in (("baseline", rows[:N]), ("incident", rows[N:])):
+        part = part[part.labelled]
+        pred, label = part.prediction, part.label
+        tp = ((pred == "1") & (label == "1")).sum()
+        fp = ((pred == "1") & (label == "0")).sum()
+        fn = ((pred == "0") & (label == "1")).sum()
+        assert result.value(window, "accuracy") == pytest.approx((pred == label).mean())
+        assert result.value(window, "precision") == pytest.approx(tp / (tp + fp))
+        assert result.value(window, "recall") == pytest.approx(tp / (tp + fn))
+        assert result.value(window, "f1") == pytest.approx(2 * tp / (2 * tp + fp + fn))
+        assert result.value(window, "coverage") == pytest.approx(len(part) / N)
+        assert result.value(window, "delay_p50_h") == pytest.approx(6.0, abs=0.05)
+
+
+def test_wilson_interval_hand_value():
+    from toolkit.diagnose._stats import wilson_interval
+
+    # k=9, n=10, z=1.96: (0.9 + 0.19208) / 1.38416 -/+ 1.96 sqrt(0.009 + 0.009604) / 1.38416
+    lo, hi = wilson_interval(np.array([9]), np.array([10]))
+    centre = (0.9 + 1.959964**2 / 20) / (1 + 1.959964**2 / 10)
+    half = 1.959964 * np.sqrt(0.09 / 10 + 1.959964**2 / 400) / (1 + 1.959964**2 / 10)
+    assert lo[0] == pytest.approx(centre - half) and hi[0] == pytest.approx(centre + half)
+
+
+def test_calibration_matches_direct_numpy(con, rows):
+    result = calibration(con, BASELINE, INCIDENT)
+    for window, part in (("baseline", rows[:N]), ("incident", rows[N:])):
+        part = part[part.labelled]
+        conf = part.score.to_numpy()
+        correct = (part.prediction == part.label).to_numpy().astype(float)
+        assert result.value(window, "ece") == pytest.approx(direct_ece(conf, correct), abs=1e-12)
+        assert result.value(window, "brier") == pytest.approx(np.mean((conf - correct) ** 2))
+        assert result.value(window, "confident_error_share") == pytest.approx(
+            np.mean((correct == 0) & (conf >= 0.85)))
+        # equal-mass: 15 bins with the window's own quantile edges (right-closed)
+        edges = np.quantile(conf, np.arange(1, N_BINS) / N_BINS)
+        index = np.searchsorted(edges, conf, side="left")
+        ece_mass = sum(abs(correct[index == b].sum() - conf[index == b].sum())
+                       for b in range(N_BINS)) / len(conf)
+        assert result.value(window, "ece_equal_mass") == pytest.approx(ece_mass, abs=1e-12)
+
+
+def test_brier_decomposition_identity(con):
+    result = calibration(con, BASELINE, INCIDENT)
+    for row in result.table.itertuples():
+        rebuilt = (row.reliability - row.resolution + row.uncertainty + row.within_bin_variance
+                   - 2 * row.within_bin_covariance)
+        assert rebuilt == pytest.approx(row.brier, abs=1e-12)
+
+
+def test_brier_decomposition_exact_for_discrete_forecasts():
+    # forecasts take one value per bin: within-bin terms vanish, Murphy's identity is exact
+    from toolkit.diagnose.calibration import calibration_summary
+
+    f = np.array([0.55, 0.55, 0.55, 0.95, 0.95])
+    o = np.array([1, 0, 1, 1, 1.0])
+    bins = pd.DataFrame({"n": [3, 2], "sf": [1.65, 1.9], "sff": [3 * 0.55**2, 2 * 0.95**2],
+                         "so": [2, 2], "sfo": [1.1, 1.9], "wrong_confident": [0, 0]})
+    summary = calibration_summary(bins)
+    assert summary["within_bin_variance"] == pytest.approx(0, abs=1e-12)
+    assert summary["brier"] == pytest.approx(np.mean((f - o) ** 2))
+    assert summary["reliability"] - summary["resolution"] + summary["uncertainty"] == \
+        pytest.approx(np.mean((f - o) ** 2))
+
+
+def test_calibration_shift_finding_names_versions(con):
+    result = calibration(con, BASELINE, INCIDENT)
+    (finding,) = result.findings()
+    assert finding.id == "model.calibration_shift"
+    assert finding.evidence["versions"]["before"] == "v1"
+    assert finding.evidence["versions"]["after"] == "v2"
+    assert abs(finding.evidence["accuracy_change"]) < 0.05
+
+
+def test_positive_class_kind(con, rows):
+    result = calibration(con, BASELINE, INCIDENT, kind="positive-class")
+    part = rows[:N][rows[:N].labelled]
+    p = np.where(part.prediction == "1", part.score, 1 - part.score)
+    o = (part.label == "1").to_numpy().astype(float)
+    assert result.value("baseline", "ece") == pytest.approx(direct_ece(p, o), abs=1e-12)
+
+
+def test_missing_labels_are_not_assessed():
+    frame = pd.DataFrame({"request_id": ["a"], "ts": [TS[0]], "prediction": ["1"],
+                          "score": [0.9]})
+    con = make_case(requests=frame)
+    assert model_performance(con, BASELINE, INCIDENT).not_assessed[0].reason == \
+        "the case has no labels"
+    assert calibration(con, BASELINE, INCIDENT).not_assessed

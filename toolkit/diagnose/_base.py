@@ -1,0 +1,232 @@
+"""What every diagnostic returns: a frozen result with findings, and what it could not assess."""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import pandas as pd
+
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "Severity",
+    "SEVERITIES",
+    "PATHWAYS",
+    "Finding",
+    "NotAssessed",
+    "DiagnosticResult",
+]
+
+Severity = Literal["info", "low", "medium", "high"]
+#: Severities from least to most serious.
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high")
+PATHWAYS: tuple[str, ...] = ("data", "model", "infrastructure", "integration")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One measured signal, as evidence for the classifier and the postmortem.
+
+    A finding says what was measured and how strongly it departs from normal; it does not
+    decide the incident's cause (``classify`` does).
+
+    Attributes
+    ----------
+    id
+        Stable id of the signal, ``<pathway>.<signal>`` (e.g. ``data.feature_drift``).
+    pathway
+        The pathway this signal points to when taken alone.
+    severity
+        ``info``, ``low``, ``medium`` or ``high``.
+    statistic, threshold
+        The measured value and the threshold it was judged against.
+    summary
+        One sentence for humans.
+    evidence
+        JSON-friendly details (features, versions, hosts, counts).
+    onset
+        When the signal started, when the diagnostic can tell.
+    diagnostic
+        Id of the diagnostic that produced it.
+    """
+
+    id: str
+    pathway: str
+    severity: Severity
+    statistic: float
+    threshold: float
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    onset: datetime | None = None
+    diagnostic: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding in the classification JSON contract (DESIGN section 4)."""
+        out = {
+            "id": self.id,
+            "pathway": self.pathway,
+            "severity": self.severity,
+            "statistic": _json_number(self.statistic),
+            "threshold": _json_number(self.threshold),
+            "summary": self.summary,
+            "evidence": _jsonable(self.evidence),
+        }
+        if self.onset is not None:
+            out["onset"] = pd.Timestamp(self.onset).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return out
+
+    @property
+    def rank(self) -> int:
+        """Position of the severity in :data:`SEVERITIES` (higher is worse)."""
+        return SEVERITIES.index(self.severity)
+
+
+@dataclass(frozen=True)
+class NotAssessed:
+    """A check that could not run, and why (e.g. no labels in the incident window)."""
+
+    check: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.check, "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class DiagnosticResult:
+    """Base of every diagnostic result.
+
+    Attributes
+    ----------
+    baseline, incident
+        The windows compared.
+    table
+        Tidy detail, one row per unit (feature, host, version, bin, time bucket, ...).
+    sql
+        The SQL the diagnostic ran, in order (ibis-compiled; rerunnable in the DuckDB CLI).
+    not_assessed
+        Checks that could not run, with the reason; empty when everything ran.
+    """
+
+    #: Stable id of the diagnostic (``data.drift``, ``infra.latency``, ...).
+    id: ClassVar[str] = ""
+    #: Short human title.
+    title: ClassVar[str] = ""
+
+    baseline: Window
+    incident: Window
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sql: tuple[str, ...] = ()
+    not_assessed: tuple[NotAssessed, ...] = ()
+
+    @property
+    def assessed(self) -> bool:
+        """Whether the diagnostic had what it needed (it may still have partial gaps)."""
+        return not self.not_assessed or not self.table.empty
+
+    def headline(self) -> dict[str, Any]:
+        """The few numbers that summarise the result (shown in reprs and reports)."""
+        return {}
+
+    def findings(self) -> list[Finding]:
+        """Signals worth the classifier's attention (empty when nothing departs from normal)."""
+        return []
+
+    def signals(self) -> pd.DataFrame:
+        """Time series for onset detection: ``bucket_start``, ``signal``, ``value``."""
+        return pd.DataFrame(columns=["bucket_start", "signal", "value"])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The detail table, with a ``diagnostic`` column naming this diagnostic."""
+        frame = self.table.copy()
+        frame.insert(0, "diagnostic", self.id)
+        return frame
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Draw the result on ``ax`` (a new themed Axes when ``None``); returns the Axes."""
+        from toolkit.plotting import axes
+
+        ax = axes(ax)
+        _no_data(ax, self.title, self.not_assessed)
+        return ax
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td>{html.escape(_fmt(v))}</td></tr>"
+            for k, v in self.headline().items()
+        )
+        parts = [
+            f"<h4>{html.escape(self.title)} <code>{html.escape(self.id)}</code></h4>",
+            f"<p>baseline {html.escape(str(self.baseline))} &middot; incident "
+            f"{html.escape(str(self.incident))}</p>",
+        ]
+        if rows:
+            parts.append(f"<table>{rows}</table>")
+        for finding in self.findings():
+            parts.append(
+                f"<p><b>{html.escape(finding.severity)}</b> {html.escape(finding.summary)}</p>"
+            )
+        for gap in self.not_assessed:
+            parts.append(
+                f"<p><i>not assessed: {html.escape(gap.check)}: {html.escape(gap.reason)}</i></p>"
+            )
+        if not self.table.empty:
+            parts.append(self.table.head(20).to_html(index=False, escape=True))
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        head = ", ".join(f"{k}={_fmt(v)}" for k, v in self.headline().items())
+        gaps = f", not_assessed={len(self.not_assessed)}" if self.not_assessed else ""
+        return f"{type(self).__name__}({head}{gaps})"
+
+
+def _no_data(ax: Axes, title: str, gaps: tuple[NotAssessed, ...]) -> None:
+    reason = gaps[0].reason if gaps else "no data"
+    ax.text(0.5, 0.5, f"not assessed: {reason}", ha="center", va="center",
+            transform=ax.transAxes, wrap=True)
+    ax.set_axis_off()
+    ax.set_title(title)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.4g}"
+    if isinstance(value, datetime):
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
+def _json_number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _jsonable(value: Any) -> Any:
+    """Make evidence JSON-serialisable (numpy scalars, timestamps, NaN)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _json_number(value)
+    if isinstance(value, (datetime, pd.Timestamp)):
+        return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

@@ -1,0 +1,550 @@
+"""Per-feature input drift between a baseline and an incident window.
+
+Recipes (``recipe="default"``)
+------------------------------
+Numeric features are binned on the baseline's quantiles (:data:`~._profile.LEVELS`, estimated
+on a seeded sample of at most 200k baseline rows; counts are exact). From the counts:
+
+* **PSI** on ``bins`` (10) baseline-quantile bins, right-closed, natural log, empty-bin
+  proportions floored at 1e-4 (:func:`._stats.psi`);
+* **KS** statistic ``D`` and its asymptotic p-value. With at most ``exact_rows`` rows in the two
+  windows together, ``D`` is exact (sorted union in the engine); above that it is read off the
+  ~100 fine bins and ``ks_upper`` bounds the error: ``ks <= D_true <= ks_upper``;
+* **Wasserstein-1**, normalised by the baseline standard deviation: exact below ``exact_rows``,
+  else integrated from the fine bins with linear CDFs inside each bin;
+* **Jensen-Shannon distance** (base 2, in [0, 1]) on the PSI bins.
+
+Categorical features use their categories as bins: PSI (same floor), chi-square test of the
+2 x K contingency table, Jensen-Shannon distance, and the share of incident rows whose category
+never occurred in the baseline. Categorical features with more than 500 distinct values are
+reported with their unseen share only.
+
+Verdicts account for testing many features: p-values are adjusted with Benjamini-Hochberg
+across features, and a feature counts as drifted when its adjusted p-value is below ``alpha``
+**and** its effect is at least moderate (PSI >= 0.1 or, for numeric features, normalised
+Wasserstein >= 0.1), because with millions of rows every trivial shift is "significant".
+PSI >= 0.25 is a major shift (high severity), 0.1-0.25 moderate.
+
+``recipe="evidently"`` reproduces Evidently 0.7's ``DataDriftPreset`` defaults instead: with more
+than 1,000 reference rows, normalised Wasserstein (threshold 0.1) for numeric features with more
+than 5 distinct values and Jensen-Shannon (natural log, threshold 0.1) otherwise; with at most
+1,000, KS p-value <= 0.05 (numeric) and chi-square goodness-of-fit p < 0.05 (categorical, or
+two-proportion z for two categories); the dataset drifts when at least half the features do.
+Its PSI (``psi_evidently``) uses Sturges equal-width bins on the pooled range and Evidently's
+empty-bin fill.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+
+from toolkit._validation import check_option, check_windows
+from toolkit.diagnose import _stats as st
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._case import CaseView, case_view, within
+from toolkit.diagnose._engine import Recorder
+from toolkit.diagnose._profile import FeatureProfile, feature_profile
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["feature_drift", "FeatureDriftResult", "ID"]
+
+ID = "data.drift"
+MODERATE_PSI = 0.10
+MAJOR_PSI = 0.25
+MODERATE_WASSERSTEIN = 0.10
+_DECILES = np.linspace(0.1, 0.9, 9)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class FeatureDriftResult(DiagnosticResult):
+    """Drift of every feature, with verdicts and a timeline.
+
+    Attributes
+    ----------
+    table
+        One row per feature: ``feature``, ``kind``, ``n_baseline``, ``n_incident``, ``psi``,
+        ``ks``, ``ks_upper``, ``ks_exact``, ``wasserstein`` (normalised), ``js``, ``chi2``,
+        ``pvalue``, ``pvalue_adjusted``, ``unseen_share``, ``drifted``, ``severity`` (and for
+        ``recipe="evidently"`` also ``evidently_test``, ``evidently_statistic``,
+        ``evidently_drifted``, ``psi_evidently``).
+    timeline
+        PSI of every feature per time bucket against the baseline distribution:
+        ``bucket_start``, ``feature``, ``psi``, ``n``.
+    """
+
+    id = ID
+    title = "Feature drift"
+
+    recipe: str = "default"
+    against: str = "baseline"
+    alpha: float = 0.05
+    drift_share: float = float("nan")
+    dataset_drift: bool = False
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def drifted(self) -> list[str]:
+        """Features judged drifted, most drifted first."""
+        if self.table.empty:
+            return []
+        column = "evidently_drifted" if self.recipe == "evidently" else "drifted"
+        rows = self.table[self.table[column]]
+        return rows.sort_values("psi", ascending=False)["feature"].tolist()
+
+    def headline(self) -> dict[str, Any]:
+        if self.table.empty:
+            return {}
+        top = self.table.sort_values("psi", ascending=False).iloc[0]
+        return {
+            "features": len(self.table),
+            "drifted": len(self.drifted),
+            "drift share": self.drift_share,
+            "top feature": top["feature"],
+            "top PSI": float(top["psi"]),
+        }
+
+    def findings(self) -> list[Finding]:
+        if self.table.empty:
+            return []
+        drifted = self.table[self.table["drifted"]].sort_values("psi", ascending=False)
+        if drifted.empty:
+            return []
+        top = drifted.iloc[0]
+        severity = "high" if top["psi"] >= MAJOR_PSI else "medium"
+        onsets = self.onsets()
+        onset = min((onsets[f] for f in drifted["feature"] if onsets.get(f)), default=None)
+        features = {
+            row.feature: {"psi": round(float(row.psi), 4),
+                          "wasserstein": _round(row.wasserstein),
+                          "severity": row.severity}
+            for row in drifted.itertuples()
+        }
+        return [Finding(
+            id="data.feature_drift",
+            pathway="data",
+            severity=severity,
+            statistic=float(top["psi"]),
+            threshold=MODERATE_PSI,
+            summary=(
+                f"{len(drifted)} of {len(self.table)} features drifted; largest: "
+                f"{top['feature']} (PSI {top['psi']:.2f})."
+            ),
+            evidence={"features": features, "drift_share": self.drift_share,
+                      "n_features": len(self.table)},
+            onset=onset,
+            diagnostic=self.id,
+        )]
+
+    def onsets(self, *, threshold: float = MODERATE_PSI) -> dict[str, datetime | None]:
+        """First bucket from which each feature's PSI stays above ``threshold``.
+
+        "Stays" means at least two thirds of the buckets from there to the end of the incident.
+        """
+        out: dict[str, datetime | None] = {}
+        if self.timeline.empty:
+            return out
+        for feature, part in self.timeline.groupby("feature"):
+            part = part[part["bucket_start"] >= pd.Timestamp(self.baseline.end)]
+            part = part.sort_values("bucket_start")
+            above = (part["psi"] >= threshold).to_numpy()
+            onset = None
+            for k in range(len(above)):
+                if above[k] and above[k:].mean() >= 2 / 3:
+                    onset = part["bucket_start"].iloc[k].to_pydatetime()
+                    break
+            out[str(feature)] = onset
+        return out
+
+    def signals(self) -> pd.DataFrame:
+        if self.timeline.empty:
+            return super().signals()
+        worst = self.timeline.groupby("bucket_start", as_index=False)["psi"].max()
+        worst["signal"] = "drift.max_psi"
+        return worst.rename(columns={"psi": "value"})[["bucket_start", "signal", "value"]]
+
+    def plot(self, ax: Axes | None = None, *, kind: str = "heatmap", top: int = 12,
+             **kwargs: Any) -> Axes:
+        """Drift heatmap over time (``kind="heatmap"``) or PSI per feature (``"bar"``)."""
+        from toolkit.plotting import axes
+
+        ax = axes(ax, figsize=(10, 4.5))
+        if self.table.empty:
+            return super().plot(ax)
+        import seaborn as sns
+
+        order = self.table.sort_values("psi", ascending=False)["feature"].head(top).tolist()
+        if kind == "bar" or self.timeline.empty:
+            data = self.table.set_index("feature").loc[order].reset_index()
+            sns.barplot(data=data, y="feature", x="psi", hue="drifted", dodge=False, ax=ax,
+                        palette={True: "#C44E52", False: "#8C8C8C"})
+            ax.axvline(MODERATE_PSI, ls="--", lw=1, color="#CCB974")
+            ax.axvline(MAJOR_PSI, ls="--", lw=1, color="#C44E52")
+            ax.set_title("PSI per feature (baseline vs incident)")
+            return ax
+        grid = self.timeline[self.timeline["feature"].isin(order)].pivot_table(
+            index="feature", columns="bucket_start", values="psi", aggfunc="max"
+        ).reindex(order)
+        grid.columns = [pd.Timestamp(c).strftime("%m-%d %H:%M") for c in grid.columns]
+        sns.heatmap(grid, ax=ax, cmap="rocket_r", vmin=0, vmax=max(0.5, float(np.nanmax(
+            grid.to_numpy())) if grid.size else 0.5), cbar_kws={"label": "PSI vs baseline"},
+            xticklabels=max(1, grid.shape[1] // 12))
+        ax.set_xlabel("time bucket (UTC)")
+        ax.set_ylabel("")
+        ax.set_title("Feature drift over time (PSI per bucket)")
+        return ax
+
+
+def feature_drift(
+    con: duckdb.DuckDBPyConnection,
+    baseline: Window | str,
+    incident: Window | str,
+    /,
+    *,
+    features: list[str] | None = None,
+    against: str = "baseline",
+    recipe: str = "default",
+    bins: int = 10,
+    alpha: float = 0.05,
+    exact_rows: int = 200_000,
+    bucket: timedelta | None = None,
+    case: CaseView | None = None,
+) -> FeatureDriftResult:
+    """Measure how far each input feature moved between the baseline and incident windows.
+
+    Parameters
+    ----------
+    con
+        Case connection.
+    baseline, incident
+        The windows (``Window``, ``"START/END"`` or ``(start, end)``); they must not overlap.
+    features
+        Features to test (default: every feature in the catalog present in ``requests``).
+    against
+        ``"baseline"`` compares with the baseline window of ``requests``; ``"reference"`` with
+        the ``reference`` table (training sample).
+    recipe
+        ``"default"`` or ``"evidently"`` (see the module documentation).
+    bins
+        Number of baseline-quantile bins for PSI (10, 20, 25, 50 or 100, so they line up with
+        the profile's percentile grid).
+    alpha
+        False-discovery rate for the verdicts.
+    exact_rows
+        Up to this many rows in the two windows, KS and Wasserstein are computed exactly.
+    bucket
+        Timeline bucket width (default: about 240 buckets over the span).
+    case
+        A :class:`~toolkit.diagnose._case.CaseView` to share between diagnostics.
+
+    Returns
+    -------
+    FeatureDriftResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, toolkit as tk
+    >>> rng = np.random.default_rng(0)
+    >>> con = tk.connect()
+    >>> ts = pd.date_range("2026-03-01", periods=4000, freq="min", tz="UTC")
+    >>> x = np.r_[rng.normal(0, 1, 2000), rng.normal(1.5, 1, 2000)]
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(4000), "ts": ts, "x": x,
+    ...                                "noise": rng.normal(0, 1, 4000)}), table="requests")
+    >>> result = feature_drift(con, ("2026-03-01", ts[2000]), (ts[2000], ts[-1]))
+    >>> result.drifted
+    ['x']
+    """
+    baseline, incident = check_windows(baseline, incident)
+    check_option("against", against, ("baseline", "reference"))
+    check_option("recipe", recipe, ("default", "evidently"))
+    check_option("bins", bins, (10, 20, 25, 50, 100))
+    case = case or case_view(con)
+    empty = dict(baseline=baseline, incident=incident, recipe=recipe, against=against,
+                 alpha=alpha)
+    if not case.has("requests"):
+        return FeatureDriftResult(**empty, not_assessed=(
+            NotAssessed(ID, "the case has no requests"),))
+    names = features if features is not None else case.feature_names()
+    if not names:
+        return FeatureDriftResult(**empty, not_assessed=(
+            NotAssessed(ID, "no feature columns in requests (see the features catalog)"),))
+    notes = []
+    if against == "reference" and not case.has("reference"):
+        notes.append(NotAssessed(f"{ID}:reference", "no reference table; compared with the "
+                                 "baseline window instead"))
+        against = "baseline"
+    if against == "reference":
+        missing = [n for n in names if n not in case.columns["reference"]]
+        if missing:
+            notes.append(NotAssessed(f"{ID}:reference", "reference lacks " + ", ".join(missing)))
+            names = [n for n in names if n not in missing]
+    profile = feature_profile(case, baseline, incident, against=against, features=names,
+                              bucket=bucket)
+    n_base = profile.stats[profile.stats["window"] == "baseline"]["rows"].max()
+    n_inc = profile.stats[profile.stats["window"] == "incident"]["rows"].max()
+    if not n_base or not n_inc:
+        which = "baseline" if not n_base else "incident"
+        return FeatureDriftResult(**empty, not_assessed=(
+            *notes, NotAssessed(ID, f"no requests in the {which} window")), sql=profile.sql)
+
+    record = Recorder()
+    rows = []
+    for feature in profile.numeric:
+        rows.append(_numeric_row(case, profile, feature, bins, exact_rows, record, recipe))
+    for feature in profile.categorical:
+        rows.append(_categorical_row(profile, feature, recipe))
+    table = pd.DataFrame(rows)
+    table["pvalue_adjusted"] = st.benjamini_hochberg(table["pvalue"].to_numpy())
+    effect = (table["psi"] >= MODERATE_PSI) | (table["wasserstein"].fillna(0) >=
+                                               MODERATE_WASSERSTEIN)
+    table["drifted"] = (table["pvalue_adjusted"] < alpha) & effect
+    table["severity"] = np.select(
+        [table["drifted"] & (table["psi"] >= MAJOR_PSI), table["drifted"]],
+        ["high", "medium"], default="none",
+    )
+    drift_share = float(table["drifted"].mean())
+    dataset_drift = drift_share >= 0.5
+    if recipe == "evidently":
+        drift_share = float(table["evidently_drifted"].mean())
+        dataset_drift = drift_share >= 0.5
+    timeline = _timeline(profile, bins)
+    return FeatureDriftResult(
+        **empty, table=table, timeline=timeline, drift_share=drift_share,
+        dataset_drift=dataset_drift, sql=profile.sql + record.sql, not_assessed=tuple(notes),
+    )
+
+
+def _numeric_row(case: CaseView, profile: FeatureProfile, feature: str, bins: int,
+                 exact_rows: int, record: Recorder, recipe: str) -> dict[str, Any]:
+    uppers, b, i = profile.numeric_counts(feature)
+    nb, ni = int(b.sum()), int(i.sum())
+    row: dict[str, Any] = {"feature": feature, "kind": "numeric", "n_baseline": nb,
+                           "n_incident": ni}
+    if nb == 0 or ni == 0:
+        return row | {"psi": np.nan, "ks": np.nan, "ks_upper": np.nan, "ks_exact": False,
+                      "wasserstein": np.nan, "js": np.nan, "chi2": np.nan, "pvalue": np.nan,
+                      "unseen_share": np.nan}
+    coarse_b, coarse_i = _coarse(profile, feature, uppers, b, i, bins)
+    psi = st.psi(coarse_b, coarse_i)
+    std = profile.stat(feature, "baseline", "std")
+    lo = min(profile.stat(feature, "baseline", "min"), profile.stat(feature, "incident", "min"))
+    hi = max(profile.stat(feature, "baseline", "max"), profile.stat(feature, "incident", "max"))
+    if nb + ni <= exact_rows:
+        ks, w1 = _exact_ks_w1(case, profile, feature, record)
+        ks_upper, exact = ks, True
+    else:
+        ks, ks_upper = st.ks_from_counts(b, i)
+        bounds = np.concatenate([[lo], uppers[:-1], [max(hi, uppers[-2])]])
+        w1 = st.wasserstein_from_histogram(bounds, b, i)
+        exact = False
+    norm = w1 / max(std, 1e-3) if not math.isnan(std) else np.nan
+    row |= {
+        "psi": psi, "ks": ks, "ks_upper": ks_upper, "ks_exact": exact,
+        "wasserstein": norm, "wasserstein_raw": w1, "js": st.js_distance(coarse_b, coarse_i),
+        "chi2": np.nan, "pvalue": st.ks_pvalue(ks, nb, ni), "unseen_share": np.nan,
+    }
+    if recipe == "evidently":
+        row |= _evidently_numeric(case, profile, feature, b, i, row, record, lo, hi)
+    return row
+
+
+def _coarse(profile: FeatureProfile, feature: str, uppers: np.ndarray, b: np.ndarray,
+            i: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge fine bins into ``bins`` baseline-quantile bins (their edges are fine edges)."""
+    levels = np.linspace(0, 1, bins + 1)[1:-1]
+    quantiles = profile.quantiles.get((feature, "baseline"))
+    if quantiles is None:
+        return b, i
+    from toolkit.diagnose._profile import LEVELS
+
+    grid = np.asarray(LEVELS)
+    cut = np.unique(np.interp(levels, grid, quantiles))
+    index = np.searchsorted(cut, uppers, side="left")
+    coarse_b = np.bincount(index, weights=b, minlength=len(cut) + 1)
+    coarse_i = np.bincount(index, weights=i, minlength=len(cut) + 1)
+    return coarse_b, coarse_i
+
+
+def _exact_ks_w1(case: CaseView, profile: FeatureProfile, feature: str,
+                 record: Recorder) -> tuple[float, float]:
+    """Exact two-sample KS and Wasserstein-1 from the sorted union, in the engine."""
+    requests = case.table("requests")
+    col = requests[feature].cast("float64")
+    incident = requests.filter(within(requests.ts, profile.incident) & col.notnull()).select(
+        x=col, b=ibis.literal(0), i=ibis.literal(1))
+    if profile.against == "reference":
+        ref = case.table("reference")
+        rcol = ref[feature].cast("float64")
+        base = ref.filter(rcol.notnull()).select(x=rcol, b=ibis.literal(1), i=ibis.literal(0))
+    else:
+        base = requests.filter(within(requests.ts, profile.baseline) & col.notnull()).select(
+            x=col, b=ibis.literal(1), i=ibis.literal(0))
+    union = base.union(incident)
+    per_value = union.group_by("x").aggregate(nb=union.b.sum(), ni=union.i.sum())
+    totals = per_value.aggregate(tb=per_value.nb.sum(), ti=per_value.ni.sum())
+    joined = per_value.cross_join(totals)
+    running = ibis.cumulative_window(order_by=joined.x)
+    ordered = ibis.window(order_by=joined.x)
+    steps = joined.mutate(
+        fb=joined.nb.sum().over(running) / joined.tb,
+        fi=joined.ni.sum().over(running) / joined.ti,
+        gap=joined.x.lead().over(ordered) - joined.x,
+    )
+    diff = (steps.fb - steps.fi).abs()
+    expr = steps.aggregate(ks=diff.max(), w1=(diff * steps.gap.fill_null(0)).sum())
+    result = record(expr).iloc[0]
+    return float(result["ks"]), float(result["w1"])
+
+
+def _categorical_row(profile: FeatureProfile, feature: str, recipe: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"feature": feature, "kind": "categorical"}
+    if feature in profile.high_cardinality:
+        return row | {
+            "n_baseline": int(profile.stat(feature, "baseline", "nonnull")),
+            "n_incident": int(profile.stat(feature, "incident", "nonnull")),
+            "psi": np.nan, "ks": np.nan, "ks_upper": np.nan, "ks_exact": False,
+            "wasserstein": np.nan, "js": np.nan, "chi2": np.nan, "pvalue": np.nan,
+            "unseen_share": np.nan,
+        }
+    categories, b, i = profile.categorical_counts(feature)
+    nb, ni = int(b.sum()), int(i.sum())
+    row |= {"n_baseline": nb, "n_incident": ni}
+    if nb == 0 or ni == 0:
+        return row | {"psi": np.nan, "ks": np.nan, "ks_upper": np.nan, "ks_exact": False,
+                      "wasserstein": np.nan, "js": np.nan, "chi2": np.nan, "pvalue": np.nan,
+                      "unseen_share": np.nan}
+    chi2, pvalue, _ = st.chi2_contingency_test(b, i)
+    unseen = float(i[b == 0].sum() / ni)
+    row |= {
+        "psi": st.psi(b, i), "ks": np.nan, "ks_upper": np.nan, "ks_exact": False,
+        "wasserstein": np.nan, "js": st.js_distance(b, i), "chi2": chi2, "pvalue": pvalue,
+        "unseen_share": unseen, "unseen": [c for c, cb, ci in zip(categories, b, i, strict=True)
+                                           if cb == 0 and ci > 0][:20],
+    }
+    if recipe == "evidently":
+        row |= _evidently_categorical(b, i, nb)
+    return row
+
+
+def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b: np.ndarray,
+                       i: np.ndarray, row: dict[str, Any], record: Recorder, lo: float,
+                       hi: float) -> dict[str, Any]:
+    """Evidently 0.7 default test for a numeric column, and its Sturges-binned PSI."""
+    nb = int(b.sum())
+    pooled_distinct = max(profile.stat(feature, "baseline", "distinct"),
+                          profile.stat(feature, "incident", "distinct"))
+    out: dict[str, Any] = {}
+    if nb <= 1000:
+        if pooled_distinct > 5:
+            out |= {"evidently_test": "ks", "evidently_statistic": row["pvalue"],
+                    "evidently_drifted": bool(row["pvalue"] <= 0.05)}
+        else:
+            out |= {"evidently_test": "chisquare", "evidently_statistic": np.nan,
+                    "evidently_drifted": False}
+    elif pooled_distinct > 5:
+        out |= {"evidently_test": "wasserstein", "evidently_statistic": row["wasserstein"],
+                "evidently_drifted": bool(row["wasserstein"] >= 0.1)}
+    else:
+        out |= {"evidently_test": "jensenshannon", "evidently_statistic": np.nan,
+                "evidently_drifted": False}
+    n_pooled = nb + int(i.sum())
+    sturges = int(math.ceil(math.log2(max(n_pooled, 1))) + 1)
+    edges = np.linspace(lo, hi, sturges + 1)[1:-1]
+    requests = case.table("requests")
+    col = requests[feature].cast("float64")
+    boundaries = ibis.literal([float(e) for e in edges], type="array<float64>")
+    from toolkit.diagnose._engine import histogram_at
+
+    counts = []
+    for window in (profile.baseline, profile.incident):
+        if window is profile.baseline and profile.against == "reference":
+            ref = case.table("reference")
+            expr = ref.aggregate(h=histogram_at(ref[feature].cast("float64"), boundaries))
+        else:
+            part = requests.filter(within(requests.ts, window))
+            expr = part.aggregate(h=histogram_at(part[feature].cast("float64"), boundaries))
+        mapping = record(expr).iloc[0]["h"] or {}
+        counts.append(np.array([mapping.get(float(e), 0) for e in edges] +
+                               [mapping.get(float("inf"), 0)], dtype=float))
+    out["psi_evidently"] = st.psi_evidently(counts[0], counts[1])
+    return out
+
+
+def _evidently_categorical(b: np.ndarray, i: np.ndarray, nb: int) -> dict[str, Any]:
+    categories = int(((b + i) > 0).sum())
+    if nb <= 1000:
+        if categories > 2:
+            p = st.chi2_goodness_of_fit(b, i)
+            return {"evidently_test": "chisquare", "evidently_statistic": p,
+                    "evidently_drifted": bool(p < 0.05)}
+        keep = (b + i) > 0
+        _, p = st.two_proportion_z(b[keep][0], b.sum(), i[keep][0], i.sum())
+        return {"evidently_test": "z", "evidently_statistic": p,
+                "evidently_drifted": bool(p < 0.05)}
+    js = st.js_distance(b, i, base=None)
+    return {"evidently_test": "jensenshannon", "evidently_statistic": js,
+            "evidently_drifted": bool(js >= 0.1)}
+
+
+def _timeline(profile: FeatureProfile, bins: int) -> pd.DataFrame:
+    """PSI of each feature in every time bucket against the baseline distribution.
+
+    Buckets with fewer than 30 values are left out (their PSI is mostly noise).
+    """
+    groups = profile.groups
+    timed = groups["bucket_start"].notna().to_numpy()
+    buckets, index = np.unique(groups["bucket_start"][timed].to_numpy(), return_inverse=True)
+    baseline = profile.mask("baseline")
+    frames = []
+
+    def per_bucket(matrix: np.ndarray) -> np.ndarray:
+        summed = np.zeros((len(buckets), matrix.shape[1]))
+        np.add.at(summed, index, matrix[timed])
+        return summed
+
+    for feature in profile.numeric:
+        counts = profile.numeric_hist[feature]
+        uppers = np.append(profile.edges[feature], np.inf)
+        ref = counts[baseline].sum(axis=0)
+        coarse_ref, _ = _coarse(profile, feature, uppers, ref, ref, bins)
+        frames.append(_bucket_psi(buckets, feature, coarse_ref, _coarse_matrix(
+            profile, feature, uppers, per_bucket(counts), bins)))
+    for feature, counts in profile.categorical_hist.items():
+        matrix = counts.to_numpy()
+        frames.append(_bucket_psi(buckets, feature, matrix[baseline].sum(axis=0),
+                                  per_bucket(matrix)))
+    if not frames:
+        return pd.DataFrame(columns=["bucket_start", "feature", "psi", "n"])
+    timeline = pd.concat(frames, ignore_index=True)
+    timeline["bucket_start"] = pd.to_datetime(timeline["bucket_start"], utc=True)
+    return timeline
+
+
+def _coarse_matrix(profile: FeatureProfile, feature: str, uppers: np.ndarray,
+                   matrix: np.ndarray, bins: int) -> np.ndarray:
+    return np.vstack([_coarse(profile, feature, uppers, row, row, bins)[0] for row in matrix]) \
+        if len(matrix) else matrix
+
+
+def _bucket_psi(buckets: np.ndarray, feature: str, ref: np.ndarray,
+                matrix: np.ndarray) -> pd.DataFrame:
+    n = matrix.sum(axis=1)
+    keep = n >= 30
+    psi = [st.psi(ref, row) for row in matrix[keep]]
+    return pd.DataFrame({"bucket_start": buckets[keep], "feature": feature, "psi": psi,
+                         "n": n[keep]})
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        round(float(value), 4)

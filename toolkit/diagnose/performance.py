@@ -1,0 +1,302 @@
+"""Realised model quality from delayed labels: accuracy, precision, recall, F1 over time.
+
+Recipe: requests are joined with their latest label (view ``labelled_predictions``); a
+prediction is correct when it equals the label (class labels compare as text; the loader writes
+integral numbers without a decimal part). Precision, recall and F1 are for the positive class
+(``positive``; by default a conventional token such as ``1``/``true``, else the rarer label).
+Intervals are Wilson score intervals (95%). Label coverage is labelled / all requests in the
+window; label delay is ``labeled_at - ts`` (approximate quantiles).
+
+Findings: ``model.accuracy_drop`` when incident accuracy is lower than baseline accuracy by at
+least 3 points with a two-proportion z-test p < 0.001 (high from 8 points);
+``model.version_regression`` when a model version serving in the incident is at least 3 points
+less accurate than the baseline's main version (p < 0.001; high from 8 points).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+
+from toolkit._validation import check_windows
+from toolkit.diagnose import _stats as st
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._labels import labelled, positive_class
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["model_performance", "PerformanceResult", "ID"]
+
+ID = "model.performance"
+MIN_DROP = 0.03
+MAJOR_DROP = 0.08
+MIN_LABELS = 30
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class PerformanceResult(DiagnosticResult):
+    """Accuracy, precision, recall and F1 per window, per model version and over time.
+
+    Attributes
+    ----------
+    table
+        One row per window: ``labelled``, ``requests``, ``coverage``, ``accuracy`` (with
+        ``accuracy_lo``/``accuracy_hi``), ``precision``, ``recall``, ``f1`` (with intervals),
+        ``delay_p50_h``, ``delay_p90_h``.
+    by_version
+        The same metrics per window and ``model_version``.
+    timeline
+        The same metrics per time bucket (buckets with at least 30 labels).
+    """
+
+    id = ID
+    title = "Model performance"
+
+    positive: str | None = None
+    by_version: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def value(self, window: str, column: str) -> float:
+        rows = self.table[self.table["window"] == window]
+        return float(rows[column].iloc[0]) if len(rows) else float("nan")
+
+    @property
+    def accuracy_change(self) -> float:
+        return self.value("incident", "accuracy") - self.value("baseline", "accuracy")
+
+    def headline(self) -> dict[str, Any]:
+        if self.table.empty:
+            return {}
+        return {
+            "accuracy baseline": self.value("baseline", "accuracy"),
+            "accuracy incident": self.value("incident", "accuracy"),
+            "precision baseline": self.value("baseline", "precision"),
+            "precision incident": self.value("incident", "precision"),
+            "label coverage incident": self.value("incident", "coverage"),
+            "positive class": self.positive,
+        }
+
+    def findings(self) -> list[Finding]:
+        if self.table.empty or len(self.table) < 2:
+            return []
+        out = []
+        b = self.table.set_index("window").loc["baseline"]
+        i = self.table.set_index("window").loc["incident"]
+        drop = b["accuracy"] - i["accuracy"]
+        _, p = st.two_proportion_z(b["correct"], b["labelled"], i["correct"], i["labelled"])
+        if drop >= MIN_DROP and p < 1e-3:
+            out.append(Finding(
+                id="model.accuracy_drop", pathway="model",
+                severity="high" if drop >= MAJOR_DROP else "medium",
+                statistic=float(drop), threshold=MIN_DROP,
+                summary=(f"accuracy fell {drop:.1%} ({b['accuracy']:.1%} -> "
+                         f"{i['accuracy']:.1%}); precision {b['precision']:.1%} -> "
+                         f"{i['precision']:.1%}."),
+                evidence={"accuracy_baseline": b["accuracy"], "accuracy_incident": i["accuracy"],
+                          "precision_baseline": b["precision"],
+                          "precision_incident": i["precision"], "recall_baseline": b["recall"],
+                          "recall_incident": i["recall"], "pvalue": p,
+                          "labelled_incident": int(i["labelled"])},
+                onset=self._onset(b["accuracy"] - drop / 2), diagnostic=self.id,
+            ))
+        regression = self._version_regression(b)
+        if regression is not None:
+            out.append(regression)
+        return out
+
+    def _version_regression(self, baseline_row: pd.Series) -> Finding | None:
+        v = self.by_version
+        if v.empty:
+            return None
+        base = v[v["window"] == "baseline"].sort_values("labelled", ascending=False)
+        inc = v[(v["window"] == "incident") & (v["labelled"] >= MIN_LABELS)]
+        if base.empty or inc.empty:
+            return None
+        reference = base.iloc[0]
+        worst = None
+        for row in inc.itertuples():
+            drop = reference["accuracy"] - row.accuracy
+            _, p = st.two_proportion_z(reference["correct"], reference["labelled"], row.correct,
+                                       row.labelled)
+            if drop >= MIN_DROP and p < 1e-3 and (worst is None or drop > worst[0]):
+                worst = (drop, row, p)
+        if worst is None:
+            return None
+        drop, row, p = worst
+        return Finding(
+            id="model.version_regression", pathway="model",
+            severity="high" if drop >= MAJOR_DROP else "medium", statistic=float(drop),
+            threshold=MIN_DROP,
+            summary=(f"model {row.model_version} is {drop:.1%} less accurate than "
+                     f"{reference['model_version']} ({row.accuracy:.1%} vs "
+                     f"{reference['accuracy']:.1%})."),
+            evidence={"version": str(row.model_version),
+                      "reference_version": str(reference["model_version"]),
+                      "accuracy": float(row.accuracy),
+                      "reference_accuracy": float(reference["accuracy"]),
+                      "new_version": str(row.model_version) not in set(
+                          base["model_version"].astype(str)),
+                      "pvalue": p},
+            diagnostic=self.id,
+        )
+
+    def _onset(self, threshold: float):
+        t = self.timeline
+        if t.empty:
+            return None
+        t = t[t["bucket_start"] >= pd.Timestamp(self.baseline.end)]
+        below = (t["accuracy"] < threshold).to_numpy()
+        for k in range(len(below)):
+            if below[k] and below[k:].mean() >= 2 / 3:
+                return t["bucket_start"].iloc[k].to_pydatetime()
+        return None
+
+    def signals(self) -> pd.DataFrame:
+        if self.timeline.empty:
+            return super().signals()
+        frame = self.timeline.melt(id_vars="bucket_start", value_vars=["accuracy", "precision"],
+                                   var_name="signal", value_name="value")
+        frame["signal"] = "model." + frame["signal"]
+        return frame
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Accuracy and precision over time with Wilson bands; the incident shaded."""
+        from toolkit.plotting import WINDOW_COLORS, axes
+
+        ax = axes(ax, figsize=(10, 4))
+        if self.timeline.empty:
+            return super().plot(ax)
+        t = self.timeline
+        for column, color in (("accuracy", "#4C72B0"), ("precision", "#DD8452")):
+            ax.plot(t["bucket_start"], t[column], label=column, color=color)
+            ax.fill_between(t["bucket_start"], t[f"{column}_lo"], t[f"{column}_hi"],
+                            color=color, alpha=0.15, lw=0)
+        ax.axvspan(self.incident.start, self.incident.end, color=WINDOW_COLORS["incident"],
+                   alpha=0.08, label="incident")
+        ax.set_ylim(max(0.0, float(np.nanmin(t[["accuracy_lo", "precision_lo"]].to_numpy()))
+                        - 0.05), 1.0)
+        ax.set_xlabel("request time (UTC)")
+        ax.set_ylabel("share")
+        ax.set_title(f"Accuracy and precision (positive class {self.positive})")
+        ax.legend(loc="lower left")
+        return ax
+
+
+def model_performance(
+    con: duckdb.DuckDBPyConnection,
+    baseline: Window | str,
+    incident: Window | str,
+    /,
+    *,
+    positive: str | None = None,
+    bucket: timedelta | None = None,
+    case: CaseView | None = None,
+) -> PerformanceResult:
+    """Accuracy, precision, recall and F1 with Wilson intervals, per window, version and time.
+
+    Examples
+    --------
+    >>> import pandas as pd, toolkit as tk
+    >>> con = tk.connect()
+    >>> ts = pd.date_range("2026-03-01", periods=400, freq="min", tz="UTC")
+    >>> pred = ["1", "0"] * 200
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(400), "ts": ts, "prediction": pred}),
+    ...             table="requests")
+    >>> truth = pred[:200] + ["0", "0"] * 100
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(400), "label": truth}), table="labels")
+    >>> r = model_performance(con, (ts[0], ts[200]), (ts[200], ts[-1] + pd.Timedelta("1min")))
+    >>> r.value("baseline", "accuracy"), r.value("incident", "accuracy")
+    (1.0, 0.5)
+    """
+    baseline, incident = check_windows(baseline, incident)
+    case = case or case_view(con)
+    base = dict(baseline=baseline, incident=incident)
+    if not case.has("requests", "prediction"):
+        return PerformanceResult(**base, not_assessed=(
+            NotAssessed(ID, "requests carry no predictions"),))
+    if not case.has("labels"):
+        return PerformanceResult(**base, not_assessed=(NotAssessed(ID, "the case has no labels"),))
+    record = Recorder()
+    positive = positive or positive_class(case, record, Window(baseline.start, incident.end)
+                                          if baseline.start < incident.start else
+                                          Window(incident.start, baseline.end))
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    width = bucket or choose_bucket(span.duration)
+
+    requests = case.table("requests")
+    totals = record(requests.filter(within(requests.ts, span)).mutate(
+        _window=window_label(requests.ts, baseline, incident)).group_by("_window").aggregate(
+        requests=lambda t: t.count()))
+    t = labelled(case)
+    t = t.filter(within(t.ts, span)).mutate(_window=window_label(t.ts, baseline, incident))
+    pos = ibis.literal(positive)
+    t = t.mutate(
+        _ok=t.correct.cast("int64"),
+        _tp=((t.prediction == pos) & (t.label == pos)).cast("int64"),
+        _fp=((t.prediction == pos) & (t.label != pos)).cast("int64"),
+        _fn=((t.prediction != pos) & (t.label == pos)).cast("int64"),
+        _delay=(t.labeled_at.epoch_seconds() - t.ts.epoch_seconds()) / 3600.0,
+    )
+
+    def counts(rows):
+        return {"labelled": rows.count(), "correct": rows._ok.sum(), "tp": rows._tp.sum(),
+                "fp": rows._fp.sum(), "fn": rows._fn.sum()}
+
+    windows = t.filter(t._window.notnull())
+    per_window = record(windows.group_by(window=windows._window).aggregate(
+        **counts(windows), delay_q=windows._delay.approx_quantile([0.5, 0.9])))
+    found = set(per_window["window"])
+    gaps = []
+    for name in ("baseline", "incident"):
+        if name not in found:
+            gaps.append(NotAssessed(ID, f"no labels in the {name} window"))
+    if gaps:
+        return PerformanceResult(**base, positive=positive, not_assessed=tuple(gaps),
+                                 sql=record.sql)
+    per_window = _metrics(per_window)
+    per_window = per_window.merge(totals.rename(columns={"_window": "window"}), on="window",
+                                  how="left")
+    per_window["coverage"] = per_window["labelled"] / per_window["requests"]
+    delays = np.array([d if d is not None else [np.nan, np.nan] for d in
+                       per_window.pop("delay_q")], dtype=float).reshape(len(per_window), 2)
+    per_window["delay_p50_h"], per_window["delay_p90_h"] = delays[:, 0], delays[:, 1]
+    per_window = per_window.set_index("window").loc[["baseline", "incident"]].reset_index()
+
+    by_version = pd.DataFrame()
+    if "model_version" in case.columns["requests"]:
+        by_version = _metrics(record(windows.group_by(
+            window=windows._window, model_version=windows.model_version).aggregate(
+            **counts(windows))))
+    timeline = _metrics(record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
+        **counts(t))))
+    timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
+        "bucket_start", ignore_index=True)
+    return PerformanceResult(**base, positive=positive, table=per_window, by_version=by_version,
+                             timeline=timeline, sql=record.sql)
+
+
+def _metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add accuracy, precision, recall, F1 and their Wilson intervals to count columns."""
+    frame = frame.copy()
+    n, ok = frame["labelled"].to_numpy(float), frame["correct"].to_numpy(float)
+    tp, fp, fn = (frame[c].to_numpy(float) for c in ("tp", "fp", "fn"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["accuracy"] = ok / n
+        frame["precision"] = tp / (tp + fp)
+        frame["recall"] = tp / (tp + fn)
+        frame["f1"] = 2 * tp / (2 * tp + fp + fn)
+    for name, k, m in (("accuracy", ok, n), ("precision", tp, tp + fp), ("recall", tp, tp + fn),
+                       ("f1", 2 * tp, 2 * tp + fp + fn)):
+        lo, hi = st.wilson_interval(k, m)
+        frame[f"{name}_lo"], frame[f"{name}_hi"] = lo, hi
+    return frame

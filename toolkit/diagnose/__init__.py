@@ -8,11 +8,25 @@ lifting happens in DuckDB through ibis expressions; results are frozen dataclass
 
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose.calibration import CalibrationResult, calibration
+from toolkit.diagnose.data_quality import DataQualityResult, data_quality
 from toolkit.diagnose.drift import FeatureDriftResult, feature_drift
 from toolkit.diagnose.latency import LatencyResult, latency_profile
+from toolkit.diagnose.ood import OODResult, ood_bursts
+from toolkit.diagnose.performance import PerformanceResult, model_performance
+from toolkit.diagnose.permutation import PermutationResult, feature_permutation
+from toolkit.diagnose.prediction_shift import PredictionShiftResult, prediction_shift
 from toolkit.diagnose.registry import REGISTRY, Diagnosis, register, run_diagnostics
+from toolkit.diagnose.units import UnitChangeResult, unit_change
 
 register("data.drift", feature_drift)
+register("data.quality", data_quality)
+register("data.units", unit_change)
+register("data.permutation", feature_permutation)
+register("model.performance", model_performance)
+register("model.calibration", calibration)
+register("model.prediction_shift", prediction_shift)
+register("model.ood", ood_bursts)
 register("infra.latency", latency_profile)
 
 __all__ = [
@@ -28,4 +42,18 @@ __all__ = [
     "FeatureDriftResult",
     "latency_profile",
     "LatencyResult",
+    "data_quality",
+    "DataQualityResult",
+    "unit_change",
+    "UnitChangeResult",
+    "feature_permutation",
+    "PermutationResult",
+    "model_performance",
+    "PerformanceResult",
+    "calibration",
+    "CalibrationResult",
+    "prediction_shift",
+    "PredictionShiftResult",
+    "ood_bursts",
+    "OODResult",
 ]

@@ -55,6 +55,8 @@ class FeatureProfile:
         (upper edges ``edges[feature]`` then ``inf``).
     categorical_hist
         Per categorical feature, a frame of counts: one row per group, one column per category.
+    nonnull
+        Non-null values of every feature per group (same rows as ``groups``).
     """
 
     baseline: Window
@@ -69,6 +71,7 @@ class FeatureProfile:
     groups: pd.DataFrame
     numeric_hist: dict[str, np.ndarray]
     categorical_hist: dict[str, pd.DataFrame]
+    nonnull: pd.DataFrame
     high_cardinality: tuple[str, ...] = ()
     sql: tuple[str, ...] = field(default=(), repr=False)
 
@@ -133,13 +136,13 @@ def feature_profile(
     )
     quantiles = _quantiles(record, base_rows, inc_rows, numeric, stats)
     edges = {f: _edges(quantiles.get((f, "baseline")), stats, f) for f in numeric}
-    groups, numeric_hist, categorical_hist = _histograms(
+    groups, numeric_hist, categorical_hist, nonnull = _histograms(
         record, labelled, base_rows if against == "reference" else None, width,
-        numeric, tuple(c for c in categorical if c not in high), edges,
+        numeric, tuple(c for c in categorical if c not in high), edges, high,
     )
     profile = FeatureProfile(
         baseline, incident, against, width, numeric, categorical, stats, quantiles, edges,
-        groups, numeric_hist, categorical_hist, high, record.sql,
+        groups, numeric_hist, categorical_hist, nonnull, high, record.sql,
     )
     case.cache[key] = profile
     return profile
@@ -233,8 +236,9 @@ def _edges(quantiles: np.ndarray | None, stats: pd.DataFrame, feature: str) -> n
 
 def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
                 width: timedelta, numeric: tuple[str, ...], categorical: tuple[str, ...],
-                edges: dict[str, np.ndarray]
-                ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, pd.DataFrame]]:
+                edges: dict[str, np.ndarray], high: tuple[str, ...] = ()
+                ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, pd.DataFrame],
+                           pd.DataFrame]:
     def aggregates(rows: ibis.Table) -> dict[str, ibis.Expr]:
         aggs: dict[str, ibis.Expr] = {"n": rows.count()}
         for k, name in enumerate(numeric):
@@ -242,8 +246,11 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
             aggs[f"h{k}"] = histogram_at(rows[name].cast("float64"), boundaries)
         for k, name in enumerate(categorical):
             aggs[f"c{k}"] = value_counts(rows[name].cast("string"))
+        for k, name in enumerate(every):
+            aggs[f"nn{k}"] = rows[name].count()
         return aggs
 
+    every = (*numeric, *categorical, *high)
     grouped = labelled.group_by(
         bucket_start=bucket_expr(labelled.ts, width), window=labelled._window
     ).aggregate(**aggregates(labelled))
@@ -262,6 +269,7 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     result = result.sort_values(["bucket_start", "window"], na_position="first",
                                 ignore_index=True)
     groups = result[["bucket_start", "window", "n"]].copy()
+    nonnull = pd.DataFrame({name: result[f"nn{k}"].to_numpy() for k, name in enumerate(every)})
     numeric_hist = {}
     for k, name in enumerate(numeric):
         n_bins = len(edges[name]) + 1
@@ -273,7 +281,7 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
         frame = pd.DataFrame.from_records([m or {} for m in result[f"c{k}"]])
         categorical_hist[name] = frame.fillna(0.0).reindex(
             columns=sorted(frame.columns, key=str)).astype(float)
-    return groups, numeric_hist, categorical_hist
+    return groups, numeric_hist, categorical_hist, nonnull
 
 
 def _bin_counts(counts: dict | None, edges: np.ndarray, n_bins: int) -> list[float]:

@@ -1,0 +1,314 @@
+"""Data quality of the model inputs: nulls, default values, schema, ranges, unseen categories.
+
+Recipes, per feature and window, from the shared feature profile (exact counts):
+
+* **null rate** = 1 - non-null / rows;
+* **default-value rate**: numeric values equal to 0 or -1; categorical values that mean "no
+  value" (empty, ``unknown``, ``none``, ``null``, ``nan``, ``n/a``, ``na``, ``default``,
+  ``missing``, ``-1``; case-insensitive);
+* **schema**: a feature with values in the baseline and none in the incident is *missing*; one
+  with values only in the incident is *new*; a feature of the reference table absent from
+  ``requests`` is *missing* for the whole case; requests failing with an ``error_type`` that
+  names validation, schema or parsing are counted per window;
+* **out of range**: share of incident values outside the baseline's central 99% (below its 0.5%
+  or above its 99.5% quantile; the baseline itself has 1% there by construction);
+* **unseen categories**: share of incident values whose category never occurs in the baseline.
+
+Findings: ``data.null_rate`` (null or default rate up by >= 5 points and >= 3x; high from 20
+points), ``data.schema_change`` (missing or new features; high), ``data.out_of_range`` (>= 5%
+outside the baseline's central 99%; high from 20%), ``data.unseen_categories`` (>= 2%; high
+from 10%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from toolkit._validation import check_windows
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._case import CaseView, case_view, within
+from toolkit.diagnose._engine import Recorder, window_label
+from toolkit.diagnose._profile import FeatureProfile, feature_profile
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["data_quality", "DataQualityResult", "ID"]
+
+ID = "data.quality"
+_VALIDATION = ("validation", "schema", "parse", "invalid", "missing_feature", "type")
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class DataQualityResult(DiagnosticResult):
+    """Null, default, range and category checks per feature, and schema changes.
+
+    Attributes
+    ----------
+    table
+        One row per feature: ``feature``, ``kind``, ``status`` (``ok``, ``missing``, ``new``),
+        ``null_rate_baseline``, ``null_rate_incident``, ``default_rate_baseline``,
+        ``default_rate_incident``, ``out_of_range_incident``, ``unseen_share``.
+    validation_errors
+        Requests per window whose ``error_type`` names validation / schema / parsing.
+    timeline
+        Null rate per feature and time bucket.
+    """
+
+    id = ID
+    title = "Input data quality"
+
+    validation_errors: dict[str, int] = field(default_factory=dict)
+    missing_columns: tuple[str, ...] = ()
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def headline(self) -> dict[str, Any]:
+        if self.table.empty:
+            return {}
+        t = self.table
+        return {
+            "features": len(t),
+            "missing / new": f"{(t.status == 'missing').sum()} / {(t.status == 'new').sum()}",
+            "worst null-rate rise": float((t.null_rate_incident - t.null_rate_baseline).max()),
+            "validation errors (incident)": self.validation_errors.get("incident", 0),
+        }
+
+    def findings(self) -> list[Finding]:
+        if self.table.empty:
+            return []
+        t = self.table
+        out = []
+        rise = np.maximum(t.null_rate_incident - t.null_rate_baseline,
+                          t.default_rate_incident - t.default_rate_baseline)
+        ratio = np.maximum(
+            (t.null_rate_incident + 1e-3) / (t.null_rate_baseline + 1e-3),
+            (t.default_rate_incident + 1e-3) / (t.default_rate_baseline + 1e-3),
+        )
+        nulls = t[(rise >= 0.05) & (ratio >= 3) & (t.status == "ok")].assign(rise=rise)
+        if not nulls.empty:
+            worst = nulls.sort_values("rise", ascending=False).iloc[0]
+            out.append(Finding(
+                id="data.null_rate", pathway="data",
+                severity="high" if worst["rise"] >= 0.2 else "medium",
+                statistic=float(worst["rise"]), threshold=0.05,
+                summary=(f"null/default rate rose on {len(nulls)} feature(s); worst "
+                         f"{worst['feature']} (+{worst['rise']:.0%})."),
+                evidence={"features": {r.feature: {
+                    "null_rate": [r.null_rate_baseline, r.null_rate_incident],
+                    "default_rate": [r.default_rate_baseline, r.default_rate_incident]}
+                    for r in nulls.itertuples()}},
+                onset=self._null_onset(list(nulls["feature"])), diagnostic=self.id,
+            ))
+        changed = t[t.status != "ok"]
+        if not changed.empty or self.missing_columns:
+            missing = sorted(set(changed.loc[changed.status == "missing", "feature"]) |
+                             set(self.missing_columns))
+            new = sorted(changed.loc[changed.status == "new", "feature"])
+            out.append(Finding(
+                id="data.schema_change", pathway="data", severity="high",
+                statistic=float(len(missing) + len(new)), threshold=0.0,
+                summary=f"schema changed: missing {missing or '-'}, new {new or '-'}.",
+                evidence={"missing": missing, "new": new,
+                          "validation_errors": self.validation_errors},
+                onset=self._null_onset(missing + new), diagnostic=self.id,
+            ))
+        ranged = t[(t.out_of_range_incident >= 0.05) & (t.status == "ok")]
+        if not ranged.empty:
+            worst = ranged.sort_values("out_of_range_incident", ascending=False).iloc[0]
+            out.append(Finding(
+                id="data.out_of_range", pathway="data",
+                severity="high" if worst["out_of_range_incident"] >= 0.2 else "medium",
+                statistic=float(worst["out_of_range_incident"]), threshold=0.05,
+                summary=(f"{len(ranged)} feature(s) outside the baseline's central 99%; "
+                         f"worst {worst['feature']} ({worst['out_of_range_incident']:.0%})."),
+                evidence={"features": dict(zip(ranged.feature, ranged.out_of_range_incident,
+                                               strict=True))},
+                diagnostic=self.id,
+            ))
+        unseen = t[t.unseen_share >= 0.02]
+        if not unseen.empty:
+            worst = unseen.sort_values("unseen_share", ascending=False).iloc[0]
+            out.append(Finding(
+                id="data.unseen_categories", pathway="data",
+                severity="high" if worst["unseen_share"] >= 0.1 else "medium",
+                statistic=float(worst["unseen_share"]), threshold=0.02,
+                summary=(f"unseen categories in {len(unseen)} feature(s); worst "
+                         f"{worst['feature']} ({worst['unseen_share']:.0%} of values)."),
+                evidence={"features": dict(zip(unseen.feature, unseen.unseen_share,
+                                               strict=True))},
+                diagnostic=self.id,
+            ))
+        return out
+
+    def _null_onset(self, features: list[str]):
+        t = self.timeline
+        if t.empty or not features:
+            return None
+        t = t[t["feature"].isin(features) & (t["bucket_start"] >= pd.Timestamp(
+            self.baseline.end))]
+        base = self.table.set_index("feature")["null_rate_baseline"]
+        t = t.assign(rise=t["null_rate"] - t["feature"].map(base))
+        hits = t[t["rise"] >= 0.05].sort_values("bucket_start")
+        return None if hits.empty else hits["bucket_start"].iloc[0].to_pydatetime()
+
+    def signals(self) -> pd.DataFrame:
+        if self.timeline.empty:
+            return super().signals()
+        worst = self.timeline.groupby("bucket_start", as_index=False)["null_rate"].max()
+        return pd.DataFrame({"bucket_start": worst["bucket_start"],
+                             "signal": "data.max_null_rate", "value": worst["null_rate"]})
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Null and default rates per feature, baseline vs incident."""
+        from toolkit.plotting import WINDOW_COLORS, axes
+
+        ax = axes(ax, figsize=(9, 4))
+        if self.table.empty:
+            return super().plot(ax)
+        import seaborn as sns
+
+        t = self.table.assign(
+            baseline=self.table.null_rate_baseline + self.table.default_rate_baseline,
+            incident=self.table.null_rate_incident + self.table.default_rate_incident)
+        data = t.melt(id_vars="feature", value_vars=["baseline", "incident"], var_name="window",
+                      value_name="null or default rate")
+        sns.barplot(data=data, y="feature", x="null or default rate", hue="window",
+                    palette=WINDOW_COLORS, ax=ax)
+        ax.set_title("Null and default-value rates")
+        return ax
+
+
+def data_quality(
+    con: duckdb.DuckDBPyConnection,
+    baseline: Window | str,
+    incident: Window | str,
+    /,
+    *,
+    features: list[str] | None = None,
+    bucket: timedelta | None = None,
+    case: CaseView | None = None,
+) -> DataQualityResult:
+    """Null and default rates, schema changes, out-of-range values and unseen categories.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, toolkit as tk
+    >>> con = tk.connect()
+    >>> ts = pd.date_range("2026-03-01", periods=2000, freq="min", tz="UTC")
+    >>> x = np.r_[np.arange(1000.0) + 1, np.where(np.arange(1000) % 2, np.nan, 500.0)]
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(2000), "ts": ts, "x": x}),
+    ...             table="requests")
+    >>> r = data_quality(con, (ts[0], ts[1000]), (ts[1000], ts[-1]))
+    >>> [f.id for f in r.findings()]
+    ['data.null_rate']
+    """
+    baseline, incident = check_windows(baseline, incident)
+    case = case or case_view(con)
+    base = dict(baseline=baseline, incident=incident)
+    if not case.has("requests"):
+        return DataQualityResult(**base, not_assessed=(NotAssessed(ID, "no requests"),))
+    names = features if features is not None else case.feature_names()
+    core = set(case.columns["requests"])
+    missing_columns = tuple(sorted(
+        c for c in case.columns.get("reference", {})
+        if c not in core and c not in ("label", "prediction", "score", "load_id")
+    )) if case.has("reference") else ()
+    if not names:
+        return DataQualityResult(**base, missing_columns=missing_columns, not_assessed=(
+            NotAssessed(ID, "no feature columns in requests"),))
+    profile = feature_profile(case, baseline, incident, features=names, bucket=bucket)
+    record = Recorder()
+    validation = _validation_errors(case, record, baseline, incident)
+    table = _table(profile)
+    timeline = _null_timeline(profile)
+    return DataQualityResult(**base, table=table, validation_errors=validation,
+                             missing_columns=missing_columns, timeline=timeline,
+                             sql=profile.sql + record.sql)
+
+
+def _table(profile: FeatureProfile) -> pd.DataFrame:
+    rows = []
+    for feature in (*profile.numeric, *profile.categorical):
+        get = profile.stat
+        n_b, n_i = get(feature, "baseline", "rows"), get(feature, "incident", "rows")
+        nn_b, nn_i = get(feature, "baseline", "nonnull"), get(feature, "incident", "nonnull")
+        status = "ok"
+        if nn_b > 0 and nn_i == 0 and n_i > 0:
+            status = "missing"
+        elif nn_b == 0 and nn_i > 0:
+            status = "new"
+        row = {
+            "feature": feature,
+            "kind": "numeric" if feature in profile.numeric else "categorical",
+            "status": status,
+            "null_rate_baseline": 1 - nn_b / n_b if n_b else np.nan,
+            "null_rate_incident": 1 - nn_i / n_i if n_i else np.nan,
+            "default_rate_baseline": get(feature, "baseline", "defaults") / nn_b if nn_b else 0.0,
+            "default_rate_incident": get(feature, "incident", "defaults") / nn_i if nn_i else 0.0,
+            "out_of_range_incident": np.nan,
+            "unseen_share": np.nan,
+        }
+        if feature in profile.numeric and feature in profile.numeric_hist:
+            row["out_of_range_incident"] = _outside_central(profile, feature)
+        elif feature in profile.categorical_hist:
+            _, b, i = profile.categorical_counts(feature)
+            row["unseen_share"] = float(i[b == 0].sum() / i.sum()) if i.sum() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _outside_central(profile: FeatureProfile, feature: str) -> float:
+    """Incident share below the baseline's 0.5% or above its 99.5% quantile."""
+    quantiles = profile.quantiles.get((feature, "baseline"))
+    if quantiles is None:
+        return float("nan")
+    low, high = quantiles[0], quantiles[-1]
+    uppers, _, counts = profile.numeric_counts(feature)
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    # bins are (previous edge, upper]; a bin lies below `low` when its upper edge is < low,
+    # above `high` when its lower edge is >= high.
+    lowers = np.concatenate([[-np.inf], uppers[:-1]])
+    outside = counts[(uppers < low) | (lowers >= high)].sum()
+    return float(outside / total)
+
+
+def _null_timeline(profile: FeatureProfile) -> pd.DataFrame:
+    groups = profile.groups
+    timed = groups["bucket_start"].notna()
+    if not timed.any() or profile.nonnull.empty:
+        return pd.DataFrame(columns=["bucket_start", "feature", "null_rate"])
+    frame = profile.nonnull[timed.to_numpy()].copy()
+    frame["bucket_start"] = groups.loc[timed, "bucket_start"].to_numpy()
+    frame["n"] = groups.loc[timed, "n"].to_numpy()
+    per_bucket = frame.groupby("bucket_start").sum()
+    long = per_bucket.drop(columns="n").stack().rename("nonnull").reset_index()
+    long.columns = ["bucket_start", "feature", "nonnull"]
+    long["null_rate"] = 1 - long["nonnull"] / long["bucket_start"].map(per_bucket["n"])
+    long["bucket_start"] = pd.to_datetime(long["bucket_start"], utc=True)
+    return long[["bucket_start", "feature", "null_rate"]]
+
+
+def _validation_errors(case: CaseView, record: Recorder, baseline: Window,
+                       incident: Window) -> dict[str, int]:
+    if not case.has("requests", "error_type"):
+        return {}
+    t = case.table("requests")
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    t = t.filter(within(t.ts, span) & t.error_type.notnull())
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
+    kind = t.error_type.lower()
+    matches = kind.contains(_VALIDATION[0])
+    for token in _VALIDATION[1:]:
+        matches = matches | kind.contains(token)
+    t = t.filter(matches & t._window.notnull())
+    counts = record(t.group_by(window=t._window).aggregate(n=t.count()))
+    return {str(w): int(n) for w, n in zip(counts["window"], counts["n"], strict=True)}

@@ -1,0 +1,226 @@
+"""Out-of-distribution bursts from a narrow source (adversarial or abusive inputs).
+
+Recipe: a request is *out of distribution* (OOD) when at least two of its features are outside
+the baseline's central 99% (numeric: below the 0.5% or above the 99.5% baseline quantile;
+categorical: a category never seen in the baseline). With independent features, a normal
+request has about a 0.5% chance of that per 10 features. Requests are counted per window and
+per *source*: each of ``client_version``, ``endpoint`` and ``host`` that the case has; for OOD
+requests the mean score, the share with score >= 0.85 and, with labels, the accuracy.
+
+Finding ``model.ood_burst`` when the incident's OOD share is at least 3x the baseline's and at
+least 1% of traffic, and at least 60% of the OOD requests come from one source value that
+carries less than 30% of all traffic; high when those answers are confident (mean score >= 0.85)
+or wrong (accuracy < 0.7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+
+from toolkit._validation import check_windows
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._case import CaseView, case_view, within
+from toolkit.diagnose._engine import Recorder, window_label
+from toolkit.diagnose._profile import FeatureProfile, feature_profile
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["ood_bursts", "OODResult", "ID"]
+
+ID = "model.ood"
+SOURCES = ("client_version", "endpoint", "host")
+MIN_OOD_FEATURES = 2
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class OODResult(DiagnosticResult):
+    """OOD requests per window and source.
+
+    Attributes
+    ----------
+    table
+        One row per window, source column and value: ``window``, ``source``, ``value``,
+        ``requests``, ``ood``, ``ood_mean_score``, ``ood_confident``, ``ood_labelled``,
+        ``ood_correct``.
+    """
+
+    id = ID
+    title = "Out-of-distribution inputs"
+
+    def _totals(self, window: str) -> tuple[float, float]:
+        t = self.table[(self.table["window"] == window)]
+        if t.empty:
+            return 0.0, 0.0
+        first = t[t["source"] == t["source"].iloc[0]]
+        return float(first["requests"].sum()), float(first["ood"].sum())
+
+    def share(self, window: str) -> float:
+        n, ood = self._totals(window)
+        return ood / n if n else float("nan")
+
+    def headline(self) -> dict[str, Any]:
+        if self.table.empty:
+            return {}
+        return {"OOD share baseline": self.share("baseline"),
+                "OOD share incident": self.share("incident")}
+
+    def findings(self) -> list[Finding]:
+        if self.table.empty:
+            return []
+        base, inc = self.share("baseline"), self.share("incident")
+        if not (inc >= 0.01 and inc >= 3 * max(base, 1e-4)):
+            return []
+        n_inc, ood_inc = self._totals("incident")
+        t = self.table[self.table["window"] == "incident"]
+        best = None
+        for row in t.itertuples():
+            concentration = row.ood / ood_inc if ood_inc else 0.0
+            traffic = row.requests / n_inc if n_inc else 1.0
+            if concentration >= 0.6 and traffic < 0.3 and (best is None or
+                                                            concentration > best[0]):
+                best = (concentration, traffic, row)
+        if best is None:
+            return []
+        concentration, traffic, row = best
+        accuracy = row.ood_correct / row.ood_labelled if row.ood_labelled else float("nan")
+        confident = row.ood_mean_score >= 0.85 or (not np.isnan(accuracy) and accuracy < 0.7)
+        return [Finding(
+            id="model.ood_burst", pathway="model", severity="high" if confident else "medium",
+            statistic=float(concentration), threshold=0.6,
+            summary=(f"{concentration:.0%} of out-of-distribution requests come from "
+                     f"{row.source}={row.value}, which carries {traffic:.0%} of traffic "
+                     f"(OOD share {base:.1%} -> {inc:.1%})."),
+            evidence={"source": row.source, "value": str(row.value),
+                      "ood_share_baseline": base, "ood_share_incident": inc,
+                      "traffic_share": traffic, "ood_mean_score": float(row.ood_mean_score),
+                      "ood_accuracy": accuracy},
+            diagnostic=self.id,
+        )]
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """OOD requests per source value, baseline vs incident."""
+        from toolkit.plotting import WINDOW_COLORS, axes
+
+        ax = axes(ax, figsize=(9, 4))
+        if self.table.empty:
+            return super().plot(ax)
+        import seaborn as sns
+
+        t = self.table[self.table["ood"] > 0].assign(
+            source_value=lambda f: f["source"] + "=" + f["value"].astype(str))
+        if t.empty:
+            return super().plot(ax)
+        top = t.sort_values("ood", ascending=False).drop_duplicates("source_value").head(12)
+        sns.barplot(data=t[t["source_value"].isin(top["source_value"])], y="source_value",
+                    x="ood", hue="window", palette=WINDOW_COLORS, ax=ax)
+        ax.set_xlabel("out-of-distribution requests")
+        ax.set_ylabel("")
+        ax.set_title("Where out-of-distribution inputs come from")
+        return ax
+
+
+def ood_bursts(
+    con: duckdb.DuckDBPyConnection,
+    baseline: Window | str,
+    incident: Window | str,
+    /,
+    *,
+    threshold: float = 0.85,
+    bucket: timedelta | None = None,
+    case: CaseView | None = None,
+) -> OODResult:
+    """Count out-of-distribution requests per window and source.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, toolkit as tk
+    >>> rng = np.random.default_rng(2)
+    >>> n = 6000
+    >>> ts = pd.date_range("2026-03-01", periods=n, freq="min", tz="UTC")
+    >>> x, y = rng.normal(0, 1, (2, n))
+    >>> client = rng.choice(["app-1", "app-2", "web-3"], n)
+    >>> burst = (np.arange(n) >= n // 2) & (rng.uniform(size=n) < 0.1)
+    >>> x[burst], y[burst], client[burst] = 9.0, -9.0, "bot-9"
+    >>> con = tk.connect()
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(n), "ts": ts, "x": x, "y": y,
+    ...     "client_version": client, "score": 0.97}), table="requests")
+    >>> f = ood_bursts(con, (ts[0], ts[n // 2]), (ts[n // 2], ts[-1])).findings()
+    >>> f[0].evidence["value"], f[0].severity
+    ('bot-9', 'high')
+    """
+    baseline, incident = check_windows(baseline, incident)
+    case = case or case_view(con)
+    base = dict(baseline=baseline, incident=incident)
+    sources = [s for s in SOURCES if s in case.columns.get("requests", {})]
+    if not case.has("requests") or not case.feature_names():
+        return OODResult(**base, not_assessed=(NotAssessed(ID, "no features in requests"),))
+    if not sources:
+        return OODResult(**base, not_assessed=(
+            NotAssessed(ID, "no source column (client_version, endpoint, host)"),))
+    profile = feature_profile(case, baseline, incident, bucket=bucket)
+    record = Recorder()
+    use_labels = case.has("labels")
+    t = case.table("requests")
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    t = t.filter(within(t.ts, span))
+    t = t.mutate(_window=window_label(t.ts, baseline, incident),
+                 _ood=(_ood_count(t, profile) >= MIN_OOD_FEATURES).cast("int64"))
+    if use_labels:
+        labels = case.table("labels")
+        latest = labels.group_by("request_id").aggregate(
+            _label=labels.label.argmax(labels.labeled_at.fill_null(ibis.timestamp("1970-01-01T00:00:00+00:00"))))
+        t = t.left_join(latest, "request_id")
+    t = t.filter(t._window.notnull())
+    has_score = "score" in case.columns["requests"]
+    has_prediction = "prediction" in case.columns["requests"]
+    frames = []
+    for source in sources:
+        aggs = {"requests": t.count(), "ood": t._ood.sum()}
+        if has_score:
+            aggs["ood_mean_score"] = t.score.cast("float64").mean(where=t._ood == 1)
+            aggs["ood_confident"] = ((t.score >= threshold) & (t._ood == 1)).cast("int64").sum()
+        if use_labels and has_prediction:
+            aggs["ood_labelled"] = (t._label.notnull() & (t._ood == 1)).cast("int64").sum()
+            aggs["ood_correct"] = ((t._label == t.prediction) & (t._ood == 1)).cast(
+                "int64").sum()
+        frame = record(t.group_by(window=t._window, value=t[source]).aggregate(**aggs))
+        frame.insert(1, "source", source)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    for column, default in (("ood_labelled", 0), ("ood_correct", 0),
+                            ("ood_mean_score", np.nan), ("ood_confident", 0)):
+        if column not in table:
+            table[column] = default
+    table["value"] = table["value"].astype(str)
+    table["ood_mean_score"] = pd.to_numeric(table["ood_mean_score"], errors="coerce")
+    return OODResult(**base, table=table, sql=profile.sql + record.sql)
+
+
+def _ood_count(t: ibis.Table, profile: FeatureProfile) -> ibis.IntegerValue:
+    """Number of features of a request outside the baseline's central 99% (NULLs count 0)."""
+    count = ibis.literal(0)
+    for feature in profile.numeric:
+        q = profile.quantiles.get((feature, "baseline"))
+        if q is None:
+            continue
+        col = t[feature].cast("float64")
+        outside = ((col < float(q[0])) | (col > float(q[-1]))).fill_null(False)
+        count = count + outside.cast("int64")
+    for feature, counts in profile.categorical_hist.items():
+        seen = [str(c) for c, n in zip(counts.columns, counts[profile.mask("baseline")].sum(
+            axis=0), strict=True) if n > 0]
+        if not seen:
+            continue
+        col = t[feature].cast("string")
+        unseen = (col.notnull() & ~col.isin(seen)).fill_null(False)
+        count = count + unseen.cast("int64")
+    return count

@@ -1,0 +1,197 @@
+"""Unit-change detection: a feature's scale jumps by a known unit factor.
+
+Recipe: for each numeric feature, the ratios ``r_k = Q_incident(u_k) / Q_baseline(u_k)`` of the
+two windows' quantiles at levels 5%..95% (skipping quantiles near zero). Their median is the
+scale factor; the median absolute deviation of ``log r_k`` from its log measures whether the
+*whole* distribution was rescaled rather than shifted or reshaped (at most 0.1). Every known
+factor of :data:`UNIT_FACTORS` (or its reciprocal) within 20% of the estimate is then tested
+directly: the incident quantiles divided by the factor are compared with the baseline quantiles
+(mean absolute difference over the baseline interquartile range, a normalised Wasserstein-1
+distance). The closest factor matches when that distance is at most 0.1, i.e. the rescaled
+incident looks like the baseline up to sampling noise.
+
+Finding ``data.unit_change`` (high): a feature rescaled by a known factor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from toolkit._validation import check_windows
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose._profile import LEVELS, feature_profile
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["unit_change", "UnitChangeResult", "UNIT_FACTORS", "ID"]
+
+ID = "data.units"
+#: Known unit factors and what they usually mean.
+UNIT_FACTORS: dict[float, str] = {
+    1000.0: "x1000 (s->ms, kg->g, km->m, k->units)",
+    100.0: "x100 (fraction->percent, m->cm, dollars->cents)",
+    60.0: "x60 (min->s, h->min)",
+    3600.0: "x3600 (h->s)",
+    24.0: "x24 (days->hours)",
+    3.6: "x3.6 (m/s->km/h)",
+    2.54: "x2.54 (in->cm)",
+    0.4536: "x0.4536 (lb->kg)",
+    1.609: "x1.609 (mi->km)",
+    0.3048: "x0.3048 (ft->m)",
+    12.0: "x12 (ft->in, years->months)",
+    1024.0: "x1024 (KiB->bytes)",
+    10.0: "x10 (cm->mm)",
+}
+TOLERANCE = 0.10
+MAX_DISPERSION = 0.10
+BAND = 0.20
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class UnitChangeResult(DiagnosticResult):
+    """Scale factor of every numeric feature and whether it matches a unit conversion.
+
+    Attributes
+    ----------
+    table
+        One row per numeric feature: ``feature``, ``factor``, ``dispersion``, ``matched``
+        (the known factor or NaN), ``meaning``.
+    """
+
+    id = ID
+    title = "Unit changes"
+
+    def headline(self) -> dict[str, Any]:
+        hits = self.table[self.table["matched"].notna()] if not self.table.empty else self.table
+        return {"features checked": len(self.table), "unit changes": len(hits)}
+
+    def findings(self) -> list[Finding]:
+        if self.table.empty:
+            return []
+        hits = self.table[self.table["matched"].notna()]
+        return [Finding(
+            id="data.unit_change", pathway="data", severity="high",
+            statistic=float(row.factor), threshold=float(row.matched),
+            summary=f"{row.feature} is rescaled by {row.factor:.4g}: {row.meaning}.",
+            evidence={"feature": row.feature, "factor": float(row.factor),
+                      "matched": float(row.matched), "dispersion": float(row.dispersion),
+                      "distance_after_rescaling": float(row.distance),
+                      "meaning": row.meaning},
+            diagnostic=self.id,
+        ) for row in hits.itertuples()]
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Scale factor per feature (log scale), known unit factors marked."""
+        from toolkit.plotting import axes
+
+        ax = axes(ax, figsize=(8, 4))
+        if self.table.empty:
+            return super().plot(ax)
+        t = self.table.dropna(subset=["factor"])
+        colors = ["#C44E52" if m == m else "#8C8C8C" for m in t["matched"]]
+        ax.barh(t["feature"], t["factor"], color=colors)
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="#4C72B0", lw=1)
+        ax.set_xlabel("incident / baseline scale (log)")
+        ax.set_title("Scale factor per feature")
+        return ax
+
+
+def unit_change(
+    con: duckdb.DuckDBPyConnection,
+    baseline: Window | str,
+    incident: Window | str,
+    /,
+    *,
+    features: list[str] | None = None,
+    bucket: timedelta | None = None,
+    case: CaseView | None = None,
+) -> UnitChangeResult:
+    """Detect numeric features whose scale changed by a known unit factor.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, toolkit as tk
+    >>> rng = np.random.default_rng(3)
+    >>> ts = pd.date_range("2026-03-01", periods=4000, freq="min", tz="UTC")
+    >>> seconds = rng.gamma(3.0, 2.0, 4000)
+    >>> seconds[2000:] *= 1000  # the producer switched to milliseconds
+    >>> con = tk.connect()
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(4000), "ts": ts, "wait": seconds,
+    ...                                "other": rng.normal(5, 1, 4000)}), table="requests")
+    >>> r = unit_change(con, (ts[0], ts[2000]), (ts[2000], ts[-1]))
+    >>> [(f.evidence["feature"], f.evidence["matched"]) for f in r.findings()]
+    [('wait', 1000.0)]
+    """
+    baseline, incident = check_windows(baseline, incident)
+    case = case or case_view(con)
+    base = dict(baseline=baseline, incident=incident)
+    numeric = [n for n in (features or case.feature_names("numeric"))
+               if n in case.feature_names("numeric")]
+    if not numeric:
+        return UnitChangeResult(**base, not_assessed=(NotAssessed(ID, "no numeric features"),))
+    profile = feature_profile(case, baseline, incident, features=features, bucket=bucket)
+    rows = []
+    levels = np.asarray(LEVELS)
+    keep = (levels >= 0.05) & (levels <= 0.95)
+    for feature in numeric:
+        qb = profile.quantiles.get((feature, "baseline"))
+        qi = profile.quantiles.get((feature, "incident"))
+        if qb is None or qi is None:
+            rows.append({"feature": feature, "factor": np.nan, "dispersion": np.nan,
+                         "matched": np.nan, "meaning": None, "distance": np.nan})
+            continue
+        factor, dispersion = scale_factor(qb[keep], qi[keep])
+        matched, meaning, distance = match_factor(factor, dispersion, qb, qi)
+        rows.append({"feature": feature, "factor": factor, "dispersion": dispersion,
+                     "matched": matched, "meaning": meaning, "distance": distance})
+    return UnitChangeResult(**base, table=pd.DataFrame(rows), sql=profile.sql)
+
+
+def scale_factor(q_baseline: np.ndarray, q_incident: np.ndarray) -> tuple[float, float]:
+    """Median quantile ratio and the median absolute log-deviation around it."""
+    scale = np.nanmax(np.abs(q_baseline)) if q_baseline.size else 0.0
+    ok = (np.abs(q_baseline) > 1e-6 * max(scale, 1e-12)) & np.isfinite(q_incident)
+    ratios = q_incident[ok] / q_baseline[ok]
+    ratios = ratios[ratios > 0]
+    if ratios.size < 5:
+        return float("nan"), float("nan")
+    logs = np.log(ratios)
+    centre = float(np.median(logs))
+    return float(math.exp(centre)), float(np.median(np.abs(logs - centre)))
+
+
+def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
+                 q_incident: np.ndarray) -> tuple[float, str | None, float]:
+    """The known unit factor whose rescaling makes the incident look like the baseline.
+
+    Returns ``(factor, meaning, distance)``, or ``(nan, None, distance)`` when none matches.
+    """
+    if math.isnan(factor) or math.isnan(dispersion) or dispersion > MAX_DISPERSION:
+        return float("nan"), None, float("nan")
+    levels = np.asarray(LEVELS)
+    q25, q75 = np.interp([0.25, 0.75], levels, q_baseline)
+    scale = (q75 - q25) if q75 > q25 else max(float(np.std(q_baseline)), 1e-12)
+    candidates = []
+    for known, meaning in UNIT_FACTORS.items():
+        for value, text in ((known, meaning), (1 / known, f"/{known:g} (the reverse of "
+                                                          f"{meaning})")):
+            if abs(factor / value - 1) <= BAND:
+                distance = float(np.mean(np.abs(q_incident / value - q_baseline)) / scale)
+                candidates.append((distance, value, text))
+    if not candidates:
+        return float("nan"), None, float("nan")
+    distance, value, text = min(candidates)
+    if distance > TOLERANCE:
+        return float("nan"), None, distance
+    return value, text, distance

@@ -17,8 +17,10 @@ from toolkit.diagnose.performance import PerformanceResult, model_performance
 from toolkit.diagnose.permutation import PermutationResult, feature_permutation
 from toolkit.diagnose.prediction_shift import PredictionShiftResult, prediction_shift
 from toolkit.diagnose.registry import REGISTRY, Diagnosis, register, run_diagnostics
+from toolkit.diagnose.traffic import TrafficResult, traffic_shape
 from toolkit.diagnose.units import UnitChangeResult, unit_change
 
+register("case.traffic", traffic_shape)
 register("data.drift", feature_drift)
 register("data.quality", data_quality)
 register("data.units", unit_change)
@@ -56,4 +58,6 @@ __all__ = [
     "PredictionShiftResult",
     "ood_bursts",
     "OODResult",
+    "traffic_shape",
+    "TrafficResult",
 ]

@@ -241,7 +241,7 @@ def calibration(
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
     t = labelled(case)
-    t = t.filter(within(t.ts, span) & t.score.notnull())
+    t = t.filter(within(t.ts, span) & t.score.notnull() & t.prediction.notnull())
     if kind == "positive-class":
         positive = positive or positive_class(case, record, span)
         pos = ibis.literal(positive)

@@ -91,7 +91,8 @@ class DataQualityResult(DiagnosticResult):
             (t.null_rate_incident + 1e-3) / (t.null_rate_baseline + 1e-3),
             (t.default_rate_incident + 1e-3) / (t.default_rate_baseline + 1e-3),
         )
-        nulls = t[(rise >= 0.05) & (ratio >= 3) & (t.status == "ok")].assign(rise=rise)
+        t = t.assign(rise=rise, ratio=ratio)
+        nulls = t[(t.rise >= 0.05) & (t.ratio >= 3) & (t.status == "ok")]
         if not nulls.empty:
             worst = nulls.sort_values("rise", ascending=False).iloc[0]
             out.append(Finding(

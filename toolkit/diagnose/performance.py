@@ -1,7 +1,8 @@
 """Realised model quality from delayed labels: accuracy, precision, recall, F1 over time.
 
-Recipe: requests are joined with their latest label (view ``labelled_predictions``); a
-prediction is correct when it equals the label (class labels compare as text; the loader writes
+Recipe: requests are joined with their latest label (view ``labelled_predictions``); requests
+without a prediction (failed requests) are left out. A prediction is correct when it equals the
+label (class labels compare as text; the loader writes
 integral numbers without a decimal part). Precision, recall and F1 are for the positive class
 (``positive``; by default a conventional token such as ``1``/``true``, else the rarer label).
 Intervals are Wilson score intervals (95%). Label coverage is labelled / all requests in the
@@ -125,6 +126,8 @@ class PerformanceResult(DiagnosticResult):
         reference = base.iloc[0]
         worst = None
         for row in inc.itertuples():
+            if str(row.model_version) == str(reference["model_version"]):
+                continue
             drop = reference["accuracy"] - row.accuracy
             _, p = st.two_proportion_z(reference["correct"], reference["labelled"], row.correct,
                                        row.labelled)
@@ -238,7 +241,9 @@ def model_performance(
         _window=window_label(requests.ts, baseline, incident)).group_by("_window").aggregate(
         requests=lambda t: t.count()))
     t = labelled(case)
-    t = t.filter(within(t.ts, span)).mutate(_window=window_label(t.ts, baseline, incident))
+    # a request that failed has no prediction to judge: it counts for errors, not accuracy
+    t = t.filter(within(t.ts, span) & t.prediction.notnull())
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
     pos = ibis.literal(positive)
     t = t.mutate(
         _ok=t.correct.cast("int64"),

@@ -113,6 +113,8 @@ class DiagnosticResult:
         The SQL the diagnostic ran, in order (ibis-compiled; rerunnable in the DuckDB CLI).
     not_assessed
         Checks that could not run, with the reason; empty when everything ran.
+    refined_onsets
+        For findings that fired, their onset located on the raw rows (see ``_onset``).
     """
 
     #: Stable id of the diagnostic (``data.drift``, ``infra.latency``, ...).
@@ -125,6 +127,8 @@ class DiagnosticResult:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     sql: tuple[str, ...] = ()
     not_assessed: tuple[NotAssessed, ...] = ()
+    #: Onsets located on the raw rows (finer than the timeline), per finding id.
+    refined_onsets: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def assessed(self) -> bool:

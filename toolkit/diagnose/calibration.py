@@ -27,7 +27,7 @@ versions compared are named when a new model version serves the incident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._labels import labelled, positive_class
+from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,7 +133,8 @@ class CalibrationResult(DiagnosticResult):
                      f"{evidence['accuracy_change']:+.1%}; wrong answers with confidence >= "
                      f"{self.threshold}: {evidence['confident_error_share_baseline']:.1%} -> "
                      f"{evidence['confident_error_share_incident']:.1%}."),
-            evidence=evidence, onset=self._onset(b_ece + shift / 2), diagnostic=self.id,
+            evidence=evidence, onset=self.refined_onsets.get("model.calibration_shift") or
+            self._onset(b_ece + shift / 2), diagnostic=self.id,
         )]
 
     def _version_change(self) -> dict[str, Any]:
@@ -294,9 +296,16 @@ def calibration(
     if not timeline.empty:
         timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
             "bucket_start", ignore_index=True)
-    return CalibrationResult(**base, positive=positive if kind == "positive-class" else None,
-                             table=table, reliability_bins=bins, by_version=by_version,
-                             timeline=timeline, sql=record.sql)
+    result = CalibrationResult(**base, positive=positive if kind == "positive-class" else None,
+                               table=table, reliability_bins=bins, by_version=by_version,
+                               timeline=timeline, sql=record.sql)
+    for finding in result.findings():
+        if finding.onset is not None:
+            # overconfidence per request: confidence minus correctness
+            onset = refine_onset(record, t, t._f - t._o, finding.onset, around=2 * width,
+                                 limits=span)
+            result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
+    return result
 
 
 def calibration_summary(bins: pd.DataFrame) -> dict[str, float]:

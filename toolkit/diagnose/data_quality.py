@@ -22,7 +22,7 @@ from 10%).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, window_label
+from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose._profile import FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -105,7 +106,8 @@ class DataQualityResult(DiagnosticResult):
                     "null_rate": [r.null_rate_baseline, r.null_rate_incident],
                     "default_rate": [r.default_rate_baseline, r.default_rate_incident]}
                     for r in nulls.itertuples()}},
-                onset=self._null_onset(list(nulls["feature"])), diagnostic=self.id,
+                onset=self.refined_onsets.get("data.null_rate") or
+                self._null_onset(list(nulls["feature"])), diagnostic=self.id,
             ))
         changed = t[t.status != "ok"]
         if not changed.empty or self.missing_columns:
@@ -118,7 +120,8 @@ class DataQualityResult(DiagnosticResult):
                 summary=f"schema changed: missing {missing or '-'}, new {new or '-'}.",
                 evidence={"missing": missing, "new": new,
                           "validation_errors": self.validation_errors},
-                onset=self._null_onset(missing + new), diagnostic=self.id,
+                onset=self.refined_onsets.get("data.schema_change") or
+                self._null_onset(missing + new), diagnostic=self.id,
             ))
         ranged = t[(t.out_of_range_incident >= 0.05) & (t.status == "ok")]
         if not ranged.empty:
@@ -229,9 +232,29 @@ def data_quality(
     validation = _validation_errors(case, record, baseline, incident)
     table = _table(profile)
     timeline = _null_timeline(profile)
-    return DataQualityResult(**base, table=table, validation_errors=validation,
-                             missing_columns=missing_columns, timeline=timeline,
-                             sql=profile.sql + record.sql)
+    result = DataQualityResult(**base, table=table, validation_errors=validation,
+                               missing_columns=missing_columns, timeline=timeline,
+                               sql=profile.sql + record.sql)
+    refined = {}
+    requests = case.table("requests")
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    for finding in result.findings():
+        if finding.onset is None or finding.id not in ("data.null_rate", "data.schema_change"):
+            continue
+        names = list(finding.evidence.get("features", {})) or finding.evidence.get(
+            "missing", []) or finding.evidence.get("new", [])
+        if not names:
+            continue
+        feature = names[0]
+        indicator = requests[feature].isnull().cast("float64")
+        if finding.id == "data.null_rate" and feature in profile.numeric:
+            col = requests[feature].cast("float64")
+            indicator = (col.isnull() | col.isin([0.0, -1.0])).cast("float64")
+        refined[finding.id] = refine_onset(record, requests, indicator, finding.onset,
+                                           around=2 * profile.bucket, limits=span)
+    if refined:
+        result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
+    return result
 
 
 def _table(profile: FeatureProfile) -> pd.DataFrame:

@@ -37,7 +37,7 @@ empty-bin fill.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,8 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder
-from toolkit.diagnose._profile import FeatureProfile, feature_profile
+from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,7 +124,8 @@ class FeatureDriftResult(DiagnosticResult):
         top = drifted.iloc[0]
         severity = "high" if top["psi"] >= MAJOR_PSI else "medium"
         onsets = self.onsets()
-        onset = min((onsets[f] for f in drifted["feature"] if onsets.get(f)), default=None)
+        onset = self.refined_onsets.get("data.feature_drift") or min(
+            (onsets[f] for f in drifted["feature"] if onsets.get(f)), default=None)
         features = {
             row.feature: {"psi": round(float(row.psi), 4),
                           "wasserstein": _round(row.wasserstein),
@@ -318,10 +320,42 @@ def feature_drift(
         drift_share = float(table["evidently_drifted"].mean())
         dataset_drift = drift_share >= 0.5
     timeline = _timeline(profile, bins)
-    return FeatureDriftResult(
+    result = FeatureDriftResult(
         **empty, table=table, timeline=timeline, drift_share=drift_share,
         dataset_drift=dataset_drift, sql=profile.sql + record.sql, not_assessed=tuple(notes),
     )
+    found = result.findings()
+    if found and found[0].onset is not None:
+        onset = _refine(case, profile, record, result, found[0].onset)
+        result = replace(result, refined_onsets={"data.feature_drift": onset},
+                         sql=profile.sql + record.sql)
+    return result
+
+
+def _refine(case: CaseView, profile: FeatureProfile, record: Recorder,
+            result: FeatureDriftResult, coarse: datetime) -> datetime:
+    """Onset of the most drifted feature on raw rows: the share of values on the incident's
+    side of the baseline (above the baseline median for numeric features, in the category whose
+    share moved most for categorical ones)."""
+    top = result.table[result.table["drifted"]].sort_values("psi", ascending=False).iloc[0]
+    feature = top["feature"]
+    requests = case.table("requests")
+    if top["kind"] == "numeric":
+        quantiles = profile.quantiles.get((feature, "baseline"))
+        if quantiles is None:
+            return coarse
+        median = float(np.interp(0.5, np.asarray(LEVELS), quantiles))
+        indicator = (requests[feature].cast("float64") > median).cast("float64")
+    else:
+        categories, b, i = profile.categorical_counts(feature)
+        if not categories:
+            return coarse
+        change = i / max(i.sum(), 1) - b / max(b.sum(), 1)
+        category = categories[int(np.argmax(np.abs(change)))]
+        indicator = (requests[feature].cast("string") == str(category)).cast("float64")
+    indicator = indicator.fill_null(0.0)
+    return refine_onset(record, requests, indicator, coarse, around=2 * profile.bucket,
+                        limits=Window(profile.baseline.start, profile.incident.end))
 
 
 def _numeric_row(case: CaseView, profile: FeatureProfile, feature: str, bins: int,
@@ -365,8 +399,6 @@ def _coarse(profile: FeatureProfile, feature: str, uppers: np.ndarray, b: np.nda
     quantiles = profile.quantiles.get((feature, "baseline"))
     if quantiles is None:
         return b, i
-    from toolkit.diagnose._profile import LEVELS
-
     grid = np.asarray(LEVELS)
     cut = np.unique(np.interp(levels, grid, quantiles))
     index = np.searchsorted(cut, uppers, side="left")

@@ -9,7 +9,7 @@ latency SLO is ``slo_ms``, else ``case_meta.latency_slo_ms``, else twice the bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,8 +91,9 @@ class LatencyResult(DiagnosticResult):
         out = []
         base99, inc99 = self.value("baseline", "p99_ms"), self.value("incident", "p99_ms")
         ratio = self.p99_ratio
-        onset = _first_bucket_over(self.timeline, "p99_ms", max(1.5 * base99, base99 + 20),
-                                   self.baseline.end)
+        onset = self.refined_onsets.get("infrastructure.latency_regression") or \
+            _first_bucket_over(self.timeline, "p99_ms", max(1.5 * base99, base99 + 20),
+                               self.baseline.end)
         if ratio >= 1.5 and inc99 - base99 >= 20:
             out.append(Finding(
                 id="infrastructure.latency_regression", pathway="infrastructure",
@@ -124,8 +126,8 @@ class LatencyResult(DiagnosticResult):
             inc = types[types["window"] == "incident"].sort_values("requests", ascending=False)
             top = dict(zip(inc["error_type"].astype(str), inc["requests"].astype(int),
                            strict=True))
-        onset = _first_bucket_over(self.timeline, column, r_b + max(delta / 2, 0.005),
-                                   self.baseline.end)
+        onset = self.refined_onsets.get(finding_id) or _first_bucket_over(
+            self.timeline, column, r_b + max(delta / 2, 0.005), self.baseline.end)
         return Finding(
             id=finding_id, pathway="infrastructure",
             severity="high" if delta >= 0.05 else "medium", statistic=r_i, threshold=r_b,
@@ -255,8 +257,25 @@ def latency_profile(
             requests=failed.count()))
     slo, source = _slo(slo_ms, case, float(windows.loc[0, "p99_ms"]))
     breaches = _breaches(timeline, slo, width)
-    return LatencyResult(**base, table=windows, timeline=timeline, error_types=error_types,
-                         breaches=breaches, slo_ms=slo, slo_source=source, sql=record.sql)
+    result = LatencyResult(**base, table=windows, timeline=timeline, error_types=error_types,
+                           breaches=breaches, slo_ms=slo, slo_source=source, sql=record.sql)
+    refined = {}
+    requests = case.table("requests")
+    base_p99 = float(windows.loc[0, "p99_ms"])
+    indicators = {
+        "infrastructure.latency_regression": (requests.latency_ms > base_p99),
+        "infrastructure.error_rate": requests.status == "error",
+        "infrastructure.timeout_rate": requests.status == "timeout",
+    }
+    for finding in result.findings():
+        if finding.onset is not None and finding.id in indicators and (
+                has_status or finding.id == "infrastructure.latency_regression"):
+            refined[finding.id] = refine_onset(
+                record, requests, indicators[finding.id].fill_null(False).cast("float64"),
+                finding.onset, around=2 * width, limits=span)
+    if refined:
+        result = replace(result, refined_onsets=refined, sql=record.sql)
+    return result
 
 
 def _split_quantiles(frame: pd.DataFrame) -> None:

@@ -16,7 +16,7 @@ less accurate than the baseline's main version (p < 0.001; high from 8 points).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._labels import labelled, positive_class
+from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,7 +109,8 @@ class PerformanceResult(DiagnosticResult):
                           "precision_incident": i["precision"], "recall_baseline": b["recall"],
                           "recall_incident": i["recall"], "pvalue": p,
                           "labelled_incident": int(i["labelled"])},
-                onset=self._onset(b["accuracy"] - drop / 2), diagnostic=self.id,
+                onset=self.refined_onsets.get("model.accuracy_drop") or
+                self._onset(b["accuracy"] - drop / 2), diagnostic=self.id,
             ))
         regression = self._version_regression(b)
         if regression is not None:
@@ -286,8 +288,16 @@ def model_performance(
         **counts(t))))
     timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
         "bucket_start", ignore_index=True)
-    return PerformanceResult(**base, positive=positive, table=per_window, by_version=by_version,
-                             timeline=timeline, sql=record.sql)
+    result = PerformanceResult(**base, positive=positive, table=per_window,
+                               by_version=by_version, timeline=timeline, sql=record.sql)
+    for finding in result.findings():
+        if finding.id == "model.accuracy_drop" and finding.onset is not None:
+            rows = labelled(case)
+            rows = rows.filter(rows.prediction.notnull())
+            onset = refine_onset(record, rows, (~rows.correct).cast("float64"), finding.onset,
+                                 around=2 * width, limits=span)
+            result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
+    return result
 
 
 def _metrics(frame: pd.DataFrame) -> pd.DataFrame:

@@ -124,7 +124,7 @@ def plan_conversion(
         if name in canonical and name not in {t for t, _ in assigned.values()}:
             assigned[name] = (name, None)
 
-    plan = ConversionPlan(table, [])
+    plan = ConversionPlan(table, [], notes=list(staged.notes))
     taken = set()
     for target, value in constants.items():
         if target in canonical and target not in {t for t, _ in assigned.values()}:

@@ -67,6 +67,11 @@ class StagedSource:
         Temp tables to drop afterwards.
     registered
         Python objects registered on the connection (``con.register``) to unregister afterwards.
+    notes
+        What a platform reader wants recorded in ``loads.note`` (e.g. defaults it applied).
+    error_column
+        Whether the relation has ``_parse_column``: the source field a ``_parse_error`` is
+        about (e.g. a payload that does not decode), reported as the reject's column.
     """
 
     relation: str
@@ -80,6 +85,8 @@ class StagedSource:
     partitions: tuple[str, ...] = ()
     cleanup: list[str] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error_column: bool = False
 
     def raw_expr(self) -> str:
         """SQL giving the raw text of a record: the line itself, or a JSON object of its fields."""

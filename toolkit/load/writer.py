@@ -51,7 +51,7 @@ def write(
         f"SELECT count(*), count_if(len(_errors) = 0), count_if(_parse_error IS NOT NULL) "
         f"FROM {converted}"
     ).fetchone()
-    staged_rows, good, unparsed = (int(c) for c in counts)
+    staged_rows, good, unparsed = (int(c or 0) for c in counts)  # count_if of no rows is NULL
     if good == 0 and (unparsed + len(structural)) > 0 and unparsed + len(structural) == \
             staged_rows + len(structural):
         first = con.execute(
@@ -118,6 +118,7 @@ def write(
 def _converted_sql(name: str, staged: StagedSource, plan: ConversionPlan) -> str:
     sources = ", ".join(quote_ident(c) for c in staged.columns)
     raw = ", _raw" if staged.has_raw else ""
+    raw += ", _parse_column" if staged.error_column else ""
     inner_values = ", ".join(f"{c.expr} AS __c{i}" for i, c in enumerate(plan.columns))
     inner = (
         f"SELECT _row, _parse_error{raw}{', ' + sources if sources else ''}, {inner_values} "
@@ -147,7 +148,8 @@ def _converted_sql(name: str, staged: StagedSource, plan: ConversionPlan) -> str
     )
     errors = (
         "CASE WHEN _parse_error IS NOT NULL THEN "
-        "[{'column': NULL::VARCHAR, 'reason': _parse_error}] "
+        f"[{{'column': {'_parse_column' if staged.error_column else 'NULL'}::VARCHAR, "
+        "'reason': _parse_error}] "
         f"ELSE {error_list} END"
     )
     outputs = ", ".join(f"__c{i} AS {quote_ident(c.target)}" for i, c in enumerate(plan.columns))

@@ -10,6 +10,24 @@ A reader stages its file as a :class:`~toolkit.load.sources.StagedSource` whose 
 carry canonical names (``request_id``, ``ts``, ``latency_ms``, feature columns, and ``label`` /
 ``labeled_at`` for ground truth logged inline), so conversion, rejects and provenance are the
 same for every format.
+
+==============  ============================================================  ==================
+reader          recognises                                                    table
+==============  ============================================================  ==================
+``sagemaker``   Model Monitor data capture, ground-truth uploads, merged      requests / labels
+                monitor records, batch-transform capture (JSON lines)
+``kserve``      KServe / Seldon payload-logger CloudEvents: event_display     requests
+                and HTTP echo dumps, structured JSON, blob-sink objects
+``prometheus``  HTTP API ``query_range`` / ``query`` responses                metrics
+``kubernetes``  ``kubectl get events|pods -o json``                           events
+``otlp``        OTLP/JSON trace exports (server spans)                        requests
+``vertex``      Vertex AI request-response logging (NDJSON / Parquet)         requests
+==============  ============================================================  ==================
+
+Each reader module documents what it maps to which canonical column; shared pieces live in
+``_common`` (reading JSON records, temp tables), ``_payload`` (request / response bodies as SQL,
+prediction and score rules), ``_instances`` (one row per instance, features spread into
+columns), ``_cloudevents`` (text dumps) and ``_metric_names`` (serving-stack metric names).
 """
 
 from __future__ import annotations
@@ -126,3 +144,12 @@ def _keep_named(file: SourceFile, detected: str) -> str:
     # A table named by the file or folder (requests.jsonl) is the generic contract; a platform
     # reader's own target wins only when the name says nothing.
     return detected if file.table is None else file.table
+
+
+# Readers register themselves on import; the order is the order `resolve` tries them in.
+from toolkit.load.formats import sagemaker  # noqa: E402,F401  isort: skip
+from toolkit.load.formats import kserve  # noqa: E402,F401  isort: skip
+from toolkit.load.formats import prometheus  # noqa: E402,F401  isort: skip
+from toolkit.load.formats import kubernetes  # noqa: E402,F401  isort: skip
+from toolkit.load.formats import otlp  # noqa: E402,F401  isort: skip
+from toolkit.load.formats import vertex  # noqa: E402,F401  isort: skip

@@ -1,0 +1,205 @@
+"""Building blocks shared by the platform readers: reading JSON records, temp tables, staging.
+
+Every reader turns its file into a temp table whose columns are ``_row`` (where the record is
+in the file), ``_parse_error``, optionally ``_raw``, and canonical columns; :func:`finish` wraps
+that table as a :class:`~toolkit.load.sources.StagedSource`. The file itself is always read by
+DuckDB (one text value per line, as the generic JSON-lines reader does), never row by row in
+Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from toolkit.errors import FileParseError
+from toolkit.load.sources import StagedSource, _name
+from toolkit.store.schema import quote_ident
+
+__all__ = [
+    "LINES",
+    "head_text",
+    "json_records",
+    "materialize",
+    "finish",
+    "path_hour",
+    "parquet_columns",
+    "iso_ns",
+]
+
+#: The non-empty lines of ``$path`` (gzip too) with their 1-based line numbers, one text value
+#: per line: \x1e never occurs unescaped in JSON, so a malformed line is one row, not a failure.
+LINES = (
+    "(SELECT ordinality AS _row, _raw FROM read_csv($path, columns = {'_raw': 'VARCHAR'}, "
+    "header = false, delim = '\x1e', quote = '', escape = '', auto_detect = false, "
+    "max_line_size = 268435456) WITH ORDINALITY WHERE _raw IS NOT NULL AND trim(_raw) <> '')"
+)
+
+
+def head_text(head: bytes) -> str:
+    """The head of a file as text (undecodable bytes dropped), for content sniffing.
+
+    Examples
+    --------
+    >>> head_text(b'{"a": 1}\\xff')
+    '{"a": 1}'
+    """
+    return head.decode("utf-8", errors="ignore")
+
+
+def json_records(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, str]:
+    """How a JSON file holds its records: ``"lines"`` (JSON lines) or ``"document"``.
+
+    Returns the mode and a relation with ``_row``, ``_raw`` and ``_perr`` (set when the record is
+    not a JSON object). In ``lines`` mode there is one row per non-empty line; in ``document``
+    mode (one JSON value spread over several lines, e.g. ``kubectl -o json``) one row, ``_row`` 1.
+
+    Raises
+    ------
+    FileParseError
+        When the whole file is not one JSON document, and neither its first line nor most of
+        its lines are JSON.
+    """
+    params = {"path": str(path)}
+    n, valid, first_ok, doc_ok = con.execute(
+        f"SELECT count(*), count_if(json_valid(_raw)), coalesce(arg_min(json_valid(_raw), _row), "
+        "false), coalesce(json_valid(string_agg(_raw, chr(10) ORDER BY _row)), false) "
+        f"FROM {LINES}",
+        params,
+    ).fetchone()
+    # JSON lines with a few broken lines load line by line; a pretty-printed document does not
+    # start with a complete JSON value on its first line
+    if n == valid or (n and not doc_ok and (first_ok or 2 * valid >= n)):
+        relation = (
+            "(SELECT _row, _raw, CASE WHEN NOT json_valid(_raw) THEN 'not valid JSON (a "
+            "truncated or corrupt line)' WHEN json_type(_raw) <> 'OBJECT' THEN "
+            f"'not a JSON object' END AS _perr FROM {LINES})"
+        )
+        return "lines", relation
+    if doc_ok:
+        relation = (
+            "(SELECT 1::BIGINT AS _row, doc AS _raw, CASE WHEN json_type(doc) NOT IN "
+            "('OBJECT', 'ARRAY') THEN 'not a JSON object' END AS _perr FROM "
+            f"(SELECT string_agg(_raw, chr(10) ORDER BY _row) AS doc FROM {LINES}))"
+        )
+        return "document", relation
+    raise FileParseError(
+        f"{path}: cannot be read: neither one JSON document nor JSON lines (is it truncated?).",
+        path=str(path),
+    )
+
+
+def materialize(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None,
+    *, cleanup: list[str], prefix: str = "fmt",
+) -> str:
+    """Run ``sql`` into a new temp table; its name is appended to ``cleanup`` and returned.
+
+    Parameters
+    ----------
+    con
+        The connection.
+    sql
+        A SELECT statement.
+    params
+        Its bound parameters (e.g. ``{"path": ...}`` for :data:`LINES`).
+    cleanup
+        The staged source's list of temp tables to drop after the load.
+    prefix
+        Start of the table's generated name.
+    """
+    name = _name(prefix)
+    cleanup.append(name)
+    con.execute(f"CREATE TEMP TABLE {quote_ident(name)} AS {sql}", params or {})
+    return name
+
+
+def finish(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    label: str,
+    *,
+    cleanup: list[str],
+    registered: list[str] | None = None,
+    notes: list[str] | None = None,
+) -> StagedSource:
+    """Wrap a temp table holding ``_row``, ``_parse_error``, canonical columns, and optionally
+    ``_raw`` (the record's text) and ``_parse_column`` (the field a parse error is about)."""
+    relation = f"(SELECT * FROM {quote_ident(table)})"
+    described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    columns = {name: dtype for name, dtype, *_ in described}
+    missing = {"_row", "_parse_error"} - set(columns)
+    if missing:  # pragma: no cover - a reader bug
+        raise AssertionError(f"staged table lacks {missing}")
+    has_raw = "_raw" in columns
+    error_column = "_parse_column" in columns
+    for internal in ("_row", "_parse_error", "_raw", "_parse_column"):
+        columns.pop(internal, None)
+    return StagedSource(
+        relation,
+        {},
+        columns,
+        text=False,
+        label=label,
+        has_raw=has_raw,
+        cleanup=cleanup,
+        registered=registered or [],
+        notes=notes or [],
+        error_column=error_column,
+    )
+
+
+_HOUR = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
+
+
+def path_hour(path: Path) -> str | None:
+    """The UTC hour of an hourly-partitioned path (``.../YYYY/MM/DD/HH/file``), ISO 8601.
+
+    Examples
+    --------
+    >>> path_hour(Path("/cap/ep/AllTraffic/2021/05/18/00/20-45-950-c13a.jsonl"))
+    '2021-05-18T00:00:00Z'
+    >>> path_hour(Path("/tmp/capture.jsonl")) is None
+    True
+    """
+    match = _HOUR.search(path.as_posix())
+    if match is None:
+        return None
+    year, month, day, hour = match.groups()
+    return f"{year}-{month}-{day}T{hour}:00:00Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _parquet_columns(path: str, mtime: float, size: int) -> tuple[str, ...]:
+    import pyarrow.parquet as pq
+
+    try:
+        return tuple(pq.read_schema(path).names)
+    except Exception:  # noqa: BLE001 - not a readable Parquet file: not ours to judge here
+        return ()
+
+
+def parquet_columns(path: Path) -> tuple[str, ...]:
+    """Column names of a Parquet file from its footer (empty when it cannot be read)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return ()
+    return _parquet_columns(str(path), stat.st_mtime, stat.st_size)
+
+
+def iso_ns(text: str) -> str:
+    """SQL: nanoseconds since the epoch of an ISO 8601 text, keeping digits past the microsecond.
+
+    DuckDB timestamps stop at microseconds; CloudEvents times carry nanoseconds, and latency is
+    their difference, so the sub-microsecond digits are added back from the text.
+    """
+    fraction = f"rpad(coalesce(regexp_extract({text}, '\\.(\\d+)', 1), ''), 9, '0')"
+    return (
+        f"(epoch_us(TRY_CAST({text} AS TIMESTAMPTZ))::HUGEINT * 1000 + "
+        f"TRY_CAST(substr({fraction}, 7, 3) AS INTEGER))"
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -105,7 +105,7 @@ class Window:
         if week:
             year, number = int(week.group(1)), int(week.group(2))
             try:
-                monday = datetime.fromisocalendar(year, number, 1).replace(tzinfo=timezone.utc)
+                monday = datetime.fromisocalendar(year, number, 1).replace(tzinfo=UTC)
             except ValueError as exc:
                 raise InvalidParameterError(f"{text!r} is not a valid ISO week.") from exc
             return cls(monday, monday + timedelta(days=7))
@@ -118,4 +118,4 @@ class Window:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

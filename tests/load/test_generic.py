@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import toolkit as tk
@@ -21,7 +20,7 @@ from toolkit.errors import (
     SchemaMismatchError,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def request_rows(n: int, *, start: str = "2026-03-02T00:00:00Z") -> pd.DataFrame:

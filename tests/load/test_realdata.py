@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ import toolkit as tk
 from tests.conftest import realdata
 
 pytestmark = pytest.mark.realdata
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_azure_llm_trace_with_a_mapping(con):

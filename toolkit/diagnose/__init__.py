@@ -8,7 +8,9 @@ lifting happens in DuckDB through ibis expressions; results are frozen dataclass
 
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose.cache import CacheStalenessResult, cache_staleness
 from toolkit.diagnose.calibration import CalibrationResult, calibration
+from toolkit.diagnose.client_errors import ClientErrorsResult, errors_by_client
 from toolkit.diagnose.data_quality import DataQualityResult, data_quality
 from toolkit.diagnose.drift import FeatureDriftResult, feature_drift
 from toolkit.diagnose.latency import LatencyResult, latency_profile
@@ -17,8 +19,10 @@ from toolkit.diagnose.performance import PerformanceResult, model_performance
 from toolkit.diagnose.permutation import PermutationResult, feature_permutation
 from toolkit.diagnose.prediction_shift import PredictionShiftResult, prediction_shift
 from toolkit.diagnose.registry import REGISTRY, Diagnosis, register, run_diagnostics
+from toolkit.diagnose.timeouts import TimeoutResult, timeout_budget
 from toolkit.diagnose.traffic import TrafficResult, traffic_shape
 from toolkit.diagnose.units import UnitChangeResult, unit_change
+from toolkit.diagnose.versions import VersionMatrixResult, version_matrix
 
 register("case.traffic", traffic_shape)
 register("data.drift", feature_drift)
@@ -30,6 +34,10 @@ register("model.calibration", calibration)
 register("model.prediction_shift", prediction_shift)
 register("model.ood", ood_bursts)
 register("infra.latency", latency_profile)
+register("integration.versions", version_matrix)
+register("integration.client_errors", errors_by_client)
+register("integration.timeouts", timeout_budget)
+register("integration.cache", cache_staleness)
 
 __all__ = [
     "REGISTRY",
@@ -60,4 +68,12 @@ __all__ = [
     "OODResult",
     "traffic_shape",
     "TrafficResult",
+    "version_matrix",
+    "VersionMatrixResult",
+    "errors_by_client",
+    "ClientErrorsResult",
+    "timeout_budget",
+    "TimeoutResult",
+    "cache_staleness",
+    "CacheStalenessResult",
 ]

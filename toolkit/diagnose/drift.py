@@ -493,7 +493,7 @@ def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b:
     sturges = int(math.ceil(math.log2(max(n_pooled, 1))) + 1)
     edges = np.linspace(lo, hi, sturges + 1)[1:-1]
     requests = case.table("requests")
-    col = requests[feature].cast("float64")
+    requests[feature].cast("float64")
     boundaries = ibis.literal([float(e) for e in edges], type="array<float64>")
     from toolkit.diagnose._engine import histogram_at
 

@@ -82,7 +82,8 @@ def run_diagnostics(
 
     Diagnostics share one :class:`CaseView`, so summaries such as feature profiles are computed
     once. A diagnostic that takes earlier results (``drift=``, ``performance=``) gets them.
-    ``options`` passes keyword arguments per diagnostic id.
+    ``options`` passes keyword arguments per diagnostic id (those a diagnostic does not take,
+    such as ``bucket`` for one without a timeline, are left out).
     """
     baseline, incident = check_windows(baseline, incident)
     case = case or case_view(con)
@@ -91,8 +92,8 @@ def run_diagnostics(
     for diagnostic_id, function in REGISTRY.items():
         if ids is not None and diagnostic_id not in ids:
             continue
-        kwargs = dict(options.get(diagnostic_id, {}))
         parameters = inspect.signature(function).parameters
+        kwargs = {k: v for k, v in options.get(diagnostic_id, {}).items() if k in parameters}
         for name, earlier in (("drift", "data.drift"), ("performance", "model.performance"),
                               ("latency", "infra.latency")):
             if name in parameters and earlier in results:

@@ -1,0 +1,665 @@
+"""The client timeout in force against the server's latency tail (timeout misconfiguration).
+
+Recipe
+------
+**Timeout in force.** Events (any kind, usually ``config_change``) whose ``detail`` carries a
+timeout key (:data:`TIMEOUT_KEYS`: ``client_timeout_ms``, ``timeout_ms``,
+``request_timeout_ms``, or the same in seconds with ``_s``; nested keys are flattened with
+``_``, so ``{"client": {"timeout_ms": 200}}`` counts) set the timeout from their time on. A
+detail key ``client_version`` / ``client`` / ``client_family`` scopes it to the client versions
+equal to that value or starting with ``<value>-`` (``"ios"`` matches ``ios-7.2.0``; ``"all"``
+is every client); without one, an event of artifact ``client`` with a ``version`` applies to
+that version; other events apply to every client. Before the first event of a scope the
+value is ``previous_<key>`` / ``old_<key>`` of that event when given, else ``case_meta``'s
+``client_timeout_ms`` / ``timeout_ms``, else unknown. The engine evaluates this step function
+per request (a ``CASE`` on time and client version).
+
+**Measures**, three aggregate queries over ``requests`` (span covering both windows):
+
+1. per time bucket, window and client version: requests, timeouts, completed requests,
+   requests with a timeout in force and a latency (``budgeted``), those whose latency exceeds
+   the timeout in force (``over_budget``), smallest / largest timeout in force, first timeout;
+2. per time bucket: approximate p50, p99, p99.9 latency of *completed* requests (on a seeded
+   Bernoulli sample of about :data:`TIMELINE_SAMPLE` of them when there are more: the timeline
+   is for display and onset, the window quantiles below use every completed request);
+3. per window: approximate p50, p90, p99, p99.9 latency of completed requests.
+
+A **timeout** is ``status = 'timeout'``, an ``error_type`` matching ``timeout|timed.?out|
+deadline``, or HTTP 408, 499 or 504. A request is **completed** when it has a latency, is not a
+timeout and its status is ``ok`` (or not logged). Quantiles are DuckDB ``approx_quantile``
+(t-digest).
+
+**Finding** ``integration.timeout_misconfiguration`` (statistic: incident timeout rate;
+threshold: the rise threshold ``max(2 x baseline rate, baseline rate + 0.5 point)``):
+
+* *timeouts rise*: incident rate >= 2x the baseline's, >= 0.5 point above it, >= 20 timeouts,
+  two-proportion z-test p < 1e-3;
+* *server healthy*: completed p99 ratio (incident / baseline) <= 1.5 and p50 ratio <= 1.25;
+* *below the tail*: the smallest timeout in force in the incident is below the completed p99.9
+  (the larger of the baseline's and the incident's).
+
+Severity **high**: rise, healthy server and a timeout below the tail. **medium**: rise and
+healthy server with no timeout configuration known, or rise with a timeout below the
+*baseline's* p99.9 while the server also slowed. **low**: rise and healthy server, but the
+configured timeout sits above the tail (the timeouts are not explained by the budget), or no
+latency logged. No finding without a rise.
+
+Onset: the first timeout in the first bucket at or after the baseline's end whose timeout rate
+is at least halfway from the baseline rate to the incident rate, then refined on the raw rows
+(:func:`~toolkit.diagnose._onset.refine_onset`: the change point of the timeout share per fine
+bucket within two buckets of it; one more small query). When a configuration change that set
+a timeout below the tail precedes it (no earlier than ``lookback`` before the baseline's end),
+the onset is that change: with sparse or diurnal traffic the first timeouts can lag it by hours.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+
+from toolkit._validation import check_windows
+from toolkit.diagnose import _stats as st
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._onset import refine_onset
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["timeout_budget", "TimeoutResult", "ID", "TIMEOUT_KEYS"]
+
+ID = "integration.timeouts"
+FINDING = "integration.timeout_misconfiguration"
+#: Detail / case_meta keys that carry a client timeout, with their factor to milliseconds.
+TIMEOUT_KEYS: dict[str, float] = {
+    "client_timeout_ms": 1.0, "timeout_ms": 1.0, "request_timeout_ms": 1.0,
+    "client_timeout_s": 1000.0, "timeout_s": 1000.0, "request_timeout_s": 1000.0,
+}
+TIMEOUT_PATTERN = r"timeout|timed.?out|deadline"
+MIN_TIMEOUTS = 20
+RATE_RATIO = 2.0
+MIN_RISE = 0.005
+PVALUE = 1e-3
+P99_HEALTHY = 1.5
+P50_HEALTHY = 1.25
+#: Completed requests sampled (seeded Bernoulli) for the per-bucket quantiles, at most.
+TIMELINE_SAMPLE = 2_000_000
+_PREVIOUS = ("previous_", "old_", "prev_", "from_")
+_WINDOW_Q = (0.5, 0.9, 0.99, 0.999)
+_BUCKET_Q = (0.5, 0.99, 0.999)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class TimeoutResult(DiagnosticResult):
+    """Timeout rate, timeout in force and server latency tail, per window and over time.
+
+    Attributes
+    ----------
+    table
+        One row per window: ``window``, ``requests``, ``timeouts``, ``timeout_rate``,
+        ``completed``, ``p50_ms``, ``p90_ms``, ``p99_ms``, ``p999_ms`` (completed requests),
+        ``timeout_min_ms``, ``timeout_max_ms`` (in force), ``budgeted``, ``over_budget``,
+        ``over_budget_share``.
+    clients
+        The same counts per window and client version (no quantiles).
+    timeline
+        Per time bucket: ``bucket_start``, ``requests``, ``timeouts``, ``timeout_rate``,
+        ``over_budget_share``, ``timeout_min_ms``, ``p50_ms``, ``p99_ms``, ``p999_ms``,
+        ``first_timeout``.
+    config
+        The timeout history: ``ts`` (NaT for a value in force from the start), ``client_version``
+        (None: every client), ``timeout_ms``, ``source``.
+    """
+
+    id = ID
+    title = "Client timeout against the latency tail"
+
+    clients: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    config: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    has_latency: bool = True
+    lookback: timedelta = timedelta(hours=24)
+
+    def value(self, window: str, column: str) -> float:
+        rows = self.table[self.table["window"] == window] if not self.table.empty else self.table
+        return float(rows[column].iloc[0]) if len(rows) else float("nan")
+
+    def ratio(self, column: str) -> float:
+        """Incident over baseline value of ``column``."""
+        base = self.value("baseline", column)
+        return self.value("incident", column) / base if base > 0 else float("nan")
+
+    @property
+    def tail_ms(self) -> float:
+        """Completed-request p99.9: the larger of the two windows' (NaN without latency)."""
+        values = [self.value("baseline", "p999_ms"), self.value("incident", "p999_ms")]
+        values = [v for v in values if not np.isnan(v)]
+        return max(values) if values else float("nan")
+
+    def headline(self) -> dict[str, Any]:
+        if self.table.empty:
+            return {}
+        return {
+            "timeout rate baseline": self.value("baseline", "timeout_rate"),
+            "timeout rate incident": self.value("incident", "timeout_rate"),
+            "timeout in force ms (incident min)": self.value("incident", "timeout_min_ms"),
+            "completed p99 baseline ms": self.value("baseline", "p99_ms"),
+            "completed p99 incident ms": self.value("incident", "p99_ms"),
+            "completed p99.9 baseline ms": self.value("baseline", "p999_ms"),
+            "p99 ratio": self.ratio("p99_ms"),
+            "over-budget share incident": self.value("incident", "over_budget_share"),
+        }
+
+    def findings(self) -> list[Finding]:
+        if self.table.empty:
+            return []
+        n_b, n_i = self.value("baseline", "requests"), self.value("incident", "requests")
+        k_b, k_i = self.value("baseline", "timeouts"), self.value("incident", "timeouts")
+        r_b, r_i = k_b / n_b, k_i / n_i
+        _, p = st.two_proportion_z(k_b, n_b, k_i, n_i)
+        threshold = max(RATE_RATIO * r_b, r_b + MIN_RISE)
+        if not (r_i >= threshold and k_i >= MIN_TIMEOUTS and p < PVALUE):
+            return []
+        p99_ratio, p50_ratio = self.ratio("p99_ms"), self.ratio("p50_ms")
+        healthy = bool(p99_ratio <= P99_HEALTHY and p50_ratio <= P50_HEALTHY)
+        timeout = self.value("incident", "timeout_min_ms")
+        base_tail = self.value("baseline", "p999_ms")
+        tail = self.tail_ms
+        configured = not np.isnan(timeout)
+        below = configured and not np.isnan(tail) and timeout < tail
+        below_base = configured and not np.isnan(base_tail) and timeout < base_tail
+        if not self.has_latency:
+            severity, why = "low", "no latency is logged to compare with the server tail"
+        elif healthy and below:
+            severity, why = "high", (f"the client timeout ({timeout:.0f} ms) sits below the "
+                                     f"server's p99.9 ({tail:.0f} ms) while the server tail is "
+                                     f"unchanged (p99 ratio {p99_ratio:.2f})")
+        elif healthy and not configured:
+            severity, why = "medium", (f"the server tail is unchanged (p99 ratio "
+                                       f"{p99_ratio:.2f}); no timeout configuration is known")
+        elif below_base:
+            severity, why = "medium", (f"the client timeout ({timeout:.0f} ms) sits below the "
+                                       f"baseline p99.9 ({base_tail:.0f} ms), but the server "
+                                       f"also slowed (p99 ratio {p99_ratio:.2f})")
+        elif healthy:
+            severity, why = "low", (f"the configured timeout ({timeout:.0f} ms) sits above the "
+                                    f"server tail ({tail:.0f} ms)")
+        else:
+            return []
+        top = {}
+        if not self.clients.empty:
+            inc = self.clients[self.clients["window"] == "incident"].sort_values(
+                "timeouts", ascending=False).head(5)
+            top = {str(r.client_version): {"timeouts": int(r.timeouts),
+                                           "timeout_rate": float(r.timeout_rate),
+                                           "timeout_min_ms": float(r.timeout_min_ms)}
+                   for r in inc.itertuples()}
+        changes = self.config[self.config["ts"].notna()] if not self.config.empty else \
+            self.config
+        return [Finding(
+            id=FINDING, pathway="integration", severity=severity,
+            statistic=r_i, threshold=threshold,
+            summary=f"Timeouts rose from {r_b:.2%} to {r_i:.2%}: {why}.",
+            evidence={"baseline_rate": r_b, "incident_rate": r_i, "pvalue": p,
+                      "timeout_ms": timeout, "tail_p999_ms": tail,
+                      "baseline_p99_ms": self.value("baseline", "p99_ms"),
+                      "incident_p99_ms": self.value("incident", "p99_ms"),
+                      "p99_ratio": p99_ratio, "p50_ratio": p50_ratio,
+                      "server_healthy": healthy, "below_tail": below,
+                      "over_budget_share": self.value("incident", "over_budget_share"),
+                      "clients": top,
+                      "config_changes": [
+                          {"ts": r.ts, "client_version": r.client_version,
+                           "timeout_ms": r.timeout_ms} for r in changes.itertuples()]},
+            onset=self._config_onset(tail, self.refined_onsets.get(FINDING)
+                                     or self._onset(r_b, r_i)),
+            diagnostic=self.id,
+        )]
+
+    def _config_onset(self, tail: float, observed: datetime | None) -> datetime | None:
+        """The configuration change that put a timeout below the tail in force, when one
+        precedes the observed onset (within ``lookback`` before the baseline's end or later);
+        else the observed onset."""
+        if self.config.empty or np.isnan(tail):
+            return observed
+        c = self.config
+        start = pd.Timestamp(self.baseline.end - self.lookback)
+        limit = pd.Timestamp(observed) if observed is not None else pd.Timestamp(
+            self.incident.end)
+        hits = c[c["ts"].notna() & (c["ts"] >= start) & (c["ts"] <= limit)
+                 & (c["timeout_ms"] < tail)]
+        return observed if hits.empty else pd.Timestamp(hits["ts"].max()).to_pydatetime()
+
+    def _onset(self, r_b: float, r_i: float) -> datetime | None:
+        tl = self.timeline
+        if tl.empty:
+            return None
+        part = tl[(tl["bucket_end"] > pd.Timestamp(self.baseline.end))
+                  & (tl["bucket_start"] < pd.Timestamp(self.incident.end))]
+        hits = part[(part["timeout_rate"] >= r_b + (r_i - r_b) / 2)
+                    & part["first_timeout"].notna()]
+        return None if hits.empty else pd.Timestamp(hits["first_timeout"].iloc[0]).to_pydatetime()
+
+    def signals(self) -> pd.DataFrame:
+        if self.timeline.empty:
+            return super().signals()
+        frame = self.timeline.melt(id_vars="bucket_start",
+                                   value_vars=["timeout_rate", "over_budget_share", "p99_ms"],
+                                   var_name="signal", value_name="value")
+        frame["signal"] = "timeouts." + frame["signal"]
+        return frame.dropna(subset=["value"])
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Completed p99 / p99.9 and the timeout in force over time; timeout rate on the right."""
+        from toolkit.plotting import WINDOW_COLORS, axes
+
+        ax = axes(ax, figsize=(10, 4))
+        if self.timeline.empty:
+            return super().plot(ax)
+        import seaborn as sns
+
+        data = self.timeline.melt(id_vars="bucket_start", value_vars=["p99_ms", "p999_ms"],
+                                  var_name="percentile", value_name="latency_ms").dropna()
+        if not data.empty:
+            sns.lineplot(data=data, x="bucket_start", y="latency_ms", hue="percentile", ax=ax)
+        budget = self.timeline.dropna(subset=["timeout_min_ms"])
+        if not budget.empty:
+            ax.step(budget["bucket_start"], budget["timeout_min_ms"], where="post",
+                    color="#C44E52", lw=1.5, ls="--", label="client timeout in force")
+        right = ax.twinx()
+        right.plot(self.timeline["bucket_start"], self.timeline["timeout_rate"], color="#8172B3",
+                   lw=1, alpha=0.7)
+        right.set_ylabel("timeout rate", color="#8172B3")
+        right.grid(False)
+        ax.axvspan(self.incident.start, self.incident.end, color=WINDOW_COLORS["incident"],
+                   alpha=0.08, label="incident")
+        if not data.empty or not budget.empty:
+            ax.set_yscale("log")
+        ax.set_xlabel("time (UTC)")
+        ax.set_ylabel("latency of completed requests (ms, log)")
+        ax.set_title("Client timeout against the server latency tail")
+        ax.legend(loc="upper left")
+        return ax
+
+
+def timeout_budget(
+    con: duckdb.DuckDBPyConnection,
+    baseline: Window | str,
+    incident: Window | str,
+    /,
+    *,
+    timeout_ms: float | None = None,
+    lookback: timedelta = timedelta(hours=24),
+    bucket: timedelta | None = None,
+    case: CaseView | None = None,
+) -> TimeoutResult:
+    """Timeout rate and the client timeout in force against the completed-request latency tail.
+
+    Parameters
+    ----------
+    con
+        Case connection.
+    baseline, incident
+        The windows to compare.
+    timeout_ms
+        A client timeout in force over the whole span, for every client (overrides events and
+        ``case_meta``).
+    lookback
+        How long before the baseline's end a configuration change may be the onset.
+    bucket
+        Timeline bucket width.
+    case
+        Shared case view.
+
+    Returns
+    -------
+    TimeoutResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, toolkit as tk
+    >>> con = tk.connect()
+    >>> ts = pd.date_range("2026-03-01", periods=2000, freq="min", tz="UTC")
+    >>> latency = np.tile(np.arange(40.0, 240.0), 10)       # the same 40-240 ms every time
+    >>> timeout = (ts >= ts[1000]) & (latency > 200)       # client timeout cut to 200 ms
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(2000), "ts": ts, "latency_ms": latency,
+    ...     "status": np.where(timeout, "timeout", "ok")}), table="requests")
+    >>> _ = tk.load(con, pd.DataFrame({"ts": [ts[1000]], "kind": ["config_change"],
+    ...     "artifact": ["client"], "detail": ['{"client_timeout_ms": 200}']}), table="events")
+    >>> result = timeout_budget(con, (ts[0], ts[1000]), (ts[1000], ts[-1]))
+    >>> f = result.findings()[0]
+    >>> f.id, f.severity, round(f.statistic, 2)
+    ('integration.timeout_misconfiguration', 'high', 0.19)
+    """
+    baseline, incident = check_windows(baseline, incident)
+    case = case or case_view(con)
+    base = dict(baseline=baseline, incident=incident, lookback=lookback)
+    cols = case.columns.get("requests", {})
+    if not case.counts.get("requests"):
+        return TimeoutResult(**base, not_assessed=(NotAssessed(ID, "no requests"),))
+    if not any(c in cols for c in ("status", "error_type", "http_status")):
+        return TimeoutResult(**base, not_assessed=(
+            NotAssessed(ID, "requests log neither status, error_type nor http_status: "
+                        "timeouts cannot be counted"),))
+    config = _timeout_history(case, timeout_ms)
+    record = Recorder()
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    width = bucket or choose_bucket(span.duration)
+    raw = case.table("requests")
+    raw = raw.filter(within(raw.ts, span))
+    has_client = "client_version" in cols
+    latency = raw.latency_ms if "latency_ms" in cols else ibis.null("float64")
+    is_timeout = _is_timeout(raw, cols)
+    status_ok = (raw.status.isnull() | (raw.status == "ok")) if "status" in cols else \
+        ibis.literal(True)
+    t = raw.select(
+        ts=raw.ts,
+        client_version=raw.client_version if has_client else ibis.null("string"),
+        _window=window_label(raw.ts, baseline, incident),
+        bucket_start=bucket_expr(raw.ts, width),
+        _timeout=ibis.ifelse(is_timeout, 1, 0),
+        _completed=ibis.ifelse(latency.notnull() & ~is_timeout & status_ok, 1, 0),
+        _budget=_in_force(raw, config, has_client),
+        _lat=latency,
+        _outcome=_outcome(raw, cols))
+    budgeted = t._budget.notnull() & t._lat.notnull()
+    groups = record(t.group_by(["bucket_start", "_window", "client_version"]).aggregate(
+        requests=t.count(), timeouts=t._timeout.sum(), completed=t._completed.sum(),
+        budgeted=ibis.ifelse(budgeted, 1, 0).sum(),
+        over_budget=ibis.ifelse(budgeted & (t._lat > t._budget), 1, 0).sum(),
+        timeout_min_ms=t._budget.min(), timeout_max_ms=t._budget.max(),
+        first_timeout=t.ts.min(where=t._timeout == 1),
+        with_latency=t._lat.count(), outcome=t._outcome.sum()))
+    groups = groups.rename(columns={"_window": "window"})
+    windows = set(groups["window"].dropna())
+    if windows != {"baseline", "incident"}:
+        missing = ", ".join(sorted({"baseline", "incident"} - windows))
+        return TimeoutResult(**base, sql=record.sql, config=config, not_assessed=(
+            NotAssessed(ID, f"no requests in the {missing} window"),))
+    if not groups["outcome"].sum():
+        return TimeoutResult(**base, sql=record.sql, config=config, not_assessed=(
+            NotAssessed(ID, "no request in the windows has a status, error_type or "
+                        "http_status: timeouts cannot be counted"),))
+    gaps = []
+    has_latency = bool(groups["with_latency"].sum())
+    if has_latency:
+        done = raw.filter(latency.notnull() & ~is_timeout & status_ok)
+        done = done.select(_window=window_label(done.ts, baseline, incident),
+                           bucket_start=bucket_expr(done.ts, width), _lat=done.latency_ms)
+        completed = float(groups["completed"].sum())
+        sampled = done.sample(TIMELINE_SAMPLE / completed, method="row", seed=17) if \
+            completed > TIMELINE_SAMPLE else done
+        tail = record(sampled.group_by("bucket_start").aggregate(
+            q=sampled._lat.approx_quantile(list(_BUCKET_Q))))
+        in_windows = done.filter(done._window.notnull())
+        wq = record(in_windows.group_by("_window").aggregate(
+            q=in_windows._lat.approx_quantile(list(_WINDOW_Q)))).rename(
+            columns={"_window": "window"})
+    else:
+        gaps.append(NotAssessed(f"{ID}.latency", "no latency logged: the server tail cannot "
+                                "be compared with the client timeout"))
+        tail = pd.DataFrame(columns=["bucket_start", "q"])
+        wq = pd.DataFrame(columns=["window", "q"])
+    if config.empty:
+        gaps.append(NotAssessed(f"{ID}.config", "no client timeout in events (detail keys "
+                                f"{', '.join(TIMEOUT_KEYS)}) or case_meta: the timeout rate is "
+                                "reported against the latency tail only"))
+    table, clients = _window_tables(groups, wq)
+    if not config.empty and table["timeout_min_ms"].isna().any():
+        # the engine matched no request to the configuration (e.g. it names client versions
+        # that requests do not log): state the values in force from the events themselves
+        for k, window in enumerate((baseline, incident)):
+            low, high = _config_range(config, window)
+            if np.isnan(table.loc[k, "timeout_min_ms"]):
+                table.loc[k, ["timeout_min_ms", "timeout_max_ms"]] = [low, high]
+        gaps.append(NotAssessed(f"{ID}.budget", "no request could be matched to the timeout "
+                                "configuration (client_version not logged?): the over-budget "
+                                "share is not assessed; the timeout in force comes from the "
+                                "events alone"))
+    timeline = _timeline(groups, tail, width)
+    result = TimeoutResult(**base, table=table, clients=clients, timeline=timeline,
+                           config=config, has_latency=has_latency, sql=record.sql,
+                           not_assessed=tuple(gaps))
+    refined = {f.id: refine_onset(record, raw, is_timeout.cast("float64"), f.onset,
+                                  around=2 * width, limits=span)
+               for f in result.findings() if f.onset is not None}
+    return replace(result, refined_onsets=refined, sql=record.sql) if refined else result
+
+
+def _is_timeout(t: ibis.Table, cols: Mapping[str, str]) -> ibis.BooleanValue:
+    """``status = 'timeout'``, a timeout-like ``error_type``, or HTTP 408 / 499 / 504."""
+    parts = []
+    if "status" in cols:
+        parts.append((t.status == "timeout").fill_null(False))
+    if "error_type" in cols:
+        parts.append(t.error_type.lower().re_search(TIMEOUT_PATTERN).fill_null(False))
+    if "http_status" in cols:
+        parts.append(t.http_status.isin([408, 499, 504]).fill_null(False))
+    return _any(parts)
+
+
+def _outcome(t: ibis.Table, cols: Mapping[str, str]) -> ibis.IntegerValue:
+    """1 when the request logs a status, an error_type or an http_status."""
+    logged = _any([t[c].notnull() for c in ("status", "error_type", "http_status") if c in cols])
+    return ibis.ifelse(logged, 1, 0)
+
+
+def _any(parts: list[ibis.BooleanValue]) -> ibis.BooleanValue:
+    return functools.reduce(operator.or_, parts) if parts else ibis.literal(False)
+
+
+def _in_force(t: ibis.Table, config: pd.DataFrame, has_client: bool) -> ibis.FloatingValue:
+    """The timeout in force for each request, as a CASE on time (and client version)."""
+    if config.empty:
+        return ibis.null("float64")
+    branches = []
+    scoped = config[config["client_version"].notna()] if has_client else config.iloc[0:0]
+    shared = config[config["client_version"].isna()]
+    # the most specific scope first: a version before the family prefix that contains it
+    for scope in sorted(scoped["client_version"].unique(), key=lambda v: (-len(v), v)):
+        rows = scoped[scoped["client_version"] == scope]
+        match = (t.client_version == scope) | t.client_version.startswith(f"{scope}-")
+        for cond, value in _segments(t, rows):
+            branches.append((match & cond, value))
+    for cond, value in _segments(t, shared):
+        branches.append((cond, value))
+    if not branches:
+        return ibis.null("float64")
+    return ibis.cases(*((c, ibis.literal(float(v))) for c, v in branches),
+                      else_=ibis.null("float64"))
+
+
+def _segments(t: ibis.Table, rows: pd.DataFrame) -> list[tuple[ibis.BooleanValue, float]]:
+    """``[(ts in [t_k, t_k+1), value_k)]`` for a step function (NaT: from the start)."""
+    rows = rows.sort_values("ts", na_position="first")
+    out = []
+    times = list(rows["ts"]) + [pd.NaT]
+    for k, value in enumerate(rows["timeout_ms"]):
+        start, end = times[k], times[k + 1]
+        cond = ibis.literal(True)
+        if not pd.isna(start):
+            cond = cond & (t.ts >= ibis.literal(pd.Timestamp(start).to_pydatetime()))
+        if not pd.isna(end):
+            cond = cond & (t.ts < ibis.literal(pd.Timestamp(end).to_pydatetime()))
+        out.append((cond, float(value)))
+    return out
+
+
+def _config_range(config: pd.DataFrame, window: Window) -> tuple[float, float]:
+    """Smallest and largest value in force at some time in ``window``, over every scope."""
+    values = []
+    for _, rows in config.groupby(config["client_version"].fillna("\0"), sort=False):
+        rows = rows.sort_values("ts", na_position="first")
+        ends = list(rows["ts"].iloc[1:]) + [pd.NaT]
+        for start, end, value in zip(rows["ts"], ends, rows["timeout_ms"], strict=True):
+            if (pd.isna(start) or start < pd.Timestamp(window.end)) and (
+                    pd.isna(end) or end > pd.Timestamp(window.start)):
+                values.append(float(value))
+    return (min(values), max(values)) if values else (float("nan"), float("nan"))
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(detail, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in detail.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{name}_"))
+        else:
+            out[name] = value
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(number) or number <= 0 else number
+
+
+def _lookup(flat: Mapping[str, Any], keys: Mapping[str, float], prefixes: tuple[str, ...] = ("",)
+            ) -> float | None:
+    for prefix in prefixes:
+        for key, factor in keys.items():
+            for name, value in flat.items():
+                if name.lower() == prefix + key:
+                    number = _number(value)
+                    if number is not None:
+                        return number * factor
+    return None
+
+
+_SCOPE_KEYS = ("client_version", "client", "client_family", "clients")
+_EVERY_CLIENT = ("all", "*", "any", "every", "global")
+
+
+def _scope(flat: Mapping[str, Any], artifact: Any, version: Any) -> str | None:
+    """The client a setting applies to (None: every client)."""
+    for key in _SCOPE_KEYS:
+        value = flat.get(key)
+        if isinstance(value, str) and value.strip():
+            value = value.strip()
+            return None if value.lower() in _EVERY_CLIENT else value
+    if artifact == "client" and isinstance(version, str) and version.strip():
+        return version.strip()
+    return None
+
+
+def _config_history(case: CaseView, keys: Mapping[str, float], value_name: str
+                    ) -> pd.DataFrame:
+    """A setting's history from events and ``case_meta``.
+
+    Returns ``ts`` (NaT: in force from the start), ``client_version`` (the scope; None: every
+    client), ``<value_name>`` (the value times the key's factor) and ``source``. A detail key
+    ``client_version``, ``client``, ``client_family`` or ``clients`` scopes the setting (``all``
+    or ``*``: every client), else an event of artifact ``client`` with a version applies to that
+    version. A scope matches a client version equal to it or starting with ``<scope>-`` (a
+    family such as ``ios`` matches ``ios-7.2.0``). Before the first event of a scope, the
+    event's ``previous_<key>`` (or ``old_``, ``prev_``, ``from_``) value is in force when given,
+    else ``case_meta``'s value.
+    """
+    rows: list[tuple[Any, Any, float, str]] = []
+    ev = case.events
+    for e in ev.itertuples():
+        flat = _flatten(e.detail)
+        value = _lookup(flat, keys)
+        if value is None:
+            continue
+        scope = _scope(flat, e.artifact, e.version)
+        previous = _lookup(flat, keys, _PREVIOUS)
+        rows.append((pd.Timestamp(e.ts), scope, value, f"event {e.kind}"))
+        if previous is not None:
+            rows.append((pd.NaT, scope, previous, f"previous value in {e.kind} event"))
+    meta = _lookup({str(k): v for k, v in case.meta.items()}, keys)
+    frame = pd.DataFrame(rows, columns=["ts", "client_version", value_name, "source"])
+    # keep only the earliest "previous" value per scope, and only when nothing precedes it
+    if not frame.empty:
+        frame["_scope"] = frame["client_version"].fillna("\0")
+        first = frame[frame["ts"].isna()].groupby("_scope", sort=False).head(1)
+        frame = pd.concat([first, frame[frame["ts"].notna()]]).drop(columns="_scope")
+    if meta is not None and not (frame["ts"].isna() & frame["client_version"].isna()).any():
+        start = pd.DataFrame({"ts": [pd.NaT], "client_version": [None], value_name: [meta],
+                              "source": ["case_meta"]})
+        frame = pd.concat([start, frame]) if len(frame) else start
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["client_version"] = frame["client_version"].astype(object).where(
+        frame["client_version"].notna(), None)
+    return frame.sort_values("ts", na_position="first", ignore_index=True)
+
+
+def _timeout_history(case: CaseView, timeout_ms: float | None) -> pd.DataFrame:
+    if timeout_ms is not None:
+        return pd.DataFrame({"ts": pd.to_datetime([pd.NaT], utc=True), "client_version": [None],
+                             "timeout_ms": [float(timeout_ms)], "source": ["given"]})
+    return _config_history(case, TIMEOUT_KEYS, "timeout_ms")
+
+
+def _split(frame: pd.DataFrame, levels: tuple[float, ...], names: list[str]) -> None:
+    values = np.array([list(q) if q is not None else [np.nan] * len(levels)
+                       for q in frame.pop("q")], dtype=float).reshape(len(frame), len(levels))
+    for k, name in enumerate(names):
+        frame[name] = values[:, k]
+
+
+def _rates(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["timeout_rate"] = frame["timeouts"] / frame["requests"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["over_budget_share"] = np.where(frame["budgeted"] > 0, frame["over_budget"]
+                                              / frame["budgeted"].where(frame["budgeted"] > 0, 1),
+                                              np.nan)
+    return frame
+
+
+_COUNTS = ["requests", "timeouts", "completed", "budgeted", "over_budget"]
+
+
+def _window_tables(groups: pd.DataFrame, wq: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    g = groups[groups["window"].notna()]
+    spec = {**{c: (c, "sum") for c in _COUNTS}, "timeout_min_ms": ("timeout_min_ms", "min"),
+            "timeout_max_ms": ("timeout_max_ms", "max")}
+    clients = _rates(g.groupby(["window", "client_version"], dropna=False).agg(**spec)
+                     .reset_index())
+    table = _rates(g.groupby("window").agg(**spec).reset_index())
+    wq = wq.copy()
+    _split(wq, _WINDOW_Q, ["p50_ms", "p90_ms", "p99_ms", "p999_ms"])
+    table = table.merge(wq, on="window", how="left")
+    table = table.set_index("window").loc[["baseline", "incident"]].reset_index()
+    clients["window"] = pd.Categorical(clients["window"], ["baseline", "incident"])
+    clients = clients.sort_values(["window", "requests"], ascending=[True, False],
+                                  ignore_index=True)
+    clients["window"] = clients["window"].astype(str)
+    return (table[["window", "requests", "timeouts", "timeout_rate", "completed", "p50_ms",
+                   "p90_ms", "p99_ms", "p999_ms", "timeout_min_ms", "timeout_max_ms",
+                   "budgeted", "over_budget", "over_budget_share"]],
+            clients[["window", "client_version", "requests", "timeouts", "timeout_rate",
+                     "completed", "budgeted", "over_budget", "over_budget_share",
+                     "timeout_min_ms", "timeout_max_ms"]])
+
+
+def _timeline(groups: pd.DataFrame, tail: pd.DataFrame, width: timedelta) -> pd.DataFrame:
+    tl = _rates(groups.groupby("bucket_start").agg(
+        **{c: (c, "sum") for c in _COUNTS}, timeout_min_ms=("timeout_min_ms", "min"),
+        first_timeout=("first_timeout", "min")).reset_index())
+    tail = tail.copy()
+    _split(tail, _BUCKET_Q, ["p50_ms", "p99_ms", "p999_ms"])
+    tl = tl.merge(tail, on="bucket_start", how="left")
+    tl["bucket_end"] = tl["bucket_start"] + width
+    return tl.sort_values("bucket_start", ignore_index=True)[
+        ["bucket_start", "bucket_end", "requests", "timeouts", "timeout_rate", "budgeted",
+         "over_budget", "over_budget_share", "timeout_min_ms", "p50_ms", "p99_ms", "p999_ms",
+         "first_timeout"]]

@@ -16,6 +16,9 @@ Examples
 0
 """
 
+from importlib import import_module
+from typing import Any
+
 from toolkit import errors
 from toolkit._version import __version__
 from toolkit.load import LoadReport, load, load_many
@@ -32,4 +35,30 @@ __all__ = [
     "summarize",
     "CaseSummary",
     "Window",
+    "diagnose",
+    "classify",
+    "report",
+    "simulate",
+    "classify_incident",
+    "run_diagnostics",
+    "render_postmortem",
+    "render_weekly",
 ]
+
+# Later pipeline steps import ibis, scipy and matplotlib: load them on first use, so that
+# `import toolkit` (and the CLI) stays quick.
+_LAZY_MODULES = {"diagnose", "classify", "report", "simulate", "plotting", "evaluate"}
+_LAZY_FUNCTIONS = {
+    "classify_incident": "toolkit.classify",
+    "run_diagnostics": "toolkit.diagnose",
+    "render_postmortem": "toolkit.report",
+    "render_weekly": "toolkit.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return import_module(f"toolkit.{name}")
+    if name in _LAZY_FUNCTIONS:
+        return getattr(import_module(_LAZY_FUNCTIONS[name]), name)
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Notebook templates (jupytext percent scripts), shipped as ``toolkit.report.templates``."""

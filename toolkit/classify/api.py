@@ -1,0 +1,215 @@
+"""``classify_incident``: diagnose a case and classify the incident (DESIGN section 4)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from toolkit._validation import check_window
+from toolkit.classify.engine import Evidence, Verdict, score
+from toolkit.classify.rules import RuleTable, load_rules
+from toolkit.classify.windows import DetectedWindows, detect_windows
+from toolkit.diagnose import Diagnosis, run_diagnostics
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket
+from toolkit.errors import EmptyWindowError
+from toolkit.types import Window
+
+__all__ = ["Classification", "classify_incident", "default_baseline"]
+
+#: Diagnostics whose timelines locate the incident when no window is given.
+SCAN_DIAGNOSTICS = (
+    "case.traffic", "data.drift", "data.quality", "model.performance", "model.calibration",
+    "infra.latency", "infra.memory", "integration.versions", "integration.cache",
+)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The verdict on an incident, with everything that led to it.
+
+    ``to_dict()`` is the JSON contract of DESIGN section 4 (plus ``failure_mode_scores``,
+    ``rationale``, ``alternatives``, ``serving_mode`` and ``window_source``).
+    """
+
+    verdict: Verdict
+    baseline: Window
+    incident: Window
+    diagnosis: Diagnosis = field(repr=False)
+    serving_mode: str = "real-time"
+    window_source: str = "given"
+    detected: DetectedWindows | None = field(default=None, repr=False)
+
+    @property
+    def pathway(self) -> str:
+        return self.verdict.pathway
+
+    @property
+    def failure_mode(self) -> str:
+        return self.verdict.failure_mode
+
+    @property
+    def confidence(self) -> float:
+        return self.verdict.confidence
+
+    @property
+    def onset(self) -> datetime:
+        return self.verdict.onset
+
+    def to_dict(self) -> dict[str, Any]:
+        """The classification contract (DESIGN section 4) as a JSON-friendly dict."""
+        findings = self.diagnosis.findings()
+        return {
+            "pathway": self.verdict.pathway,
+            "failure_mode": self.verdict.failure_mode,
+            "confidence": self.verdict.confidence,
+            "scores": self.verdict.scores,
+            "onset": _iso(self.verdict.onset),
+            "incident": self.incident.as_list(),
+            "baseline": self.baseline.as_list(),
+            "findings": [f.to_dict() for f in findings],
+            "not_assessed": [g.to_dict() for g in self.diagnosis.not_assessed()],
+            "remediation": list(self.verdict.remediation),
+            "failure_mode_scores": self.verdict.mode_scores,
+            "rationale": [hit.to_dict() for hit in self.verdict.hits],
+            "alternatives": list(self.verdict.alternatives),
+            "serving_mode": self.serving_mode,
+            "window_source": self.window_source,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def summary(self) -> str:
+        """A short readable verdict (what ``forensics classify`` prints)."""
+        v = self.verdict
+        lines = []
+        if v.pathway in ("none", "undetermined"):
+            lines.append(f"Verdict: {v.pathway} (confidence {v.confidence:.2f})")
+        else:
+            lines.append(f"Verdict: {v.pathway} / {v.failure_mode} (confidence "
+                         f"{v.confidence:.2f}), onset {_iso(v.onset)}")
+        lines.append(f"Incident {self.incident} ({self.window_source}); baseline {self.baseline}")
+        lines.append("Pathway scores: " + ", ".join(f"{p} {s:.2f}" for p, s in
+                                                    sorted(v.scores.items(),
+                                                           key=lambda kv: -kv[1])))
+        if v.hits:
+            lines.append("Because:")
+            decisive = sorted(v.hits, key=lambda h: -max(h.add.values(), default=0))[:5]
+            for hit in decisive:
+                lines.append(f"  - {hit.name} ({', '.join(hit.findings) or 'events'})")
+        if v.alternatives:
+            lines.append("Alternatives: " + ", ".join(
+                f"{a['failure_mode']} {a['probability']:.2f}" for a in v.alternatives[:3]))
+        gaps = self.diagnosis.not_assessed()
+        if gaps:
+            lines.append("Not assessed: " + "; ".join(f"{g.check} ({g.reason})"
+                                                      for g in gaps[:6]))
+        if v.remediation:
+            lines.append("Do next:")
+            lines.extend(f"  - {r}" for r in v.remediation[:4])
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(self.summary()) + "</pre>"
+
+    def findings_frame(self) -> pd.DataFrame:
+        return self.diagnosis.to_frame()
+
+
+def classify_incident(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    incident: Window | str | None = None,
+    baseline: Window | str | None = None,
+    rules: RuleTable | str | None = None,
+    case: CaseView | None = None,
+) -> Classification:
+    """Diagnose the case and classify the incident.
+
+    Parameters
+    ----------
+    con
+        Case connection (read-only is enough).
+    incident
+        The incident window; detected from the data when omitted.
+    baseline
+        The baseline window; by default the period before the incident (at most 14 days).
+    rules
+        A rule table (or the path of a TOML rule file); the packaged ``rules.toml`` by default.
+
+    Returns
+    -------
+    Classification
+
+    Raises
+    ------
+    EmptyWindowError
+        The case has no requests, or none before the incident to serve as a baseline.
+    """
+    case = case or case_view(con)
+    table = rules if isinstance(rules, RuleTable) else load_rules(rules)
+    span = case.span
+    if span is None:
+        raise EmptyWindowError("The case has no requests to classify; load some first.")
+    detected = None
+    source = "given"
+    if incident is None:
+        detected = _detect(con, case, span, baseline)
+        source = "detected"
+        if detected is None:
+            incident = Window(span.start + (span.end - span.start) * 3 / 4, span.end)
+            baseline = baseline or default_baseline(span, incident)
+            source = "detected (no change found: last quarter)"
+        else:
+            incident = detected.incident
+            baseline = baseline or detected.baseline
+    else:
+        incident = check_window("incident", incident)
+        baseline = check_window("baseline", baseline) if baseline is not None else \
+            default_baseline(span, incident)
+    baseline = check_window("baseline", baseline)
+    diagnosis = run_diagnostics(con, baseline, incident, case=case)
+    traffic = diagnosis.results.get("case.traffic")
+    serving_mode = getattr(traffic, "serving_mode", "real-time")
+    evidence = Evidence(tuple(diagnosis.findings()), tuple(diagnosis.not_assessed()),
+                        case.events, baseline, incident, serving_mode)
+    verdict = score(evidence, table)
+    return Classification(verdict, baseline, incident, diagnosis, serving_mode, source, detected)
+
+
+def default_baseline(span: Window, incident: Window) -> Window:
+    """The period before the incident, at most 14 days (DESIGN: without --baseline)."""
+    start = max(span.start, incident.start - timedelta(days=14))
+    if start >= incident.start:
+        raise EmptyWindowError(
+            f"No data before the incident {incident} to use as a baseline; pass one explicitly."
+        )
+    return Window(start, incident.start)
+
+
+def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
+            baseline: Window | str | None) -> DetectedWindows | None:
+    search = span
+    if baseline is not None:
+        baseline = check_window("baseline", baseline)
+        search = Window(baseline.start, span.end)
+    quarter = search.start + (search.end - search.start) / 4
+    scan_baseline = Window(search.start, quarter)
+    scan_incident = Window(quarter, search.end)
+    bucket = choose_bucket(search.duration)
+    scan = run_diagnostics(con, scan_baseline, scan_incident, case=case,
+                           ids=list(SCAN_DIAGNOSTICS),
+                           options={i: {"bucket": bucket} for i in SCAN_DIAGNOSTICS})
+    return detect_windows(scan.signals(), search, bucket)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")

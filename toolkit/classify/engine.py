@@ -1,0 +1,178 @@
+"""Evidence scoring: findings -> failure-mode and pathway probabilities, verdict, rationale.
+
+The classifier never touches the database: it reads the findings of the diagnostics, the
+(small) event log and the windows. Every rule of the table that fires adds log-likelihood
+ratios to failure modes; a softmax over the modes and a "no incident" option turns the scores
+into probabilities; pathway scores are the sums over their modes. The verdict abstains
+(``undetermined``) when the top pathway is not clearly ahead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from toolkit.classify.remediation import remediation_for
+from toolkit.classify.rules import (
+    SEVERITY_SCALE,
+    Context,
+    RuleTable,
+    holds,
+    load_rules,
+    severity_of,
+)
+from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, PATHWAYS, UNDETERMINED
+from toolkit.diagnose._base import SEVERITIES, Finding, NotAssessed
+from toolkit.types import Window
+
+__all__ = ["Evidence", "RuleHit", "Verdict", "score"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the classifier reads (no database connection).
+
+    Attributes
+    ----------
+    findings
+        Findings of the diagnostics.
+    not_assessed
+        Checks that could not run.
+    events
+        The case's events (``ts``, ``kind``, ``artifact``, ``version``, ``host``, ``detail``).
+    baseline, incident
+        The windows the findings compare.
+    serving_mode
+        ``real-time`` or ``batch``.
+    """
+
+    findings: tuple[Finding, ...]
+    not_assessed: tuple[NotAssessed, ...]
+    events: pd.DataFrame
+    baseline: Window
+    incident: Window
+    serving_mode: str = "real-time"
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """A rule that fired, and what it added."""
+
+    name: str
+    add: dict[str, float]
+    findings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.name, "adds": {k: round(v, 3) for k, v in self.add.items()},
+                "findings": list(self.findings)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of scoring."""
+
+    pathway: str
+    failure_mode: str
+    confidence: float
+    scores: dict[str, float]
+    mode_scores: dict[str, float]
+    onset: datetime
+    hits: tuple[RuleHit, ...]
+    remediation: tuple[str, ...]
+    alternatives: tuple[dict[str, Any], ...] = field(default=())
+
+
+def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
+    """Score the evidence against the rule table and decide."""
+    rules = rules or load_rules()
+    findings = _strongest(evidence.findings)
+    onset = _provisional_onset(evidence, findings)
+    context = Context(findings, _events(evidence.events), onset)
+    prior_total = sum(rules.priors.values())
+    logits = {mode: math.log(rules.priors[mode] / prior_total * len(PATHWAY_OF)) + rules.base
+              for mode in PATHWAY_OF}
+    hits = []
+    for rule in rules.rules:
+        if not all(holds(condition, context) for condition in rule.when):
+            continue
+        factor = SEVERITY_SCALE.get(severity_of(rule, context) or "high", 1.0) if rule.scale \
+            else 1.0
+        added = {mode: weight * factor for mode, weight in rule.add.items()}
+        for mode, weight in added.items():
+            logits[mode] += weight
+        hits.append(RuleHit(rule.name, added, tuple(
+            c["finding"] for c in rule.when if "finding" in c)))
+    none = float(rules.scoring.get("none_score", 0.0))
+    top = max(max(logits.values()), none)
+    weights = {mode: math.exp(v - top) for mode, v in logits.items()}
+    weights[NONE] = math.exp(none - top)
+    total = sum(weights.values())
+    probabilities = {mode: w / total for mode, w in weights.items()}
+    pathway_p = {p: sum(probabilities[m] for m in FAILURE_MODES[p]) for p in PATHWAYS}
+    p_none = probabilities[NONE]
+    ranked = sorted(pathway_p.items(), key=lambda kv: -kv[1])
+    best_pathway, best_p = ranked[0]
+    runner_up = ranked[1][1]
+    best_mode = max(FAILURE_MODES[best_pathway], key=lambda m: probabilities[m])
+    min_confidence = float(rules.scoring.get("min_confidence", 0.5))
+    min_margin = float(rules.scoring.get("min_margin", 0.15))
+    if p_none >= best_p:
+        pathway, mode, confidence = NONE, NONE, p_none
+    elif best_p < min_confidence or best_p - runner_up < min_margin:
+        pathway, mode, confidence = UNDETERMINED, UNDETERMINED, best_p
+    else:
+        pathway, mode, confidence = best_pathway, best_mode, best_p
+    alternatives = tuple(
+        {"pathway": PATHWAY_OF[m], "failure_mode": m, "probability": round(probabilities[m], 4)}
+        for m in sorted(PATHWAY_OF, key=lambda m: -probabilities[m])[:4]
+        if m != mode
+    )
+    final_onset = _final_onset(evidence, hits, mode, onset)
+    scores_out = {p: round(v / max(1 - p_none, 1e-12), 4) for p, v in pathway_p.items()}
+    remediation_mode = mode if mode not in (UNDETERMINED,) else best_mode
+    return Verdict(
+        pathway=pathway, failure_mode=mode, confidence=round(confidence, 4), scores=scores_out,
+        mode_scores={m: round(p, 4) for m, p in probabilities.items()}, onset=final_onset,
+        hits=tuple(hits), remediation=tuple(remediation_for(remediation_mode,
+                                                            evidence.serving_mode)),
+        alternatives=alternatives,
+    )
+
+
+def _strongest(findings: tuple[Finding, ...]) -> dict[str, Finding]:
+    out: dict[str, Finding] = {}
+    for finding in findings:
+        current = out.get(finding.id)
+        if current is None or SEVERITIES.index(finding.severity) > SEVERITIES.index(
+                current.severity):
+            out[finding.id] = finding
+    return out
+
+
+def _events(events: pd.DataFrame) -> pd.DataFrame:
+    if events.empty:
+        return events
+    events = events.copy()
+    events["ts"] = pd.to_datetime(events["ts"], utc=True)
+    return events
+
+
+def _provisional_onset(evidence: Evidence, findings: dict[str, Finding]) -> datetime:
+    """The earliest onset among medium and high findings, else the incident start."""
+    onsets = [f.onset for f in findings.values()
+              if f.onset is not None and f.severity in ("medium", "high")
+              and evidence.incident.start - (evidence.incident.end - evidence.incident.start)
+              <= pd.Timestamp(f.onset) <= evidence.incident.end]
+    return min(onsets) if onsets else evidence.incident.start
+
+
+def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional: datetime
+                 ) -> datetime:
+    """The earliest onset among the findings that supported the winning failure mode."""
+    supporting = {fid for hit in hits if hit.add.get(mode, 0) > 0 for fid in hit.findings}
+    onsets = [f.onset for f in evidence.findings if f.id in supporting and f.onset is not None]
+    return min(onsets) if onsets else provisional

@@ -1,0 +1,204 @@
+"""Remediation per failure mode, for real-time and batch serving.
+
+Real-time pipelines cannot retry or correct later: they need containment now (rollback,
+fallback, load shedding). Batch pipelines tolerate retries and delayed correction: quarantine,
+fix, re-run. Each entry has actions for both, plus the ones that apply to either.
+"""
+
+from __future__ import annotations
+
+__all__ = ["REMEDIATION", "remediation_for", "SERVING_MODES"]
+
+SERVING_MODES = ("real-time", "batch")
+
+#: failure mode -> {"always": [...], "real-time": [...], "batch": [...]}
+REMEDIATION: dict[str, dict[str, list[str]]] = {
+    "covariate_shift": {
+        "always": [
+            "Confirm which upstream source or population moved (segment, geography, producer) "
+            "before retraining.",
+            "Retrain or fine-tune on recent data that includes the shifted population; validate "
+            "on a holdout drawn from the incident window.",
+            "Monitor PSI on the features that moved, on baseline-quantile bins, with alerts.",
+        ],
+        "real-time": ["Until the retrained model ships, route the shifted segment to a fallback "
+                      "(previous model, rules) or raise its decision threshold."],
+        "batch": ["Hold downstream consumers of the affected partitions and re-score them once "
+                  "the retrained model is validated."],
+    },
+    "schema_mismatch": {
+        "always": [
+            "Validate the input contract (feature names, types, required fields) at the serving "
+            "boundary and reject violations instead of defaulting them.",
+            "Version the preprocessing pipeline with the model under one release id and test "
+            "the upstream change against it before release.",
+        ],
+        "real-time": ["Roll back the upstream change, or deploy a shim that maps the renamed or "
+                      "retyped fields, now."],
+        "batch": ["Quarantine the partitions written since the change and re-run them after the "
+                  "fix."],
+    },
+    "null_injection": {
+        "always": [
+            "Trace the nulls / default values to their producer (a broken join, a failing "
+            "source) and fix it there.",
+            "Alert on null and default-value rates per feature.",
+            "Make missing-value handling identical in training and serving.",
+        ],
+        "real-time": ["Flag or reject requests that miss critical features rather than scoring "
+                      "defaults."],
+        "batch": ["Backfill the missing values and re-score the affected rows."],
+    },
+    "unit_change": {
+        "always": [
+            "Declare units in the feature contract and validate value ranges at the boundary.",
+            "Convert at the producer (or explicitly in the pipeline) and redeploy; add a test "
+            "with a known value per feature.",
+        ],
+        "real-time": ["Hotfix the conversion in the pipeline now; keep the producer change "
+                      "behind a flag."],
+        "batch": ["Re-run the affected partitions after the conversion fix."],
+    },
+    "concept_drift": {
+        "always": [
+            "Retrain on recent labelled data and shorten the retraining cycle.",
+            "Monitor realised accuracy per segment, accounting for label delay.",
+        ],
+        "real-time": ["Reduce reliance on the model until retrained (stricter thresholds, human "
+                      "review or fallback for high-stakes decisions)."],
+        "batch": ["Correct downstream decisions with the retrained model once validated."],
+    },
+    "calibration_collapse": {
+        "always": [
+            "Gate quantized or compressed releases on ECE and on the share of confident errors, "
+            "not only on accuracy.",
+            "Re-fit temperature scaling (or isotonic calibration) on the new artifact and "
+            "re-check the decision threshold (e.g. 0.85) against its reliability diagram.",
+        ],
+        "real-time": ["Roll back to the full-precision model until the quantized one is "
+                      "recalibrated."],
+        "batch": ["Re-score with a recalibrated model; decisions taken above the threshold "
+                  "need review."],
+    },
+    "bad_release": {
+        "always": [
+            "Roll back to the previous model version.",
+            "Add canary or shadow evaluation with realised accuracy to the release gate, and "
+            "compare versions on the same inputs before full rollout.",
+        ],
+        "real-time": ["Roll back immediately; keep the previous version warm for fast "
+                      "rollbacks."],
+        "batch": ["Re-score the batches produced by the bad version."],
+    },
+    "adversarial_inputs": {
+        "always": [
+            "Rate-limit or block the offending source and review what it was served.",
+            "Add input validation and out-of-distribution detection at the boundary.",
+        ],
+        "real-time": ["Serve a safe default or reject out-of-distribution requests from "
+                      "untrusted sources."],
+        "batch": ["Drop or quarantine the source's records before scoring."],
+    },
+    "memory_exhaustion": {
+        "always": [
+            "Set a concurrency limit per replica below the knee of the latency-concurrency "
+            "curve.",
+            "Tie autoscaling to memory (GPU memory) and queue depth, not only CPU.",
+            "Right-size memory limits and batch sizes; load-test at peak concurrency.",
+        ],
+        "real-time": ["Shed load or queue with backpressure instead of accepting requests the "
+                      "replica cannot hold."],
+        "batch": ["Reduce batch size or parallelism and retry the failed shards."],
+    },
+    "memory_leak": {
+        "always": [
+            "Find the leak: memory growth per request, unbounded caches or buffers.",
+            "Alert on the memory growth slope per replica.",
+        ],
+        "real-time": ["Until fixed, schedule rolling restarts before replicas reach their "
+                      "limit."],
+        "batch": ["Restart workers between jobs; retry the jobs that failed."],
+    },
+    "cold_start": {
+        "always": [
+            "Warm replicas up before they take traffic (readiness after model load and a "
+            "warm-up request).",
+            "Keep a minimum of warm replicas and scale earlier (predictive autoscaling); "
+            "preload model artifacts on nodes.",
+        ],
+        "real-time": ["Raise the minimum replica count during peaks."],
+        "batch": ["Start workers before the batch window and reuse them across jobs."],
+    },
+    "accelerator_fault": {
+        "always": [
+            "Drain and replace the faulty host or GPU.",
+            "Add per-host health checks (GPU errors, latency) with automatic ejection from the "
+            "load balancer.",
+        ],
+        "real-time": ["Eject the host from the serving pool now."],
+        "batch": ["Re-run the work that landed on the faulty host."],
+    },
+    "version_skew": {
+        "always": [
+            "Version all artifacts (model, preprocessing pipeline, API contract, cache) under "
+            "one release id, and deploy and roll them back together.",
+            "Check the model x pipeline pair against lineage at startup and refuse unknown "
+            "pairs; pass features by name, not by position.",
+        ],
+        "real-time": ["Restore a released pair now: roll the pipeline back to the model's "
+                      "version (or roll the model forward)."],
+        "batch": ["Re-score everything processed since the rollback."],
+    },
+    "api_contract_mismatch": {
+        "always": [
+            "Version the API contract and run client-server contract tests in CI.",
+            "Keep the previous contract version working during client rollouts; roll clients "
+            "out gradually.",
+        ],
+        "real-time": ["Roll back the client release or deploy a compatibility shim."],
+        "batch": ["Re-submit the rejected records once client and server agree."],
+    },
+    "timeout_misconfiguration": {
+        "always": [
+            "Align client timeouts with the server latency tail (above the p99.9 with margin) "
+            "and budget retries.",
+            "Manage timeouts as reviewed, versioned configuration; alert when a timeout falls "
+            "below the observed tail.",
+        ],
+        "real-time": ["Restore the previous timeout now; add hedged requests only within the "
+                      "latency budget."],
+        "batch": ["Use longer timeouts with retries and backoff; re-run the timed-out items."],
+    },
+    "cache_staleness": {
+        "always": [
+            "Tie cache invalidation to the model version: include it in the cache key.",
+            "Flush the prediction cache on every model deploy and rollback; keep TTLs shorter "
+            "than the release cadence.",
+            "Monitor the share of cache hits served by a model version other than the deployed "
+            "one.",
+        ],
+        "real-time": ["Flush the cache now."],
+        "batch": ["Invalidate cached results produced before the update and recompute them."],
+    },
+    "none": {
+        "always": ["No incident pattern found in these windows: check the windows, and the "
+                   "signals listed as not assessed."],
+        "real-time": [],
+        "batch": [],
+    },
+}
+
+
+def remediation_for(failure_mode: str, serving_mode: str = "real-time") -> list[str]:
+    """The actions for ``failure_mode``: the serving-mode specific ones first.
+
+    Examples
+    --------
+    >>> remediation_for("cache_staleness", "batch")[0]
+    'Invalidate cached results produced before the update and recompute them.'
+    """
+    entry = REMEDIATION.get(failure_mode)
+    if entry is None:
+        return []
+    specific = entry.get(serving_mode, []) if serving_mode in SERVING_MODES else []
+    return [*specific, *entry["always"]]

@@ -10,10 +10,14 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
 from toolkit.diagnose.cache import CacheStalenessResult, cache_staleness
 from toolkit.diagnose.calibration import CalibrationResult, calibration
+from toolkit.diagnose.capacity import CapacityResult, latency_vs_concurrency
 from toolkit.diagnose.client_errors import ClientErrorsResult, errors_by_client
+from toolkit.diagnose.cold_start import ColdStartResult, cold_start_effect
 from toolkit.diagnose.data_quality import DataQualityResult, data_quality
 from toolkit.diagnose.drift import FeatureDriftResult, feature_drift
+from toolkit.diagnose.hosts import HostsResult, host_outliers
 from toolkit.diagnose.latency import LatencyResult, latency_profile
+from toolkit.diagnose.memory import MemoryResult, memory_pressure
 from toolkit.diagnose.ood import OODResult, ood_bursts
 from toolkit.diagnose.performance import PerformanceResult, model_performance
 from toolkit.diagnose.permutation import PermutationResult, feature_permutation
@@ -34,6 +38,10 @@ register("model.calibration", calibration)
 register("model.prediction_shift", prediction_shift)
 register("model.ood", ood_bursts)
 register("infra.latency", latency_profile)
+register("infra.capacity", latency_vs_concurrency)
+register("infra.memory", memory_pressure)
+register("infra.cold_start", cold_start_effect)
+register("infra.hosts", host_outliers)
 register("integration.versions", version_matrix)
 register("integration.client_errors", errors_by_client)
 register("integration.timeouts", timeout_budget)
@@ -76,4 +84,12 @@ __all__ = [
     "TimeoutResult",
     "cache_staleness",
     "CacheStalenessResult",
+    "latency_vs_concurrency",
+    "CapacityResult",
+    "memory_pressure",
+    "MemoryResult",
+    "cold_start_effect",
+    "ColdStartResult",
+    "host_outliers",
+    "HostsResult",
 ]

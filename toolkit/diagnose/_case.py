@@ -124,7 +124,7 @@ class CaseView:
         """Facts about the case from ``case_meta`` (serving mode, SLOs...)."""
         exists = self.con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'case_meta'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return {}
         rows = self.con.execute("SELECT key, CAST(value AS VARCHAR) FROM case_meta").fetchall()
@@ -135,7 +135,7 @@ class CaseView:
         """First and last request time (``None`` for a case without requests)."""
         if not self.counts.get("requests"):
             return None
-        first, last = self.con.execute("SELECT min(ts), max(ts) FROM requests").fetchone()
+        first, last = self.con.execute("SELECT min(ts), max(ts) FROM requests").fetchall()[0]
         if first is None:
             return None
         return Window(first, last + timedelta(microseconds=1))
@@ -154,7 +154,7 @@ def case_view(con: duckdb.DuckDBPyConnection) -> CaseView:
             ).fetchall()
         )
         counts[table] = (
-            int(con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+            int(con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
             if columns[table] else 0
         )
     return CaseView(con, counts, columns, _feature_catalog(con, columns))

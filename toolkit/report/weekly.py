@@ -56,7 +56,7 @@ class WeeklyReport:
             counts = con.execute(
                 "SELECT count_if(ts >= $a AND ts < $b), count_if(ts >= $b AND ts < $c) "
                 "FROM requests", {"a": previous.start, "b": current.start, "c": current.end}
-            ).fetchone()
+            ).fetchall()[0]
             if counts[0] and counts[1]:
                 diagnosis = run_diagnostics(con, previous, current, case=case, ids=_IDS)
         report = cls(week, current, previous, case, diagnosis, db=str(db))

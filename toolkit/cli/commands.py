@@ -1,3 +1,7 @@
 """Registers every sub-command on the app (import for its side effect)."""
 
-from toolkit.cli import case  # noqa: F401
+from toolkit.cli import (
+    case,  # noqa: F401
+    incident,  # noqa: F401
+    simulate,  # noqa: F401
+)

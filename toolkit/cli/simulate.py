@@ -1,0 +1,101 @@
+"""``forensics simulate``: write simulated incidents (with their ground truth) as export files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from toolkit.cli.app import app, console, err_console, handle_errors, interactive
+from toolkit.errors import InvalidParameterError
+
+
+@app.command()
+@handle_errors
+def simulate(
+    mode: str | None = typer.Option(
+        None, "--mode", help="A failure mode (see --list), 'none' for a healthy period, or 'all' "
+        "for one subfolder per mode."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same case."),
+    rows: int = typer.Option(100_000, "--rows", help="Request rows per case (1,000 to 1e9)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (must be empty)."),
+    preset: str | None = typer.Option(
+        None, "--preset", help="A published scenario (see --list); sets the mode."),
+    no_confounders: bool = typer.Option(
+        False, "--no-confounders", help="Leave out the benign deploy, drift, seasonality and "
+        "latency blip."),
+    extra_features: int = typer.Option(
+        0, "--extra-features", help="Add K generic numeric features f01..fK."),
+    list_: bool = typer.Option(False, "--list", help="List failure modes and presets, then exit."),
+) -> None:
+    """Simulate an incident and write it as files that `forensics ingest` loads, with truth.json."""
+    from toolkit.simulate import FAILURE_MODES, PRESETS, make_case, write_case
+
+    if list_:
+        for name, pathway in FAILURE_MODES.items():
+            console.print(f"{name:<26} {pathway}", markup=False)
+        for name, spec in PRESETS.items():
+            console.print(f"{name:<26} preset ({spec.failure_mode}): {spec.title}", markup=False)
+        return
+    if out is None:
+        raise InvalidParameterError("--out is required: the folder to write the case to.")
+    if mode is None and preset is None:
+        raise InvalidParameterError("Give --mode MODE|all or --preset NAME (see --list).")
+    if mode == "all" and preset is not None:
+        raise InvalidParameterError("--mode all and --preset cannot be combined.")
+    if mode == "all":
+        targets = [(name, out / name) for name in FAILURE_MODES]
+    else:
+        targets = [(mode, out)]
+    for name in [n for n, _ in targets]:
+        if preset is None and name not in FAILURE_MODES:
+            raise InvalidParameterError(
+                f"Unknown failure mode {name!r}. Modes: {', '.join(FAILURE_MODES)}, or all.")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InvalidParameterError(f"{out} exists and is not an empty folder.")
+
+    cases = [(make_case(name, seed=seed, rows=rows, confounders=not no_confounders,
+                        preset=preset, extra_features=extra_features), folder)
+             for name, folder in targets]
+    total = sum(case.rows for case, _ in cases)
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=total)
+        done_before = 0
+        for case, folder in cases:
+            progress.update(task, description=case.preset or case.failure_mode)
+            start = done_before
+
+            def tick(done: int, _total: int, start: int = start) -> None:
+                progress.update(task, completed=start + done)
+
+            write_case(case, folder, progress=tick)
+            done_before += case.rows
+            truth = case.truth()
+            console.print(
+                f"{folder}: {truth['failure_mode']} ({truth['pathway']}), {case.rows:,} "
+                f"requests, onset {truth['onset'] or '-'}, incident "
+                f"{truth['incident'][0]}/{truth['incident'][1]}",
+                markup=False,
+            )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not interactive(),
+    )

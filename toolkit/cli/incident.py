@@ -1,0 +1,232 @@
+"""``forensics classify``, ``postmortem``, ``report weekly``, ``evaluate`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from toolkit.cli.app import app, console, err_console, handle_errors, interactive
+from toolkit.errors import InvalidParameterError
+from toolkit.types import Window
+
+_DB_HELP = "The case database (a DuckDB file)."
+_WINDOW_HELP = "START/END in ISO 8601 (UTC unless an offset is given)."
+
+report_app = typer.Typer(help="Scheduled reports.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@app.command()
+@handle_errors
+def classify(
+    db: Path = typer.Option(..., "--db", help=_DB_HELP),
+    incident: str | None = typer.Option(None, "--incident", help="Incident window: "
+                                        + _WINDOW_HELP + " Detected from the data if omitted."),
+    baseline: str | None = typer.Option(None, "--baseline", help="Baseline window: "
+                                        + _WINDOW_HELP + " Default: before the incident."),
+    as_json: bool = typer.Option(False, "--json", help="Print the DESIGN JSON contract."),
+    rules: Path | None = typer.Option(None, "--rules", help="A rule table (TOML) to use "
+                                      "instead of the packaged one."),
+) -> None:
+    """Classify the incident: pathway, failure mode, onset, evidence, remediation."""
+    from toolkit.classify import classify_incident
+    from toolkit.store import connect
+
+    _check_windows(incident, baseline)
+    con = connect(db, read_only=True)
+    try:
+        result = classify_incident(con, incident=incident, baseline=baseline,
+                                   rules=str(rules) if rules else None)
+    finally:
+        con.close()
+    if as_json:
+        typer.echo(result.to_json(indent=2))
+    else:
+        console.print(result.summary(), markup=False, highlight=False)
+
+
+@app.command()
+@handle_errors
+def postmortem(
+    db: Path = typer.Option(..., "--db", help=_DB_HELP),
+    out: Path = typer.Option(..., "--out", help="Folder for the notebook, HTML and results."),
+    incident: str | None = typer.Option(None, "--incident", help=_WINDOW_HELP),
+    baseline: str | None = typer.Option(None, "--baseline", help=_WINDOW_HELP),
+    incident_id: str = typer.Option("incident", "--id", help="Incident id for the title."),
+    show_code: bool = typer.Option(False, "--show-code", help="Keep code cells in the HTML."),
+) -> None:
+    """Render the postmortem notebook (papermill) and its HTML (nbconvert)."""
+    from toolkit.report import render_postmortem
+
+    _check_windows(incident, baseline)
+    start = time.perf_counter()
+    with _spinner("rendering the postmortem"):
+        rendered = render_postmortem(db, out, incident=incident, baseline=baseline,
+                                     incident_id=incident_id, hide_code=not show_code)
+    verdict = json.loads(rendered.results.read_text())["classification"]
+    console.print(f"{_verdict_line(verdict)}", markup=False)
+    console.print(f"postmortem: {rendered.html} ({time.perf_counter() - start:.0f} s)",
+                  markup=False)
+
+
+@report_app.command("weekly")
+@handle_errors
+def weekly(
+    db: Path = typer.Option(..., "--db", help=_DB_HELP),
+    week: str = typer.Option(..., "--week", help="ISO week, e.g. 2026-W47."),
+    out: Path = typer.Option(..., "--out", help="Folder for the notebook, HTML and results."),
+    show_code: bool = typer.Option(False, "--show-code", help="Keep code cells in the HTML."),
+) -> None:
+    """Render the weekly health report of an ISO week (for cron / Airflow)."""
+    from toolkit.report import render_weekly
+
+    with _spinner(f"rendering the weekly report {week}"):
+        rendered = render_weekly(db, out, week=week, hide_code=not show_code)
+    results = json.loads(rendered.results.read_text())
+    met = results.get("slo_met")
+    console.print(f"week {week}: SLOs {'met' if met else 'not met' if met is False else 'n/a'}, "
+                  f"{len(results['incidents'])} incident(s), "
+                  f"{len(results['drifted_features'])} drifted feature(s)", markup=False)
+    console.print(f"report: {rendered.html}", markup=False)
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    seeds: str = typer.Option("1001,1002,1003", "--seeds",
+                              help="Comma-separated seeds (tuning used 1-9; report others)."),
+    rows: int = typer.Option(30_000, "--rows", help="Requests per simulated case."),
+    given_window: bool = typer.Option(False, "--given-window",
+                                      help="Use the true windows instead of detecting them."),
+    modes: str | None = typer.Option(None, "--modes", help="Comma-separated failure modes "
+                                     "(default: all 16 and none)."),
+    jobs: int = typer.Option(2, "--jobs", help="Cases evaluated in parallel."),
+    out: Path | None = typer.Option(None, "--out", help="Write the full report as JSON."),
+) -> None:
+    """Score the classifier on simulated incidents of every failure mode."""
+    from rich.table import Table
+
+    from toolkit.evaluate import evaluate as run
+    from toolkit.evaluate import write_report
+
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    mode_list = [m.strip() for m in modes.split(",")] if modes else None
+    done = []
+
+    def tick(outcome) -> None:
+        done.append(outcome)
+        mark = "ok" if outcome.failure_mode == outcome.truth_mode else "MISS"
+        err_console.print(f"[{len(done)}] {outcome.mode} seed {outcome.seed}: "
+                          f"{outcome.pathway}/{outcome.failure_mode} {mark} "
+                          f"({outcome.seconds:.0f} s)", markup=False)
+
+    report = run(seeds=seed_list, rows=rows, given_window=given_window, modes=mode_list,
+                 jobs=jobs, progress=tick)
+    s = report.summary
+    summary = Table(title=f"{s['cases']} cases, {'given' if given_window else 'detected'} "
+                          f"windows, {rows:,} rows, seeds {seeds}", show_edge=False)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key, label, fmt in (
+        ("pathway_accuracy", "pathway top-1 accuracy", "{:.3f}"),
+        ("failure_mode_accuracy", "failure-mode accuracy", "{:.3f}"),
+        ("macro_f1", "macro-F1 (pathways)", "{:.3f}"),
+        ("median_onset_error_min", "median onset error (min)", "{:.1f}"),
+        ("abstention_rate", "abstention rate", "{:.3f}"),
+        ("errors", "crashes", "{:d}"),
+        ("seconds_per_case", "seconds per case", "{:.1f}"),
+    ):
+        summary.add_row(label, fmt.format(s[key]))
+    console.print(summary)
+    confusion = report.confusion()
+    table = Table(title="confusion (rows: truth pathway, columns: predicted)", show_edge=False)
+    table.add_column("truth")
+    for column in confusion.columns:
+        table.add_column(str(column), justify="right")
+    for name, row in confusion.iterrows():
+        table.add_row(str(name), *[str(int(v)) for v in row])
+    console.print(table)
+    if out:
+        write_report(report, out)
+        console.print(f"report: {out}", markup=False)
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "--out", help="Where to write the case."),
+    rows: int = typer.Option(20_000, "--rows", help="Requests in the simulated case."),
+    seed: int = typer.Option(7, "--seed"),
+) -> None:
+    """End to end on the rollback scenario: simulate, ingest, classify, render the postmortem."""
+    from toolkit.load import load
+    from toolkit.report import render_postmortem
+    from toolkit.simulate import make_case, write_case
+    from toolkit.store import connect, summarize
+
+    start = time.perf_counter()
+    raw = out / "raw"
+    db = out / "case.duckdb"
+    for stale in (db, db.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    console.print("1/4 simulate: the rollback that restores an older model behind a pipeline "
+                  "with a different feature order", markup=False)
+    case = make_case("version_skew", seed=seed, rows=rows, preset="rollback-feature-order")
+    write_case(case, raw)
+    console.print(f"2/4 ingest {raw} -> {db}", markup=False)
+    con = connect(db)
+    report = load(con, raw)
+    summary = summarize(con)
+    console.print(f"    {report.rows_loaded:,} rows loaded, {report.rows_rejected:,} rejected; "
+                  f"model versions {', '.join(summary.model_versions)}", markup=False)
+    mix = con.execute("SELECT model_version, pipeline_version, count(*) AS requests FROM "
+                      "requests GROUP BY ALL ORDER BY min(ts)").fetchall()
+    console.print("    ad-hoc SQL, traffic per model x pipeline: " + "; ".join(
+        f"{m} x {p}: {n:,}" for m, p, n in mix), markup=False)
+    con.close()
+    console.print("3/4 classify and 4/4 render the postmortem (papermill + nbconvert)",
+                  markup=False)
+    with _spinner("rendering"):
+        rendered = render_postmortem(db, out / "postmortem", incident_id="DEMO-rollback")
+    verdict = json.loads(rendered.results.read_text())["classification"]
+    truth = case.truth()
+    console.print(_verdict_line(verdict) + f"  [truth: {truth['pathway']}/"
+                  f"{truth['failure_mode']}]", markup=False)
+    console.print(f"postmortem: {rendered.html.resolve()}", markup=False)
+    console.print(f"done in {time.perf_counter() - start:.0f} s", markup=False)
+
+
+def _verdict_line(verdict: dict) -> str:
+    if verdict["pathway"] in ("none", "undetermined"):
+        return f"verdict: {verdict['pathway']} (confidence {verdict['confidence']:.2f})"
+    return (f"verdict: {verdict['pathway']} / {verdict['failure_mode']} (confidence "
+            f"{verdict['confidence']:.2f}), onset {verdict['onset']}")
+
+
+def _check_windows(incident: str | None, baseline: str | None) -> None:
+    for name, value in (("--incident", incident), ("--baseline", baseline)):
+        if value is not None:
+            try:
+                Window.parse(value)
+            except InvalidParameterError as exc:
+                raise InvalidParameterError(f"{name}: {exc}") from exc
+
+
+class _spinner:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.status = None
+
+    def __enter__(self):
+        if interactive():
+            self.status = err_console.status(self.text)
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.status is not None:
+            self.status.__exit__(*exc)
+        return False

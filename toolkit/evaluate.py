@@ -82,7 +82,7 @@ def evaluate(
     """Simulate, ingest, diagnose and classify a suite of incidents; score the verdicts."""
     from toolkit.simulate import FAILURE_MODES
 
-    modes = list(modes) if modes is not None else [*FAILURE_MODES, "none"]
+    modes = list(modes) if modes is not None else list(FAILURE_MODES)
     seeds = tuple(seeds)
     tasks = [(mode, seed, rows, given_window) for mode in modes for seed in seeds]
     outcomes = []

@@ -106,7 +106,9 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
             logits[mode] += weight
         hits.append(RuleHit(rule.name, added, tuple(
             c["finding"] for c in rule.when if "finding" in c)))
-    none = float(rules.scoring.get("none_score", 0.0))
+    penalty = rules.scoring.get("none_penalty", {})
+    none = float(rules.scoring.get("none_score", 0.0)) - sum(
+        float(penalty.get(f.severity, 0.0)) for f in findings.values())
     top = max(max(logits.values()), none)
     weights = {mode: math.exp(v - top) for mode, v in logits.items()}
     weights[NONE] = math.exp(none - top)

@@ -118,8 +118,10 @@ def holds(condition: dict[str, Any], context: Context) -> bool:
                 return False
         return True
     if "no_finding" in condition:
+        # A weak (low or info) finding does not count as present for an exclusion.
         finding = context.findings.get(condition["no_finding"])
-        return finding is None or not _severe_enough(finding, condition.get("min_severity"))
+        return finding is None or not _severe_enough(finding,
+                                                     condition.get("min_severity", "medium"))
     if "event" in condition:
         return not _events(condition, condition["event"], context).empty
     if "no_event" in condition:

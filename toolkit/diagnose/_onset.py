@@ -3,9 +3,9 @@
 A diagnostic's timeline has coarse buckets (often an hour). When a finding fires, its onset is
 refined on the raw rows around the coarse onset: a per-row indicator (1 when the request looks
 like the incident, e.g. an error, a value beyond the baseline median, a stale cache hit) is
-averaged per fine bucket in the engine, and the split of that short series into two segments
-with the smallest squared error (a single change point, the l2 cost of ruptures' ``Dynp`` with
-one break) gives the onset.
+ordered by time in the engine, and the split into two segments with the smallest squared error
+(a single change point, the l2 cost of ruptures' ``Dynp`` with one break) gives the onset, to
+the request.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from toolkit.diagnose._case import within
-from toolkit.diagnose._engine import Recorder, bucket_expr
+from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
-__all__ = ["refine_onset", "best_split"]
+__all__ = ["refine_onset", "best_split", "best_segment", "coarse_onset"]
 
 
 def best_split(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[int, float]:
@@ -58,6 +58,77 @@ def best_split(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[i
     return int(index[best_k]), float(strength)
 
 
+def best_segment(values: np.ndarray, weights: np.ndarray | None = None, *,
+                 direction: int = 0, min_start: int = 0) -> tuple[int, int, float]:
+    """The contiguous segment whose (weighted) mean departs most from the rest.
+
+    The "epidemic" change model: the series is normal, changes at ``start`` and may return at
+    ``end``. Every segment ``[start, end)`` with ``start >= min_start`` is scored by the
+    t-statistic of its mean against the rest; ``direction`` +1 keeps segments above the rest,
+    -1 below, 0 either. Returns ``(start, end, t)``; ``t`` is 0 when nothing is found.
+
+    Examples
+    --------
+    >>> best_segment(np.array([0, 0, 0, 5, 5, 5, 0, 0.0]))[:2]
+    (3, 6)
+    """
+    x = np.asarray(values, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    w = np.where(np.isnan(x), 0.0, w)
+    x = np.where(np.isnan(x), 0.0, x)
+    n = len(x)
+    if n < 3 or w.sum() <= 0:
+        return 0, n, 0.0
+    cw = np.concatenate([[0.0], np.cumsum(w)])
+    cwx = np.concatenate([[0.0], np.cumsum(w * x)])
+    cwxx = np.concatenate([[0.0], np.cumsum(w * x * x)])
+    total_w, total_wx, total_wxx = cw[-1], cwx[-1], cwxx[-1]
+    variance = max(total_wxx / total_w - (total_wx / total_w) ** 2, 1e-12)
+    starts = np.arange(max(min_start, 1), n)
+    best = (0, n, 0.0)
+    for start in starts:
+        ends = np.arange(start + 1, n + 1)
+        sw = cw[ends] - cw[start]
+        swx = cwx[ends] - cwx[start]
+        rw = total_w - sw
+        ok = (sw > 0) & (rw > 0)
+        if not ok.any():
+            continue
+        inside = np.where(ok, swx / np.where(sw > 0, sw, 1), 0.0)
+        outside = np.where(ok, (total_wx - swx) / np.where(rw > 0, rw, 1), 0.0)
+        diff = inside - outside
+        if direction:
+            diff = np.where(np.sign(diff) == direction, diff, 0.0)
+        # effective counts: weights are counts per bucket
+        t = np.abs(diff) / np.sqrt(variance * (1 / np.where(sw > 0, sw, 1) +
+                                               1 / np.where(rw > 0, rw, 1)))
+        t = np.where(ok, t, 0.0)
+        k = int(np.argmax(t))
+        if t[k] > best[2]:
+            best = (int(start), int(ends[k]), float(t[k]))
+    return best
+
+
+def coarse_onset(timeline: pd.DataFrame, column: str, *, after: datetime,
+                 weights: str | None = None, direction: int = 0) -> datetime | None:
+    """Start of the timeline segment that departs most from the rest (see
+    :func:`best_segment`), searched from the bucket before ``after`` on."""
+    if timeline is None or timeline.empty or column not in timeline:
+        return None
+    t = timeline.sort_values("bucket_start")
+    t = t[t[column].notna()]
+    if len(t) < 4:
+        return None
+    times = pd.to_datetime(t["bucket_start"], utc=True).reset_index(drop=True)
+    first = int((times < pd.Timestamp(after)).sum()) - 1
+    start, _, strength = best_segment(
+        t[column].to_numpy(float), t[weights].to_numpy(float) if weights else None,
+        direction=direction, min_start=max(first, 1))
+    if strength <= 0:
+        return None
+    return times.iloc[start].to_pydatetime()
+
+
 def refine_onset(
     record: Recorder,
     table: ibis.Table,
@@ -67,11 +138,15 @@ def refine_onset(
     around: timedelta,
     limits: Window | None = None,
     fine: timedelta | None = None,
+    min_strength: float = 3.0,
 ) -> datetime:
-    """Refine ``coarse`` with the mean of ``indicator`` per fine bucket within ``around`` of it.
+    """Refine ``coarse`` to the exact row where ``indicator`` steps, within ``around`` of it.
 
-    ``table`` must have ``ts`` and ``indicator`` must be an expression on it. Returns
-    ``coarse`` unchanged when the fine series is too short or shows no clear step.
+    The single change point of the per-row indicator (least squares, as :func:`best_split`) is
+    found in the engine from running sums over the rows ordered by time, so no bucketing blurs
+    it. ``table`` must have ``ts`` and ``indicator`` must be an expression on it. Returns
+    ``coarse`` unchanged when there are too few rows or no clear step (t below
+    ``min_strength``). ``fine`` is accepted for compatibility and ignored.
     """
     start = pd.Timestamp(coarse) - around
     end = pd.Timestamp(coarse) + around
@@ -80,16 +155,33 @@ def refine_onset(
         end = min(end, pd.Timestamp(limits.end))
     if end <= start:
         return coarse
-    span = end - start
-    fine = fine or max(timedelta(minutes=1), (span / 96).to_pytimedelta())
     window = Window(start, end)
-    rows = table.filter(within(table.ts, window)).mutate(_indicator=indicator.cast("float64"))
-    series = record(rows.group_by(bucket_start=bucket_expr(rows.ts, fine)).aggregate(
-        value=rows._indicator.mean(), n=rows.count())).sort_values("bucket_start",
-                                                                   ignore_index=True)
-    if len(series) < 6:
+    rows = table.filter(within(table.ts, window)).select(
+        ts=table.ts, x=indicator.cast("float64")).filter(ibis._.x.notnull())
+    ordered = ibis.window(order_by=[rows.ts])
+    running = ibis.cumulative_window(order_by=[rows.ts])
+    steps = rows.mutate(
+        k=ibis.row_number().over(ordered) + 1,
+        s=rows.x.sum().over(running),
+        n=rows.x.count().over(ibis.window()),
+        total=rows.x.sum().over(ibis.window()),
+        total2=(rows.x * rows.x).sum().over(ibis.window()),
+        next_ts=rows.ts.lead().over(ordered),
+    )
+    margin = ibis.greatest(steps.n * 0.02, 20)
+    candidates = steps.filter((steps.k >= margin) & (steps.k <= steps.n - margin))
+    gain = candidates.s * candidates.s / candidates.k + (candidates.total - candidates.s) * (
+        candidates.total - candidates.s) / (candidates.n - candidates.k)
+    best = record(candidates.mutate(gain=gain).order_by(ibis.desc("gain")).limit(1).select(
+        "next_ts", "k", "n", "s", "total", "total2", "gain"))
+    if best.empty or best["next_ts"].isna().iloc[0]:
         return coarse
-    k, strength = best_split(series["value"].to_numpy(), series["n"].to_numpy())
-    if strength < 3.0:
+    row = best.iloc[0]
+    k, n = float(row["k"]), float(row["n"])
+    left, right = row["s"] / k, (row["total"] - row["s"]) / (n - k)
+    sse = max(float(row["total2"]) - float(row["gain"]), 0.0)
+    spread = np.sqrt(sse / max(n - 2, 1))
+    strength = abs(right - left) / (spread * np.sqrt(1 / k + 1 / (n - k)) + 1e-12)
+    if strength < min_strength:
         return coarse
-    return series["bucket_start"].iloc[k].to_pydatetime()
+    return pd.Timestamp(row["next_ts"]).tz_convert("UTC").to_pydatetime()

@@ -19,10 +19,13 @@ netcal's binary convention.
 
 All sums are aggregated per window, bin, model version and time bucket in the engine.
 
-Findings: ``model.calibration_shift`` when the incident ECE exceeds the baseline's by at least
-0.03 and is at least 1.5x it (high from 0.07); evidence includes the accuracy change (a
-calibration collapse keeps accuracy within 1-2 points) and the confident-error shares; the
-versions compared are named when a new model version serves the incident.
+Findings: ``model.calibration_shift`` when, with at least 500 labelled predictions in each window,
+the incident ECE exceeds the baseline's by at least 0.01 and is at least twice it (high from
++0.02 and three times). A well-calibrated model's ECE is small (it cannot exceed its error
+rate, so a 96%-accurate model sits near 0.005), which is why the rule is relative. Evidence
+includes the accuracy change (a calibration collapse keeps accuracy within 1-2 points) and the
+confident-error shares; the versions compared are named when a new model version serves the
+incident.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._labels import labelled, positive_class
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,9 +54,12 @@ __all__ = ["calibration", "CalibrationResult", "ID", "calibration_summary"]
 
 ID = "model.calibration"
 N_BINS = 15
-MIN_SHIFT = 0.03
-MAJOR_SHIFT = 0.07
+MIN_SHIFT = 0.01
+MAJOR_SHIFT = 0.02
+MIN_RATIO = 2.0
+MAJOR_RATIO = 3.0
 MIN_LABELS = 50
+MIN_WINDOW_LABELS = 500
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -109,8 +115,11 @@ class CalibrationResult(DiagnosticResult):
             return []
         b_ece, i_ece = self.value("baseline", "ece"), self.value("incident", "ece")
         shift = i_ece - b_ece
-        if not (shift >= MIN_SHIFT and i_ece >= 1.5 * b_ece):
+        enough = min(self.value("baseline", "labelled"), self.value("incident", "labelled"))
+        if not (enough >= MIN_WINDOW_LABELS and shift >= MIN_SHIFT and
+                i_ece >= MIN_RATIO * b_ece):
             return []
+        high = shift >= MAJOR_SHIFT and i_ece >= MAJOR_RATIO * b_ece
         evidence = {
             "ece_baseline": b_ece, "ece_incident": i_ece,
             "ece_equal_mass_incident": self.value("incident", "ece_equal_mass"),
@@ -127,14 +136,15 @@ class CalibrationResult(DiagnosticResult):
             evidence["versions"] = versions
         return [Finding(
             id="model.calibration_shift", pathway="model",
-            severity="high" if shift >= MAJOR_SHIFT else "medium", statistic=i_ece,
+            severity="high" if high else "medium", statistic=i_ece,
             threshold=b_ece + MIN_SHIFT,
             summary=(f"ECE rose from {b_ece:.3f} to {i_ece:.3f} while accuracy changed by "
                      f"{evidence['accuracy_change']:+.1%}; wrong answers with confidence >= "
                      f"{self.threshold}: {evidence['confident_error_share_baseline']:.1%} -> "
                      f"{evidence['confident_error_share_incident']:.1%}."),
             evidence=evidence, onset=self.refined_onsets.get("model.calibration_shift") or
-            self._onset(b_ece + shift / 2), diagnostic=self.id,
+            coarse_onset(self.timeline, "ece", after=self.baseline.end, weights="labelled",
+                         direction=1), diagnostic=self.id,
         )]
 
     def _version_change(self) -> dict[str, Any]:
@@ -301,9 +311,12 @@ def calibration(
                                timeline=timeline, sql=record.sql)
     for finding in result.findings():
         if finding.onset is not None:
-            # overconfidence per request: confidence minus correctness
-            onset = refine_onset(record, t, t._f - t._o, finding.onset, around=2 * width,
-                                 limits=span)
+            # A calibration collapse moves the confidence of every answer, labelled or not:
+            # locate the step in the mean confidence of all requests.
+            requests = case.table("requests")
+            requests = requests.filter(requests.score.notnull())
+            onset = refine_onset(record, requests, requests.score.cast("float64"),
+                                 finding.onset, around=3 * width, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
 

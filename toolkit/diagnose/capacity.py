@@ -460,7 +460,7 @@ def latency_vs_concurrency(
     for finding in result.findings():
         if finding.onset is not None:
             onset = refine_onset(record, rows, (rows._raw_level >= knee).fill_null(False),
-                                 finding.onset, around=2 * width_t, limits=span)
+                                 finding.onset, around=3 * width_t, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
 

@@ -397,7 +397,7 @@ def errors_by_client(
                                 _flags(raw, cols)["_contract"].cast("float64"),
                                 ibis.null("float64"))
             refined[finding.id] = refine_onset(record, raw, share, finding.onset,
-                                               around=2 * width, limits=span)
+                                               around=3 * width, limits=span)
     return replace(result, refined_onsets=refined, sql=record.sql) if refined else result
 
 

@@ -34,7 +34,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, window_label
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.diagnose._profile import FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -155,12 +155,8 @@ class DataQualityResult(DiagnosticResult):
         t = self.timeline
         if t.empty or not features:
             return None
-        t = t[t["feature"].isin(features) & (t["bucket_start"] >= pd.Timestamp(
-            self.baseline.end))]
-        base = self.table.set_index("feature")["null_rate_baseline"]
-        t = t.assign(rise=t["null_rate"] - t["feature"].map(base))
-        hits = t[t["rise"] >= 0.05].sort_values("bucket_start")
-        return None if hits.empty else hits["bucket_start"].iloc[0].to_pydatetime()
+        return coarse_onset(t[t["feature"] == features[0]], "null_rate",
+                            after=self.baseline.end, direction=1)
 
     def signals(self) -> pd.DataFrame:
         if self.timeline.empty:
@@ -251,7 +247,7 @@ def data_quality(
             col = requests[feature].cast("float64")
             indicator = (col.isnull() | col.isin([0.0, -1.0])).cast("float64")
         refined[finding.id] = refine_onset(record, requests, indicator, finding.onset,
-                                           around=2 * profile.bucket, limits=span)
+                                           around=3 * profile.bucket, limits=span)
     if refined:
         result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
     return result

@@ -23,7 +23,8 @@ Verdicts account for testing many features: p-values are adjusted with Benjamini
 across features, and a feature counts as drifted when its adjusted p-value is below ``alpha``
 **and** its effect is at least moderate (PSI >= 0.1 or, for numeric features, normalised
 Wasserstein >= 0.1), because with millions of rows every trivial shift is "significant".
-PSI >= 0.25 is a major shift (high severity), 0.1-0.25 moderate.
+PSI >= 0.25 is a major shift (high severity), 0.1-0.25 moderate (medium); a feature drifted on
+Wasserstein alone (PSI below 0.1) is low severity.
 
 ``recipe="evidently"`` reproduces Evidently 0.7's ``DataDriftPreset`` defaults instead: with more
 than 1,000 reference rows, normalised Wasserstein (threshold 0.1) for numeric features with more
@@ -51,7 +52,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -122,10 +123,11 @@ class FeatureDriftResult(DiagnosticResult):
         if drifted.empty:
             return []
         top = drifted.iloc[0]
-        severity = "high" if top["psi"] >= MAJOR_PSI else "medium"
-        onsets = self.onsets()
-        onset = self.refined_onsets.get("data.feature_drift") or min(
-            (onsets[f] for f in drifted["feature"] if onsets.get(f)), default=None)
+        severity = "high" if top["psi"] >= MAJOR_PSI else (
+            "medium" if top["psi"] >= MODERATE_PSI else "low")
+        onset = self.refined_onsets.get("data.feature_drift") or coarse_onset(
+            self.timeline[self.timeline["feature"] == top["feature"]], "psi",
+            after=self.baseline.end, weights="n", direction=1)
         features = {
             row.feature: {"psi": round(float(row.psi), 4),
                           "wasserstein": _round(row.wasserstein),
@@ -311,8 +313,9 @@ def feature_drift(
                                                MODERATE_WASSERSTEIN)
     table["drifted"] = (table["pvalue_adjusted"] < alpha) & effect
     table["severity"] = np.select(
-        [table["drifted"] & (table["psi"] >= MAJOR_PSI), table["drifted"]],
-        ["high", "medium"], default="none",
+        [table["drifted"] & (table["psi"] >= MAJOR_PSI),
+         table["drifted"] & (table["psi"] >= MODERATE_PSI), table["drifted"]],
+        ["high", "medium", "low"], default="none",
     )
     drift_share = float(table["drifted"].mean())
     dataset_drift = drift_share >= 0.5
@@ -354,7 +357,7 @@ def _refine(case: CaseView, profile: FeatureProfile, record: Recorder,
         category = categories[int(np.argmax(np.abs(change)))]
         indicator = (requests[feature].cast("string") == str(category)).cast("float64")
     indicator = indicator.fill_null(0.0)
-    return refine_onset(record, requests, indicator, coarse, around=2 * profile.bucket,
+    return refine_onset(record, requests, indicator, coarse, around=3 * profile.bucket,
                         limits=Window(profile.baseline.start, profile.incident.end))
 
 

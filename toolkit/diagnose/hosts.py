@@ -327,7 +327,7 @@ def host_outliers(
             indicator = {"error_rate": r.status == "error", "timeout_rate": r.status == "timeout",
                          "p99_ms": r.latency_ms > slow_ms}[finding.evidence["measure"]]
             onset = refine_onset(record, r, indicator.fill_null(False), finding.onset,
-                                 around=2 * width, limits=span)
+                                 around=3 * width, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
 

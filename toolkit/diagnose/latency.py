@@ -22,7 +22,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,9 +91,8 @@ class LatencyResult(DiagnosticResult):
         out = []
         base99, inc99 = self.value("baseline", "p99_ms"), self.value("incident", "p99_ms")
         ratio = self.p99_ratio
-        onset = self.refined_onsets.get("infrastructure.latency_regression") or \
-            _first_bucket_over(self.timeline, "p99_ms", max(1.5 * base99, base99 + 20),
-                               self.baseline.end)
+        onset = self.refined_onsets.get("infrastructure.latency_regression") or coarse_onset(
+            self.timeline, "p99_ms", after=self.baseline.end, direction=1)
         if ratio >= 1.5 and inc99 - base99 >= 20:
             out.append(Finding(
                 id="infrastructure.latency_regression", pathway="infrastructure",
@@ -126,8 +125,8 @@ class LatencyResult(DiagnosticResult):
             inc = types[types["window"] == "incident"].sort_values("requests", ascending=False)
             top = dict(zip(inc["error_type"].astype(str), inc["requests"].astype(int),
                            strict=True))
-        onset = self.refined_onsets.get(finding_id) or _first_bucket_over(
-            self.timeline, column, r_b + max(delta / 2, 0.005), self.baseline.end)
+        onset = self.refined_onsets.get(finding_id) or coarse_onset(
+            self.timeline, column, after=self.baseline.end, weights="requests", direction=1)
         return Finding(
             id=finding_id, pathway="infrastructure",
             severity="high" if delta >= 0.05 else "medium", statistic=r_i, threshold=r_b,
@@ -272,7 +271,7 @@ def latency_profile(
                 has_status or finding.id == "infrastructure.latency_regression"):
             refined[finding.id] = refine_onset(
                 record, requests, indicators[finding.id].fill_null(False).cast("float64"),
-                finding.onset, around=2 * width, limits=span)
+                finding.onset, around=3 * width, limits=span)
     if refined:
         result = replace(result, refined_onsets=refined, sql=record.sql)
     return result

@@ -540,7 +540,7 @@ def _refine_pressure(case: CaseView, record: Recorder, finding: Finding, table: 
     limit = ibis.cases(*[(m.host == h, float(v)) for h, v in limits.items()],
                        else_=ibis.null("float64"))
     return refine_onset(record, m, (m.value >= PRESSURE * limit).fill_null(False),
-                        finding.onset, around=2 * width, limits=span)
+                        finding.onset, around=3 * width, limits=span)
 
 
 def _utilisation(per: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -8,9 +8,10 @@ per *source*: each of ``client_version``, ``endpoint`` and ``host`` that the cas
 requests the mean score, the share with score >= 0.85 and, with labels, the accuracy.
 
 Finding ``model.ood_burst`` when the incident's OOD share is at least 3x the baseline's and at
-least 1% of traffic, and at least 60% of the OOD requests come from one source value that
-carries less than 30% of all traffic; high when those answers are confident (mean score >= 0.85)
-or wrong (accuracy < 0.7).
+least 1% of traffic, and at least 60% of the OOD requests come from one source value that is
+*narrow*: new or rare before (at most 5% of baseline traffic), with an OOD rate at least 5x that
+of the other sources. High when those answers are confident (mean score >= 0.85) or wrong
+(accuracy < 0.7).
 """
 
 from __future__ import annotations
@@ -80,13 +81,21 @@ class OODResult(DiagnosticResult):
         if not (inc >= 0.01 and inc >= 3 * max(base, 1e-4)):
             return []
         n_inc, ood_inc = self._totals("incident")
+        n_base, _ = self._totals("baseline")
+        base_rows = self.table[self.table["window"] == "baseline"]
+        base_share = {(r.source, r.value): r.requests / n_base
+                      for r in base_rows.itertuples()} if n_base else {}
         t = self.table[self.table["window"] == "incident"]
         best = None
         for row in t.itertuples():
             concentration = row.ood / ood_inc if ood_inc else 0.0
             traffic = row.requests / n_inc if n_inc else 1.0
-            if concentration >= 0.6 and traffic < 0.3 and (best is None or
-                                                            concentration > best[0]):
+            rest_n = n_inc - row.requests
+            rest_rate = (ood_inc - row.ood) / rest_n if rest_n else 0.0
+            own_rate = row.ood / row.requests if row.requests else 0.0
+            narrow = base_share.get((row.source, row.value), 0.0) <= 0.05
+            if (concentration >= 0.6 and narrow and own_rate >= 5 * max(rest_rate, 1e-4) and
+                    (best is None or concentration > best[0])):
                 best = (concentration, traffic, row)
         if best is None:
             return []

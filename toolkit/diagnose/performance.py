@@ -31,7 +31,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._labels import labelled, positive_class
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,8 +109,9 @@ class PerformanceResult(DiagnosticResult):
                           "precision_incident": i["precision"], "recall_baseline": b["recall"],
                           "recall_incident": i["recall"], "pvalue": p,
                           "labelled_incident": int(i["labelled"])},
-                onset=self.refined_onsets.get("model.accuracy_drop") or
-                self._onset(b["accuracy"] - drop / 2), diagnostic=self.id,
+                onset=self.refined_onsets.get("model.accuracy_drop") or coarse_onset(
+                    self.timeline, "accuracy", after=self.baseline.end, weights="labelled",
+                    direction=-1), diagnostic=self.id,
             ))
         regression = self._version_regression(b)
         if regression is not None:
@@ -295,7 +296,7 @@ def model_performance(
             rows = labelled(case)
             rows = rows.filter(rows.prediction.notnull())
             onset = refine_onset(record, rows, (~rows.correct).cast("float64"), finding.onset,
-                                 around=2 * width, limits=span)
+                                 around=3 * width, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
 

@@ -7,8 +7,9 @@ Recipes:
 * **prediction shift**: share of each predicted class per window, and the largest change in a
   class's share (two-proportion z-test);
 * **concept-drift signal**: accuracy fell (``model.accuracy_drop`` from the performance
-  diagnostic) while the inputs stayed close to the baseline (no drifted feature and the largest
-  feature PSI below 0.1). Needs labels; it reuses the drift and performance results when given.
+  diagnostic) while the inputs stayed close to the baseline (no feature drifted with medium or
+  high severity, and the largest feature PSI below 0.1). Needs labels; it reuses the drift and
+  performance results when given.
 
 Findings: ``model.prediction_shift`` (score PSI >= 0.1 or a class share moving by >= 5 points
 with p < 0.001; high from PSI 0.25 / 15 points), ``model.concept_drift`` (high when the accuracy
@@ -186,7 +187,8 @@ def prediction_shift(
         gaps.append(NotAssessed(f"{ID}:concept_drift", "no labels to measure accuracy"))
     if drift is not None and not drift.table.empty:
         values["max_feature_psi"] = float(drift.table["psi"].max())
-        values["drifted_features"] = tuple(drift.drifted)
+        material = drift.table[drift.table["severity"].isin(["medium", "high"])]
+        values["drifted_features"] = tuple(material["feature"])
     return PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
 
 

@@ -432,7 +432,7 @@ def timeout_budget(
                            config=config, has_latency=has_latency, sql=record.sql,
                            not_assessed=tuple(gaps))
     refined = {f.id: refine_onset(record, raw, is_timeout.cast("float64"), f.onset,
-                                  around=2 * width, limits=span)
+                                  around=3 * width, limits=span)
                for f in result.findings() if f.onset is not None}
     return replace(result, refined_onsets=refined, sql=record.sql) if refined else result
 

@@ -134,6 +134,7 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
         if m != mode
     )
     final_onset = _final_onset(evidence, hits, mode, onset)
+    final_onset = _event_onset(rules, context.events, mode, final_onset)
     scores_out = {p: round(v / max(1 - p_none, 1e-12), 4) for p, v in pathway_p.items()}
     remediation_mode = mode if mode not in (UNDETERMINED,) else best_mode
     return Verdict(
@@ -164,17 +165,48 @@ def _events(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _provisional_onset(evidence: Evidence, findings: dict[str, Finding]) -> datetime:
-    """The earliest onset among medium and high findings, else the incident start."""
-    onsets = [f.onset for f in findings.values()
-              if f.onset is not None and f.severity in ("medium", "high")
-              and evidence.incident.start - (evidence.incident.end - evidence.incident.start)
-              <= pd.Timestamp(f.onset) <= evidence.incident.end]
+    """The earliest onset among medium and high findings that fall in the incident window
+    (or the hour before it), else the incident start."""
+    onsets = [f.onset for f in findings.values() if _plausible(evidence, f)]
     return min(onsets) if onsets else evidence.incident.start
+
+
+def _plausible(evidence: Evidence, finding: Finding) -> bool:
+    if finding.onset is None or finding.severity not in ("medium", "high"):
+        return False
+    onset = pd.Timestamp(finding.onset)
+    return pd.Timestamp(evidence.incident.start) - pd.Timedelta(hours=1) <= onset <= \
+        pd.Timestamp(evidence.incident.end)
+
+
+def _event_onset(rules: RuleTable, events: pd.DataFrame, mode: str, estimate: datetime
+                 ) -> datetime:
+    """The time of the change that starts ``mode`` (rules' ``[onset_events]``), when the
+    estimate falls within three hours after it."""
+    specs = rules.onset_events.get(mode, ())
+    if not specs or events.empty:
+        return estimate
+    estimate_ts = pd.Timestamp(estimate)
+    near = events[(events["ts"] <= estimate_ts + pd.Timedelta(minutes=15)) &
+                  (events["ts"] >= estimate_ts - pd.Timedelta(hours=3))]
+    candidates = []
+    for spec in specs:
+        chosen = near[near["kind"] == spec["kind"]]
+        if "artifact" in spec:
+            chosen = chosen[chosen["artifact"] == spec["artifact"]]
+        if "detail" in spec:
+            chosen = chosen[chosen["detail"].map(lambda d, k=spec["detail"]:
+                                                 isinstance(d, dict) and k in d)]
+        candidates.extend(chosen["ts"])
+    if not candidates:
+        return estimate
+    return max(candidates).to_pydatetime()
 
 
 def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional: datetime
                  ) -> datetime:
     """The earliest onset among the findings that supported the winning failure mode."""
     supporting = {fid for hit in hits if hit.add.get(mode, 0) > 0 for fid in hit.findings}
-    onsets = [f.onset for f in evidence.findings if f.id in supporting and f.onset is not None]
+    onsets = [f.onset for f in evidence.findings if f.id in supporting and
+              _plausible(evidence, f)]
     return min(onsets) if onsets else provisional

@@ -46,6 +46,7 @@ class RuleTable:
     rules: tuple[Rule, ...]
     priors: dict[str, float]
     scoring: dict[str, float] = field(default_factory=dict)
+    onset_events: dict[str, tuple[dict[str, str], ...]] = field(default_factory=dict)
 
     @property
     def base(self) -> float:
@@ -93,13 +94,19 @@ def _parse(data: dict[str, Any], origin: str) -> RuleTable:
             if unknown:
                 raise InvalidParameterError(f"{origin}: rule {name!r} has unknown condition "
                                             f"keys {sorted(unknown)}.")
-            if "op" in condition and condition["op"] not in _OPS:
+            if "op" in condition and condition["op"] not in (*_OPS, "exists", "true"):
                 raise InvalidParameterError(f"{origin}: rule {name!r} uses unknown op "
                                             f"{condition['op']!r}.")
         rules.append(Rule(name, tuple(raw.get("when", [])), dict(raw["add"]),
                           bool(raw.get("scale", False))))
     priors = {mode: float(data.get("priors", {}).get(mode, 1.0)) for mode in PATHWAY_OF}
-    return RuleTable(tuple(rules), priors, dict(data.get("scoring", {})))
+    onset_events = {}
+    for mode, specs in data.get("onset_events", {}).items():
+        if mode not in PATHWAY_OF:
+            raise InvalidParameterError(f"{origin}: [onset_events] names unknown failure mode "
+                                        f"{mode!r}.")
+        onset_events[mode] = tuple(dict(spec) for spec in specs)
+    return RuleTable(tuple(rules), priors, dict(data.get("scoring", {})), onset_events)
 
 
 def holds(condition: dict[str, Any], context: Context) -> bool:
@@ -110,6 +117,10 @@ def holds(condition: dict[str, Any], context: Context) -> bool:
             return False
         if "evidence" in condition:
             value = _lookup(finding.evidence, condition["evidence"])
+            if condition.get("op") == "exists":
+                return value is not None and value != {} and value != []
+            if condition.get("op") == "true":
+                return value is True
             if value is None or isinstance(value, (dict, list)):
                 return False
             try:

@@ -132,8 +132,14 @@ class CalibrationResult(DiagnosticResult):
             "threshold": self.threshold,
         }
         versions = self._version_change()
+        onset = self.refined_onsets.get("model.calibration_shift") or coarse_onset(
+            self.timeline, "ece", after=self.baseline.end, weights="labelled", direction=1)
         if versions:
             evidence["versions"] = versions
+            if versions["after"] not in set(self.by_version.loc[
+                    self.by_version["window"] == "baseline", "model_version"].astype(str)):
+                # the new version's first answer is when its calibration started
+                onset = pd.Timestamp(versions["first_seen_after"]).to_pydatetime()
         return [Finding(
             id="model.calibration_shift", pathway="model",
             severity="high" if high else "medium", statistic=i_ece,
@@ -142,9 +148,7 @@ class CalibrationResult(DiagnosticResult):
                      f"{evidence['accuracy_change']:+.1%}; wrong answers with confidence >= "
                      f"{self.threshold}: {evidence['confident_error_share_baseline']:.1%} -> "
                      f"{evidence['confident_error_share_incident']:.1%}."),
-            evidence=evidence, onset=self.refined_onsets.get("model.calibration_shift") or
-            coarse_onset(self.timeline, "ece", after=self.baseline.end, weights="labelled",
-                         direction=1), diagnostic=self.id,
+            evidence=evidence, onset=onset, diagnostic=self.id,
         )]
 
     def _version_change(self) -> dict[str, Any]:
@@ -160,6 +164,7 @@ class CalibrationResult(DiagnosticResult):
         if str(new["model_version"]) == str(old["model_version"]):
             return {}
         return {"before": str(old["model_version"]), "after": str(new["model_version"]),
+                "first_seen_after": pd.Timestamp(new["first_seen"]),
                 "ece_before": float(old["ece"]), "ece_after": float(new["ece"]),
                 "accuracy_before": float(old["accuracy"]),
                 "accuracy_after": float(new["accuracy"])}
@@ -292,9 +297,10 @@ def calibration(
     if "model_version" in case.columns["requests"]:
         per_version = record(windows.group_by(
             window=windows._window, model_version=windows.model_version, bin=windows._bin
-        ).aggregate(**sums(windows)))
+        ).aggregate(**sums(windows), first_seen=windows.ts.min()))
         by_version = pd.DataFrame([
-            calibration_summary(part) | {"window": w, "model_version": v}
+            calibration_summary(part) | {"window": w, "model_version": v,
+                                         "first_seen": part["first_seen"].min()}
             for (w, v), part in per_version.groupby(["window", "model_version"], dropna=False)
         ])
     per_bucket = record(t.group_by(bucket_start=bucket_expr(t.ts, width), bin=t._bin).aggregate(

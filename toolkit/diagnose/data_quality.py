@@ -17,7 +17,8 @@ Recipes, per feature and window, from the shared feature profile (exact counts):
 Findings: ``data.null_rate`` (null or default rate up by >= 5 points and >= 3x; high from 20
 points), ``data.schema_change`` (missing or new features; high), ``data.out_of_range`` (>= 5%
 outside the baseline's central 99%; high from 20%), ``data.unseen_categories`` (>= 2%; high
-from 10%).
+from 10%), ``data.validation_errors`` (requests failing validation: at least 20, 0.5% of the
+incident's requests and 3x the baseline share; high from 2%).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class DataQualityResult(DiagnosticResult):
     title = "Input data quality"
 
     validation_errors: dict[str, int] = field(default_factory=dict)
+    window_rows: dict[str, int] = field(default_factory=dict)
     missing_columns: tuple[str, ...] = ()
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
@@ -136,6 +138,9 @@ class DataQualityResult(DiagnosticResult):
                                                strict=True))},
                 diagnostic=self.id,
             ))
+        validation = self._validation_finding()
+        if validation is not None:
+            out.append(validation)
         unseen = t[t.unseen_share >= 0.02]
         if not unseen.empty:
             worst = unseen.sort_values("unseen_share", ascending=False).iloc[0]
@@ -150,6 +155,22 @@ class DataQualityResult(DiagnosticResult):
                 diagnostic=self.id,
             ))
         return out
+
+    def _validation_finding(self) -> Finding | None:
+        counts, rows = self.validation_errors, self.window_rows
+        if not counts or not rows.get("incident"):
+            return None
+        inc = counts.get("incident", 0) / rows["incident"]
+        base = counts.get("baseline", 0) / rows["baseline"] if rows.get("baseline") else 0.0
+        if not (inc >= 0.005 and inc >= 3 * base and counts.get("incident", 0) >= 20):
+            return None
+        return Finding(
+            id="data.validation_errors", pathway="data",
+            severity="high" if inc >= 0.02 else "medium", statistic=inc, threshold=0.005,
+            summary=f"requests failing input validation rose from {base:.2%} to {inc:.2%}.",
+            evidence={"baseline_share": base, "incident_share": inc, "counts": counts},
+            diagnostic=self.id,
+        )
 
     def _null_onset(self, features: list[str]):
         t = self.timeline
@@ -228,7 +249,9 @@ def data_quality(
     validation = _validation_errors(case, record, baseline, incident)
     table = _table(profile)
     timeline = _null_timeline(profile)
+    rows = profile.stats.drop_duplicates("window").set_index("window")["rows"]
     result = DataQualityResult(**base, table=table, validation_errors=validation,
+                               window_rows={w: int(n) for w, n in rows.items()},
                                missing_columns=missing_columns, timeline=timeline,
                                sql=profile.sql + record.sql)
     refined = {}

@@ -139,6 +139,7 @@ class PerformanceResult(DiagnosticResult):
         if worst is None:
             return None
         drop, row, p = worst
+        new = str(row.model_version) not in set(base["model_version"].astype(str))
         return Finding(
             id="model.version_regression", pathway="model",
             severity="high" if drop >= MAJOR_DROP else "medium", statistic=float(drop),
@@ -150,9 +151,11 @@ class PerformanceResult(DiagnosticResult):
                       "reference_version": str(reference["model_version"]),
                       "accuracy": float(row.accuracy),
                       "reference_accuracy": float(reference["accuracy"]),
-                      "new_version": str(row.model_version) not in set(
-                          base["model_version"].astype(str)),
+                      "new_version": new,
+                      "first_seen": pd.Timestamp(row.first_seen),
                       "pvalue": p},
+            # a version that first served after the baseline started the regression then
+            onset=pd.Timestamp(row.first_seen).to_pydatetime() if new else None,
             diagnostic=self.id,
         )
 
@@ -284,7 +287,7 @@ def model_performance(
     if "model_version" in case.columns["requests"]:
         by_version = _metrics(record(windows.group_by(
             window=windows._window, model_version=windows.model_version).aggregate(
-            **counts(windows))))
+            **counts(windows), first_seen=windows.ts.min())))
     timeline = _metrics(record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
         **counts(t))))
     timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(

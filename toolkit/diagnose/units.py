@@ -4,7 +4,7 @@ Recipe: for each numeric feature, the ratios ``r_k = Q_incident(u_k) / Q_baselin
 two windows' quantiles at levels 5%..95% (skipping quantiles near zero). Their median is the
 scale factor; the median absolute deviation of ``log r_k`` from its log measures whether the
 *whole* distribution was rescaled rather than shifted or reshaped (at most 0.1). Every known
-factor of :data:`UNIT_FACTORS` (or its reciprocal) within 20% of the estimate is then tested
+factor of :data:`UNIT_FACTORS` (or its reciprocal) within 6% of the estimate is then tested
 directly: the incident quantiles divided by the factor are compared with the baseline quantiles
 (mean absolute difference over the baseline interquartile range, a normalised Wasserstein-1
 distance). The closest factor matches when that distance is at most 0.1, i.e. the rescaled
@@ -16,7 +16,7 @@ Finding ``data.unit_change`` (high): a feature rescaled by a known factor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose._engine import Recorder
+from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose._profile import LEVELS, feature_profile
 from toolkit.types import Window
 
@@ -54,7 +56,7 @@ UNIT_FACTORS: dict[float, str] = {
 }
 TOLERANCE = 0.10
 MAX_DISPERSION = 0.10
-BAND = 0.20
+BAND = 0.06
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -83,6 +85,7 @@ class UnitChangeResult(DiagnosticResult):
             id="data.unit_change", pathway="data", severity="high",
             statistic=float(row.factor), threshold=float(row.matched),
             summary=f"{row.feature} is rescaled by {row.factor:.4g}: {row.meaning}.",
+            onset=self.refined_onsets.get(row.feature),
             evidence={"feature": row.feature, "factor": float(row.factor),
                       "matched": float(row.matched), "dispersion": float(row.dispersion),
                       "distance_after_rescaling": float(row.distance),
@@ -155,7 +158,21 @@ def unit_change(
         matched, meaning, distance = match_factor(factor, dispersion, qb, qi)
         rows.append({"feature": feature, "factor": factor, "dispersion": dispersion,
                      "matched": matched, "meaning": meaning, "distance": distance})
-    return UnitChangeResult(**base, table=pd.DataFrame(rows), sql=profile.sql)
+    result = UnitChangeResult(**base, table=pd.DataFrame(rows), sql=profile.sql)
+    record = Recorder()
+    refined = {}
+    for row in result.table[result.table["matched"].notna()].itertuples():
+        # the rescaled values leave the baseline's range: find the first such request
+        quantiles = profile.quantiles[(row.feature, "baseline")]
+        requests = case.table("requests")
+        col = requests[row.feature].cast("float64")
+        outside = (col > float(quantiles[-1])) if row.matched > 1 else (col < float(quantiles[0]))
+        refined[row.feature] = refine_onset(
+            record, requests, outside.fill_null(False).cast("float64"), incident.start,
+            around=incident.duration, limits=Window(baseline.start, incident.end))
+    if refined:
+        result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
+    return result
 
 
 def scale_factor(q_baseline: np.ndarray, q_incident: np.ndarray) -> tuple[float, float]:

@@ -80,6 +80,7 @@ class Classification:
             "alternatives": list(self.verdict.alternatives),
             "serving_mode": self.serving_mode,
             "window_source": self.window_source,
+            "trigger": self.verdict.trigger,
         }
 
     def to_json(self, **kwargs: Any) -> str:

@@ -84,6 +84,8 @@ class Verdict:
     hits: tuple[RuleHit, ...]
     remediation: tuple[str, ...]
     alternatives: tuple[dict[str, Any], ...] = field(default=())
+    #: The logged change that started the failure mode (rules' ``[onset_events]``), if any.
+    trigger: dict[str, Any] | None = None
 
 
 def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
@@ -134,7 +136,9 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
         if m != mode
     )
     final_onset = _final_onset(evidence, hits, mode, onset)
-    final_onset = _event_onset(rules, context.events, mode, final_onset)
+    trigger = _trigger_event(rules, context.events, mode, final_onset)
+    if trigger is not None:
+        final_onset = trigger["ts"].to_pydatetime()
     scores_out = {p: round(v / max(1 - p_none, 1e-12), 4) for p, v in pathway_p.items()}
     remediation_mode = mode if mode not in (UNDETERMINED,) else best_mode
     return Verdict(
@@ -143,6 +147,9 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
         hits=tuple(hits), remediation=tuple(remediation_for(remediation_mode,
                                                             evidence.serving_mode)),
         alternatives=alternatives,
+        trigger=None if trigger is None else {
+            k: (v if k != "ts" else v.strftime("%Y-%m-%dT%H:%M:%SZ")) for k, v in trigger.items()
+            if k in ("ts", "kind", "artifact", "version", "host", "detail")},
     )
 
 
@@ -179,13 +186,13 @@ def _plausible(evidence: Evidence, finding: Finding) -> bool:
         pd.Timestamp(evidence.incident.end)
 
 
-def _event_onset(rules: RuleTable, events: pd.DataFrame, mode: str, estimate: datetime
-                 ) -> datetime:
-    """The time of the change that starts ``mode`` (rules' ``[onset_events]``), when the
-    estimate falls within three hours after it."""
+def _trigger_event(rules: RuleTable, events: pd.DataFrame, mode: str, estimate: datetime
+                   ) -> dict[str, Any] | None:
+    """The logged change that starts ``mode`` (rules' ``[onset_events]``): the latest such
+    event from 3 hours before the estimated onset to 15 minutes after it."""
     specs = rules.onset_events.get(mode, ())
     if not specs or events.empty:
-        return estimate
+        return None
     estimate_ts = pd.Timestamp(estimate)
     near = events[(events["ts"] <= estimate_ts + pd.Timedelta(minutes=15)) &
                   (events["ts"] >= estimate_ts - pd.Timedelta(hours=3))]
@@ -197,10 +204,11 @@ def _event_onset(rules: RuleTable, events: pd.DataFrame, mode: str, estimate: da
         if "detail" in spec:
             chosen = chosen[chosen["detail"].map(lambda d, k=spec["detail"]:
                                                  isinstance(d, dict) and k in d)]
-        candidates.extend(chosen["ts"])
-    if not candidates:
-        return estimate
-    return max(candidates).to_pydatetime()
+        candidates.append(chosen)
+    found = pd.concat(candidates) if candidates else near.iloc[0:0]
+    if found.empty:
+        return None
+    return found.sort_values("ts").iloc[-1].to_dict()
 
 
 def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional: datetime

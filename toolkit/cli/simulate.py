@@ -34,10 +34,15 @@ def simulate(
         "latency blip."),
     extra_features: int = typer.Option(
         0, "--extra-features", help="Add K generic numeric features f01..fK."),
+    format: str = typer.Option(
+        "generic", "--format", help="Write the case as a platform exports it: generic, "
+        "sagemaker, kserve, prometheus, kubernetes, otlp or vertex (the rest of the case stays "
+        "generic)."),
     list_: bool = typer.Option(False, "--list", help="List failure modes and presets, then exit."),
 ) -> None:
     """Simulate an incident and write it as files that `forensics ingest` loads, with truth.json."""
     from toolkit.simulate import FAILURE_MODES, PRESETS, make_case, write_case
+    from toolkit.simulate.platforms import FORMATS
 
     if list_:
         for name, pathway in FAILURE_MODES.items():
@@ -45,6 +50,9 @@ def simulate(
         for name, spec in PRESETS.items():
             console.print(f"{name:<26} preset ({spec.failure_mode}): {spec.title}", markup=False)
         return
+    if format not in ("generic", *FORMATS):
+        raise InvalidParameterError(
+            f"Unknown format {format!r}; choose one of generic, {', '.join(FORMATS)}.")
     if out is None:
         raise InvalidParameterError("--out is required: the folder to write the case to.")
     if mode is None and preset is None:
@@ -76,12 +84,13 @@ def simulate(
             def tick(done: int, _total: int, start: int = start) -> None:
                 progress.update(task, completed=start + done)
 
-            write_case(case, folder, progress=tick)
+            write_case(case, folder, progress=tick, format=format)
             done_before += case.rows
             truth = case.truth()
             console.print(
                 f"{folder}: {truth['failure_mode']} ({truth['pathway']}), {case.rows:,} "
-                f"requests, onset {truth['onset'] or '-'}, incident "
+                f"requests{'' if format == 'generic' else ' as ' + format}, onset "
+                f"{truth['onset'] or '-'}, incident "
                 f"{truth['incident'][0]}/{truth['incident'][1]}",
                 markup=False,
             )

@@ -8,7 +8,9 @@ factor of :data:`UNIT_FACTORS` (or its reciprocal) within 6% of the estimate is 
 directly: the incident quantiles divided by the factor are compared with the baseline quantiles
 (mean absolute difference over the baseline interquartile range, a normalised Wasserstein-1
 distance). The closest factor matches when that distance is at most 0.1, i.e. the rescaled
-incident looks like the baseline up to sampling noise.
+incident looks like the baseline up to sampling noise. Last, a unit change is a step: the
+factor must hold in both halves of the incident window (each within 6% of the known factor),
+whereas a gradual shift of a log-normal feature (also a pure rescaling) keeps growing.
 
 Finding ``data.unit_change`` (high): a feature rescaled by a known factor.
 """
@@ -48,12 +50,27 @@ UNIT_FACTORS: dict[float, str] = {
     3.6: "x3.6 (m/s->km/h)",
     2.54: "x2.54 (in->cm)",
     0.4536: "x0.4536 (lb->kg)",
+    2.2046: "x2.2046 (kg->lb)",
     1.609: "x1.609 (mi->km)",
+    0.6214: "x0.6214 (km->mi)",
     0.3048: "x0.3048 (ft->m)",
+    3.281: "x3.281 (m->ft)",
     12.0: "x12 (ft->in, years->months)",
     1024.0: "x1024 (KiB->bytes)",
     10.0: "x10 (cm->mm)",
 }
+#: Which factors make sense for a feature whose catalog unit is in a family; factors of 10,
+#: 100 and 1000 fit any unit.
+UNIT_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "time": (("s", "sec", "second", "seconds", "ms", "min", "minute", "minutes", "h", "hour",
+              "hours", "day", "days", "us"), (60.0, 3600.0, 24.0, 12.0)),
+    "distance": (("m", "km", "mi", "mile", "miles", "ft", "in", "cm", "mm"),
+                 (1.609, 0.6214, 0.3048, 3.281, 2.54, 12.0)),
+    "mass": (("kg", "g", "lb", "lbs", "oz"), (0.4536, 2.2046)),
+    "speed": (("m/s", "km/h", "mps", "kph", "mph"), (3.6, 1.609, 0.6214)),
+    "size": (("b", "byte", "bytes", "kib", "mib", "kb", "mb"), (1024.0,)),
+}
+_ANY_UNIT = (10.0, 100.0, 1000.0)
 TOLERANCE = 0.10
 MAX_DISPERSION = 0.10
 BAND = 0.06
@@ -144,6 +161,7 @@ def unit_change(
     if not numeric:
         return UnitChangeResult(**base, not_assessed=(NotAssessed(ID, "no numeric features"),))
     profile = feature_profile(case, baseline, incident, features=features, bucket=bucket)
+    units = dict(zip(case.features["name"], case.features["unit"], strict=True))
     rows = []
     levels = np.asarray(LEVELS)
     keep = (levels >= 0.05) & (levels <= 0.95)
@@ -155,11 +173,20 @@ def unit_change(
                          "matched": np.nan, "meaning": None, "distance": np.nan})
             continue
         factor, dispersion = scale_factor(qb[keep], qi[keep])
-        matched, meaning, distance = match_factor(factor, dispersion, qb, qi)
+        matched, meaning, distance = match_factor(factor, dispersion, qb, qi, units.get(feature))
         rows.append({"feature": feature, "factor": factor, "dispersion": dispersion,
                      "matched": matched, "meaning": meaning, "distance": distance})
-    result = UnitChangeResult(**base, table=pd.DataFrame(rows), sql=profile.sql)
+    table = pd.DataFrame(rows)
     record = Recorder()
+    candidates = table[table["matched"].notna()]
+    if not candidates.empty:
+        stable = _stable_factors(case, record, incident, list(candidates["feature"]), keep)
+        for k, row in candidates.iterrows():
+            factors = stable.get(row["feature"], [])
+            if len(factors) < 2 or any(abs(f / row["matched"] - 1) > BAND for f in factors):
+                table.loc[k, ["matched", "meaning"]] = [np.nan, None]
+            table.loc[k, "halves"] = ", ".join(f"{f:.4g}" for f in factors)
+    result = UnitChangeResult(**base, table=table, sql=profile.sql + record.sql)
     refined = {}
     for row in result.table[result.table["matched"].notna()].itertuples():
         # the rescaled values leave the baseline's range: find the first such request
@@ -173,6 +200,33 @@ def unit_change(
     if refined:
         result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
     return result
+
+
+def _stable_factors(case: CaseView, record: Recorder, incident: Window, features: list[str],
+                    keep: np.ndarray) -> dict[str, list[float]]:
+    """The scale factor of each feature in each half of the incident, against the baseline."""
+    import ibis
+
+    profile_key = [k for k in case.cache if k[0] == "profile"]
+    profile = case.cache[profile_key[-1]] if profile_key else None
+    levels = [float(v) for v in np.asarray(LEVELS)[keep]]
+    middle = incident.start + incident.duration / 2
+    requests = case.table("requests")
+    out: dict[str, list[float]] = {f: [] for f in features}
+    for half in (Window(incident.start, middle), Window(middle, incident.end)):
+        rows = requests.filter((requests.ts >= ibis.literal(half.start)) &
+                               (requests.ts < ibis.literal(half.end)))
+        aggs = {f"q{k}": rows[f].cast("float64").quantile(levels) for k, f in enumerate(features)}
+        quantiles = record(rows.aggregate(**aggs)).iloc[0]
+        for k, feature in enumerate(features):
+            q = quantiles[f"q{k}"]
+            base = profile.quantiles.get((feature, "baseline")) if profile else None
+            if q is None or base is None:
+                continue
+            factor, _ = scale_factor(base[keep], np.asarray(q, dtype=float))
+            if not math.isnan(factor):
+                out[feature].append(factor)
+    return out
 
 
 def scale_factor(q_baseline: np.ndarray, q_incident: np.ndarray) -> tuple[float, float]:
@@ -189,9 +243,12 @@ def scale_factor(q_baseline: np.ndarray, q_incident: np.ndarray) -> tuple[float,
 
 
 def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
-                 q_incident: np.ndarray) -> tuple[float, str | None, float]:
+                 q_incident: np.ndarray, unit: str | None = None
+                 ) -> tuple[float, str | None, float]:
     """The known unit factor whose rescaling makes the incident look like the baseline.
 
+    When the feature's ``unit`` (from the feature catalog) is in a known family, only factors
+    that make sense for it are tried (a duration is not rescaled by 1024).
     Returns ``(factor, meaning, distance)``, or ``(nan, None, distance)`` when none matches.
     """
     if math.isnan(factor) or math.isnan(dispersion) or dispersion > MAX_DISPERSION:
@@ -199,8 +256,11 @@ def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
     levels = np.asarray(LEVELS)
     q25, q75 = np.interp([0.25, 0.75], levels, q_baseline)
     scale = (q75 - q25) if q75 > q25 else max(float(np.std(q_baseline)), 1e-12)
+    allowed = allowed_factors(unit)
     candidates = []
     for known, meaning in UNIT_FACTORS.items():
+        if known not in allowed:
+            continue
         for value, text in ((known, meaning), (1 / known, f"/{known:g} (the reverse of "
                                                           f"{meaning})")):
             if abs(factor / value - 1) <= BAND:
@@ -212,3 +272,18 @@ def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
     if distance > TOLERANCE:
         return float("nan"), None, distance
     return value, text, distance
+
+
+def allowed_factors(unit: str | None) -> set[float]:
+    """Unit factors that make sense for a feature measured in ``unit`` (all when unknown).
+
+    Examples
+    --------
+    >>> sorted(allowed_factors("s"))
+    [10.0, 12.0, 24.0, 60.0, 100.0, 1000.0, 3600.0]
+    """
+    text = (unit or "").strip().lower()
+    for _, (names, factors) in UNIT_FAMILIES.items():
+        if text in names:
+            return set(factors) | set(_ANY_UNIT)
+    return set(UNIT_FACTORS)

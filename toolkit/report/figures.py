@@ -21,16 +21,25 @@ _ARTIFACT_COLORS = {"model": "#DD8452", "pipeline": "#4C72B0", "client": "#8172B
 
 
 def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | None:
-    """Latency, failures and model quality over time, with events and change points marked."""
+    """Latency, failures and model quality around the incident, with events and change points.
+
+    The view runs from well before the onset (twice the incident's length, between 12 hours
+    and 3 days) to the end of the incident; events are drawn in a lane of their own.
+    """
     set_theme()
     import matplotlib.pyplot as plt
 
     diagnosis = result.diagnosis
+    onset = pd.Timestamp(result.onset)
+    end = pd.Timestamp(result.incident.end)
+    lead = min(max(2 * (end - pd.Timestamp(result.incident.start)), pd.Timedelta("12h")),
+               pd.Timedelta("3D"))
+    start = max(pd.Timestamp(result.baseline.start), onset - lead)
     panels = []
     latency = diagnosis.results.get("infra.latency")
     if latency is not None and not latency.timeline.empty:
-        panels.append(("latency p99 (ms)", latency.timeline, "p99_ms", "#C44E52", True))
-        panels.append(("error + timeout rate", latency.timeline.assign(
+        panels.append(("p99 latency (ms)", latency.timeline, "p99_ms", "#C44E52", True))
+        panels.append(("errors + timeouts", latency.timeline.assign(
             failures=latency.timeline["error_rate"] + latency.timeline["timeout_rate"]),
             "failures", "#8172B3", False))
     performance = diagnosis.results.get("model.performance")
@@ -42,35 +51,43 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
         panels.append(("largest feature PSI", worst, "psi", "#55A868", False))
     if not panels:
         return None
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 1.9 * len(panels) + 0.6),
-                             sharex=True, squeeze=False)
-    start = pd.Timestamp(result.baseline.start)
-    end = pd.Timestamp(result.incident.end)
     shown = events[(events["ts"] >= start) & (events["ts"] <= end)] if not events.empty \
         else events
-    for ax, (label, frame, column, color, log) in zip(axes[:, 0], panels, strict=True):
-        ax.plot(frame["bucket_start"], frame[column], color=color, lw=1.4)
-        if log:
+    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(11, 1.7 * len(panels) + 1.6),
+                             sharex=True, gridspec_kw={"height_ratios": [0.9] +
+                                                       [1.0] * len(panels)})
+    lane = axes[0]
+    artifacts = list(dict.fromkeys(str(a) for a in shown["artifact"])) if len(shown) else []
+    for row in shown.itertuples():
+        y = artifacts.index(str(row.artifact))
+        color = _ARTIFACT_COLORS.get(str(row.artifact), "#8C8C8C")
+        lane.plot([row.ts], [y], marker="v", color=color, ms=7)
+        label = f"{row.kind} {row.version or ''}".strip()
+        lane.annotate(label[:22], (row.ts, y), xytext=(3, 4), textcoords="offset points",
+                      fontsize=7, color=color, rotation=20)
+    lane.set_yticks(range(len(artifacts)), artifacts or [""], fontsize=8)
+    lane.set_ylim(-0.7, max(len(artifacts) - 0.3, 0.7))
+    lane.set_title("Incident timeline (UTC): red line = estimated onset, shaded = incident, "
+                   "dotted = detected change points", fontsize=10, pad=22)
+    lane.grid(False)
+    lane.axvline(onset, color="#C44E52", lw=1.5)
+    for ax, (label, frame, column, color, log) in zip(axes[1:], panels, strict=True):
+        view = frame[(frame["bucket_start"] >= start) & (frame["bucket_start"] <= end)]
+        ax.plot(view["bucket_start"], view[column], color=color, lw=1.4)
+        if log and (view[column] > 0).all() and len(view):
             ax.set_yscale("log")
         ax.set_ylabel(label, fontsize=9)
         ax.axvspan(result.incident.start, result.incident.end, color=WINDOW_COLORS["incident"],
                    alpha=0.07)
-        ax.axvline(result.onset, color="#C44E52", lw=1.5, ls="-")
+        ax.axvline(onset, color="#C44E52", lw=1.5)
         for row in shown.itertuples():
             ax.axvline(row.ts, color=_ARTIFACT_COLORS.get(str(row.artifact), "#8C8C8C"),
-                       lw=0.9, ls="--", alpha=0.8)
+                       lw=0.8, ls="--", alpha=0.6)
         if result.detected is not None:
             for change in result.detected.changes:
-                ax.axvline(change.at, color="#CCB974", lw=0.8, ls=":")
-    top = axes[0, 0]
-    for row in shown.itertuples():
-        top.annotate(f"{row.kind} {row.artifact or ''} {row.version or ''}".strip()[:28],
-                     xy=(row.ts, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                     fontsize=7, va="bottom", ha="center",
-                     color=_ARTIFACT_COLORS.get(str(row.artifact), "#555555"))
-    top.set_title("Incident timeline (UTC): red line = onset, dashed = events, dotted = "
-                  "detected change points", fontsize=10, pad=38 if len(shown) else 6)
-    axes[-1, 0].set_xlim(start, end)
+                if start <= pd.Timestamp(change.at) <= end:
+                    ax.axvline(change.at, color="#CCB974", lw=0.9, ls=":")
+    axes[-1].set_xlim(start, end)
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig

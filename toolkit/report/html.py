@@ -54,7 +54,8 @@ def table(frame: pd.DataFrame, *, max_rows: int = 30, caption: str | None = None
     """A DataFrame as an escaped HTML table (pandas escapes cell values and headers)."""
     if frame is None or frame.empty:
         return note("no rows")
-    shown = frame.head(max_rows)
+    shown = frame.head(max_rows).astype(object)
+    shown = shown.where(shown.notna(), "—").replace({None: "—"})
     body = shown.to_html(index=False, escape=True, border=0, classes="forensics-table",
                          float_format=lambda v: f"{v:.4g}", na_rep="—")
     extra = f"<p class='muted'>{len(frame) - max_rows} more rows not shown.</p>" \

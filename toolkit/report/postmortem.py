@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ from toolkit.report.html import (
     table,
 )
 from toolkit.store import connect
-from toolkit.types import Window
 
 __all__ = ["Postmortem", "MODE_DESCRIPTIONS", "STYLE"]
 
@@ -83,15 +82,23 @@ DIAGNOSTIC_SECTIONS = (
 
 #: Injected once at the top of the report: readable tables and notes.
 STYLE = Html("""<style>
-.forensics-table {border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0;}
-.forensics-table th, .forensics-table td {padding: 3px 8px; border-bottom: 1px solid #ddd;
-  text-align: left; vertical-align: top;}
-.forensics-table th {background: #f4f4f6;}
-.forensics-kv th {text-align: left; padding-right: 1em; color: #444; font-weight: 600;}
+.jp-RenderedHTMLCommon table.forensics-table {border-collapse: collapse; font-size: 0.85em;
+  margin: 0.4em 0 1em 0; table-layout: auto;}
+.jp-RenderedHTMLCommon table.forensics-table th,
+.jp-RenderedHTMLCommon table.forensics-table td {padding: 3px 10px;
+  border-bottom: 1px solid #e3e3e8; text-align: left !important; vertical-align: top;
+  max-width: 48em;}
+.jp-RenderedHTMLCommon table.forensics-table th {background: #f4f4f6;}
+.jp-RenderedHTMLCommon table.forensics-table td.num {text-align: right !important;
+  font-variant-numeric: tabular-nums;}
+.jp-RenderedHTMLCommon table.forensics-kv th {text-align: left !important; padding-right: 1.2em;
+  color: #444; font-weight: 600;}
+.jp-RenderedHTMLCommon table.forensics-kv td {text-align: left !important;}
 .muted {color: #666;}
-.verdict {font-size: 1.15em; padding: 0.6em 0.9em; border-left: 5px solid #8172B3;
-  background: #f7f6fb;}
-.caption {font-weight: 600; margin-bottom: 0.1em;}
+.verdict {font-size: 1.1em; line-height: 1.5; padding: 0.6em 0.9em;
+  border-left: 5px solid #8172B3; background: #f7f6fb; max-width: 60em;}
+.caption {font-weight: 600; margin: 0.8em 0 0.2em 0;}
+img.forensics-figure {display: block; margin: 0.4em 0 0.8em 0;}
 </style>""")
 
 
@@ -116,7 +123,7 @@ class Postmortem:
     db: str = ""
     incident_id: str = "incident"
     title: str = ""
-    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def open(
@@ -206,8 +213,10 @@ class Postmortem:
                          calibration.value("incident", "confident_error_share")))
         if not rows:
             return note("No latency, error or quality data to measure the impact.")
-        frame = pd.DataFrame(rows, columns=["measure", "baseline", "incident"])
-        frame["change"] = frame["incident"] - frame["baseline"]
+        frame = pd.DataFrame([
+            {"measure": label, "baseline": _impact_value(label, b),
+             "incident": _impact_value(label, i), "change": _impact_change(label, b, i)}
+            for label, b, i in rows])
         out = table(frame, caption="Impact: baseline vs incident window")
         slices = self._affected_slices()
         return out + (slices if slices is not None else note("No affected slice stands out."))
@@ -333,10 +342,14 @@ class Postmortem:
         result = self.result.diagnosis.results.get(diagnostic_id)
         if result is None or (result.table.empty and result.not_assessed):
             return Html("")
-        parts = [key_values(result.headline())] if result.headline() else []
+        parts = [Html(f"<p class='caption'>{escape(result.title)}</p>"),
+                 key_values(result.headline())] if result.headline() else []
         found = result.findings()
         if found:
             parts.append(items([f"[{f.severity}] {f.summary}" for f in found]))
+        detail = _detail_table(result)
+        if detail is not None:
+            parts.append(detail)
         return Html("".join(p.fragment for p in parts))
 
     def action_items(self) -> Html:
@@ -425,7 +438,8 @@ class Postmortem:
                                "summary": finding.summary})
         performance = diagnosis.results.get("model.performance")
         if performance is not None and not performance.by_version.empty:
-            inc = performance.by_version[performance.by_version["window"] == "incident"]
+            inc = performance.by_version[(performance.by_version["window"] == "incident") &
+                                         (performance.by_version["labelled"] >= 30)]
             for row in inc.itertuples():
                 frames.append({"slice": f"model_version={row.model_version}",
                                "severity": "info",
@@ -439,6 +453,13 @@ class Postmortem:
         events = self.case.events
         if events.empty:
             return None
+        trigger = self.result.verdict.trigger
+        if trigger:
+            detail = trigger.get("detail") if isinstance(trigger.get("detail"), dict) else {}
+            extra = ", ".join(f"{k}={v}" for k, v in detail.items())
+            return (f"{trigger['kind']} of {trigger.get('artifact') or 'an artifact'} "
+                    f"{trigger.get('version') or ''} at {_fmt(trigger['ts'])} UTC"
+                    + (f" ({extra})" if extra else "")).replace("  ", " ")
         onset = pd.Timestamp(self.result.onset)
         near = events[(events["ts"] <= onset + pd.Timedelta(minutes=30)) &
                       (events["ts"] >= onset - pd.Timedelta(hours=12)) &
@@ -458,6 +479,47 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "?"
     return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def _detail_table(result: Any) -> Html | None:
+    """The few rows of a diagnostic's detail a reader needs next to its figure."""
+    if result.id == "data.drift" and not result.table.empty:
+        columns = [c for c in ("feature", "kind", "psi", "ks", "wasserstein", "js",
+                               "unseen_share", "unseen", "severity") if c in result.table]
+        top = result.table.sort_values("psi", ascending=False)[columns].head(12).copy()
+        if "unseen" in top:
+            top["unseen"] = top["unseen"].map(
+                lambda v: ", ".join(map(str, v)) if isinstance(v, list) else "")
+        return table(top, caption="Most drifted features")
+    if result.id == "infra.latency" and not result.error_types.empty:
+        types = result.error_types.sort_values(["window", "requests"], ascending=[True, False])
+        return table(types, caption="Failed requests by error type")
+    return None
+
+
+def _impact_value(label: str, value: float) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    if label == "requests":
+        return f"{value:,.0f}"
+    if "ms" in label:
+        return f"{value:,.0f} ms"
+    if label == "ECE":
+        return f"{value:.4f}"
+    return f"{value:.2%}"
+
+
+def _impact_change(label: str, before: float, after: float) -> str:
+    if before is None or after is None or pd.isna(before) or pd.isna(after):
+        return "—"
+    if label == "requests":
+        return f"{after - before:+,.0f}"
+    if "ms" in label:
+        ratio = f" (x{after / before:.1f})" if before else ""
+        return f"{after - before:+,.0f} ms{ratio}"
+    if label == "ECE":
+        return f"{after - before:+.4f}"
+    return f"{(after - before) * 100:+.2f} points"
 
 
 def _action_type(action: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ class WeeklyReport:
     diagnosis: Diagnosis | None
     incidents: list[dict[str, Any]] = field(default_factory=list)
     db: str = ""
-    generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def open(cls, db: str | os.PathLike[str], week: str) -> WeeklyReport:

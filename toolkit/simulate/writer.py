@@ -45,6 +45,7 @@ def write_case(
     out_dir: str | os.PathLike[str],
     *,
     progress: Progress | None = None,
+    format: str = "generic",
 ) -> Path:
     """Write ``case`` as export files under ``out_dir`` (created; must be empty if it exists).
 
@@ -56,6 +57,10 @@ def write_case(
         Target folder.
     progress
         Optional callback ``progress(rows_done, rows_total)`` after each chunk.
+    format
+        ``generic`` (the layout above), or a serving platform's export
+        (``sagemaker``, ``kserve``, ``prometheus``, ``kubernetes``, ``otlp``, ``vertex``):
+        see :mod:`toolkit.simulate.platforms`.
 
     Returns
     -------
@@ -65,7 +70,7 @@ def write_case(
     Raises
     ------
     InvalidParameterError
-        ``out_dir`` is a file, or a folder that is not empty.
+        ``out_dir`` is a file, or a folder that is not empty; an unknown ``format``.
 
     Examples
     --------
@@ -78,6 +83,10 @@ def write_case(
     >>> report.rows_rejected
     0
     """
+    if format != "generic":
+        from toolkit.simulate.platforms import write_platform_case
+
+        return write_platform_case(case, out_dir, format, progress=progress)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidParameterError(f"{out} exists and is not an empty folder.")

@@ -12,8 +12,9 @@ reason                                                    kind        host
 ``OOMKilling`` (node-problem-detector), ``SystemOOM``     oom_kill    the node
 ``Evicted`` with a memory message                         oom_kill    the pod
 ``BackOff`` "restarting failed container", ``Killing``    restart     the pod
-``ScalingReplicaSet``, ``SuccessfulCreate``,              scale       the object
-``SuccessfulDelete``, ``SuccessfulRescale`` (HPA)
+``ScalingReplicaSet``, ``SuccessfulRescale`` (HPA)         scale       the object
+``SuccessfulCreate`` / ``SuccessfulDelete`` of a pod       scale       the pod created
+(ReplicaSet: "Created pod: <pod>")                                     or deleted
 ``Pulling`` / ``Pulled`` of an image first seen for a     deploy      the pod
 container (not "already present on machine")
 any other ``Warning`` (``Unhealthy``, ``FailedScheduling``)  alert     the object
@@ -32,7 +33,9 @@ Pods (the only place a container's OOM kill is recorded): a container whose ``la
 running it, ``version`` = the image tag.
 
 ``detail`` (JSON) keeps reason, message, namespace, object (``Kind/name``), count and the
-container, image, exit code or replica count when there is one. ``artifact`` is ``service``
+container, image, exit code or replica count when there is one; a scale event says whether it
+added or removed replicas (``direction``: ``up`` / ``down``, and ``pod`` when it names one), so
+a replica removed is not taken for one started. ``artifact`` is ``service``
 for deploys and ``infra`` otherwise. ``_row`` is the item's position in ``items`` (its line
 in a JSON-lines file).
 """
@@ -162,7 +165,10 @@ def _events_sql(items: str) -> str:
         "'component', item->>'reportingController', item->>'reportingComponent') AS component, "
         "coalesce(item->'source'->>'host', item->'deprecatedSource'->>'host', "
         "item->>'reportingInstance') AS source_host, "
-        "nullif(regexp_extract(message, 'image \"([^\"]+)\"', 1), '') AS image FROM "
+        "nullif(regexp_extract(message, 'image \"([^\"]+)\"', 1), '') AS image, "
+        "CASE WHEN reason IN ('SuccessfulCreate', 'SuccessfulDelete') THEN nullif("
+        "regexp_extract(message, '^(?:Created|Deleted) pod: *(\\S+)', 1), '') END "
+        "AS scaled_pod FROM "
         "(SELECT *, coalesce(item->'involvedObject', item->'regarding') AS obj, "
         "item->>'reason' AS reason, coalesce(item->>'message', item->>'note') AS message, "
         "item->>'type' AS type, coalesce(item->>'firstTimestamp', "
@@ -189,6 +195,7 @@ def _events_sql(items: str) -> str:
     host = (
         "CASE WHEN obj_kind = 'Node' THEN obj_name "
         "WHEN reason IN ('OOMKilling', 'SystemOOM') THEN coalesce(source_host, obj_name) "
+        "WHEN scaled_pod IS NOT NULL THEN scaled_pod "
         "ELSE coalesce(obj_name, source_host) END"
     )
     detail = (
@@ -196,7 +203,10 @@ def _events_sql(items: str) -> str:
         "namespace, 'object', obj_kind || '/' || obj_name, 'type', type, 'count', count, "
         "'first_timestamp', first_ts, 'last_timestamp', last_ts, 'source', component, "
         "'container', container, 'image', image, 'replicas', TRY_CAST(nullif(regexp_extract("
-        "message, '(?:to|New size:) *([0-9]+)', 1), '') AS INTEGER)))"
+        "message, '(?:to|New size:) *([0-9]+)', 1), '') AS INTEGER), 'direction', CASE "
+        "WHEN reason = 'SuccessfulCreate' OR message ILIKE 'Scaled up%' THEN 'up' "
+        "WHEN reason = 'SuccessfulDelete' OR message ILIKE 'Scaled down%' THEN 'down' END, "
+        "'pod', scaled_pod))"
     )
     return (
         f"SELECT _row, _raw, _perr AS _parse_error, reason, first_ts AS ts, kind, "

@@ -28,6 +28,8 @@ pipeline_version       ``pipeline.version``, ``preprocessing.version``
 client_version         ``client.version``, ``app.client.version``, ``client_version``,
                        ``http.request.header.x-client-version``
 cache_hit              ``cache.hit``
+cache_model_version    ``cache.model_version`` (the model version that computed a cached
+                       answer)
 prediction, score      ``prediction`` / ``model.prediction``, ``score`` / ``model.score``
 input/output_tokens    ``gen_ai.usage.input_tokens`` (``prompt_tokens``),
                        ``gen_ai.usage.output_tokens`` (``completion_tokens``)
@@ -66,6 +68,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "client_version": ("client.version", "app.client.version", "client_version",
                        "http.request.header.x-client-version"),
     "cache_hit": ("cache.hit",),
+    "cache_model_version": ("cache.model_version",),
     "prediction": ("prediction", "model.prediction", "ml.prediction"),
     "score": ("score", "model.score", "ml.score"),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
@@ -199,7 +202,8 @@ def _requests_sql(spans: str) -> str:
         f"CASE WHEN _perr IS NOT NULL THEN NULL WHEN _http IN (408, 504) THEN 'timeout' "
         f"WHEN {status_code} IN ('2', 'STATUS_CODE_ERROR') OR _http >= 400 THEN 'error' "
         "ELSE 'ok' END AS status, http_status, error_type, endpoint, host, model_name, "
-        "model_version, pipeline_version, client_version, cache_hit, prediction, score, "
+        "model_version, pipeline_version, client_version, cache_hit, cache_model_version, "
+        "prediction, score, "
         "input_tokens, output_tokens, TRY_CAST(_ttft_s AS DOUBLE) * 1000 AS ttft_ms "
         f"FROM {with_attrs}"
     )

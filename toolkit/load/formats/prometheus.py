@@ -150,11 +150,13 @@ def _samples_sql(responses: str, mode: str, stem: str) -> str:
         f"ELSE []::JSON[] END AS ser FROM {quote_ident(responses)} WHERE _perr IS NULL))"
     )
     row = "_series" if mode == "document" else "_row"
+    # the label set is taken once per series, before the samples are unnested (taken after,
+    # it is re-read from the whole series for every sample: quadratic in the series length)
     samples = (
-        f"(SELECT {row} AS _row, coalesce(s->'metric', json('{{}}')) AS labels, unnest(CASE "
+        f"(SELECT {row} AS _row, labels, unnest(CASE "
         "WHEN json_type(s->'values') = 'ARRAY' THEN CAST(s->'values' AS JSON[]) "
         "WHEN json_type(s->'value') = 'ARRAY' THEN [s->'value'] ELSE []::JSON[] END) AS sample "
-        f"FROM {series})"
+        f"FROM (SELECT *, coalesce(s->'metric', json('{{}}')) AS labels FROM {series}))"
     )
     host = "coalesce(" + ", ".join(f"labels->>'{k}'" for k in _HOST_LABELS) + ")"
     return (

@@ -1,0 +1,55 @@
+"""Window detection on synthetic signal timelines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from toolkit.classify.windows import detect_windows
+from toolkit.types import Window
+
+START = pd.Timestamp("2026-03-01", tz="UTC")
+HOUR = timedelta(hours=1)
+
+
+def series(name: str, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"bucket_start": START + pd.to_timedelta(np.arange(len(values)), "h"),
+                         "signal": name, "value": values})
+
+
+def test_finds_a_sustained_step_and_its_recovery():
+    rng = np.random.default_rng(0)
+    p99 = rng.normal(200, 10, 240)
+    p99[150:190] += 400
+    errors = rng.normal(0.01, 0.002, 240)
+    errors[152:190] += 0.05
+    signals = pd.concat([series("latency.p99_ms", p99), series("latency.error_rate", errors)])
+    span = Window(START, START + 240 * HOUR)
+    found = detect_windows(signals, span, HOUR)
+    assert found.onset == START + 150 * HOUR
+    assert found.incident.end == START + 190 * HOUR
+    assert found.baseline.end <= found.onset
+    assert set(found.supporting) == {"latency.p99_ms", "latency.error_rate"}
+
+
+def test_a_short_blip_is_not_an_incident():
+    rng = np.random.default_rng(1)
+    p99 = rng.normal(200, 10, 240)
+    p99[100] += 600  # one bucket
+    assert detect_windows(series("latency.p99_ms", p99), Window(START, START + 240 * HOUR),
+                          HOUR) is None
+
+
+def test_prefers_the_change_most_signals_agree_on():
+    rng = np.random.default_rng(2)
+    a = rng.normal(0, 1, 240)
+    a[60:] += 8  # an early, lone change in one signal
+    b, c = rng.normal(0, 1, 240), rng.normal(0, 1, 240)
+    b[170:] += 10
+    c[171:] += 10
+    signals = pd.concat([series("drift.max_psi", a), series("model.accuracy", b),
+                         series("model.ece", c)])
+    found = detect_windows(signals, Window(START, START + 240 * HOUR), HOUR)
+    assert found.onset == START + 170 * HOUR

@@ -20,7 +20,8 @@ from toolkit.diagnose._case import within
 from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
-__all__ = ["refine_onset", "best_split", "best_segment", "coarse_onset"]
+__all__ = ["refine_onset", "best_split", "best_segment", "coarse_onset", "gradual_onset",
+           "ramp_fit"]
 
 
 def best_split(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[int, float]:
@@ -109,10 +110,72 @@ def best_segment(values: np.ndarray, weights: np.ndarray | None = None, *,
     return best
 
 
+def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start: int = 1,
+             direction: int = 0) -> tuple[int, int, float]:
+    """Fit a level change that starts at ``k1`` and completes at ``k2`` (a ramp; a step when
+    ``k2 = k1 + 1``): ``y = a + c * clip((t - k1) / (k2 - k1), 0, 1)``.
+
+    Every pair ``k1 < k2`` with ``k1 >= min_start`` is tried (weighted least squares has a
+    closed form for one regressor). ``direction`` +1 keeps rises, -1 falls, 0 either.
+    Returns ``(k1, k2, r2)``, the start, the end and the share of variance explained.
+
+    Examples
+    --------
+    >>> ramp_fit(np.array([0, 0, 0, 1, 2, 3, 4, 4, 4.0]))[:2]
+    (2, 6)
+    """
+    x = np.asarray(values, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    w = np.where(np.isnan(x), 0.0, w)
+    x = np.where(np.isnan(x), 0.0, x)
+    n = len(x)
+    total = w.sum()
+    if n < 4 or total <= 0:
+        return 0, n, 0.0
+    mean = (w * x).sum() / total
+    var_y = (w * (x - mean) ** 2).sum()
+    if var_y <= 0:
+        return 0, n, 0.0
+    t = np.arange(n, dtype=float)
+    best = (0, n, 0.0)
+    for k1 in range(max(min_start, 0), n - 1):
+        k2 = np.arange(k1 + 1, n + 1, dtype=float)
+        r = np.clip((t[None, :] - k1) / (k2[:, None] - k1), 0.0, 1.0)
+        r_mean = (r * w).sum(axis=1) / total
+        dr = r - r_mean[:, None]
+        cov = (dr * (x - mean) * w).sum(axis=1)
+        var_r = (dr * dr * w).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(var_r > 0, cov * cov / (var_r * var_y), 0.0)
+            if direction:
+                r2 = np.where(np.sign(cov) == direction, r2, 0.0)
+        j = int(np.argmax(r2))
+        if r2[j] > best[2]:
+            best = (k1, int(k2[j]), float(r2[j]))
+    return best
+
+
 def coarse_onset(timeline: pd.DataFrame, column: str, *, after: datetime,
                  weights: str | None = None, direction: int = 0) -> datetime | None:
-    """Start of the timeline segment that departs most from the rest (see
-    :func:`best_segment`), searched from the bucket before ``after`` on."""
+    """When ``column`` started to change, from the bucket before ``after`` on.
+
+    The change is fitted as a ramp from ``k1`` to ``k2`` (:func:`ramp_fit`; a step is a ramp
+    of one bucket), so a gradual change is dated at its start, not mid-way."""
+    fitted = _ramp(timeline, column, after=after, weights=weights, direction=direction)
+    return None if fitted is None else fitted[0]
+
+
+def gradual_onset(timeline: pd.DataFrame, column: str, *, after: datetime,
+                  weights: str | None = None) -> datetime | None:
+    """The start of the change when it is a ramp over more than two buckets (else None)."""
+    fitted = _ramp(timeline, column, after=after, weights=weights)
+    if fitted is None or fitted[2] <= 2:
+        return None
+    return fitted[0]
+
+
+def _ramp(timeline: pd.DataFrame, column: str, *, after: datetime, weights: str | None,
+          direction: int = 0) -> tuple[datetime, datetime, int] | None:
     if timeline is None or timeline.empty or column not in timeline:
         return None
     t = timeline.sort_values("bucket_start")
@@ -120,13 +183,14 @@ def coarse_onset(timeline: pd.DataFrame, column: str, *, after: datetime,
     if len(t) < 4:
         return None
     times = pd.to_datetime(t["bucket_start"], utc=True).reset_index(drop=True)
-    first = int((times < pd.Timestamp(after)).sum()) - 1
-    start, _, strength = best_segment(
-        t[column].to_numpy(float), t[weights].to_numpy(float) if weights else None,
-        direction=direction, min_start=max(first, 1))
-    if strength <= 0:
+    first = max(int((times < pd.Timestamp(after)).sum()) - 1, 0)
+    k1, k2, r2 = ramp_fit(t[column].to_numpy(float),
+                          t[weights].to_numpy(float) if weights else None,
+                          min_start=first, direction=direction)
+    if r2 <= 0:
         return None
-    return times.iloc[start].to_pydatetime()
+    end = times.iloc[min(k2, len(times) - 1)].to_pydatetime()
+    return times.iloc[k1].to_pydatetime(), end, k2 - k1
 
 
 def refine_onset(

@@ -52,7 +52,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder
-from toolkit.diagnose._onset import coarse_onset, refine_onset
+from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
 from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -328,7 +328,10 @@ def feature_drift(
         dataset_drift=dataset_drift, sql=profile.sql + record.sql, not_assessed=tuple(notes),
     )
     found = result.findings()
-    if found and found[0].onset is not None:
+    top = result.table.sort_values("psi", ascending=False)["feature"].iloc[0]
+    gradual = gradual_onset(timeline[timeline["feature"] == top], "psi",
+                            after=baseline.end, weights="n")
+    if found and found[0].onset is not None and gradual is None:
         onset = _refine(case, profile, record, result, found[0].onset)
         result = replace(result, refined_onsets={"data.feature_drift": onset},
                          sql=profile.sql + record.sql)

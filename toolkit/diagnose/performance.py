@@ -31,7 +31,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._labels import labelled, positive_class
-from toolkit.diagnose._onset import coarse_onset, refine_onset
+from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -295,7 +295,8 @@ def model_performance(
     result = PerformanceResult(**base, positive=positive, table=per_window,
                                by_version=by_version, timeline=timeline, sql=record.sql)
     for finding in result.findings():
-        if finding.id == "model.accuracy_drop" and finding.onset is not None:
+        gradual = gradual_onset(timeline, "accuracy", after=baseline.end, weights="labelled")
+        if finding.id == "model.accuracy_drop" and finding.onset is not None and gradual is None:
             rows = labelled(case)
             rows = rows.filter(rows.prediction.notnull())
             onset = refine_onset(record, rows, (~rows.correct).cast("float64"), finding.onset,

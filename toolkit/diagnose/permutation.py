@@ -10,7 +10,8 @@ functions (levels 1%..99%), divided by the baseline interquartile range of j: a 
 Wasserstein-1 distance. Column i is *permuted* when its distance to itself is at least 0.5, its
 nearest other column j is at least 5x closer, and that distance is at most 0.25. For categorical
 features, the Jaccard similarity of category sets plays the same role (itself below 0.5, another
-column above 0.8).
+column above 0.8). Only columns on a cycle of the mapping count (see
+:attr:`PermutationResult.mapping`).
 
 Finding ``integration.feature_permutation`` (pathway integration: the data are fine, their
 positions are not); high with two or more permuted columns.
@@ -63,11 +64,17 @@ class PermutationResult(DiagnosticResult):
 
     @property
     def mapping(self) -> dict[str, str]:
-        """Incident column -> the baseline column whose values it carries."""
+        """Incident column -> the baseline column whose values it carries.
+
+        Only columns on a cycle count: when features are reordered, the column a moved
+        feature left is filled by another one, so the mapping closes on itself. A lone column
+        that merely resembles another feature (e.g. after a shift) is not a permutation.
+        """
         if self.table.empty:
             return {}
         hits = self.table[self.table["permuted"]]
-        return dict(zip(hits["feature"], hits["closest"], strict=True))
+        raw = dict(zip(hits["feature"], hits["closest"], strict=True))
+        return {k: v for k, v in raw.items() if _on_cycle(k, raw)}
 
     def headline(self) -> dict[str, Any]:
         return {"features checked": len(self.table), "permuted": len(self.mapping)}
@@ -153,6 +160,14 @@ def feature_permutation(
             rows.append(_category_verdict(feature, similarity.loc[feature]))
     return PermutationResult(**base, table=pd.DataFrame(rows), distances=matrix,
                              sql=profile.sql)
+
+
+def _on_cycle(start: str, mapping: dict[str, str]) -> bool:
+    seen, node = set(), start
+    while node in mapping and node not in seen:
+        seen.add(node)
+        node = mapping[node]
+    return node == start
 
 
 def _numeric_distances(profile, numeric: list[str]) -> pd.DataFrame:

@@ -28,7 +28,8 @@ def test_core_v1_event_list(con):
         (at("2026-03-02T13:59:49Z"), "alert", "infra", None, "coredns-6f6b679f8f-5m7kq",
          "Unhealthy"),
         (at("2026-03-02T14:00:00Z"), "scale", "infra", None, "model", "ScalingReplicaSet"),
-        (at("2026-03-02T14:00:00Z"), "scale", "infra", None, "model-6d8f7c9b5",
+        # the ReplicaSet's "Created pod: <pod>": the replica started is the pod
+        (at("2026-03-02T14:00:00Z"), "scale", "infra", None, "model-6d8f7c9b5-x2x9z",
          "SuccessfulCreate"),
         # the first pull of a new image is the deploy; "already present" images are not
         (at("2026-03-02T14:00:01Z"), "deploy", "service", "v2", "model-6d8f7c9b5-x2x9z",
@@ -54,6 +55,37 @@ def test_core_v1_event_list(con):
     }
     assert con.execute("SELECT detail->>'replicas' FROM events WHERE detail->>'reason' = "
                        "'SuccessfulRescale'").fetchone()[0] == "4"
+    counts_hold(con)
+
+
+def test_scale_events_name_the_pod_and_the_direction(con, tmp_path):
+    def event(reason, kind, name, message):
+        return {"apiVersion": "v1", "kind": "Event", "count": 1, "type": "Normal",
+                "firstTimestamp": "2026-03-02T14:00:00Z", "lastTimestamp": "2026-03-02T14:00:00Z",
+                "involvedObject": {"kind": kind, "name": name, "namespace": "ml"},
+                "metadata": {"name": f"{name}.1", "namespace": "ml"}, "reason": reason,
+                "message": message, "source": {"component": "replicaset-controller"}}
+
+    items = [
+        event("SuccessfulCreate", "ReplicaSet", "model-6d8f7c9b5", "Created pod: model-6d8f7c9b5-a1"),
+        event("SuccessfulDelete", "ReplicaSet", "model-6d8f7c9b5", "Deleted pod: model-6d8f7c9b5-b2"),
+        event("ScalingReplicaSet", "Deployment", "model",
+              "Scaled down replica set model-6d8f7c9b5 from 3 to 2"),
+        # an unexpected message keeps the ReplicaSet as the host
+        event("SuccessfulCreate", "ReplicaSet", "model-6d8f7c9b5", "Created 2 pods"),
+    ]
+    path = tmp_path / "scaling.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "items": items, "kind": "List"}))
+    assert tk.load(con, path).rows_loaded == 4
+    rows = con.execute(
+        "SELECT host, detail->>'direction', detail->>'pod', detail->>'replicas' FROM events "
+        "ORDER BY detail->>'reason', host").fetchall()
+    assert rows == [
+        ("model", "down", None, "2"),
+        ("model-6d8f7c9b5", "up", None, None),
+        ("model-6d8f7c9b5-a1", "up", "model-6d8f7c9b5-a1", None),
+        ("model-6d8f7c9b5-b2", "down", "model-6d8f7c9b5-b2", None),
+    ]
     counts_hold(con)
 
 

@@ -14,19 +14,14 @@ import pandas as pd
 from toolkit._validation import check_window
 from toolkit.classify.engine import Evidence, Verdict, score
 from toolkit.classify.rules import RuleTable, load_rules
-from toolkit.classify.windows import DetectedWindows, detect_windows
-from toolkit.diagnose import Diagnosis, run_diagnostics
+from toolkit.classify.windows import DetectedWindows, locate_incident
+from toolkit.diagnose import REGISTRY, Diagnosis, run_diagnostics
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.errors import EmptyWindowError
 from toolkit.types import Window
 
 __all__ = ["Classification", "classify_incident", "default_baseline"]
 
-#: Diagnostics whose timelines locate the incident when no window is given.
-SCAN_DIAGNOSTICS = (
-    "case.traffic", "data.drift", "data.quality", "model.performance", "model.calibration",
-    "infra.latency", "infra.memory", "integration.versions", "integration.cache",
-)
 
 
 @dataclass(frozen=True)
@@ -196,20 +191,19 @@ def default_baseline(span: Window, incident: Window) -> Window:
 
 def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
             baseline: Window | str | None) -> DetectedWindows | None:
+    """Locate the incident: the findings of a scan against the span's first quarter date it,
+    the change points of the scan's timelines tell when it ended (see ``windows``)."""
     search = span
     if baseline is not None:
         baseline = check_window("baseline", baseline)
         search = Window(baseline.start, span.end)
     quarter = search.start + (search.end - search.start) / 4
-    scan_baseline = Window(search.start, quarter)
-    scan_incident = Window(quarter, search.end)
+    scan_baseline = Window(search.start, quarter) if baseline is None else baseline
+    scan_incident = Window(max(quarter, scan_baseline.end), search.end)
     bucket = choose_bucket(search.duration)
     scan = run_diagnostics(con, scan_baseline, scan_incident, case=case,
-                           ids=list(SCAN_DIAGNOSTICS),
-                           options={i: {"bucket": bucket} for i in SCAN_DIAGNOSTICS})
-    return detect_windows(scan.signals(), search, bucket)
-
-
+                           options={i: {"bucket": bucket} for i in REGISTRY})
+    return locate_incident(scan.findings(), scan.signals(), search, bucket)
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None

@@ -189,15 +189,17 @@ def _plausible(evidence: Evidence, finding: Finding) -> bool:
 def _trigger_event(rules: RuleTable, events: pd.DataFrame, mode: str, estimate: datetime
                    ) -> dict[str, Any] | None:
     """The logged change that starts ``mode`` (rules' ``[onset_events]``): the latest such
-    event from 3 hours before the estimated onset to 15 minutes after it."""
+    event from 3 hours (or the spec's ``before_hours``) before the estimated onset to 15
+    minutes after it."""
     specs = rules.onset_events.get(mode, ())
     if not specs or events.empty:
         return None
     estimate_ts = pd.Timestamp(estimate)
-    near = events[(events["ts"] <= estimate_ts + pd.Timedelta(minutes=15)) &
-                  (events["ts"] >= estimate_ts - pd.Timedelta(hours=3))]
     candidates = []
     for spec in specs:
+        lookback = pd.Timedelta(hours=float(spec.get("before_hours", 3)))
+        near = events[(events["ts"] <= estimate_ts + pd.Timedelta(minutes=15)) &
+                      (events["ts"] >= estimate_ts - lookback)]
         chosen = near[near["kind"] == spec["kind"]]
         if "artifact" in spec:
             chosen = chosen[chosen["artifact"] == spec["artifact"]]
@@ -205,7 +207,7 @@ def _trigger_event(rules: RuleTable, events: pd.DataFrame, mode: str, estimate: 
             chosen = chosen[chosen["detail"].map(lambda d, k=spec["detail"]:
                                                  isinstance(d, dict) and k in d)]
         candidates.append(chosen)
-    found = pd.concat(candidates) if candidates else near.iloc[0:0]
+    found = pd.concat(candidates) if candidates else events.iloc[0:0]
     if found.empty:
         return None
     return found.sort_values("ts").iloc[-1].to_dict()

@@ -1,6 +1,12 @@
 """Finding the incident window in the data when the user does not give one.
 
-Recipe:
+Recipe (:func:`locate_incident`): every diagnostic runs once against a provisional baseline (the
+first quarter of the span); the onsets of its medium and high findings are candidates, and the
+onset is the candidate supported by the most severe findings within two buckets of it (high
+counts 2, medium 1; ties go to the earliest). Its end comes from the change points of the
+timelines below (when every supporting signal recovered), else the end of the data.
+
+Change points on the timelines alone (:func:`detect_windows`, used when no finding fires):
 
 1. The case's span is cut into buckets; a provisional baseline is its first quarter.
 2. The diagnostics' timelines over the whole span give one series per signal (latency p50/p99,
@@ -12,9 +18,10 @@ Recipe:
    standard deviations and the change is *sustained*: at least 3 buckets, or through the end.
 4. The onset is the change point with the most support: the sum of the strengths of all the
    signals that change within two buckets of it; ties go to the earliest.
-5. The incident runs from the onset until every supporting signal is back within 4 robust
-   standard deviations of its baseline (or the end of the data); the baseline is the period
-   before the onset, at most 14 days, ending one bucket before it.
+5. The incident runs from the onset until every supporting symptom is back within 4 robust
+   standard deviations of its baseline (or the end of the data; a change of the version mix
+   is a release, not a symptom, and does not keep the incident open); the baseline is the
+   period before the onset, at most 14 days, ending one bucket before it.
 """
 
 from __future__ import annotations
@@ -28,9 +35,11 @@ import pandas as pd
 
 from toolkit.types import Window
 
-__all__ = ["DetectedWindows", "detect_windows", "SignalChange"]
+__all__ = ["DetectedWindows", "detect_windows", "locate_incident", "SignalChange"]
 
 MIN_EFFECT = 4.0
+#: Signals that mark a release (the version mix), not a symptom.
+_RELEASE_SIGNALS = ("versions.", "model.new_version_share", "traffic.")
 SUSTAIN = 3
 MAX_BASELINE = timedelta(days=14)
 
@@ -114,25 +123,37 @@ def _signal_change(name: str, series: pd.Series, provisional_end: datetime,
     z = pd.Series(z).interpolate(limit_direction="both").to_numpy()
     breaks = _pelt(z)
     segments = list(zip([0, *breaks[:-1]], breaks, strict=True))
-    for start, stop in segments:
-        if start == 0:
+    levels = [float(np.median(z[a:b])) for a, b in segments]
+    runs = []  # (start index, stop index, strength) of sustained departures from the baseline
+    k = 0
+    while k < len(segments):
+        start, stop = segments[k]
+        if start == 0 or abs(levels[k]) < MIN_EFFECT:
+            k += 1
             continue
-        level = float(np.median(z[start:stop]))
-        if abs(level) < MIN_EFFECT:
-            continue
-        length = stop - start
-        sustained = length >= SUSTAIN or stop == len(z)
-        if not sustained:
-            continue
-        recovered = None
-        for later_start, later_stop in segments:
-            if later_start >= stop and abs(float(np.median(z[later_start:later_stop]))) < \
-                    MIN_EFFECT:
-                recovered = times[later_start].to_pydatetime()
-                break
-        return SignalChange(name, times[start].to_pydatetime(), min(abs(level), 50.0),
-                            recovered)
-    return None
+        # a change may decay through several segments (a stale cache draining): the run of
+        # adjacent segments on the same side counts as one change
+        j = k
+        while j + 1 < len(segments) and abs(levels[j + 1]) >= MIN_EFFECT and \
+                np.sign(levels[j + 1]) == np.sign(levels[k]):
+            j += 1
+        run_stop = segments[j][1]
+        if run_stop - start >= SUSTAIN or run_stop == len(z):
+            runs.append((start, run_stop, min(abs(levels[k]), 50.0)))
+        k = j + 1
+    if not runs:
+        return None
+    # Symptoms that come back within a day (a leak's saw-tooth) belong to one incident.
+    first = runs[0]
+    last_stop = first[1]
+    for start, stop, _ in runs[1:]:
+        if times[min(start, len(times) - 1)] - times[min(last_stop, len(times) - 1)] <= \
+                pd.Timedelta(hours=24):
+            last_stop = stop
+        else:
+            break
+    recovered = times[last_stop].to_pydatetime() if last_stop < len(z) else None
+    return SignalChange(name, times[first[0]].to_pydatetime(), first[2], recovered)
 
 
 def _pelt(z: np.ndarray) -> list[int]:
@@ -141,3 +162,52 @@ def _pelt(z: np.ndarray) -> list[int]:
     penalty = 3.0 * math.log(max(len(z), 2))
     algo = ruptures.Pelt(model="l2", min_size=2, jump=1).fit(z.reshape(-1, 1))
     return algo.predict(pen=penalty)
+
+
+def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
+                    bucket: timedelta) -> DetectedWindows | None:
+    """The incident window from a scan's findings, its end from the timelines' change points.
+
+    Returns ``None`` when no medium or high finding has an onset (nothing to investigate).
+    """
+    weight = {"high": 2.0, "medium": 1.0}
+    candidates = [(pd.Timestamp(f.onset), weight[f.severity], f.id) for f in findings
+                  if f.onset is not None and f.severity in weight
+                  and pd.Timestamp(span.start) < pd.Timestamp(f.onset) < pd.Timestamp(span.end)]
+    changes = []
+    for name, part in signals.groupby("signal"):
+        series = part.groupby("bucket_start")["value"].mean().sort_index()
+        series = series[series.index >= pd.Timestamp(span.start)]
+        change = _signal_change(str(name), series, span.start + (span.end - span.start) / 4,
+                                bucket)
+        if change is not None:
+            changes.append(change)
+    # Sustained changes of the timelines are candidates too (a diluted finding may not fire
+    # against a long provisional window); their weight grows with their strength, up to 2.
+    candidates += [(pd.Timestamp(c.at), min(c.strength / 5.0, 2.0), c.signal) for c in changes]
+    if not candidates:
+        return None
+    best, support = None, -1.0
+    for at, _, _ in candidates:
+        near = [c for c in candidates if at - bucket <= c[0] <= at + 2 * bucket]
+        total = sum(c[1] for c in near)
+        earliest = min(c[0] for c in near)
+        if total > support + 1e-9 or (abs(total - support) <= 1e-9 and earliest < best[0]):
+            best, support = (earliest, near), total
+    onset, near = best
+    supporting = [c for c in changes if abs(pd.Timestamp(c.at) - onset) <= 3 * bucket]
+    # A release changes the version mix for good; the incident ends when the symptoms do.
+    symptoms = [c for c in supporting if not c.signal.startswith(_RELEASE_SIGNALS)]
+    recovered = [c.recovered for c in symptoms]
+    end = pd.Timestamp(span.end)
+    if recovered and all(r is not None for r in recovered):
+        end = max(pd.Timestamp(max(recovered)), onset + bucket)
+    base_start = max(pd.Timestamp(span.start), onset - pd.Timedelta(MAX_BASELINE))
+    base_end = max(onset - pd.Timedelta(bucket), base_start + pd.Timedelta(bucket))
+    if base_end > onset:
+        base_end = onset
+    return DetectedWindows(
+        baseline=Window(base_start, base_end), incident=Window(onset, end),
+        onset=onset.to_pydatetime(), changes=tuple(sorted(changes, key=lambda c: c.at)),
+        supporting=tuple(sorted({c[2] for c in near} | {c.signal for c in supporting})),
+    )

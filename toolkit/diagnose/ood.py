@@ -16,7 +16,7 @@ of the other sources. High when those answers are confident (mean score >= 0.85)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +27,8 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
-from toolkit.diagnose._case import CaseView, case_view, within
-from toolkit.diagnose._engine import Recorder, window_label
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._profile import FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -56,6 +56,15 @@ class OODResult(DiagnosticResult):
 
     id = ID
     title = "Out-of-distribution inputs"
+
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def signals(self) -> pd.DataFrame:
+        """Share of out-of-distribution requests per time bucket."""
+        if self.timeline.empty:
+            return super().signals()
+        return pd.DataFrame({"bucket_start": self.timeline["bucket_start"],
+                             "signal": "model.ood_share", "value": self.timeline["ood_share"]})
 
     def _totals(self, window: str) -> tuple[float, float]:
         t = self.table[(self.table["window"] == window)]
@@ -188,6 +197,10 @@ def ood_bursts(
         latest = labels.group_by("request_id").aggregate(
             _label=labels.label.argmax(labels.labeled_at.fill_null(ibis.timestamp("1970-01-01T00:00:00+00:00"))))
         t = t.left_join(latest, "request_id")
+    per_bucket = record(t.group_by(bucket_start=bucket_expr(t.ts, bucket or choose_bucket(
+        span.duration))).aggregate(requests=t.count(), ood=t._ood.sum()))
+    timeline = per_bucket.sort_values("bucket_start", ignore_index=True)
+    timeline["ood_share"] = timeline["ood"] / timeline["requests"]
     t = t.filter(t._window.notnull())
     has_score = "score" in case.columns["requests"]
     has_prediction = "prediction" in case.columns["requests"]
@@ -211,7 +224,7 @@ def ood_bursts(
             table[column] = default
     table["value"] = table["value"].astype(str)
     table["ood_mean_score"] = pd.to_numeric(table["ood_mean_score"], errors="coerce")
-    return OODResult(**base, table=table, sql=profile.sql + record.sql)
+    return OODResult(**base, table=table, timeline=timeline, sql=profile.sql + record.sql)
 
 
 def _ood_count(t: ibis.Table, profile: FeatureProfile) -> ibis.IntegerValue:

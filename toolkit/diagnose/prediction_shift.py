@@ -30,8 +30,8 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
-from toolkit.diagnose._case import CaseView, case_view, within
-from toolkit.diagnose._engine import Recorder, histogram_at, window_label
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._engine import Recorder, bucket_expr, histogram_at, window_label
 from toolkit.diagnose.drift import MODERATE_PSI, FeatureDriftResult, feature_drift
 from toolkit.diagnose.performance import PerformanceResult, model_performance
 from toolkit.types import Window
@@ -70,6 +70,7 @@ class PredictionShiftResult(DiagnosticResult):
     accuracy_drop_severity: str | None = None
     max_feature_psi: float = float("nan")
     drifted_features: tuple[str, ...] = ()
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def headline(self) -> dict[str, Any]:
         return {"score PSI": self.score_psi, "mean score baseline": self.mean_score[0],
@@ -113,6 +114,17 @@ class PredictionShiftResult(DiagnosticResult):
                 diagnostic=self.id,
             ))
         return out
+
+    def signals(self) -> pd.DataFrame:
+        """Score PSI against the baseline and the share of traffic on new model versions."""
+        if self.timeline.empty:
+            return super().signals()
+        frame = self.timeline.melt(id_vars="bucket_start",
+                                   value_vars=[c for c in ("score_psi", "new_version_share")
+                                               if c in self.timeline],
+                                   var_name="signal", value_name="value")
+        frame["signal"] = "model." + frame["signal"]
+        return frame
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Score distribution per window on the baseline's decile bins."""
@@ -173,6 +185,8 @@ def prediction_shift(
     gaps = []
     if "score" in case.columns["requests"]:
         values |= _score_shift(record, t)
+    values["timeline"] = _timeline(case, record, baseline, incident, span, values,
+                                   bucket or choose_bucket(span.duration))
     if "prediction" in case.columns["requests"]:
         values |= _class_shift(record, t)
     if performance is None and case.has("labels") and "prediction" in case.columns["requests"]:
@@ -189,6 +203,8 @@ def prediction_shift(
         values["max_feature_psi"] = float(drift.table["psi"].max())
         material = drift.table[drift.table["severity"].isin(["medium", "high"])]
         values["drifted_features"] = tuple(material["feature"])
+    values.pop("score_edges", None)
+    values.pop("score_reference", None)
     return PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
 
 
@@ -214,7 +230,45 @@ def _score_shift(record: Recorder, t: ibis.Table) -> dict[str, Any]:
         "share": np.r_[b / max(b.sum(), 1), i / max(i.sum(), 1)],
     })
     return {"score_psi": st.psi(b, i), "score_bins": bins,
-            "mean_score": (by_window["baseline"][1], by_window["incident"][1])}
+            "mean_score": (by_window["baseline"][1], by_window["incident"][1]),
+            "score_edges": edges, "score_reference": b}
+
+
+def _timeline(case: CaseView, record: Recorder, baseline: Window, incident: Window,
+              span: Window, values: dict[str, Any], width: timedelta) -> pd.DataFrame:
+    """Per bucket: the score PSI against the baseline, and the share of requests answered by a
+    model version the baseline never used (a release shows as a step)."""
+    requests = case.table("requests")
+    t = requests.filter(within(requests.ts, span))
+    aggs: dict[str, Any] = {"requests": t.count()}
+    edges = values.get("score_edges")
+    if edges:
+        boundaries = ibis.literal(edges, type="array<float64>")
+        aggs["h"] = histogram_at(t.score.cast("float64"), boundaries)
+    versions = []
+    if "model_version" in case.columns["requests"]:
+        base = requests.filter(within(requests.ts, baseline) & requests.model_version.notnull())
+        versions = [str(v) for v in record(base.select("model_version").distinct())
+                    ["model_version"]]
+        if versions:
+            new = t.model_version.notnull() & ~t.model_version.isin(versions)
+            aggs["new"] = new.cast("int64").sum()
+    if len(aggs) == 1:
+        return pd.DataFrame()
+    frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(**aggs))
+    frame = frame.sort_values("bucket_start", ignore_index=True)
+    out = pd.DataFrame({"bucket_start": frame["bucket_start"]})
+    if "new" in frame:
+        out["new_version_share"] = frame["new"] / frame["requests"]
+    if "h" in frame and values.get("score_reference") is not None:
+        uppers = [*edges, float("inf")]
+        reference = values["score_reference"]
+        psi = []
+        for counts in frame["h"]:
+            row = np.array([(counts or {}).get(u, 0) for u in uppers], dtype=float)
+            psi.append(st.psi(reference, row) if row.sum() >= 30 else np.nan)
+        out["score_psi"] = psi
+    return out
 
 
 def _class_shift(record: Recorder, t: ibis.Table) -> dict[str, Any]:

@@ -41,8 +41,8 @@ Examples
 >>> sorted(p.name for p in (out / "prometheus").iterdir())[:2]
 ['DCGM_FI_DEV_FB.json', 'DCGM_FI_DEV_GPU_UTIL.json']
 >>> report = tk.load(tk.connect(), out)
->>> report.rows_rejected, sorted({f.format for f in report.files} - {"-"})
-(0, ['csv', 'jsonl', 'parquet', 'prometheus'])
+>>> report.rows_rejected, sorted({f.format for f in report.files if f.table == "metrics"})
+(0, ['prometheus'])
 """
 
 from __future__ import annotations

@@ -98,12 +98,10 @@ def epoch_ns(ts: str) -> str:
     return f"(epoch_us({ts})::HUGEINT * 1000)"
 
 
-def write_lines(path: Path, lines: pa.Array, start: int = 0, stop: int | None = None, *,
-                append: bool = False) -> None:
+def write_lines(path: Path, lines: pa.Array, start: int = 0, stop: int | None = None) -> None:
     """Write rows ``start:stop`` of a string array whose values end with a newline.
 
-    The bytes are those of the array's data buffer: no Python string per row. With ``append``
-    they are added at the end of the file.
+    The bytes are those of the array's data buffer: no Python string per row.
     """
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
@@ -116,7 +114,7 @@ def write_lines(path: Path, lines: pa.Array, start: int = 0, stop: int | None = 
                             count=len(lines) + 1 + lines.offset)[lines.offset:]
     data = lines.buffers()[2]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab" if append else "wb") as handle:
+    with open(path, "wb") as handle:
         handle.write(memoryview(data)[int(offsets[start]):int(offsets[stop])])
 
 

@@ -1,8 +1,8 @@
 """OpenTelemetry: requests as OTLP/JSON server spans, as the collector's file exporter writes.
 
-``otlp/traces-NNNNN.jsonl`` (one file per request chunk) holds one ``ExportTraceServiceRequest``
-per line (``log_formats.md`` section 5.1): a batch of up to :data:`BATCH_SPANS` spans of one pod
-(its SDK's resource), in time order::
+``otlp/traces-NNNNN.jsonl`` (one file per :data:`FILE_SPANS` requests) holds one
+``ExportTraceServiceRequest`` per line (``log_formats.md`` section 5.1): a batch of up to
+:data:`BATCH_SPANS` spans of one pod (its SDK's resource), in time order::
 
     {"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":
       "fraud-scorer"}},{"key":"k8s.pod.name","value":{"stringValue":"fraud-scorer-..."}}, ...]},
@@ -48,12 +48,13 @@ from toolkit.simulate.platforms._common import (
 )
 from toolkit.store.schema import quote_literal
 
-__all__ = ["write", "BATCH_SPANS", "SLICE_ROWS", "SCOPE"]
+__all__ = ["write", "BATCH_SPANS", "FILE_SPANS", "SCOPE"]
 
 #: Spans per exported batch (the batch span processor's default ``max_export_batch_size``).
 BATCH_SPANS = 512
-#: Requests turned into text at a time (bounds the memory of a chunk's text).
-SLICE_ROWS = 50_000
+#: Spans per file (about 50 MB: the file exporter rotates its file at ``max_megabytes``, 100 by
+#: default; it also bounds the memory of the text made at once).
+FILE_SPANS = 50_000
 #: The instrumentation scope of the server spans.
 SCOPE = {"name": "opentelemetry.instrumentation.fastapi", "version": "0.48b0"}
 
@@ -63,14 +64,15 @@ def write(case: Case, out: Path, progress: Progress | None = None) -> None:
     con = connect()
     labels_out = LabelParts(case, out)
     folder = out / "otlp"
-    done = 0
+    done = part = 0
     for c, (requests, labels) in enumerate(case.arrow_chunks()):
         sql = _lines_sql(requests.schema, case.plan.platform.service)
-        path = folder / f"traces-{c:05d}.jsonl"
-        for lo in range(0, requests.num_rows, SLICE_ROWS):
-            con.register("chunk", requests.slice(lo, SLICE_ROWS))
-            write_lines(path, con.sql(sql).to_arrow_table().column("line"), append=lo > 0)
+        for lo in range(0, requests.num_rows, FILE_SPANS):
+            con.register("chunk", requests.slice(lo, FILE_SPANS))
+            write_lines(folder / f"traces-{part:05d}.jsonl",
+                        con.sql(sql).to_arrow_table().column("line"))
             con.unregister("chunk")
+            part += 1
         labels_out.write(c, labels)
         done += requests.num_rows
         if progress is not None:

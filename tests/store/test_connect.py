@@ -164,3 +164,15 @@ def test_views_and_macros_answer_like_pandas(con):
         "SELECT count(*) FROM window_requests('2026-03-02T14:10Z', '2026-03-02T14:30Z')"
     ).fetchone()[0]
     assert window == 2
+
+
+def test_connection_is_free_after_toolkit_calls(con):
+    """DuckDB 2.0 refuses new work while a result is partly fetched: the toolkit must always
+    consume its results, so a notebook can go on with con.sql() after any toolkit call."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"request_id": ["a"], "ts": ["2026-03-02T14:00Z"], "latency_ms": [1.0]})
+    tk.load(con, frame, table="requests")
+    con.sql("SELECT 1").df()
+    tk.summarize(con)
+    assert con.sql("SELECT count(*) AS n FROM requests").df()["n"].tolist() == [1]

@@ -350,7 +350,7 @@ def _infer_kinds(
             f"count({col}) AS n{i}, count(TRY_CAST({col} AS DOUBLE)) AS x{i}, "
             f"count_if(regexp_matches({col}, '^\\s*[+-]?0[0-9]')) AS z{i}"
         )
-    row = con.execute(f"SELECT {', '.join(parts)} FROM {staged.relation}", staged.params).fetchone()
+    row = con.execute(f"SELECT {', '.join(parts)} FROM {staged.relation}", staged.params).fetchall()[0]
     for i, source in enumerate(text):
         n, x, z = row[3 * i], row[3 * i + 1], row[3 * i + 2]
         kinds[source] = "numeric" if (n == 0 or (x >= 0.98 * n and z == 0)) else "categorical"

@@ -65,19 +65,19 @@ def previous_load(
 ) -> PreviousLoad | None:
     """The newest live (not replaced) load of ``path``, or of ``sha256`` into ``table``."""
     if path is not None:
-        row = con.execute(
+        row = next(iter(con.execute(
             "SELECT load_id, path, sha256, table_name FROM loads WHERE path = ? AND NOT replaced "
             "ORDER BY load_id DESC LIMIT 1",
             [path],
-        ).fetchone()
+        ).fetchall()), None)
     else:
-        row = con.execute(
+        row = next(iter(con.execute(
             "SELECT load_id, path, sha256, table_name FROM loads WHERE sha256 = ? "
             "AND table_name = ? AND NOT replaced ORDER BY load_id DESC LIMIT 1",
             [sha256, table],
-        ).fetchone()
+        ).fetchall()), None)
     return PreviousLoad(*row) if row else None
 
 
 def next_load_id(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchone()[0])
+    return int(con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM loads").fetchall()[0][0])

@@ -245,11 +245,11 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
             f"FROM {checked}))"
         )
     else:
-        first_bad = con.execute(
+        first_bad = next(iter(con.execute(
             f"SELECT _row, _parse_error FROM {checked} WHERE _parse_error IS NOT NULL "
             "ORDER BY _row LIMIT 1",
             params,
-        ).fetchone()
+        ).fetchall()), None)
         if first_bad is not None:
             raise FileParseError(
                 f"{source.path} (line {first_bad[0]}): cannot be read: no line is a JSON object "

@@ -50,13 +50,13 @@ def write(
     counts = con.execute(
         f"SELECT count(*), count_if(len(_errors) = 0), count_if(_parse_error IS NOT NULL) "
         f"FROM {converted}"
-    ).fetchone()
+    ).fetchall()[0]
     staged_rows, good, unparsed = (int(c or 0) for c in counts)  # count_if of no rows is NULL
     if good == 0 and (unparsed + len(structural)) > 0 and unparsed + len(structural) == \
             staged_rows + len(structural):
         first = con.execute(
             f"SELECT min(_row) FROM {converted} WHERE _parse_error IS NOT NULL"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         line = min([r[0] for r in structural] + ([first] if first is not None else []))
         raise FileParseError(
             f"{staged.label}: no record could be parsed (first failure at line {line}); "
@@ -172,7 +172,7 @@ def _csv_structural_rejects(
         return []
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [staged.csv_rejects]
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return []
     rows = con.execute(

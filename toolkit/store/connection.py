@@ -47,8 +47,8 @@ def connect(
     --------
     >>> import toolkit as tk
     >>> con = tk.connect()
-    >>> con.execute("SELECT count(*) FROM requests").fetchone()
-    (0,)
+    >>> con.execute("SELECT count(*) FROM requests").fetchall()
+    [(0,)]
     """
     if path is None:
         if read_only:
@@ -116,10 +116,10 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """Schema version of the case behind ``con`` (0 when it has none yet)."""
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return 0
-    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0])
 
 
 def _check_readable(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:

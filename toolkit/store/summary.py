@@ -149,6 +149,6 @@ def summarize(con: duckdb.DuckDBPyConnection) -> CaseSummary:
         client_versions=counts("client_version"),
         hosts=counts("host"),
         features=features,
-        loads=int(con.execute("SELECT count(*) FROM loads").fetchone()[0]),
+        loads=int(con.execute("SELECT count(*) FROM loads").fetchall()[0][0]),
         rejects=rejects,
     )

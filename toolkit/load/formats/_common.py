@@ -70,7 +70,7 @@ def json_records(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, str]:
         "false), coalesce(json_valid(string_agg(_raw, chr(10) ORDER BY _row)), false) "
         f"FROM {LINES}",
         params,
-    ).fetchone()
+    ).fetchall()[0]
     # JSON lines with a few broken lines load line by line; a pretty-printed document does not
     # start with a complete JSON value on its first line
     if n == valid or (n and not doc_ok and (first_ok or 2 * valid >= n)):

@@ -123,10 +123,10 @@ def explode(
     instances = materialize(con, f"SELECT * FROM {with_predictions(rows, '_y')}",
                             cleanup=cleanup)
     name = quote_ident(instances)
-    mode = con.execute(
+    mode = next(iter(con.execute(
         f"SELECT json_array_length(_x) AS k FROM {name} WHERE _perr IS NULL AND "
         "json_type(_x) = 'ARRAY' GROUP BY k ORDER BY count(*) DESC, k DESC LIMIT 1"
-    ).fetchone()
+    ).fetchall()), None)
     keys = [k for (k,) in con.execute(
         "SELECT key FROM (SELECT _row, unnest(json_keys(_x)) AS key, "
         f"generate_subscripts(json_keys(_x), 1) AS idx FROM {name} WHERE _perr IS NULL "

@@ -120,7 +120,7 @@ class KServeReader:
         events = self._events(con, source, cleanup, registered, notes)
         other = con.execute(
             f"SELECT count(*) FROM {events} WHERE {_kind('ce_type')} = 'other' AND _perr IS NULL"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if other:
             notes.append(f"{other} event(s) neither request nor response (e.g. outlier or "
                          "explanation events) not loaded")
@@ -184,7 +184,7 @@ class KServeReader:
         blob_untimed = con.execute(
             f"SELECT count_if(NOT {structured} AND {time} IS NULL) FROM {objects} "
             "WHERE _perr IS NULL", {"path": str(path)}
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if blob_untimed:
             notes.append(_MTIME_NOTE)
         bad_bytes = f"(NOT {structured} AND {blob_bytes} IS NOT NULL AND ({body}) IS NULL)"
@@ -228,7 +228,7 @@ class KServeReader:
         sql = " UNION ALL ".join(p for p, _ in parts)
         params = {k: v for _, p in parts for k, v in p.items()}
         table = materialize(con, sql, params, cleanup=cleanup)
-        if con.execute(f"SELECT count_if(NOT _timed) FROM {quote_ident(table)}").fetchone()[0]:
+        if con.execute(f"SELECT count_if(NOT _timed) FROM {quote_ident(table)}").fetchall()[0][0]:
             notes.append(_MTIME_NOTE)
         return quote_ident(table)
 

@@ -113,12 +113,12 @@ class KubernetesReader:
         other, skipped = con.execute(
             f"SELECT (SELECT count(*) FROM {name} WHERE _perr IS NULL AND kind = 'other'), "
             f"(SELECT count(*) FROM {quote_ident(events)} WHERE kind IS NULL)"
-        ).fetchone()
+        ).fetchall()[0]
         if skipped:
             reasons = con.execute(
                 f"SELECT string_agg(DISTINCT reason, ', ' ORDER BY reason) FROM "
                 f"{quote_ident(events)} WHERE kind IS NULL"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             notes.append(f"{skipped} routine Normal event(s) not loaded ({reasons})")
         if other:
             notes.append(f"{other} item(s) neither Event nor Pod not loaded")

@@ -125,7 +125,7 @@ class OTLPReader:
                             cleanup=cleanup)
         other = con.execute(
             f"SELECT count(*) FROM {quote_ident(spans)} WHERE _perr IS NULL AND NOT _server"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if other:
             notes.append(f"{other} span(s) not of kind SERVER (internal, client, ...) not loaded")
         final = materialize(con, _requests_sql(quote_ident(spans)), cleanup=cleanup)

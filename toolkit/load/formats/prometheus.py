@@ -108,7 +108,7 @@ class PrometheusReader:
             f"SELECT count(*) FROM {quote_ident(responses)}, "
             "unnest(CAST(r->'data'->'result' AS JSON[])) AS u(s) "
             "WHERE _perr IS NULL AND json_exists(s, '$.histograms')"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if native:
             notes.append(f"{native} native-histogram series (\"histograms\") not loaded")
         final = materialize(con, _final_sql(responses, samples), cleanup=cleanup)
@@ -119,7 +119,7 @@ class PrometheusReader:
         total, bad, first_row, first = con.execute(
             f"SELECT count(*), count(_perr), min(_row) FILTER (WHERE _perr IS NOT NULL), "
             f"arg_min(_perr, _row) FILTER (WHERE _perr IS NOT NULL) FROM {quote_ident(responses)}"
-        ).fetchone()
+        ).fetchall()[0]
         if total and bad == total:
             where = f"line {first_row}" if mode == "lines" else None
             raise FileParseError(

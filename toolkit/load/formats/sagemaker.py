@@ -140,12 +140,12 @@ class SageMakerReader:
         batch_only = con.execute(
             f"SELECT count(bt_text) > 0 AND count(in_text) + count(out_text) = 0 "
             f"FROM {quote_ident(decoded)}"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         fields = (_PAYLOADS["bt"], _PAYLOADS["bt"], _PAYLOADS["gt"]) if batch_only else \
             (_PAYLOADS["in"], _PAYLOADS["out"], _PAYLOADS["gt"])
         untimed = con.execute(
             f"SELECT count(*) FROM {quote_ident(records)} WHERE _perr IS NULL AND ts IS NULL"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         notes = []
         if untimed:
             notes.append(

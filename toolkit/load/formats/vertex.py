@@ -83,7 +83,7 @@ class VertexReader:
             rows = materialize(con, _ndjson_rows(), params, cleanup=cleanup)
         generative = con.execute(
             f"SELECT count(*) FROM {quote_ident(rows)} WHERE full_response IS NOT NULL"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         records = materialize(con, _records_sql(quote_ident(rows), bool(generative)),
                               cleanup=cleanup)
         return explode(con, records, label=str(source.path), options=options, cleanup=cleanup,

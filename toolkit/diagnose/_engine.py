@@ -55,11 +55,15 @@ class Recorder:
         self._sql: list[str] = []
 
     def __call__(self, expr: ibis.Expr) -> pd.DataFrame:
-        self._sql.append(ibis.to_sql(expr, dialect="duckdb"))
+        # Compile once: the SQL that is recorded is the SQL that runs (ibis's own execute
+        # would compile the expression a second time).
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        self._sql.append(sql)
         with quiet_ibis():
-            result = expr.execute()
-        if not isinstance(result, pd.DataFrame):
-            result = pd.DataFrame({"value": [result]})
+            backend = expr._find_backend()
+        result = _plain(backend.con.execute(sql).df())
+        if not isinstance(expr, ibis.Table) and result.shape[1] == 1:
+            result.columns = ["value"]
         for column in result.columns:
             # time buckets come back naive; the session time zone is UTC, so say so
             if pd.api.types.is_datetime64_dtype(result[column]) and not isinstance(
@@ -93,3 +97,29 @@ def window_label(ts: ibis.TimestampValue, baseline, incident) -> ibis.StringValu
         (within(ts, incident), "incident"),
         else_=ibis.null("string"),
     )
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric lists with NaN for NULL (DuckDB hands them over with pd.NA inside), and
+    nullable extension dtypes as plain numpy ones, as the rest of the code expects."""
+    import numpy as np
+
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) and \
+                not isinstance(values.dtype, pd.DatetimeTZDtype) and \
+                pd.api.types.is_numeric_dtype(values.dtype):
+            frame[column] = values.astype("float64") if values.isna().any() else \
+                values.to_numpy(dtype=values.dtype.numpy_dtype)
+        elif values.dtype == object:
+            if any(v is pd.NA for v in values):
+                values = frame[column] = values.map(lambda v: None if v is pd.NA else v)
+            sample = next((v for v in values if isinstance(v, (list, np.ndarray))), None)
+            if sample is not None and all(
+                    isinstance(x, (int, float)) or x is None or x is pd.NA for x in sample):
+                frame[column] = [
+                    None if v is None or (not isinstance(v, (list, np.ndarray)) and pd.isna(v))
+                    else [np.nan if x is None or x is pd.NA else float(x) for x in v]
+                    for v in values
+                ]
+    return frame

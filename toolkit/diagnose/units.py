@@ -69,6 +69,9 @@ UNIT_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "mass": (("kg", "g", "lb", "lbs", "oz"), (0.4536, 2.2046)),
     "speed": (("m/s", "km/h", "mps", "kph", "mph"), (3.6, 1.609, 0.6214)),
     "size": (("b", "byte", "bytes", "kib", "mib", "kb", "mb"), (1024.0,)),
+    "currency": (("usd", "eur", "gbp", "jpy", "$", "dollars", "euros", "cents"), ()),
+    "fraction": (("ratio", "fraction", "share", "%", "percent", "pct"), ()),
+    "count": (("count", "counts", "n", "requests", "items"), ()),
 }
 _ANY_UNIT = (10.0, 100.0, 1000.0)
 TOLERANCE = 0.10

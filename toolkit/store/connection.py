@@ -18,7 +18,11 @@ _LOCK_PID = re.compile(r"held in (?P<proc>.+?) \(PID (?P<pid>\d+)\)")
 
 
 def connect(
-    path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+    path: str | os.PathLike[str] | None = None,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open (or create) a case database with the canonical schema.
 
@@ -29,6 +33,12 @@ def connect(
     read_only
         Open without taking the write lock, so that several processes (notebooks, a scheduled
         report) can read the case at once. A read-only case is never migrated.
+    memory_limit
+        DuckDB's memory limit (e.g. ``"2GB"``); beyond it, large sorts and aggregations spill
+        to disk. Default: the ``FORENSICS_MEMORY_LIMIT`` environment variable, else DuckDB's
+        default (80% of RAM).
+    threads
+        DuckDB worker threads (default: ``FORENSICS_THREADS``, else one per core).
 
     Returns
     -------
@@ -70,6 +80,14 @@ def connect(
         except duckdb.IOException as exc:
             raise _lock_error(path, exc) from exc
     con.execute("SET TimeZone = 'UTC'")
+    memory_limit = memory_limit or os.environ.get("FORENSICS_MEMORY_LIMIT")
+    if memory_limit:
+        # SET takes no bound parameter; the value is validated by _size first
+        con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
+    threads = threads or (int(os.environ["FORENSICS_THREADS"])
+                          if os.environ.get("FORENSICS_THREADS") else None)
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     if read_only:
         _check_readable(con, path)
     else:
@@ -143,6 +161,15 @@ def _check_readable(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
             f"{path} has schema version {current}; this toolkit needs {newest}. Open it once "
             f"for writing (tk.connect({str(path)!r})) to migrate it, then read it read-only."
         )
+
+
+def _size(text: str) -> str:
+    """Validate a memory size such as ``2GB`` or ``512MB`` (it is spliced into a SET)."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", str(text).strip()):
+        raise InvalidParameterError(
+            f"memory_limit must look like '2GB' or '512MB'. Got {text!r}."
+        )
+    return str(text).strip()
 
 
 def _lock_error(path: Path, exc: duckdb.IOException) -> Exception:

@@ -15,7 +15,8 @@ Change points on the timelines alone (:func:`detect_windows`, used when no findi
 3. Each series is put on a robust z scale against the provisional baseline (median, MAD) and
    segmented with ruptures' PELT (l2 cost, penalty ``3 * log(n)``, minimum segment 2 buckets).
    A change point counts when the level after it differs from the baseline by at least 4 robust
-   standard deviations and the change is *sustained*: at least 3 buckets, or through the end.
+   standard deviations and the change is *sustained*: at least 3 buckets, through the end, or
+   2 buckets when it is three times that strong.
 4. The onset is the change point with the most support: the sum of the strengths of all the
    signals that change within two buckets of it; ties go to the earliest.
 5. The incident runs from the onset until every supporting symptom is back within 4 robust
@@ -38,8 +39,12 @@ from toolkit.types import Window
 __all__ = ["DetectedWindows", "detect_windows", "locate_incident", "SignalChange"]
 
 MIN_EFFECT = 4.0
+#: A timeline change must be this strong (robust z) to date an incident on its own.
+CANDIDATE_EFFECT = 6.0
 #: Signals that mark a release (the version mix), not a symptom.
-_RELEASE_SIGNALS = ("versions.", "model.new_version_share", "traffic.")
+_RELEASE_SIGNALS = ("versions.", "model.new_version_share", "model.score_psi", "traffic.")
+#: Signals that repeat another one (the same latency tail measured twice).
+_DUPLICATE_SIGNALS = {"timeouts.p99_ms"}
 SUSTAIN = 3
 MAX_BASELINE = timedelta(days=14)
 
@@ -138,7 +143,10 @@ def _signal_change(name: str, series: pd.Series, provisional_end: datetime,
                 np.sign(levels[j + 1]) == np.sign(levels[k]):
             j += 1
         run_stop = segments[j][1]
-        if run_stop - start >= SUSTAIN or run_stop == len(z):
+        strong = run_stop - start >= 2 and float(np.min(np.abs(z[start:run_stop]))) >= \
+            3 * MIN_EFFECT
+        at_end = run_stop == len(z) and run_stop - start >= 2
+        if run_stop - start >= SUSTAIN or at_end or strong:
             runs.append((start, run_stop, min(abs(levels[k]), 50.0)))
         k = j + 1
     if not runs:
@@ -182,20 +190,30 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
                                 bucket)
         if change is not None:
             changes.append(change)
-    # Sustained changes of the timelines are candidates too (a diluted finding may not fire
-    # against a long provisional window); their weight grows with their strength, up to 2.
-    candidates += [(pd.Timestamp(c.at), min(c.strength / 5.0, 2.0), c.signal) for c in changes]
+    # Strong sustained changes of the timelines are candidates too (a diluted finding may not
+    # fire against a long provisional window); their weight grows with their strength, up to 1.5
+    # (a high finding counts 2).
+    candidates += [(pd.Timestamp(c.at), min(c.strength / 20.0, 1.5), c.signal) for c in changes
+                   if c.strength >= CANDIDATE_EFFECT and c.signal not in _DUPLICATE_SIGNALS
+                   and not c.signal.startswith(_RELEASE_SIGNALS)]
+    # A release alone is not an incident, but one at the same time corroborates it.
+    releases = [(pd.Timestamp(c.at), min(c.strength / 20.0, 1.5)) for c in changes
+                if c.signal.startswith(_RELEASE_SIGNALS)]
     if not candidates:
         return None
     best, support = None, -1.0
     for at, _, _ in candidates:
         near = [c for c in candidates if at - bucket <= c[0] <= at + 2 * bucket]
-        total = sum(c[1] for c in near)
+        total = sum(c[1] for c in near) + max(
+            (w for t, w in releases if at - bucket <= t <= at + bucket), default=0.0)
         earliest = min(c[0] for c in near)
         if total > support + 1e-9 or (abs(total - support) <= 1e-9 and earliest < best[0]):
             best, support = (earliest, near), total
     onset, near = best
-    supporting = [c for c in changes if abs(pd.Timestamp(c.at) - onset) <= 3 * bucket]
+    # symptoms that start with the incident (or unfold over its first half day) keep it open
+    horizon = max(4 * pd.Timedelta(bucket), pd.Timedelta(hours=12))
+    supporting = [c for c in changes
+                  if onset - pd.Timedelta(bucket) <= pd.Timestamp(c.at) <= onset + horizon]
     # A release changes the version mix for good; the incident ends when the symptoms do.
     symptoms = [c for c in supporting if not c.signal.startswith(_RELEASE_SIGNALS)]
     recovered = [c.recovered for c in symptoms]

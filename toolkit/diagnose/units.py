@@ -9,8 +9,10 @@ directly: the incident quantiles divided by the factor are compared with the bas
 (mean absolute difference over the baseline interquartile range, a normalised Wasserstein-1
 distance). The closest factor matches when that distance is at most 0.1, i.e. the rescaled
 incident looks like the baseline up to sampling noise. Last, a unit change is a step: the
-factor must hold in both halves of the incident window (each within 6% of the known factor),
-whereas a gradual shift of a log-normal feature (also a pure rescaling) keeps growing.
+factor must hold in the middle and the last third of the incident window (each within 6% of
+the known factor; the first third may still hold the rollout), whereas a gradual shift of a
+log-normal feature (also a pure rescaling) keeps growing. The feature's catalog unit limits
+the factors tried (:data:`UNIT_FAMILIES`).
 
 Finding ``data.unit_change`` (high): a feature rescaled by a known factor.
 """
@@ -207,16 +209,17 @@ def unit_change(
 
 def _stable_factors(case: CaseView, record: Recorder, incident: Window, features: list[str],
                     keep: np.ndarray) -> dict[str, list[float]]:
-    """The scale factor of each feature in each half of the incident, against the baseline."""
+    """The scale factor of each feature in the middle and last thirds of the incident."""
     import ibis
 
     profile_key = [k for k in case.cache if k[0] == "profile"]
     profile = case.cache[profile_key[-1]] if profile_key else None
     levels = [float(v) for v in np.asarray(LEVELS)[keep]]
-    middle = incident.start + incident.duration / 2
+    first = incident.start + incident.duration / 3
+    second = incident.start + 2 * incident.duration / 3
     requests = case.table("requests")
     out: dict[str, list[float]] = {f: [] for f in features}
-    for half in (Window(incident.start, middle), Window(middle, incident.end)):
+    for half in (Window(first, second), Window(second, incident.end)):
         rows = requests.filter((requests.ts >= ibis.literal(half.start)) &
                                (requests.ts < ibis.literal(half.end)))
         aggs = {f"q{k}": rows[f].cast("float64").quantile(levels) for k, f in enumerate(features)}

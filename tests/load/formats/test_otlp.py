@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import toolkit as tk
@@ -47,3 +49,26 @@ def test_collector_file_exporter_lines(con):
         (3, None, "not valid JSON (a truncated or corrupt line)"),
     ]
     counts_hold(con)
+
+
+def test_cache_attributes(con, tmp_path):
+    def attr(key, value):
+        return {"key": key, "value": value}
+
+    span = {
+        "traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
+        "name": "POST /v2/score", "kind": 2, "startTimeUnixNano": "1772460000000000000",
+        "endTimeUnixNano": "1772460000002500000", "status": {},
+        "attributes": [attr("http.response.status_code", {"intValue": "200"}),
+                       attr("cache.hit", {"boolValue": True}),
+                       attr("cache.model_version", {"stringValue": "4.19.1"}),
+                       attr("model.version", {"stringValue": "4.20.0"})],
+    }
+    request = {"resourceSpans": [{"resource": {"attributes": []},
+                                  "scopeSpans": [{"scope": {}, "spans": [span]}]}]}
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps(request) + "\n")
+    assert tk.load(con, path).rows_loaded == 1
+    # a stale cache hit: answered by an older model version than the one deployed
+    assert con.execute("SELECT cache_hit, cache_model_version, model_version, latency_ms "
+                       "FROM requests").fetchall() == [(True, "4.19.1", "4.20.0", 2.5)]

@@ -130,3 +130,22 @@ def test_json_lines_mostly_truncated_still_load_line_by_line(con, tmp_path):
     report = tk.load(con, path, table="metrics")
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (3, 1, 2)
     assert [r[0] for r in rejects(con)] == [2, 3]
+
+
+def test_long_series_keep_their_own_labels(con, tmp_path):
+    # a week at 30 s for 5 pods: each sample carries its series' label set (taken once per
+    # series, not re-read from the whole series for every sample)
+    n = 20_160
+    result = [{"metric": {"__name__": "container_memory_working_set_bytes", "pod": f"pod-{k}",
+                          "namespace": "ml"},
+               "values": [[1772409600 + 30 * i, str(1000 * k + i)] for i in range(n)]}
+              for k in range(5)]
+    path = tmp_path / "memory.json"
+    path.write_text(json.dumps({"status": "success",
+                                "data": {"resultType": "matrix", "result": result}}))
+    assert tk.load(con, path).rows_loaded == 5 * n
+    assert con.execute(
+        "SELECT host, count(*), min(value), max(value), count(DISTINCT labels->>'pod'), "
+        "bool_and(labels->>'pod' = host) FROM metrics GROUP BY host ORDER BY host"
+    ).fetchall() == [(f"pod-{k}", n, 1000.0 * k, 1000.0 * k + n - 1, 1, True)
+                     for k in range(5)]

@@ -41,7 +41,7 @@ Not in the capture (SageMaker has no place for them): ``latency_ms``, ``host``,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,6 +65,7 @@ __all__ = ["write", "VARIANT", "capture_root", "ground_truth_root"]
 VARIANT = "AllTraffic"
 _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def capture_root(case: Case, out: Path) -> Path:
@@ -73,6 +74,7 @@ def capture_root(case: Case, out: Path) -> Path:
 
 
 def ground_truth_root(out: Path) -> Path:
+    """``<out>/groundtruth`` (the ground-truth S3 prefix)."""
     return out / "groundtruth"
 
 
@@ -148,7 +150,7 @@ def _write_hours(lines: pa.Table, root: Path, seed: int, kind: str, chunk: int) 
     text = lines.column("line")
     bounds = run_starts(hours)
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        when = datetime.fromtimestamp(int(first_us[lo]) / 1e6, tz=UTC)
+        when = _EPOCH + timedelta(microseconds=int(first_us[lo]))
         folder = root / when.strftime("%Y/%m/%d/%H")
         name = f"{when:%M-%S}-{when.microsecond // 1000:03d}-" \
                f"{digest_uuid(seed, kind, chunk, int(hours[lo]))}.jsonl"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -21,14 +22,23 @@ POSTMORTEM_SECTIONS = ["Summary", "Impact", "Timeline (UTC)", "Detection", "Clas
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def clean_case(tmp_path_factory):
     folder = tmp_path_factory.mktemp("case")
     simulated = make_case("version_skew", seed=21, rows=12_000)
     write_case(simulated, folder / "raw")
     db = folder / "case.duckdb"
     con = tk.connect(db)
     tk.load(con, folder / "raw")
-    truth = simulated.truth()
+    con.close()
+    return db, simulated.truth()
+
+
+@pytest.fixture(scope="module")
+def case(clean_case, tmp_path_factory):
+    source, truth = clean_case
+    db = tmp_path_factory.mktemp("planted") / "case.duckdb"
+    shutil.copy(source, db)
+    con = tk.connect(db)
     # log content is untrusted: plant markup in an error type and in a categorical feature
     onset = pd.Timestamp(truth["onset"])
     planted = pd.DataFrame({
@@ -80,8 +90,8 @@ def test_log_content_stays_inert_text(case, tmp_path):
     assert re.search(r"&lt;script&gt;alert\((&quot;|\")xss-planted", html)
 
 
-def test_weekly_report(case, tmp_path):
-    db, truth = case
+def test_weekly_report(clean_case, tmp_path):
+    db, truth = clean_case
     week = pd.Timestamp(truth["onset"]).strftime("%G-W%V")
     rendered = tk.render_weekly(db, tmp_path / "weekly", week=week)
     html = rendered.html.read_text()

@@ -41,9 +41,9 @@ import pandas as pd
 
 from toolkit._validation import check_interval, check_option, check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
-from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
-from toolkit.diagnose._labels import labelled, positive_class
+from toolkit.diagnose._labels import labelled_rows, positive_class
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
@@ -257,8 +257,8 @@ def calibration(
     record = Recorder()
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
-    t = labelled(case)
-    t = t.filter(within(t.ts, span) & t.score.notnull() & t.prediction.notnull())
+    t = labelled_rows(case, span)
+    t = t.filter(t.score.notnull())
     if kind == "positive-class":
         positive = positive or positive_class(case, record, span)
         pos = ibis.literal(positive)
@@ -276,17 +276,25 @@ def calibration(
                 "so": rows._o.sum(), "sfo": (rows._f * rows._o).sum(),
                 "wrong_confident": ((rows._o == 0) & (rows._f >= threshold)).cast("int64").sum()}
 
-    per_bin = record(windows.group_by(window=windows._window, bin=windows._bin).aggregate(
-        **sums(windows)))
+    # One scan: every sum per time bucket, window, model version and bin; the per-window,
+    # per-version and per-bucket tables are re-aggregated from it in pandas (a few thousand
+    # rows at most).
+    keys = {"bucket_start": bucket_expr(t.ts, width), "window": t._window, "bin": t._bin}
+    has_version = "model_version" in case.columns["requests"]
+    if has_version:
+        keys["model_version"] = t.model_version
+    grouped = record(t.group_by(**keys).aggregate(**sums(t), first_seen=t.ts.min()))
+    sum_columns = ["n", "sf", "sff", "so", "sfo", "wrong_confident"]
+    in_windows = grouped[grouped["window"].notna()]
+    per_bin = in_windows.groupby(["window", "bin"], as_index=False)[sum_columns].sum()
     missing = {"baseline", "incident"} - set(per_bin["window"])
     if missing:
         return CalibrationResult(**base, sql=record.sql, not_assessed=tuple(
             NotAssessed(ID, f"no labels in the {m} window") for m in sorted(missing)))
     table = pd.DataFrame([calibration_summary(part) | {"window": w}
                           for w, part in per_bin.groupby("window")])
-    table["ece_equal_mass"] = [
-        _equal_mass_ece(record, windows, w) for w in table["window"]
-    ]
+    equal_mass = _equal_mass_ece(record, windows)
+    table["ece_equal_mass"] = table["window"].map(equal_mass)
     table = table.set_index("window").loc[["baseline", "incident"]].reset_index()
     bins = per_bin.assign(
         lo=per_bin["bin"] / N_BINS, hi=(per_bin["bin"] + 1) / N_BINS,
@@ -294,17 +302,16 @@ def calibration(
     )[["window", "bin", "lo", "hi", "n", "confidence", "accuracy"]].sort_values(
         ["window", "bin"], ignore_index=True)
     by_version = pd.DataFrame()
-    if "model_version" in case.columns["requests"]:
-        per_version = record(windows.group_by(
-            window=windows._window, model_version=windows.model_version, bin=windows._bin
-        ).aggregate(**sums(windows), first_seen=windows.ts.min()))
+    if has_version:
+        per_version = in_windows.groupby(["window", "model_version", "bin"], as_index=False,
+                                         dropna=False).agg(
+            **{c: (c, "sum") for c in sum_columns}, first_seen=("first_seen", "min"))
         by_version = pd.DataFrame([
             calibration_summary(part) | {"window": w, "model_version": v,
                                          "first_seen": part["first_seen"].min()}
             for (w, v), part in per_version.groupby(["window", "model_version"], dropna=False)
         ])
-    per_bucket = record(t.group_by(bucket_start=bucket_expr(t.ts, width), bin=t._bin).aggregate(
-        **sums(t)))
+    per_bucket = grouped.groupby(["bucket_start", "bin"], as_index=False)[sum_columns].sum()
     timeline = pd.DataFrame([
         calibration_summary(part) | {"bucket_start": b}
         for b, part in per_bucket.groupby("bucket_start")
@@ -361,19 +368,26 @@ def calibration_summary(bins: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _equal_mass_ece(record: Recorder, rows: ibis.Table, window: str) -> float:
-    """ECE over 15 equal-mass bins with edges at the window's score quantiles."""
-    part = rows.filter(rows._window == window)
+def _equal_mass_ece(record: Recorder, rows: ibis.Table) -> dict[str, float]:
+    """ECE over 15 equal-mass bins with edges at each window's own score quantiles.
+
+    Two queries whatever the number of windows: the quantiles per window, then the per-bin
+    sums with each row compared against its own window's edges.
+    """
     levels = [k / N_BINS for k in range(1, N_BINS)]
-    edges = record(part.aggregate(q=part._f.quantile(levels))).iloc[0]["q"]
-    if edges is None:
-        return float("nan")
-    edges = np.unique(np.asarray(edges, dtype=float))
+    quantiles = record(rows.group_by(window=rows._window).aggregate(q=rows._f.quantile(levels)))
+    edges = {str(w): np.asarray(q, dtype=float) for w, q in
+             zip(quantiles["window"], quantiles["q"], strict=True) if q is not None}
+    if not edges:
+        return {}
     index = ibis.literal(0)
-    for edge in edges:
-        index = index + (part._f > float(edge)).cast("int64")
-    binned = part.mutate(_mbin=index)
-    per_bin = record(binned.group_by("_mbin").aggregate(
+    for k in range(len(levels)):
+        edge = ibis.cases(*((rows._window == w, float(e[k])) for w, e in edges.items()),
+                          else_=float("inf"))
+        # an edge equal to the previous one (ties in the scores) adds no bin
+        index = index + (rows._f > edge).cast("int64")
+    binned = rows.mutate(_mbin=index)
+    per_bin = record(binned.group_by(window=binned._window, bin=binned._mbin).aggregate(
         n=binned.count(), sf=binned._f.sum(), so=binned._o.sum()))
-    n_b = per_bin["n"].to_numpy(float)
-    return float((np.abs(per_bin["so"] - per_bin["sf"]).to_numpy(float)).sum() / n_b.sum())
+    return {str(w): float(np.abs(part["so"] - part["sf"]).sum() / part["n"].sum())
+            for w, part in per_bin.groupby("window")}

@@ -192,32 +192,44 @@ def ood_bursts(
     t = t.filter(within(t.ts, span))
     t = t.mutate(_window=window_label(t.ts, baseline, incident),
                  _ood=(_ood_count(t, profile) >= MIN_OOD_FEATURES).cast("int64"))
-    if use_labels:
-        labels = case.table("labels")
-        latest = labels.group_by("request_id").aggregate(
-            _label=labels.label.argmax(labels.labeled_at.fill_null(ibis.timestamp("1970-01-01T00:00:00+00:00"))))
-        t = t.left_join(latest, "request_id")
     per_bucket = record(t.group_by(bucket_start=bucket_expr(t.ts, bucket or choose_bucket(
         span.duration))).aggregate(requests=t.count(), ood=t._ood.sum()))
     timeline = per_bucket.sort_values("bucket_start", ignore_index=True)
     timeline["ood_share"] = timeline["ood"] / timeline["requests"]
     t = t.filter(t._window.notnull())
+    if use_labels:
+        labels = case.table("labels")
+        latest = labels.group_by("request_id").aggregate(
+            _label=labels.label.argmax(labels.labeled_at.fill_null(
+                ibis.timestamp("1970-01-01T00:00:00+00:00"))))
+        t = t.left_join(latest, "request_id")
     has_score = "score" in case.columns["requests"]
     has_prediction = "prediction" in case.columns["requests"]
+    # One scan grouped by window and every source column together; each source's table is
+    # then summed from it (all the aggregates are additive).
+    aggs = {"requests": t.count(), "ood": t._ood.sum()}
+    if has_score:
+        aggs["ood_score_sum"] = t.score.cast("float64").sum(where=t._ood == 1)
+        aggs["ood_scored"] = (t.score.notnull() & (t._ood == 1)).cast("int64").sum()
+        aggs["ood_confident"] = ((t.score >= threshold) & (t._ood == 1)).cast("int64").sum()
+    if use_labels and has_prediction:
+        aggs["ood_labelled"] = (t._label.notnull() & (t._ood == 1)).cast("int64").sum()
+        aggs["ood_correct"] = ((t._label == t.prediction) & (t._ood == 1)).cast("int64").sum()
+    grouped = record(t.group_by(window=t._window, **{s: t[s] for s in sources}).aggregate(
+        **aggs))
+    sums = [c for c in grouped.columns if c != "window" and c not in sources]
     frames = []
     for source in sources:
-        aggs = {"requests": t.count(), "ood": t._ood.sum()}
-        if has_score:
-            aggs["ood_mean_score"] = t.score.cast("float64").mean(where=t._ood == 1)
-            aggs["ood_confident"] = ((t.score >= threshold) & (t._ood == 1)).cast("int64").sum()
-        if use_labels and has_prediction:
-            aggs["ood_labelled"] = (t._label.notnull() & (t._ood == 1)).cast("int64").sum()
-            aggs["ood_correct"] = ((t._label == t.prediction) & (t._ood == 1)).cast(
-                "int64").sum()
-        frame = record(t.group_by(window=t._window, value=t[source]).aggregate(**aggs))
+        frame = grouped.groupby(["window", source], as_index=False, dropna=False)[sums].sum()
+        frame = frame.rename(columns={source: "value"})
+        frame["value"] = frame["value"].astype(object).where(frame["value"].notna(), None)
         frame.insert(1, "source", source)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
+    if has_score:
+        table["ood_mean_score"] = table["ood_score_sum"] / table["ood_scored"].where(
+            table["ood_scored"] > 0)
+        table = table.drop(columns=["ood_score_sum", "ood_scored"])
     for column, default in (("ood_labelled", 0), ("ood_correct", 0),
                             ("ood_mean_score", np.nan), ("ood_confident", 0)):
         if column not in table:

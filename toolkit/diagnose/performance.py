@@ -29,8 +29,8 @@ from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
-from toolkit.diagnose._labels import labelled, positive_class
+from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
+from toolkit.diagnose._labels import labelled_rows, positive_class
 from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
 from toolkit.types import Window
 
@@ -243,12 +243,12 @@ def model_performance(
     width = bucket or choose_bucket(span.duration)
 
     requests = case.table("requests")
-    totals = record(requests.filter(within(requests.ts, span)).mutate(
-        _window=window_label(requests.ts, baseline, incident)).group_by("_window").aggregate(
-        requests=lambda t: t.count()))
-    t = labelled(case)
+    in_span = requests.filter(within(requests.ts, span))
+    in_span = in_span.mutate(_window=window_label(in_span.ts, baseline, incident))
+    totals = record(in_span.group_by(window=in_span._window).aggregate(
+        requests=in_span.count()))
     # a request that failed has no prediction to judge: it counts for errors, not accuracy
-    t = t.filter(within(t.ts, span) & t.prediction.notnull())
+    t = labelled_rows(case, span)
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
     pos = ibis.literal(positive)
     t = t.mutate(
@@ -256,17 +256,18 @@ def model_performance(
         _tp=((t.prediction == pos) & (t.label == pos)).cast("int64"),
         _fp=((t.prediction == pos) & (t.label != pos)).cast("int64"),
         _fn=((t.prediction != pos) & (t.label == pos)).cast("int64"),
-        _delay=(t.labeled_at.epoch_seconds() - t.ts.epoch_seconds()) / 3600.0,
     )
-
-    def counts(rows):
-        return {"labelled": rows.count(), "correct": rows._ok.sum(), "tp": rows._tp.sum(),
-                "fp": rows._fp.sum(), "fn": rows._fn.sum()}
-
-    windows = t.filter(t._window.notnull())
-    per_window = record(windows.group_by(window=windows._window).aggregate(
-        **counts(windows), delay_q=windows._delay.approx_quantile([0.5, 0.9])))
-    found = set(per_window["window"])
+    has_version = "model_version" in case.columns["requests"]
+    keys = {"bucket_start": bucket_expr(t.ts, width), "window": t._window}
+    if has_version:
+        keys["model_version"] = t.model_version
+    # One scan: counts per bucket, window and version; every table below is a sum of these.
+    cells = record(t.group_by(**keys).aggregate(
+        labelled=t.count(), correct=t._ok.sum(), tp=t._tp.sum(), fp=t._fp.sum(),
+        fn=t._fn.sum(), first_seen=t.ts.min()))
+    counted = ["labelled", "correct", "tp", "fp", "fn"]
+    in_windows = cells[cells["window"].notna()]
+    found = set(in_windows["window"])
     gaps = []
     for name in ("baseline", "incident"):
         if name not in found:
@@ -274,22 +275,25 @@ def model_performance(
     if gaps:
         return PerformanceResult(**base, positive=positive, not_assessed=tuple(gaps),
                                  sql=record.sql)
-    per_window = _metrics(per_window)
-    per_window = per_window.merge(totals.rename(columns={"_window": "window"}), on="window",
-                                  how="left")
+    windows = t.filter(t._window.notnull())
+    delay = (epoch_us(windows.labeled_at) - epoch_us(windows.ts)) / 3.6e9
+    delays = record(windows.group_by(window=windows._window).aggregate(
+        delay_q=delay.approx_quantile([0.5, 0.9])))
+    per_window = _metrics(in_windows.groupby("window", as_index=False)[counted].sum())
+    per_window = per_window.merge(totals, on="window", how="left").merge(
+        delays, on="window", how="left")
     per_window["coverage"] = per_window["labelled"] / per_window["requests"]
-    delays = np.array([d if d is not None else [np.nan, np.nan] for d in
-                       per_window.pop("delay_q")], dtype=float).reshape(len(per_window), 2)
-    per_window["delay_p50_h"], per_window["delay_p90_h"] = delays[:, 0], delays[:, 1]
+    quantiles = np.array([d if isinstance(d, (list, np.ndarray)) else [np.nan, np.nan]
+                          for d in per_window.pop("delay_q")], dtype=float).reshape(
+        len(per_window), 2)
+    per_window["delay_p50_h"], per_window["delay_p90_h"] = quantiles[:, 0], quantiles[:, 1]
     per_window = per_window.set_index("window").loc[["baseline", "incident"]].reset_index()
-
     by_version = pd.DataFrame()
-    if "model_version" in case.columns["requests"]:
-        by_version = _metrics(record(windows.group_by(
-            window=windows._window, model_version=windows.model_version).aggregate(
-            **counts(windows), first_seen=windows.ts.min())))
-    timeline = _metrics(record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
-        **counts(t))))
+    if has_version:
+        by_version = _metrics(in_windows.groupby(["window", "model_version"], as_index=False,
+                                                 dropna=False).agg(
+            **{c: (c, "sum") for c in counted}, first_seen=("first_seen", "min")))
+    timeline = _metrics(cells.groupby("bucket_start", as_index=False)[counted].sum())
     timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
         "bucket_start", ignore_index=True)
     result = PerformanceResult(**base, positive=positive, table=per_window,
@@ -297,8 +301,7 @@ def model_performance(
     for finding in result.findings():
         gradual = gradual_onset(timeline, "accuracy", after=baseline.end, weights="labelled")
         if finding.id == "model.accuracy_drop" and finding.onset is not None and gradual is None:
-            rows = labelled(case)
-            rows = rows.filter(rows.prediction.notnull())
+            rows = labelled_rows(case, span)
             onset = refine_onset(record, rows, (~rows.correct).cast("float64"), finding.onset,
                                  around=3 * width, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)

@@ -33,6 +33,8 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/diagnose.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

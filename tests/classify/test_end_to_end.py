@@ -64,3 +64,18 @@ def test_detected_windows_and_the_json_contract(tmp_path):
     human = subprocess.run([forensics, "classify", "--db", str(db)], capture_output=True,
                            text=True, check=True).stdout
     assert human.startswith("Verdict: integration / cache_staleness")
+
+
+def test_classification_result_frame_plot_and_gaps(tmp_path):
+    con, truth, _ = ingested(tmp_path, "calibration_collapse", 11)
+    con.execute("DELETE FROM metrics")  # no memory samples: the memory check cannot run
+    result = classify_incident(con, incident="/".join(truth["incident"]),
+                               baseline="/".join(truth["baseline"]))
+    frame = result.to_frame()
+    assert "model.calibration_shift" in set(frame["id"])
+    assert len(frame) == len(result.to_dict()["findings"])
+    ax = result.plot()
+    heights = [bar.get_width() for bar in ax.patches]
+    assert heights == pytest.approx(list(result.verdict.scores.values()))
+    assert any(g.check.startswith("infra.memory") for g in result.not_assessed)
+    assert result.remediation and result.remediation == tuple(result.to_dict()["remediation"])

@@ -6,7 +6,7 @@ import html
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -19,6 +19,9 @@ from toolkit.diagnose import REGISTRY, Diagnosis, run_diagnostics
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.errors import EmptyWindowError
 from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
 
 __all__ = ["Classification", "classify_incident", "default_baseline"]
 
@@ -114,8 +117,42 @@ class Classification:
     def _repr_html_(self) -> str:
         return "<pre>" + html.escape(self.summary()) + "</pre>"
 
-    def findings_frame(self) -> pd.DataFrame:
+    @property
+    def not_assessed(self) -> tuple[Any, ...]:
+        """What the case could not tell (check and reason), from every diagnostic."""
+        return tuple(self.diagnosis.not_assessed())
+
+    @property
+    def remediation(self) -> tuple[str, ...]:
+        """Actions for the failure mode, most urgent first."""
+        return tuple(self.verdict.remediation)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The evidence: one row per finding of every diagnostic (pathway, severity,
+        statistic, threshold, onset, summary)."""
         return self.diagnosis.to_frame()
+
+    def findings_frame(self) -> pd.DataFrame:
+        """Alias of :meth:`to_frame`."""
+        return self.to_frame()
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Horizontal bars of the pathway probabilities, in the pathway colours."""
+        from toolkit.plotting import PATHWAY_COLORS, axes
+
+        ax = axes(ax, figsize=(6, 2.4))
+        scores = self.verdict.scores
+        names = list(scores)
+        ax.barh(names, [scores[n] for n in names],
+                color=[PATHWAY_COLORS.get(n, "#8C8C8C") for n in names], **kwargs)
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.set_xlabel("probability")
+        ax.set_title("Pathway scores")
+        for k, name in enumerate(names):
+            ax.text(min(scores[name] + 0.02, 0.9), k, f"{scores[name]:.2f}", va="center",
+                    fontsize=9)
+        return ax
 
 
 def classify_incident(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from toolkit.plotting import PATHWAY_COLORS, WINDOW_COLORS, set_theme
+from toolkit.plotting import WINDOW_COLORS, set_theme
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -98,16 +98,8 @@ def pathway_scores(result: Classification) -> Figure:
     set_theme()
     import matplotlib.pyplot as plt
 
-    scores = result.verdict.scores
     fig, ax = plt.subplots(figsize=(6, 2.4))
-    names = list(scores)
-    ax.barh(names, [scores[n] for n in names], color=[PATHWAY_COLORS[n] for n in names])
-    ax.set_xlim(0, 1)
-    ax.invert_yaxis()
-    ax.set_xlabel("probability")
-    ax.set_title("Pathway scores")
-    for k, name in enumerate(names):
-        ax.text(min(scores[name] + 0.02, 0.9), k, f"{scores[name]:.2f}", va="center", fontsize=9)
+    result.plot(ax=ax)
     fig.tight_layout()
     return fig
 

@@ -86,6 +86,29 @@ class Recorder:
         return tuple(self._sql)
 
 
+@ibis.udf.scalar.builtin(name="hash")
+def _hash(value: dt.int64) -> dt.uint64:
+    """DuckDB ``hash(x)``: a 64-bit hash (Spark: ``xxhash64``)."""
+
+
+#: Resolution of :func:`sample_by_time`'s keep probability.
+_SAMPLE_SLOTS = 1 << 20
+
+
+def sample_by_time(rows: ibis.Table, fraction: ibis.Value | float) -> ibis.Table:
+    """The rows whose hashed timestamp falls in the first ``fraction`` of the hash range.
+
+    A deterministic sample (the same rows every run, no seed state) that DuckDB evaluates in
+    parallel, unlike a seeded ``TABLESAMPLE ... REPEATABLE``, which samples on one thread.
+    ``fraction`` may be an expression, so one scan can sample each window at its own rate.
+    Rows sharing a timestamp are kept or dropped together.
+    """
+    if isinstance(fraction, int | float) and fraction >= 1:
+        return rows
+    slot = _hash(epoch_us(rows.ts)) % _SAMPLE_SLOTS
+    return rows.filter(slot < (fraction * _SAMPLE_SLOTS))
+
+
 @ibis.udf.scalar.builtin(name="to_timestamp")
 def _to_timestamp(seconds: dt.int64) -> dt.Timestamp(timezone="UTC"):
     """DuckDB ``to_timestamp(seconds)``: the TIMESTAMPTZ ``seconds`` after the Unix epoch."""

@@ -4,8 +4,9 @@ One profile feeds drift, data quality, unit-change, permutation and out-of-distr
 
 * ``stats``: per feature and window, counts, nulls, min / max / mean / std, approximate distinct
   count, zero and -1 counts (numeric) or default-token counts (categorical);
-* ``quantiles``: quantiles on :data:`LEVELS` from a reservoir-style Bernoulli sample of at most
-  :data:`SAMPLE_ROWS` rows per window (the sample is seeded, so results are reproducible);
+* ``quantiles``: quantiles on :data:`LEVELS` from a sample of about :data:`SAMPLE_ROWS` rows
+  per window, chosen by a hash of the timestamp (deterministic, so results are reproducible;
+  a ``reference`` table without usable times gets a seeded Bernoulli sample);
 * ``histograms``: exact counts per time bucket and window, on fine bins whose edges are the
   baseline quantiles (numeric, right-closed bins ``(e[k-1], e[k]]`` plus an overflow bin) or per
   category (categorical).
@@ -23,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from toolkit.diagnose._case import CaseView, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, histogram_at, value_counts, window_label
+from toolkit.diagnose._engine import (
+    Recorder,
+    bucket_expr,
+    histogram_at,
+    sample_by_time,
+    value_counts,
+    window_label,
+)
 from toolkit.types import Window
 
 __all__ = ["FeatureProfile", "feature_profile", "LEVELS", "SAMPLE_ROWS", "DEFAULT_TOKENS",
@@ -32,7 +40,7 @@ __all__ = ["FeatureProfile", "feature_profile", "LEVELS", "SAMPLE_ROWS", "DEFAUL
 #: Quantile levels of the profiles: 0.5%, 1%, 2%, ..., 98%, 99%, 99.5%.
 LEVELS: tuple[float, ...] = (0.005, *[round(k / 100, 2) for k in range(1, 100)], 0.995)
 #: Rows sampled per window for quantiles (counts and histograms are exact).
-SAMPLE_ROWS = 200_000
+SAMPLE_ROWS = 100_000
 #: Categorical values that mean "no real value" (compared case-insensitively).
 DEFAULT_TOKENS = ("", "unknown", "none", "null", "nan", "n/a", "na", "default", "missing", "-1")
 #: Categorical features with more distinct values than this get no per-category histogram.
@@ -134,7 +142,8 @@ def feature_profile(
         f for f in categorical
         if max(distinct.get((f, "baseline"), 0), distinct.get((f, "incident"), 0)) > HIGH_CARDINALITY
     )
-    quantiles = _quantiles(record, base_rows, inc_rows, numeric, stats)
+    quantiles = _quantiles(record, labelled, base_rows if against == "reference" else None,
+                           numeric, stats)
     edges = {f: _edges(quantiles.get((f, "baseline")), stats, f) for f in numeric}
     groups, numeric_hist, categorical_hist, nonnull = _histograms(
         record, labelled, base_rows if against == "reference" else None, width,
@@ -194,26 +203,43 @@ def _int(value: object) -> int:
     return 0 if value is None or pd.isna(value) else int(value)
 
 
-def _quantiles(record: Recorder, base_rows: ibis.Table, inc_rows: ibis.Table,
+def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
                numeric: tuple[str, ...], stats: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Quantiles on :data:`LEVELS` per window, on a time-hashed sample of at most
+    :data:`SAMPLE_ROWS` rows per window: one scan for both windows."""
     out: dict[tuple[str, str], np.ndarray] = {}
     if not numeric:
         return out
     rows_in = stats.drop_duplicates("window").set_index("window")["rows"]
-    for window, rows in (("baseline", base_rows), ("incident", inc_rows)):
-        n = int(rows_in.get(window, 0))
-        if n == 0:
-            continue
-        if n > SAMPLE_ROWS:
-            rows = rows.sample(SAMPLE_ROWS / n, method="row", seed=17)
-        aggs = {f"q{k}": rows[name].cast("float64").quantile(list(LEVELS))
-                for k, name in enumerate(numeric)}
-        row = record(rows.aggregate(**aggs)).iloc[0]
-        for k, name in enumerate(numeric):
-            values = row[f"q{k}"]
-            if values is not None and not (isinstance(values, float) and np.isnan(values)):
-                out[(name, window)] = np.asarray(values, dtype=float)
+    rate = {w: min(1.0, SAMPLE_ROWS / n) for w in ("baseline", "incident")
+            if (n := int(rows_in.get(w, 0))) > 0}
+    if not rate:
+        return out
+    windows = ("incident",) if reference is not None else ("baseline", "incident")
+    parts = []
+    if reference is not None and "baseline" in rate:
+        ref = reference if rate["baseline"] >= 1 else reference.sample(
+            rate["baseline"], method="row", seed=17)
+        parts.append(record(ref.aggregate(**_quantile_aggs(ref, numeric))).assign(
+            window="baseline"))
+    fraction = ibis.cases(*((labelled._window == w, rate[w]) for w in windows if w in rate),
+                          else_=0.0)
+    sampled = sample_by_time(labelled.filter(labelled._window.isin(windows)), fraction)
+    if any(w in rate for w in windows):
+        parts.append(record(sampled.group_by(window=sampled._window).aggregate(
+            **_quantile_aggs(sampled, numeric))))
+    for part in parts:
+        for _, row in part.iterrows():
+            for k, name in enumerate(numeric):
+                values = row[f"q{k}"]
+                if values is not None and not (isinstance(values, float) and np.isnan(values)):
+                    out[(name, str(row["window"]))] = np.asarray(values, dtype=float)
     return out
+
+
+def _quantile_aggs(rows: ibis.Table, numeric: tuple[str, ...]) -> dict[str, ibis.Expr]:
+    return {f"q{k}": rows[name].cast("float64").quantile(list(LEVELS))
+            for k, name in enumerate(numeric)}
 
 
 def _edges(quantiles: np.ndarray | None, stats: pd.DataFrame, feature: str) -> np.ndarray:

@@ -19,8 +19,8 @@ per request (a ``CASE`` on time and client version).
 1. per time bucket, window and client version: requests, timeouts, completed requests,
    requests with a timeout in force and a latency (``budgeted``), those whose latency exceeds
    the timeout in force (``over_budget``), smallest / largest timeout in force, first timeout;
-2. per time bucket: approximate p50, p99, p99.9 latency of *completed* requests (on a seeded
-   Bernoulli sample of about :data:`TIMELINE_SAMPLE` of them when there are more: the timeline
+2. per time bucket: approximate p50, p99, p99.9 latency of *completed* requests (on a sample of
+   about :data:`TIMELINE_SAMPLE` of them chosen by a hash of their time when there are more: the timeline
    is for display and onset, the window quantiles below use every completed request);
 3. per window: approximate p50, p90, p99, p99.9 latency of completed requests.
 
@@ -70,7 +70,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engine import Recorder, bucket_expr, sample_by_time, window_label
 from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
@@ -93,7 +93,7 @@ MIN_RISE = 0.005
 PVALUE = 1e-3
 P99_HEALTHY = 1.5
 P50_HEALTHY = 1.25
-#: Completed requests sampled (seeded Bernoulli) for the per-bucket quantiles, at most.
+#: Completed requests sampled (hash of the time) for the per-bucket quantiles, about.
 TIMELINE_SAMPLE = 2_000_000
 _PREVIOUS = ("previous_", "old_", "prev_", "from_")
 _WINDOW_Q = (0.5, 0.9, 0.99, 0.999)
@@ -395,11 +395,10 @@ def timeout_budget(
     has_latency = bool(groups["with_latency"].sum())
     if has_latency:
         done = raw.filter(latency.notnull() & ~is_timeout & status_ok)
-        done = done.select(_window=window_label(done.ts, baseline, incident),
+        done = done.select(ts=done.ts, _window=window_label(done.ts, baseline, incident),
                            bucket_start=bucket_expr(done.ts, width), _lat=done.latency_ms)
         completed = float(groups["completed"].sum())
-        sampled = done.sample(TIMELINE_SAMPLE / completed, method="row", seed=17) if \
-            completed > TIMELINE_SAMPLE else done
+        sampled = sample_by_time(done, TIMELINE_SAMPLE / completed)
         tail = record(sampled.group_by("bucket_start").aggregate(
             q=sampled._lat.approx_quantile(list(_BUCKET_Q))))
         in_windows = done.filter(done._window.notnull())

@@ -241,6 +241,8 @@ def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
     scan = run_diagnostics(con, scan_baseline, scan_incident, case=case,
                            options={i: {"bucket": bucket} for i in REGISTRY})
     return locate_incident(scan.findings(), scan.signals(), search, bucket)
+
+
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None

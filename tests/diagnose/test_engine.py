@@ -45,3 +45,16 @@ def test_time_hashed_sample_is_deterministic_and_keeps_its_share(backend):
     assert share["baseline"] == pytest.approx(0.1, abs=0.01)
     assert share["incident"] == pytest.approx(0.5, abs=0.01)
     assert backend.execute(sample_by_time(table, 1.0).count()) == n
+
+
+def test_time_hashed_sample_takes_rates_with_many_decimals(backend):
+    # 100k of 999,600 rows: the literal 0.10004001600640256 once overflowed a DECIMAL(18)
+    n = 50_000
+    ts = pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s")
+    table = ibis.memtable({"ts": ts, "w": np.where(np.arange(n) % 2, "a", "b")})
+    rate = ibis.cases((table.w == "a", 100_000 / 999_600), else_=1 / 3)
+    counts = backend.execute(sample_by_time(table, rate).group_by("w").count())
+    share = counts.set_index("w")["CountStar()"] / (n / 2)
+    assert share["a"] == pytest.approx(100_000 / 999_600, abs=0.02)
+    assert share["b"] == pytest.approx(1 / 3, abs=0.02)
+    assert backend.execute(sample_by_time(table, 0.123456789012345).count()) > 0

@@ -103,10 +103,14 @@ def sample_by_time(rows: ibis.Table, fraction: ibis.Value | float) -> ibis.Table
     ``fraction`` may be an expression, so one scan can sample each window at its own rate.
     Rows sharing a timestamp are kept or dropped together.
     """
-    if isinstance(fraction, int | float) and fraction >= 1:
-        return rows
+    if isinstance(fraction, int | float):
+        if fraction >= 1:
+            return rows
+        fraction = ibis.literal(float(fraction))
+    # a float literal such as 0.1000400160064 reaches DuckDB as a DECIMAL(18, 16), whose
+    # product with the slot count overflows: divide the slot instead (a DOUBLE)
     slot = _hash(epoch_us(rows.ts)) % _SAMPLE_SLOTS
-    return rows.filter(slot < (fraction * _SAMPLE_SLOTS))
+    return rows.filter(slot / _SAMPLE_SLOTS < fraction)
 
 
 @ibis.udf.scalar.builtin(name="to_timestamp")

@@ -15,6 +15,7 @@ from datetime import timedelta
 import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
+import pyarrow as pa
 
 __all__ = [
     "Recorder",
@@ -80,6 +81,15 @@ class Recorder:
                     result[column].dtype, pd.DatetimeTZDtype):
                 result[column] = result[column].dt.tz_localize("UTC")
         return result
+
+    def arrow(self, expr: ibis.Table) -> pa.Table:
+        """Like calling the recorder, but the result as an Arrow table: list columns (per-bin
+        counts) then reach numpy in one flat buffer instead of one Python object per cell."""
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        self._sql.append(sql)
+        with quiet_ibis():
+            backend = expr._find_backend()
+        return backend.con.sql(sql).to_arrow_table()
 
     @property
     def sql(self) -> tuple[str, ...]:

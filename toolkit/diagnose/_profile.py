@@ -22,6 +22,7 @@ from datetime import timedelta
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from toolkit.diagnose._case import CaseView, choose_bucket, within
 from toolkit.diagnose._engine import (
@@ -128,26 +129,21 @@ def feature_profile(
     requests = case.table("requests")
     in_span = requests.filter(within(requests.ts, span))
     labelled = in_span.mutate(_window=window_label(in_span.ts, baseline, incident))
+    reference = None
     if against == "reference":
-        reference = case.table("reference")
-        base_rows = reference.mutate(_window=ibis.literal("baseline"))
-        inc_rows = labelled.filter(labelled._window == "incident")
-    else:
-        base_rows = labelled.filter(labelled._window == "baseline")
-        inc_rows = labelled.filter(labelled._window == "incident")
+        reference = case.table("reference").mutate(_window=ibis.literal("baseline"))
 
-    stats = _stats(record, base_rows, inc_rows, numeric, categorical)
+    stats = _stats(record, labelled, reference, numeric, categorical)
     distinct = stats.set_index(["feature", "window"])["distinct"]
     high = tuple(
         f for f in categorical
         if max(distinct.get((f, "baseline"), 0), distinct.get((f, "incident"), 0)) > HIGH_CARDINALITY
     )
-    quantiles = _quantiles(record, labelled, base_rows if against == "reference" else None,
-                           numeric, stats)
+    quantiles = _quantiles(record, labelled, reference, numeric, stats)
     edges = {f: _edges(quantiles.get((f, "baseline")), stats, f) for f in numeric}
     groups, numeric_hist, categorical_hist, nonnull = _histograms(
-        record, labelled, base_rows if against == "reference" else None, width,
-        numeric, tuple(c for c in categorical if c not in high), edges, high,
+        record, labelled, reference, width, numeric,
+        tuple(c for c in categorical if c not in high), edges, high,
     )
     profile = FeatureProfile(
         baseline, incident, against, width, numeric, categorical, stats, quantiles, edges,
@@ -157,10 +153,12 @@ def feature_profile(
     return profile
 
 
-def _stats(record: Recorder, base_rows: ibis.Table, inc_rows: ibis.Table,
+def _stats(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
            numeric: tuple[str, ...], categorical: tuple[str, ...]) -> pd.DataFrame:
-    frames = []
-    for window, rows in (("baseline", base_rows), ("incident", inc_rows)):
+    """Counts and moments per feature and window: one scan for both windows of ``requests``
+    (and one of the reference table when it is the baseline)."""
+
+    def aggregates(rows: ibis.Table) -> dict[str, ibis.Expr]:
         aggs = {"n": rows.count()}
         for k, name in enumerate(numeric):
             col = rows[name].cast("float64")
@@ -175,20 +173,34 @@ def _stats(record: Recorder, base_rows: ibis.Table, inc_rows: ibis.Table,
             token = col.strip().lower().isin(DEFAULT_TOKENS)
             aggs |= {f"cn{k}": col.count(), f"cd{k}": col.approx_nunique(),
                      f"ct{k}": token.sum()}
-        row = record(rows.aggregate(**aggs)).iloc[0]
-        n = int(row["n"])
+        return aggs
+
+    windows = ("incident",) if reference is not None else ("baseline", "incident")
+    rows = labelled.filter(labelled._window.isin(windows))
+    parts = [record(rows.group_by(window=rows._window).aggregate(**aggregates(rows)))]
+    if reference is not None:
+        parts.append(record(reference.aggregate(**aggregates(reference))).assign(
+            window="baseline"))
+    found = pd.concat(parts, ignore_index=True).set_index("window")
+    frames = []
+    for window in ("baseline", "incident"):
+        if window not in found.index:
+            row = pd.Series({"n": 0} | {c: np.nan for c in found.columns if c != "n"})
+        else:
+            row = found.loc[window]
+        n = _int(row["n"])
         for k, name in enumerate(numeric):
             frames.append({
                 "feature": name, "window": window, "kind": "numeric", "rows": n,
-                "nonnull": int(row[f"nn{k}"]), "min": row[f"mn{k}"], "max": row[f"mx{k}"],
-                "mean": row[f"av{k}"], "std": row[f"sd{k}"], "distinct": int(row[f"dc{k}"]),
+                "nonnull": _int(row[f"nn{k}"]), "min": row[f"mn{k}"], "max": row[f"mx{k}"],
+                "mean": row[f"av{k}"], "std": row[f"sd{k}"], "distinct": _int(row[f"dc{k}"]),
                 "defaults": int(_int(row[f"z{k}"]) + _int(row[f"m{k}"])),
             })
         for k, name in enumerate(categorical):
             frames.append({
                 "feature": name, "window": window, "kind": "categorical", "rows": n,
-                "nonnull": int(row[f"cn{k}"]), "min": np.nan, "max": np.nan, "mean": np.nan,
-                "std": np.nan, "distinct": int(row[f"cd{k}"]),
+                "nonnull": _int(row[f"cn{k}"]), "min": np.nan, "max": np.nan, "mean": np.nan,
+                "std": np.nan, "distinct": _int(row[f"cd{k}"]),
                 "defaults": int(_int(row[f"ct{k}"])),
             })
     columns = ["feature", "window", "kind", "rows", "nonnull", "min", "max", "mean", "std",
@@ -269,7 +281,8 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
         aggs: dict[str, ibis.Expr] = {"n": rows.count()}
         for k, name in enumerate(numeric):
             boundaries = ibis.literal([float(e) for e in edges[name]], type="array<float64>")
-            aggs[f"h{k}"] = histogram_at(rows[name].cast("float64"), boundaries)
+            # the counts without their keys (the edges): a list per group, cheap to hand over
+            aggs[f"h{k}"] = histogram_at(rows[name].cast("float64"), boundaries).values()
         for k, name in enumerate(categorical):
             aggs[f"c{k}"] = value_counts(rows[name].cast("string"))
         for k, name in enumerate(every):
@@ -280,9 +293,9 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     grouped = labelled.group_by(
         bucket_start=bucket_expr(labelled.ts, width), window=labelled._window
     ).aggregate(**aggregates(labelled))
-    parts = [record(grouped)]
+    parts = [_frame(record.arrow(grouped))]
     if reference is not None:
-        ref = record(reference.aggregate(**aggregates(reference)))
+        ref = _frame(record.arrow(reference.aggregate(**aggregates(reference))))
         ref["bucket_start"] = pd.Series([pd.NaT] * len(ref),
                                         dtype=parts[0]["bucket_start"].dtype)
         ref["window"] = "reference"
@@ -296,12 +309,8 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
                                 ignore_index=True)
     groups = result[["bucket_start", "window", "n"]].copy()
     nonnull = pd.DataFrame({name: result[f"nn{k}"].to_numpy() for k, name in enumerate(every)})
-    numeric_hist = {}
-    for k, name in enumerate(numeric):
-        n_bins = len(edges[name]) + 1
-        numeric_hist[name] = np.array(
-            [_bin_counts(m, edges[name], n_bins) for m in result[f"h{k}"]], dtype=float
-        ).reshape(len(result), n_bins)
+    numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(edges[name]) + 1)
+                    for k, name in enumerate(numeric)}
     categorical_hist = {}
     for k, name in enumerate(categorical):
         frame = pd.DataFrame.from_records([m or {} for m in result[f"c{k}"]])
@@ -310,12 +319,39 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     return groups, numeric_hist, categorical_hist, nonnull
 
 
-def _bin_counts(counts: dict | None, edges: np.ndarray, n_bins: int) -> list[float]:
-    if not counts:
-        return [0.0] * n_bins
-    values = list(counts.values())
-    if len(values) == n_bins:
-        return values
-    if len(values) == n_bins - 1:  # DuckDB leaves the overflow bin out when it is empty
-        return [*values, 0.0]
-    return [counts.get(float(e), 0) for e in edges] + [counts.get(float("inf"), 0)]
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow result as a frame: per-bin count lists become one numpy array per group (cut
+    from the flat Arrow buffer), categorical count maps become dicts, time buckets are UTC."""
+    frame = pd.DataFrame(index=range(table.num_rows))
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_map(column.type):
+            frame[name] = [dict(m) if m is not None else None for m in column.to_pylist()]
+        elif pa.types.is_list(column.type):
+            values = column.values.to_numpy(zero_copy_only=False)
+            offsets = column.offsets.to_numpy()
+            valid = column.is_valid().to_numpy(zero_copy_only=False)
+            frame[name] = pd.Series([values[a:b] if ok else None for a, b, ok in
+                                     zip(offsets[:-1], offsets[1:], valid, strict=True)],
+                                    dtype=object)
+        else:
+            frame[name] = column.to_pandas()
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
+            frame[name] = frame[name].dt.tz_convert("UTC")
+        elif pd.api.types.is_datetime64_dtype(frame[name]):
+            frame[name] = frame[name].dt.tz_localize("UTC")
+    return frame
+
+
+def _bin_matrix(column: pd.Series, n_bins: int) -> np.ndarray:
+    """Per-group bin counts as a (groups, n_bins) matrix from the ``map_values`` lists.
+
+    DuckDB leaves the overflow bin out when it is empty, so a list holds ``n_bins - 1`` or
+    ``n_bins`` counts; a group without values has NULL.
+    """
+    out = np.zeros((len(column), n_bins))
+    for row, values in enumerate(column):
+        if values is not None:
+            out[row, :len(values)] = values
+    return out

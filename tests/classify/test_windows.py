@@ -7,7 +7,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from toolkit.classify.windows import detect_windows
+from toolkit.classify.windows import detect_windows, locate_incident
+from toolkit.diagnose._base import Finding
 from toolkit.types import Window
 
 START = pd.Timestamp("2026-03-01", tz="UTC")
@@ -53,3 +54,26 @@ def test_prefers_the_change_most_signals_agree_on():
                          series("model.ece", c)])
     found = detect_windows(signals, Window(START, START + 240 * HOUR), HOUR)
     assert found.onset == START + 170 * HOUR
+
+
+def _finding(onset):
+    return Finding(id="data.feature_drift", pathway="data", severity="high", statistic=3.0,
+                   threshold=0.1, summary="drift", evidence={}, onset=onset,
+                   diagnostic="data.drift")
+
+
+def test_a_findings_refined_onset_beats_the_bucket_that_holds_it():
+    rng = np.random.default_rng(4)
+    psi = np.abs(rng.normal(0.02, 0.01, 240))
+    psi[149:] += 2.0  # the change point lands a bucket early, as PELT's may
+    span = Window(START, START + 240 * HOUR)
+    onset = START + 150 * HOUR + timedelta(minutes=50)
+    found = locate_incident([_finding(onset)], series("drift.max_psi", psi), span, HOUR)
+    assert found.onset == onset and found.incident.start == onset
+    assert found.baseline.end == onset - HOUR
+    # a timeline change two buckets before the finding is an earlier start of its own
+    p99 = rng.normal(200, 10, 240)
+    p99[148:] += 400
+    signals = pd.concat([series("drift.max_psi", psi), series("latency.p99_ms", p99)])
+    found = locate_incident([_finding(onset)], signals, span, HOUR)
+    assert found.onset == START + 148 * HOUR

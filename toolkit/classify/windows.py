@@ -3,7 +3,8 @@
 Recipe (:func:`locate_incident`): every diagnostic runs once against a provisional baseline (the
 first quarter of the span); the onsets of its medium and high findings are candidates, and the
 onset is the candidate supported by the most severe findings within two buckets of it (high
-counts 2, medium 1; ties go to the earliest). Its end comes from the change points of the
+counts 2, medium 1; ties go to the earliest), dated by the findings' own onsets (refined on raw
+rows) rather than by the start of a timeline bucket. Its end comes from the change points of the
 timelines below (when every supporting signal recovered), else the end of the data.
 
 Change points on the timelines alone (:func:`detect_windows`, used when no finding fires):
@@ -210,6 +211,7 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
         if total > support + 1e-9 or (abs(total - support) <= 1e-9 and earliest < best[0]):
             best, support = (earliest, near), total
     onset, near = best
+    onset = _sharpest_onset(near, {f.id for f in findings}, bucket, onset)
     # symptoms that start with the incident (or unfold over its first half day) keep it open
     horizon = max(4 * pd.Timedelta(bucket), pd.Timedelta(hours=12))
     supporting = [c for c in changes
@@ -229,3 +231,19 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
         onset=onset.to_pydatetime(), changes=tuple(sorted(changes, key=lambda c: c.at)),
         supporting=tuple(sorted({c[2] for c in near} | {c.signal for c in supporting})),
     )
+
+
+def _sharpest_onset(near: list, finding_ids: set[str], bucket: timedelta,
+                    earliest: pd.Timestamp) -> pd.Timestamp:
+    """The onset of a cluster of candidates: a finding's onset (refined on raw rows) rather than
+    the start of the timeline bucket that contains it, so that the incident window does not open
+    with hours of healthy traffic. Change points on bucketed timelines are placed to within a
+    bucket, so only a timeline change two buckets before every finding is an earlier start in its
+    own right and wins."""
+    refined = [at for at, _, name in near if name in finding_ids]
+    if not refined:
+        return earliest
+    first = min(refined)
+    coarse = [at for at, _, name in near
+              if name not in finding_ids and at + 2 * pd.Timedelta(bucket) <= first]
+    return min([first, *coarse])

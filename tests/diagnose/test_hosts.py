@@ -127,6 +127,26 @@ def test_latency_only_outlier():
     assert finding.severity == "high"
 
 
+def test_a_few_slow_requests_do_not_make_a_slow_host():
+    # a sparse incident window: ~150 requests per host, three of them on gpu-2 hit a blip.
+    # Its p99 (read off its 2nd slowest request) is 5x the others', but 3 slow requests in 150
+    # against ~1% elsewhere is no evidence of a slow host.
+    frame = _requests(seed=8, step_s=20)
+    late = frame.index[(frame["ts"] >= CUT) & (frame["host"] == "gpu-2")][:3]
+    frame.loc[late, "latency_ms"] = [1100.0, 900.0, 850.0]
+    result = host_outliers(make_case(requests=frame), BASELINE, INCIDENT)
+    inc = result.table[result.table["window"] == "incident"].set_index("host")
+    assert inc.loc["gpu-2", "requests"] < 200
+    assert inc.loc["gpu-2", "p99_ms"] > 3 * inc["p99_ms"].median()
+    assert inc.loc["gpu-2", "slow"] >= 3
+    assert result.findings() == []
+    # the same host slow for a quarter of its requests is one
+    slow = frame.index[(frame["ts"] >= CUT) & (frame["host"] == "gpu-2")][::4]
+    frame.loc[slow, "latency_ms"] *= 6
+    (finding,) = host_outliers(make_case(requests=frame), BASELINE, INCIDENT).findings()
+    assert finding.evidence["host"] == "gpu-2" and finding.evidence["measure"] == "p99_ms"
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(),                        # noise and daily seasonality on every host
     dict(blip=True, seed=2),       # a 5-minute blip on every host

@@ -17,7 +17,9 @@ Recipe
 * A host is an **outlier** on a measure when its robust z is >= 3.5 **and** the difference
   matters: a rate at least twice the hosts' median and at least 1 point above it, with a
   two-proportion test against the other hosts at p < 1e-3 / hosts (Bonferroni); or a p99 at
-  least 1.5x the median and 20 ms above it. The outlier is **new** when the host was absent
+  least 1.5x the median and 20 ms above it, with the same test on the share of the host's
+  requests slower than the hosts' median p99 (a p99 read off a few hundred requests rests on a
+  handful of them: three slow requests in a brief blip are not a slow host). The outlier is **new** when the host was absent
   from the baseline (fewer than ``min_requests`` requests) or its robust z on that measure was
   below 3.5 there (it did not stand out, whatever the size of the difference).
 
@@ -55,7 +57,13 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._onset import refine_onset
-from toolkit.diagnose.capacity import bucket_index, bucket_starts, hist_quantiles, latency_bin
+from toolkit.diagnose.capacity import (
+    LATENCY_RATIO,
+    bucket_index,
+    bucket_starts,
+    hist_quantiles,
+    latency_bin,
+)
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -345,6 +353,7 @@ def _host_table(hist: pd.DataFrame, min_requests: int, has_status: bool, has_lat
                        names=["p50_ms", "p95_ms", "p99_ms"])
     table = table.merge(q, on=["window", "host"], how="left")
     table["eligible"] = table["requests"] >= min_requests
+    table["slow"] = _slow_counts(hist, table) if has_latency else 0
     for column, kind in MEASURES:
         table[f"z_{column}"] = np.nan
         table[f"outlier_{column}"] = False
@@ -392,15 +401,29 @@ def _is_outlier(part: pd.DataFrame, column: str, kind: str, z: np.ndarray) -> np
     values = part[column].to_numpy(dtype=float)
     median = float(np.median(values))
     if kind == "latency":
-        return (z >= Z_OUTLIER) & (values >= 1.5 * median) & (values - median >= 20)
-    count = "errors" if column == "error_rate" else "timeouts"
+        flags = (z >= Z_OUTLIER) & (values >= 1.5 * median) & (values - median >= 20)
+        count = "slow"
+    else:
+        flags = (z >= Z_OUTLIER) & (values >= 2 * median) & (values - median >= 0.01)
+        count = "errors" if column == "error_rate" else "timeouts"
     k = part[count].to_numpy(dtype=float)
     n = part["requests"].to_numpy(dtype=float)
-    flags = (z >= Z_OUTLIER) & (values >= 2 * median) & (values - median >= 0.01)
     for i in np.flatnonzero(flags):
         _, p = st.two_proportion_z(k.sum() - k[i], n.sum() - n[i], k[i], n[i])
         flags[i] = p < 1e-3 / len(values)  # Bonferroni over the hosts compared
     return flags
+
+
+def _slow_counts(hist: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
+    """Per row of ``table``, the host's requests slower than the median of the eligible hosts'
+    p99 in that window (whole latency bins above it: at 1% resolution)."""
+    limits = table[table["eligible"]].groupby("window")["p99_ms"].median()
+    lower = np.power(LATENCY_RATIO, hist["lbin"].to_numpy(dtype=float))
+    limit = hist["window"].map(limits).to_numpy(dtype=float)
+    slow = hist.assign(_slow=np.where(lower >= limit, hist["n"], 0))
+    counts = slow.groupby(["window", "host"])["_slow"].sum()
+    keys = pd.MultiIndex.from_frame(table[["window", "host"]])
+    return counts.reindex(keys, fill_value=0).to_numpy(dtype=float)
 
 
 def _strong(value: float, median: float, kind: str) -> bool:

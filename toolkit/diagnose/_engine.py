@@ -20,6 +20,9 @@ import pyarrow as pa
 __all__ = [
     "Recorder",
     "histogram_at",
+    "bin_counts",
+    "float_array",
+    "quantiles_at",
     "value_counts",
     "bucket_expr",
     "window_label",
@@ -33,6 +36,36 @@ def histogram_at(arg: float, boundaries: dt.Array(dt.float64)) -> dt.Map(dt.floa
     """DuckDB ``histogram(x, boundaries)``: counts per right-closed bin ``(b[k-1], b[k]]``.
 
     The last key is ``inf`` (values above the last boundary). Binary search per row, one pass.
+    """
+
+
+@ibis.udf.scalar.builtin(name="map_values")
+def bin_counts(counts: dt.Map(dt.float64, dt.int64)) -> dt.Array(dt.int64):
+    """DuckDB ``map_values(m)``: the counts of a :func:`histogram_at` map, in bin order.
+
+    (ibis's own ``Map.values()`` wraps it in a NULL check that repeats the aggregate.)
+    """
+
+
+def float_array(values) -> ibis.Value:
+    """A constant DOUBLE[] as one string literal cast in the engine.
+
+    Compiling a list literal costs ibis and sqlglot one node per element (0.2 s for the 2,000
+    bin edges of 20 features); ``repr`` of a float round-trips exactly.
+    """
+    import math
+
+    numbers = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError("bin edges must be finite")
+    return ibis.literal("[" + ", ".join(repr(v) for v in numbers) + "]").cast("array<float64>")
+
+
+@ibis.udf.agg.builtin(name="quantile_cont")
+def quantiles_at(arg: float, levels: dt.Array(dt.float64)) -> dt.Array(dt.float64):
+    """DuckDB ``quantile_cont(x, levels)``: interpolated quantiles at every level, one sort.
+
+    With ``levels`` from :func:`float_array` it compiles to one literal, not one per level.
     """
 
 

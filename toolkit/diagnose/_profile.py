@@ -6,7 +6,9 @@ One profile feeds drift, data quality, unit-change, permutation and out-of-distr
   count, zero and -1 counts (numeric) or default-token counts (categorical);
 * ``quantiles``: quantiles on :data:`LEVELS` from a sample of about :data:`SAMPLE_ROWS` rows
   per window, chosen by a hash of the timestamp (deterministic, so results are reproducible;
-  a ``reference`` table without usable times gets a seeded Bernoulli sample);
+  a ``reference`` table without usable times gets a seeded Bernoulli sample). The sample only
+  places bin edges, it does not count: at 50k rows the 0.5% quantile's level is off by at most
+  about 0.1 percentage point (three binomial standard deviations), and every count is exact;
 * ``histograms``: exact counts per time bucket and window, on fine bins whose edges are the
   baseline quantiles (numeric, right-closed bins ``(e[k-1], e[k]]`` plus an overflow bin) or per
   category (categorical).
@@ -27,8 +29,11 @@ import pyarrow as pa
 from toolkit.diagnose._case import CaseView, choose_bucket, within
 from toolkit.diagnose._engine import (
     Recorder,
+    bin_counts,
     bucket_expr,
+    float_array,
     histogram_at,
+    quantiles_at,
     sample_by_time,
     value_counts,
     window_label,
@@ -41,7 +46,7 @@ __all__ = ["FeatureProfile", "feature_profile", "LEVELS", "SAMPLE_ROWS", "DEFAUL
 #: Quantile levels of the profiles: 0.5%, 1%, 2%, ..., 98%, 99%, 99.5%.
 LEVELS: tuple[float, ...] = (0.005, *[round(k / 100, 2) for k in range(1, 100)], 0.995)
 #: Rows sampled per window for quantiles (counts and histograms are exact).
-SAMPLE_ROWS = 100_000
+SAMPLE_ROWS = 50_000
 #: Categorical values that mean "no real value" (compared case-insensitively).
 DEFAULT_TOKENS = ("", "unknown", "none", "null", "nan", "n/a", "na", "default", "missing", "-1")
 #: Categorical features with more distinct values than this get no per-category histogram.
@@ -250,7 +255,8 @@ def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | N
 
 
 def _quantile_aggs(rows: ibis.Table, numeric: tuple[str, ...]) -> dict[str, ibis.Expr]:
-    return {f"q{k}": rows[name].cast("float64").quantile(list(LEVELS))
+    levels = float_array(LEVELS)
+    return {f"q{k}": quantiles_at(rows[name].cast("float64"), levels)
             for k, name in enumerate(numeric)}
 
 
@@ -280,9 +286,9 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     def aggregates(rows: ibis.Table) -> dict[str, ibis.Expr]:
         aggs: dict[str, ibis.Expr] = {"n": rows.count()}
         for k, name in enumerate(numeric):
-            boundaries = ibis.literal([float(e) for e in edges[name]], type="array<float64>")
             # the counts without their keys (the edges): a list per group, cheap to hand over
-            aggs[f"h{k}"] = histogram_at(rows[name].cast("float64"), boundaries).values()
+            aggs[f"h{k}"] = bin_counts(histogram_at(rows[name].cast("float64"),
+                                                    float_array(edges[name])))
         for k, name in enumerate(categorical):
             aggs[f"c{k}"] = value_counts(rows[name].cast("string"))
         for k, name in enumerate(every):

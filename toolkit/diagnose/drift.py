@@ -3,7 +3,7 @@
 Recipes (``recipe="default"``)
 ------------------------------
 Numeric features are binned on the baseline's quantiles (:data:`~._profile.LEVELS`, estimated
-on a time-hashed sample of about 100k rows per window; counts are exact). From the counts:
+on a time-hashed sample of about 50k rows per window; counts are exact). From the counts:
 
 * **PSI** on ``bins`` (10) baseline-quantile bins, right-closed, natural log, empty-bin
   proportions floored at 1e-4 (:func:`._stats.psi`);
@@ -51,7 +51,7 @@ from toolkit._validation import check_option, check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
-from toolkit.diagnose._engine import Recorder
+from toolkit.diagnose._engine import Recorder, float_array, histogram_at
 from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
 from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
 from toolkit.types import Window
@@ -499,9 +499,7 @@ def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b:
     sturges = int(math.ceil(math.log2(max(n_pooled, 1))) + 1)
     edges = np.linspace(lo, hi, sturges + 1)[1:-1]
     requests = case.table("requests")
-    requests[feature].cast("float64")
-    boundaries = ibis.literal([float(e) for e in edges], type="array<float64>")
-    from toolkit.diagnose._engine import histogram_at
+    boundaries = float_array(edges)
 
     counts = []
     for window in (profile.baseline, profile.incident):

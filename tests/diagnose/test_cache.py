@@ -123,6 +123,26 @@ def test_healthy_caches_give_no_finding():
     assert all(f.severity != "high" for f in result.findings())
 
 
+def test_sparse_traffic_still_shows_a_stale_cache():
+    # one request every 5 minutes: ~25 stale hits in the incident, a count too small for a
+    # fixed threshold of 50 but a rise from 0% to about half of the hits
+    sparse = _requests(stale_for=timedelta(hours=4), hit_rate=0.5)
+    sparse = sparse[sparse.index % 10 == 0]
+    result = cache_staleness(make_case(requests=sparse, events=DEPLOY_EVENTS), BASELINE,
+                             INCIDENT)
+    assert 20 <= result.value("incident", "stale_hits") < 50
+    (finding,) = result.findings()
+    assert finding.severity == "high"
+    # about the same share of stale hits in the baseline already: chronic, not what changed
+    chronic = sparse.assign(cache_model_version=np.where(
+        sparse["cache_hit"] & (sparse["ts"] < DEPLOY) & (sparse.index % 20 == 0), "v0",
+        sparse["cache_model_version"]))
+    result = cache_staleness(make_case(requests=chronic, events=DEPLOY_EVENTS), BASELINE,
+                             INCIDENT)
+    assert result.value("baseline", "stale_share") > 0.3
+    assert [f.severity for f in result.findings()] == ["low"]
+
+
 def test_missing_inputs_are_not_assessed():
     requests = _requests(n=600)
     windows = ((T0, T0 + timedelta(hours=2)), (T0 + timedelta(hours=2), T0 + timedelta(hours=5)))

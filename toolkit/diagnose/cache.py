@@ -29,14 +29,17 @@ first one. Python then decides on these few hundred rows:
 **Finding** ``integration.cache_staleness`` (statistic: share of the incident's cache hits that
 are stale; threshold ``min_share``):
 
-* it fires with >= ``min_hits`` (50) stale hits in the incident, a stale share of hits
-  >= ``min_share`` (5%) and a rise of >= ``min_share`` over the baseline's stale share;
+* it fires with >= ``min_hits`` (20) stale hits in the incident and a stale share of hits
+  >= ``min_share`` (5%);
+* **medium** or **high** only when that share rose over the baseline's by >= ``min_share``
+  and significantly (two-proportion z test, p < 1e-3: sparse cases have few hits, so a count
+  threshold alone cannot tell a rise from noise);
 * **high** when, in addition, stale hits are >= 1% of all incident requests and the episode
   lasted >= ``grace`` (30 min) after the model update (or the update is not visible), i.e.
   the cache was not invalidated with the model;
 * **medium** otherwise (a small or short-lived stale tail);
 * **low** when the incident's stale share exceeds the baseline's by less than ``min_share``
-  (chronic staleness, not what changed).
+  or not significantly (chronic staleness, not what changed).
 
 Onset: the model update of the main episode (the largest), when it precedes the first stale
 hit in the first bucket at or after the baseline's end whose stale share of hits is
@@ -55,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._validation import check_windows
+from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
@@ -74,7 +78,9 @@ TTL_KEYS: dict[str, float] = {
     "cache_ttl": 1.0, "ttl": 1.0,
 }
 MIN_SHARE = 0.05
-MIN_HITS = 50
+MIN_HITS = 20
+#: Significance a rise of the stale share over the baseline must reach.
+MAX_PVALUE = 1e-3
 LIVE_SHARE = 0.01
 CANARY_SHARE = 0.10
 MIN_EXPECTED = 10.0
@@ -152,11 +158,16 @@ class CacheStalenessResult(DiagnosticResult):
         base = 0.0 if np.isnan(base) else base
         if not (stale >= self.min_hits and share >= self.min_share):
             return []
+        hits, base_hits = self.value("incident", "hits"), self.value("baseline", "hits")
+        rose = True
+        if not np.isnan(base_hits) and base_hits > 0:
+            _, pvalue = st.two_proportion_z(base * base_hits, base_hits, stale, hits)
+            rose = share > base and pvalue < MAX_PVALUE
         of_requests = self.value("incident", "stale_request_share")
         ep = self.main_episode()
         duration = float(ep["duration_s"]) if ep is not None else float("nan")
         persistent = bool(np.isnan(duration) or duration >= self.grace.total_seconds())
-        if share - base < self.min_share:
+        if share - base < self.min_share or not rose:
             severity = "low"
         elif of_requests >= HIGH_REQUEST_SHARE and persistent:
             severity = "high"

@@ -94,6 +94,17 @@ def test_calibration_collapse_needs_an_artifact_change():
     assert nulls.failure_mode == "null_injection"
 
 
+def test_a_calibration_shift_from_stale_cache_hits_is_the_cache():
+    # after a deploy, cache hits still serve the old model: ECE moves because two models answer
+    shift = finding("model.calibration_shift", "medium", accuracy_change=-0.02,
+                    versions={"before": "4.7.6", "after": "4.8.0"})
+    deploy = events((T0 - timedelta(minutes=5), "deploy", "model", {}))
+    assert score(evidence(shift, events=deploy)).failure_mode == "calibration_collapse"
+    stale = finding("integration.cache_staleness", onset=T0 - timedelta(minutes=5))
+    verdict = score(evidence(shift, stale, events=deploy))
+    assert verdict.failure_mode == "cache_staleness" and verdict.pathway == "integration"
+
+
 def test_a_deploy_near_the_onset_raises_the_modes_tied_to_it():
     drop = finding("model.accuracy_drop", "medium", onset=T0 + timedelta(minutes=10))
     deploy = events((T0 - timedelta(minutes=20), "deploy", "model", {}))

@@ -77,3 +77,22 @@ def test_a_findings_refined_onset_beats_the_bucket_that_holds_it():
     signals = pd.concat([series("drift.max_psi", psi), series("latency.p99_ms", p99)])
     found = locate_incident([_finding(onset)], signals, span, HOUR)
     assert found.onset == START + 148 * HOUR
+
+
+def test_one_symptom_measured_by_two_diagnostics_counts_once():
+    rng = np.random.default_rng(5)
+    span = Window(START, START + 240 * HOUR)
+
+    def step(at, stop=240):
+        values = np.abs(rng.normal(0.001, 0.0005, 240))
+        values[at:stop] += 0.2
+        return values
+
+    timeouts = step(120, 130)  # an unrelated timeout episode, seen by two diagnostics
+    signals = pd.concat([
+        series("latency.timeout_rate", timeouts), series("timeouts.timeout_rate", timeouts),
+        series("cache.stale_share", step(170, 180)),        # the incident
+        series("model.new_version_share", step(170)),       # and the release behind it
+    ])
+    found = locate_incident([], signals, span, HOUR)
+    assert found.onset == START + 170 * HOUR

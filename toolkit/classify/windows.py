@@ -44,8 +44,8 @@ MIN_EFFECT = 4.0
 CANDIDATE_EFFECT = 6.0
 #: Signals that mark a release (the version mix), not a symptom.
 _RELEASE_SIGNALS = ("versions.", "model.new_version_share", "model.score_psi", "traffic.")
-#: Signals that repeat another one (the same latency tail measured twice).
-_DUPLICATE_SIGNALS = {"timeouts.p99_ms"}
+#: Signals that repeat another one (the latency tail and the timeout rate measured twice).
+_DUPLICATE_SIGNALS = {"timeouts.p99_ms", "timeouts.timeout_rate"}
 SUSTAIN = 3
 MAX_BASELINE = timedelta(days=14)
 

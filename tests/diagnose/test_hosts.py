@@ -147,6 +147,21 @@ def test_a_few_slow_requests_do_not_make_a_slow_host():
     assert finding.evidence["host"] == "gpu-2" and finding.evidence["measure"] == "p99_ms"
 
 
+def test_onset_is_not_dated_by_one_slow_request():
+    frame = _requests(seed=9, step_s=40)  # ~11 requests per host and hour
+    mine = frame["host"] == "gpu-2"
+    early = frame.index[mine & (frame["ts"] >= CUT + timedelta(minutes=30))][0]
+    frame.loc[early, "latency_ms"] = 2000.0  # a lone slow request, an hour before the fault
+    fault = mine & (frame["ts"] >= CUT + timedelta(hours=3))
+    frame.loc[fault, "latency_ms"] *= 4
+    result = host_outliers(make_case(requests=frame), BASELINE, INCIDENT,
+                           bucket=timedelta(hours=1))
+    (finding,) = result.findings()
+    assert finding.evidence["host"] == "gpu-2"
+    # (refined on ~11 requests an hour: to within half an hour)
+    assert CUT + timedelta(hours=2, minutes=55) <= finding.onset <= CUT + timedelta(hours=3, minutes=30)
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(),                        # noise and daily seasonality on every host
     dict(blip=True, seed=2),       # a 5-minute blip on every host

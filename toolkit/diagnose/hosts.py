@@ -34,7 +34,7 @@ the worst host, every outlier host in its evidence:
   autoscaled pod) serves mostly while it warms up; ``infra.cold_start`` measures that.
 
 The onset is the first incident bucket where the host's failure rate (or slow share) reaches
-max(3x, +0.05 over) the hosts' median in that bucket, refined on the host's raw rows
+max(3x, +0.05 over) the hosts' median in that bucket, with at least three such requests, refined on the host's raw rows
 (``_onset.refine_onset``). Fleet-wide effects (a deploy, daily seasonality, a blip) move every
 host and so the median, not one host's z-score.
 """
@@ -77,6 +77,8 @@ Z_STRONG = 5.0
 #: A host absent from the baseline and active for less than this share of the incident.
 SHORT_LIVED = 0.25
 #: Measures compared across hosts: (column, kind).
+#: Failed or slow requests of a host that a bucket needs to date the outlier's onset.
+MIN_ONSET_COUNT = 3
 MEASURES = (("error_rate", "rate"), ("timeout_rate", "rate"), ("p99_ms", "latency"))
 _SEVERITY = ("low", "medium", "high")
 
@@ -160,7 +162,9 @@ class HostsResult(DiagnosticResult):
         tl = tl[(tl["bucket_start"] >= pd.Timestamp(self.baseline.end)) & (tl["requests"] >= 5)]
         column = "slow_share" if measure == "p99_ms" else measure
         median = tl.groupby("bucket_start")[column].transform("median")
-        over = tl[column] >= np.maximum(3 * median, median + 0.05)
+        # at least three such requests: in a sparse bucket one slow request is already 5%
+        over = (tl[column] >= np.maximum(3 * median, median + 0.05)) & (
+            tl[column] * tl["requests"] >= MIN_ONSET_COUNT)
         hit = tl[(tl["host"] == host) & over]
         return None if hit.empty else hit["bucket_start"].min().to_pydatetime()
 

@@ -96,3 +96,15 @@ def test_one_symptom_measured_by_two_diagnostics_counts_once():
     ])
     found = locate_incident([], signals, span, HOUR)
     assert found.onset == START + 170 * HOUR
+
+
+def test_replica_starts_corroborate_but_do_not_date_an_incident():
+    starts = np.zeros(240)
+    starts[100:104] = 6  # a scale-out: replicas start, nothing is wrong
+    span = Window(START, START + 240 * HOUR)
+    onset = START + 180 * HOUR
+    drift = Finding(id="model.calibration_shift", pathway="model", severity="medium",
+                    statistic=0.05, threshold=0.02, summary="ece", evidence={}, onset=onset,
+                    diagnostic="model.calibration")
+    found = locate_incident([drift], series("cold_start.starts", starts), span, HOUR)
+    assert found.onset == onset

@@ -42,8 +42,10 @@ __all__ = ["DetectedWindows", "detect_windows", "locate_incident", "SignalChange
 MIN_EFFECT = 4.0
 #: A timeline change must be this strong (robust z) to date an incident on its own.
 CANDIDATE_EFFECT = 6.0
-#: Signals that mark a release (the version mix), not a symptom.
-_RELEASE_SIGNALS = ("versions.", "model.new_version_share", "model.score_psi", "traffic.")
+#: Signals that mark a change made to the service (a release, the version mix, replica starts,
+#: traffic), not a symptom: they corroborate an onset but do not date one on their own.
+_RELEASE_SIGNALS = ("versions.", "model.new_version_share", "model.score_psi", "traffic.",
+                    "cold_start.starts")
 #: Signals that repeat another one (the latency tail and the timeout rate measured twice).
 _DUPLICATE_SIGNALS = {"timeouts.p99_ms", "timeouts.timeout_rate"}
 SUSTAIN = 3

@@ -6,8 +6,9 @@ through the real loader into a fresh case, and classified, with the true windows
 accuracy, failure-mode accuracy, macro-F1 over pathways, the confusion matrix, the median onset
 error, the abstention rate and the time per case.
 
-Seeds 1-9 are the ones the rule table was tuned on; report on others (the default report seeds
-are 1001-1003) so the figures are not fitted to the cases they describe.
+Seeds 1-15 are the ones the rule table and window detection were tuned on; report on others
+(the default report seeds are 1001-1003) so the figures are not fitted to the cases they
+describe.
 """
 
 from __future__ import annotations

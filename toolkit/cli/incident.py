@@ -97,7 +97,7 @@ def weekly(
 @handle_errors
 def evaluate(
     seeds: str = typer.Option("1001,1002,1003", "--seeds",
-                              help="Comma-separated seeds (tuning used 1-9; report others)."),
+                              help="Comma-separated seeds (tuning used 1-15; report others)."),
     rows: int = typer.Option(30_000, "--rows", help="Requests per simulated case."),
     given_window: bool = typer.Option(False, "--given-window",
                                       help="Use the true windows instead of detecting them."),

@@ -142,3 +142,25 @@ def test_missing_labels_are_not_assessed():
     assert model_performance(con, BASELINE, INCIDENT).not_assessed[0].reason == \
         "the case has no labels"
     assert calibration(con, BASELINE, INCIDENT).not_assessed
+
+
+def test_a_score_shift_is_dated_to_the_request_not_the_bucket():
+    from datetime import timedelta
+
+    from toolkit.diagnose.prediction_shift import prediction_shift
+
+    rng = np.random.default_rng(12)
+    n = 6000
+    ts = pd.Timestamp("2026-03-01T00:00Z") + pd.to_timedelta(np.arange(n) * 60, unit="s")
+    change = ts[4000] + timedelta(minutes=17, seconds=30)  # mid-bucket
+    after = ts >= change
+    score = np.where(after, rng.uniform(0.95, 1.0, n), rng.uniform(0.55, 1.0, n))
+    frame = pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "ts": ts, "score": score,
+                          "prediction": "1"})
+    result = prediction_shift(make_case(requests=frame), (ts[0], ts[3000]), (ts[3000], ts[-1]),
+                              bucket=timedelta(hours=3))
+    (finding,) = [f for f in result.findings() if f.id == "model.prediction_shift"]
+    assert finding.severity == "high"
+    assert abs(pd.Timestamp(finding.onset) - change) <= timedelta(minutes=2)
+    # the coarse estimate is only the bucket
+    assert result.coarse_onset() <= change - timedelta(minutes=15)

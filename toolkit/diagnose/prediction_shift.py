@@ -12,14 +12,14 @@ Recipes:
   performance results when given.
 
 Findings: ``model.prediction_shift`` (score PSI >= 0.1 or a class share moving by >= 5 points
-with p < 0.001; high from PSI 0.25 / 15 points), ``model.concept_drift`` (high when the accuracy
-drop is high).
+with p < 0.001; high from PSI 0.25 / 15 points; dated where the per-bucket score PSI starts to
+rise), ``model.concept_drift`` (high when the accuracy drop is high).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -32,6 +32,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, histogram_at, window_label
+from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.diagnose.drift import MODERATE_PSI, FeatureDriftResult, feature_drift
 from toolkit.diagnose.performance import PerformanceResult, model_performance
 from toolkit.types import Window
@@ -100,6 +101,7 @@ class PredictionShiftResult(DiagnosticResult):
                 evidence={"score_psi": self.score_psi, "mean_score": list(self.mean_score),
                           "class": self.changed_class,
                           "class_share_change": self.max_share_change},
+                onset=self.refined_onsets.get("model.prediction_shift") or self.coarse_onset(),
                 diagnostic=self.id,
             ))
         if self.concept_drift:
@@ -114,6 +116,11 @@ class PredictionShiftResult(DiagnosticResult):
                 diagnostic=self.id,
             ))
         return out
+
+    def coarse_onset(self) -> datetime | None:
+        """The bucket where the per-bucket score PSI starts to rise."""
+        return coarse_onset(self.timeline, "score_psi", after=self.baseline.end,
+                            weights="requests", direction=1)
 
     def signals(self) -> pd.DataFrame:
         """Score PSI against the baseline and the share of traffic on new model versions."""
@@ -203,9 +210,34 @@ def prediction_shift(
         values["max_feature_psi"] = float(drift.table["psi"].max())
         material = drift.table[drift.table["severity"].isin(["medium", "high"])]
         values["drifted_features"] = tuple(material["feature"])
-    values.pop("score_edges", None)
+    edges = values.pop("score_edges", None)
     values.pop("score_reference", None)
-    return PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
+    result = PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
+    coarse = result.coarse_onset()
+    if edges and coarse is not None and result.score_psi >= MODERATE_PSI:
+        onset = _refine(case, record, result, edges, coarse, span,
+                        bucket or choose_bucket(span.duration))
+        result = replace(result, refined_onsets={"model.prediction_shift": onset},
+                         sql=record.sql)
+    return result
+
+
+def _refine(case: CaseView, record: Recorder, result: PredictionShiftResult,
+            edges: list[float], coarse: datetime, span: Window, width: timedelta) -> datetime:
+    """The score shift's onset on raw rows: the share of scores in the baseline decile whose
+    share moved most steps there."""
+    bins = result.score_bins  # (bin labels may repeat when scores saturate: go by position)
+    before = bins.loc[bins["window"] == "baseline", "share"].to_numpy()
+    after = bins.loc[bins["window"] == "incident", "share"].to_numpy()
+    k = int(np.argmax(np.abs(after - before)))
+    requests = case.table("requests")
+    score = requests.score.cast("float64")
+    lower = -np.inf if k == 0 else edges[k - 1]
+    inside = score <= edges[k] if k < len(edges) else score > edges[-1]
+    if k > 0:
+        inside = inside & (score > lower)
+    indicator = inside.cast("float64").fill_null(0.0)
+    return refine_onset(record, requests, indicator, coarse, around=3 * width, limits=span)
 
 
 def _score_shift(record: Recorder, t: ibis.Table) -> dict[str, Any]:
@@ -257,7 +289,7 @@ def _timeline(case: CaseView, record: Recorder, baseline: Window, incident: Wind
         return pd.DataFrame()
     frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(**aggs))
     frame = frame.sort_values("bucket_start", ignore_index=True)
-    out = pd.DataFrame({"bucket_start": frame["bucket_start"]})
+    out = pd.DataFrame({"bucket_start": frame["bucket_start"], "requests": frame["requests"]})
     if "new" in frame:
         out["new_version_share"] = frame["new"] / frame["requests"]
     if "h" in frame and values.get("score_reference") is not None:

@@ -164,3 +164,22 @@ def test_a_score_shift_is_dated_to_the_request_not_the_bucket():
     assert abs(pd.Timestamp(finding.onset) - change) <= timedelta(minutes=2)
     # the coarse estimate is only the bucket
     assert result.coarse_onset() <= change - timedelta(minutes=15)
+
+
+def test_a_relabelled_request_counts_once_with_its_latest_label(rows):
+    from toolkit.diagnose._case import case_view
+    from toolkit.diagnose._labels import labels_unique
+
+    requests = rows[["request_id", "ts", "prediction", "score", "model_version"]]
+    labels = rows.loc[rows.labelled, ["request_id", "label"]].assign(
+        labeled_at=lambda f: TS[f.index] + pd.Timedelta("6h"))
+    unique = make_case(requests=requests, labels=labels)
+    assert labels_unique(case_view(unique))
+    # every incident label first arrives wrong (flipped), then is corrected a day later
+    flipped = labels.assign(label=np.where(labels["label"] == "1", "0", "1"),
+                            labeled_at=labels["labeled_at"] - pd.Timedelta("1D"))
+    corrected = make_case(requests=requests, labels=pd.concat([flipped, labels]))
+    assert not labels_unique(case_view(corrected))
+    a = model_performance(unique, BASELINE, INCIDENT).table
+    b = model_performance(corrected, BASELINE, INCIDENT).table
+    pd.testing.assert_frame_equal(a, b)

@@ -138,13 +138,13 @@ def main() -> None:
         for name, seconds in sorted(result["times"].items(), key=lambda kv: -kv[1]):
             print(f"   {name:28s} {seconds:7.2f} s")
         print(f"   {'all diagnostics':28s} {result['total_s']:7.2f} s   peak RSS "
-              f"{result['peak_rss_mb']:,.0f} MB")
+              f"{result['peak_rss_mb']:,.0f} MiB")
         print(f"   findings: {', '.join(result['findings'])}")
         if rows == args.evidently_rows:
             ours = result["times"]["data.drift"]
             theirs = child("evidently", db, args.workdir, None)
             print(f"   Evidently DataDriftPreset on the same {theirs['rows']:,} rows: "
-                  f"{theirs['evidently_s']:.1f} s, peak RSS {theirs['peak_rss_mb']:,.0f} MB")
+                  f"{theirs['evidently_s']:.1f} s, peak RSS {theirs['peak_rss_mb']:,.0f} MiB")
             print(f"   drift: toolkit {ours:.2f} s vs Evidently {theirs['evidently_s']:.1f} s "
                   f"-> {theirs['evidently_s'] / ours:.0f}x faster")
             print(f"   drifted features: toolkit {result['drifted']}; Evidently "

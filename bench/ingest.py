@@ -76,7 +76,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.workdir)))
         return
-    print(f"{'rows':>12} {'gen s':>7} {'ingest s':>9} {'rows/s':>12} {'peak RSS MB':>12}")
+    print(f"{'rows':>12} {'gen s':>7} {'ingest s':>9} {'rows/s':>12} {'peak RSS MiB':>12}")
     for rows in args.rows:
         source = args.workdir / f"requests_{rows}.parquet"
         start = time.perf_counter()

@@ -60,7 +60,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.mode, args.features, args.workdir, args.keep)))
         return
-    print(f"{'rows':>12} {'features':>8} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12} "
+    print(f"{'rows':>12} {'features':>8} {'seconds':>8} {'rows/s':>10} {'peak RSS MiB':>12} "
           f"{'disk GB':>8}")
     for rows in args.rows:
         command = [sys.executable, __file__, "--child", str(rows), "--mode", args.mode,

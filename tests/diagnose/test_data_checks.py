@@ -111,6 +111,31 @@ def test_a_shift_is_not_a_unit_change():
     assert unit_change(con, BASELINE, INCIDENT).findings() == []
 
 
+def test_a_unit_change_inside_a_window_that_starts_early():
+    # the incident window opens before the producer switched: 15% of its rows are unscaled,
+    # which pulls the median quantile ratio 10% below 1000; the mixture fit still finds x1000
+    frame = healthy(6)
+    switch = N + int(0.15 * N)
+    frame.loc[frame.index >= switch, "distance_km"] *= 1000
+    con = make_case(requests=frame)
+    result = unit_change(con, BASELINE, INCIDENT)
+    row = result.table.set_index("feature").loc["distance_km"]
+    assert abs(row["factor"] / 1000 - 1) > 0.06  # the direct estimate misses
+    (finding,) = result.findings()
+    assert finding.evidence["matched"] == 1000.0
+    assert "on 85% of the incident's rows" in finding.evidence["meaning"]
+    assert abs(pd.Timestamp(finding.onset) - TS[switch]) <= pd.Timedelta("2min")
+
+
+def test_a_gradual_growth_near_a_known_factor_is_not_a_unit_change():
+    # a lognormal amount grows 1.5x: close to x1.609 (mi -> km) but not a rescaling by it
+    frame = healthy(7)
+    inc = frame.index >= N
+    frame.loc[inc, "distance_km"] *= 1.5
+    con = make_case(requests=frame)
+    assert unit_change(con, BASELINE, INCIDENT).findings() == []
+
+
 def test_scale_factor_helpers():
     q = np.linspace(1, 10, 50)
     factor, dispersion = scale_factor(q, q * 3.6)

@@ -31,7 +31,7 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
-from toolkit.diagnose._engine import Recorder
+from toolkit.diagnose._engine import Recorder, float_array, quantiles_at
 from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose._profile import LEVELS, feature_profile
 from toolkit.types import Window
@@ -79,6 +79,12 @@ _ANY_UNIT = (10.0, 100.0, 1000.0)
 TOLERANCE = 0.10
 MAX_DISPERSION = 0.10
 BAND = 0.06
+#: A rescaled-plus-unchanged mixture must fit the incident's CDF this closely (KS distance) ...
+MIX_TOLERANCE = 0.02
+#: ... with at least this share of rows rescaled.
+MIN_RESCALED_SHARE = 0.5
+#: Smallest factor a mixture is fitted for.
+MIN_MIXTURE_FACTOR = 10.0
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -187,10 +193,14 @@ def unit_change(
     if not candidates.empty:
         stable = _stable_factors(case, record, incident, list(candidates["feature"]), keep)
         for k, row in candidates.iterrows():
-            factors = stable.get(row["feature"], [])
-            if len(factors) < 2 or any(abs(f / row["matched"] - 1) > BAND for f in factors):
+            thirds = stable.get(row["feature"], [])
+            qb = profile.quantiles[(row["feature"], "baseline")]
+            holds = [abs(f / row["matched"] - 1) <= BAND or
+                     mixture_match(qb, q, units.get(row["feature"]))[0] == row["matched"]
+                     for f, q in thirds]
+            if len(thirds) < 2 or not all(holds):
                 table.loc[k, ["matched", "meaning"]] = [np.nan, None]
-            table.loc[k, "halves"] = ", ".join(f"{f:.4g}" for f in factors)
+            table.loc[k, "halves"] = ", ".join(f"{f:.4g}" for f, _ in thirds)
     result = UnitChangeResult(**base, table=table, sql=profile.sql + record.sql)
     refined = {}
     for row in result.table[result.table["matched"].notna()].itertuples():
@@ -208,30 +218,33 @@ def unit_change(
 
 
 def _stable_factors(case: CaseView, record: Recorder, incident: Window, features: list[str],
-                    keep: np.ndarray) -> dict[str, list[float]]:
-    """The scale factor of each feature in the middle and last thirds of the incident."""
+                    keep: np.ndarray) -> dict[str, list[tuple[float, np.ndarray]]]:
+    """The scale factor of each feature in the middle and last thirds of the incident, with
+    the third's quantiles on :data:`LEVELS`."""
     import ibis
 
     profile_key = [k for k in case.cache if k[0] == "profile"]
     profile = case.cache[profile_key[-1]] if profile_key else None
-    levels = [float(v) for v in np.asarray(LEVELS)[keep]]
+    levels = float_array(LEVELS)
     first = incident.start + incident.duration / 3
     second = incident.start + 2 * incident.duration / 3
     requests = case.table("requests")
-    out: dict[str, list[float]] = {f: [] for f in features}
+    out: dict[str, list[tuple[float, np.ndarray]]] = {f: [] for f in features}
     for half in (Window(first, second), Window(second, incident.end)):
         rows = requests.filter((requests.ts >= ibis.literal(half.start)) &
                                (requests.ts < ibis.literal(half.end)))
-        aggs = {f"q{k}": rows[f].cast("float64").quantile(levels) for k, f in enumerate(features)}
+        aggs = {f"q{k}": quantiles_at(rows[f].cast("float64"), levels)
+                for k, f in enumerate(features)}
         quantiles = record(rows.aggregate(**aggs)).iloc[0]
         for k, feature in enumerate(features):
             q = quantiles[f"q{k}"]
             base = profile.quantiles.get((feature, "baseline")) if profile else None
             if q is None or base is None:
                 continue
-            factor, _ = scale_factor(base[keep], np.asarray(q, dtype=float))
+            q = np.asarray(q, dtype=float)
+            factor, _ = scale_factor(base[keep], q[keep])
             if not math.isnan(factor):
-                out[feature].append(factor)
+                out[feature].append((factor, q))
     return out
 
 
@@ -257,7 +270,63 @@ def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
     that make sense for it are tried (a duration is not rescaled by 1024).
     Returns ``(factor, meaning, distance)``, or ``(nan, None, distance)`` when none matches.
     """
-    if math.isnan(factor) or math.isnan(dispersion) or dispersion > MAX_DISPERSION:
+    if math.isnan(factor) or math.isnan(dispersion):
+        return float("nan"), None, float("nan")
+    direct = _direct_match(factor, dispersion, q_baseline, q_incident, unit)
+    if not math.isnan(direct[0]):
+        return direct
+    mixed = mixture_match(q_baseline, q_incident, unit)
+    return mixed if not math.isnan(mixed[0]) else direct
+
+
+def mixture_match(q_baseline: np.ndarray, q_incident: np.ndarray, unit: str | None = None
+                  ) -> tuple[float, str | None, float]:
+    """A known factor that explains the incident as a mix of rescaled and unchanged rows.
+
+    A detected incident window may start before the change, or the producer may roll the new
+    unit out (or back) over the window: the incident is then ``F_I(x) = p F_B(x) +
+    (1 - p) F_B(x / f)``. For each allowed factor, ``p`` is the least-squares fit of that line
+    on the incident's quantiles (``F_B`` interpolated from the baseline's); a factor matches
+    when the rescaled share ``1 - p`` is at least :data:`MIN_RESCALED_SHARE` and the fit is
+    within :data:`MIX_TOLERANCE` of the incident's CDF everywhere (a KS distance). Only factors
+    of at least :data:`MIN_MIXTURE_FACTOR` (or their reciprocals) are tried: their rescaled
+    values leave the baseline's range, whereas a mix with x1.609 or x2.54 can pass for a
+    gradual shift of a skewed feature.
+    Returns ``(factor, meaning, ks distance)`` or ``(nan, None, nan)``.
+    """
+    levels = np.asarray(LEVELS)
+    qb, qi = np.asarray(q_baseline, float), np.asarray(q_incident, float)
+    if qb.size != levels.size or qi.size != levels.size or not np.isfinite(qb).all() or \
+            not np.isfinite(qi).all() or qb[-1] <= qb[0]:
+        return float("nan"), None, float("nan")
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        return np.interp(x, qb, levels, left=0.0, right=1.0)
+
+    best = (float("inf"), float("nan"), None)
+    allowed = allowed_factors(unit)
+    a = cdf(qi)
+    for known, meaning in UNIT_FACTORS.items():
+        if known not in allowed or known < MIN_MIXTURE_FACTOR:
+            continue
+        for value, text in ((known, meaning), (1 / known, f"/{known:g} (the reverse of "
+                                                          f"{meaning})")):
+            b = cdf(qi / value)
+            gap = a - b
+            if float(np.sum(gap ** 2)) < 1e-6:
+                continue
+            unchanged = float(np.clip(np.sum((levels - b) * gap) / np.sum(gap ** 2), 0, 1))
+            ks = float(np.max(np.abs(levels - (unchanged * a + (1 - unchanged) * b))))
+            if 1 - unchanged >= MIN_RESCALED_SHARE and ks < best[0]:
+                best = (ks, value, f"{text}, on {1 - unchanged:.0%} of the incident's rows")
+    if best[0] > MIX_TOLERANCE:
+        return float("nan"), None, float("nan")
+    return best[1], best[2], best[0]
+
+
+def _direct_match(factor: float, dispersion: float, q_baseline: np.ndarray,
+                  q_incident: np.ndarray, unit: str | None) -> tuple[float, str | None, float]:
+    if dispersion > MAX_DISPERSION:
         return float("nan"), None, float("nan")
     levels = np.asarray(LEVELS)
     q25, q75 = np.interp([0.25, 0.75], levels, q_baseline)

@@ -30,7 +30,7 @@ from toolkit.simulate.case import Case
 from toolkit.simulate.metrics import metric_chunks
 from toolkit.simulate.rows import CHUNK_ROWS
 
-__all__ = ["write_case", "PART_ROWS"]
+__all__ = ["write_case", "write_tables", "PART_ROWS"]
 
 #: Requests per Parquet part file.
 PART_ROWS = 1_000_000
@@ -91,15 +91,50 @@ def write_case(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidParameterError(f"{out} exists and is not an empty folder.")
     out.mkdir(parents=True, exist_ok=True)
-    _write_requests(case, out, progress)
+    write_tables(case, out, requests=True, events=case.events(), progress=progress)
+    return out
+
+
+def write_tables(
+    case: Case,
+    out: Path,
+    *,
+    requests: bool = True,
+    metrics: bool = True,
+    events: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Write the generic files of ``case`` into the existing folder ``out``, and ``truth.json``.
+
+    :func:`write_case` writes them all; a platform writer (:mod:`toolkit.simulate.platforms`)
+    writes those its export does not carry.
+
+    Parameters
+    ----------
+    case
+        The case.
+    out
+        Its folder.
+    requests
+        Write ``requests/`` (and ``labels/``).
+    metrics
+        Write ``metrics/``.
+    events
+        The events to write to ``events.jsonl`` (none are written when empty: an empty JSONL
+        file has no columns to load).
+    progress
+        Passed to the request writer.
+    """
+    if requests:
+        _write_requests(case, out, progress)
     reference = case.reference()
     if reference is not None:
         pq.write_table(pa.Table.from_pandas(reference, preserve_index=False),
                        out / "reference.parquet")
     case.features().to_csv(out / "features.csv", index=False)
-    _write_metrics(case, out)
-    events = case.events()
-    if len(events):  # an empty JSONL file has no columns to load
+    if metrics:
+        _write_metrics(case, out)
+    if events is not None and len(events):
         _write_events(events, out / "events.jsonl")
     lineage = case.lineage()
     if lineage is not None:
@@ -107,7 +142,6 @@ def write_case(
         frame["created_at"] = frame["created_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         frame.to_csv(out / "lineage.csv", index=False)
     (out / "truth.json").write_text(json.dumps(case.truth(), indent=2) + "\n")
-    return out
 
 
 def _write_requests(case: Case, out: Path, progress: Progress | None) -> None:

@@ -3,19 +3,18 @@
 Every platform writer builds its records in DuckDB, one request chunk at a time, from the
 chunk's Arrow table (never row by row in Python), and writes them with :func:`write_lines`
 (JSON lines or text blocks) or DuckDB's ``COPY``. What a platform cannot carry is written as
-the generic files of :func:`toolkit.simulate.write_case` (:func:`write_generic`).
+the generic files of :func:`toolkit.simulate.write_case`
+(:func:`toolkit.simulate.writer.write_tables`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -37,7 +36,7 @@ __all__ = [
     "run_starts",
     "digest_uuid",
     "LabelParts",
-    "write_generic",
+    "write_request_files",
 ]
 
 #: Kubernetes namespace and container of the simulated service (the metrics' labels say so).
@@ -163,48 +162,36 @@ class LabelParts:
         pq.write_table(labels, self.folder / f"part-{chunk:05d}.parquet")
 
 
-def write_generic(
+def write_request_files(
     case: Case,
     out: Path,
+    folder: Path,
     *,
-    requests: bool = False,
-    metrics: bool = True,
-    events: pd.DataFrame | None = None,
+    sql: Callable[[pa.Schema], str],
+    column: str,
+    file_rows: int,
+    file_name: Callable[[int], str],
     progress: Progress | None = None,
 ) -> None:
-    """Write the tables a platform export does not carry as generic files, and ``truth.json``.
+    """Render the requests of ``case`` into line files of ``file_rows`` requests each.
 
-    Parameters
-    ----------
-    case
-        The case.
-    out
-        Its folder.
-    requests
-        Write ``requests/`` (and ``labels/``) too.
-    metrics
-        Write ``metrics/``.
-    events
-        The events to write to ``events.jsonl`` (none are written when empty).
-    progress
-        Passed to the request writer.
+    Each slice of a request chunk is registered as ``chunk`` and ``sql(schema)`` turns it into
+    one string per request in ``column`` (values ending with a newline), written to
+    ``folder / file_name(k)``; the labels go to generic parts (:class:`LabelParts`).
     """
-    from toolkit.simulate import writer
-
-    if requests:
-        writer._write_requests(case, out, progress)
-    reference = case.reference()
-    if reference is not None:
-        pq.write_table(pa.Table.from_pandas(reference, preserve_index=False),
-                       out / "reference.parquet")
-    case.features().to_csv(out / "features.csv", index=False)
-    if metrics:
-        writer._write_metrics(case, out)
-    if events is not None and len(events):
-        writer._write_events(events, out / "events.jsonl")
-    lineage = case.lineage()
-    if lineage is not None:
-        frame = lineage.copy()
-        frame["created_at"] = frame["created_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        frame.to_csv(out / "lineage.csv", index=False)
-    (out / "truth.json").write_text(json.dumps(case.truth(), indent=2) + "\n")
+    con = connect()
+    labels_out = LabelParts(case, out)
+    done = part = 0
+    for c, (requests, labels) in enumerate(case.arrow_chunks()):
+        query = sql(requests.schema)
+        for lo in range(0, requests.num_rows, file_rows):
+            con.register("chunk", requests.slice(lo, file_rows))
+            lines = con.sql(query).to_arrow_table().column(column)
+            con.unregister("chunk")
+            write_lines(folder / file_name(part), lines)
+            part += 1
+        labels_out.write(c, labels)
+        done += requests.num_rows
+        if progress is not None:
+            progress(done, case.rows)
+    con.close()

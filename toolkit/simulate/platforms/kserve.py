@@ -49,15 +49,13 @@ import pyarrow as pa
 from toolkit.simulate.case import Case
 from toolkit.simulate.platforms._common import (
     NAMESPACE,
-    LabelParts,
     Progress,
-    connect,
     epoch_ns,
     feature_columns,
     rfc3339_ns,
-    write_generic,
-    write_lines,
+    write_request_files,
 )
+from toolkit.simulate.writer import write_tables
 from toolkit.store.schema import quote_ident, quote_literal
 
 __all__ = ["write", "FILE_REQUESTS"]
@@ -69,25 +67,13 @@ _BANNER = "☁️  cloudevents.Event"
 
 def write(case: Case, out: Path, progress: Progress | None = None) -> None:
     """Write the requests of ``case`` as event_display dumps, the rest as generic files."""
-    con = connect()
-    labels_out = LabelParts(case, out)
-    folder = out / "event-display"
     isvc = case.plan.platform.service
-    done = part = 0
-    for c, (requests, labels) in enumerate(case.arrow_chunks()):
-        sql = _events_sql(requests.schema, isvc, case.plan.platform.model_name)
-        for lo in range(0, requests.num_rows, FILE_REQUESTS):
-            con.register("chunk", requests.slice(lo, FILE_REQUESTS))
-            blocks = con.sql(sql).to_arrow_table().column("block")
-            con.unregister("chunk")
-            write_lines(folder / f"{isvc}-{part:05d}.log", blocks)
-            part += 1
-        labels_out.write(c, labels)
-        done += requests.num_rows
-        if progress is not None:
-            progress(done, case.rows)
-    con.close()
-    write_generic(case, out, events=case.events())
+    write_request_files(
+        case, out, out / "event-display",
+        sql=lambda schema: _events_sql(schema, isvc, case.plan.platform.model_name),
+        column="block", file_rows=FILE_REQUESTS, file_name=lambda k: f"{isvc}-{k:05d}.log",
+        progress=progress)
+    write_tables(case, out, requests=False, events=case.events())
 
 
 def _tensor(name: str, dtype: str) -> str:

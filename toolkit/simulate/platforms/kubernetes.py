@@ -40,8 +40,8 @@ from toolkit.simulate.platforms._common import (
     NAMESPACE,
     Progress,
     digest_uuid,
-    write_generic,
 )
+from toolkit.simulate.writer import write_tables
 
 __all__ = ["write", "split_events", "IMAGE_REPOSITORY", "ROLLOUT_STEP_S"]
 
@@ -70,7 +70,7 @@ def write(case: Case, out: Path, progress: Progress | None = None) -> None:
     (folder / "events.json").write_text(json.dumps(document, indent=4) + "\n")
     pods = _pod_objects(case, k8s)
     (folder / "pods.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pods))
-    write_generic(case, out, requests=True, events=generic, progress=progress)
+    write_tables(case, out, requests=True, events=generic, progress=progress)
 
 
 def _time(ts: pd.Timestamp | datetime) -> str:

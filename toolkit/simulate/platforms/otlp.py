@@ -39,13 +39,11 @@ from toolkit.simulate.case import Case
 from toolkit.simulate.platforms._common import (
     CONTAINER,
     NAMESPACE,
-    LabelParts,
     Progress,
-    connect,
     epoch_ns,
-    write_generic,
-    write_lines,
+    write_request_files,
 )
+from toolkit.simulate.writer import write_tables
 from toolkit.store.schema import quote_literal
 
 __all__ = ["write", "BATCH_SPANS", "FILE_SPANS", "SCOPE"]
@@ -61,24 +59,12 @@ SCOPE = {"name": "opentelemetry.instrumentation.fastapi", "version": "0.48b0"}
 
 def write(case: Case, out: Path, progress: Progress | None = None) -> None:
     """Write the requests of ``case`` as OTLP/JSON trace files, the rest as generic files."""
-    con = connect()
-    labels_out = LabelParts(case, out)
-    folder = out / "otlp"
-    done = part = 0
-    for c, (requests, labels) in enumerate(case.arrow_chunks()):
-        sql = _lines_sql(requests.schema, case.plan.platform.service)
-        for lo in range(0, requests.num_rows, FILE_SPANS):
-            con.register("chunk", requests.slice(lo, FILE_SPANS))
-            write_lines(folder / f"traces-{part:05d}.jsonl",
-                        con.sql(sql).to_arrow_table().column("line"))
-            con.unregister("chunk")
-            part += 1
-        labels_out.write(c, labels)
-        done += requests.num_rows
-        if progress is not None:
-            progress(done, case.rows)
-    con.close()
-    write_generic(case, out, events=case.events())
+    write_request_files(
+        case, out, out / "otlp",
+        sql=lambda schema: _lines_sql(schema, case.plan.platform.service),
+        column="line", file_rows=FILE_SPANS, file_name=lambda k: f"traces-{k:05d}.jsonl",
+        progress=progress)
+    write_tables(case, out, requests=False, events=case.events())
 
 
 def _attribute(key: str, kind: str, value: str) -> str:

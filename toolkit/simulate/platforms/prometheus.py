@@ -47,8 +47,8 @@ from toolkit.simulate.platforms._common import (
     NAMESPACE,
     Progress,
     connect,
-    write_generic,
 )
+from toolkit.simulate.writer import write_tables
 from toolkit.store.schema import quote_literal
 
 __all__ = ["write", "FILES", "gpu_model"]
@@ -107,7 +107,7 @@ def write(case: Case, out: Path, progress: Progress | None = None) -> None:
         sql = _response_sql(series, p.service, gpu_model(p.gpu_memory_total_bytes))
         (folder / f"{stem}.json").write_text(con.execute(sql).fetchall()[0][0] + "\n")
     con.close()
-    write_generic(case, out, requests=True, metrics=False, events=case.events(),
+    write_tables(case, out, requests=True, metrics=False, events=case.events(),
                   progress=progress)
 
 

@@ -55,9 +55,9 @@ from toolkit.simulate.platforms._common import (
     positive_probability,
     run_starts,
     seconds_text,
-    write_generic,
     write_lines,
 )
+from toolkit.simulate.writer import write_tables
 
 __all__ = ["write", "VARIANT", "capture_root", "ground_truth_root"]
 
@@ -97,7 +97,7 @@ def write(case: Case, out: Path, progress: Progress | None = None) -> None:
         if progress is not None:
             progress(done, case.rows)
     con.close()
-    write_generic(case, out, events=case.events())
+    write_tables(case, out, requests=False, events=case.events())
 
 
 def _capture_sql(schema: pa.Schema) -> str:

@@ -44,9 +44,9 @@ from toolkit.simulate.platforms._common import (
     connect,
     features_json,
     seconds_text,
-    write_generic,
     write_lines,
 )
+from toolkit.simulate.writer import write_tables
 from toolkit.store.schema import quote_literal
 
 __all__ = ["write", "request_ids", "deployed_model_id", "endpoint_resource", "PROJECT",
@@ -121,7 +121,7 @@ def write(case: Case, out: Path, progress: Progress | None = None) -> None:
         if progress is not None:
             progress(done, case.rows)
     con.close()
-    write_generic(case, out, events=case.events())
+    write_tables(case, out, requests=False, events=case.events())
 
 
 def _lines_sql(case: Case, schema: pa.Schema) -> str:

@@ -20,94 +20,7 @@ from toolkit.diagnose._case import within
 from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
-__all__ = ["refine_onset", "best_split", "best_segment", "coarse_onset", "gradual_onset",
-           "ramp_fit"]
-
-
-def best_split(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[int, float]:
-    """Index of the single change point of ``values`` (l2 cost) and its t-like strength.
-
-    Returns ``(k, strength)`` where the change happens before ``values[k]``; strength is the
-    difference of the segment means over the pooled standard error (0 when no split helps).
-
-    Examples
-    --------
-    >>> best_split(np.array([0, 0, 0, 1, 1, 1.0]))[0]
-    3
-    """
-    x = np.asarray(values, dtype=float)
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
-    ok = ~np.isnan(x) & (w > 0)
-    x, w = x[ok], w[ok]
-    index = np.flatnonzero(ok)
-    n = len(x)
-    if n < 4:
-        return (int(index[0]) if n else 0), 0.0
-    cw, cwx, cwxx = np.cumsum(w), np.cumsum(w * x), np.cumsum(w * x * x)
-    best_k, best_cost = 0, np.inf
-    total_w, total_wx, total_wxx = cw[-1], cwx[-1], cwxx[-1]
-    for k in range(1, n):
-        lw, lx, lxx = cw[k - 1], cwx[k - 1], cwxx[k - 1]
-        rw, rx, rxx = total_w - lw, total_wx - lx, total_wxx - lxx
-        cost = (lxx - lx * lx / lw) + (rxx - rx * rx / rw)
-        if cost < best_cost:
-            best_k, best_cost = k, cost
-    left, right = x[:best_k], x[best_k:]
-    spread = np.sqrt(max(best_cost, 0.0) / max(n - 2, 1))
-    strength = abs(right.mean() - left.mean()) / (spread * np.sqrt(1 / len(left) + 1 /
-                                                                  len(right)) + 1e-12)
-    return int(index[best_k]), float(strength)
-
-
-def best_segment(values: np.ndarray, weights: np.ndarray | None = None, *,
-                 direction: int = 0, min_start: int = 0) -> tuple[int, int, float]:
-    """The contiguous segment whose (weighted) mean departs most from the rest.
-
-    The "epidemic" change model: the series is normal, changes at ``start`` and may return at
-    ``end``. Every segment ``[start, end)`` with ``start >= min_start`` is scored by the
-    t-statistic of its mean against the rest; ``direction`` +1 keeps segments above the rest,
-    -1 below, 0 either. Returns ``(start, end, t)``; ``t`` is 0 when nothing is found.
-
-    Examples
-    --------
-    >>> best_segment(np.array([0, 0, 0, 5, 5, 5, 0, 0.0]))[:2]
-    (3, 6)
-    """
-    x = np.asarray(values, dtype=float)
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
-    w = np.where(np.isnan(x), 0.0, w)
-    x = np.where(np.isnan(x), 0.0, x)
-    n = len(x)
-    if n < 3 or w.sum() <= 0:
-        return 0, n, 0.0
-    cw = np.concatenate([[0.0], np.cumsum(w)])
-    cwx = np.concatenate([[0.0], np.cumsum(w * x)])
-    cwxx = np.concatenate([[0.0], np.cumsum(w * x * x)])
-    total_w, total_wx, total_wxx = cw[-1], cwx[-1], cwxx[-1]
-    variance = max(total_wxx / total_w - (total_wx / total_w) ** 2, 1e-12)
-    starts = np.arange(max(min_start, 1), n)
-    best = (0, n, 0.0)
-    for start in starts:
-        ends = np.arange(start + 1, n + 1)
-        sw = cw[ends] - cw[start]
-        swx = cwx[ends] - cwx[start]
-        rw = total_w - sw
-        ok = (sw > 0) & (rw > 0)
-        if not ok.any():
-            continue
-        inside = np.where(ok, swx / np.where(sw > 0, sw, 1), 0.0)
-        outside = np.where(ok, (total_wx - swx) / np.where(rw > 0, rw, 1), 0.0)
-        diff = inside - outside
-        if direction:
-            diff = np.where(np.sign(diff) == direction, diff, 0.0)
-        # effective counts: weights are counts per bucket
-        t = np.abs(diff) / np.sqrt(variance * (1 / np.where(sw > 0, sw, 1) +
-                                               1 / np.where(rw > 0, rw, 1)))
-        t = np.where(ok, t, 0.0)
-        k = int(np.argmax(t))
-        if t[k] > best[2]:
-            best = (int(start), int(ends[k]), float(t[k]))
-    return best
+__all__ = ["refine_onset", "coarse_onset", "gradual_onset", "ramp_fit"]
 
 
 def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start: int = 1,
@@ -206,7 +119,7 @@ def refine_onset(
 ) -> datetime:
     """Refine ``coarse`` to the exact row where ``indicator`` steps, within ``around`` of it.
 
-    The single change point of the per-row indicator (least squares, as :func:`best_split`) is
+    The single change point of the per-row indicator (least squares, two constant segments) is
     found in the engine from running sums over the rows ordered by time, so no bucketing blurs
     it. ``table`` must have ``ts`` and ``indicator`` must be an expression on it. Returns
     ``coarse`` unchanged when there are too few rows or no clear step (t below

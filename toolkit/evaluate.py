@@ -104,9 +104,8 @@ def evaluate(
 
 
 def _run_case(task: tuple[str, int, int, bool]) -> CaseOutcome:
-    import toolkit as tk
     from toolkit.classify import classify_incident
-    from toolkit.simulate import make_case, write_case
+    from toolkit.simulate import ingest_case, make_case
 
     mode, seed, rows, given_window = task
     start = time.perf_counter()
@@ -114,9 +113,7 @@ def _run_case(task: tuple[str, int, int, bool]) -> CaseOutcome:
     truth = case.truth()
     try:
         with tempfile.TemporaryDirectory(prefix="forensics-eval-") as folder:
-            write_case(case, folder)
-            con = tk.connect(Path(folder) / "case.duckdb")
-            tk.load(con, folder)
+            con = ingest_case(case, folder)
             kwargs = {}
             if given_window:
                 kwargs = {"incident": "/".join(truth["incident"]),

@@ -19,16 +19,10 @@ rows = 30_000
 seed = 6
 
 # %%
-from pathlib import Path
-
 import toolkit as tk
 
-work = Path(workdir)
 case = tk.simulate.make_case(None, seed=seed, rows=rows, preset="stale-cache-72h")
-db = work / "case.duckdb"
-db.unlink(missing_ok=True)
-con = tk.connect(db)
-tk.load(con, tk.simulate.write_case(case, work / "raw"))
+con = tk.simulate.ingest_case(case, workdir)
 truth = case.truth()
 baseline, incident = "/".join(truth["baseline"]), "/".join(truth["incident"])
 

@@ -8,7 +8,7 @@ do. One failure mode of the taxonomy (DESIGN section 4), or none, is injected wi
 * :func:`make_case` plans a case (nothing generated yet);
 * :meth:`Case.tables` / :meth:`Case.request_chunks` generate its tables;
 * :func:`write_case` writes generic files that ``forensics ingest`` loads with zero rejects,
-  plus ``truth.json``;
+  plus ``truth.json``; :func:`ingest_case` also loads them into a case database;
 * :data:`FAILURE_MODES` (mode -> pathway) and :data:`PRESETS` (the published scenarios).
 
 Examples
@@ -22,6 +22,7 @@ True
 """
 
 from toolkit.simulate.case import Case, CaseTables, make_case
+from toolkit.simulate.ingest import ingest_case
 from toolkit.simulate.modes import FAILURE_MODES, PATHWAYS
 from toolkit.simulate.presets import PRESETS, Preset
 from toolkit.simulate.writer import write_case
@@ -29,6 +30,7 @@ from toolkit.simulate.writer import write_case
 __all__ = [
     "make_case",
     "write_case",
+    "ingest_case",
     "Case",
     "CaseTables",
     "FAILURE_MODES",

@@ -23,6 +23,7 @@ __all__ = [
     "bin_counts",
     "float_array",
     "quantiles_at",
+    "sorted_quantiles",
     "value_counts",
     "bucket_expr",
     "window_label",
@@ -67,6 +68,24 @@ def quantiles_at(arg: float, levels: dt.Array(dt.float64)) -> dt.Array(dt.float6
 
     With ``levels`` from :func:`float_array` it compiles to one literal, not one per level.
     """
+
+
+def sorted_quantiles(values: ibis.ArrayValue, levels) -> ibis.ArrayValue:
+    """Quantiles at ``levels`` of a sorted array, interpolated linearly between the two order
+    statistics around each level (the recipe of DuckDB's ``quantile_cont`` and numpy's default).
+
+    With ``values`` from ``column.collect().sort()`` one sort serves every level, where
+    ``quantile_cont(x, levels)`` selects once per level. An empty or NULL array gives NULLs.
+    """
+    n = values.length()
+
+    def at(level: ibis.FloatingValue) -> ibis.FloatingValue:
+        position = level * (n - 1)
+        below = position.floor().cast("int64")
+        above = ibis.least(below + 1, n - 1)
+        return values[below] + (position - below) * (values[above] - values[below])
+
+    return float_array(levels).map(at)
 
 
 @ibis.udf.agg.builtin(name="histogram")

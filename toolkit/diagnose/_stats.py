@@ -50,6 +50,23 @@ def psi(expected: np.ndarray, actual: np.ndarray, *, epsilon: float = PSI_EPSILO
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def psi_rows(expected: np.ndarray, actual: np.ndarray, *,
+             epsilon: float = PSI_EPSILON) -> np.ndarray:
+    """:func:`psi` of every row of the count matrix ``actual`` against ``expected``.
+
+    Examples
+    --------
+    >>> np.round(psi_rows(np.array([50, 50]), np.array([[25, 75], [50, 50]])), 4)
+    array([0.2747, 0.    ])
+    """
+    actual = np.asarray(actual, dtype=float)
+    e = _proportions(expected, epsilon)
+    totals = actual.sum(axis=1, keepdims=True)
+    a = np.divide(actual, totals, out=np.zeros_like(actual), where=totals > 0)
+    a = np.maximum(a, epsilon)
+    return np.sum((a - e) * np.log(a / e), axis=1)
+
+
 def psi_evidently(reference: np.ndarray, current: np.ndarray) -> float:
     """PSI with Evidently 0.7's empty-bin fill.
 

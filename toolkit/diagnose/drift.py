@@ -401,16 +401,23 @@ def _numeric_row(case: CaseView, profile: FeatureProfile, feature: str, bins: in
 def _coarse(profile: FeatureProfile, feature: str, uppers: np.ndarray, b: np.ndarray,
             i: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Merge fine bins into ``bins`` baseline-quantile bins (their edges are fine edges)."""
-    levels = np.linspace(0, 1, bins + 1)[1:-1]
+    merge = _coarse_map(profile, feature, uppers, bins)
+    if merge is None:
+        return b, i
+    return b @ merge, i @ merge
+
+
+def _coarse_map(profile: FeatureProfile, feature: str, uppers: np.ndarray,
+                bins: int) -> np.ndarray | None:
+    """A (fine bins, coarse bins) 0/1 matrix: counts @ map merges fine counts into the coarse
+    bins (None without baseline quantiles)."""
     quantiles = profile.quantiles.get((feature, "baseline"))
     if quantiles is None:
-        return b, i
-    grid = np.asarray(LEVELS)
-    cut = np.unique(np.interp(levels, grid, quantiles))
+        return None
+    levels = np.linspace(0, 1, bins + 1)[1:-1]
+    cut = np.unique(np.interp(levels, np.asarray(LEVELS), quantiles))
     index = np.searchsorted(cut, uppers, side="left")
-    coarse_b = np.bincount(index, weights=b, minlength=len(cut) + 1)
-    coarse_i = np.bincount(index, weights=i, minlength=len(cut) + 1)
-    return coarse_b, coarse_i
+    return np.eye(len(cut) + 1)[index]
 
 
 def _exact_ks_w1(case: CaseView, profile: FeatureProfile, feature: str,
@@ -568,15 +575,15 @@ def _timeline(profile: FeatureProfile, bins: int) -> pd.DataFrame:
 
 def _coarse_matrix(profile: FeatureProfile, feature: str, uppers: np.ndarray,
                    matrix: np.ndarray, bins: int) -> np.ndarray:
-    return np.vstack([_coarse(profile, feature, uppers, row, row, bins)[0] for row in matrix]) \
-        if len(matrix) else matrix
+    merge = _coarse_map(profile, feature, uppers, bins)
+    return matrix if merge is None else matrix @ merge
 
 
 def _bucket_psi(buckets: np.ndarray, feature: str, ref: np.ndarray,
                 matrix: np.ndarray) -> pd.DataFrame:
     n = matrix.sum(axis=1)
     keep = n >= 30
-    psi = [st.psi(ref, row) for row in matrix[keep]]
+    psi = st.psi_rows(ref, matrix[keep])
     return pd.DataFrame({"bucket_start": buckets[keep], "feature": feature, "psi": psi,
                          "n": n[keep]})
 

@@ -312,11 +312,10 @@ def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | N
     rows = parts[0] if len(parts) == 1 else parts[0].union(parts[1])
     grouped = rows.group_by("window", "feature").aggregate(
         s=rows.value.collect().sort())
-    expr = grouped.select("window", "feature", n=grouped.s.length(),
-                          q=sorted_quantiles(grouped.s, LEVELS))
+    grouped = grouped.filter(grouped.s.length() > 0)  # NULL when a window has no values
+    expr = grouped.select("window", "feature", q=sorted_quantiles(grouped.s, LEVELS))
     for row in record(expr).itertuples(index=False):
-        if row.n is not None and not pd.isna(row.n) and row.n > 0:
-            out[(values[str(row.feature)], str(row.window))] = np.asarray(row.q, dtype=float)
+        out[(values[str(row.feature)], str(row.window))] = np.asarray(row.q, dtype=float)
     return out
 
 

@@ -1,0 +1,85 @@
+"""The shared feature profile against numpy on the raw values of each window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.diagnose.conftest import make_case
+from toolkit.diagnose._case import case_view
+from toolkit.diagnose._profile import LEVELS, feature_profile
+from toolkit.types import Window
+
+N = 2000
+TS = pd.date_range("2026-03-01", periods=2 * N, freq="min", tz="UTC")
+BASELINE = Window(TS[0].to_pydatetime(), TS[N].to_pydatetime())
+INCIDENT = Window(TS[N].to_pydatetime(), (TS[-1] + pd.Timedelta("1min")).to_pydatetime())
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    # an epoch-like feature: mean 1e9, std 1; naive sums of squares lose every digit
+    offset = 1e9 + rng.normal(0, 1, 2 * N)
+    counts = rng.poisson(3, 2 * N).astype(float)
+    counts[rng.random(2 * N) < 0.05] = -1.0
+    counts[rng.random(2 * N) < 0.1] = np.nan
+    counts[N:][rng.random(N) < 0.2] = np.nan
+    channel = rng.choice(["web", "app", "unknown", " N/A ", "Default"], 2 * N,
+                         p=[0.5, 0.3, 0.1, 0.05, 0.05]).astype(object)
+    channel[rng.random(2 * N) < 0.05] = None
+    return pd.DataFrame({"request_id": [f"r{i}" for i in range(2 * N)], "ts": TS,
+                         "offset": offset, "counts": counts, "channel": channel,
+                         "empty_later": np.r_[rng.normal(0, 1, N), np.full(N, np.nan)]})
+
+
+@pytest.fixture(scope="module")
+def profile(data):
+    con = make_case(requests=data)
+    return feature_profile(case_view(con), BASELINE, INCIDENT)
+
+
+@pytest.mark.parametrize("window, rows", [("baseline", slice(0, N)), ("incident", slice(N, None))])
+def test_numeric_stats_match_numpy(profile, data, window, rows):
+    part = data.iloc[rows]
+    for feature in ("offset", "counts"):
+        values = part[feature].dropna().to_numpy()
+        assert profile.stat(feature, window, "rows") == len(part)
+        assert profile.stat(feature, window, "nonnull") == len(values)
+        assert profile.stat(feature, window, "min") == values.min()
+        assert profile.stat(feature, window, "max") == values.max()
+        assert profile.stat(feature, window, "mean") == pytest.approx(values.mean(), rel=1e-12)
+        assert profile.stat(feature, window, "std") == pytest.approx(values.std(), rel=1e-6)
+        assert profile.stat(feature, window, "defaults") == np.isin(values, [0, -1]).sum()
+
+
+def test_categorical_defaults_are_trimmed_case_insensitive_tokens(profile, data):
+    part = data.iloc[:N]["channel"].dropna()
+    tokens = part.str.strip().str.lower().isin(["unknown", "n/a", "default"])
+    assert profile.stat("channel", "baseline", "defaults") == tokens.sum()
+    assert profile.stat("channel", "baseline", "nonnull") == len(part)
+    assert profile.stat("channel", "baseline", "distinct") == 5
+
+
+def test_quantiles_match_numpy_when_the_window_is_not_sampled(profile, data):
+    for window, rows in (("baseline", slice(0, N)), ("incident", slice(N, None))):
+        for feature in ("offset", "counts"):
+            values = data.iloc[rows][feature].dropna().to_numpy()
+            np.testing.assert_allclose(profile.quantiles[(feature, window)],
+                                       np.quantile(values, LEVELS), rtol=1e-12)
+
+
+def test_a_feature_without_values_in_a_window(profile):
+    assert ("empty_later", "incident") not in profile.quantiles
+    assert ("empty_later", "baseline") in profile.quantiles
+    assert profile.stat("empty_later", "incident", "nonnull") == 0
+    assert np.isnan(profile.stat("empty_later", "incident", "mean"))
+    assert np.isnan(profile.stat("missing_feature", "incident", "mean"))
+
+
+def test_histogram_counts_every_value_once(profile, data):
+    for feature in ("offset", "counts"):
+        _, base, incident = profile.numeric_counts(feature)
+        assert base.sum() == data.iloc[:N][feature].notna().sum()
+        assert incident.sum() == data.iloc[N:][feature].notna().sum()

@@ -83,3 +83,15 @@ def test_histogram_counts_every_value_once(profile, data):
         _, base, incident = profile.numeric_counts(feature)
         assert base.sum() == data.iloc[:N][feature].notna().sum()
         assert incident.sum() == data.iloc[N:][feature].notna().sum()
+
+
+def test_incident_quantiles_are_queried_once_on_first_use(data):
+    con = make_case(requests=data)
+    fresh = feature_profile(case_view(con), BASELINE, INCIDENT)
+    before = len(fresh.sql)
+    assert ("offset", "baseline") in fresh.quantiles
+    assert len(fresh.sql) == before  # the baseline's came with the bin edges
+    assert fresh.quantiles.get(("offset", "incident")) is not None
+    assert len(fresh.sql) == before + 1
+    assert ("counts", "incident") in fresh.quantiles and len(fresh.sql) == before + 1
+    assert set(fresh.quantiles) >= {("offset", "incident"), ("counts", "baseline")}

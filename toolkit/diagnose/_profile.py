@@ -14,11 +14,13 @@ One profile feeds drift, data quality, unit-change, permutation and out-of-distr
   baseline quantiles (numeric, right-closed bins ``(e[k-1], e[k]]`` plus an overflow bin) or per
   category (categorical).
 
-Three queries in all (four against a reference table), whatever the number of features:
+Three or four queries in all (one more against a reference table), whatever the number of
+features:
 
 1. a window summary (rows, numeric minimum and maximum, approximate distinct counts), which
    sets the sampling rates and the outer bin edges;
-2. the quantile sample, unpivoted to one sorted list per (window, feature);
+2. the quantile sample of the baseline, unpivoted to one sorted list per feature (the
+   incident's only when a check reads it, see :class:`WindowQuantiles`);
 3. one scan grouped by (time bucket, window) for the bin counts, non-null counts and the
    moments, summed around the baseline median (``x - m`` and ``(x - m)^2``, merged in Python;
    centring keeps the variance from cancelling, since ``|mean - median| <= std``).
@@ -29,6 +31,7 @@ Python sees only these summaries.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -92,14 +95,19 @@ class FeatureProfile:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     stats: pd.DataFrame
-    quantiles: dict[tuple[str, str], np.ndarray]
+    quantiles: Mapping[tuple[str, str], np.ndarray]
     edges: dict[str, np.ndarray]
     groups: pd.DataFrame
     numeric_hist: dict[str, np.ndarray]
     categorical_hist: dict[str, pd.DataFrame]
     nonnull: pd.DataFrame
     high_cardinality: tuple[str, ...] = ()
-    sql: tuple[str, ...] = field(default=(), repr=False)
+    recorder: Recorder = field(default_factory=Recorder, repr=False)
+
+    @property
+    def sql(self) -> tuple[str, ...]:
+        """The queries run so far (the incident quantiles' only once something read them)."""
+        return self.recorder.sql
 
     def stat(self, feature: str, window: str, column: str) -> float:
         """One value of ``stats`` (NaN when the feature or window is absent)."""
@@ -159,7 +167,8 @@ def feature_profile(
         reference = case.table("reference").mutate(_window=ibis.literal("baseline"))
 
     windows = _window_summary(record, labelled, reference, numeric, categorical)
-    quantiles = _quantiles(record, labelled, reference, numeric, windows)
+    quantiles = WindowQuantiles(
+        lambda window: _quantiles(record, labelled, reference, numeric, windows, window))
     high = tuple(f for f in categorical if max(
         _get(windows, "baseline", f"cd_{f}"), _get(windows, "incident", f"cd_{f}")
     ) > HIGH_CARDINALITY)
@@ -174,7 +183,7 @@ def feature_profile(
                    shifts)
     profile = FeatureProfile(
         baseline, incident, against, width, numeric, categorical, stats, quantiles, edges,
-        groups, numeric_hist, categorical_hist, nonnull, high, record.sql,
+        groups, numeric_hist, categorical_hist, nonnull, high, record,
     )
     case.cache[key] = profile
     return profile
@@ -271,51 +280,66 @@ def _shift(quantiles: np.ndarray | None) -> float:
     return float(quantiles[len(quantiles) // 2])
 
 
-def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
-               numeric: tuple[str, ...], windows: pd.DataFrame
-               ) -> dict[tuple[str, str], np.ndarray]:
-    """Quantiles on :data:`LEVELS` per window and feature, on a time-hashed sample of at most
-    :data:`SAMPLE_ROWS` rows per window.
+class WindowQuantiles(Mapping):
+    """Quantiles per ``(feature, window)``, each window's queried on first use.
 
-    One query: the sampled rows are unpivoted to (window, feature, value), each group's values
+    Drift and data quality read only the baseline's (its quantiles are the bin edges); unit,
+    permutation and out-of-distribution checks also read the incident's, whose query then runs
+    once for every feature.
+    """
+
+    def __init__(self, load: Callable[[str], dict[tuple[str, str], np.ndarray]]) -> None:
+        self._load = load
+        self._values: dict[tuple[str, str], np.ndarray] = {}
+        self._loaded: set[str] = set()
+
+    def _window(self, window: str) -> None:
+        if window not in self._loaded and window in ("baseline", "incident"):
+            self._values.update(self._load(window))
+            self._loaded.add(window)
+
+    def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
+        self._window(key[1])
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        self._window("baseline")
+        self._window("incident")
+        return iter(dict(self._values))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
+               numeric: tuple[str, ...], windows: pd.DataFrame, window: str
+               ) -> dict[tuple[str, str], np.ndarray]:
+    """Quantiles on :data:`LEVELS` of one window's features, on a time-hashed sample of at most
+    :data:`SAMPLE_ROWS` rows.
+
+    One query: the sampled rows are unpivoted to (feature, value), each feature's values
     collected and sorted once, and every level interpolated linearly between the two order
     statistics around it (``quantile_cont``'s and numpy's default recipe). DuckDB's own
     ``quantile_cont`` with a list of levels selects once per level, three times slower here.
     """
     out: dict[tuple[str, str], np.ndarray] = {}
-    if not numeric:
+    rows_in = int(_get(windows, window, "n"))
+    if not numeric or not rows_in:
         return out
-    rate = {w: min(1.0, SAMPLE_ROWS / n) for w in ("baseline", "incident")
-            if (n := int(_get(windows, w, "n"))) > 0}
-    if not rate:
-        return out
+    rate = min(1.0, SAMPLE_ROWS / rows_in)
     values = {f"v{k}": name for k, name in enumerate(numeric)}
 
-    def long(rows: ibis.Table, window: ibis.Value) -> ibis.Table:
-        wide = rows.select(window=window, **{v: rows[name].cast("float64")
-                                            for v, name in values.items()})
-        return wide.pivot_longer(list(values), names_to="feature", values_to="value")
-
-    windows_here = [w for w in (("incident",) if reference is not None
-                                else ("baseline", "incident")) if w in rate]
-    parts = []
-    if reference is not None and "baseline" in rate:
-        ref = reference if rate["baseline"] >= 1 else reference.sample(
-            rate["baseline"], method="row", seed=17)
-        parts.append(long(ref, ibis.literal("baseline")))
-    if windows_here:
-        fraction = ibis.cases(*((labelled._window == w, rate[w]) for w in windows_here),
-                              else_=0.0)
-        sampled = sample_by_time(labelled.filter(labelled._window.isin(windows_here)),
-                                 fraction)
-        parts.append(long(sampled, sampled._window))
-    rows = parts[0] if len(parts) == 1 else parts[0].union(parts[1])
-    grouped = rows.group_by("window", "feature").aggregate(
-        s=rows.value.collect().sort())
-    grouped = grouped.filter(grouped.s.length() > 0)  # NULL when a window has no values
-    expr = grouped.select("window", "feature", q=sorted_quantiles(grouped.s, LEVELS))
+    if window == "baseline" and reference is not None:
+        sample = reference if rate >= 1 else reference.sample(rate, method="row", seed=17)
+    else:
+        sample = sample_by_time(labelled.filter(labelled._window == window), rate)
+    wide = sample.select(**{v: sample[name].cast("float64") for v, name in values.items()})
+    rows = wide.pivot_longer(list(values), names_to="feature", values_to="value")
+    grouped = rows.group_by("feature").aggregate(s=rows.value.collect().sort())
+    grouped = grouped.filter(grouped.s.length() > 0)  # NULL when a feature has no values
+    expr = grouped.select("feature", q=sorted_quantiles(grouped.s, LEVELS))
     for row in record(expr).itertuples(index=False):
-        out[(values[str(row.feature)], str(row.window))] = np.asarray(row.q, dtype=float)
+        out[(values[str(row.feature)], window)] = np.asarray(row.q, dtype=float)
     return out
 
 

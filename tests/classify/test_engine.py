@@ -153,3 +153,30 @@ def test_rule_table_is_validated():
     table = load_rules()
     assert isinstance(table, RuleTable) and len(table.rules) > 30
     assert all(mode in PATHWAY_OF for rule in table.rules for mode in rule.add)
+
+
+def _drift(**psi):
+    return finding("data.feature_drift", features={
+        name: {"psi": value, "wasserstein": None, "severity": "high"}
+        for name, value in psi.items()})
+
+
+def test_defaults_that_a_shifted_feature_picks_up_do_not_make_it_null_injection():
+    # the feature moved towards zero: 5 more points of exact zeros, and a PSI far beyond what
+    # those zeros alone can produce
+    nulls = finding("data.null_rate", "medium", features={
+        "age": {"null_rate": [0.0, 0.0], "default_rate": [0.01, 0.061]}})
+    shifted = score(evidence(_drift(age=1.6, amount=0.9), nulls))
+    assert shifted.failure_mode == "covariate_shift"
+    # the same default rate with a drift the defaults account for is null injection
+    injected = finding("data.null_rate", "high", features={
+        "age": {"null_rate": [0.0, 0.0], "default_rate": [0.01, 0.4]}})
+    assert score(evidence(_drift(age=1.2), injected)).failure_mode == "null_injection"
+
+
+def test_a_unit_change_does_not_explain_other_features_drifting():
+    rescaled = finding("data.unit_change", feature="distance", factor=8.5, matched=10.0)
+    alone = score(evidence(_drift(distance=3.0), rescaled))
+    assert alone.failure_mode == "unit_change"
+    both = score(evidence(_drift(distance=3.0, amount=1.9), rescaled))
+    assert both.failure_mode == "covariate_shift"

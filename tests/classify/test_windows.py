@@ -108,3 +108,45 @@ def test_replica_starts_corroborate_but_do_not_date_an_incident():
                     diagnostic="model.calibration")
     found = locate_incident([drift], series("cold_start.starts", starts), span, HOUR)
     assert found.onset == onset
+
+
+def test_a_finding_dated_to_a_bucket_start_does_not_open_the_window_early():
+    # an accuracy drop dated by its timeline (the start of the bucket before the change) and a
+    # drift onset refined on raw rows: the refined one dates the incident
+    rng = np.random.default_rng(6)
+    psi = np.abs(rng.normal(0.02, 0.01, 240))
+    psi[150:] += 2.0
+    span = Window(START, START + 240 * HOUR)
+    refined = START + 150 * HOUR + timedelta(minutes=50)
+    coarse = Finding(id="model.accuracy_drop", pathway="model", severity="high", statistic=0.1,
+                     threshold=0.02, summary="drop", evidence={}, onset=START + 149 * HOUR,
+                     diagnostic="model.performance")
+    found = locate_incident([coarse, _finding(refined)], series("drift.max_psi", psi), span,
+                            HOUR)
+    assert found.onset == refined
+    # a coarse finding two buckets before every refined one is an earlier start of its own
+    early = Finding(**{**coarse.__dict__, "onset": START + 148 * HOUR})
+    found = locate_incident([early, _finding(refined)], series("drift.max_psi", psi), span,
+                            HOUR)
+    assert found.onset == START + 148 * HOUR
+
+
+def test_a_blip_of_a_repeated_signal_does_not_end_the_incident():
+    # a release at bucket 170 whose findings persist; the timeout diagnostic's copy of the
+    # latency tail blips with it (the latency diagnostic's own p99 does not move) and recovers
+    rng = np.random.default_rng(7)
+    span = Window(START, START + 240 * HOUR)
+    tail = rng.normal(300, 10, 240)
+    tail[170:176] += 300
+    share = np.zeros(240)
+    share[170:] = 1.0
+    signals = pd.concat([series("timeouts.p99_ms", tail),
+                         series("latency.p99_ms", rng.normal(300, 10, 240)),
+                         series("model.new_version_share", share)])
+    onset = START + 170 * HOUR + timedelta(minutes=20)
+    shift = Finding(id="model.calibration_shift", pathway="model", severity="high",
+                    statistic=0.03, threshold=0.01, summary="ece", evidence={}, onset=onset,
+                    diagnostic="model.calibration")
+    found = locate_incident([shift], signals, span, HOUR)
+    assert found.onset == onset
+    assert found.incident.end == span.end

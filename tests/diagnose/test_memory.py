@@ -266,3 +266,37 @@ def test_missing_inputs_are_not_assessed():
     result = memory_pressure(make_case(metrics=other), BASELINE, INCIDENT)
     assert result.table.empty and any("memory_used_bytes" in g.reason
                                       for g in result.not_assessed)
+
+
+def test_a_release_that_brings_a_leak_starts_its_first_climb():
+    # a service release at CUT brings a leak (memory does not drop at the restart: it was
+    # low); two OOM saw-teeth, then a rollback stops it. The incident window opens late (at
+    # the first pressure), so without the release as a restart the first climb is glued to a
+    # day of flat memory and the leak's climbing share falls below one half.
+    rng = np.random.default_rng(3)
+    ts = pd.date_range(T0, END, freq="1min", inclusive="left")
+    frames, events = [], [(CUT, "deploy", "service", None)]
+    rollback = CUT + timedelta(hours=15)
+    events.append((rollback, "rollback", "service", None))
+    for k in range(4):
+        host = f"pod-{k}"
+        share = 0.40 + rng.normal(0, 0.003, len(ts))
+        since = CUT
+        for i, t in enumerate(ts):
+            if t < CUT or t >= rollback:
+                continue
+            grown = 0.40 + 0.08 * (t - since) / pd.Timedelta(hours=1)
+            if grown >= 0.96 + 0.005 * k:
+                events += [(t, "oom_kill", "infra", host), (t, "restart", "infra", host)]
+                since, grown = t, 0.40
+            share[i] += grown - 0.40
+        frames.append(pd.DataFrame({"ts": ts, "host": host, "name": "memory_used_bytes",
+                                    "value": share * LIMIT}))
+        frames.append(pd.DataFrame({"ts": ts[::5], "host": host,
+                                    "name": "memory_limit_bytes", "value": float(LIMIT)}))
+    events = pd.DataFrame(events, columns=["ts", "kind", "artifact", "host"])
+    con = make_case(metrics=pd.concat(frames, ignore_index=True), events=events)
+    result = memory_pressure(con, BASELINE, (CUT + timedelta(hours=6), END))
+    leak = next(f for f in result.findings() if f.id == "infrastructure.memory_leak")
+    assert leak.severity == "high" and leak.statistic >= 0.5
+    assert CUT <= pd.Timestamp(leak.onset) < CUT + timedelta(minutes=5)

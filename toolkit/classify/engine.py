@@ -10,7 +10,7 @@ into probabilities; pathway scores are the sums over their modes. The verdict ab
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -160,7 +160,62 @@ def _strongest(findings: tuple[Finding, ...]) -> dict[str, Finding]:
         if current is None or SEVERITIES.index(finding.severity) > SEVERITIES.index(
                 current.severity):
             out[finding.id] = finding
+    drift = out.get("data.feature_drift")
+    if drift is not None:
+        out["data.feature_drift"] = replace(drift, evidence={
+            **drift.evidence, **_unexplained_drift(drift, out.get("data.null_rate"),
+                                                   out.get("data.unit_change"))})
     return out
+
+
+def _unexplained_drift(drift: Finding, nulls: Finding | None, units: Finding | None
+                       ) -> dict[str, Any]:
+    """The input drift that the data-quality findings do not account for.
+
+    A feature rescaled by a unit factor drifts because of it. A feature that gained nulls or
+    default values drifts by at most the PSI of that change alone: with the other values left
+    as they were, PSI over any binning is at most the divergence of {null, default, rest}
+    before and after (binning never increases a divergence). What a feature drifted beyond
+    that bound is a move of its other values, and a drift of another feature is a shift of its
+    own: ``unexplained_psi`` (with ``unexplained_feature``) is the largest such excess, which
+    rules read to tell a covariate shift that also produced some defaults (or that a unit
+    change elsewhere accompanies) from nulls or a rescaling that explain the whole drift.
+    """
+    features = drift.evidence.get("features") or {}
+    if not features:  # no per-feature detail: nothing to explain the drift away with
+        return {"unexplained_psi": float(drift.statistic), "unexplained_feature": None}
+    rescaled = units.evidence.get("feature") if units is not None else None
+    quality = (nulls.evidence.get("features") or {}) if nulls is not None else {}
+    best, which = 0.0, None
+    for name, stats in features.items():
+        if name == rescaled or not isinstance(stats, dict):
+            continue
+        psi = float(stats.get("psi") or 0.0)
+        excess = psi - _null_bound(quality.get(name))
+        if excess > best:
+            best, which = excess, name
+    return {"unexplained_psi": round(best, 4), "unexplained_feature": which}
+
+
+def _null_bound(rates: dict[str, Any] | None) -> float:
+    """PSI of a change of a feature's null and default rates alone (the rest unchanged)."""
+    if not rates:
+        return 0.0
+    try:
+        n_b, n_i = (float(v) for v in rates.get("null_rate", (0.0, 0.0)))
+        d_b, d_i = (float(v) for v in rates.get("default_rate", (0.0, 0.0)))
+    except (TypeError, ValueError):
+        return math.inf
+
+    def psi(before: list[float], after: list[float]) -> float:
+        return sum((a - b) * math.log(max(a, 1e-4) / max(b, 1e-4))
+                   for b, a in zip(before, after, strict=True))
+
+    whole = psi([n_b, d_b, max(1 - n_b - d_b, 0.0)], [n_i, d_i, max(1 - n_i - d_i, 0.0)])
+    # the drift profile may leave the nulls out: the defaults among the non-null values
+    db, di = d_b / max(1 - n_b, 1e-9), d_i / max(1 - n_i, 1e-9)
+    present = psi([db, 1 - db], [di, 1 - di])
+    return max(whole, present)
 
 
 def _events(events: pd.DataFrame) -> pd.DataFrame:

@@ -218,8 +218,11 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
     horizon = max(4 * pd.Timedelta(bucket), pd.Timedelta(hours=12))
     supporting = [c for c in changes
                   if onset - pd.Timedelta(bucket) <= pd.Timestamp(c.at) <= onset + horizon]
-    # A release changes the version mix for good; the incident ends when the symptoms do.
-    symptoms = [c for c in supporting if not c.signal.startswith(_RELEASE_SIGNALS)]
+    # A release changes the version mix for good; the incident ends when the symptoms do. A
+    # signal that repeats another one does not end it on its own either: when its twin did not
+    # change, its recovery is a blip of one measurement, not the end of the symptoms.
+    symptoms = [c for c in supporting if not c.signal.startswith(_RELEASE_SIGNALS)
+                and c.signal not in _DUPLICATE_SIGNALS]
     recovered = [c.recovered for c in symptoms]
     end = pd.Timestamp(span.end)
     if recovered and all(r is not None for r in recovered):
@@ -241,11 +244,23 @@ def _sharpest_onset(near: list, finding_ids: set[str], bucket: timedelta,
     the start of the timeline bucket that contains it, so that the incident window does not open
     with hours of healthy traffic. Change points on bucketed timelines are placed to within a
     bucket, so only a timeline change two buckets before every finding is an earlier start in its
-    own right and wins."""
-    refined = [at for at, _, name in near if name in finding_ids]
+    own right and wins. A finding whose onset is a bucket start (its diagnostic did not refine
+    it) is placed no better than a change point and is treated like one: otherwise a coarse
+    accuracy or error-rate onset opens the window a bucket early, hours before the change."""
+    refined = [at for at, _, name in near if name in finding_ids and not _on_grid(at, bucket)]
     if not refined:
         return earliest
     first = min(refined)
     coarse = [at for at, _, name in near
-              if name not in finding_ids and at + 2 * pd.Timedelta(bucket) <= first]
+              if (name not in finding_ids or _on_grid(at, bucket))
+              and at + 2 * pd.Timedelta(bucket) <= first]
     return min([first, *coarse])
+
+
+def _on_grid(at: pd.Timestamp, bucket: timedelta) -> bool:
+    """Whether ``at`` is the start of a timeline bucket (they are epoch-aligned): a finding
+    dated that way was not refined on raw rows (its diagnostic fell back on its timeline) and
+    is only placed to within a bucket, like a change point; a refined onset almost never
+    lands exactly on the grid."""
+    step = int(pd.Timedelta(bucket).value)
+    return step > 0 and pd.Timestamp(at).value % step == 0

@@ -14,7 +14,8 @@ Recipe
   *unplanned*.
 * **Leak slope.** Each host's used-memory series is cut into segments at its restarts: its own
   ``restart`` / ``oom_kill`` events, events of those kinds without a host (they restart every
-  host), and resets seen in the data (a sample at least ``reset_drop`` (30%) below the previous
+  host), ``deploy`` / ``rollback`` events of the ``service`` artifact (a release of the serving
+  process restarts it; without a host, every host), and resets seen in the data (a sample at least ``reset_drop`` (30%) below the previous
   one). Per segment the engine computes the least-squares slope of bytes on hours
   (``covar_samp / var_samp``), the correlation ``r``, first / last / peak bytes and the sample
   count (one query, window functions plus one aggregate). A segment *qualifies* with at least
@@ -591,7 +592,11 @@ def _segments(case: CaseView, m: ibis.Table, span: Window, baseline: Window, inc
     if case.counts.get("events"):
         hk = samples.select("host", "kind").distinct()
         ev = case.table("events")
-        ev = ev.filter(ev.kind.isin(["restart", "oom_kill"]) & within(ev.ts, span)).select(
+        # a release or rollback of the serving process restarts it too (a leak often comes
+        # with one: the climb starts at the release, not at the last restart before it)
+        restarts = ev.kind.isin(["restart", "oom_kill"]) | (
+            ev.kind.isin(["deploy", "rollback"]) & (ev.artifact == "service"))
+        ev = ev.filter(restarts & within(ev.ts, span)).select(
             e_host=ev.host, e_ts=ev.ts, e_kind=ev.kind)
         # Own events of the host, and host-less events for every host.
         own = ev.join(hk, ev.e_host == hk.host)

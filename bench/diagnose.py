@@ -1,7 +1,7 @@
 """Diagnostics at scale, and drift against Evidently's DataDriftPreset.
 
     python bench/diagnose.py [--rows 1000000 10000000] [--workdir bench/out]
-                             [--memory-limit 1.5GB] [--evidently-rows 1000000]
+                             [--memory-limit 1GB] [--evidently-rows 1000000]
 
 For each size: the simulator writes a covariate-shift case with 20 features (chunked Parquet,
 bounded memory), `forensics ingest` loads it into a case file, then a fresh process opens the

@@ -91,7 +91,7 @@ class Verdict:
 def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
     """Score the evidence against the rule table and decide."""
     rules = rules or load_rules()
-    findings = _strongest(evidence.findings)
+    findings = _with_unexplained_drift(_strongest(evidence.findings))
     onset = _provisional_onset(evidence, findings)
     context = Context(findings, _events(evidence.events), onset)
     prior_total = sum(rules.priors.values())
@@ -160,12 +160,17 @@ def _strongest(findings: tuple[Finding, ...]) -> dict[str, Finding]:
         if current is None or SEVERITIES.index(finding.severity) > SEVERITIES.index(
                 current.severity):
             out[finding.id] = finding
-    drift = out.get("data.feature_drift")
-    if drift is not None:
-        out["data.feature_drift"] = replace(drift, evidence={
-            **drift.evidence, **_unexplained_drift(drift, out.get("data.null_rate"),
-                                                   out.get("data.unit_change"))})
     return out
+
+
+def _with_unexplained_drift(findings: dict[str, Finding]) -> dict[str, Finding]:
+    """``findings`` with the drift finding's evidence extended by :func:`_unexplained_drift`."""
+    drift = findings.get("data.feature_drift")
+    if drift is None:
+        return findings
+    extra = _unexplained_drift(drift, findings.get("data.null_rate"),
+                               findings.get("data.unit_change"))
+    return findings | {"data.feature_drift": replace(drift, evidence={**drift.evidence, **extra})}
 
 
 def _unexplained_drift(drift: Finding, nulls: Finding | None, units: Finding | None

@@ -275,9 +275,8 @@ def _is_default(category: object) -> bool:
 
 def _shift(quantiles: np.ndarray | None) -> float:
     """The baseline median (0 without one): the centre the histogram scan sums moments around."""
-    if quantiles is None or not np.isfinite(quantiles[len(quantiles) // 2]):
-        return 0.0
-    return float(quantiles[len(quantiles) // 2])
+    median = None if quantiles is None else quantiles[LEVELS.index(0.5)]
+    return float(median) if median is not None and np.isfinite(median) else 0.0
 
 
 class WindowQuantiles(Mapping):

@@ -559,9 +559,10 @@ def _timeline(profile: FeatureProfile, bins: int) -> pd.DataFrame:
         counts = profile.numeric_hist[feature]
         uppers = np.append(profile.edges[feature], np.inf)
         ref = counts[baseline].sum(axis=0)
-        coarse_ref, _ = _coarse(profile, feature, uppers, ref, ref, bins)
-        frames.append(_bucket_psi(buckets, feature, coarse_ref, _coarse_matrix(
-            profile, feature, uppers, per_bucket(counts), bins)))
+        merge = _coarse_map(profile, feature, uppers, bins)
+        if merge is None:  # no baseline quantiles: the fine bins are the bins
+            merge = np.eye(len(uppers))
+        frames.append(_bucket_psi(buckets, feature, ref @ merge, per_bucket(counts) @ merge))
     for feature, counts in profile.categorical_hist.items():
         matrix = counts.to_numpy()
         frames.append(_bucket_psi(buckets, feature, matrix[baseline].sum(axis=0),
@@ -571,12 +572,6 @@ def _timeline(profile: FeatureProfile, bins: int) -> pd.DataFrame:
     timeline = pd.concat(frames, ignore_index=True)
     timeline["bucket_start"] = pd.to_datetime(timeline["bucket_start"], utc=True)
     return timeline
-
-
-def _coarse_matrix(profile: FeatureProfile, feature: str, uppers: np.ndarray,
-                   matrix: np.ndarray, bins: int) -> np.ndarray:
-    merge = _coarse_map(profile, feature, uppers, bins)
-    return matrix if merge is None else matrix @ merge
 
 
 def _bucket_psi(buckets: np.ndarray, feature: str, ref: np.ndarray,

@@ -15,10 +15,11 @@ Recipe
 * **Leak slope.** Each host's used-memory series is cut into segments at its restarts: its own
   ``restart`` / ``oom_kill`` events, events of those kinds without a host (they restart every
   host), ``deploy`` / ``rollback`` events of the ``service`` artifact (a release of the serving
-  process restarts it; without a host, every host), and resets seen in the data (a sample at least ``reset_drop`` (30%) below the previous
-  one). Per segment the engine computes the least-squares slope of bytes on hours
-  (``covar_samp / var_samp``), the correlation ``r``, first / last / peak bytes and the sample
-  count (one query, window functions plus one aggregate). A segment *qualifies* with at least
+  process restarts it; without a host, every host), and resets seen in the data (a sample at
+  least ``reset_drop`` (30%) below the previous one). Per segment the engine computes the
+  least-squares slope of bytes on hours (``covar_samp / var_samp``), the correlation ``r``,
+  first / last / peak bytes and the sample count (one query, window functions plus one
+  aggregate). A segment *qualifies* with at least
   ``min_samples`` (10) samples over at least ``min_minutes`` (120: a leak shows over hours,
   while memory that follows a load surge rises within minutes); it *climbs* when it qualifies,
   ``r >= 0.8`` and it grew by at least 10% of the limit (20% of its first value without a limit).

@@ -8,7 +8,8 @@ bounded memory), `forensics ingest` loads it into a case file, then a fresh proc
 case read-only and runs every registered diagnostic on the true windows, timing each one and
 reading its peak RSS (ru_maxrss). At the Evidently size, a further process pulls the same
 windows' 20 feature columns into pandas and runs Evidently's DataDriftPreset on them; the ratio
-compares it with our `data.drift` on the same rows (data loading excluded on both sides).
+compares it with our `data.drift` on the same rows (data loading and library imports excluded on
+both sides).
 """
 
 from __future__ import annotations
@@ -97,11 +98,16 @@ def run_evidently(db: Path, truth: dict) -> dict:
         frames.append(con.execute(f"SELECT {columns} FROM requests WHERE ts >= $s AND ts < $e",
                                   {"s": start, "e": end}).df())
     rows = sum(len(f) for f in frames)
+    # import Evidently outside the timed part, as ours is (toolkit, ibis and its DuckDB backend
+    # are loaded before any diagnostic runs): the import alone takes ~3.6 s
+    tick = time.perf_counter()
+    import evidently.presets  # noqa: F401
+    imported = time.perf_counter() - tick
     tick = time.perf_counter()
     verdicts = evidently_drift(frames[0], frames[1], numerical=numerical,
                                categorical=categorical)
     elapsed = time.perf_counter() - tick
-    return {"evidently_s": elapsed, "rows": rows,
+    return {"evidently_s": elapsed, "import_s": imported, "rows": rows,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "drifted": sorted(verdicts.loc[verdicts["drifted"], "feature"])}
 
@@ -144,7 +150,8 @@ def main() -> None:
             ours = result["times"]["data.drift"]
             theirs = child("evidently", db, args.workdir, None)
             print(f"   Evidently DataDriftPreset on the same {theirs['rows']:,} rows: "
-                  f"{theirs['evidently_s']:.1f} s, peak RSS {theirs['peak_rss_mb']:,.0f} MiB")
+                  f"{theirs['evidently_s']:.1f} s (its import, {theirs['import_s']:.1f} s, not "
+                  f"counted), peak RSS {theirs['peak_rss_mb']:,.0f} MiB")
             print(f"   drift: toolkit {ours:.2f} s vs Evidently {theirs['evidently_s']:.1f} s "
                   f"-> {theirs['evidently_s'] / ours:.0f}x faster")
             print(f"   drifted features: toolkit {result['drifted']}; Evidently "

@@ -143,6 +143,28 @@ def test_evidently_recipe_agrees_with_evidently(con, data):
             theirs.loc[feature, "statistic"], rel=1e-6), feature
 
 
+@pytest.mark.parametrize("sixth_value", [False, True])
+def test_evidently_recipe_tests_a_five_valued_numeric_like_evidently(sixth_value):
+    """Evidently tests a numeric column with at most 5 values with Jensen-Shannon on the value
+    shares, else with Wasserstein; a rare sixth value that shares a fine bin with another one
+    must still count."""
+    from toolkit.diagnose._evidently import evidently_drift
+
+    rng = np.random.default_rng(3)
+    few = np.r_[rng.choice(5, N, p=[0.4, 0.3, 0.15, 0.1, 0.05]),
+                rng.choice(5, N, p=[0.2, 0.3, 0.2, 0.2, 0.1])].astype(float)
+    if sixth_value:
+        few[[7, N + 7]] = 2.5
+    frame = pd.DataFrame({"request_id": [f"r{i}" for i in range(2 * N)], "ts": TS, "few": few})
+    ours = feature_drift(make_case(requests=frame), BASELINE, INCIDENT,
+                         recipe="evidently").table.set_index("feature").loc["few"]
+    theirs = evidently_drift(frame[:N], frame[N:], numerical=["few"], categorical=[]).iloc[0]
+    assert ours["evidently_test"] == ("wasserstein" if sixth_value else "jensenshannon")
+    assert ("Wasserstein" if sixth_value else "Jensen-Shannon") in theirs["method"]
+    assert ours["evidently_statistic"] == pytest.approx(theirs["statistic"], rel=1e-6)
+    assert ours["evidently_drifted"] == theirs["drifted"]
+
+
 def test_evidently_psi_recipe_matches_its_formula(con, data):
     result = feature_drift(con, BASELINE, INCIDENT, recipe="evidently")
     row = result.table.set_index("feature").loc["shifted"]

@@ -486,22 +486,15 @@ def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b:
                        hi: float) -> dict[str, Any]:
     """Evidently 0.7 default test for a numeric column, and its Sturges-binned PSI."""
     nb = int(b.sum())
-    pooled_distinct = max(profile.stat(feature, "baseline", "distinct"),
-                          profile.stat(feature, "incident", "distinct"))
-    out: dict[str, Any] = {}
-    if nb <= 1000:
-        if pooled_distinct > 5:
-            out |= {"evidently_test": "ks", "evidently_statistic": row["pvalue"],
-                    "evidently_drifted": bool(row["pvalue"] <= 0.05)}
-        else:
-            out |= {"evidently_test": "chisquare", "evidently_statistic": np.nan,
-                    "evidently_drifted": False}
-    elif pooled_distinct > 5:
-        out |= {"evidently_test": "wasserstein", "evidently_statistic": row["wasserstein"],
-                "evidently_drifted": bool(row["wasserstein"] >= 0.1)}
+    few = _few_values(case, profile, feature, b, i, record)
+    if few is not None:
+        out = _evidently_categorical(*few, nb)
+    elif nb <= 1000:
+        out = {"evidently_test": "ks", "evidently_statistic": row["pvalue"],
+               "evidently_drifted": bool(row["pvalue"] <= 0.05)}
     else:
-        out |= {"evidently_test": "jensenshannon", "evidently_statistic": np.nan,
-                "evidently_drifted": False}
+        out = {"evidently_test": "wasserstein", "evidently_statistic": row["wasserstein"],
+               "evidently_drifted": bool(row["wasserstein"] >= 0.1)}
     n_pooled = nb + int(i.sum())
     sturges = int(math.ceil(math.log2(max(n_pooled, 1))) + 1)
     edges = np.linspace(lo, hi, sturges + 1)[1:-1]
@@ -521,6 +514,34 @@ def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b:
                                [mapping.get(float("inf"), 0)], dtype=float))
     out["psi_evidently"] = st.psi_evidently(counts[0], counts[1])
     return out
+
+
+def _few_values(case: CaseView, profile: FeatureProfile, feature: str, b: np.ndarray,
+                i: np.ndarray, record: Recorder) -> tuple[np.ndarray, np.ndarray] | None:
+    """Counts per value in the baseline and the incident when the feature takes at most five
+    distinct values over both windows (Evidently then tests it like a categorical column),
+    else None.
+
+    Each non-empty fine bin holds at least one distinct value and the bins are disjoint, so
+    more than five occupied bins settle it without a query; otherwise one query counts the
+    values of each window.
+    """
+    if int(((b + i) > 0).sum()) > 5:
+        return None
+    requests = case.table("requests")
+    parts = {"incident": requests.filter(within(requests.ts, profile.incident))}
+    parts["baseline"] = (case.table("reference") if profile.against == "reference"
+                         else requests.filter(within(requests.ts, profile.baseline)))
+    values = ibis.union(*[
+        t.select(window=ibis.literal(w), v=t[feature].cast("float64")) for w, t in parts.items()])
+    values = values.filter(values.v.notnull())
+    counts = record(values.group_by("window", "v").aggregate(n=values.count()))
+    table = counts.pivot_table(index="v", columns="window", values="n", aggfunc="sum",
+                               fill_value=0).reindex(columns=["baseline", "incident"],
+                                                     fill_value=0)
+    if len(table) > 5:
+        return None
+    return table["baseline"].to_numpy(float), table["incident"].to_numpy(float)
 
 
 def _evidently_categorical(b: np.ndarray, i: np.ndarray, nb: int) -> dict[str, Any]:

@@ -58,3 +58,46 @@ def test_time_hashed_sample_takes_rates_with_many_decimals(backend):
     assert share["a"] == pytest.approx(100_000 / 999_600, abs=0.02)
     assert share["b"] == pytest.approx(1 / 3, abs=0.02)
     assert backend.execute(sample_by_time(table, 0.123456789012345).count()) > 0
+
+
+def _build_side(con, sql: str) -> list[str]:
+    """Tables under the build (right) child of the plan's hash join."""
+    import json
+
+    def find(node):
+        if "HASH_JOIN" in node.get("name", ""):
+            return node
+        return next((f for c in node.get("children", []) if (f := find(c))), None)
+
+    def tables(node):
+        table = node.get("extra_info", {}).get("Table")
+        return ([table] if table else []) + [t for c in node.get("children", [])
+                                             for t in tables(c)]
+
+    plan = json.loads(con.execute("EXPLAIN (FORMAT json) " + sql).fetchall()[0][1])
+    return tables(find(plan[0])["children"][1])
+
+
+@pytest.mark.parametrize("previous", ["", "compressed_materialization"])
+def test_joins_as_written_builds_on_the_right_and_restores_the_setting(previous):
+    from toolkit.diagnose._engine import Recorder
+
+    backend = ibis.duckdb.connect()
+    con = backend.con
+    con.execute("CREATE TABLE small AS SELECT range::VARCHAR AS id FROM range(100)")
+    con.execute("CREATE TABLE big AS SELECT range::VARCHAR AS id, range AS v FROM range(100000)")
+    if previous:
+        con.execute(f"SET disabled_optimizers = '{previous}'")
+    joined = backend.table("small").inner_join(backend.table("big"), "id")
+    expr = joined.aggregate(n=joined.count(), s=joined.v.sum())
+    sql = ibis.to_sql(expr, dialect="duckdb")
+    # DuckDB on its own builds on the smaller table, whichever side it is written on
+    assert _build_side(con, sql) == ["memory.main.small"]
+    record = Recorder(joins_as_written=True)
+    with record._plan(con):
+        assert _build_side(con, sql) == ["memory.main.big"]
+    assert con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == previous
+    # the plan changes, the answer does not
+    assert record(expr).iloc[0].tolist() == Recorder()(expr).iloc[0].tolist() == [
+        100, sum(range(100))]
+    assert con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == previous

@@ -254,7 +254,7 @@ def calibration(
     if not case.has("labels"):
         return CalibrationResult(**base, not_assessed=(
             NotAssessed(ID, "the case has no labels"),))
-    record = Recorder()
+    record = Recorder(joins_as_written=True)  # the labels join: see Recorder
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
     t = labelled_rows(case, span)

@@ -29,6 +29,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._labels import labels_unique
 from toolkit.diagnose._profile import FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -185,8 +186,8 @@ def ood_bursts(
         return OODResult(**base, not_assessed=(
             NotAssessed(ID, "no source column (client_version, endpoint, host)"),))
     profile = feature_profile(case, baseline, incident, bucket=bucket)
-    record = Recorder()
     use_labels = case.has("labels")
+    record = Recorder(joins_as_written=use_labels)  # build the labels join on the labels
     t = case.table("requests")
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     t = t.filter(within(t.ts, span))
@@ -199,9 +200,12 @@ def ood_bursts(
     t = t.filter(t._window.notnull())
     if use_labels:
         labels = case.table("labels")
-        latest = labels.group_by("request_id").aggregate(
-            _label=labels.label.argmax(labels.labeled_at.fill_null(
-                ibis.timestamp("1970-01-01T00:00:00+00:00"))))
+        if labels_unique(case):  # one label per request: join it as it is (see labelled_rows)
+            latest = labels.select("request_id", _label=labels.label)
+        else:
+            latest = labels.group_by("request_id").aggregate(
+                _label=labels.label.argmax(labels.labeled_at.fill_null(
+                    ibis.timestamp("1970-01-01T00:00:00+00:00"))))
         t = t.left_join(latest, "request_id")
     has_score = "score" in case.columns["requests"]
     has_prediction = "prediction" in case.columns["requests"]

@@ -235,7 +235,7 @@ def model_performance(
             NotAssessed(ID, "requests carry no predictions"),))
     if not case.has("labels"):
         return PerformanceResult(**base, not_assessed=(NotAssessed(ID, "the case has no labels"),))
-    record = Recorder()
+    record = Recorder(joins_as_written=True)  # the labels join: see Recorder
     positive = positive or positive_class(case, record, Window(baseline.start, incident.end)
                                           if baseline.start < incident.start else
                                           Window(incident.start, baseline.end))

@@ -127,6 +127,45 @@ def test_a_unit_change_inside_a_window_that_starts_early():
     assert abs(pd.Timestamp(finding.onset) - TS[switch]) <= pd.Timedelta("2min")
 
 
+def test_a_unit_change_fixed_before_the_window_ends():
+    # x1000 from the incident's start until 80% of it: the last third is 40% rescaled, a mix
+    # of the two units rather than "mostly rescaled"; the change is still a unit change
+    frame = healthy(8)
+    fixed = N + int(0.8 * N)
+    frame.loc[(frame.index >= N) & (frame.index < fixed), "distance_km"] *= 1000
+    con = make_case(requests=frame)
+    (finding,) = unit_change(con, BASELINE, INCIDENT).findings()
+    assert finding.evidence["feature"] == "distance_km"
+    assert finding.evidence["matched"] == 1000.0
+
+
+def test_holds_over_time_accepts_a_step_or_a_pulse_but_not_in_between_factors():
+    from toolkit.diagnose._profile import LEVELS
+    from toolkit.diagnose.units import holds_over_time
+
+    rng = np.random.default_rng(9)
+    levels = np.asarray(LEVELS)
+    base = rng.gamma(2.0, 5.0, 50_000)
+    qb = np.quantile(base, levels)
+
+    def third(values: np.ndarray) -> tuple[float, np.ndarray, int]:
+        q = np.quantile(values, levels)
+        return scale_factor(qb[5:96], q[5:96])[0], q, len(values)
+
+    fresh = rng.gamma(2.0, 5.0, 2000)
+    rescaled = third(fresh * 24)
+    half = third(np.r_[fresh[:900] * 24, fresh[900:]])  # 45% rescaled: a mix, not "mostly"
+    assert holds_over_time(qb, [rescaled, third(fresh * 24)], 24.0)  # a step
+    assert holds_over_time(qb, [rescaled, half], 24.0)  # the change ends in the last third
+    assert holds_over_time(qb, [half, rescaled], 24.0)  # it starts in the middle one
+    assert not holds_over_time(qb, [rescaled, third(fresh * 5)], 24.0)  # growth through x5
+    assert not holds_over_time(qb, [half, half], 24.0)  # never fully rescaled
+    # below x10 the rescaled rows stay in range and a mix is not read at all
+    half_36 = third(np.r_[fresh[:900] * 3.6, fresh[900:]])
+    assert not holds_over_time(qb, [third(fresh * 3.6), half_36], 3.6)
+    assert not holds_over_time(qb, [rescaled], 24.0)  # one third says nothing about time
+
+
 def test_a_gradual_growth_near_a_known_factor_is_not_a_unit_change():
     # a lognormal amount grows 1.5x: close to x1.609 (mi -> km) but not a rescaling by it
     frame = healthy(7)

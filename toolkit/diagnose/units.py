@@ -11,8 +11,11 @@ distance). The closest factor matches when that distance is at most 0.1, i.e. th
 incident looks like the baseline up to sampling noise. Last, a unit change is a step: the
 factor must hold in the middle and the last third of the incident window (each within 6% of
 the known factor; the first third may still hold the rollout), whereas a gradual shift of a
-log-normal feature (also a pure rescaling) keeps growing. The feature's catalog unit limits
-the factors tried (:data:`UNIT_FAMILIES`).
+log-normal feature (also a pure rescaling) keeps growing. A step that ends inside the window
+(mitigated, or the detected window runs past the fix) or starts late in it passes too when
+one of those thirds holds the factor and the other is a mix of rescaled and unchanged rows
+(factors of 10 and more, see :func:`holds_over_time`). The feature's catalog unit limits the
+factors tried (:data:`UNIT_FAMILIES`).
 
 Finding ``data.unit_change`` (high): a feature rescaled by a known factor.
 """
@@ -86,6 +89,8 @@ MIX_TOLERANCE = 0.02
 MIN_RESCALED_SHARE = 0.5
 #: Smallest factor a mixture is fitted for.
 MIN_MIXTURE_FACTOR = 10.0
+#: One-sample Kolmogorov-Smirnov critical value at 5%: ``KS_95 / sqrt(n)``.
+KS_95 = 1.36
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -197,12 +202,9 @@ def unit_change(
         for k, row in candidates.iterrows():
             thirds = stable.get(row["feature"], [])
             qb = profile.quantiles[(row["feature"], "baseline")]
-            holds = [abs(f / row["matched"] - 1) <= BAND or
-                     mixture_match(qb, q, units.get(row["feature"]))[0] == row["matched"]
-                     for f, q in thirds]
-            if len(thirds) < 2 or not all(holds):
+            if not holds_over_time(qb, thirds, row["matched"], units.get(row["feature"])):
                 table.loc[k, ["matched", "meaning"]] = [np.nan, None]
-            table.loc[k, "halves"] = ", ".join(f"{f:.4g}" for f, _ in thirds)
+            table.loc[k, "halves"] = ", ".join(f"{f:.4g}" for f, *_ in thirds)
     result = UnitChangeResult(**base, table=table, sql=profile.sql + record.sql)
     refined = {}
     for row in result.table[result.table["matched"].notna()].itertuples():
@@ -221,9 +223,10 @@ def unit_change(
 
 def _stable_factors(case: CaseView, record: Recorder, profile: FeatureProfile,
                     incident: Window, features: list[str], keep: np.ndarray
-                    ) -> dict[str, list[tuple[float, np.ndarray]]]:
+                    ) -> dict[str, list[tuple[float, np.ndarray, int]]]:
     """The scale factor of each feature in the middle and last thirds of the incident, with
-    the third's quantiles on :data:`LEVELS` (one grouped scan for both thirds)."""
+    the third's quantiles on :data:`LEVELS` and its number of values (one grouped scan for
+    both thirds)."""
     first = incident.start + incident.duration / 3
     second = incident.start + 2 * incident.duration / 3
     thirds = (Window(first, second), Window(second, incident.end))
@@ -233,8 +236,9 @@ def _stable_factors(case: CaseView, record: Recorder, profile: FeatureProfile,
     levels = float_array(LEVELS)
     found = record(rows.group_by("_third").aggregate(
         **{f"q{k}": quantiles_at(rows[f].cast("float64"), levels)
-           for k, f in enumerate(features)})).set_index("_third")
-    out: dict[str, list[tuple[float, np.ndarray]]] = {f: [] for f in features}
+           for k, f in enumerate(features)},
+        **{f"n{k}": rows[f].count() for k, f in enumerate(features)})).set_index("_third")
+    out: dict[str, list[tuple[float, np.ndarray, int]]] = {f: [] for f in features}
     for third in range(len(thirds)):
         if third not in found.index:
             continue
@@ -246,8 +250,36 @@ def _stable_factors(case: CaseView, record: Recorder, profile: FeatureProfile,
             q = np.asarray(q, dtype=float)
             factor, _ = scale_factor(base[keep], q[keep])
             if not math.isnan(factor):
-                out[feature].append((factor, q))
+                out[feature].append((factor, q, int(found.loc[third, f"n{k}"])))
     return out
+
+
+def holds_over_time(q_baseline: np.ndarray, thirds: list[tuple[float, np.ndarray, int]],
+                    matched: float, unit: str | None = None) -> bool:
+    """Whether the incident's later thirds look like a unit change by ``matched``.
+
+    A step: every third is rescaled (its factor within :data:`BAND` of ``matched``, or mostly
+    rescaled rows by :func:`mixture_match`). A step that ended inside the window (mitigated,
+    rolled back) or began late in it (a window opened early) also counts: one third rescaled
+    and the other a mix of rescaled and unchanged rows in any proportion (the
+    :func:`mixture_fit` within :data:`MIX_TOLERANCE`, or within the 95% Kolmogorov bound
+    ``1.36 / sqrt(n)`` of the third's ``n`` values when that is wider: a third of a short
+    window holds a few hundred rows). That second form is only read for
+    factors of at least :data:`MIN_MIXTURE_FACTOR`, whose rescaled rows leave the baseline's
+    range; a gradual shift, whose thirds are rescaled by growing in-between factors, fits
+    neither.
+    """
+    if len(thirds) < 2:
+        return False
+    rescaled = [abs(f / matched - 1) <= BAND or mixture_match(q_baseline, q, unit)[0] == matched
+                for f, q, _ in thirds]
+    if all(rescaled):
+        return True
+    if max(matched, 1 / matched) < MIN_MIXTURE_FACTOR or not any(rescaled):
+        return False
+    return all(done or mixture_fit(q_baseline, q, matched)[1] <= max(
+        MIX_TOLERANCE, KS_95 / math.sqrt(max(n, 1))) for done, (_, q, n) in zip(
+        rescaled, thirds, strict=True))
 
 
 def scale_factor(q_baseline: np.ndarray, q_incident: np.ndarray) -> tuple[float, float]:
@@ -296,34 +328,42 @@ def mixture_match(q_baseline: np.ndarray, q_incident: np.ndarray, unit: str | No
     gradual shift of a skewed feature.
     Returns ``(factor, meaning, ks distance)`` or ``(nan, None, nan)``.
     """
-    levels = np.asarray(LEVELS)
     qb, qi = np.asarray(q_baseline, float), np.asarray(q_incident, float)
-    if qb.size != levels.size or qi.size != levels.size or not np.isfinite(qb).all() or \
-            not np.isfinite(qi).all() or qb[-1] <= qb[0]:
-        return float("nan"), None, float("nan")
-
-    def cdf(x: np.ndarray) -> np.ndarray:
-        return np.interp(x, qb, levels, left=0.0, right=1.0)
-
     best = (float("inf"), float("nan"), None)
     allowed = allowed_factors(unit)
-    a = cdf(qi)
     for known, meaning in UNIT_FACTORS.items():
         if known not in allowed or known < MIN_MIXTURE_FACTOR:
             continue
         for value, text in ((known, meaning), (1 / known, f"/{known:g} (the reverse of "
                                                           f"{meaning})")):
-            b = cdf(qi / value)
-            gap = a - b
-            if float(np.sum(gap ** 2)) < 1e-6:
-                continue
-            unchanged = float(np.clip(np.sum((levels - b) * gap) / np.sum(gap ** 2), 0, 1))
-            ks = float(np.max(np.abs(levels - (unchanged * a + (1 - unchanged) * b))))
-            if 1 - unchanged >= MIN_RESCALED_SHARE and ks < best[0]:
-                best = (ks, value, f"{text}, on {1 - unchanged:.0%} of the incident's rows")
+            rescaled, ks = mixture_fit(qb, qi, value)
+            if rescaled >= MIN_RESCALED_SHARE and ks < best[0]:
+                best = (ks, value, f"{text}, on {rescaled:.0%} of the incident's rows")
     if best[0] > MIX_TOLERANCE:
         return float("nan"), None, float("nan")
     return best[1], best[2], best[0]
+
+
+def mixture_fit(q_baseline: np.ndarray, q_incident: np.ndarray, factor: float
+                ) -> tuple[float, float]:
+    """Least-squares share of rows rescaled by ``factor`` in ``F_I = p F_B(x) + (1 - p)
+    F_B(x / factor)`` on the incident's quantiles, and the fit's KS distance.
+
+    Returns ``(1 - p, ks)``; ``(nan, inf)`` when the quantiles cannot be compared or the two
+    components coincide (the factor changes nothing the quantiles can see).
+    """
+    levels = np.asarray(LEVELS)
+    qb, qi = np.asarray(q_baseline, float), np.asarray(q_incident, float)
+    if qb.size != levels.size or qi.size != levels.size or not np.isfinite(qb).all() or \
+            not np.isfinite(qi).all() or qb[-1] <= qb[0]:
+        return float("nan"), float("inf")
+    a = np.interp(qi, qb, levels, left=0.0, right=1.0)
+    b = np.interp(qi / factor, qb, levels, left=0.0, right=1.0)
+    gap = a - b
+    if float(np.sum(gap ** 2)) < 1e-6:
+        return float("nan"), float("inf")
+    unchanged = float(np.clip(np.sum((levels - b) * gap) / np.sum(gap ** 2), 0, 1))
+    return 1 - unchanged, float(np.max(np.abs(levels - (unchanged * a + (1 - unchanged) * b))))
 
 
 def _direct_match(factor: float, dispersion: float, q_baseline: np.ndarray,

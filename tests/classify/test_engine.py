@@ -180,3 +180,33 @@ def test_a_unit_change_does_not_explain_other_features_drifting():
     assert alone.failure_mode == "unit_change"
     both = score(evidence(_drift(distance=3.0, amount=1.9), rescaled))
     assert both.failure_mode == "covariate_shift"
+
+
+def test_the_null_and_default_bound_holds_on_any_binning_and_is_attained():
+    import numpy as np
+
+    from toolkit.classify.engine import _null_bound
+    from toolkit.diagnose._stats import psi
+
+    # drift counts non-null values; default_rate is a share of them. 30% of the incident's rows
+    # are null and 40% of its non-null values are the default 0 (1% before); the other values
+    # keep their distribution exactly
+    rest = np.array([120.0, 80, 200, 150, 250, 200])  # counts of the other values per bin
+    rates = {"null_rate": [0.0, 0.3], "default_rate": [0.01, 0.4]}
+    bound = _null_bound(rates)
+
+    def counts(default_share: float, zero_bin: bool) -> np.ndarray:
+        other = (1 - default_share) * rest / rest.sum()
+        if zero_bin:  # the default has a bin of its own: the bound is reached
+            return np.r_[default_share, other]
+        return np.r_[other[0] + default_share, other[1:]]  # shares the lowest bin
+
+    own = psi(counts(0.01, True), counts(0.4, True))
+    shared = psi(counts(0.01, False), counts(0.4, False))
+    assert shared < own <= bound + 1e-12
+    assert own == pytest.approx(psi(np.array([0.01, 0.99]), np.array([0.4, 0.6])))
+    # the three-cell PSI over all rows, with the default share of the non-null rows
+    whole = psi(np.array([0.0, 0.01, 0.99]), np.array([0.3, 0.4 * 0.7, 0.6 * 0.7]))
+    assert bound == pytest.approx(max(own, whole))
+    assert _null_bound(None) == 0.0
+    assert math.isinf(_null_bound({"null_rate": [0.0, 1.5], "default_rate": [0.0, 0.0]}))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from toolkit.classify.remediation import remediation_for
@@ -27,6 +28,7 @@ from toolkit.classify.rules import (
 )
 from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, PATHWAYS, UNDETERMINED
 from toolkit.diagnose._base import SEVERITIES, Finding, NotAssessed
+from toolkit.diagnose._stats import psi
 from toolkit.types import Window
 
 __all__ = ["Evidence", "RuleHit", "Verdict", "score"]
@@ -195,15 +197,22 @@ def _unexplained_drift(drift: Finding, nulls: Finding | None, units: Finding | N
     for name, stats in features.items():
         if name == rescaled or not isinstance(stats, dict):
             continue
-        psi = float(stats.get("psi") or 0.0)
-        excess = psi - _null_bound(quality.get(name))
+        excess = float(stats.get("psi") or 0.0) - _null_bound(quality.get(name))
         if excess > best:
             best, which = excess, name
     return {"unexplained_psi": round(best, 4), "unexplained_feature": which}
 
 
 def _null_bound(rates: dict[str, Any] | None) -> float:
-    """PSI of a change of a feature's null and default rates alone (the rest unchanged)."""
+    """The largest PSI a change of a feature's null and default rates alone can produce.
+
+    Drift counts non-null values only, and ``default_rate`` is a share of them: rows that
+    change only in their default share differ, value for value, by the ratio of the two
+    default shares, so the two-cell PSI of [defaults, other values] bounds the PSI on any
+    binning (merging cells only lowers a divergence). For safety the three-cell PSI over all
+    rows, [null, default, other] = [n, d (1 - n), (1 - n)(1 - d)], is taken when larger. Same
+    recipe as drift (:func:`toolkit.diagnose._stats.psi`).
+    """
     if not rates:
         return 0.0
     try:
@@ -211,16 +220,12 @@ def _null_bound(rates: dict[str, Any] | None) -> float:
         d_b, d_i = (float(v) for v in rates.get("default_rate", (0.0, 0.0)))
     except (TypeError, ValueError):
         return math.inf
-
-    def psi(before: list[float], after: list[float]) -> float:
-        return sum((a - b) * math.log(max(a, 1e-4) / max(b, 1e-4))
-                   for b, a in zip(before, after, strict=True))
-
-    whole = psi([n_b, d_b, max(1 - n_b - d_b, 0.0)], [n_i, d_i, max(1 - n_i - d_i, 0.0)])
-    # the drift profile may leave the nulls out: the defaults among the non-null values
-    db, di = d_b / max(1 - n_b, 1e-9), d_i / max(1 - n_i, 1e-9)
-    present = psi([db, 1 - db], [di, 1 - di])
-    return max(whole, present)
+    if not all(0.0 <= v <= 1.0 for v in (n_b, n_i, d_b, d_i)):
+        return math.inf
+    present = psi(np.array([d_b, 1 - d_b]), np.array([d_i, 1 - d_i]))
+    whole = psi(np.array([n_b, d_b * (1 - n_b), (1 - n_b) * (1 - d_b)]),
+                np.array([n_i, d_i * (1 - n_i), (1 - n_i) * (1 - d_i)]))
+    return max(present, whole)
 
 
 def _events(events: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
@@ -161,7 +162,7 @@ class Recorder:
             return con.sql(sql).to_arrow_table()
 
     @contextmanager
-    def _plan(self, con) -> Iterator[None]:
+    def _plan(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         if not self._joins_as_written:
             yield
             return

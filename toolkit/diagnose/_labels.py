@@ -8,7 +8,7 @@ from toolkit.diagnose._case import CaseView
 from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
-__all__ = ["labelled", "labelled_rows", "labels_unique", "positive_class", "POSITIVE_TOKENS"]
+__all__ = ["labelled", "labelled_rows", "latest_labels", "labels_unique", "positive_class", "POSITIVE_TOKENS"]
 
 #: Label values taken as the positive class when present (compared case-insensitively).
 POSITIVE_TOKENS = ("1", "true", "yes", "positive", "pos", "fraud", "spam", "anomaly")
@@ -24,26 +24,31 @@ def labelled_rows(case: CaseView, span: Window) -> ibis.Table:
 
     Same semantics as the ``labelled_predictions`` view, but the time filter applies before
     the join and labels are reduced with a hash aggregate (``arg_max`` over ``labeled_at``)
-    rather than a window over the whole labels table: this is what diagnostics use. When every
-    request has at most one label (checked once per case view) the labels join as they are:
-    the aggregate over millions of string ids would cost more memory than the join itself
-    (10M requests, 4.3M labels: peak RSS 1.7 GB with it, 1.2 GB without).
+    rather than a window over the whole labels table (see :func:`latest_labels`): this is what
+    diagnostics use.
     """
     from toolkit.diagnose._case import within
 
     requests = case.table("requests")
     requests = requests.filter(within(requests.ts, span) & requests.prediction.notnull())
+    joined = requests.inner_join(latest_labels(case), "request_id")
+    return joined.mutate(correct=(joined.prediction == joined.label))
+
+
+def latest_labels(case: CaseView) -> ibis.Table:
+    """``request_id``, ``label``, ``labeled_at``: each request's latest label (``arg_max`` over
+    ``labeled_at``, a NULL ``labeled_at`` being the oldest). When every request has at most one
+    label (checked once per case view) the labels table as it is: the aggregate over millions
+    of string ids would cost more memory than the join itself (10M requests, 4.3M labels: peak
+    RSS 1.7 GB with it, 1.2 GB without)."""
     labels = case.table("labels")
     if labels_unique(case):
-        latest = labels.select("request_id", "label", "labeled_at")
-    else:
-        latest = labels.group_by("request_id").aggregate(
-            label=labels.label.argmax(labels.labeled_at.fill_null(ibis.timestamp(
-                "1970-01-01T00:00:00+00:00"))),
-            labeled_at=labels.labeled_at.max(),
-        )
-    joined = requests.inner_join(latest, "request_id")
-    return joined.mutate(correct=(joined.prediction == joined.label))
+        return labels.select("request_id", "label", "labeled_at")
+    return labels.group_by("request_id").aggregate(
+        label=labels.label.argmax(labels.labeled_at.fill_null(ibis.timestamp(
+            "1970-01-01T00:00:00+00:00"))),
+        labeled_at=labels.labeled_at.max(),
+    )
 
 
 def labels_unique(case: CaseView) -> bool:

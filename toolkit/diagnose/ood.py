@@ -29,7 +29,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
-from toolkit.diagnose._labels import labels_unique
+from toolkit.diagnose._labels import latest_labels
 from toolkit.diagnose._profile import FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -199,14 +199,8 @@ def ood_bursts(
     timeline["ood_share"] = timeline["ood"] / timeline["requests"]
     t = t.filter(t._window.notnull())
     if use_labels:
-        labels = case.table("labels")
-        if labels_unique(case):  # one label per request: join it as it is (see labelled_rows)
-            latest = labels.select("request_id", _label=labels.label)
-        else:
-            latest = labels.group_by("request_id").aggregate(
-                _label=labels.label.argmax(labels.labeled_at.fill_null(
-                    ibis.timestamp("1970-01-01T00:00:00+00:00"))))
-        t = t.left_join(latest, "request_id")
+        latest = latest_labels(case)
+        t = t.left_join(latest.select("request_id", _label=latest.label), "request_id")
     has_score = "score" in case.columns["requests"]
     has_prediction = "prediction" in case.columns["requests"]
     # One scan grouped by window and every source column together; each source's table is

@@ -95,3 +95,29 @@ def test_incident_quantiles_are_queried_once_on_first_use(data):
     assert len(fresh.sql) == before + 1
     assert ("counts", "incident") in fresh.quantiles and len(fresh.sql) == before + 1
     assert set(fresh.quantiles) >= {("offset", "incident"), ("counts", "baseline")}
+
+
+def test_rows_between_the_windows_far_outside_their_range_are_binned_too():
+    # the histogram scan covers the whole span; the integer grid must leave room for the gap's
+    # values (here 1e12 times the windows' range), and NaN / inf force the clamped form
+    rng = np.random.default_rng(11)
+    ts = pd.date_range("2026-03-01", periods=300, freq="min", tz="UTC")
+    x = rng.normal(0, 1, 300)
+    x[140:160] = 1e12
+    y = rng.normal(0, 1, 300)
+    y[150], y[200], y[210] = np.inf, -np.inf, 1e300
+    frame = pd.DataFrame({"request_id": [f"q{i}" for i in range(300)], "ts": ts, "x": x,
+                          "y": y})
+    baseline = Window(ts[0].to_pydatetime(), ts[140].to_pydatetime())
+    incident = Window(ts[160].to_pydatetime(), (ts[-1] + pd.Timedelta("1min")).to_pydatetime())
+    profile = feature_profile(case_view(make_case(requests=frame)), baseline, incident)
+    for feature in ("x", "y"):
+        total = sum(profile.numeric_hist[feature].sum(axis=0))
+        assert total == 300
+        uppers, base, inc = profile.numeric_counts(feature)
+        values = frame[feature].to_numpy()
+        for counts, part in ((base, values[:140]), (inc, values[160:])):
+            expected = np.bincount(np.searchsorted(uppers[:-1], part, side="left"),
+                                   minlength=len(uppers))
+            np.testing.assert_array_equal(counts, expected)
+    assert np.isfinite(profile.edges["y"]).all()  # no extension bins out to infinity

@@ -23,8 +23,12 @@ from toolkit.store.schema import quote_literal
 __all__ = [
     "Recorder",
     "histogram_at",
+    "histogram_int",
     "bin_counts",
+    "int_bin_counts",
     "float_array",
+    "int_array",
+    "double",
     "quantiles_at",
     "sorted_quantiles",
     "value_counts",
@@ -49,6 +53,28 @@ def bin_counts(counts: dt.Map(dt.float64, dt.int64)) -> dt.Array(dt.int64):
 
     (ibis's own ``Map.values()`` wraps it in a NULL check that repeats the aggregate.)
     """
+
+
+@ibis.udf.agg.builtin(name="histogram")
+def histogram_int(arg: int, boundaries: dt.Array(dt.int64)) -> dt.Map(dt.int64, dt.int64):
+    """DuckDB ``histogram(x, boundaries)`` over BIGINT (twice as fast as over DOUBLE, see
+    :mod:`~._binning`)."""
+
+
+@ibis.udf.scalar.builtin(name="map_values")
+def int_bin_counts(counts: dt.Map(dt.int64, dt.int64)) -> dt.Array(dt.int64):
+    """DuckDB ``map_values(m)``: the counts of a :func:`histogram_int` map, in bin order."""
+
+
+def int_array(values) -> ibis.Value:
+    """A constant BIGINT[] as one string literal cast in the engine (see :func:`float_array`)."""
+    return ibis.literal("[" + ", ".join(str(int(v)) for v in values) + "]").cast("array<int64>")
+
+
+def double(value: float) -> ibis.Value:
+    """A DOUBLE literal that stays one: a bare float literal can reach DuckDB as a DECIMAL
+    (see :func:`sample_by_time`), whose products round."""
+    return ibis.literal(repr(float(value))).cast("float64")
 
 
 def float_array(values) -> ibis.Value:

@@ -13,14 +13,17 @@ One profile feeds drift, data quality, unit-change, permutation and out-of-distr
   about 0.1 percentage point (three binomial standard deviations), and every count is exact;
 * ``histograms``: exact counts per time bucket and window, on fine bins whose edges are the
   baseline quantiles (numeric, right-closed bins ``(e[k-1], e[k]]`` plus an overflow bin) or per
-  category (categorical).
+  category (categorical). Numeric values are binned on an integer grid
+  (:mod:`~._binning`, twice as fast as DOUBLEs): ``edges`` holds the edges the counts refer
+  to, the quantiles rounded up by less than ``2**-60`` of the feature's largest magnitude.
 
 Three or four queries in all (one more against a reference table), whatever the number of
 features:
 
 1. a window summary (rows, numeric minimum and maximum, approximate distinct counts of the
-   categorical features), which sets the sampling rates, the outer bin edges and which
-   categorical features are too diverse for a per-category histogram;
+   categorical features, over every row the histogram scan will bin), which sets the sampling
+   rates, the outer bin edges, the integer grid's range and which categorical features are
+   too diverse for a per-category histogram;
 2. the quantile sample of the baseline, unpivoted to one sorted list per feature (the
    incident's only when a check reads it, see :class:`WindowQuantiles`);
 3. one scan grouped by (time bucket, window) for the bin counts, non-null counts and the
@@ -43,13 +46,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from toolkit.diagnose._binning import fine_histogram
 from toolkit.diagnose._case import CaseView, choose_bucket, within
 from toolkit.diagnose._engine import (
     Recorder,
-    bin_counts,
     bucket_expr,
-    float_array,
-    histogram_at,
     sample_by_time,
     sorted_quantiles,
     value_counts,
@@ -177,9 +178,10 @@ def feature_profile(
     edges = {f: _edges(quantiles.get((f, "baseline")), windows, f) for f in numeric}
     # moments are summed around the baseline median, so the variance does not cancel out
     shifts = {f: _shift(quantiles.get((f, "baseline"))) for f in numeric}
-    groups, numeric_hist, categorical_hist, nonnull, sums = _histograms(
+    bounds = {f: _largest_magnitude(windows, f) for f in numeric}
+    groups, numeric_hist, categorical_hist, nonnull, sums, edges = _histograms(
         record, labelled, reference, width, numeric,
-        tuple(c for c in categorical if c not in high), edges, high, shifts,
+        tuple(c for c in categorical if c not in high), edges, high, shifts, bounds,
     )
     stats = _stats(windows, groups, nonnull, sums, categorical_hist, numeric, categorical,
                    shifts)
@@ -193,8 +195,10 @@ def feature_profile(
 
 def _window_summary(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
                     numeric: tuple[str, ...], categorical: tuple[str, ...]) -> pd.DataFrame:
-    """Rows per window, numeric minimum and maximum (for the outer bin edges) and approximate
-    distinct counts of categorical features: one cheap scan, indexed by window."""
+    """Rows per window, numeric minimum and maximum (for the outer bin edges and the integer
+    grid's range) and approximate distinct counts of categorical features: one cheap scan,
+    indexed by window (``baseline``, ``incident``, ``between``, and with a reference table
+    ``baseline-span`` for the requests of the baseline window)."""
 
     def aggregates(rows: ibis.Table) -> dict[str, ibis.Expr]:
         aggs = {"n": rows.count()}
@@ -205,13 +209,27 @@ def _window_summary(record: Recorder, labelled: ibis.Table, reference: ibis.Tabl
             aggs[f"cd_{name}"] = rows[name].cast("string").approx_nunique()
         return aggs
 
-    windows = ("incident",) if reference is not None else ("baseline", "incident")
-    rows = labelled.filter(labelled._window.isin(windows))
-    parts = [record(rows.group_by(window=rows._window).aggregate(**aggregates(rows)))]
+    # every row the histogram scan bins is summarised (rows between the windows too, and with a
+    # reference table the baseline window of requests), so the extremes bound all its values
+    scanned = record(labelled.group_by(window=labelled._window).aggregate(
+        **aggregates(labelled)))
+    scanned["window"] = scanned["window"].fillna("between")
+    parts = [scanned]
     if reference is not None:
+        scanned["window"] = scanned["window"].replace({"baseline": "baseline-span"})
         parts.append(record(reference.aggregate(**aggregates(reference))).assign(
             window="baseline"))
     return pd.concat(parts, ignore_index=True).set_index("window")
+
+
+def _largest_magnitude(windows: pd.DataFrame, feature: str) -> float:
+    """The largest ``|value|`` of a numeric feature over every summarised row: NaN when a
+    value is NaN or infinite (DuckDB orders NaN above +inf, so it shows as a maximum)."""
+    extremes = pd.to_numeric(pd.concat([windows[f"mn_{feature}"], windows[f"mx_{feature}"]]),
+                             errors="coerce").dropna().to_numpy(float)
+    if not extremes.size:
+        return 0.0
+    return float(np.abs(extremes).max()) if np.all(np.isfinite(extremes)) else float("nan")
 
 
 def _get(frame: pd.DataFrame, window: str, column: str) -> float:
@@ -350,12 +368,15 @@ def _edges(quantiles: np.ndarray | None, windows: pd.DataFrame, feature: str) ->
     """
     if quantiles is None:
         return np.array([0.0])
-    inner = np.unique(quantiles[~np.isnan(quantiles)])
+    inner = np.unique(quantiles[np.isfinite(quantiles)])
     if not inner.size:
         return np.array([0.0])
-    present = [w for w in windows.index if pd.notna(windows.at[w, f"mn_{feature}"])]
-    lo = min((float(windows.at[w, f"mn_{feature}"]) for w in present), default=inner[0])
-    hi = max((float(windows.at[w, f"mx_{feature}"]) for w in present), default=inner[-1])
+    # +-inf and NaN extremes (DuckDB orders NaN above everything) get no extension bins
+    compared = windows[windows.index.isin(["baseline", "incident"])]
+    lows = pd.to_numeric(compared[f"mn_{feature}"], errors="coerce").to_numpy(float)
+    highs = pd.to_numeric(compared[f"mx_{feature}"], errors="coerce").to_numpy(float)
+    lo = min((v for v in lows if math.isfinite(v)), default=inner[0])
+    hi = max((v for v in highs if math.isfinite(v)), default=inner[-1])
     below = np.linspace(lo, inner[0], 11)[1:-1] if lo < inner[0] else np.array([])
     above = np.linspace(inner[-1], hi, 21)[1:-1] if hi > inner[-1] else np.array([])
     return np.unique(np.concatenate([below, inner, above]))
@@ -364,19 +385,25 @@ def _edges(quantiles: np.ndarray | None, windows: pd.DataFrame, feature: str) ->
 def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
                 width: timedelta, numeric: tuple[str, ...], categorical: tuple[str, ...],
                 edges: dict[str, np.ndarray], high: tuple[str, ...],
-                shifts: dict[str, float]
+                shifts: dict[str, float], bounds: dict[str, float]
                 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, pd.DataFrame],
-                           pd.DataFrame, pd.DataFrame]:
+                           pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
     """The one full scan: per (time bucket, window), exact counts per fine bin (numeric) or
     category, non-null counts, and for numeric features the sums ``x - shift`` and
     ``(x - shift)^2`` and the count of zeros and -1 (defaults); for high-cardinality categorical
-    features the count of default tokens."""
+    features the count of default tokens.
+
+    The fine bins are counted on an integer grid where one is exact
+    (:func:`~._binning.fine_histogram`, given the largest ``|value|`` the scan can meet from the
+    window summary); the edges returned are the ones the counts refer to."""
+    used: dict[str, np.ndarray] = {}
+
     def aggregates(rows: ibis.Table) -> dict[str, ibis.Expr]:
         aggs: dict[str, ibis.Expr] = {"n": rows.count()}
         for k, name in enumerate(numeric):
             col = rows[name].cast("float64")
             # the counts without their keys (the edges): a list per group, cheap to hand over
-            aggs[f"h{k}"] = bin_counts(histogram_at(col, float_array(edges[name])))
+            aggs[f"h{k}"], used[name] = fine_histogram(col, edges[name], bound=bounds[name])
             centred = col - shifts[name]
             aggs |= {f"s1_{name}": centred.sum(), f"s2_{name}": (centred * centred).sum(),
                      f"d_{name}": col.isin([0.0, -1.0]).sum()}
@@ -411,14 +438,14 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     nonnull = pd.DataFrame({name: result[f"nn{k}"].to_numpy() for k, name in enumerate(every)})
     sums = result[[c for c in result.columns if c.startswith(("s1_", "s2_", "d_"))]].astype(
         float).fillna(0.0)
-    numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(edges[name]) + 1)
+    numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(used[name]) + 1)
                     for k, name in enumerate(numeric)}
     categorical_hist = {}
     for k, name in enumerate(categorical):
         frame = pd.DataFrame.from_records([m or {} for m in result[f"c{k}"]])
         categorical_hist[name] = frame.fillna(0.0).reindex(
             columns=sorted(frame.columns, key=str)).astype(float)
-    return groups, numeric_hist, categorical_hist, nonnull, sums
+    return groups, numeric_hist, categorical_hist, nonnull, sums, used
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

@@ -416,8 +416,20 @@ def _coarse_map(profile: FeatureProfile, feature: str, uppers: np.ndarray,
         return None
     levels = np.linspace(0, 1, bins + 1)[1:-1]
     cut = np.unique(np.interp(levels, np.asarray(LEVELS), quantiles))
+    # each cut is one of the fine edges as the engine binned them (rounded to its integer grid
+    # by less than 2**-60 of the largest edge, see _binning; interpolating at a level moves it
+    # by a few ulps either way): merge at the nearest fine edge
+    cut = np.unique(_nearest(uppers[:-1], cut))
     index = np.searchsorted(cut, uppers, side="left")
     return np.eye(len(cut) + 1)[index]
+
+
+def _nearest(sorted_values: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The element of ``sorted_values`` (finite, non-empty) nearest to each target."""
+    right = np.clip(np.searchsorted(sorted_values, targets), 0, len(sorted_values) - 1)
+    left = np.clip(right - 1, 0, len(sorted_values) - 1)
+    closer_left = np.abs(targets - sorted_values[left]) <= np.abs(sorted_values[right] - targets)
+    return np.where(closer_left, sorted_values[left], sorted_values[right])
 
 
 def _exact_ks_w1(case: CaseView, profile: FeatureProfile, feature: str,

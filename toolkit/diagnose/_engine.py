@@ -15,6 +15,7 @@ from datetime import timedelta
 import duckdb
 import ibis
 import ibis.expr.datatypes as dt
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -30,7 +31,8 @@ __all__ = [
     "int_array",
     "double",
     "quantiles_at",
-    "sorted_quantiles",
+    "order_statistics",
+    "interpolate_quantiles",
     "value_counts",
     "bucket_expr",
     "window_label",
@@ -99,22 +101,52 @@ def quantiles_at(arg: float, levels: dt.Array(dt.float64)) -> dt.Array(dt.float6
     """
 
 
-def sorted_quantiles(values: ibis.ArrayValue, levels) -> ibis.ArrayValue:
-    """Quantiles at ``levels`` of a sorted array, interpolated linearly between the two order
-    statistics around each level (the recipe of DuckDB's ``quantile_cont`` and numpy's default).
+@ibis.udf.scalar.builtin(name="list_select")
+def _list_select(values: dt.Array(dt.float64), positions: dt.Array(dt.int64)
+                 ) -> dt.Array(dt.float64):
+    """DuckDB ``list_select(list, positions)``: the elements at 1-based ``positions``."""
 
-    With ``values`` from ``column.collect().sort()`` one sort serves every level, where
-    ``quantile_cont(x, levels)`` selects once per level. An empty or NULL array gives NULLs.
+
+def order_statistics(values: ibis.ArrayValue, n: ibis.IntegerValue, levels
+                     ) -> tuple[ibis.ArrayValue, ibis.ArrayValue]:
+    """The two order statistics around each level of a sorted array of ``n`` values.
+
+    With ``values`` from ``column.collect().sort()`` and ``n`` its length (a column of its own,
+    e.g. ``column.count()`` in the same aggregation), one sort serves every level, where
+    ``quantile_cont(x, levels)`` selects once per level. The positions are computed by a lambda
+    over the levels that captures only ``n``: a lambda that indexes ``values`` itself makes
+    DuckDB copy the whole array for every level (a third of the quantile query). Interpolate
+    with :func:`interpolate_quantiles`.
     """
-    n = values.length()
+    def below(level: ibis.FloatingValue) -> ibis.IntegerValue:
+        return (level * (n - 1)).floor().cast("int64") + 1
 
-    def at(level: ibis.FloatingValue) -> ibis.FloatingValue:
-        position = level * (n - 1)
-        below = position.floor().cast("int64")
-        above = ibis.least(below + 1, n - 1)
-        return values[below] + (position - below) * (values[above] - values[below])
+    def above(level: ibis.FloatingValue) -> ibis.IntegerValue:
+        return ibis.least((level * (n - 1)).floor().cast("int64") + 2, n)
 
-    return float_array(levels).map(at)
+    grid = float_array(levels)
+    return _list_select(values, grid.map(below)), _list_select(values, grid.map(above))
+
+
+def interpolate_quantiles(below, above, n: int, levels) -> np.ndarray:
+    """Quantiles at ``levels`` from :func:`order_statistics`: linear interpolation between the
+    two order statistics around each level (the recipe of DuckDB's ``quantile_cont`` and
+    numpy's default).
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0, 4.0, 8.0])
+    >>> levels = [0.0, 0.25, 0.5, 0.9]
+    >>> position = np.floor(np.asarray(levels) * 3).astype(int)
+    >>> q = interpolate_quantiles(x[position], x[np.minimum(position + 1, 3)], 4, levels)
+    >>> bool(np.allclose(q, np.quantile(x, levels)))
+    True
+    """
+    levels = np.asarray(levels, dtype=float)
+    position = levels * (n - 1)
+    fraction = position - np.floor(position)
+    below, above = np.asarray(below, dtype=float), np.asarray(above, dtype=float)
+    return below + fraction * (above - below)
 
 
 @ibis.udf.agg.builtin(name="histogram")
@@ -266,8 +298,6 @@ def window_label(ts: ibis.TimestampValue, baseline, incident) -> ibis.StringValu
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Numeric lists with NaN for NULL (DuckDB hands them over with pd.NA inside), and
     nullable extension dtypes as plain numpy ones, as the rest of the code expects."""
-    import numpy as np
-
     for column in frame.columns:
         values = frame[column]
         if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) and \

@@ -51,8 +51,9 @@ from toolkit.diagnose._case import CaseView, choose_bucket, within
 from toolkit.diagnose._engine import (
     Recorder,
     bucket_expr,
+    interpolate_quantiles,
+    order_statistics,
     sample_by_time,
-    sorted_quantiles,
     value_counts,
     window_label,
 )
@@ -335,9 +336,10 @@ def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | N
     :data:`SAMPLE_ROWS` rows.
 
     One query: the sampled rows are unpivoted to (feature, value), each feature's values
-    collected and sorted once, and every level interpolated linearly between the two order
-    statistics around it (``quantile_cont``'s and numpy's default recipe). DuckDB's own
-    ``quantile_cont`` with a list of levels selects once per level, three times slower here.
+    collected and sorted once, and the two order statistics around every level picked out
+    (:func:`~._engine.order_statistics`); Python interpolates linearly between them
+    (``quantile_cont``'s and numpy's default recipe). DuckDB's own ``quantile_cont`` with a
+    list of levels selects once per level, three times slower here.
     """
     out: dict[tuple[str, str], np.ndarray] = {}
     rows_in = int(_get(windows, window, "n"))
@@ -352,11 +354,14 @@ def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | N
         sample = sample_by_time(labelled.filter(labelled._window == window), rate)
     wide = sample.select(**{v: sample[name].cast("float64") for v, name in values.items()})
     rows = wide.pivot_longer(list(values), names_to="feature", values_to="value")
-    grouped = rows.group_by("feature").aggregate(s=rows.value.collect().sort())
-    grouped = grouped.filter(grouped.s.length() > 0)  # NULL when a feature has no values
-    expr = grouped.select("feature", q=sorted_quantiles(grouped.s, LEVELS))
+    grouped = rows.group_by("feature").aggregate(s=rows.value.collect().sort(),
+                                                  n=rows.value.count())
+    grouped = grouped.filter(grouped.n > 0)  # NULL when a feature has no values
+    below, above = order_statistics(grouped.s, grouped.n, LEVELS)
+    expr = grouped.select("feature", "n", below=below, above=above)
     for row in record(expr).itertuples(index=False):
-        out[(values[str(row.feature)], window)] = np.asarray(row.q, dtype=float)
+        out[(values[str(row.feature)], window)] = interpolate_quantiles(
+            row.below, row.above, int(row.n), LEVELS)
     return out
 
 
@@ -406,7 +411,8 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
             aggs[f"h{k}"], used[name] = fine_histogram(col, edges[name], bound=bounds[name])
             centred = col - shifts[name]
             aggs |= {f"s1_{name}": centred.sum(), f"s2_{name}": (centred * centred).sum(),
-                     f"d_{name}": col.isin([0.0, -1.0]).sum()}
+                     # two equalities: a third cheaper than IN (0, -1) in DuckDB
+                     f"d_{name}": ((col == 0.0) | (col == -1.0)).sum()}
         for k, name in enumerate(categorical):
             aggs[f"c{k}"] = value_counts(rows[name].cast("string"))
         for name in high:
@@ -450,21 +456,28 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow result as a frame: per-bin count lists become one numpy array per group (cut
-    from the flat Arrow buffer), categorical count maps become dicts, time buckets are UTC."""
-    frame = pd.DataFrame(index=range(table.num_rows))
-    for name in table.column_names:
+    from the flat Arrow buffer), categorical count maps become dicts, time buckets are UTC.
+
+    The plain columns convert in one call and the frame is assembled once (column by column,
+    pandas copies its blocks for every insert).
+    """
+    nested = [n for n, t in zip(table.column_names, table.schema.types, strict=True)
+              if pa.types.is_map(t) or pa.types.is_list(t)]
+    frame = table.drop_columns(nested).to_pandas()
+    columns = {}
+    for name in nested:
         column = table.column(name).combine_chunks()
         if pa.types.is_map(column.type):
-            frame[name] = [dict(m) if m is not None else None for m in column.to_pylist()]
-        elif pa.types.is_list(column.type):
+            columns[name] = [dict(m) if m is not None else None for m in column.to_pylist()]
+        else:
             values = column.values.to_numpy(zero_copy_only=False)
             offsets = column.offsets.to_numpy()
             valid = column.is_valid().to_numpy(zero_copy_only=False)
-            frame[name] = pd.Series([values[a:b] if ok else None for a, b, ok in
-                                     zip(offsets[:-1], offsets[1:], valid, strict=True)],
-                                    dtype=object)
-        else:
-            frame[name] = column.to_pandas()
+            columns[name] = pd.Series([values[a:b] if ok else None for a, b, ok in
+                                       zip(offsets[:-1], offsets[1:], valid, strict=True)],
+                                      dtype=object, index=frame.index)
+    frame = pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
+    frame = frame[table.column_names]
     for name in frame.columns:
         if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
             frame[name] = frame[name].dt.tz_convert("UTC")

@@ -66,11 +66,15 @@ class CaseView:
         return ibis.duckdb.from_connection(self.con)
 
     def table(self, name: str) -> ibis.Table:
-        """An ibis table expression over a canonical table."""
+        """An ibis table expression over a canonical table (looked up once per view: ibis asks
+        DuckDB for the schema on every lookup)."""
         from toolkit.diagnose._engine import quiet_ibis
 
-        with quiet_ibis():
-            return self.backend.table(name)
+        key = ("table", name)
+        if key not in self.cache:
+            with quiet_ibis():
+                self.cache[key] = self.backend.table(name)
+        return self.cache[key]
 
     def has(self, table: str, *columns: str) -> bool:
         """Whether ``table`` has rows and every column in ``columns``."""

@@ -171,8 +171,10 @@ def feature_profile(
         reference = case.table("reference").mutate(_window=ibis.literal("baseline"))
 
     windows = _window_summary(record, labelled, reference, numeric, categorical)
+    periods = {"baseline": baseline, "incident": incident}
     quantiles = WindowQuantiles(
-        lambda window: _quantiles(record, labelled, reference, numeric, windows, window))
+        lambda window: _quantiles(record, requests, periods[window], reference, numeric,
+                                  windows, window))
     high = tuple(f for f in categorical if max(
         _get(windows, "baseline", f"cd_{f}"), _get(windows, "incident", f"cd_{f}")
     ) > HIGH_CARDINALITY)
@@ -329,9 +331,9 @@ class WindowQuantiles(Mapping):
         return sum(1 for _ in self)
 
 
-def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
-               numeric: tuple[str, ...], windows: pd.DataFrame, window: str
-               ) -> dict[tuple[str, str], np.ndarray]:
+def _quantiles(record: Recorder, requests: ibis.Table, period: Window,
+               reference: ibis.Table | None, numeric: tuple[str, ...], windows: pd.DataFrame,
+               window: str) -> dict[tuple[str, str], np.ndarray]:
     """Quantiles on :data:`LEVELS` of one window's features, on a time-hashed sample of at most
     :data:`SAMPLE_ROWS` rows.
 
@@ -351,7 +353,7 @@ def _quantiles(record: Recorder, labelled: ibis.Table, reference: ibis.Table | N
     if window == "baseline" and reference is not None:
         sample = reference if rate >= 1 else reference.sample(rate, method="row", seed=17)
     else:
-        sample = sample_by_time(labelled.filter(labelled._window == window), rate)
+        sample = sample_by_time(requests.filter(within(requests.ts, period)), rate)
     wide = sample.select(**{v: sample[name].cast("float64") for v, name in values.items()})
     rows = wide.pivot_longer(list(values), names_to="feature", values_to="value")
     grouped = rows.group_by("feature").aggregate(s=rows.value.collect().sort(),
@@ -418,11 +420,12 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
         for name in high:
             aggs[f"d_{name}"] = rows[name].cast("string").strip().lower().isin(
                 DEFAULT_TOKENS).sum()
-        for k, name in enumerate(every):
+        for k, name in enumerate(counted):
             aggs[f"nn{k}"] = rows[name].count()
         return aggs
 
-    every = (*numeric, *categorical, *high)
+    # a numeric feature's non-null values are its histogram's total: no count of its own
+    counted = (*categorical, *high)
     grouped = labelled.group_by(
         bucket_start=bucket_expr(labelled.ts, width), window=labelled._window
     ).aggregate(**aggregates(labelled))
@@ -441,11 +444,14 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     result = result.sort_values(["bucket_start", "window"], na_position="first",
                                 ignore_index=True)
     groups = result[["bucket_start", "window", "n"]].copy()
-    nonnull = pd.DataFrame({name: result[f"nn{k}"].to_numpy() for k, name in enumerate(every)})
     sums = result[[c for c in result.columns if c.startswith(("s1_", "s2_", "d_"))]].astype(
         float).fillna(0.0)
     numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(used[name]) + 1)
                     for k, name in enumerate(numeric)}
+    nonnull = pd.DataFrame(
+        {name: numeric_hist[name].sum(axis=1).astype(np.int64) for name in numeric}
+        | {name: result[f"nn{k}"].to_numpy() for k, name in enumerate(counted)},
+        index=result.index)
     categorical_hist = {}
     for k, name in enumerate(categorical):
         frame = pd.DataFrame.from_records([m or {} for m in result[f"c{k}"]])

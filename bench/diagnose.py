@@ -1,7 +1,7 @@
 """Diagnostics at scale, and drift against Evidently's DataDriftPreset.
 
     python bench/diagnose.py [--rows 1000000 10000000] [--workdir bench/out]
-                             [--memory-limit 1GB] [--evidently-rows 1000000]
+                             [--memory-limit 1GB] [--evidently-rows 1000000] [--repeat 3]
 
 For each size: the simulator writes a covariate-shift case with 20 features (chunked Parquet,
 bounded memory), `forensics ingest` loads it into a case file, then a fresh process opens the
@@ -10,6 +10,10 @@ reading its peak RSS (ru_maxrss). At the Evidently size, a further process pulls
 windows' 20 feature columns into pandas and runs Evidently's DataDriftPreset on them; the ratio
 compares it with our `data.drift` on the same rows (data loading and library imports excluded on
 both sides).
+
+Every measurement is repeated ``--repeat`` times, each in a fresh process, ours and Evidently's
+taking turns so that a busy spell on the machine hits both; times are the medians (the range is
+printed too), peak RSS the largest seen.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -126,6 +131,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
     parser.add_argument("--memory-limit", default=None)
     parser.add_argument("--evidently-rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="fresh-process runs per measurement (medians are reported)")
     parser.add_argument("--child", choices=["diagnose", "evidently"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -140,23 +147,38 @@ def main() -> None:
         db, truth = prepare(rows, args.workdir)
         print(f"\n== {rows:,} requests x {truth['n_features']} features "
               f"(simulated in {truth['simulate_s']:.0f} s, ingested in {truth['ingest_s']:.0f} s)")
-        result = child("diagnose", db, args.workdir, args.memory_limit)
-        for name, seconds in sorted(result["times"].items(), key=lambda kv: -kv[1]):
+        compare = rows == args.evidently_rows
+        ours, theirs = [], []
+        for _ in range(max(1, args.repeat)):
+            ours.append(child("diagnose", db, args.workdir, args.memory_limit))
+            if compare:
+                theirs.append(child("evidently", db, args.workdir, None))
+        times = {name: statistics.median(r["times"][name] for r in ours)
+                 for name in ours[0]["times"]}
+        for name, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
             print(f"   {name:28s} {seconds:7.2f} s")
-        print(f"   {'all diagnostics':28s} {result['total_s']:7.2f} s   peak RSS "
-              f"{result['peak_rss_mb']:,.0f} MiB")
-        print(f"   findings: {', '.join(result['findings'])}")
-        if rows == args.evidently_rows:
-            ours = result["times"]["data.drift"]
-            theirs = child("evidently", db, args.workdir, None)
-            print(f"   Evidently DataDriftPreset on the same {theirs['rows']:,} rows: "
-                  f"{theirs['evidently_s']:.1f} s (its import, {theirs['import_s']:.1f} s, not "
-                  f"counted), peak RSS {theirs['peak_rss_mb']:,.0f} MiB")
-            print(f"   drift: toolkit {ours:.2f} s vs Evidently {theirs['evidently_s']:.1f} s "
-                  f"-> {theirs['evidently_s'] / ours:.0f}x faster")
-            print(f"   drifted features: toolkit {result['drifted']}; Evidently "
-                  f"{theirs['drifted']}")
+        totals = [r["total_s"] for r in ours]
+        print(f"   {'all diagnostics':28s} {statistics.median(totals):7.2f} s "
+              f"({_spread(totals)})   peak RSS {max(r['peak_rss_mb'] for r in ours):,.0f} MiB")
+        print(f"   findings: {', '.join(ours[0]['findings'])}")
+        if compare:
+            drift = [r["times"]["data.drift"] for r in ours]
+            evidently = [r["evidently_s"] for r in theirs]
+            print(f"   Evidently DataDriftPreset on the same {theirs[0]['rows']:,} rows: "
+                  f"{statistics.median(evidently):.1f} s ({_spread(evidently)}; its import, "
+                  f"{statistics.median(r['import_s'] for r in theirs):.1f} s, not counted), "
+                  f"peak RSS {max(r['peak_rss_mb'] for r in theirs):,.0f} MiB")
+            print(f"   drift: toolkit {statistics.median(drift):.2f} s ({_spread(drift)}) vs "
+                  f"Evidently {statistics.median(evidently):.1f} s -> "
+                  f"{statistics.median(evidently) / statistics.median(drift):.0f}x faster "
+                  f"(run by run: {', '.join(f'{e / d:.0f}x' for d, e in zip(drift, evidently, strict=True))})")
+            print(f"   drifted features: toolkit {ours[0]['drifted']}; Evidently "
+                  f"{theirs[0]['drifted']}")
 
+
+def _spread(values: list[float]) -> str:
+    """``min-max over n runs`` for a list of timings."""
+    return f"{min(values):.2f}-{max(values):.2f} s over {len(values)} runs"
 
 if __name__ == "__main__":
     main()

@@ -9,8 +9,10 @@ One profile feeds drift, data quality, unit-change, permutation and out-of-distr
 * ``quantiles``: quantiles on :data:`LEVELS` from a sample of about :data:`SAMPLE_ROWS` rows
   per window, chosen by a hash of the timestamp (deterministic, so results are reproducible;
   a ``reference`` table without usable times gets a seeded Bernoulli sample). The sample only
-  places bin edges, it does not count: at 50k rows the 0.5% quantile's level is off by at most
-  about 0.1 percentage point (three binomial standard deviations), and every count is exact;
+  places bin edges, it does not count: at 25k rows the 0.5% quantile's level is off by at most
+  about 0.13 percentage point and a decile's by 0.6 (three binomial standard deviations), and
+  every count is exact. (The sample is sorted on one thread: 50k rows would bring those bounds
+  to 0.09 and 0.4 points for about 0.03 s more per window);
 * ``histograms``: exact counts per time bucket and window, on fine bins whose edges are the
   baseline quantiles (numeric, right-closed bins ``(e[k-1], e[k]]`` plus an overflow bin) or per
   category (categorical). Numeric values are binned on an integer grid
@@ -65,7 +67,7 @@ __all__ = ["FeatureProfile", "feature_profile", "LEVELS", "SAMPLE_ROWS", "DEFAUL
 #: Quantile levels of the profiles: 0.5%, 1%, 2%, ..., 98%, 99%, 99.5%.
 LEVELS: tuple[float, ...] = (0.005, *[round(k / 100, 2) for k in range(1, 100)], 0.995)
 #: Rows sampled per window for quantiles (counts and histograms are exact).
-SAMPLE_ROWS = 50_000
+SAMPLE_ROWS = 25_000
 #: Categorical values that mean "no real value" (compared case-insensitively).
 DEFAULT_TOKENS = ("", "unknown", "none", "null", "nan", "n/a", "na", "default", "missing", "-1")
 #: Categorical features with more distinct values than this get no per-category histogram.
@@ -368,10 +370,16 @@ def _quantiles(record: Recorder, requests: ibis.Table, period: Window,
 
 
 def _edges(quantiles: np.ndarray | None, windows: pd.DataFrame, feature: str) -> np.ndarray:
-    """Baseline quantiles, plus equal-width bins out to the pooled minimum and maximum.
+    """Baseline quantiles, plus extension bins out to the pooled minimum and maximum.
 
-    The extension bins (10 below, 20 above) keep the tails resolved when the incident moves
-    outside the baseline's range, which KS and Wasserstein need.
+    The extension bins keep the tails resolved when the incident moves outside the baseline's
+    range, which KS and Wasserstein need. Each tail gets two sets of edges (10 below, 20 above
+    each): evenly spaced out to the extreme, and evenly spaced on an ``asinh`` scale from the
+    outermost quantile (:func:`_tail_edges`), which starts as wide as the last inner bin and
+    grows geometrically. The even ones resolve mass spread over the whole tail (a unit change),
+    the geometric ones mass near the baseline's range in a tail stretched by a few far values
+    (a heavy-tailed feature moved up, one outlier): with even spacing alone the first bin held
+    all of that mass and Wasserstein came out twice or ten times too large.
     """
     if quantiles is None:
         return np.array([0.0])
@@ -384,9 +392,35 @@ def _edges(quantiles: np.ndarray | None, windows: pd.DataFrame, feature: str) ->
     highs = pd.to_numeric(compared[f"mx_{feature}"], errors="coerce").to_numpy(float)
     lo = min((v for v in lows if math.isfinite(v)), default=inner[0])
     hi = max((v for v in highs if math.isfinite(v)), default=inner[-1])
-    below = np.linspace(lo, inner[0], 11)[1:-1] if lo < inner[0] else np.array([])
-    above = np.linspace(inner[-1], hi, 21)[1:-1] if hi > inner[-1] else np.array([])
-    return np.unique(np.concatenate([below, inner, above]))
+    parts = [inner]
+    if lo < inner[0]:
+        first = inner[1] - inner[0] if inner.size > 1 else 0.0
+        parts += [np.linspace(lo, inner[0], 11)[1:-1],
+                  inner[0] - _tail_edges(inner[0] - lo, first, 10)]
+    if hi > inner[-1]:
+        last = inner[-1] - inner[-2] if inner.size > 1 else 0.0
+        parts += [np.linspace(inner[-1], hi, 21)[1:-1],
+                  inner[-1] + _tail_edges(hi - inner[-1], last, 20)]
+    return np.unique(np.concatenate(parts))
+
+
+def _tail_edges(length: float, step: float, bins: int) -> np.ndarray:
+    """Offsets from the outermost quantile of the ``bins - 1`` edges inside a tail of
+    ``length``, even on ``asinh(offset / step)``: about ``step`` apart near the quantile and
+    geometric far from it (nearly even when the tail is short against ``step``; none without a
+    step).
+
+    Examples
+    --------
+    >>> np.round(_tail_edges(1e6, 10.0, 4), 1)    # a long tail: geometric
+    array([  105.5,  2236.1, 47287.1])
+    >>> np.round(_tail_edges(3.0, 10.0, 4), 2)    # a short one: nearly even
+    array([0.74, 1.48, 2.24])
+    """
+    if not (length > 0 and step > 0):
+        return np.array([])
+    t = np.linspace(0.0, math.asinh(length / step), bins + 1)[1:-1]
+    return step * np.sinh(t)
 
 
 def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,

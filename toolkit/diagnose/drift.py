@@ -3,7 +3,7 @@
 Recipes (``recipe="default"``)
 ------------------------------
 Numeric features are binned on the baseline's quantiles (:data:`~._profile.LEVELS`, estimated
-on a time-hashed sample of about 50k rows per window; counts are exact). From the counts:
+on a time-hashed sample of about 25k rows per window; counts are exact). From the counts:
 
 * **PSI** on ``bins`` (10) baseline-quantile bins, right-closed, natural log, empty-bin
   proportions floored at 1e-4 (:func:`._stats.psi`);

@@ -180,10 +180,11 @@ def feature_profile(
     high = tuple(f for f in categorical if max(
         _get(windows, "baseline", f"cd_{f}"), _get(windows, "incident", f"cd_{f}")
     ) > HIGH_CARDINALITY)
-    edges = {f: _edges(quantiles.get((f, "baseline")), windows, f) for f in numeric}
+    extremes = _extremes(windows, numeric)
+    edges = {f: _edges(quantiles.get((f, "baseline")), *extremes[f][:2]) for f in numeric}
     # moments are summed around the baseline median, so the variance does not cancel out
     shifts = {f: _shift(quantiles.get((f, "baseline"))) for f in numeric}
-    bounds = {f: _largest_magnitude(windows, f) for f in numeric}
+    bounds = {f: extremes[f][2] for f in numeric}
     groups, numeric_hist, categorical_hist, nonnull, sums, edges = _histograms(
         record, labelled, reference, width, numeric,
         tuple(c for c in categorical if c not in high), edges, high, shifts, bounds,
@@ -227,14 +228,28 @@ def _window_summary(record: Recorder, labelled: ibis.Table, reference: ibis.Tabl
     return pd.concat(parts, ignore_index=True).set_index("window")
 
 
-def _largest_magnitude(windows: pd.DataFrame, feature: str) -> float:
-    """The largest ``|value|`` of a numeric feature over every summarised row: NaN when a
-    value is NaN or infinite (DuckDB orders NaN above +inf, so it shows as a maximum)."""
-    extremes = pd.to_numeric(pd.concat([windows[f"mn_{feature}"], windows[f"mx_{feature}"]]),
-                             errors="coerce").dropna().to_numpy(float)
-    if not extremes.size:
-        return 0.0
-    return float(np.abs(extremes).max()) if np.all(np.isfinite(extremes)) else float("nan")
+def _extremes(windows: pd.DataFrame, numeric: tuple[str, ...]
+              ) -> dict[str, tuple[float, float, float]]:
+    """Per numeric feature: the finite minimum and maximum over the compared windows (the outer
+    bin edges; NaN without one), and the largest ``|value|`` over every summarised row, NaN
+    when a value is NaN or infinite (DuckDB orders NaN above +inf, so it shows as a maximum)."""
+    if not numeric:
+        return {}
+    compared = windows.index.isin(["baseline", "incident"])
+    lows = windows[[f"mn_{f}" for f in numeric]].to_numpy(float)  # NULL -> NaN
+    highs = windows[[f"mx_{f}" for f in numeric]].to_numpy(float)
+    out = {}
+    with np.errstate(all="ignore"):
+        for k, feature in enumerate(numeric):
+            lo, hi = lows[compared, k], highs[compared, k]
+            lo, hi = lo[np.isfinite(lo)], hi[np.isfinite(hi)]
+            seen = np.concatenate([lows[:, k], highs[:, k]])
+            seen = seen[~pd.isna(seen)]
+            largest = (float(np.abs(seen).max()) if seen.size else 0.0) \
+                if np.all(np.isfinite(seen)) else float("nan")
+            out[feature] = (float(lo.min()) if lo.size else float("nan"),
+                            float(hi.max()) if hi.size else float("nan"), largest)
+    return out
 
 
 def _get(frame: pd.DataFrame, window: str, column: str) -> float:
@@ -255,37 +270,44 @@ def _stats(windows: pd.DataFrame, groups: pd.DataFrame, nonnull: pd.DataFrame,
     for window in ("baseline", "incident"):
         mask = (groups["window"] == window).to_numpy()
         rows = int(_get(windows, window, "n"))
-        for name in numeric:
-            count = float(nonnull[name].to_numpy()[mask].sum())
-            s1 = float(sums[f"s1_{name}"].to_numpy()[mask].sum())
-            s2 = float(sums[f"s2_{name}"].to_numpy()[mask].sum())
-            mean = shifts[name] + s1 / count if count else np.nan
-            std = math.sqrt(max(s2 / count - (s1 / count) ** 2, 0.0)) if count else np.nan
-            frames.append({
-                "feature": name, "window": window, "kind": "numeric", "rows": rows,
-                "nonnull": int(count),
-                "min": _get(windows, window, f"mn_{name}") if count else np.nan,
-                "max": _get(windows, window, f"mx_{name}") if count else np.nan,
-                "mean": mean, "std": std, "distinct": np.nan,
-                "defaults": int(sums[f"d_{name}"].to_numpy()[mask].sum()),
-            })
+        if numeric:
+            names = list(numeric)
+            count = nonnull[names].to_numpy(float)[mask].sum(axis=0)
+            s1 = sums[[f"s1_{n}" for n in names]].to_numpy(float)[mask].sum(axis=0)
+            s2 = sums[[f"s2_{n}" for n in names]].to_numpy(float)[mask].sum(axis=0)
+            defaults = sums[[f"d_{n}" for n in names]].to_numpy(float)[mask].sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mean = np.array([shifts[n] for n in names]) + s1 / count
+                std = np.sqrt(np.maximum(s2 / count - (s1 / count) ** 2, 0.0))
+            present = count > 0
+            extremes = {c: np.array([_get(windows, window, f"{c}_{n}") for n in names], float)
+                        for c in ("mn", "mx")}
+            frames.append(pd.DataFrame({
+                "feature": names, "window": window, "kind": "numeric", "rows": rows,
+                "nonnull": count.astype(np.int64),
+                "min": np.where(present, extremes["mn"], np.nan),
+                "max": np.where(present, extremes["mx"], np.nan),
+                "mean": np.where(present, mean, np.nan), "std": np.where(present, std, np.nan),
+                "distinct": np.nan, "defaults": defaults.astype(np.int64),
+            }))
         for name in categorical:
             if name in categorical_hist:
                 counts = categorical_hist[name][mask].sum(axis=0)
                 defaults = counts[[_is_default(c) for c in counts.index]].sum()
             else:
                 defaults = sums[f"d_{name}"].to_numpy()[mask].sum()
-            frames.append({
+            frames.append(pd.DataFrame([{
                 "feature": name, "window": window, "kind": "categorical", "rows": rows,
                 "nonnull": int(nonnull[name].to_numpy()[mask].sum()), "min": np.nan,
                 "max": np.nan, "mean": np.nan, "std": np.nan,
                 "distinct": int(_get(windows, window, f"cd_{name}")),
                 "defaults": int(defaults),
-            })
+            }]))
     columns = ["feature", "window", "kind", "rows", "nonnull", "min", "max", "mean", "std",
                "distinct", "defaults"]
-    frame = pd.DataFrame(frames, columns=columns)
-    for column in ("min", "max", "mean", "std"):
+    frame = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(
+        columns=columns)
+    for column in ("min", "max", "mean", "std", "distinct"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
 
@@ -369,7 +391,7 @@ def _quantiles(record: Recorder, requests: ibis.Table, period: Window,
     return out
 
 
-def _edges(quantiles: np.ndarray | None, windows: pd.DataFrame, feature: str) -> np.ndarray:
+def _edges(quantiles: np.ndarray | None, lo: float, hi: float) -> np.ndarray:
     """Baseline quantiles, plus extension bins out to the pooled minimum and maximum.
 
     The extension bins keep the tails resolved when the incident moves outside the baseline's
@@ -379,19 +401,16 @@ def _edges(quantiles: np.ndarray | None, windows: pd.DataFrame, feature: str) ->
     grows geometrically. The even ones resolve mass spread over the whole tail (a unit change),
     the geometric ones mass near the baseline's range in a tail stretched by a few far values
     (a heavy-tailed feature moved up, one outlier): with even spacing alone the first bin held
-    all of that mass and Wasserstein came out twice or ten times too large.
+    all of that mass and Wasserstein came out twice or ten times too large. ``lo`` and ``hi``
+    are the finite extremes of the compared windows (NaN: none).
     """
     if quantiles is None:
         return np.array([0.0])
     inner = np.unique(quantiles[np.isfinite(quantiles)])
     if not inner.size:
         return np.array([0.0])
-    # +-inf and NaN extremes (DuckDB orders NaN above everything) get no extension bins
-    compared = windows[windows.index.isin(["baseline", "incident"])]
-    lows = pd.to_numeric(compared[f"mn_{feature}"], errors="coerce").to_numpy(float)
-    highs = pd.to_numeric(compared[f"mx_{feature}"], errors="coerce").to_numpy(float)
-    lo = min((v for v in lows if math.isfinite(v)), default=inner[0])
-    hi = max((v for v in highs if math.isfinite(v)), default=inner[-1])
+    lo = lo if math.isfinite(lo) else inner[0]
+    hi = hi if math.isfinite(hi) else inner[-1]
     parts = [inner]
     if lo < inner[0]:
         first = inner[1] - inner[0] if inner.size > 1 else 0.0

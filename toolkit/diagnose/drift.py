@@ -581,39 +581,33 @@ def _timeline(profile: FeatureProfile, bins: int) -> pd.DataFrame:
     timed = groups["bucket_start"].notna().to_numpy()
     buckets, index = np.unique(groups["bucket_start"][timed].to_numpy(), return_inverse=True)
     baseline = profile.mask("baseline")
-    frames = []
-
-    def per_bucket(matrix: np.ndarray) -> np.ndarray:
-        summed = np.zeros((len(buckets), matrix.shape[1]))
-        np.add.at(summed, index, matrix[timed])
-        return summed
-
+    # groups -> buckets as one sparse-free matrix product (a bucket holds up to three groups)
+    assign = np.zeros((len(buckets), int(timed.sum())))
+    assign[index, np.arange(index.size)] = 1.0
+    parts: list[tuple[str, np.ndarray, np.ndarray]] = []
     for feature in profile.numeric:
         counts = profile.numeric_hist[feature]
         uppers = np.append(profile.edges[feature], np.inf)
-        ref = counts[baseline].sum(axis=0)
         merge = _coarse_map(profile, feature, uppers, bins)
-        if merge is None:  # no baseline quantiles: the fine bins are the bins
-            merge = np.eye(len(uppers))
-        frames.append(_bucket_psi(buckets, feature, ref @ merge, per_bucket(counts) @ merge))
+        coarse = counts if merge is None else counts @ merge  # no quantiles: fine bins
+        parts.append((feature, coarse[baseline].sum(axis=0), assign @ coarse[timed]))
     for feature, counts in profile.categorical_hist.items():
         matrix = counts.to_numpy()
-        frames.append(_bucket_psi(buckets, feature, matrix[baseline].sum(axis=0),
-                                  per_bucket(matrix)))
-    if not frames:
+        parts.append((feature, matrix[baseline].sum(axis=0), assign @ matrix[timed]))
+    if not parts:
         return pd.DataFrame(columns=["bucket_start", "feature", "psi", "n"])
-    timeline = pd.concat(frames, ignore_index=True)
+    columns: dict[str, list[np.ndarray]] = {"bucket_start": [], "feature": [], "psi": [],
+                                            "n": []}
+    for feature, ref, matrix in parts:
+        n = matrix.sum(axis=1)
+        keep = n >= 30
+        columns["bucket_start"].append(buckets[keep])
+        columns["feature"].append(np.full(int(keep.sum()), feature, dtype=object))
+        columns["psi"].append(st.psi_rows(ref, matrix[keep]))
+        columns["n"].append(n[keep])
+    timeline = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
     timeline["bucket_start"] = pd.to_datetime(timeline["bucket_start"], utc=True)
     return timeline
-
-
-def _bucket_psi(buckets: np.ndarray, feature: str, ref: np.ndarray,
-                matrix: np.ndarray) -> pd.DataFrame:
-    n = matrix.sum(axis=1)
-    keep = n >= 30
-    psi = st.psi_rows(ref, matrix[keep])
-    return pd.DataFrame({"bucket_start": buckets[keep], "feature": feature, "psi": psi,
-                         "n": n[keep]})
 
 
 def _round(value: float) -> float | None:

@@ -121,3 +121,20 @@ def test_rows_between_the_windows_far_outside_their_range_are_binned_too():
                                    minlength=len(uppers))
             np.testing.assert_array_equal(counts, expected)
     assert np.isfinite(profile.edges["y"]).all()  # no extension bins out to infinity
+
+
+def test_nan_values_are_binned_above_every_edge():
+    # DuckDB's max is NaN then, which pandas shows like the NULL max of a window without
+    # values; taken for one, the values were scaled unclamped and the cast to BIGINT failed
+    rng = np.random.default_rng(13)
+    ts = pd.date_range("2026-03-01", periods=300, freq="min", tz="UTC")
+    frame = pd.DataFrame({"request_id": [f"n{i}" for i in range(300)], "ts": ts,
+                          "x": rng.normal(0, 1, 300)})
+    con = make_case(requests=frame)
+    con.execute("UPDATE requests SET x = 'nan'::DOUBLE WHERE request_id IN ('n5', 'n200')")
+    baseline = Window(ts[0].to_pydatetime(), ts[150].to_pydatetime())
+    incident = Window(ts[150].to_pydatetime(), (ts[-1] + pd.Timedelta("1min")).to_pydatetime())
+    profile = feature_profile(case_view(con), baseline, incident)
+    _, base, inc = profile.numeric_counts("x")
+    assert base.sum() == inc.sum() == 150
+    assert base[-1] >= 1 and inc[-1] >= 1  # the NaN, in the overflow bin

@@ -210,7 +210,10 @@ def _window_summary(record: Recorder, labelled: ibis.Table, reference: ibis.Tabl
         aggs = {"n": rows.count()}
         for name in numeric:
             col = rows[name].cast("float64")
-            aggs |= {f"mn_{name}": col.min(), f"mx_{name}": col.max()}
+            # DuckDB's max is NaN when a value is; in pandas that NaN looks like a NULL max
+            # (no values), so say which one it is (computed on the aggregate, not per row)
+            aggs |= {f"mn_{name}": col.min(), f"mx_{name}": col.max(),
+                     f"nan_{name}": col.max().isnan()}
         for name in categorical:
             aggs[f"cd_{name}"] = rows[name].cast("string").approx_nunique()
         return aggs
@@ -236,17 +239,18 @@ def _extremes(windows: pd.DataFrame, numeric: tuple[str, ...]
     if not numeric:
         return {}
     compared = windows.index.isin(["baseline", "incident"])
-    lows = windows[[f"mn_{f}" for f in numeric]].to_numpy(float)  # NULL -> NaN
+    lows = windows[[f"mn_{f}" for f in numeric]].to_numpy(float)  # NULL (or NaN) -> NaN
     highs = windows[[f"mx_{f}" for f in numeric]].to_numpy(float)
+    nans = windows[[f"nan_{f}" for f in numeric]].fillna(False).to_numpy(bool)
     out = {}
     with np.errstate(all="ignore"):
         for k, feature in enumerate(numeric):
             lo, hi = lows[compared, k], highs[compared, k]
             lo, hi = lo[np.isfinite(lo)], hi[np.isfinite(hi)]
             seen = np.concatenate([lows[:, k], highs[:, k]])
-            seen = seen[~pd.isna(seen)]
-            largest = (float(np.abs(seen).max()) if seen.size else 0.0) \
-                if np.all(np.isfinite(seen)) else float("nan")
+            seen = seen[~np.isnan(seen)]  # NULL: a window without values
+            largest = float("nan") if nans[:, k].any() or not np.all(np.isfinite(seen)) \
+                else (float(np.abs(seen).max()) if seen.size else 0.0)
             out[feature] = (float(lo.min()) if lo.size else float("nan"),
                             float(hi.max()) if hi.size else float("nan"), largest)
     return out

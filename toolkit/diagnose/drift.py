@@ -581,30 +581,29 @@ def _timeline(profile: FeatureProfile, bins: int) -> pd.DataFrame:
     timed = groups["bucket_start"].notna().to_numpy()
     buckets, index = np.unique(groups["bucket_start"][timed].to_numpy(), return_inverse=True)
     baseline = profile.mask("baseline")
-    # groups -> buckets as one sparse-free matrix product (a bucket holds up to three groups)
+    # groups -> buckets as one matrix product (a bucket holds up to three groups)
     assign = np.zeros((len(buckets), int(timed.sum())))
     assign[index, np.arange(index.size)] = 1.0
-    parts: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for feature in profile.numeric:
-        counts = profile.numeric_hist[feature]
-        uppers = np.append(profile.edges[feature], np.inf)
-        merge = _coarse_map(profile, feature, uppers, bins)
-        coarse = counts if merge is None else counts @ merge  # no quantiles: fine bins
-        parts.append((feature, coarse[baseline].sum(axis=0), assign @ coarse[timed]))
-    for feature, counts in profile.categorical_hist.items():
-        matrix = counts.to_numpy()
-        parts.append((feature, matrix[baseline].sum(axis=0), assign @ matrix[timed]))
-    if not parts:
-        return pd.DataFrame(columns=["bucket_start", "feature", "psi", "n"])
     columns: dict[str, list[np.ndarray]] = {"bucket_start": [], "feature": [], "psi": [],
                                             "n": []}
-    for feature, ref, matrix in parts:
-        n = matrix.sum(axis=1)
+
+    def add(feature: str, counts: np.ndarray) -> None:
+        per_bucket = assign @ counts[timed]
+        n = per_bucket.sum(axis=1)
         keep = n >= 30
         columns["bucket_start"].append(buckets[keep])
         columns["feature"].append(np.full(int(keep.sum()), feature, dtype=object))
-        columns["psi"].append(st.psi_rows(ref, matrix[keep]))
+        columns["psi"].append(st.psi_rows(counts[baseline].sum(axis=0), per_bucket[keep]))
         columns["n"].append(n[keep])
+
+    for feature in profile.numeric:
+        counts = profile.numeric_hist[feature]
+        merge = _coarse_map(profile, feature, np.append(profile.edges[feature], np.inf), bins)
+        add(feature, counts if merge is None else counts @ merge)  # no quantiles: fine bins
+    for feature, counts in profile.categorical_hist.items():
+        add(feature, counts.to_numpy())
+    if not columns["feature"]:
+        return pd.DataFrame(columns=["bucket_start", "feature", "psi", "n"])
     timeline = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
     timeline["bucket_start"] = pd.to_datetime(timeline["bucket_start"], utc=True)
     return timeline

@@ -11,9 +11,10 @@ from toolkit.diagnose._binning import fine_histogram, integer_grid
 from toolkit.diagnose._engine import quiet_ibis
 
 
-def engine_counts(values: np.ndarray, edges: np.ndarray, bound: float | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Counts per bin from DuckDB (through ibis, as the profile runs it) and the edges used."""
+def engine_counts(values: np.ndarray, edges: np.ndarray, bound: float | None,
+                  atoms: np.ndarray | None = None, *, points: bool = False):
+    """Counts per bin from DuckDB (through ibis, as the profile runs it) and the edges used
+    (and with ``points`` the point-bin flags)."""
     con = duckdb.connect()
     # through a list, not pandas (whose scan reads NaN as NULL)
     con.execute("CREATE TABLE t AS SELECT unnest($v::DOUBLE[]) AS x",
@@ -21,12 +22,12 @@ def engine_counts(values: np.ndarray, edges: np.ndarray, bound: float | None
     with quiet_ibis():
         backend = ibis.duckdb.from_connection(con)
         table = backend.table("t")
-        expr, used = fine_histogram(table.x, edges, bound=bound)
+        expr, used, flags = fine_histogram(table.x, edges, bound=bound, atoms=atoms)
         counts = backend.execute(table.aggregate(h=expr))["h"].iloc[0]
     out = np.zeros(len(used) + 1)
     if counts is not None:
         out[:len(counts)] = np.asarray(counts, dtype=float)
-    return out, used
+    return (out, used, flags) if points else (out, used)
 
 
 def numpy_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -86,7 +87,7 @@ def test_null_values_are_not_counted():
         backend = ibis.duckdb.from_connection(con)
         table = backend.table("t")
     for bound in (None, 2.0):
-        expr, _ = fine_histogram(table.x, np.array([0.0, 1.0]), bound=bound)
+        expr, _, _ = fine_histogram(table.x, np.array([0.0, 1.0]), bound=bound)
         with quiet_ibis():
             assert list(backend.execute(table.aggregate(h=expr))["h"].iloc[0]) == [0, 1, 1]
 
@@ -108,3 +109,48 @@ def test_infinite_edges_are_refused():
     table = ibis.table({"x": "float64"}, name="t")
     with pytest.raises(ValueError, match="finite"):
         fine_histogram(table.x, np.array([0.0, np.inf]))
+
+
+@pytest.mark.parametrize("edges, atoms", [
+    (np.array([0.0, 1.0, 2.0, 3.0, 7.0]), np.array([0.0, 2.0, 3.0])),      # on the grid, exact
+    (np.array([0.1, 0.3, 0.7, 2.0**55]), np.array([0.1, 0.3])),            # 0.1 off the grid
+    (np.array([2.0**60, 2.0**60 + 2.0**9]), np.array([2.0**60 + 2.0**9])),  # m - 1 above 2**53
+    (np.array([-1.0, 0.0, 1e300]), np.array([-1.0, 0.0])),                 # DOUBLE edges
+])
+def test_atoms_get_point_bins_of_their_own(edges, atoms):
+    rng = np.random.default_rng(5)
+    values = np.concatenate([adversarial(edges, rng), np.repeat(atoms, 7)])
+    counts, used, flags = engine_counts(values, edges, float(np.abs(values).max()), atoms,
+                                        points=True)
+    np.testing.assert_array_equal(counts, numpy_counts(values, used))
+    assert np.all(np.diff(used) > 0) and len(flags) == len(used) + 1
+    # one point bin per atom, (edge just below, edge at the atom], holding the atom's values
+    assert flags.sum() == len(atoms)
+    largest = float(np.abs(values).max())
+    for atom in atoms:
+        k = int(np.searchsorted(used, atom))  # the atom's edge: rounded up on the grid
+        # the partner lies a grid step below the atom (or a double's step, where the grid is
+        # finer than the doubles): the bin holds the atom's values and none further away
+        step = max(np.spacing(atom), largest * 2.0**-59)
+        assert flags[k] and 0 < atom - used[k - 1] <= step
+        inside = values[(values > used[k - 1]) & (values <= used[k])]
+        assert counts[k] == inside.size >= np.sum(values == atom) >= 7
+        assert np.all(np.abs(inside - atom) <= step)
+
+
+def test_point_bins_make_the_ks_bound_tight_for_a_discrete_feature():
+    from scipy import stats as sps
+
+    from toolkit.diagnose._stats import ks_from_counts
+    rng = np.random.default_rng(11)
+    b, i = rng.poisson(4.0, 5000).astype(float), rng.poisson(4.6, 4000).astype(float)
+    edges = np.unique(np.quantile(b, np.linspace(0.01, 0.99, 99)))
+    atoms = edges  # every quantile of a Poisson sample is a repeated value
+    _, used, flags = engine_counts(b, edges, 20.0, atoms, points=True)
+    counts_b = numpy_counts(b, used)
+    counts_i = numpy_counts(i, used)
+    d = sps.ks_2samp(b, i).statistic
+    loose = ks_from_counts(counts_b, counts_i)
+    tight = ks_from_counts(counts_b, counts_i, flags)
+    assert loose[1] - loose[0] > 0.1  # without point bins the bound is wide
+    assert abs(tight[0] - d) < 1e-9 and abs(tight[1] - d) < 1e-9

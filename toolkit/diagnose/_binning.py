@@ -93,8 +93,10 @@ def integer_grid(edges: np.ndarray, bound: float = 0.0) -> IntegerGrid | None:
 
 
 def fine_histogram(values: ibis.FloatingValue, edges: np.ndarray, *,
-                   bound: float | None = None) -> tuple[ibis.ArrayValue, np.ndarray]:
-    """Counts of ``values`` per right-closed bin, as an aggregate, and the edges they refer to.
+                   bound: float | None = None, atoms: np.ndarray | None = None
+                   ) -> tuple[ibis.ArrayValue, np.ndarray, np.ndarray]:
+    """Counts of ``values`` per right-closed bin, as an aggregate, the edges they refer to and
+    which bins are point bins.
 
     The aggregate gives a list of counts in bin order: ``(-inf, e[0]]``, ``(e[0], e[1]]``, ...,
     then the overflow bin above the last edge, which DuckDB leaves out when it is empty; a
@@ -104,13 +106,41 @@ def fine_histogram(values: ibis.FloatingValue, edges: np.ndarray, *,
     ``bound``, when known, is the largest ``|value|`` the aggregate will meet (finite): the
     grid then leaves room for it and the values need no clamping, which saves a fifth of the
     scan. Without it (or with NaN, for data holding NaN or infinities) values are clamped.
+
+    ``atoms`` are edges where the values are expected to pile up (a discrete feature's values,
+    a default). Each gets a partner edge just below it, so that its values have a bin of their
+    own, a *point bin*: over DOUBLEs ``(nextafter(a, -inf), a]``, which holds ``a`` alone; on
+    the grid ``((m - 1) / s, m / s]``, one grid step (less than ``2**-60`` of the largest
+    magnitude) wide, so values that close below an atom count with it (where the grid is finer
+    than the doubles around ``a``, the step holds ``a`` alone too). The third value flags the point bins (one entry per bin, the overflow bin
+    included), whose values a CDF jumps over at once (see :func:`~._stats.ks_from_counts`).
+
+    Examples
+    --------
+    >>> import ibis
+    >>> x = ibis.table({"x": "float64"}, name="t").x
+    >>> _, used, points = fine_histogram(x, np.array([0.0, 1.0, 2.0]), atoms=np.array([1.0]))
+    >>> bool(used[1] == np.nextafter(1.0, -np.inf))   # 1.0's partner: the double below it
+    True
+    >>> points.tolist()   # bins (-inf, 0], (0, 1-], (1-, 1], (1, 2], (2, inf): (1-, 1] holds 1
+    [False, False, True, False, False]
     """
     edges = np.asarray(edges, dtype=float)
+    atoms = np.intersect1d(edges, np.asarray([] if atoms is None else atoms, dtype=float))
     values = values.cast("float64")
     known = bound is not None and math.isfinite(bound)
     grid = integer_grid(edges, bound if known else 0.0)
     if grid is None:
-        return bin_counts(histogram_at(values, float_array(edges))), edges
+        edges, points = _with_partners(edges, atoms, np.nextafter(atoms, -np.inf))
+        return bin_counts(histogram_at(values, float_array(edges))), edges, points
+    marks = np.ceil(atoms * grid.scale).astype(np.int64)
+    ints, points = _with_partners(grid.edges, marks, marks - 1)
+    grid = IntegerGrid(grid.scale, ints)
+    used = grid.float_edges
+    # above 2**53 a partner m - 1 has no double of its own and would round onto its atom; no
+    # double lies between them there, so the one just below the atom bounds the same values
+    below = np.flatnonzero(points[1:-1])  # the partner's index (bin k's lower edge is k - 1)
+    used[below] = np.minimum(used[below], np.nextafter(used[below + 1], -np.inf))
     scaled = values * double(grid.scale)
     if known:  # |value| * scale < 2**61: the cast cannot overflow, NULL stays NULL
         key = scaled.ceil()
@@ -120,4 +150,15 @@ def fine_histogram(values: ibis.FloatingValue, edges: np.ndarray, *,
         # DuckDB's least/greatest skip NULL arguments: keep NULL values NULL (uncounted)
         key = ibis.ifelse(values.notnull(), clamped, ibis.null("int64"))
     counts = int_bin_counts(histogram_int(key, int_array(grid.edges)))
-    return counts, grid.float_edges
+    return counts, used, points
+
+
+def _with_partners(edges: np.ndarray, atoms: np.ndarray, partners: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``edges`` with each atom's partner edge added, and the point-bin flag of every bin
+    (``(partner, atom]``; one entry per edge and one for the overflow bin)."""
+    merged = np.union1d(edges, partners)
+    upper = np.searchsorted(merged, atoms)  # bin k is (merged[k-1], merged[k]]
+    points = np.zeros(len(merged) + 1, dtype=bool)
+    points[upper[upper > 0]] = True
+    return merged, points

@@ -72,6 +72,8 @@ SAMPLE_ROWS = 25_000
 DEFAULT_TOKENS = ("", "unknown", "none", "null", "nan", "n/a", "na", "default", "missing", "-1")
 #: Categorical features with more distinct values than this get no per-category histogram.
 HIGH_CARDINALITY = 500
+#: Integral numeric features spanning fewer integers than this get a fine bin per integer.
+INTEGER_BINS = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,6 +94,10 @@ class FeatureProfile:
         Per categorical feature, a frame of counts: one row per group, one column per category.
     nonnull
         Non-null values of every feature per group (same rows as ``groups``).
+    point_bins
+        Per numeric feature, which fine bins (same columns as ``numeric_hist``) hold a single
+        value: the values the baseline quantiles repeat (a discrete feature's values, a
+        default) are binned on their own (see :func:`~._binning.fine_histogram`).
     """
 
     baseline: Window
@@ -108,6 +114,7 @@ class FeatureProfile:
     categorical_hist: dict[str, pd.DataFrame]
     nonnull: pd.DataFrame
     high_cardinality: tuple[str, ...] = ()
+    point_bins: dict[str, np.ndarray] = field(default_factory=dict)
     recorder: Recorder = field(default_factory=Recorder, repr=False)
 
     @property
@@ -181,19 +188,23 @@ def feature_profile(
         _get(windows, "baseline", f"cd_{f}"), _get(windows, "incident", f"cd_{f}")
     ) > HIGH_CARDINALITY)
     extremes = _extremes(windows, numeric)
-    edges = {f: _edges(quantiles.get((f, "baseline")), *extremes[f][:2]) for f in numeric}
+    fine = {f: _edges(quantiles.get((f, "baseline")), *extremes[f][:2]) for f in numeric}
+    edges = {f: e for f, (e, _) in fine.items()}
+    atoms = {f: a for f, (_, a) in fine.items()}
     # moments are summed around the baseline median, so the variance does not cancel out
     shifts = {f: _shift(quantiles.get((f, "baseline"))) for f in numeric}
     bounds = {f: extremes[f][2] for f in numeric}
-    groups, numeric_hist, categorical_hist, nonnull, sums, edges = _histograms(
+    groups, numeric_hist, categorical_hist, nonnull, sums, bins = _histograms(
         record, labelled, reference, width, numeric,
-        tuple(c for c in categorical if c not in high), edges, high, shifts, bounds,
+        tuple(c for c in categorical if c not in high), edges, high, shifts, bounds, atoms,
     )
+    edges = {f: used for f, (used, _) in bins.items()}
     stats = _stats(windows, groups, nonnull, sums, categorical_hist, numeric, categorical,
                    shifts)
     profile = FeatureProfile(
         baseline, incident, against, width, numeric, categorical, stats, quantiles, edges,
-        groups, numeric_hist, categorical_hist, nonnull, high, record,
+        groups, numeric_hist, categorical_hist, nonnull, high,
+        {f: points for f, (_, points) in bins.items()}, record,
     )
     case.cache[key] = profile
     return profile
@@ -395,26 +406,49 @@ def _quantiles(record: Recorder, requests: ibis.Table, period: Window,
     return out
 
 
-def _edges(quantiles: np.ndarray | None, lo: float, hi: float) -> np.ndarray:
-    """Baseline quantiles, plus extension bins out to the pooled minimum and maximum.
+def _edges(quantiles: np.ndarray | None, lo: float, hi: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Fine-bin edges, and the atoms among them (values to bin on their own, see
+    :func:`~._binning.fine_histogram`).
 
-    The extension bins keep the tails resolved when the incident moves outside the baseline's
-    range, which KS and Wasserstein need. Each tail gets two sets of edges (10 below, 20 above
-    each): evenly spaced out to the extreme, and evenly spaced on an ``asinh`` scale from the
-    outermost quantile (:func:`_tail_edges`), which starts as wide as the last inner bin and
-    grows geometrically. The even ones resolve mass spread over the whole tail (a unit change),
-    the geometric ones mass near the baseline's range in a tail stretched by a few far values
-    (a heavy-tailed feature moved up, one outlier): with even spacing alone the first bin held
-    all of that mass and Wasserstein came out twice or ten times too large. ``lo`` and ``hi``
-    are the finite extremes of the compared windows (NaN: none).
+    The edges are the baseline quantiles, plus extension bins out to the pooled minimum and
+    maximum. The extension bins keep the tails resolved when the incident moves outside the
+    baseline's range, which KS and Wasserstein need. Each tail gets two sets of edges (10 below,
+    20 above each): evenly spaced out to the extreme, and evenly spaced on an ``asinh`` scale
+    from the outermost quantile (:func:`_tail_edges`), which starts as wide as the last inner
+    bin and grows geometrically. The even ones resolve mass spread over the whole tail (a unit
+    change), the geometric ones mass near the baseline's range in a tail stretched by a few far
+    values (a heavy-tailed feature moved up, one outlier): with even spacing alone the first
+    bin held all of that mass and Wasserstein came out twice or ten times too large. The atoms
+    are the values the quantiles repeat (each holds at least a level's share of the sample).
+
+    A feature that looks integral (integer quantiles and extremes) over fewer than
+    :data:`INTEGER_BINS` integers gets every integer from the minimum to the maximum as an edge
+    and an atom instead: when its values are integers, as it looks, every value has a point bin
+    and the binned KS and Wasserstein are exact; a value between two integers lands in the bin
+    between their point bins, which makes no such claim. ``lo`` and ``hi`` are the finite
+    extremes of the compared windows (NaN: none).
+
+    Examples
+    --------
+    >>> edges, atoms = _edges(np.array([0.0, 0.0, 1.0, 2.0, 2.0, 3.0]), 0.0, 4.0)
+    >>> edges.tolist(), atoms.tolist()   # integral over 5 integers: one bin per integer
+    ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.0, 4.0])
+    >>> edges, atoms = _edges(np.array([0.0, 0.0, 0.5, 2.0, 3.0]), 0.0, 3.0)
+    >>> edges.tolist(), atoms.tolist()   # not integral: the quantiles, and the repeated one
+    ([0.0, 0.5, 2.0, 3.0], [0.0])
     """
     if quantiles is None:
-        return np.array([0.0])
+        return np.array([0.0]), np.array([])
     inner = np.unique(quantiles[np.isfinite(quantiles)])
     if not inner.size:
-        return np.array([0.0])
+        return np.array([0.0]), np.array([])
     lo = lo if math.isfinite(lo) else inner[0]
     hi = hi if math.isfinite(hi) else inner[-1]
+    if (hi - lo < INTEGER_BINS and float(lo).is_integer() and float(hi).is_integer()
+            and np.all(inner == np.round(inner))):
+        every = np.arange(lo, hi + 1)
+        return every, every
     parts = [inner]
     if lo < inner[0]:
         first = inner[1] - inner[0] if inner.size > 1 else 0.0
@@ -424,7 +458,9 @@ def _edges(quantiles: np.ndarray | None, lo: float, hi: float) -> np.ndarray:
         last = inner[-1] - inner[-2] if inner.size > 1 else 0.0
         parts += [np.linspace(inner[-1], hi, 21)[1:-1],
                   inner[-1] + _tail_edges(hi - inner[-1], last, 20)]
-    return np.unique(np.concatenate(parts))
+    ordered = np.sort(quantiles[np.isfinite(quantiles)])
+    repeated = np.unique(ordered[1:][np.diff(ordered) == 0])
+    return np.unique(np.concatenate(parts)), repeated
 
 
 def _tail_edges(length: float, step: float, bins: int) -> np.ndarray:
@@ -449,9 +485,10 @@ def _tail_edges(length: float, step: float, bins: int) -> np.ndarray:
 def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
                 width: timedelta, numeric: tuple[str, ...], categorical: tuple[str, ...],
                 edges: dict[str, np.ndarray], high: tuple[str, ...],
-                shifts: dict[str, float], bounds: dict[str, float]
+                shifts: dict[str, float], bounds: dict[str, float],
+                atoms: dict[str, np.ndarray]
                 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, pd.DataFrame],
-                           pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+                           pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """The one full scan: per (time bucket, window), exact counts per fine bin (numeric) or
     category, non-null counts, and for numeric features the sums ``x - shift`` and
     ``(x - shift)^2`` and the count of zeros and -1 (defaults); for high-cardinality categorical
@@ -459,15 +496,18 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
 
     The fine bins are counted on an integer grid where one is exact
     (:func:`~._binning.fine_histogram`, given the largest ``|value|`` the scan can meet from the
-    window summary); the edges returned are the ones the counts refer to."""
-    used: dict[str, np.ndarray] = {}
+    window summary), each atom in a point bin of its own; per numeric feature the edges the
+    counts refer to and the point-bin flags are returned."""
+    used: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def aggregates(rows: ibis.Table) -> dict[str, ibis.Expr]:
         aggs: dict[str, ibis.Expr] = {"n": rows.count()}
         for k, name in enumerate(numeric):
             col = rows[name].cast("float64")
             # the counts without their keys (the edges): a list per group, cheap to hand over
-            aggs[f"h{k}"], used[name] = fine_histogram(col, edges[name], bound=bounds[name])
+            counts, fine_edges, points = fine_histogram(col, edges[name], bound=bounds[name],
+                                                        atoms=atoms[name])
+            aggs[f"h{k}"], used[name] = counts, (fine_edges, points)
             centred = col - shifts[name]
             aggs |= {f"s1_{name}": centred.sum(), f"s2_{name}": (centred * centred).sum(),
                      # two equalities: a third cheaper than IN (0, -1) in DuckDB
@@ -503,7 +543,7 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     groups = result[["bucket_start", "window", "n"]].copy()
     sums = result[[c for c in result.columns if c.startswith(("s1_", "s2_", "d_"))]].astype(
         float).fillna(0.0)
-    numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(used[name]) + 1)
+    numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(used[name][1]))
                     for k, name in enumerate(numeric)}
     nonnull = pd.DataFrame(
         {name: numeric_hist[name].sum(axis=1).astype(np.int64) for name in numeric}

@@ -95,13 +95,17 @@ def _proportions(counts: np.ndarray, epsilon: float) -> np.ndarray:
     return np.maximum(p, epsilon)
 
 
-def ks_from_counts(baseline: np.ndarray, incident: np.ndarray) -> tuple[float, float]:
+def ks_from_counts(baseline: np.ndarray, incident: np.ndarray,
+                   points: np.ndarray | None = None) -> tuple[float, float]:
     """Two-sample KS statistic from counts in shared ordered bins, with its error bound.
 
     Both empirical CDFs are known exactly at every bin edge, so ``D_edges = max |F_b - F_i|``
     over the edges is a lower bound of the true statistic ``D``. Inside a bin each CDF stays
     between its values at the bin's two edges, so ``D <= D_upper = max over bins of
-    max(F_b(hi) - F_i(lo), F_i(hi) - F_b(lo))``.
+    max(F_b(hi) - F_i(lo), F_i(hi) - F_b(lo))``. ``points`` flags bins that hold a single value
+    (point bins, see :func:`~._binning.fine_histogram`): both CDFs jump there at once, so such a
+    bin adds nothing between its edges and a discrete feature binned on its values gets
+    ``D_upper == D_edges``.
 
     Returns
     -------
@@ -111,14 +115,17 @@ def ks_from_counts(baseline: np.ndarray, incident: np.ndarray) -> tuple[float, f
     --------
     >>> ks_from_counts(np.array([1, 1, 0]), np.array([0, 1, 1]))
     (0.5, 1.0)
+    >>> ks_from_counts(np.array([1, 1, 0]), np.array([0, 1, 1]), np.array([True, True, True]))
+    (0.5, 0.5)
     """
     b = np.asarray(baseline, dtype=float)
     i = np.asarray(incident, dtype=float)
     fb = np.concatenate([[0.0], np.cumsum(b) / max(b.sum(), 1)])
     fi = np.concatenate([[0.0], np.cumsum(i) / max(i.sum(), 1)])
     lower = float(np.max(np.abs(fb - fi)))
-    upper = float(max(np.max(fb[1:] - fi[:-1]), np.max(fi[1:] - fb[:-1]), lower))
-    return lower, upper
+    spread = np.ones(len(b), dtype=bool) if points is None else ~np.asarray(points, dtype=bool)
+    across = np.maximum(fb[1:] - fi[:-1], fi[1:] - fb[:-1])[spread]
+    return lower, float(across.max(initial=lower))
 
 
 def ks_pvalue(d: float, n: int, m: int) -> float:

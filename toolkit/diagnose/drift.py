@@ -9,9 +9,13 @@ on a time-hashed sample of about 25k rows per window; counts are exact). From th
   proportions floored at 1e-4 (:func:`._stats.psi`);
 * **KS** statistic ``D`` and its asymptotic p-value. With at most ``exact_rows`` rows in the two
   windows together, ``D`` is exact (sorted union in the engine); above that it is read off the
-  ~100 fine bins and ``ks_upper`` bounds the error: ``ks <= D_true <= ks_upper``;
+  ~100 fine bins and ``ks_upper`` bounds the error: ``ks <= D_true <= ks_upper``. Values the
+  baseline quantiles repeat (a default, a discrete feature's values) have point bins of their
+  own, which add nothing to the bound, and an integral feature over fewer than
+  :data:`~._profile.INTEGER_BINS` integers gets one per integer: ``ks == ks_upper == D_true``;
 * **Wasserstein-1**, normalised by the baseline standard deviation: exact below ``exact_rows``,
-  else integrated from the fine bins with linear CDFs inside each bin;
+  else integrated from the fine bins with linear CDFs inside each bin (exact, too, for such an
+  integral feature);
 * **Jensen-Shannon distance** (base 2, in [0, 1]) on the PSI bins.
 
 Categorical features use their categories as bins: PSI (same floor), chi-square test of the
@@ -383,7 +387,7 @@ def _numeric_row(case: CaseView, profile: FeatureProfile, feature: str, bins: in
         ks, w1 = _exact_ks_w1(case, profile, feature, record)
         ks_upper, exact = ks, True
     else:
-        ks, ks_upper = st.ks_from_counts(b, i)
+        ks, ks_upper = st.ks_from_counts(b, i, profile.point_bins.get(feature))
         bounds = np.concatenate([[lo], uppers[:-1], [max(hi, uppers[-2])]])
         w1 = st.wasserstein_from_histogram(bounds, b, i)
         exact = False
@@ -419,7 +423,10 @@ def _coarse_map(profile: FeatureProfile, feature: str, uppers: np.ndarray,
     # each cut is one of the fine edges as the engine binned them (rounded to its integer grid
     # by less than 2**-60 of the largest edge, see _binning; interpolating at a level moves it
     # by a few ulps either way): merge at the nearest fine edge
-    cut = np.unique(_nearest(uppers[:-1], cut))
+    # (not at an atom's partner edge, which lies within one grid step below it)
+    points = profile.point_bins.get(feature, np.zeros(len(uppers), dtype=bool))
+    partner = points[1:]  # fine edge k is the lower edge of bin k + 1
+    cut = np.unique(_nearest(uppers[:-1][~partner], cut))
     index = np.searchsorted(cut, uppers, side="left")
     return np.eye(len(cut) + 1)[index]
 

@@ -6,10 +6,10 @@
 For each size: the simulator writes a covariate-shift case with 20 features (chunked Parquet,
 bounded memory), `forensics ingest` loads it into a case file, then a fresh process opens the
 case read-only and runs every registered diagnostic on the true windows, timing each one and
-reading its peak RSS (ru_maxrss). At the Evidently size, a further process pulls the same
-windows' 20 feature columns into pandas and runs Evidently's DataDriftPreset on them; the ratio
-compares it with our `data.drift` on the same rows (data loading and library imports excluded on
-both sides).
+reading its peak RSS (``VmHWM``: see ``_memory`` for why not ``ru_maxrss``). At the Evidently
+size, a further process pulls the same windows' 20 feature columns into pandas and runs
+Evidently's DataDriftPreset on them; the ratio compares it with our `data.drift` on the same rows
+(data loading and library imports excluded on both sides).
 
 Every measurement is repeated ``--repeat`` times, each in a fresh process, ours and Evidently's
 taking turns so that a busy spell on the machine hits both; times are the medians (the range is
@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _memory import peak_rss_mib
 
 N_FEATURES = 20
 
@@ -82,7 +83,7 @@ def run_diagnostics(db: Path, truth: dict, memory_limit: str | None) -> dict:
     findings = sorted({f.id for r in results.values() for f in r.findings()
                        if f.severity in ("medium", "high")})
     return {"total_s": total, "times": times, "peak_rss_mb":
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "findings": findings,
+            peak_rss_mib(), "findings": findings,
             "drifted": results["data.drift"].drifted}
 
 
@@ -113,7 +114,7 @@ def run_evidently(db: Path, truth: dict) -> dict:
                                categorical=categorical)
     elapsed = time.perf_counter() - tick
     return {"evidently_s": elapsed, "import_s": imported, "rows": rows,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mib(),
             "drifted": sorted(verdicts.loc[verdicts["drifted"], "feature"])}
 
 

@@ -3,23 +3,24 @@
     python bench/simulate.py [--rows 10000000 100000000] [--mode memory_leak] [--features 20]
                              [--workdir bench/out] [--keep]
 
-Each size runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. The case is
-planned with ``make_case`` and written with ``write_case`` (the code path of ``forensics
-simulate``): rows are generated 250k at a time and streamed to Parquet parts of 1M rows, so
-memory stays bounded whatever the row count. ``--features`` is the total number of model
-features: the named ones plus generic ``f01``.. up to that count.
+Each size runs in a fresh subprocess so its peak RSS (``VmHWM``, see ``_memory``) is its own.
+The case is planned with ``make_case`` and written with ``write_case`` (the code path of
+``forensics simulate``): rows are generated 250k at a time and streamed to Parquet parts of 1M
+rows, so memory stays bounded whatever the row count. ``--features`` is the total number of
+model features: the named ones plus generic ``f01``.. up to that count.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _memory import peak_rss_mib
 
 
 def measure(rows: int, mode: str, features: int, workdir: Path, keep: bool) -> dict:
@@ -37,7 +38,7 @@ def measure(rows: int, mode: str, features: int, workdir: Path, keep: bool) -> d
     elapsed = time.perf_counter() - start
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     requests = sum(p.stat().st_size for p in (out / "requests").iterdir())
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mib()
     if not keep:
         shutil.rmtree(out)
     return {"rows": rows, "mode": mode, "features": len(case.features()),

@@ -96,8 +96,9 @@ class FeatureProfile:
         Non-null values of every feature per group (same rows as ``groups``).
     point_bins
         Per numeric feature, which fine bins (same columns as ``numeric_hist``) hold a single
-        value: the values the baseline quantiles repeat (a discrete feature's values, a
-        default) are binned on their own (see :func:`~._binning.fine_histogram`).
+        value: the atoms of :func:`_edges` (values the baseline quantiles repeat, or every
+        integer of a feature that looks integral over a short range) are binned on their own
+        (see :func:`~._binning.fine_histogram`).
     """
 
     baseline: Window
@@ -189,22 +190,19 @@ def feature_profile(
     ) > HIGH_CARDINALITY)
     extremes = _extremes(windows, numeric)
     fine = {f: _edges(quantiles.get((f, "baseline")), *extremes[f][:2]) for f in numeric}
-    edges = {f: e for f, (e, _) in fine.items()}
-    atoms = {f: a for f, (_, a) in fine.items()}
     # moments are summed around the baseline median, so the variance does not cancel out
     shifts = {f: _shift(quantiles.get((f, "baseline"))) for f in numeric}
     bounds = {f: extremes[f][2] for f in numeric}
     groups, numeric_hist, categorical_hist, nonnull, sums, bins = _histograms(
         record, labelled, reference, width, numeric,
-        tuple(c for c in categorical if c not in high), edges, high, shifts, bounds, atoms,
+        tuple(c for c in categorical if c not in high), fine, high, shifts, bounds,
     )
-    edges = {f: used for f, (used, _) in bins.items()}
     stats = _stats(windows, groups, nonnull, sums, categorical_hist, numeric, categorical,
                    shifts)
     profile = FeatureProfile(
-        baseline, incident, against, width, numeric, categorical, stats, quantiles, edges,
-        groups, numeric_hist, categorical_hist, nonnull, high,
-        {f: points for f, (_, points) in bins.items()}, record,
+        baseline, incident, against, width, numeric, categorical, stats, quantiles,
+        {f: used for f, (used, _) in bins.items()}, groups, numeric_hist, categorical_hist,
+        nonnull, high, {f: points for f, (_, points) in bins.items()}, record,
     )
     case.cache[key] = profile
     return profile
@@ -484,9 +482,8 @@ def _tail_edges(length: float, step: float, bins: int) -> np.ndarray:
 
 def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
                 width: timedelta, numeric: tuple[str, ...], categorical: tuple[str, ...],
-                edges: dict[str, np.ndarray], high: tuple[str, ...],
-                shifts: dict[str, float], bounds: dict[str, float],
-                atoms: dict[str, np.ndarray]
+                fine: dict[str, tuple[np.ndarray, np.ndarray]], high: tuple[str, ...],
+                shifts: dict[str, float], bounds: dict[str, float]
                 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, pd.DataFrame],
                            pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """The one full scan: per (time bucket, window), exact counts per fine bin (numeric) or
@@ -505,9 +502,9 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
         for k, name in enumerate(numeric):
             col = rows[name].cast("float64")
             # the counts without their keys (the edges): a list per group, cheap to hand over
-            counts, fine_edges, points = fine_histogram(col, edges[name], bound=bounds[name],
-                                                        atoms=atoms[name])
-            aggs[f"h{k}"], used[name] = counts, (fine_edges, points)
+            edges, atoms = fine[name]
+            counts, edges, points = fine_histogram(col, edges, bound=bounds[name], atoms=atoms)
+            aggs[f"h{k}"], used[name] = counts, (edges, points)
             centred = col - shifts[name]
             aggs |= {f"s1_{name}": centred.sum(), f"s2_{name}": (centred * centred).sum(),
                      # two equalities: a third cheaper than IN (0, -1) in DuckDB

@@ -138,3 +138,20 @@ def test_nan_values_are_binned_above_every_edge():
     _, base, inc = profile.numeric_counts("x")
     assert base.sum() == inc.sum() == 150
     assert base[-1] >= 1 and inc[-1] >= 1  # the NaN, in the overflow bin
+
+
+def test_fine_edges_stay_within_seven_comparisons():
+    # quantiles repeating a default (0) and both tails far outside the baseline's range: the
+    # partner edge of each atom takes a place the repeated levels left free, so the engine's
+    # binary search stays at 7 comparisons per value (at most 127 edges)
+    rng = np.random.default_rng(17)
+    base = rng.lognormal(0, 1, N)
+    base[rng.random(N) < 0.08] = 0.0
+    inc = np.r_[rng.lognormal(0, 1, N - 2), -50.0, 1e4]
+    frame = pd.DataFrame({"request_id": [f"e{i}" for i in range(2 * N)], "ts": TS,
+                          "x": np.r_[base, inc]})
+    profile = feature_profile(case_view(make_case(requests=frame)), BASELINE, INCIDENT)
+    edges, points = profile.edges["x"], profile.point_bins["x"]
+    assert points.sum() >= 1  # 0 has a point bin of its own
+    assert edges[0] < -30 and edges[-1] > 8e3  # tails out towards both extremes
+    assert len(edges) <= 127

@@ -74,6 +74,8 @@ DEFAULT_TOKENS = ("", "unknown", "none", "null", "nan", "n/a", "na", "default", 
 HIGH_CARDINALITY = 500
 #: Integral numeric features spanning fewer integers than this get a fine bin per integer.
 INTEGER_BINS = 256
+#: Tail bins below and above the baseline quantiles, per set of edges (see :func:`_edges`).
+TAIL_BINS = (5, 10)
 
 
 @dataclass(frozen=True, eq=False)
@@ -411,14 +413,22 @@ def _edges(quantiles: np.ndarray | None, lo: float, hi: float
 
     The edges are the baseline quantiles, plus extension bins out to the pooled minimum and
     maximum. The extension bins keep the tails resolved when the incident moves outside the
-    baseline's range, which KS and Wasserstein need. Each tail gets two sets of edges (10 below,
-    20 above each): evenly spaced out to the extreme, and evenly spaced on an ``asinh`` scale
-    from the outermost quantile (:func:`_tail_edges`), which starts as wide as the last inner
-    bin and grows geometrically. The even ones resolve mass spread over the whole tail (a unit
-    change), the geometric ones mass near the baseline's range in a tail stretched by a few far
-    values (a heavy-tailed feature moved up, one outlier): with even spacing alone the first
-    bin held all of that mass and Wasserstein came out twice or ten times too large. The atoms
-    are the values the quantiles repeat (each holds at least a level's share of the sample).
+    baseline's range, which KS and Wasserstein need. Each tail gets two sets of edges
+    (:data:`TAIL_BINS`: 5 bins below, 10 above, each): evenly spaced out to the extreme, and
+    evenly spaced on an ``asinh`` scale from the outermost quantile (:func:`_tail_edges`), which
+    starts as wide as the last inner bin and grows geometrically. The even ones resolve mass
+    spread over the whole tail (a unit change), the geometric ones mass near the baseline's
+    range in a tail stretched by a few far values (a heavy-tailed feature moved up, one
+    outlier): with even spacing alone the first bin held all of that mass and Wasserstein came
+    out twice or ten times too large. The atoms are the values the quantiles repeat (each holds
+    at least a level's share of the sample).
+
+    That makes at most 101 + 8 + 18 = 127 edges (an atom repeats at least two levels, so its
+    partner edge, see :func:`~._binning.fine_histogram`, takes a place the quantiles left
+    free): the engine's binary search then takes 7 comparisons per value, 128 to 255 edges
+    take 8, and the comparisons are most of the histogram scan (17 features, 1M rows: 0.34
+    against 0.40 s with twice the tail edges; Wasserstein on the tail shapes of the tests off
+    by at most 1.3% instead of 0.8%).
 
     A feature that looks integral (integer quantiles and extremes) over fewer than
     :data:`INTEGER_BINS` integers gets every integer from the minimum to the maximum as an edge
@@ -450,12 +460,12 @@ def _edges(quantiles: np.ndarray | None, lo: float, hi: float
     parts = [inner]
     if lo < inner[0]:
         first = inner[1] - inner[0] if inner.size > 1 else 0.0
-        parts += [np.linspace(lo, inner[0], 11)[1:-1],
-                  inner[0] - _tail_edges(inner[0] - lo, first, 10)]
+        parts += [np.linspace(lo, inner[0], TAIL_BINS[0] + 1)[1:-1],
+                  inner[0] - _tail_edges(inner[0] - lo, first, TAIL_BINS[0])]
     if hi > inner[-1]:
         last = inner[-1] - inner[-2] if inner.size > 1 else 0.0
-        parts += [np.linspace(inner[-1], hi, 21)[1:-1],
-                  inner[-1] + _tail_edges(hi - inner[-1], last, 20)]
+        parts += [np.linspace(inner[-1], hi, TAIL_BINS[1] + 1)[1:-1],
+                  inner[-1] + _tail_edges(hi - inner[-1], last, TAIL_BINS[1])]
     ordered = np.sort(quantiles[np.isfinite(quantiles)])
     repeated = np.unique(ordered[1:][np.diff(ordered) == 0])
     return np.unique(np.concatenate(parts)), repeated

@@ -112,8 +112,9 @@ def fine_histogram(values: ibis.FloatingValue, edges: np.ndarray, *,
     own, a *point bin*: over DOUBLEs ``(nextafter(a, -inf), a]``, which holds ``a`` alone; on
     the grid ``((m - 1) / s, m / s]``, one grid step (less than ``2**-60`` of the largest
     magnitude) wide, so values that close below an atom count with it (where the grid is finer
-    than the doubles around ``a``, the step holds ``a`` alone too). The third value flags the point bins (one entry per bin, the overflow bin
-    included), whose values a CDF jumps over at once (see :func:`~._stats.ks_from_counts`).
+    than the doubles around ``a``, the step holds ``a`` alone too). The third value flags the
+    point bins (one entry per bin, the overflow bin included), whose values a CDF jumps over
+    at once (see :func:`~._stats.ks_from_counts`).
 
     Examples
     --------

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import NamedTuple
 
 import ibis
 import numpy as np
@@ -195,16 +196,14 @@ def feature_profile(
     # moments are summed around the baseline median, so the variance does not cancel out
     shifts = {f: _shift(quantiles.get((f, "baseline"))) for f in numeric}
     bounds = {f: extremes[f][2] for f in numeric}
-    groups, numeric_hist, categorical_hist, nonnull, sums, bins = _histograms(
-        record, labelled, reference, width, numeric,
-        tuple(c for c in categorical if c not in high), fine, high, shifts, bounds,
-    )
-    stats = _stats(windows, groups, nonnull, sums, categorical_hist, numeric, categorical,
-                   shifts)
+    scan = _histograms(record, labelled, reference, width, numeric,
+                       tuple(c for c in categorical if c not in high), fine, high, shifts, bounds)
+    stats = _stats(windows, scan.groups, scan.nonnull, scan.sums, scan.categorical_hist, numeric,
+                   categorical, shifts)
     profile = FeatureProfile(
-        baseline, incident, against, width, numeric, categorical, stats, quantiles,
-        {f: used for f, (used, _) in bins.items()}, groups, numeric_hist, categorical_hist,
-        nonnull, high, {f: points for f, (_, points) in bins.items()}, record,
+        baseline, incident, against, width, numeric, categorical, stats, quantiles, scan.edges,
+        scan.groups, scan.numeric_hist, scan.categorical_hist, scan.nonnull, high,
+        scan.point_bins, record,
     )
     case.cache[key] = profile
     return profile
@@ -490,12 +489,23 @@ def _tail_edges(length: float, step: float, bins: int) -> np.ndarray:
     return step * np.sinh(t)
 
 
+class _Scan(NamedTuple):
+    """What the histogram scan returns (the fields of :class:`FeatureProfile` of the same
+    names, and ``sums``: per group the moment sums and default counts)."""
+
+    groups: pd.DataFrame
+    numeric_hist: dict[str, np.ndarray]
+    categorical_hist: dict[str, pd.DataFrame]
+    nonnull: pd.DataFrame
+    sums: pd.DataFrame
+    edges: dict[str, np.ndarray]
+    point_bins: dict[str, np.ndarray]
+
+
 def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | None,
                 width: timedelta, numeric: tuple[str, ...], categorical: tuple[str, ...],
                 fine: dict[str, tuple[np.ndarray, np.ndarray]], high: tuple[str, ...],
-                shifts: dict[str, float], bounds: dict[str, float]
-                ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, pd.DataFrame],
-                           pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+                shifts: dict[str, float], bounds: dict[str, float]) -> _Scan:
     """The one full scan: per (time bucket, window), exact counts per fine bin (numeric) or
     category, non-null counts, and for numeric features the sums ``x - shift`` and
     ``(x - shift)^2`` and the count of zeros and -1 (defaults); for high-cardinality categorical
@@ -505,7 +515,8 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     (:func:`~._binning.fine_histogram`, given the largest ``|value|`` the scan can meet from the
     window summary), each atom in a point bin of its own; per numeric feature the edges the
     counts refer to and the point-bin flags are returned."""
-    used: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    edges_used: dict[str, np.ndarray] = {}
+    point_bins: dict[str, np.ndarray] = {}
 
     def aggregates(rows: ibis.Table) -> dict[str, ibis.Expr]:
         aggs: dict[str, ibis.Expr] = {"n": rows.count()}
@@ -514,7 +525,7 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
             # the counts without their keys (the edges): a list per group, cheap to hand over
             edges, atoms = fine[name]
             counts, edges, points = fine_histogram(col, edges, bound=bounds[name], atoms=atoms)
-            aggs[f"h{k}"], used[name] = counts, (edges, points)
+            aggs[f"h{k}"], edges_used[name], point_bins[name] = counts, edges, points
             centred = col - shifts[name]
             aggs |= {f"s1_{name}": centred.sum(), f"s2_{name}": (centred * centred).sum(),
                      # two equalities: a third cheaper than IN (0, -1) in DuckDB
@@ -550,7 +561,7 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
     groups = result[["bucket_start", "window", "n"]].copy()
     sums = result[[c for c in result.columns if c.startswith(("s1_", "s2_", "d_"))]].astype(
         float).fillna(0.0)
-    numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(used[name][1]))
+    numeric_hist = {name: _bin_matrix(result[f"h{k}"], len(point_bins[name]))
                     for k, name in enumerate(numeric)}
     nonnull = pd.DataFrame(
         {name: numeric_hist[name].sum(axis=1).astype(np.int64) for name in numeric}
@@ -561,7 +572,7 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
         frame = pd.DataFrame.from_records([m or {} for m in result[f"c{k}"]])
         categorical_hist[name] = frame.fillna(0.0).reindex(
             columns=sorted(frame.columns, key=str)).astype(float)
-    return groups, numeric_hist, categorical_hist, nonnull, sums, used
+    return _Scan(groups, numeric_hist, categorical_hist, nonnull, sums, edges_used, point_bins)
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

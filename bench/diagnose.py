@@ -13,7 +13,8 @@ Evidently's DataDriftPreset on them; the ratio compares it with our `data.drift`
 
 Every measurement is repeated ``--repeat`` times, each in a fresh process, ours and Evidently's
 taking turns so that a busy spell on the machine hits both; times are the medians (the range is
-printed too), peak RSS the largest seen.
+printed too), peak RSS the largest seen. A fixed Python loop is timed before each run and after
+the last (``_gauge``): on a shared machine its time says which state each figure was taken in.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from _gauge import speed_gauge
 from _memory import peak_rss_mib
 
 N_FEATURES = 20
@@ -149,11 +151,13 @@ def main() -> None:
         print(f"\n== {rows:,} requests x {truth['n_features']} features "
               f"(simulated in {truth['simulate_s']:.0f} s, ingested in {truth['ingest_s']:.0f} s)")
         compare = rows == args.evidently_rows
-        ours, theirs = [], []
+        ours, theirs, gauges = [], [], []
         for _ in range(max(1, args.repeat)):
+            gauges.append(speed_gauge())
             ours.append(child("diagnose", db, args.workdir, args.memory_limit))
             if compare:
                 theirs.append(child("evidently", db, args.workdir, None))
+        gauges.append(speed_gauge())
         times = {name: statistics.median(r["times"][name] for r in ours)
                  for name in ours[0]["times"]}
         for name, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
@@ -162,6 +166,8 @@ def main() -> None:
         print(f"   {'all diagnostics':28s} {statistics.median(totals):7.2f} s "
               f"({_spread(totals)})   peak RSS {max(r['peak_rss_mb'] for r in ours):,.0f} MiB")
         print(f"   findings: {', '.join(ours[0]['findings'])}")
+        print(f"   machine gauge (1M-step Python loop, before each run and after the last): "
+              f"{', '.join(f'{g:.2f}' for g in gauges)} s")
         if compare:
             drift = [r["times"]["data.drift"] for r in ours]
             evidently = [r["evidently_s"] for r in theirs]

@@ -183,3 +183,31 @@ def test_a_relabelled_request_counts_once_with_its_latest_label(rows):
     a = model_performance(unique, BASELINE, INCIDENT).table
     b = model_performance(corrected, BASELINE, INCIDENT).table
     pd.testing.assert_frame_equal(a, b)
+
+
+def _temp_tables(con) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
+
+
+def test_label_diagnostics_share_one_labelled_join_per_view(con):
+    import gc
+
+    from toolkit.diagnose._case import case_view
+
+    case = case_view(con)
+    perf = model_performance(con, BASELINE, INCIDENT, case=case)
+    cal = calibration(con, BASELINE, INCIDENT, case=case)
+    (table,) = _temp_tables(con)
+    creates = [s for s in perf.sql + cal.sql if s.startswith("CREATE OR REPLACE TEMP TABLE")]
+    # both record the statement (their SQL is complete), only the first ran it
+    assert len(creates) == 2 and creates[0] == creates[1] and table in creates[0]
+    # the recorded SQL, replayed on a connection of its own, gives the same numbers
+    replay = con.cursor()
+    for statement in cal.sql[:2]:
+        result = replay.execute(statement)
+    frame = result.df()
+    assert int(frame["n"].sum()) == int(cal.table["labelled"].sum())
+    del case, perf, cal
+    gc.collect()
+    assert table not in _temp_tables(con)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from toolkit.store.schema import quote_literal
+from toolkit.store.schema import quote_ident, quote_literal
 
 __all__ = [
     "Recorder",
@@ -218,6 +218,31 @@ class Recorder:
             con = expr._find_backend().con
         with self._plan(con):
             return con.sql(sql).to_arrow_table()
+
+    def temp_table(self, backend, name: str, expr: ibis.Table) -> ibis.Table:
+        """Materialise ``expr`` as the temporary table ``name`` and return it.
+
+        For rows that several queries read (labelled predictions: a join that costs more than
+        every query on its result). The ``CREATE TEMP TABLE`` is recorded, so the recorded SQL
+        still runs as it stands. ``name`` must come from the code, never from data.
+        """
+        sql = self.temp_table_sql(name, expr)
+        self._sql.append(sql)
+        with self._plan(backend.con):
+            backend.con.execute(sql)
+        with quiet_ibis():
+            return backend.table(name, database=("temp", "main"))
+
+    @staticmethod
+    def temp_table_sql(name: str, expr: ibis.Table) -> str:
+        """The ``CREATE TEMP TABLE`` statement :meth:`temp_table` runs."""
+        return (f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS\n"
+                f"{ibis.to_sql(expr, dialect='duckdb')}")
+
+    def note(self, sql: str) -> None:
+        """Record ``sql`` that an earlier recorder ran on this view's behalf (a shared temporary
+        table), so this recorder's SQL is complete."""
+        self._sql.append(sql)
 
     @contextmanager
     def _plan(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import weakref
+
+import duckdb
 import ibis
 
 from toolkit.diagnose._case import CaseView
 from toolkit.diagnose._engine import Recorder
+from toolkit.store.schema import quote_ident
 from toolkit.types import Window
 
-__all__ = ["labelled", "labelled_rows", "latest_labels", "labels_unique", "positive_class", "POSITIVE_TOKENS"]
+__all__ = ["labelled", "labelled_rows", "labelled_table", "latest_labels", "labels_unique",
+           "positive_class", "POSITIVE_TOKENS"]
 
 #: Label values taken as the positive class when present (compared case-insensitively).
 POSITIVE_TOKENS = ("1", "true", "yes", "positive", "pos", "fraud", "spam", "anomaly")
@@ -33,6 +39,45 @@ def labelled_rows(case: CaseView, span: Window) -> ibis.Table:
     requests = requests.filter(within(requests.ts, span) & requests.prediction.notnull())
     joined = requests.inner_join(latest_labels(case), "request_id")
     return joined.mutate(correct=(joined.prediction == joined.label))
+
+
+#: Columns of :func:`labelled_table` (those the case has): what the label diagnostics read.
+LABELLED_COLUMNS = ("ts", "model_version", "prediction", "score", "label", "labeled_at",
+                    "correct")
+
+_names = itertools.count(1)
+
+
+def labelled_table(case: CaseView, record: Recorder, span: Window) -> ibis.Table:
+    """:func:`labelled_rows` of ``span`` as a temporary table, joined once per case view.
+
+    Performance and calibration read the labelled predictions of the same span five times;
+    the join behind them costs more than all five queries on its result (10M requests, 4.3M
+    labels: 1.9 s per query on the join, against 0.1-0.3 s on the table). The table keeps only
+    :data:`LABELLED_COLUMNS` (4.2M rows: about 230 MB) and is dropped with the view.
+    ``record`` records its ``CREATE TEMP TABLE`` whether it ran it or an earlier diagnostic
+    did, so its SQL runs as it stands; it must build joins as written (see
+    :class:`~toolkit.diagnose._engine.Recorder`).
+    """
+    key = ("labelled_table", span.start, span.end)
+    if key in case.cache:
+        table, sql = case.cache[key]
+        record.note(sql)
+        return table
+    rows = labelled_rows(case, span)
+    rows = rows.select(*(c for c in LABELLED_COLUMNS if c in rows.columns))
+    name = f"_forensics_labelled_{next(_names)}"
+    table = record.temp_table(case.backend, name, rows)
+    weakref.finalize(case, _drop_temp_table, case.con, name)
+    case.cache[key] = (table, record.sql[-1])
+    return table
+
+
+def _drop_temp_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    try:
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_ident(name)}")
+    except duckdb.Error:  # the connection is closed already: so is the table
+        pass
 
 
 def latest_labels(case: CaseView) -> ibis.Table:

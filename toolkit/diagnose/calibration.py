@@ -43,7 +43,7 @@ from toolkit._validation import check_interval, check_option, check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
-from toolkit.diagnose._labels import labelled_rows, positive_class
+from toolkit.diagnose._labels import labelled_table, positive_class
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
@@ -257,7 +257,7 @@ def calibration(
     record = Recorder(joins_as_written=True)  # the labels join: see Recorder
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
-    t = labelled_rows(case, span)
+    t = labelled_table(case, record, span)
     t = t.filter(t.score.notnull())
     if kind == "positive-class":
         positive = positive or positive_class(case, record, span)

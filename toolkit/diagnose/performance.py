@@ -30,7 +30,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
-from toolkit.diagnose._labels import labelled_rows, positive_class
+from toolkit.diagnose._labels import labelled_table, positive_class
 from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
 from toolkit.types import Window
 
@@ -248,7 +248,7 @@ def model_performance(
     totals = record(in_span.group_by(window=in_span._window).aggregate(
         requests=in_span.count()))
     # a request that failed has no prediction to judge: it counts for errors, not accuracy
-    t = labelled_rows(case, span)
+    t = labelled_table(case, record, span)
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
     pos = ibis.literal(positive)
     t = t.mutate(
@@ -301,7 +301,7 @@ def model_performance(
     for finding in result.findings():
         gradual = gradual_onset(timeline, "accuracy", after=baseline.end, weights="labelled")
         if finding.id == "model.accuracy_drop" and finding.onset is not None and gradual is None:
-            rows = labelled_rows(case, span)
+            rows = labelled_table(case, record, span)
             onset = refine_onset(record, rows, (~rows.correct).cast("float64"), finding.onset,
                                  around=3 * width, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)

@@ -196,12 +196,18 @@ def test_permutation_maps_columns_back():
     assert finding.pathway == "integration" and finding.severity == "high"
 
 
-def test_ood_burst_from_one_client_with_confident_outputs():
-    frame = healthy(6)
-    rng = np.random.default_rng(6)
+def burst_from_one_client(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Healthy traffic, plus 8% of the incident from a new client with two features far out."""
+    frame = healthy(seed)
+    rng = np.random.default_rng(seed)
     burst = (frame.index >= N) & (rng.uniform(size=2 * N) < 0.08)
     frame.loc[burst, ["amount", "distance_km"]] = [1e6, 1e4]
     frame.loc[burst, "client_version"] = "0.9-scraper"
+    return frame, burst
+
+
+def test_ood_burst_from_one_client_with_confident_outputs():
+    frame, burst = burst_from_one_client(6)
     frame.loc[burst, "score"] = 0.99
     con = make_case(requests=frame)
     result = ood_bursts(con, BASELINE, INCIDENT)
@@ -216,6 +222,24 @@ def test_ood_burst_from_one_client_with_confident_outputs():
                   .astype(int) for c in ("amount", "distance_km", "age_days"))
     expected = int((outside >= 2).sum())
     assert result.share("incident") == pytest.approx(expected / len(inc))
+
+
+def test_ood_labels_count_only_ood_requests_and_keep_unlabelled_ones():
+    frame, burst = burst_from_one_client(9)
+    rng = np.random.default_rng(90)
+    labelled = rng.uniform(size=2 * N) < 0.5  # half the OOD requests have no label
+    flip = rng.uniform(size=2 * N) < 0.4
+    label = np.where(flip, np.where(frame["prediction"] == "1", "0", "1"), frame["prediction"])
+    labels = pd.DataFrame({"request_id": frame["request_id"], "label": label})[labelled]
+    con = make_case(requests=frame, labels=labels)
+    table = ood_bursts(con, BASELINE, INCIDENT).table
+    row = table[(table.window == "incident") & (table.source == "client_version") &
+                (table.value == "0.9-scraper")].iloc[0]
+    # every burst request is OOD (two features far outside); no other request of that client
+    assert row.requests == row.ood == burst.sum()
+    assert row.ood_labelled == (burst & labelled).sum()
+    assert row.ood_correct == (burst & labelled & ~flip).sum()
+    assert table.groupby(["window", "source"])["requests"].sum().eq(N).all()
 
 
 def test_ood_spread_over_all_sources_is_not_a_burst():

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pandas as pd
-from ibis import _
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, NotAssessed
@@ -32,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["traffic_shape", "TrafficResult", "ID"]
 
 ID = "case.traffic"
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -112,21 +112,32 @@ def traffic_shape(
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     t = case.table("requests")
     t = t.filter(within(t.ts, span)).mutate(_window=window_label(t.ts, baseline, incident))
-    per_minute = t.group_by(_window=t._window, minute=t.ts.truncate("m")).aggregate(n=t.count())
-    summary = record(per_minute.filter(_._window.notnull()).group_by(window=_._window).aggregate(
-        requests=_.n.sum(), busy_minutes=_.count(), counts=_.n.collect()))
+    # One scan: requests per busy minute (epoch arithmetic, not date_trunc, which goes through
+    # the time-zone library for every row: 2.0 s against 0.18 s on 10M requests); the timeline
+    # is summed from it when its buckets are whole minutes (every width choose_bucket gives).
+    per_minute = record(t.group_by(window=t._window, minute=bucket_expr(
+        t.ts, _MINUTE)).aggregate(n=t.count()))
     width = bucket or choose_bucket(span.duration)
-    timeline = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
-        requests=t.count())).sort_values("bucket_start", ignore_index=True)
+    if width % _MINUTE == timedelta(0):
+        # the same epoch-aligned buckets as bucket_expr
+        minute = per_minute["minute"].astype("datetime64[ns, UTC]")
+        start = minute - pd.to_timedelta(minute.astype("int64") % pd.Timedelta(width).value,
+                                         unit="ns")
+        start = start.astype(per_minute["minute"].dtype).rename("bucket_start")
+        timeline = per_minute.groupby(start)["n"].sum().rename(
+            "requests").reset_index()
+    else:
+        timeline = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
+            requests=t.count())).sort_values("bucket_start", ignore_index=True)
     rows = []
-    for row in summary.itertuples():
-        window = baseline if row.window == "baseline" else incident
-        minutes = max(window.duration / timedelta(minutes=1), 1.0)
-        counts = np.sort(np.asarray(row.counts, dtype=float))[::-1]
+    for name, part in per_minute[per_minute["window"].notna()].groupby("window"):
+        window = baseline if name == "baseline" else incident
+        minutes = max(window.duration / _MINUTE, 1.0)
+        counts = np.sort(part["n"].to_numpy(dtype=float))[::-1]
         top = max(int(np.ceil(0.1 * minutes)), 1)
-        rows.append({"window": row.window, "requests": int(row.requests),
-                     "requests_per_minute": row.requests / minutes,
-                     "empty_minute_share": 1 - row.busy_minutes / minutes,
+        rows.append({"window": name, "requests": int(counts.sum()),
+                     "requests_per_minute": counts.sum() / minutes,
+                     "empty_minute_share": 1 - len(counts) / minutes,
                      "top_decile_share": counts[:top].sum() / max(counts.sum(), 1)})
     table = pd.DataFrame(rows)
     mode, source = _serving_mode(case, table)

@@ -53,7 +53,7 @@ def labelled_table(case: CaseView, record: Recorder, span: Window) -> ibis.Table
 
     Performance and calibration read the labelled predictions of the same span five times;
     the join behind them costs more than all five queries on its result (10M requests, 4.3M
-    labels: 1.9 s per query on the join, against 0.1-0.3 s on the table). The table keeps only
+    labels: 1.9 s per query on the join, against 0.3-0.6 s on the table). The table keeps only
     :data:`LABELLED_COLUMNS` (4.2M rows: about 230 MB) and is dropped with the view.
     ``record`` records its ``CREATE TEMP TABLE`` whether it ran it or an earlier diagnostic
     did, so its SQL runs as it stands; it must build joins as written (see

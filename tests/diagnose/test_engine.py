@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.diagnose._engine import bucket_expr, sample_by_time
+from toolkit.diagnose._engine import (
+    bucket_expr,
+    bucket_window_key,
+    decode_bucket_window,
+    sample_by_time,
+    window_label,
+)
+from toolkit.types import Window
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +35,23 @@ def test_buckets_match_pandas_floor_on_the_epoch(backend, width):
     got = backend.execute(table.mutate(b=bucket_expr(table.ts, width)))
     expected = got["ts"].dt.floor(pd.Timedelta(width))
     assert (got["b"] == expected).all()
+
+
+@pytest.mark.parametrize("width", [timedelta(seconds=45), timedelta(hours=3)])
+def test_packed_bucket_window_key_decodes_to_bucket_and_window(backend, width):
+    rng = np.random.default_rng(4)
+    seconds = rng.integers(-3 * 86400, 10 * 86400, 5000)  # both sides of the epoch
+    table = ibis.memtable({"ts": pd.to_datetime(seconds, unit="s", utc=True)})
+    day = pd.Timestamp("1970-01-01", tz="UTC")
+    baseline = Window(day - pd.Timedelta("2D"), day + pd.Timedelta("1D"))
+    incident = Window(day + pd.Timedelta("2D"), day + pd.Timedelta("5D"))
+    got = backend.execute(table.mutate(
+        key=bucket_window_key(table.ts, width, baseline, incident),
+        bucket=bucket_expr(table.ts, width), window=window_label(table.ts, baseline, incident)))
+    starts, names = decode_bucket_window(got["key"], width)
+    assert (starts.to_numpy() == got["bucket"].to_numpy()).all()
+    assert [n for n in names] == [None if pd.isna(w) else w for w in got["window"]]
+    assert {"baseline", "incident", None} == set(names)
 
 
 def test_time_hashed_sample_is_deterministic_and_keeps_its_share(backend):

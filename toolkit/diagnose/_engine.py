@@ -36,6 +36,9 @@ __all__ = [
     "value_counts",
     "bucket_expr",
     "window_label",
+    "bucket_window_key",
+    "decode_bucket_window",
+    "WINDOW_NAMES",
     "quiet_ibis",
     "epoch_us",
     "hash_text",
@@ -314,6 +317,43 @@ def bucket_expr(ts: ibis.TimestampValue, width: timedelta) -> ibis.TimestampValu
     """
     seconds = max(1, round(width.total_seconds()))
     return _to_timestamp((epoch_us(ts) // (seconds * 1_000_000)) * seconds)
+
+
+#: Window names by the code :func:`bucket_window_key` packs (0: in neither window).
+WINDOW_NAMES = (None, "baseline", "incident")
+
+
+def bucket_window_key(ts: ibis.TimestampValue, width: timedelta, baseline, incident
+                      ) -> ibis.IntegerValue:
+    """A row's time bucket and window packed in one BIGINT: ``bucket * 4 + code``, ``code``
+    indexing :data:`WINDOW_NAMES`; :func:`decode_bucket_window` unpacks it.
+
+    For scans grouped by both: one integer key hashes faster than a TIMESTAMPTZ and a
+    VARCHAR (the feature-profile histogram scan, 17 features: 6.45 -> 5.77 s on 10M rows,
+    0.64 -> 0.57 s on 1M). The buckets are :func:`bucket_expr`'s.
+    """
+    from toolkit.diagnose._case import within
+
+    seconds = max(1, round(width.total_seconds()))
+    code = ibis.cases((within(ts, baseline), 1), (within(ts, incident), 2), else_=0)
+    return (epoch_us(ts) // (seconds * 1_000_000)) * 4 + code
+
+
+def decode_bucket_window(keys, width: timedelta) -> tuple[pd.Series, np.ndarray]:
+    """Bucket starts (UTC, microseconds) and window names of :func:`bucket_window_key` keys.
+
+    Examples
+    --------
+    >>> starts, names = decode_bucket_window(np.array([4 * 493_000 + 1, -4 + 2]),
+    ...                                      timedelta(hours=1))
+    >>> [str(s) for s in starts], names.tolist()
+    (['2026-03-29 16:00:00+00:00', '1969-12-31 23:00:00+00:00'], ['baseline', 'incident'])
+    """
+    seconds = max(1, round(width.total_seconds()))
+    bucket, code = np.divmod(np.asarray(keys, dtype=np.int64), 4)  # floor, like the key
+    starts = pd.Series(bucket * seconds * 1_000_000, dtype="int64").astype(
+        "datetime64[us]").dt.tz_localize("UTC")
+    return starts, np.asarray(WINDOW_NAMES, dtype=object)[code]
 
 
 def window_label(ts: ibis.TimestampValue, baseline, incident) -> ibis.StringValue:

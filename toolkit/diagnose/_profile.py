@@ -53,7 +53,8 @@ from toolkit.diagnose._binning import fine_histogram
 from toolkit.diagnose._case import CaseView, choose_bucket, within
 from toolkit.diagnose._engine import (
     Recorder,
-    bucket_expr,
+    bucket_window_key,
+    decode_bucket_window,
     interpolate_quantiles,
     order_statistics,
     sample_by_time,
@@ -178,7 +179,8 @@ def feature_profile(
 
     requests = case.table("requests")
     in_span = requests.filter(within(requests.ts, span))
-    labelled = in_span.mutate(_window=window_label(in_span.ts, baseline, incident))
+    labelled = in_span.mutate(_window=window_label(in_span.ts, baseline, incident),
+                              _key=bucket_window_key(in_span.ts, width, baseline, incident))
     reference = None
     if against == "reference":
         reference = case.table("reference").mutate(_window=ibis.literal("baseline"))
@@ -541,10 +543,12 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
 
     # a numeric feature's non-null values are its histogram's total: no count of its own
     counted = (*categorical, *high)
-    grouped = labelled.group_by(
-        bucket_start=bucket_expr(labelled.ts, width), window=labelled._window
-    ).aggregate(**aggregates(labelled))
-    parts = [_frame(record.arrow(grouped))]
+    grouped = labelled.group_by(_key=labelled._key).aggregate(**aggregates(labelled))
+    scanned = _frame(record.arrow(grouped))
+    starts, names = decode_bucket_window(scanned.pop("_key"), width)
+    scanned.insert(0, "window", names)
+    scanned.insert(0, "bucket_start", starts.set_axis(scanned.index))
+    parts = [scanned]
     if reference is not None:
         ref = _frame(record.arrow(reference.aggregate(**aggregates(reference))))
         ref["bucket_start"] = pd.Series([pd.NaT] * len(ref),

@@ -278,3 +278,13 @@ def test_score_shift_psi_by_hand():
     b, c = np.maximum(b, 1e-4), np.maximum(c, 1e-4)
     assert result.score_psi == pytest.approx(np.sum((c - b) * np.log(c / b)))
     assert result.findings()[0].id == "model.prediction_shift"
+    assert result.mean_score == pytest.approx((base.mean(), cur.mean()))
+    # each bucket's score PSI against the baseline, by hand on the same bins
+    width = pd.Timedelta(result.timeline["bucket_start"].diff().min())
+    frame["bucket"] = frame["ts"].dt.floor(width)
+    for row in result.timeline.sample(5, random_state=0).itertuples():
+        scores = frame.loc[frame["bucket"] == row.bucket_start, "score"].to_numpy()
+        a = np.bincount(np.searchsorted(edges, scores, side="left"), minlength=10) / len(scores)
+        a = np.maximum(a, 1e-4)
+        assert row.requests == len(scores)
+        assert row.score_psi == pytest.approx(np.sum((a - b) * np.log(a / b)))

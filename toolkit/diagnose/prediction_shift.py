@@ -190,10 +190,9 @@ def prediction_shift(
     t = t.filter(t._window.notnull())
     values: dict[str, Any] = {}
     gaps = []
-    if "score" in case.columns["requests"]:
-        values |= _score_shift(record, t)
-    values["timeline"] = _timeline(case, record, baseline, incident, span, values,
-                                   bucket or choose_bucket(span.duration))
+    edges = _score_edges(record, t) if "score" in case.columns["requests"] else []
+    values |= _score_scan(case, record, baseline, incident, span, edges,
+                          bucket or choose_bucket(span.duration))
     if "prediction" in case.columns["requests"]:
         values |= _class_shift(record, t)
     if performance is None and case.has("labels") and "prediction" in case.columns["requests"]:
@@ -211,7 +210,6 @@ def prediction_shift(
         material = drift.table[drift.table["severity"].isin(["medium", "high"])]
         values["drifted_features"] = tuple(material["feature"])
     edges = values.pop("score_edges", None)
-    values.pop("score_reference", None)
     result = PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
     coarse = result.coarse_onset()
     if edges and coarse is not None and result.score_psi >= MODERATE_PSI:
@@ -240,44 +238,33 @@ def _refine(case: CaseView, record: Recorder, result: PredictionShiftResult,
     return refine_onset(record, requests, indicator, coarse, around=3 * width, limits=span)
 
 
-def _score_shift(record: Recorder, t: ibis.Table) -> dict[str, Any]:
+def _score_edges(record: Recorder, t: ibis.Table) -> list[float]:
+    """The baseline's score deciles (distinct), the bins of the score PSI."""
     base = t.filter((t._window == "baseline") & t.score.notnull())
     edges = record(base.aggregate(q=base.score.cast("float64").quantile(
         [k / 10 for k in range(1, 10)]))).iloc[0]["q"]
     if edges is None:
-        return {}
-    edges = [float(e) for e in np.unique(np.asarray(edges, dtype=float))]
-    boundaries = ibis.literal(edges, type="array<float64>")
-    counts = record(t.group_by(window=t._window).aggregate(
-        h=histogram_at(t.score.cast("float64"), boundaries), mean=t.score.mean()))
-    uppers = [*edges, float("inf")]
-    by_window = {row.window: (np.array([(row.h or {}).get(u, 0) for u in uppers], dtype=float),
-                              float(row.mean)) for row in counts.itertuples()}
-    if set(by_window) != {"baseline", "incident"}:
-        return {}
-    b, i = by_window["baseline"][0], by_window["incident"][0]
-    bins = pd.DataFrame({
-        "window": ["baseline"] * len(uppers) + ["incident"] * len(uppers),
-        "bin": [f"{u:.3f}" for u in uppers] * 2,
-        "share": np.r_[b / max(b.sum(), 1), i / max(i.sum(), 1)],
-    })
-    return {"score_psi": st.psi(b, i), "score_bins": bins,
-            "mean_score": (by_window["baseline"][1], by_window["incident"][1]),
-            "score_edges": edges, "score_reference": b}
+        return []
+    return [float(e) for e in np.unique(np.asarray(edges, dtype=float))]
 
 
-def _timeline(case: CaseView, record: Recorder, baseline: Window, incident: Window,
-              span: Window, values: dict[str, Any], width: timedelta) -> pd.DataFrame:
-    """Per bucket: the score PSI against the baseline, and the share of requests answered by a
-    model version the baseline never used (a release shows as a step)."""
+def _score_scan(case: CaseView, record: Recorder, baseline: Window, incident: Window,
+                span: Window, edges: list[float], width: timedelta) -> dict[str, Any]:
+    """The score shift between the windows and the per-bucket timeline, from one scan.
+
+    The span is grouped by time bucket and window: requests, the score histogram on ``edges``
+    with the scores' sum and count, and the requests answered by a model version the baseline
+    never used (a release shows as a step). The windows' histograms and mean scores, and each
+    bucket's score PSI against the baseline, are sums of those groups.
+    """
     requests = case.table("requests")
     t = requests.filter(within(requests.ts, span))
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
     aggs: dict[str, Any] = {"requests": t.count()}
-    edges = values.get("score_edges")
     if edges:
-        boundaries = ibis.literal(edges, type="array<float64>")
-        aggs["h"] = histogram_at(t.score.cast("float64"), boundaries)
-    versions = []
+        score = t.score.cast("float64")
+        aggs |= {"h": histogram_at(score, ibis.literal(edges, type="array<float64>")),
+                 "score_sum": score.sum(), "scored": score.count()}
     if "model_version" in case.columns["requests"]:
         base = requests.filter(within(requests.ts, baseline) & requests.model_version.notnull())
         versions = [str(v) for v in record(base.select("model_version").distinct())
@@ -286,21 +273,35 @@ def _timeline(case: CaseView, record: Recorder, baseline: Window, incident: Wind
             new = t.model_version.notnull() & ~t.model_version.isin(versions)
             aggs["new"] = new.cast("int64").sum()
     if len(aggs) == 1:
-        return pd.DataFrame()
-    frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(**aggs))
-    frame = frame.sort_values("bucket_start", ignore_index=True)
-    out = pd.DataFrame({"bucket_start": frame["bucket_start"], "requests": frame["requests"]})
+        return {"timeline": pd.DataFrame()}
+    frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window)
+                   .aggregate(**aggs))
+    per_bucket = frame.groupby("bucket_start", sort=True)
+    timeline = pd.DataFrame({"requests": per_bucket["requests"].sum()})
     if "new" in frame:
-        out["new_version_share"] = frame["new"] / frame["requests"]
-    if "h" in frame and values.get("score_reference") is not None:
+        timeline["new_version_share"] = per_bucket["new"].sum() / timeline["requests"]
+    values: dict[str, Any] = {}
+    if edges:
         uppers = [*edges, float("inf")]
-        reference = values["score_reference"]
-        psi = []
-        for counts in frame["h"]:
-            row = np.array([(counts or {}).get(u, 0) for u in uppers], dtype=float)
-            psi.append(st.psi(reference, row) if row.sum() >= 30 else np.nan)
-        out["score_psi"] = psi
-    return out
+        counts = np.array([[(m or {}).get(u, 0) for u in uppers] for m in frame["h"]],
+                          dtype=float).reshape(len(frame), len(uppers))
+        windows = frame["window"].to_numpy(dtype=object)
+        if {"baseline", "incident"} <= set(windows):
+            b, i = (counts[windows == w].sum(axis=0) for w in ("baseline", "incident"))
+            with np.errstate(divide="ignore", invalid="ignore"):  # no scores: NaN
+                means = [np.float64(frame.loc[windows == w, "score_sum"].sum()) / frame.loc[
+                    windows == w, "scored"].sum() for w in ("baseline", "incident")]
+            values = {"score_psi": st.psi(b, i), "mean_score": tuple(float(m) for m in means),
+                      "score_edges": edges, "score_bins": pd.DataFrame({
+                          "window": ["baseline"] * len(uppers) + ["incident"] * len(uppers),
+                          "bin": [f"{u:.3f}" for u in uppers] * 2,
+                          "share": np.r_[b / max(b.sum(), 1), i / max(i.sum(), 1)]})}
+            bucket_counts = pd.DataFrame(counts).groupby(frame["bucket_start"].to_numpy(),
+                                                         sort=True).sum().to_numpy()
+            timeline["score_psi"] = [st.psi(b, row) if row.sum() >= 30 else np.nan
+                                     for row in bucket_counts]
+    values["timeline"] = timeline.reset_index()
+    return values
 
 
 def _class_shift(record: Recorder, t: ibis.Table) -> dict[str, Any]:

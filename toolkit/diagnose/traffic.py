@@ -124,8 +124,7 @@ def traffic_shape(
         start = minute - pd.to_timedelta(minute.astype("int64") % pd.Timedelta(width).value,
                                          unit="ns")
         start = start.astype(per_minute["minute"].dtype).rename("bucket_start")
-        timeline = per_minute.groupby(start)["n"].sum().rename(
-            "requests").reset_index()
+        timeline = per_minute.groupby(start)["n"].sum().rename("requests").reset_index()
     else:
         timeline = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
             requests=t.count())).sort_values("bucket_start", ignore_index=True)

@@ -230,18 +230,13 @@ class Recorder:
         every query on its result). The ``CREATE TEMP TABLE`` is recorded, so the recorded SQL
         still runs as it stands. ``name`` must come from the code, never from data.
         """
-        sql = self.temp_table_sql(name, expr)
+        sql = (f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS\n"
+               f"{ibis.to_sql(expr, dialect='duckdb')}")
         self._sql.append(sql)
         with self._plan(backend.con):
             backend.con.execute(sql)
         with quiet_ibis():
             return backend.table(name, database=("temp", "main"))
-
-    @staticmethod
-    def temp_table_sql(name: str, expr: ibis.Table) -> str:
-        """The ``CREATE TEMP TABLE`` statement :meth:`temp_table` runs."""
-        return (f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS\n"
-                f"{ibis.to_sql(expr, dialect='duckdb')}")
 
     def note(self, sql: str) -> None:
         """Record ``sql`` that an earlier recorder ran on this view's behalf (a shared temporary
@@ -315,8 +310,18 @@ def bucket_expr(ts: ibis.TimestampValue, width: timedelta) -> ibis.TimestampValu
     TIMESTAMPTZ, which goes through the time-zone library for every row (0.07 s against
     0.22 s on 10M rows). ``width`` is rounded to whole seconds (at least one).
     """
-    seconds = max(1, round(width.total_seconds()))
-    return _to_timestamp((epoch_us(ts) // (seconds * 1_000_000)) * seconds)
+    seconds = _bucket_seconds(width)
+    return _to_timestamp(_bucket_index(ts, seconds) * seconds)
+
+
+def _bucket_seconds(width: timedelta) -> int:
+    """A bucket width in whole seconds (at least one)."""
+    return max(1, round(width.total_seconds()))
+
+
+def _bucket_index(ts: ibis.TimestampValue, seconds: int) -> ibis.IntegerValue:
+    """The epoch-aligned bucket number of ``ts`` (floored, also before 1970)."""
+    return epoch_us(ts) // (seconds * 1_000_000)
 
 
 #: Window names by the code :func:`bucket_window_key` packs (0: in neither window).
@@ -334,9 +339,8 @@ def bucket_window_key(ts: ibis.TimestampValue, width: timedelta, baseline, incid
     """
     from toolkit.diagnose._case import within
 
-    seconds = max(1, round(width.total_seconds()))
     code = ibis.cases((within(ts, baseline), 1), (within(ts, incident), 2), else_=0)
-    return (epoch_us(ts) // (seconds * 1_000_000)) * 4 + code
+    return _bucket_index(ts, _bucket_seconds(width)) * 4 + code
 
 
 def decode_bucket_window(keys, width: timedelta) -> tuple[pd.Series, np.ndarray]:
@@ -349,7 +353,7 @@ def decode_bucket_window(keys, width: timedelta) -> tuple[pd.Series, np.ndarray]
     >>> [str(s) for s in starts], names.tolist()
     (['2026-03-29 16:00:00+00:00', '1969-12-31 23:00:00+00:00'], ['baseline', 'incident'])
     """
-    seconds = max(1, round(width.total_seconds()))
+    seconds = _bucket_seconds(width)
     bucket, code = np.divmod(np.asarray(keys, dtype=np.int64), 4)  # floor, like the key
     starts = pd.Series(bucket * seconds * 1_000_000, dtype="int64").astype(
         "datetime64[us]").dt.tz_localize("UTC")

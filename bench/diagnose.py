@@ -9,7 +9,8 @@ case read-only and runs every registered diagnostic on the true windows, timing 
 reading its peak RSS (``VmHWM``: see ``_memory`` for why not ``ru_maxrss``). At the Evidently
 size, a further process pulls the same windows' 20 feature columns into pandas and runs
 Evidently's DataDriftPreset on them; the ratio compares it with our `data.drift` on the same rows
-(data loading and library imports excluded on both sides).
+(library imports excluded on both sides; Evidently's clock starts once the rows are in pandas,
+ours includes reading them from the case file).
 
 Every measurement is repeated ``--repeat`` times, each in a fresh process, ours and Evidently's
 taking turns so that a busy spell on the machine hits both; times are the medians (the range is

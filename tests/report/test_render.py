@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -114,3 +115,38 @@ def test_bad_parameters_fail_before_papermill(case, tmp_path):
         tk.render_postmortem(db, tmp_path / "x", incident="yesterday")
     with pytest.raises(tk.errors.InvalidParameterError):
         tk.render_weekly(db, tmp_path / "x", week="last week")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="ZeroMQ has no ipc transport on Windows")
+def test_kernel_talks_over_private_unix_sockets(tmp_path):
+    import nbformat
+
+    from toolkit.report.notebook import KERNEL_NAME, execute
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3",
+                                       "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import json, os, stat\n"
+        "from ipykernel.connect import get_connection_info\n"
+        "info = get_connection_info(unpack=True)\n"
+        "folder = os.path.dirname(os.path.abspath(info['ip']))\n"
+        "print(json.dumps({'transport': info['transport'], 'folder': folder,\n"
+        "                  'mode': stat.S_IMODE(os.stat(folder).st_mode)}))")]
+    source, executed = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(notebook, source)
+    execute(source, executed, {}, timeout=120, cwd=tmp_path)
+    output = nbformat.read(executed, as_version=4).cells[0].outputs[0]["text"]
+    seen = json.loads(output)
+    assert seen["transport"] == "ipc"
+    assert seen["mode"] & 0o077 == 0  # the sockets' folder is the user's alone
+    assert not any(p.name.startswith("kernel") for p in tmp_path.iterdir())
+
+
+def test_kernel_falls_back_to_tcp_where_sockets_cannot_live(monkeypatch, tmp_path):
+    from toolkit.report import notebook
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ("r" * 80)))
+    assert not notebook._ipc_possible()
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/jupyter-runtime")
+    assert notebook._ipc_possible() == (os.name == "posix")

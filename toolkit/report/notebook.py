@@ -8,6 +8,7 @@ nbconvert (code hidden by default). A failing cell is an error, never a silent H
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -94,11 +95,7 @@ def render_template(
     env_backup = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
     try:
-        papermill.execute_notebook(
-            str(source), str(executed), parameters=parameters, kernel_name=KERNEL_NAME,
-            execution_timeout=timeout, progress_bar=False, log_output=False,
-            cwd=str(out_dir),
-        )
+        execute(source, executed, parameters, timeout=timeout, cwd=out_dir)
     except papermill.PapermillExecutionError as exc:
         raise ReportError(
             f"Template {name!r} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}. "
@@ -118,6 +115,50 @@ def render_template(
     html_path = executed.with_suffix(".html")
     html_path.write_text(export_html(notebook, hide_code=hide_code), encoding="utf-8")
     return Rendered(executed, html_path)
+
+
+def execute(source: Path, executed: Path, parameters: dict[str, Any], *, timeout: int,
+            cwd: Path) -> None:
+    """Run ``source`` with papermill on :data:`KERNEL_NAME` into ``executed``.
+
+    On POSIX systems the kernel talks to papermill over Unix domain sockets (ZeroMQ's ``ipc``
+    transport, files in the user's Jupyter runtime directory, mode 0700) rather than over
+    unencrypted localhost TCP ports that any local user could reach; ipykernel 7.4 and newer
+    warn about the latter on every start. Windows has no ``ipc`` transport, and a runtime
+    directory whose path is too long for a socket address, about 57 characters, cannot hold
+    the sockets: both keep TCP.
+    """
+    import papermill
+
+    extra = {"kernel_manager_class": _ipc_kernel_manager()} if _ipc_possible() else {}
+    papermill.execute_notebook(
+        str(source), str(executed), parameters=parameters, kernel_name=KERNEL_NAME,
+        execution_timeout=timeout, progress_bar=False, log_output=False, cwd=str(cwd),
+        **extra,
+    )
+
+
+def _ipc_possible() -> bool:
+    """Whether kernel sockets fit in the runtime directory (``kernel-<uuid>-ipc-<n>`` there;
+    Linux allows 107 bytes in a socket path, macOS 103)."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    longest = len(os.fsencode(os.path.join(jupyter_runtime_dir(), f"kernel-{'0' * 36}-ipc-5")))
+    return os.name == "posix" and longest <= 103
+
+
+@functools.cache
+def _ipc_kernel_manager() -> type:
+    """nbclient's default kernel manager with the ``ipc`` transport as its default."""
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
 
 
 def export_html(notebook: Any, *, hide_code: bool = True) -> str:

@@ -104,7 +104,7 @@ def _build_side(con, sql: str) -> list[str]:
 
 @pytest.mark.parametrize("previous", ["", "compressed_materialization"])
 def test_joins_as_written_builds_on_the_right_and_restores_the_setting(previous):
-    from toolkit.diagnose._engine import Recorder
+    from toolkit.diagnose._engine import Recorder, quiet_ibis
 
     backend = ibis.duckdb.connect()
     con = backend.con
@@ -112,7 +112,9 @@ def test_joins_as_written_builds_on_the_right_and_restores_the_setting(previous)
     con.execute("CREATE TABLE big AS SELECT range::VARCHAR AS id, range AS v FROM range(100000)")
     if previous:
         con.execute(f"SET disabled_optimizers = '{previous}'")
-    joined = backend.table("small").inner_join(backend.table("big"), "id")
+    with quiet_ibis():  # ibis reads the schema with DuckDB 2's deprecated fetch_arrow_table
+        small, big = backend.table("small"), backend.table("big")
+    joined = small.inner_join(big, "id")
     expr = joined.aggregate(n=joined.count(), s=joined.v.sum())
     sql = ibis.to_sql(expr, dialect="duckdb")
     # DuckDB on its own builds on the smaller table, whichever side it is written on

@@ -130,6 +130,9 @@ pm.diagnostic("infra.cold_start")
 # %%
 pm.diagnostic("infra.hosts")
 
+# %%
+pm.diagnostic("infra.accelerators")
+
 # %% [markdown]
 # ### Integration: versions, clients, timeouts, cache
 

@@ -8,6 +8,7 @@ lifting happens in DuckDB through ibis expressions; results are frozen dataclass
 
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose.accelerators import AcceleratorResult, accelerator_faults
 from toolkit.diagnose.cache import CacheStalenessResult, cache_staleness
 from toolkit.diagnose.calibration import CalibrationResult, calibration
 from toolkit.diagnose.capacity import CapacityResult, latency_vs_concurrency
@@ -42,6 +43,7 @@ register("infra.capacity", latency_vs_concurrency)
 register("infra.memory", memory_pressure)
 register("infra.cold_start", cold_start_effect)
 register("infra.hosts", host_outliers)
+register("infra.accelerators", accelerator_faults)
 register("integration.versions", version_matrix)
 register("integration.client_errors", errors_by_client)
 register("integration.timeouts", timeout_budget)
@@ -91,5 +93,7 @@ __all__ = [
     "cold_start_effect",
     "ColdStartResult",
     "host_outliers",
+    "accelerator_faults",
+    "AcceleratorResult",
     "HostsResult",
 ]

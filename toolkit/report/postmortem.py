@@ -74,6 +74,7 @@ DIAGNOSTIC_SECTIONS = (
     ("infra.memory", "Memory per host against its limit", {}),
     ("infra.cold_start", "Cold starts", {}),
     ("infra.hosts", "Hosts", {}),
+    ("infra.accelerators", "GPU utilisation and GPU error alerts", {}),
     ("integration.versions", "Version matrix", {}),
     ("integration.client_errors", "Errors by client version", {}),
     ("integration.timeouts", "Client timeout against the latency tail", {}),
@@ -429,7 +430,7 @@ class Postmortem:
         diagnosis = self.result.diagnosis
         frames = []
         for diagnostic_id in ("integration.client_errors", "integration.versions",
-                              "infra.hosts"):
+                              "infra.hosts", "infra.accelerators"):
             result = diagnosis.results.get(diagnostic_id)
             if result is None:
                 continue

@@ -59,6 +59,7 @@ def test_probabilities_sum_to_one_and_pathways_aggregate_modes():
     ([finding("infrastructure.memory_leak")], "memory_leak"),
     ([finding("infrastructure.cold_start")], "cold_start"),
     ([finding("infrastructure.host_outlier")], "accelerator_fault"),
+    ([finding("infrastructure.accelerator_fault")], "accelerator_fault"),
     ([finding("integration.cache_staleness")], "cache_staleness"),
     ([finding("integration.client_contract_errors")], "api_contract_mismatch"),
     ([finding("integration.timeout_misconfiguration")], "timeout_misconfiguration"),

@@ -125,7 +125,7 @@ def execute(source: Path, executed: Path, parameters: dict[str, Any], *, timeout
     transport, files in the user's Jupyter runtime directory, mode 0700) rather than over
     unencrypted localhost TCP ports that any local user could reach; ipykernel 7.4 and newer
     warn about the latter on every start. Windows has no ``ipc`` transport, and a runtime
-    directory whose path is too long for a socket address, about 57 characters, cannot hold
+    directory whose path is too long for a socket address (over 53 characters) cannot hold
     the sockets: both keep TCP.
     """
     import papermill

@@ -33,3 +33,13 @@ def realdata(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path}")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test's plots opened (pyplot keeps them, and warns past 20)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

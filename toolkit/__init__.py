@@ -56,6 +56,11 @@ _LAZY_FUNCTIONS = {
 }
 
 
+def __dir__() -> list[str]:
+    """The public API, so that completion (``tk.<TAB>``) offers it and not the helpers."""
+    return sorted(__all__)
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
         return import_module(f"toolkit.{name}")

@@ -109,29 +109,145 @@ def test_read_only_needs_an_existing_case(tmp_path):
         tk.connect(plain, read_only=True)
 
 
-def test_locked_case_gives_advice_not_a_traceback(case_path):
-    tk.connect(case_path).close()
+def _hold(case_path, read_only):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import duckdb, sys, time
-            con = duckdb.connect({str(case_path)!r})
+            con = duckdb.connect({str(case_path)!r}, read_only={read_only})
             print("ready", flush=True)
             sys.stdin.read()
         """)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_locked_case_says_who_holds_it_and_what_to_do(case_path):
+    """Issue 19 defect 11: a read-only reader was told to open read-only (which it did), and a
+    read-only holder was called 'open for writing'."""
+    tk.connect(case_path).close()
+    holder = _hold(case_path, read_only=False)
     try:
-        assert holder.stdout.readline().strip() == "ready"
         for read_only in (False, True):
             with pytest.raises(CaseLockedError) as info:
                 tk.connect(case_path, read_only=read_only)
             message = str(info.value)
             assert f"PID {holder.pid}" in message
-            assert "read_only=True" in message
+            assert "being written by" in message
+            assert "open every connection read-only" not in message
             assert isinstance(info.value, OSError)
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+    reader = _hold(case_path, read_only=True)
+    try:
+        tk.connect(case_path, read_only=True).close()  # readers share the case
+        with pytest.raises(CaseLockedError) as info:
+            tk.connect(case_path)
+        message = str(info.value)
+        assert f"open read-only in another process (PID {reader.pid}" in message
+        assert "for writing" not in message and "being written" not in message
+        assert "Close the readers" in message
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("some.csv", b"request_id,ts\na,2026-03-02T14:00:00Z\n"),
+    ("README.md", b"# A readme\n\nSome text that is long enough to pass a header check.\n"),
+    ("empty.duckdb", b""),
+    ("short.db", b"DUCK"),
+])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_file_that_is_not_duckdb_is_refused_and_unchanged(tmp_path, name, content, read_only):
+    """Issue 19 defect 4: DuckDB opened a CSV as a throw-away in-memory database, so an ingest
+    into --db some.csv reported rows loaded and kept nothing; README.md gave a traceback."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InvalidParameterError, match="is not a DuckDB case file") as info:
+        tk.connect(path, read_only=read_only)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    assert path.read_bytes() == content
+
+
+def test_a_parquet_file_is_not_a_case(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "requests.parquet"
+    pd.DataFrame({"a": [1, 2]}).to_parquet(path)
+    before = path.read_bytes()
+    with pytest.raises(InvalidParameterError, match="not a DuckDB case file"):
+        tk.connect(path)
+    assert path.read_bytes() == before
+
+
+def test_a_new_path_with_any_name_becomes_a_case(tmp_path):
+    path = tmp_path / "new.csv"
+    tk.connect(path).close()
+    con = tk.connect(path, read_only=True)
+    assert tk.store.schema_version(con) == schema.migrations()[-1][0]
+    con.close()
+
+
+@pytest.mark.parametrize("limit", ["0MB", "0", "10MB", "50MB", "63MB", "0.05GB", "1KB"])
+def test_too_small_or_malformed_memory_limit_is_one_clear_error(tmp_path, monkeypatch, limit):
+    """Issue 19 defect 10: FORENSICS_MEMORY_LIMIT of 0-50MB ended in DuckDB tracebacks."""
+    monkeypatch.setenv("FORENSICS_MEMORY_LIMIT", limit)
+    path = tmp_path / "case.duckdb"
+    with pytest.raises(InvalidParameterError, match="FORENSICS_MEMORY_LIMIT") as info:
+        tk.connect(path)
+    assert "\n" not in str(info.value)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("limit, mib", [("64MB", 61.0), ("1GiB", 1024.0), ("512 mb", 488.2)])
+def test_memory_limit_from_64mb_is_applied(monkeypatch, limit, mib):
+    monkeypatch.setenv("FORENSICS_MEMORY_LIMIT", limit)
+    con = tk.connect()
+    setting = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    value, unit = setting.split()
+    assert unit == ("GiB" if mib >= 1024 else "MiB")
+    assert float(value) * (1024 if unit == "GiB" else 1) == pytest.approx(mib, abs=0.1)
+
+
+def test_sandboxed_connection_reads_the_case_and_nothing_else(case_path, tmp_path):
+    """Issue 19 defect 7: the sandbox `forensics sql` uses blocks ATTACH, COPY TO and file
+    readers, and the case's own views, macros and JSON columns keep working."""
+    import pandas as pd
+
+    con = tk.connect(case_path)
+    tk.load(con, pd.DataFrame({"request_id": ["a", "b"], "ts": ["2026-03-02T14:00Z"] * 2,
+                               "latency_ms": [10.0, 30.0]}), table="requests")
+    con.execute("""INSERT INTO events (ts, kind, detail) VALUES ('2026-03-02T14:00Z', 'deploy',
+                   '{"x": 1}')""")
+    con.close()
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).execute("CREATE TABLE keep AS SELECT 42 AS v").close()
+    with pytest.raises(InvalidParameterError, match="read_only"):
+        tk.connect(case_path, external_access=False)
+    box = tk.connect(case_path, read_only=True, external_access=False)
+    assert box.execute("SELECT requests, p50_ms FROM latency_timeline(INTERVAL 1 HOUR)"
+                       ).fetchall() == [(2, 20.0)]
+    assert box.execute("SELECT detail->>'x' FROM events").fetchall() == [("1",)]
+    assert box.execute("SELECT count(*) FROM window_requests('2026-03-02', '2026-03-03')"
+                       ).fetchall() == [(2,)]
+    for attack in (
+        f"ATTACH '{other}' AS o (READ_ONLY false)",
+        f"COPY (SELECT 1 AS v) TO '{other}'",
+        f"COPY (SELECT 1 AS v) TO '{tmp_path / 'leak.csv'}'",
+        "SELECT * FROM read_text('/etc/hostname')",
+        f"SELECT * FROM read_csv('{tmp_path / 'x.csv'}')",
+        "SET enable_external_access = true",
+        "SET lock_configuration = false",
+    ):
+        with pytest.raises(duckdb.Error):
+            box.execute(attack)
+    box.close()
+    assert not (tmp_path / "leak.csv").exists()
+    assert duckdb.connect(str(other), read_only=True).execute("SELECT v FROM keep").fetchall() \
+        == [(42,)]
 
 
 def test_views_and_macros_answer_like_pandas(con):

@@ -15,6 +15,14 @@ from toolkit.store.schema import migrations, views_sql
 __all__ = ["connect", "ensure_schema", "schema_version"]
 
 _LOCK_PID = re.compile(r"held in (?P<proc>.+?) \(PID (?P<pid>\d+)\)")
+# DuckDB writes a checksum (8 bytes) and then this magic at the start of every database file.
+_DUCKDB_MAGIC = b"DUCK"
+_MAGIC_OFFSET = 8
+# Below this DuckDB cannot even create the schema or load a small file (measured: 16MB fails
+# on a 100,000-request case, 0MB on anything); 64MB leaves headroom.
+MIN_MEMORY_LIMIT = 64 * 1000**2
+_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+          "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
 
 
 def connect(
@@ -23,6 +31,7 @@ def connect(
     read_only: bool = False,
     memory_limit: str | None = None,
     threads: int | None = None,
+    external_access: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open (or create) a case database with the canonical schema.
 
@@ -36,9 +45,15 @@ def connect(
     memory_limit
         DuckDB's memory limit (e.g. ``"2GB"``); beyond it, large sorts and aggregations spill
         to disk. Default: the ``FORENSICS_MEMORY_LIMIT`` environment variable, else DuckDB's
-        default (80% of RAM).
+        default (80% of RAM). A limit below 64MB is refused: DuckDB cannot load a case in it.
     threads
         DuckDB worker threads (default: ``FORENSICS_THREADS``, else one per core).
+    external_access
+        ``False`` sandboxes the connection for untrusted SQL: DuckDB's
+        ``enable_external_access`` is off and the configuration is locked, so queries can
+        read and write no file other than the case (no ``ATTACH``, ``COPY ... TO``,
+        ``read_text``, ``read_csv``, extension loading). The case's own views and macros
+        still work. Only with ``read_only=True``.
 
     Returns
     -------
@@ -48,8 +63,11 @@ def connect(
 
     Raises
     ------
+    InvalidParameterError
+        ``path`` exists but is not a DuckDB database file (a CSV, a README, ...), or the memory
+        limit is malformed or too small.
     CaseLockedError
-        Another process holds the file open for writing.
+        Another process holds the file (a writer, or readers when opening for writing).
     SchemaVersionError
         The file was written by a newer toolkit, or is read-only and not (yet) a case.
 
@@ -60,10 +78,13 @@ def connect(
     >>> con.execute("SELECT count(*) FROM requests").fetchall()
     [(0,)]
     """
+    if not external_access and not read_only:
+        raise InvalidParameterError("external_access=False needs read_only=True.")
+    config = _config(memory_limit, threads)
     if path is None:
         if read_only:
             raise InvalidParameterError("An in-memory case cannot be opened read-only.")
-        con = duckdb.connect()
+        con = duckdb.connect(config=config)
     else:
         path = Path(path)
         if path.is_dir():
@@ -73,21 +94,20 @@ def connect(
                 f"No case database at {path}. Create it first, e.g. `forensics ingest DATA "
                 f"--db {path}`."
             )
+        _check_database_file(path)
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
-            raise _lock_error(path, exc) from exc
-    con.execute("SET TimeZone = 'UTC'")
-    memory_limit = memory_limit or os.environ.get("FORENSICS_MEMORY_LIMIT")
-    if memory_limit:
-        # SET takes no bound parameter; the value is validated by _size first
-        con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
-    threads = threads or (int(os.environ["FORENSICS_THREADS"])
-                          if os.environ.get("FORENSICS_THREADS") else None)
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
+            raise _lock_error(path, exc, read_only=read_only) from exc
+        except duckdb.Error as exc:
+            raise InvalidParameterError(f"{path}: cannot open it as a case: {exc}") from exc
+    con.execute("SET TimeZone = 'UTC'")  # needs ICU, which a config dict cannot autoload
+    if not external_access:
+        # Disabling can be done at runtime; once locked, no query can undo either setting.
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
     if read_only:
         _check_readable(con, path)
     else:
@@ -163,27 +183,92 @@ def _check_readable(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         )
 
 
+def _config(memory_limit: str | None, threads: int | None) -> dict[str, object]:
+    """Session settings, given at connect time (a sandboxed connection locks them)."""
+    config: dict[str, object] = {}
+    memory_limit = memory_limit or os.environ.get("FORENSICS_MEMORY_LIMIT")
+    if memory_limit:
+        config["memory_limit"] = _size(memory_limit)
+    if not threads and os.environ.get("FORENSICS_THREADS"):
+        threads = _threads(os.environ["FORENSICS_THREADS"], "FORENSICS_THREADS")
+    if threads:
+        config["threads"] = _threads(threads, "threads")
+    return config
+
+
+def _threads(value: object, name: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InvalidParameterError(f"{name} must be a positive whole number. Got {value!r}.")
+    return number
+
+
 def _size(text: str) -> str:
-    """Validate a memory size such as ``2GB`` or ``512MB`` (it is spliced into a SET)."""
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", str(text).strip()):
+    """Validate a memory size such as ``2GB`` or ``512MB`` of at least 64MB."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", str(text).strip(),
+                         flags=re.IGNORECASE)
+    if not match:
         raise InvalidParameterError(
-            f"memory_limit must look like '2GB' or '512MB'. Got {text!r}."
+            f"memory_limit (FORENSICS_MEMORY_LIMIT) must look like '2GB' or '512MB'. "
+            f"Got {text!r}."
         )
-    return str(text).strip()
+    unit = next(u for u in _UNITS if u.lower() == match.group(2).lower())
+    size = float(match.group(1)) * _UNITS[unit]
+    if size < MIN_MEMORY_LIMIT:
+        raise InvalidParameterError(
+            f"memory_limit (FORENSICS_MEMORY_LIMIT) {str(text).strip()} is too small: DuckDB "
+            "needs at least 64MB to open and load a case (1GB or more is sensible)."
+        )
+    return f"{match.group(1)}{unit}"
 
 
-def _lock_error(path: Path, exc: duckdb.IOException) -> Exception:
+def _check_database_file(path: Path) -> None:
+    """Refuse an existing file that is not a DuckDB database (DuckDB would open a CSV, Parquet
+    or JSON file as a throw-away in-memory database and the load would vanish)."""
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
+    except OSError as exc:
+        raise InvalidParameterError(f"{path}: cannot read it: {exc.strerror or exc}.") from exc
+    if head[_MAGIC_OFFSET:] != _DUCKDB_MAGIC:
+        raise InvalidParameterError(
+            f"{path} is not a DuckDB case file. --db takes an existing case or a new path "
+            "(e.g. case.duckdb); the data files go before it: `forensics ingest DATA --db "
+            "case.duckdb`."
+        )
+
+
+def _lock_error(path: Path, exc: duckdb.IOException, *, read_only: bool) -> Exception:
+    """Say who holds the case and what to do, from which side of the lock we are on."""
     text = str(exc)
     if "lock" not in text.lower():
-        return exc
-    holder = ""
+        return InvalidParameterError(f"{path}: cannot open it as a case: {text}")
+    holder = "another process"
     match = _LOCK_PID.search(text)
     if match:
-        holder = f" (PID {match.group('pid')}, {Path(match.group('proc')).name})"
+        holder = f"another process (PID {match.group('pid')}, {Path(match.group('proc')).name})"
+    if read_only:
+        # Readers share the file; only a writer keeps a reader out.
+        return CaseLockedError(
+            f"The case {path} is being written by {holder}, so it cannot be read until that "
+            "process closes it. Let it finish (`forensics ingest`, `forensics demo`) or close "
+            "its connection (con.close() in a notebook opened with tk.connect(path) without "
+            "read_only=True), then retry."
+        )
+    if "read-only mode" in text or "readonly" in text.lower():
+        # DuckDB adds this hint when the holders are readers.
+        return CaseLockedError(
+            f"The case {path} is open read-only in {holder}; DuckDB lets nobody write a case "
+            "while others read it. Close the readers (con.close() in notebooks, or wait for "
+            "`forensics sql/info/postmortem/report` to finish), then retry the write."
+        )
     return CaseLockedError(
-        f"The case {path} is open for writing in another process{holder}. DuckDB allows one "
-        "writing process or many reading ones. Close that connection (con.close() in the "
-        "notebook, or let `forensics ingest` finish) and retry; to let several notebooks and "
-        "reports share a case, open every connection read-only: "
-        f"tk.connect({str(path)!r}, read_only=True), as `forensics sql` does."
+        f"The case {path} is being written by {holder}; DuckDB allows one writing process at "
+        "a time. Let it finish (`forensics ingest`) or close its connection (con.close() in "
+        "the notebook), then retry."
     )

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from toolkit.errors import InvalidParameterError
-from toolkit.load.discover import SourceFile
+from toolkit.load.discover import SourceFile, _table_from_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -73,6 +73,8 @@ class FormatReader(Protocol):
 
     #: Stable name, used by ``--format`` and recorded in ``loads.format``.
     name: str
+    #: The tables the reader can stage its files into (the first is its default).
+    tables: tuple[str, ...]
 
     def sniff(self, path: Path, head: bytes) -> str | None:
         """Return the target table when the file is in this format, else ``None``."""
@@ -117,33 +119,51 @@ def resolve(
 ) -> SourceFile:
     """Recognise a platform format by content (or force one), and set the target table.
 
-    ``format="generic"`` keeps the file a generic table file. A table already given by the
-    caller (``--table``) wins over the reader's default table.
+    ``format="generic"`` keeps the file a generic table file. The content is recognised
+    before the file's name is believed: a table named by the file or its folder
+    (``events.jsonl``) is kept only when the reader can load into it, else the reader's own
+    table wins (a KServe dump called ``events.jsonl`` is requests). A table the caller gave
+    (``--table``) that the reader cannot load into is refused with the reason.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``format`` is unknown, or the recognised format cannot load into the caller's table.
     """
     if format == "generic":
         return file
     if format is not None:
         reader = get(format)
-        table = reader.sniff(file.path, head(file.path)) or file.table
-        if table is None:
-            raise InvalidParameterError(
-                f"{file.path}: --format {format} cannot tell the target table; pass --table."
-            )
-        return replace(file, format=reader.name, table=file.table or table)
+        # the reader's default table when the head does not say (e.g. a truncated first line)
+        table = reader.sniff(file.path, head(file.path)) or reader.tables[0]
+        return replace(file, format=reader.name, table=_target(file, reader, table))
     if file.format == "parquet" and not READERS:
         return file
     start = head(file.path)
     for reader in READERS.values():
         table = reader.sniff(file.path, start)
         if table is not None:
-            return replace(file, format=reader.name, table=_keep_named(file, table))
+            return replace(file, format=reader.name, table=_target(file, reader, table))
     return file
 
 
-def _keep_named(file: SourceFile, detected: str) -> str:
-    # A table named by the file or folder (requests.jsonl) is the generic contract; a platform
-    # reader's own target wins only when the name says nothing.
-    return detected if file.table is None else file.table
+def _target(file: SourceFile, reader: FormatReader, detected: str) -> str:
+    """The table a recognised file loads into: the named one if the reader can fill it.
+
+    A table named by the file or its folder (``requests.jsonl``, ``reference/x.jsonl``) is
+    kept when the reader loads into it; a name that says another table (``events.jsonl``
+    holding KServe CloudEvents) gives way to the content. A table the caller forced
+    (``--table``) that the reader cannot fill is an error, not a silent switch.
+    """
+    if file.table is None or file.table in reader.tables:
+        return file.table or detected
+    if file.table == _table_from_path(file.path):
+        return detected
+    raise InvalidParameterError(
+        f"{file.path}: holds {reader.name} records, which load into "
+        f"{' or '.join(reader.tables)}, not {file.table}; drop --table (or pass --format "
+        "generic to read it as a plain table file)."
+    )
 
 
 # Readers register themselves on import; the order is the order `resolve` tries them in.

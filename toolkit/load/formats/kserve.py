@@ -81,6 +81,7 @@ class KServeReader:
     """Reader of KServe / Seldon payload logs (CloudEvents)."""
 
     name = "kserve"
+    tables = ("requests", "reference")
 
     def sniff(self, path: Path, head: bytes) -> str | None:
         """``requests`` when the file holds inference CloudEvents.

@@ -83,6 +83,7 @@ class KubernetesReader:
     """Reader of kubectl JSON exports of events and pods."""
 
     name = "kubernetes"
+    tables = ("events",)
 
     def sniff(self, path: Path, head: bytes) -> str | None:
         """``events`` for kubectl event or pod JSON.

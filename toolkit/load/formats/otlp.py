@@ -100,6 +100,7 @@ class OTLPReader:
     """Reader of OTLP/JSON trace exports."""
 
     name = "otlp"
+    tables = ("requests",)
 
     def sniff(self, path: Path, head: bytes) -> str | None:
         """``requests`` for OTLP/JSON traces.

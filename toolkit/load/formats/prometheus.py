@@ -23,9 +23,13 @@ labels``:
   request count, in ms) and of histograms' ``_sum / _count``; per-second rates of request
   counters; ``gpu_memory_total_bytes`` as DCGM's used + free. Derived rows carry
   ``histogram``/``quantile``, ``numerator``/``denominator`` or ``counter`` in ``labels``.
-* An error response (``{"status": "error", "errorType": ..., "error": ...}``) is one rejected
-  record (file, line, the error text); a file holding nothing but error responses is refused
-  with that text.
+* An error response (``{"status": "error", "errorType": ..., "error": ...}``), a ``string``
+  result (text, not a sample) and an unknown ``resultType`` are one rejected record each (file,
+  line, the reason); a file holding nothing else is refused with that reason. An empty result
+  is noted on the load.
+* A sample whose time is not a number or is out of DuckDB's timestamp range (``1e20``) is
+  rejected; the reason names the series (its position in ``data.result``) and the sample
+  (its position in ``values``).
 
 ``_row`` is the line of the response in a JSON-lines file; in a file holding one (multi-line)
 response it is the series' position in ``data.result``.
@@ -75,6 +79,7 @@ class PrometheusReader:
     """Reader of Prometheus HTTP API query responses."""
 
     name = "prometheus"
+    tables = ("metrics",)
 
     def sniff(self, path: Path, head: bytes) -> str | None:
         """``metrics`` for a Prometheus API response.
@@ -111,6 +116,13 @@ class PrometheusReader:
         ).fetchall()[0][0]
         if native:
             notes.append(f"{native} native-histogram series (\"histograms\") not loaded")
+        empty = con.execute(
+            f"SELECT count(*) FROM {quote_ident(responses)} WHERE _perr IS NULL AND "
+            "json_type(r->'data'->'result') = 'ARRAY' AND json_array_length(r->'data'->'result') "
+            "= 0"
+        ).fetchall()[0][0]
+        if empty:
+            notes.append(f"{empty} response(s) with an empty result (no series): nothing to load")
         final = materialize(con, _final_sql(responses, samples), cleanup=cleanup)
         return finish(con, final, str(source.path), cleanup=cleanup, notes=notes)
 
@@ -135,7 +147,12 @@ def _responses_sql(records: str) -> str:
         "SELECT _row, _raw, coalesce(_perr, CASE WHEN r->>'status' = 'error' THEN "
         "printf('Prometheus error response (%s): %s', coalesce(r->>'errorType', 'unknown'), "
         "coalesce(r->>'error', '')) WHEN json_type(r->'data'->'result') IS NULL THEN "
-        "'not a Prometheus query response (no data.result)' END) AS _perr, r FROM "
+        "'not a Prometheus query response (no data.result)' "
+        "WHEN r->'data'->>'resultType' = 'string' THEN 'a Prometheus string result (resultType "
+        "string) holds text, not metric samples: nothing to load' "
+        "WHEN coalesce(r->'data'->>'resultType', '') NOT IN ('matrix', 'vector', 'scalar') THEN "
+        "printf('unknown Prometheus resultType %s (expected matrix, vector or scalar)', "
+        "coalesce(r->'data'->>'resultType', '(missing)')) END) AS _perr, r FROM "
         "(SELECT _row, _raw, _perr, CASE WHEN _perr IS NULL AND json_type(_raw) = 'OBJECT' "
         f"THEN CAST(_raw AS JSON) END AS r FROM {records})"
     )
@@ -153,22 +170,30 @@ def _samples_sql(responses: str, mode: str, stem: str) -> str:
     # the label set is taken once per series, before the samples are unnested (taken after,
     # it is re-read from the whole series for every sample: quadratic in the series length)
     samples = (
-        f"(SELECT {row} AS _row, labels, unnest(CASE "
+        f"(SELECT {row} AS _row, _series, labels, unnest(vals) AS sample, "
+        "generate_subscripts(vals, 1) AS _sample FROM (SELECT *, "
+        "coalesce(s->'metric', json('{}')) AS labels, CASE "
         "WHEN json_type(s->'values') = 'ARRAY' THEN CAST(s->'values' AS JSON[]) "
-        "WHEN json_type(s->'value') = 'ARRAY' THEN [s->'value'] ELSE []::JSON[] END) AS sample "
-        f"FROM (SELECT *, coalesce(s->'metric', json('{{}}')) AS labels FROM {series}))"
+        "WHEN json_type(s->'value') = 'ARRAY' THEN [s->'value'] ELSE []::JSON[] END AS vals "
+        f"FROM {series}))"
     )
     host = "coalesce(" + ", ".join(f"labels->>'{k}'" for k in _HOST_LABELS) + ")"
+    # a time DuckDB cannot represent (1e20 s) rejects its sample, named by series and index
+    where = "printf(' (series %d, sample %d)', _series, _sample)"
     return (
         "SELECT _row, CAST(json_object('metric', labels, 'sample', sample) AS VARCHAR) AS _raw, "
-        "CASE WHEN t IS NULL THEN 'the sample time is not a number' "
+        "CASE WHEN t IS NULL THEN 'the sample time is not a number' || " + where + " "
+        "WHEN ts IS NULL THEN printf('the sample time %s is out of range', sample->>0) || "
+        + where + " "
         "WHEN lower(vtext) <> 'nan' AND v IS NULL THEN printf('the sample value %s is not a "
-        "number', coalesce(vtext, 'null')) END AS _perr, CASE WHEN t IS NULL THEN 'ts' "
-        "WHEN lower(vtext) <> 'nan' AND v IS NULL THEN 'value' END AS _pcol, "
-        f"coalesce(labels->>'__name__', {quote_literal(stem)}) AS raw_name, labels, {host} AS host, "
-        "t, CAST(make_timestamp(CAST(round(t * 1e6) AS BIGINT)) AS TIMESTAMPTZ) AS ts, v "
-        "FROM (SELECT *, CASE WHEN lower(vtext) = 'nan' THEN NULL ELSE TRY_CAST(vtext AS DOUBLE) "
-        "END AS v FROM (SELECT _row, labels, sample, TRY_CAST(sample->>0 AS DOUBLE) AS t, "
+        "number', coalesce(vtext, 'null')) END AS _perr, CASE WHEN t IS NULL OR ts IS NULL "
+        "THEN 'ts' WHEN lower(vtext) <> 'nan' AND v IS NULL THEN 'value' END AS _pcol, "
+        f"raw_name, labels, host, t, ts, v FROM (SELECT *, "
+        "CASE WHEN lower(vtext) = 'nan' THEN NULL ELSE TRY_CAST(vtext AS DOUBLE) END AS v, "
+        "CAST(try(make_timestamp(TRY_CAST(round(t * 1e6) AS BIGINT))) AS TIMESTAMPTZ) AS ts "
+        f"FROM (SELECT _row, _series, _sample, labels, sample, "
+        f"coalesce(labels->>'__name__', {quote_literal(stem)}) AS raw_name, {host} AS host, "
+        "TRY_CAST(sample->>0 AS DOUBLE) AS t, "
         f"sample->>1 AS vtext FROM {samples}))"
     )
 

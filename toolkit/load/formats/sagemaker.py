@@ -93,6 +93,7 @@ class SageMakerReader:
     """Reader of SageMaker Model Monitor capture, ground-truth and merged JSON lines."""
 
     name = "sagemaker"
+    tables = ("requests", "reference", "labels")
 
     def sniff(self, path: Path, head: bytes) -> str | None:
         """``requests`` for capture (and merged) lines, ``labels`` for ground-truth uploads.

@@ -48,6 +48,7 @@ class VertexReader:
     """Reader of Vertex AI request-response logging exports."""
 
     name = "vertex"
+    tables = ("requests", "reference")
 
     def sniff(self, path: Path, head: bytes) -> str | None:
         """``requests`` for a Vertex AI request-response log export.

@@ -170,8 +170,7 @@ def test_evidently_psi_recipe_matches_its_formula(con, data):
     row = result.table.set_index("feature").loc["shifted"]
     base, inc = data["shifted"][:N].to_numpy(), data["shifted"][N:].to_numpy()
     edges = np.histogram_bin_edges(np.r_[base, inc], bins="sturges")
-    # Evidently: np.histogram counts (left-closed bins); ours uses right-closed bins on the same
-    # edges, which differs only for values exactly on an edge (none in continuous data).
+    # Evidently: np.histogram counts (left-closed bins, the last closed), as ours
     rb = np.histogram(base, edges)[0] / N
     ri = np.histogram(inc, edges)[0] / N
     expected = st.psi_evidently(rb * N, ri * N)

@@ -25,8 +25,13 @@ def evidently_drift(
     *,
     numerical: list[str],
     categorical: list[str],
+    method: str | None = None,
 ) -> pd.DataFrame:
-    """Run Evidently's ``DataDriftPreset`` (default settings) and return one row per column.
+    """Run Evidently's ``DataDriftPreset`` and return one row per column.
+
+    ``method`` forces one of Evidently's drift methods on every column (e.g. ``"psi"``, whose
+    value the toolkit's ``recipe="evidently"`` reports as ``psi_evidently``); by default
+    Evidently picks its test per column.
 
     Returns
     -------
@@ -38,7 +43,8 @@ def evidently_drift(
 
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     columns = numerical + categorical
-    snapshot = Report([DataDriftPreset()]).run(
+    preset = DataDriftPreset() if method is None else DataDriftPreset(method=method)
+    snapshot = Report([preset]).run(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
     )

@@ -35,8 +35,11 @@ than 1,000 reference rows, normalised Wasserstein (threshold 0.1) for numeric fe
 than 5 distinct values and Jensen-Shannon (natural log, threshold 0.1) otherwise; with at most
 1,000, KS p-value <= 0.05 (numeric) and chi-square goodness-of-fit p < 0.05 (categorical, or
 two-proportion z for two categories); the dataset drifts when at least half the features do.
-Its PSI (``psi_evidently``) uses Sturges equal-width bins on the pooled range and Evidently's
-empty-bin fill.
+Its PSI (``psi_evidently``) is Evidently's ``get_binned_data``: a numeric feature whose
+reference (baseline) has at most 20 distinct finite values gets one bin per distinct value of
+both windows, any other Sturges equal-width bins on the pooled range (left-closed, as
+``numpy.histogram``); then Evidently's empty-bin fill (:func:`._stats.psi_evidently`). Every
+recipe, with its source, is in ``docs/recipes.md``.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ ID = "data.drift"
 MODERATE_PSI = 0.10
 MAJOR_PSI = 0.25
 MODERATE_WASSERSTEIN = 0.10
+#: Evidently bins a numeric column per distinct value when its reference has at most this many.
+EVIDENTLY_PER_VALUE = 20
 _DECILES = np.linspace(0.1, 0.9, 9)
 
 
@@ -503,7 +508,7 @@ def _categorical_row(profile: FeatureProfile, feature: str, recipe: str) -> dict
 def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b: np.ndarray,
                        i: np.ndarray, row: dict[str, Any], record: Recorder, lo: float,
                        hi: float) -> dict[str, Any]:
-    """Evidently 0.7 default test for a numeric column, and its Sturges-binned PSI."""
+    """Evidently 0.7 default test for a numeric column, and its PSI (:func:`_evidently_psi`)."""
     nb = int(b.sum())
     few = _few_values(case, profile, feature, b, i, record)
     if few is not None:
@@ -514,25 +519,120 @@ def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b:
     else:
         out = {"evidently_test": "wasserstein", "evidently_statistic": row["wasserstein"],
                "evidently_drifted": bool(row["wasserstein"] >= 0.1)}
-    n_pooled = nb + int(i.sum())
-    sturges = int(math.ceil(math.log2(max(n_pooled, 1))) + 1)
-    edges = np.linspace(lo, hi, sturges + 1)[1:-1]
-    requests = case.table("requests")
-    boundaries = float_array(edges)
-
-    counts = []
-    for window in (profile.baseline, profile.incident):
-        if window is profile.baseline and profile.against == "reference":
-            ref = case.table("reference")
-            expr = ref.aggregate(h=histogram_at(ref[feature].cast("float64"), boundaries))
-        else:
-            part = requests.filter(within(requests.ts, window))
-            expr = part.aggregate(h=histogram_at(part[feature].cast("float64"), boundaries))
-        mapping = record(expr).iloc[0]["h"] or {}
-        counts.append(np.array([mapping.get(float(e), 0) for e in edges] +
-                               [mapping.get(float("inf"), 0)], dtype=float))
-    out["psi_evidently"] = st.psi_evidently(counts[0], counts[1])
+    out["psi_evidently"] = _evidently_psi(case, profile, feature, b, i, record, lo, hi)
     return out
+
+
+def _window_values(case: CaseView, profile: FeatureProfile, feature: str
+                   ) -> dict[str, ibis.Table]:
+    """The finite values ``v`` of ``feature`` in the baseline (or reference) and the incident:
+    Evidently drops NaN and infinities before it bins."""
+    requests = case.table("requests")
+    parts = {"baseline": (case.table("reference") if profile.against == "reference" else
+                          requests.filter(within(requests.ts, profile.baseline))),
+             "incident": requests.filter(within(requests.ts, profile.incident))}
+    out = {}
+    for window, rows in parts.items():
+        v = rows[feature].cast("float64")
+        out[window] = rows.select(v=v).filter(v.notnull() & ~v.isnan() & ~v.isinf())
+    return out
+
+
+def _evidently_psi(case: CaseView, profile: FeatureProfile, feature: str, b: np.ndarray,
+                   i: np.ndarray, record: Recorder, lo: float, hi: float) -> float:
+    """Evidently 0.7's PSI of a numeric column (``get_binned_data``).
+
+    With at most :data:`EVIDENTLY_PER_VALUE` distinct values in the reference (here the
+    baseline), one bin per distinct value of both windows; else Sturges equal-width bins on the
+    pooled range, left-closed as ``numpy.histogram`` (the last bin closed).
+    """
+    values = _window_values(case, profile, feature)
+    # each occupied fine bin holds a distinct value (NaN and infinities can only occupy the
+    # two outer bins): more than 20 + 2 of them settle it without a query
+    if int((b > 0).sum()) <= EVIDENTLY_PER_VALUE + 2:
+        base = values["baseline"]
+        reference = record(base.group_by("v").aggregate(n=base.count()).limit(
+            EVIDENTLY_PER_VALUE + 1))
+        if len(reference) <= EVIDENTLY_PER_VALUE:
+            return _per_value_psi(record, reference, values["incident"])
+    n_pooled = int(b.sum() + i.sum())
+    edges = _sturges_edges(lo, hi, n_pooled)[1:-1]
+    counts = []
+    for window in ("baseline", "incident"):
+        rows = values[window]
+        if not edges.size:
+            counts.append(np.array([record(rows.count())], dtype=float))
+            continue
+        # DuckDB's histogram is right-closed, (b[k-1], b[k]]: binning -x on the negated edges
+        # gives numpy's left-closed [e[k], e[k+1]) (values on an edge go up, the top bin
+        # includes the maximum)
+        negated = -edges[::-1]
+        mapping = record(rows.aggregate(h=histogram_at(-rows.v, float_array(negated))))
+        mapping = mapping.iloc[0]["h"] or {}
+        reversed_counts = [mapping.get(float(e), 0) for e in negated] + [
+            mapping.get(float("inf"), 0)]
+        counts.append(np.array(reversed_counts[::-1], dtype=float))
+    return st.psi_evidently(counts[0], counts[1])
+
+
+def _sturges_edges(lo: float, hi: float, n: int) -> np.ndarray:
+    """``numpy.histogram_bin_edges(x, bins="sturges")`` from the range and size of ``x``."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return np.array([0.0, 1.0])
+    if lo == hi:
+        return np.array([lo - 0.5, hi + 0.5])
+    width = (hi - lo) / (math.log2(max(n, 1)) + 1.0)
+    bins = max(int(math.ceil((hi - lo) / width)), 1)
+    return np.linspace(lo, hi, bins + 1)
+
+
+def _per_value_psi(record: Recorder, reference: pd.DataFrame, incident: ibis.Table) -> float:
+    """Evidently's PSI with one bin per distinct value, ``reference`` holding the baseline's
+    counts ``n`` per value ``v``.
+
+    The incident's values outside the reference each get a bin too, however many there are:
+    one query sums their terms in the engine. With ``K`` such values of counts ``c_k`` out of
+    ``N`` incident values, ``p_k = c_k / N`` and the reference's fill ``r``, their share of the
+    PSI is ``sum (r - p_k) ln(r / p_k) = K r ln r - r sum ln p_k - ln r sum p_k + sum p_k ln
+    p_k``, where ``sum ln p_k = sum ln c_k - K ln N`` and ``sum p_k ln p_k = (sum c_k ln c_k -
+    S ln N) / N`` with ``S = sum c_k``.
+    """
+    known = reference["v"].to_numpy(float)
+    ref = reference["n"].to_numpy(float)
+    per_value = incident.group_by("v").aggregate(c=incident.count())
+    seen = float_array(known).contains(per_value.v) if known.size else ibis.literal(False)
+    c = per_value.c.cast("float64")
+    keyed = per_value.mutate(key=ibis.ifelse(seen, per_value.v, ibis.null("float64")), c=c)
+    rows = record(keyed.group_by("key").aggregate(
+        k=keyed.count(), s=keyed.c.sum(), lnc=keyed.c.ln().sum(),
+        clnc=(keyed.c * keyed.c.ln()).sum(), cmin=keyed.c.min()))
+    new = rows[rows["key"].isna()]
+    matched = dict(zip(rows.loc[rows["key"].notna(), "key"].astype(float),
+                       rows.loc[rows["key"].notna(), "s"].astype(float), strict=True))
+    cur = np.array([matched.get(v, 0.0) for v in known])
+    k = float(new["k"].sum()) if len(new) else 0.0
+    s_new = float(new["s"].sum()) if len(new) else 0.0
+    total = cur.sum() + s_new
+    if not ref.sum() or not total:
+        return float("nan")
+    r = ref / ref.sum()
+    p = cur / total
+    nonzero = [*p[p > 0], *([float(new["cmin"].min()) / total] if k else [])]
+    p = np.where(p > 0, p, _fill(min(nonzero)))
+    psi = float(np.sum((r - p) * np.log(r / p)))
+    if k:
+        fill = _fill(float(r.min()))
+        log_n = math.log(total)
+        sum_log_p = float(new["lnc"].sum()) - k * log_n
+        sum_p = s_new / total
+        sum_p_log_p = (float(new["clnc"].sum()) - s_new * log_n) / total
+        psi += k * fill * math.log(fill) - fill * sum_log_p - math.log(fill) * sum_p + sum_p_log_p
+    return psi
+
+
+def _fill(smallest: float) -> float:
+    """Evidently's empty-bin proportion given the smallest non-zero one."""
+    return smallest / 1e6 if smallest <= 1e-4 else 1e-4
 
 
 def _few_values(case: CaseView, profile: FeatureProfile, feature: str, b: np.ndarray,

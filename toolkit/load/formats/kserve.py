@@ -125,7 +125,20 @@ class KServeReader:
         if other:
             notes.append(f"{other} event(s) neither request nor response (e.g. outlier or "
                          "explanation events) not loaded")
-        records = materialize(con, _pairs_sql(events), cleanup=cleanup)
+        pairs = materialize(con, _pairs_sql(events), cleanup=cleanup)
+        by_order, by_response = con.execute(
+            "SELECT count_if(_perr IS NULL AND _by_order), count_if(_perr IS NULL AND "
+            f"_timed_by_response) FROM {quote_ident(pairs)}"
+        ).fetchall()[0]
+        if by_order:
+            notes.append(f"{by_order} request/response pair(s) without id (nor requestid) "
+                         "paired by their order in the file; their id is #<line of the request>")
+        if by_response:
+            notes.append(f"{by_response} request(s) without a time attribute timed by their "
+                         "response's time (latency unknown)")
+        records = materialize(
+            con, f"SELECT * EXCLUDE (_timed_by_response, _by_order) FROM {quote_ident(pairs)}",
+            cleanup=cleanup)
         return explode(con, records, label=str(source.path), options=options, cleanup=cleanup,
                        registered=registered, notes=notes,
                        fields=("request.data", "response.data", "labels"))
@@ -175,12 +188,15 @@ class KServeReader:
 
         blob_bytes = field("Bytes", "bytes")
         structured = "json_exists(j, '$.specversion')"
+        b64 = "regexp_replace(j->>'data_base64', '\\s+', '', 'g')"
         body = (
             f"CASE WHEN {structured} THEN CASE WHEN j->>'data_base64' IS NOT NULL THEN "
-            "try(decode(try(from_base64(j->>'data_base64')))) WHEN json_type(j->'data') = "
+            f"try(decode(try(from_base64({b64})))) WHEN json_type(j->'data') = "
             "'VARCHAR' THEN j->>'data' ELSE CAST(j->'data' AS VARCHAR) END "
             f"ELSE try(decode(try(from_base64({blob_bytes})))) END"
         )
+        # structured CloudEvents keep a missing time missing (the pair is timed by its other
+        # event, or rejected); only the blob sink, which never carries one, falls back to mtime
         time = f"CASE WHEN {structured} THEN j->>'time' ELSE {field('occurrenceTime', 'OccurrenceTime')} END"
         blob_untimed = con.execute(
             f"SELECT count_if(NOT {structured} AND {time} IS NULL) FROM {objects} "
@@ -189,13 +205,21 @@ class KServeReader:
         if blob_untimed:
             notes.append(_MTIME_NOTE)
         bad_bytes = f"(NOT {structured} AND {blob_bytes} IS NOT NULL AND ({body}) IS NULL)"
+        bad_data = (
+            f"CASE WHEN {structured} AND j->>'data_base64' IS NOT NULL AND "
+            f"try(from_base64({b64})) IS NULL THEN 'data_base64 is not base64: the body does "
+            f"not decode' WHEN {structured} AND j->>'data_base64' IS NOT NULL AND ({body}) IS "
+            "NULL THEN 'data_base64 does not decode to UTF-8 text' END"
+        )
         sql = (
             f"SELECT _row, _raw, coalesce(_perr, CASE WHEN {bad_bytes} THEN 'the BASE64 body "
-            f"does not decode' END) AS _perr, CASE WHEN _perr IS NULL AND {bad_bytes} THEN "
-            f"'bytes' END AS _pcol, CASE WHEN {structured} THEN j->>'id' ELSE {field('Id', 'id')} END AS ce_id, "
+            f"does not decode' END, {bad_data}) AS _perr, CASE WHEN _perr IS NOT NULL THEN NULL "
+            f"WHEN {bad_bytes} THEN 'bytes' WHEN ({bad_data}) IS NOT NULL THEN 'data_base64' "
+            f"END AS _pcol, CASE WHEN {structured} THEN j->>'id' ELSE {field('Id', 'id')} END AS ce_id, "
             f"CASE WHEN {structured} THEN j->>'type' ELSE {field('ReqType', 'reqType')} END "
             "AS ce_type, "
-            f"coalesce({time}, {quote_literal(mtime)}) AS ce_time, j->>'requestid' AS ce_requestid, "
+            f"CASE WHEN {structured} THEN {time} ELSE coalesce({time}, {quote_literal(mtime)}) "
+            "END AS ce_time, j->>'requestid' AS ce_requestid, "
             f"coalesce(j->>'inferenceservicename', {field('InferenceService', 'inferenceService')}) "
             f"AS isvc, {field('namespace', 'Namespace')} AS namespace, "
             f"{field('component', 'Component')} AS component, "
@@ -299,28 +323,82 @@ def _kind(ce_type: str) -> str:
     )
 
 
+_UNPAIRED = (
+    "a {kind} event without id (nor requestid) that cannot be paired by order: it is not "
+    "right next to a {other} of the same InferenceService in the file"
+)
+
+
 def _pairs_sql(events: str) -> str:
-    """One row per request/response pair (either side may be missing), with its payloads."""
+    """One row per request/response pair (either side may be missing), with its payloads.
+
+    Events pair on ``requestid`` (Seldon), else ``id``. Events without either pair by order,
+    and only where that is unambiguous: a request immediately followed by a response of the
+    same InferenceService (among the id-less events), neither of them next to another event
+    of its own kind, the response not earlier than the request. Their id is
+    ``#<line of the request>``. An id-less event that cannot be paired so is rejected when the
+    file logs the other kind at all (a half row would pass for an unanswered request).
+    A pair whose request has no time is timed by its response; one with no time at all is
+    rejected.
+    """
+    keyed = (
+        "(SELECT *, CASE WHEN _perr IS NOT NULL AND ce_type IS NULL THEN 'request' ELSE "
+        f"{_kind('ce_type')} END AS _kind, coalesce(nullif(ce_requestid, ''), "
+        "nullif(ce_id, '')) AS _given, TRY_CAST(body AS JSON) AS _json "
+        f"FROM {events})"
+    )
+    # the neighbours of each readable id-less event among the id-less events of its service
+    window = ("(PARTITION BY CASE WHEN _perr IS NULL AND _given IS NULL THEN "
+              "coalesce(isvc, '') END ORDER BY _row)")
+    sequenced = (
+        "(SELECT *, lag(_kind) OVER w AS _p1, lag(_kind, 2) OVER w AS _p2, "
+        "lead(_kind) OVER w AS _n1, lead(_kind, 2) OVER w AS _n2, lag(_row) OVER w AS _prow, "
+        "lag(ce_time) OVER w AS _ptime, lead(ce_time) OVER w AS _ntime, "
+        "count_if(_perr IS NULL AND _kind = 'request') OVER () AS _requests, "
+        "count_if(_perr IS NULL AND _kind = 'response') OVER () AS _responses "
+        f"FROM {keyed} WHERE _kind <> 'other' WINDOW w AS {window})"
+    )
+    in_order = (
+        "(SELECT *, _perr IS NULL AND _given IS NULL AND CASE "
+        "WHEN _kind = 'request' THEN _n1 = 'response' AND coalesce(_p1, 'response') = "
+        "'response' AND coalesce(_n2, 'request') = 'request' AND NOT coalesce("
+        "TRY_CAST(_ntime AS TIMESTAMPTZ) < TRY_CAST(ce_time AS TIMESTAMPTZ), false) "
+        "ELSE _p1 = 'request' AND coalesce(_p2, 'response') = 'response' AND "
+        "coalesce(_n1, 'request') = 'request' AND NOT coalesce(TRY_CAST(ce_time AS TIMESTAMPTZ) "
+        "< TRY_CAST(_ptime AS TIMESTAMPTZ), false) END AS _by_order "
+        f"FROM {sequenced})"
+    )
+    unpaired = (
+        "_perr IS NULL AND _given IS NULL AND NOT coalesce(_by_order, false) AND CASE WHEN "
+        "_kind = 'request' THEN _responses > 0 ELSE _requests > 0 END"
+    )
+    message = (
+        f"CASE WHEN _kind = 'request' THEN "
+        f"{quote_literal(_UNPAIRED.format(kind='request', other='response'))} ELSE "
+        f"{quote_literal(_UNPAIRED.format(kind='response', other='request'))} END"
+    )
     numbered = (
-        f"(SELECT *, row_number() OVER (PARTITION BY _kind, _key ORDER BY _row) AS _nth FROM "
-        # an unreadable record (a truncated line) has no type nor id: it stays a row of its own
-        f"(SELECT *, CASE WHEN _perr IS NOT NULL AND ce_type IS NULL THEN 'request' ELSE "
-        f"{_kind('ce_type')} END AS _kind, coalesce(nullif(ce_requestid, ''), ce_id, "
-        f"'#' || _row) AS _key, TRY_CAST(body AS JSON) AS _json FROM {events}) "
-        "WHERE _kind <> 'other')"
+        "(SELECT * REPLACE (coalesce(_perr, CASE WHEN " + unpaired + " THEN " + message +
+        " END) AS _perr, CASE WHEN _perr IS NULL AND " + unpaired + " THEN 'id' ELSE _pcol END "
+        "AS _pcol), row_number() OVER (PARTITION BY _kind, _key ORDER BY _row) AS _nth FROM "
+        "(SELECT *, coalesce(_given, CASE WHEN _by_order AND _kind = 'response' THEN "
+        f"'#' || _prow END, '#' || _row) AS _key FROM {in_order}))"
     )
     request_path = "json_extract_string(r._json, '$.meta.requestPath.*')[1]"
     pairs = (
         "SELECT coalesce(q._row, r._row) AS _row, concat_ws(chr(10), q._raw, r._raw) AS _raw, "
-        "coalesce(q._perr, r._perr, "
+        "coalesce(q._perr, r._perr, CASE WHEN q.ce_time IS NULL AND r.ce_time IS NULL THEN "
+        "'no time: neither the request nor the response event has a time attribute' END, "
         "CASE WHEN q.body IS NOT NULL AND q._json IS NULL THEN 'the request body is not JSON' END, "
         "CASE WHEN r.body IS NOT NULL AND r._json IS NULL THEN 'the response body is not JSON' "
         "END) AS _perr, CASE WHEN q._perr IS NOT NULL THEN q._pcol WHEN r._perr IS NOT NULL "
-        "THEN r._pcol "
+        "THEN r._pcol WHEN q.ce_time IS NULL AND r.ce_time IS NULL THEN 'time' "
         "WHEN q.body IS NOT NULL AND q._json IS NULL THEN 'request.data' "
         "WHEN r.body IS NOT NULL AND r._json IS NULL THEN 'response.data' END AS _pcol, "
         "coalesce(q._key, r._key) AS _id, q._json AS _qj, r._json AS _rj, "
-        "coalesce(q.ce_time, r.ce_time) AS ts, "
+        "coalesce(q.ce_time, r.ce_time) AS ts, q._row IS NOT NULL AND q.ce_time IS NULL AND "
+        "r.ce_time IS NOT NULL AS _timed_by_response, coalesce(q._by_order AND r._by_order, "
+        "false) AS _by_order, "
         f"CASE WHEN q._timed AND r._timed THEN CAST(({iso_ns('r.ce_time')} - "
         f"{iso_ns('q.ce_time')}) AS DOUBLE) / 1e6 END AS latency_ms, "
         "coalesce(q.isvc, r.isvc) AS endpoint, "

@@ -126,3 +126,169 @@ def test_a_forced_table_the_format_cannot_fill_is_refused(con, tmp_path):
                                                     "or reference, not metrics"):
         tk.load(con, path, table="metrics")
     assert con.execute("SELECT count(*) FROM loads").fetchone()[0] == 0
+
+
+# --- KServe CloudEvents (defect 5) ----------------------------------------------------------
+
+def _at(second: float) -> str:
+    return f"2026-03-02T14:00:{second:06.3f}Z"
+
+
+def test_kserve_events_without_id_pair_by_order(con, tmp_path):
+    # three request/response pairs without `id`: 6 half rows before
+    lines = []
+    for i in range(3):
+        lines.append(_kserve_event("request", {"instances": [[i + 0.5, 1.0]]}, time=_at(i),
+                                   inferenceservicename="iris"))
+        lines.append(_kserve_event("response", {"predictions": [i]}, time=_at(i + 0.25),
+                                   inferenceservicename="iris"))
+    path = tmp_path / "noid.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    (file,) = tk.load(con, path).files
+    assert (file.rows_read, file.rows_loaded, file.rows_rejected) == (3, 3, 0)
+    assert any("3 request/response pair(s) without id" in n for n in file.notes)
+    assert con.execute("SELECT request_id, ts, latency_ms, prediction, f0 FROM requests "
+                       "ORDER BY ts").fetchall() == [
+        ("#1", at(_at(0)), 250.0, "0", 0.5),
+        ("#3", at(_at(1)), 250.0, "1", 1.5),
+        ("#5", at(_at(2)), 250.0, "2", 2.5),
+    ]
+    counts_hold(con)
+
+
+def test_kserve_events_without_id_in_ambiguous_order_are_rejected(con, tmp_path):
+    # two requests, then two responses: which answers which cannot be told without an id
+    lines = [
+        _kserve_event("request", {"instances": [[1.0]]}, time=_at(0)),
+        _kserve_event("request", {"instances": [[2.0]]}, time=_at(1)),
+        _kserve_event("response", {"predictions": [1]}, time=_at(2)),
+        _kserve_event("response", {"predictions": [2]}, time=_at(3)),
+        _kserve_event("request", {"instances": [[3.0]]}, id="r9", time=_at(4)),
+        _kserve_event("response", {"predictions": [3]}, id="r9", time=_at(5)),
+    ]
+    path = tmp_path / "ambiguous.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (5, 1, 4)
+    got = rejects(con)
+    assert [(row, column) for row, column, _ in got] == [(1, "id"), (2, "id"), (3, "id"),
+                                                        (4, "id")]
+    assert got[0][2] == ("id: a request event without id (nor requestid) that cannot be paired "
+                         "by order: it is not right next to a response of the same "
+                         "InferenceService in the file")
+    assert got[2][2].startswith("id: a response event without id")
+    assert con.execute("SELECT request_id, prediction FROM requests").fetchall() == [("r9", "3")]
+    counts_hold(con)
+
+
+def test_kserve_request_only_log_without_ids_still_loads(con, tmp_path):
+    # logger mode "request": no response is expected, so none is missing
+    path = tmp_path / "requests_only.jsonl"
+    path.write_text("\n".join(_kserve_event("request", {"instances": [[float(i)]]},
+                                            time=_at(i)) for i in range(2)) + "\n")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (2, 2, 0)
+    assert con.execute("SELECT request_id, status, f0 FROM requests ORDER BY ts").fetchall() == [
+        ("#1", None, 0.0), ("#2", None, 1.0)]
+
+
+def test_kserve_missing_time_is_never_the_file_mtime(con, tmp_path):
+    lines = [
+        # the request has no time: timed by its response, with a note
+        _kserve_event("request", {"instances": [[1.0]]}, id="a"),
+        _kserve_event("response", {"predictions": [1]}, id="a", time=_at(1)),
+        # no time on either side: rejected
+        _kserve_event("request", {"instances": [[2.0]]}, id="b"),
+        _kserve_event("response", {"predictions": [2]}, id="b"),
+        _kserve_event("request", {"instances": [[3.0]]}, id="c", time=_at(2)),
+        _kserve_event("response", {"predictions": [3]}, id="c", time=_at(2.5)),
+    ]
+    path = tmp_path / "untimed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    (file,) = tk.load(con, path).files
+    assert (file.rows_read, file.rows_loaded, file.rows_rejected) == (3, 2, 1)
+    assert any("1 request(s) without a time attribute timed by their response" in n
+               for n in file.notes)
+    assert con.execute("SELECT request_id, ts, latency_ms FROM requests ORDER BY ts"
+                       ).fetchall() == [("a", at(_at(1)), None), ("c", at(_at(2)), 500.0)]
+    assert rejects(con) == [(3, "time", "time: no time: neither the request nor the response "
+                                        "event has a time attribute")]
+    counts_hold(con)
+
+
+def test_kserve_corrupt_data_base64_is_rejected(con, tmp_path):
+    import base64
+
+    def encoded(kind: str, payload: bytes | str, **attributes) -> str:
+        event = json.loads(_kserve_event(kind, None, **attributes))
+        del event["data"]
+        event["data_base64"] = payload if isinstance(payload, str) else \
+            base64.b64encode(payload).decode()
+        return json.dumps(event)
+
+    lines = [
+        encoded("request", b'{"instances": [[4.25, 1.5]]}', id="ok", time=_at(0)),
+        _kserve_event("response", {"predictions": [1]}, id="ok", time=_at(0.5)),
+        encoded("request", "!!! not base64 !!!", id="bad", time=_at(1)),
+        _kserve_event("response", {"predictions": [0]}, id="bad", time=_at(1.5)),
+        encoded("request", b"\xff\xfe\x00{", id="latin", time=_at(2)),
+        _kserve_event("response", {"predictions": [0]}, id="latin", time=_at(2.5)),
+    ]
+    path = tmp_path / "b64.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (3, 1, 2)
+    assert con.execute("SELECT request_id, f0, f1, prediction FROM requests").fetchall() == [
+        ("ok", 4.25, 1.5, "1")]
+    assert rejects(con) == [
+        (3, "data_base64", "data_base64: data_base64 is not base64: the body does not decode"),
+        (5, "data_base64", "data_base64: data_base64 does not decode to UTF-8 text"),
+    ]
+    counts_hold(con)
+
+
+# --- SageMaker capture (defects 3 and 5) ----------------------------------------------------
+
+def _capture(data: str, encoding: str, content_type: str, event_id: str, output: str = "0.9"
+             ) -> str:
+    return json.dumps({
+        "captureData": {
+            "endpointInput": {"observedContentType": content_type, "mode": "INPUT",
+                              "data": data, "encoding": encoding},
+            "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT",
+                               "data": output, "encoding": "CSV"}},
+        "eventMetadata": {"eventId": event_id, "inferenceTime": T0},
+        "eventVersion": "0"})
+
+
+def test_sagemaker_base64_payload_that_is_not_utf8_is_rejected(con, tmp_path):
+    import base64
+
+    good = base64.b64encode(b"3.5,7").decode()
+    binary = base64.b64encode(b"\x93NUMPY\x01\x00v\x00").decode()  # an .npy header
+    path = tmp_path / "capture.jsonl"
+    path.write_text(_capture(good, "BASE64", "text/csv", "e1") + "\n"
+                    + _capture(binary, "BASE64", "application/x-npy", "e2") + "\n")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (2, 1, 1)
+    assert con.execute("SELECT request_id, f0, f1, prediction FROM requests").fetchall() == [
+        ("e1", 3.5, 7.0, "1")]
+    assert rejects(con) == [(2, "captureData.endpointInput.data",
+                             "captureData.endpointInput.data: the BASE64 payload is not UTF-8 "
+                             "text (binary payloads such as application/x-npy are not read)")]
+    counts_hold(con)
+
+
+def test_sagemaker_payload_keys_starting_with_underscores_are_written(con, tmp_path):
+    # `__x` was catalogued and left all NULL (renamed `__x_input`, which the writer skipped)
+    payload = json.dumps({"__x": 1.5, "_y": "blue", "ts": 3, "ts_input": 4})
+    path = tmp_path / "capture.jsonl"
+    path.write_text(_capture(payload, "JSON", "application/json", "e1") + "\n")
+    (file,) = tk.load(con, path).files
+    assert (file.rows_read, file.rows_loaded) == (1, 1)
+    # keys that are canonical columns get `_input` (never merged into a real key of that name)
+    assert any("ts -> ts_input_input" in n for n in file.notes)
+    assert con.execute('SELECT "__x", "_y", ts_input_input, ts_input FROM requests'
+                       ).fetchall() == [(1.5, "blue", 3.0, 4.0)]
+    assert con.execute("SELECT name FROM features ORDER BY position").fetchall() == [
+        ("__x",), ("_y",), ("ts_input_input",), ("ts_input",)]

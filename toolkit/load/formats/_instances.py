@@ -35,6 +35,8 @@ __all__ = ["explode", "MAX_POSITIONAL"]
 #: Inputs with more values (images, embeddings) or keys than this are not spread into columns.
 MAX_POSITIONAL = 1000
 _RESERVED = set(canonical_columns("requests")) | {"label", "labeled_at", "load_id"}
+#: Columns of the staged relation and of the writer's working table (not feature names).
+_INTERNAL = {"_row", "_raw", "_parse_error", "_parse_column", "_errors"}
 
 
 def explode(
@@ -135,6 +137,17 @@ def explode(
 
     sources: dict[str, list[str]] = {}
     checks = []
+    literal = {str(k) for k in keys} | set(options.features)
+    renamed: dict[str, str] = {}
+
+    def column(name: str) -> str:
+        target = _column(name)
+        while target != name and target in literal:  # `ts` beside a real `ts_input` key
+            target += "_input"
+        if target != name:
+            renamed[name] = target
+        return target
+
     if mode is not None:
         expected = len(options.features) if options.features else int(mode[0])
         why = "one per name in features" if options.features else "as most records of the file"
@@ -152,16 +165,19 @@ def explode(
                 "json_array_length(_x))",
             ))
             for i, feature in enumerate(names):
-                sources.setdefault(_column(feature), []).append(f"_fv[{i + 1}]")
+                sources.setdefault(column(feature), []).append(f"_fv[{i + 1}]")
             paths = ", ".join(f"'$[{i}]'" for i in range(expected))
     if len(keys) > MAX_POSITIONAL:
         notes.append(f"inputs with {len(keys)} distinct keys not spread into feature columns "
                      f"(more than {MAX_POSITIONAL})")
         keys = []
     for i, key in enumerate(keys):
-        sources.setdefault(_column(key), []).append(f"_fo[{i + 1}]")
+        sources.setdefault(column(key), []).append(f"_fo[{i + 1}]")
     if keys:
         key_paths = ", ".join(quote_literal("$." + _json_key(k)) for k in keys)
+    if renamed:
+        notes.append("input keys named like canonical or internal columns loaded as: " + ", ".join(
+            f"{name} -> {target}" for name, target in renamed.items()))
 
     features = ", ".join(
         f"{values[0] if len(values) == 1 else 'coalesce(' + ', '.join(values) + ')'} "
@@ -192,9 +208,18 @@ def explode(
 
 
 def _column(name: str) -> str:
-    """A feature's column name: a key that is a canonical or internal column gets ``_input``."""
+    """A feature's column name: the key itself, unless a canonical or internal column has it.
+
+    Only those names get ``_input`` appended (``ts`` -> ``ts_input``, ``_row`` ->
+    ``_row_input``); any other key, ``__x`` or ``_x`` included, keeps its name.
+
+    Examples
+    --------
+    >>> [_column(k) for k in ("age", "__x", "_x", "ts", "_row", "_errors")]
+    ['age', '__x', '_x', 'ts_input', '_row_input', '_errors_input']
+    """
     name = str(name)
-    if name in _RESERVED or name.startswith("_"):
+    if name in _RESERVED or name in _INTERNAL:
         return f"{name}_input"
     return name
 

@@ -13,7 +13,7 @@ One capture line is one ``InvokeEndpoint`` call (or one batch-transform record):
 What is read, in SQL (DuckDB reads the file one line per text value):
 
 * ``data`` is decoded per ``encoding`` (``BASE64`` with ``from_base64``; a payload that does
-  not decode rejects its line), then split per ``observedContentType``: CSV (one record per
+  not decode, or whose bytes are not UTF-8 text, rejects its line with the reason), then split per ``observedContentType``: CSV (one record per
   line, fields by position), JSON (``{"instances": [...]}``, V2 tensors, a list of rows, or one
   object such as ``{"features": [...]}``) and JSON lines (one record per line). A request of N
   records gives N rows; their ids are ``<id>:0`` .. ``<id>:N-1`` (``<id>`` alone for one record).
@@ -177,7 +177,10 @@ def _decoded_sql() -> str:
     level2 = ", ".join(
         f"CASE WHEN upper({p}_enc) = 'BASE64' THEN try(decode({p}_bin)) ELSE {p}_data END "
         f"AS {p}_text, CASE WHEN upper({p}_enc) = 'BASE64' AND {p}_data IS NOT NULL AND "
-        f"{p}_bin IS NULL THEN 'the BASE64 payload does not decode' END AS {p}_err"
+        f"{p}_bin IS NULL THEN 'the BASE64 payload does not decode' "
+        f"WHEN upper({p}_enc) = 'BASE64' AND {p}_bin IS NOT NULL AND try(decode({p}_bin)) IS "
+        f"NULL THEN 'the BASE64 payload is not UTF-8 text (binary payloads such as "
+        f"application/x-npy are not read)' END AS {p}_err"
         for p in _PAYLOADS
     )
     level3 = ", ".join(

@@ -110,3 +110,175 @@ def test_sturges_bins_are_left_closed_as_numpys():
     ours = feature_drift(make_case(requests=frame), BASELINE, INCIDENT,
                          recipe="evidently").table.set_index("feature").loc["x", "psi_evidently"]
     assert ours == pytest.approx(_evidently_psi(frame, ["x"])["x"], rel=1e-9)
+
+
+# --- calibration -------------------------------------------------------------------------------
+
+def _netcal_ece(f: np.ndarray, o: np.ndarray, bins: int, edges: np.ndarray | None = None
+                ) -> tuple[float, float]:
+    """ECE and MCE as netcal computes them: bins on [0, 1] (``np.linspace`` edges, or the given
+    inner edges), ECE = sum_b n_b / n |mean(o) - mean(f)|, MCE = max over non-empty bins."""
+    if edges is None:
+        # scipy's binned_statistic (netcal): [e_k, e_k+1), the last bin closed
+        index = np.clip(np.searchsorted(np.linspace(0, 1, bins + 1), f, side="right") - 1,
+                        0, bins - 1)
+    else:
+        index = np.searchsorted(edges, f, side="left")  # right-closed (e_k-1, e_k]
+    gaps, weights = [], []
+    for b in np.unique(index):
+        m = index == b
+        gaps.append(abs(o[m].mean() - f[m].mean()))
+        weights.append(m.mean())
+    return float(np.dot(weights, gaps)), float(max(gaps))
+
+
+@pytest.fixture(scope="module")
+def binary_case():
+    """A binary model whose ``p`` = P(positive) is calibrated; ``score`` is the confidence."""
+    rng = np.random.default_rng(21)
+    p = rng.beta(0.6, 1.4, 2 * N)  # mostly negative predictions, P(positive) well spread
+    p[N:] = np.clip(p[N:] * 1.3, 0, 1)  # incident: P(positive) over-stated
+    truth = rng.uniform(size=2 * N) < np.where(np.arange(2 * N) < N, p, p / 1.3)
+    prediction = np.where(p >= 0.5, "1", "0")
+    label = np.where(truth, "1", "0")
+    confidence = np.where(p >= 0.5, p, 1 - p)
+    rows = pd.DataFrame({"request_id": [f"c{i}" for i in range(2 * N)], "ts": TS,
+                         "prediction": prediction, "p": p, "confidence": confidence,
+                         "label": label})
+    labels = rows[["request_id", "label"]]
+    as_confidence = make_case(requests=rows[["request_id", "ts", "prediction"]].assign(
+        score=confidence), labels=labels)
+    as_p_positive = make_case(requests=rows[["request_id", "ts", "prediction"]].assign(
+        score=p), labels=labels)
+    return rows, as_confidence, as_p_positive
+
+
+@pytest.mark.parametrize("kind", ["top-label", "positive-class"])
+def test_ece_at_ten_uniform_bins_is_netcals(binary_case, kind):
+    from toolkit.diagnose.calibration import calibration
+
+    rows, con, _ = binary_case
+    result = calibration(con, BASELINE, INCIDENT, bins=10, kind=kind)
+    assert result.bins == 10 and result.strategy == "uniform"
+    for window, part in (("baseline", rows[:N]), ("incident", rows[N:])):
+        if kind == "top-label":  # netcal's multiclass convention: max p against argmax == y
+            f = part["confidence"].to_numpy()
+            o = (part["prediction"] == part["label"]).to_numpy(float)
+        else:  # netcal's binary 1-D convention: p(positive) against y == 1
+            f, o = part["p"].to_numpy(), (part["label"] == "1").to_numpy(float)
+        ece, mce = _netcal_ece(f, o, 10)
+        assert result.value(window, "ece") == pytest.approx(ece, abs=1e-12)
+        assert result.value(window, "ece_equal_width") == pytest.approx(ece, abs=1e-12)
+        assert result.value(window, "mce") == pytest.approx(mce, abs=1e-12)
+        bins = result.reliability_bins[result.reliability_bins["window"] == window]
+        assert bins["lo"].tolist() == pytest.approx((bins["bin"] / 10).tolist())
+        assert int(bins["n"].sum()) == len(part)
+
+
+def test_equal_mass_bins(binary_case):
+    from toolkit.diagnose.calibration import calibration
+
+    rows, con, _ = binary_case
+    result = calibration(con, BASELINE, INCIDENT, bins=10, strategy="quantile")
+    uniform = calibration(con, BASELINE, INCIDENT, bins=10)
+    for window, part in (("baseline", rows[:N]), ("incident", rows[N:])):
+        f = part["confidence"].to_numpy()
+        o = (part["prediction"] == part["label"]).to_numpy(float)
+        edges = np.quantile(f, np.arange(1, 10) / 10)
+        ece, mce = _netcal_ece(f, o, 10, edges)
+        assert result.value(window, "ece") == pytest.approx(ece, abs=1e-12)
+        assert result.value(window, "ece_equal_mass") == pytest.approx(ece, abs=1e-12)
+        assert result.value(window, "mce") == pytest.approx(mce, abs=1e-12)
+        # both strategies agree on both columns
+        assert uniform.value(window, "ece_equal_mass") == pytest.approx(ece, abs=1e-12)
+        assert result.value(window, "ece_equal_width") == pytest.approx(
+            uniform.value(window, "ece"), abs=1e-12)
+        # the reliability bins are the window's own quantile bins, each about a tenth
+        bins = result.reliability_bins[result.reliability_bins["window"] == window]
+        assert bins["hi"].to_numpy()[:-1] == pytest.approx(edges[bins["bin"].to_numpy()[:-1]])
+        assert bins["n"].max() - bins["n"].min() <= 2
+        assert (bins["confidence"] > bins["lo"]).all() and (bins["confidence"] <= bins["hi"]).all()
+        # Brier does not depend on the bins; its decomposition holds on either
+        assert result.value(window, "brier") == pytest.approx(uniform.value(window, "brier"))
+        row = result.table.set_index("window").loc[window]
+        assert row["reliability"] - row["resolution"] + row["uncertainty"] + \
+            row["within_bin_variance"] - 2 * row["within_bin_covariance"] == pytest.approx(
+                row["brier"], abs=1e-12)
+
+
+def test_bins_and_strategy_pass_through_run_diagnostics(binary_case):
+    from toolkit.diagnose.registry import run_diagnostics
+
+    _, con, _ = binary_case
+    diagnosis = run_diagnostics(con, BASELINE, INCIDENT, ids=["model.calibration"], options={
+        "model.calibration": {"bins": 10, "strategy": "quantile"}})
+    result = diagnosis["model.calibration"]
+    assert (result.bins, result.strategy) == (10, "quantile")
+    assert result.reliability_bins.groupby("window")["bin"].max().max() == 9
+
+
+def test_bad_bins_and_strategy_are_refused(binary_case):
+    from toolkit.diagnose.calibration import calibration
+    from toolkit.errors import InvalidParameterError
+
+    _, con, _ = binary_case
+    for bad in (1, 0, 2.5, True, 1001):
+        with pytest.raises(InvalidParameterError, match="'bins'"):
+            calibration(con, BASELINE, INCIDENT, bins=bad)
+    with pytest.raises(InvalidParameterError, match="'strategy'"):
+        calibration(con, BASELINE, INCIDENT, strategy="adaptive")
+    with pytest.raises(InvalidParameterError, match="'score_is'"):
+        calibration(con, BASELINE, INCIDENT, score_is="probability")
+
+
+def test_a_p_positive_score_is_detected_not_measured(binary_case):
+    """P(positive) mapped to ``score`` (the confidence in the prediction) used to give an ECE of
+    about 0.33 with no warning; it is now not assessed, with the reason."""
+    from toolkit.diagnose.calibration import calibration
+
+    rows, _, con = binary_case
+    result = calibration(con, BASELINE, INCIDENT)
+    assert result.table.empty and result.findings() == []
+    (gap,) = result.not_assessed
+    assert gap.check == "model.calibration"
+    assert "P(positive = '1')" in gap.reason and "score_is='p_positive'" in gap.reason
+    below = (rows["p"] < 0.5).mean()
+    assert f"{below:.1%}" in gap.reason
+    assert result.score_check["agrees_with_positive"] == pytest.approx(1.0)
+
+
+def test_a_declared_p_positive_score_is_converted(binary_case):
+    from toolkit.diagnose.calibration import calibration
+
+    rows, as_confidence, as_p_positive = binary_case
+    declared = calibration(as_p_positive, BASELINE, INCIDENT, score_is="p_positive",
+                           positive="1")
+    reference = calibration(as_confidence, BASELINE, INCIDENT)
+    assert not declared.not_assessed
+    pd.testing.assert_frame_equal(declared.table, reference.table)
+    positive = calibration(as_p_positive, BASELINE, INCIDENT, score_is="p_positive",
+                           kind="positive-class")
+    part = rows[:N]
+    ece, _ = _netcal_ece(part["p"].to_numpy(), (part["label"] == "1").to_numpy(float), 15)
+    assert positive.value("baseline", "ece") == pytest.approx(ece, abs=1e-12)
+    assert declared.value("baseline", "ece") < 0.03
+
+
+def test_scores_that_are_no_probability_and_multiclass_p_positive():
+    from toolkit.diagnose.calibration import calibration
+
+    rng = np.random.default_rng(22)
+    logits = rng.normal(0, 3, 2 * N)
+    rows = pd.DataFrame({"request_id": [f"l{i}" for i in range(2 * N)], "ts": TS,
+                         "prediction": np.where(logits > 0, "1", "0"), "score": logits})
+    labels = rows[["request_id"]].assign(label=rows["prediction"])
+    result = calibration(make_case(requests=rows, labels=labels), BASELINE, INCIDENT)
+    assert "not a probability" in result.not_assessed[0].reason
+    three = rows.assign(prediction=rng.choice(["a", "b", "c"], 2 * N),
+                        score=rng.uniform(0.34, 1.0, 2 * N))
+    con = make_case(requests=three, labels=three[["request_id"]].assign(
+        label=three["prediction"]))
+    result = calibration(con, BASELINE, INCIDENT, score_is="p_positive")
+    assert "binary task" in result.not_assessed[0].reason
+    # a three-class confidence below 0.5 is no sign of P(positive): assessed
+    assert not calibration(con, BASELINE, INCIDENT).not_assessed

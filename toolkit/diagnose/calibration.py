@@ -6,18 +6,28 @@ prediction was right. ``kind="positive-class"`` uses ``f = P(positive)`` (``scor
 prediction is the positive class, else ``1 - score``) and ``o = [label == positive]``, which is
 netcal's binary convention.
 
-* **ECE** = sum_b (n_b / n) |acc_b - conf_b| over 15 equal-width bins on [0, 1]
-  (Guo et al. 2017); ``ece_equal_mass`` uses 15 bins with equal numbers of predictions, with
-  edges from the window's own score quantiles (Nixon et al. 2019's adaptive binning).
+``score_is="p_positive"`` declares that ``score`` holds P(positive) (a common export); it is
+converted to the confidence in the prediction (``score`` when the prediction is the positive
+class, else ``1 - score``). A binary model's scores that look like P(positive) while declared a
+confidence (see :func:`score_problem`) are not assessed, with the reason: their ECE would
+measure nothing (0.335 instead of about 0.005 on a census model).
+
+* **ECE** = sum_b (n_b / n) |acc_b - conf_b| over ``bins`` bins (default 15, as Guo et al.
+  2017; netcal and NannyML default to 10) of ``strategy``: ``"uniform"`` equal-width bins
+  ``[k/bins, (k+1)/bins)`` on [0, 1] (the last closed), or ``"quantile"`` equal-mass bins
+  ``(e_{k-1}, e_k]`` with edges at the window's own forecast quantiles (Nixon et al. 2019's
+  adaptive binning; rows between the windows use the incident's edges in the timeline).
+  ``ece_equal_width`` and ``ece_equal_mass`` give both on the same number of bins.
   **MCE** = max over non-empty bins of |acc_b - conf_b|.
-* **Brier** = mean (f - o)^2 and its decomposition over the equal-width bins:
+* **Brier** = mean (f - o)^2 and its decomposition over the same bins:
   ``brier = reliability - resolution + uncertainty + within_bin_variance - 2 *
   within_bin_covariance`` (Murphy 1973 with the two within-bin terms of Stephenson, Coelho &
   Jolliffe 2008); the identity holds exactly.
 * ``confident_error_share``: share of labelled predictions that are wrong with ``f >=
   threshold`` (default 0.85, the decision threshold in the published quantization incident).
 
-All sums are aggregated per window, bin, model version and time bucket in the engine.
+All sums are aggregated per window, bin, model version and time bucket in the engine. Every
+recipe, with its source, is in ``docs/recipes.md``.
 
 Findings: ``model.calibration_shift`` when, with at least 500 labelled predictions in each window,
 the incident ECE exceeds the baseline's by at least 0.01 and is at least twice it (high from
@@ -45,15 +55,28 @@ from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._labels import labelled_table, positive_class
 from toolkit.diagnose._onset import coarse_onset, refine_onset
+from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["calibration", "CalibrationResult", "ID", "calibration_summary"]
+__all__ = ["calibration", "CalibrationResult", "ID", "calibration_summary", "score_semantics",
+           "score_problem"]
 
 ID = "model.calibration"
+#: Default number of bins: Guo et al. 2017's 15 (netcal and NannyML use 10; pass ``bins=10``).
 N_BINS = 15
+#: Binning strategies: equal-width bins on [0, 1], or equal-mass bins on the window's quantiles.
+STRATEGIES = ("uniform", "quantile")
+#: What ``score`` may hold: the confidence in ``prediction``, or P(positive class).
+SCORE_IS = ("confidence", "p_positive")
+#: Labelled binary predictions needed before judging what the scores are.
+MIN_SCORE_ROWS = 50
+#: A score declared a confidence is P(positive) when at least this share is below 0.5 ...
+P_POSITIVE_BELOW = 0.02
+#: ... and ``score >= 0.5`` coincides with predicting the positive class this often.
+P_POSITIVE_AGREEMENT = 0.98
 MIN_SHIFT = 0.01
 MAJOR_SHIFT = 0.02
 MIN_RATIO = 2.0
@@ -70,12 +93,15 @@ class CalibrationResult(DiagnosticResult):
     ----------
     table
         One row per window: ``labelled``, ``accuracy``, ``mean_confidence``, ``ece``,
-        ``ece_equal_mass``, ``mce``, ``brier``, ``reliability``, ``resolution``,
-        ``uncertainty``, ``within_bin_variance``, ``within_bin_covariance``,
-        ``confident_error_share``.
+        ``ece_equal_width``, ``ece_equal_mass``, ``mce``, ``brier``, ``reliability``,
+        ``resolution``, ``uncertainty``, ``within_bin_variance``, ``within_bin_covariance``,
+        ``confident_error_share`` (``ece``, ``mce`` and the decomposition on ``bins`` bins of
+        ``strategy``).
     reliability_bins
         Reliability-diagram data: ``window``, ``bin``, ``lo``, ``hi``, ``n``, ``confidence``,
-        ``accuracy`` (equal-width bins).
+        ``accuracy`` (the bins of ``strategy``).
+    score_check
+        What the scores looked like (:func:`score_semantics`).
     by_version
         The per-window metrics per ``model_version``.
     timeline
@@ -88,6 +114,10 @@ class CalibrationResult(DiagnosticResult):
     kind: str = "top-label"
     threshold: float = 0.85
     positive: str | None = None
+    bins: int = N_BINS
+    strategy: str = "uniform"
+    score_is: str = "confidence"
+    score_check: dict[str, Any] = field(default_factory=dict, repr=False)
     reliability_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     by_version: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
@@ -221,10 +251,43 @@ def calibration(
     kind: str = "top-label",
     threshold: float = 0.85,
     positive: str | None = None,
+    bins: int = N_BINS,
+    strategy: str = "uniform",
+    score_is: str = "confidence",
     bucket: timedelta | None = None,
     case: CaseView | None = None,
 ) -> CalibrationResult:
     """Calibration (ECE, MCE, Brier decomposition, reliability) before and during an incident.
+
+    Parameters
+    ----------
+    con
+        Case connection.
+    baseline, incident
+        The windows (``Window``, ``"START/END"`` or ``(start, end)``); they must not overlap.
+    kind
+        ``"top-label"`` (the confidence in the prediction against whether it was right) or
+        ``"positive-class"`` (P(positive) against whether the label is positive).
+    threshold
+        Confidence from which a wrong answer counts as a confident error.
+    positive
+        The positive class (default: a conventional label token, else the rarer label).
+    bins
+        Number of bins (2 to 1000; default 15 as Guo et al. 2017; netcal and NannyML use 10).
+    strategy
+        ``"uniform"``: equal-width bins on [0, 1]; ``"quantile"``: equal-mass bins, edges at the
+        window's own forecast quantiles. ECE, MCE, the Brier decomposition and the reliability
+        bins use it; ``ece_equal_width`` and ``ece_equal_mass`` give both.
+    score_is
+        What ``score`` holds: ``"confidence"`` (the confidence in ``prediction``, the canonical
+        schema) or ``"p_positive"`` (P(positive class), converted to the confidence in the
+        prediction: ``score`` when the prediction is ``positive``, else ``1 - score``). A score
+        that looks like P(positive) while declared a confidence is not assessed (see
+        :func:`score_semantics`).
+    bucket
+        Timeline bucket width (default: about 240 buckets over the span).
+    case
+        A :class:`~toolkit.diagnose._case.CaseView` to share between diagnostics.
 
     Examples
     --------
@@ -246,8 +309,12 @@ def calibration(
     baseline, incident = check_windows(baseline, incident)
     check_option("kind", kind, ("top-label", "positive-class"))
     check_interval("threshold", threshold, 0.0, 1.0)
+    check_bins(bins)
+    check_option("strategy", strategy, STRATEGIES)
+    check_option("score_is", score_is, SCORE_IS)
     case = case or case_view(con)
-    base = dict(baseline=baseline, incident=incident, kind=kind, threshold=threshold)
+    base = dict(baseline=baseline, incident=incident, kind=kind, threshold=threshold,
+                bins=bins, strategy=strategy, score_is=score_is)
     if not case.has("requests", "score", "prediction"):
         return CalibrationResult(**base, not_assessed=(
             NotAssessed(ID, "requests carry no score (confidence) or prediction"),))
@@ -259,16 +326,34 @@ def calibration(
     width = bucket or choose_bucket(span.duration)
     t = labelled_table(case, record, span)
     t = t.filter(t.score.notnull())
-    if kind == "positive-class":
-        positive = positive or positive_class(case, record, span)
-        pos = ibis.literal(positive)
-        f = ibis.cases((t.prediction == pos, t.score), else_=1 - t.score)
-        o = (t.label == pos).cast("float64")
+    positive = positive or positive_class(case, record, span)
+    check = score_semantics(record, t, positive)
+    problem = score_problem(check, score_is, positive)
+    if problem:
+        return CalibrationResult(**base, positive=positive, score_check=check, sql=record.sql,
+                                 not_assessed=(NotAssessed(ID, problem),))
+    pos = ibis.literal(positive)
+    score = t.score.cast("float64")
+    if score_is == "p_positive":
+        p_positive = score
+        confidence = ibis.cases((t.prediction == pos, score), else_=1 - score)
     else:
-        f = t.score.cast("float64")
-        o = t.correct.cast("float64")
+        confidence = score
+        p_positive = ibis.cases((t.prediction == pos, score), else_=1 - score)
+    if kind == "positive-class":
+        f, o = p_positive, (t.label == pos).cast("float64")
+    else:
+        f, o = confidence, t.correct.cast("float64")
     t = t.mutate(_f=f.clip(0.0, 1.0), _o=o, _window=window_label(t.ts, baseline, incident))
-    t = t.mutate(_bin=(t._f * N_BINS).floor().clip(0, N_BINS - 1).cast("int64"))
+    edges = _quantile_edges(record, t.filter(t._window.notnull()), bins) \
+        if strategy == "quantile" else {}
+    if strategy == "quantile" and not {"baseline", "incident"} <= set(edges):
+        missing = sorted({"baseline", "incident"} - set(edges))
+        return CalibrationResult(**base, positive=positive, score_check=check, sql=record.sql,
+                                 not_assessed=tuple(NotAssessed(ID, f"no labels in the {m} window")
+                                                    for m in missing))
+    t = t.mutate(_bin=_uniform_bin(t._f, bins) if strategy == "uniform" else
+                 _quantile_bin(t, edges, else_window="incident"))
     windows = t.filter(t._window.notnull())
 
     def sums(rows):
@@ -293,11 +378,16 @@ def calibration(
             NotAssessed(ID, f"no labels in the {m} window") for m in sorted(missing)))
     table = pd.DataFrame([calibration_summary(part) | {"window": w}
                           for w, part in per_bin.groupby("window")])
-    equal_mass = _equal_mass_ece(record, windows)
-    table["ece_equal_mass"] = table["window"].map(equal_mass)
+    if strategy == "uniform":
+        table["ece_equal_width"] = table["ece"]
+        table["ece_equal_mass"] = table["window"].map(_equal_mass_ece(record, windows, bins))
+    else:
+        table["ece_equal_width"] = table["window"].map(_equal_width_ece(record, windows, bins))
+        table["ece_equal_mass"] = table["ece"]
     table = table.set_index("window").loc[["baseline", "incident"]].reset_index()
-    bins = per_bin.assign(
-        lo=per_bin["bin"] / N_BINS, hi=(per_bin["bin"] + 1) / N_BINS,
+    lo, hi = _bin_bounds(per_bin, bins, edges)
+    reliability = per_bin.assign(
+        lo=lo, hi=hi,
         confidence=per_bin["sf"] / per_bin["n"], accuracy=per_bin["so"] / per_bin["n"],
     )[["window", "bin", "lo", "hi", "n", "confidence", "accuracy"]].sort_values(
         ["window", "bin"], ignore_index=True)
@@ -319,8 +409,8 @@ def calibration(
     if not timeline.empty:
         timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
             "bucket_start", ignore_index=True)
-    result = CalibrationResult(**base, positive=positive if kind == "positive-class" else None,
-                               table=table, reliability_bins=bins, by_version=by_version,
+    result = CalibrationResult(**base, positive=positive, score_check=check, table=table,
+                               reliability_bins=reliability, by_version=by_version,
                                timeline=timeline, sql=record.sql)
     for finding in result.findings():
         if finding.onset is not None:
@@ -368,26 +458,150 @@ def calibration_summary(bins: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _equal_mass_ece(record: Recorder, rows: ibis.Table) -> dict[str, float]:
-    """ECE over 15 equal-mass bins with edges at each window's own score quantiles.
+def check_bins(bins: int) -> int:
+    """``bins`` must be an integer from 2 to 1000."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 2 <= bins <= 1000:
+        raise InvalidParameterError(
+            f"The 'bins' parameter must be an integer in [2, 1000]. Got {bins!r} instead.")
+    return int(bins)
+
+
+def _uniform_bin(f: ibis.FloatingValue, bins: int) -> ibis.IntegerValue:
+    """Equal-width bin of a forecast in [0, 1]: ``[k/bins, (k+1)/bins)``, 1 in the last."""
+    return (f * bins).floor().clip(0, bins - 1).cast("int64")
+
+
+def _quantile_edges(record: Recorder, rows: ibis.Table, bins: int) -> dict[str, np.ndarray]:
+    """The ``bins - 1`` inner edges of equal-mass bins per window: the window's forecast
+    quantiles at ``k / bins`` (linear interpolation, numpy's default)."""
+    levels = [k / bins for k in range(1, bins)]
+    quantiles = record(rows.group_by(window=rows._window).aggregate(q=rows._f.quantile(levels)))
+    return {str(w): np.asarray(q, dtype=float) for w, q in
+            zip(quantiles["window"], quantiles["q"], strict=True) if q is not None}
+
+
+def _quantile_bin(rows: ibis.Table, edges: dict[str, np.ndarray], *,
+                  else_window: str | None = None) -> ibis.IntegerValue:
+    """Equal-mass bin: how many of its window's edges a forecast exceeds (right-closed bins
+    ``(e[k-1], e[k]]``; an edge repeated by ties adds an empty bin). Rows outside the windows
+    use ``else_window``'s edges (none: bin 0)."""
+    index = ibis.literal(0)
+    size = len(next(iter(edges.values())))
+    fallback = edges.get(else_window) if else_window else None
+    for k in range(size):
+        edge = ibis.cases(*((rows._window == w, float(e[k])) for w, e in edges.items()),
+                          else_=float(fallback[k]) if fallback is not None else float("inf"))
+        index = index + (rows._f > edge).cast("int64")
+    return index
+
+
+def _bin_bounds(per_bin: pd.DataFrame, bins: int, edges: dict[str, np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bound of every (window, bin) row of ``per_bin``."""
+    k = per_bin["bin"].to_numpy(int)
+    if not edges:
+        return k / bins, (k + 1) / bins
+    lo, hi = np.empty(len(k)), np.empty(len(k))
+    for j, (window, b) in enumerate(zip(per_bin["window"], k, strict=True)):
+        bounds = np.concatenate([[0.0], edges[str(window)], [1.0]])
+        lo[j], hi[j] = bounds[b], bounds[b + 1]
+    return lo, hi
+
+
+def _equal_mass_ece(record: Recorder, rows: ibis.Table, bins: int) -> dict[str, float]:
+    """ECE over ``bins`` equal-mass bins with edges at each window's own forecast quantiles.
 
     Two queries whatever the number of windows: the quantiles per window, then the per-bin
     sums with each row compared against its own window's edges.
     """
-    levels = [k / N_BINS for k in range(1, N_BINS)]
-    quantiles = record(rows.group_by(window=rows._window).aggregate(q=rows._f.quantile(levels)))
-    edges = {str(w): np.asarray(q, dtype=float) for w, q in
-             zip(quantiles["window"], quantiles["q"], strict=True) if q is not None}
+    edges = _quantile_edges(record, rows, bins)
     if not edges:
         return {}
-    index = ibis.literal(0)
-    for k in range(len(levels)):
-        edge = ibis.cases(*((rows._window == w, float(e[k])) for w, e in edges.items()),
-                          else_=float("inf"))
-        # an edge equal to the previous one (ties in the scores) adds no bin
-        index = index + (rows._f > edge).cast("int64")
-    binned = rows.mutate(_mbin=index)
+    binned = rows.mutate(_mbin=_quantile_bin(rows, edges))
+    return _ece_by_window(record, binned)
+
+
+def _equal_width_ece(record: Recorder, rows: ibis.Table, bins: int) -> dict[str, float]:
+    """ECE over ``bins`` equal-width bins on [0, 1], per window (one query)."""
+    return _ece_by_window(record, rows.mutate(_mbin=_uniform_bin(rows._f, bins)))
+
+
+def _ece_by_window(record: Recorder, binned: ibis.Table) -> dict[str, float]:
     per_bin = record(binned.group_by(window=binned._window, bin=binned._mbin).aggregate(
         n=binned.count(), sf=binned._f.sum(), so=binned._o.sum()))
     return {str(w): float(np.abs(part["so"] - part["sf"]).sum() / part["n"].sum())
             for w, part in per_bin.groupby("window")}
+
+
+# --- what score holds -------------------------------------------------------------------------
+
+def score_semantics(record: Recorder, rows: ibis.Table, positive: str | None) -> dict[str, Any]:
+    """What the scores of labelled predictions look like (one aggregate in the engine).
+
+    Returns ``rows`` (with a score and a prediction), ``classes`` (distinct predictions),
+    ``min`` and ``max`` score, ``below_half`` (share with score < 0.5) and
+    ``agrees_with_positive`` (share where ``score >= 0.5`` exactly when the prediction is the
+    positive class; NaN without a positive class).
+    """
+    rows = rows.filter(rows.score.notnull() & rows.prediction.notnull())
+    score = rows.score.cast("float64")
+    aggs = {"n": rows.count(), "classes": rows.prediction.nunique(), "lo": score.min(),
+            "hi": score.max(), "below": (score < 0.5).cast("int64").sum()}
+    if positive is not None:
+        agree = (score >= 0.5) == (rows.prediction == ibis.literal(positive))
+        aggs["agree"] = agree.cast("int64").sum()
+    row = record(rows.aggregate(**aggs)).iloc[0]
+    n = int(row["n"])
+
+    def share(k: Any) -> float:
+        return float(k) / n if n else float("nan")
+
+    return {"rows": n, "classes": int(row["classes"]),
+            "min": float(row["lo"]) if n else float("nan"),
+            "max": float(row["hi"]) if n else float("nan"),
+            "below_half": share(row["below"]),
+            "agrees_with_positive": share(row["agree"]) if positive is not None else float("nan")}
+
+
+def score_problem(check: dict[str, Any], score_is: str, positive: str | None) -> str | None:
+    """Why the scores cannot be read as ``score_is`` says, or None when they can.
+
+    * A score outside [0, 1] is no probability.
+    * ``score_is="p_positive"`` needs a positive class and a binary task (at most two
+      predicted classes).
+    * ``score_is="confidence"``: a binary model's confidence in its answer is at least 0.5
+      (at the usual 0.5 threshold). When at least :data:`MIN_SCORE_ROWS` binary predictions
+      have scores below 0.5 in a share of :data:`P_POSITIVE_BELOW` or more and ``score >=
+      0.5`` coincides with predicting the positive class in :data:`P_POSITIVE_AGREEMENT` of
+      them or more, the score is P(positive); and when most scores are below 0.5 it is no
+      confidence in the prediction either way.
+    """
+    n = check["rows"]
+    if not n:
+        return None
+    if check["min"] < 0.0 or check["max"] > 1.0:
+        return (f"score is not a probability (from {check['min']:.4g} to {check['max']:.4g}); "
+                "calibration needs a confidence or P(positive) in [0, 1]")
+    binary = check["classes"] <= 2
+    if score_is == "p_positive":
+        if positive is None:
+            return "score_is='p_positive' needs a positive class and the labels give none"
+        if not binary:
+            return (f"score_is='p_positive' needs a binary task; predictions take "
+                    f"{check['classes']} values")
+        return None
+    if not binary or n < MIN_SCORE_ROWS:
+        return None
+    below, agree = check["below_half"], check["agrees_with_positive"]
+    looks_positive = below >= P_POSITIVE_BELOW and agree >= P_POSITIVE_AGREEMENT
+    if looks_positive or below > 0.5:
+        what = (f"score looks like P(positive = {positive!r}), not the confidence in the "
+                f"prediction: {below:.1%} of {n} binary predictions have score < 0.5"
+                if looks_positive else
+                f"score is not the confidence in the prediction: {below:.1%} of {n} binary "
+                "predictions have score < 0.5")
+        if agree == agree:  # not NaN
+            what += f", and score >= 0.5 matches predicting {positive!r} on {agree:.1%}"
+        return (what + "; declare score_is='p_positive' (with the positive class) to convert "
+                "it, or map the confidence to score")
+    return None

@@ -211,3 +211,110 @@ def test_label_diagnostics_share_one_labelled_join_per_view(con):
     del case, perf, cal
     gc.collect()
     assert table not in _temp_tables(con)
+
+
+# --- ROC and PR AUC ----------------------------------------------------------------------------
+
+def hand_auc(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """ROC AUC over all (positive, negative) pairs, ties half; average precision by thresholds."""
+    pos, neg = p[y == 1], p[y == 0]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    roc = pairs / (len(pos) * len(neg))
+    ap = 0.0
+    for t in np.unique(p)[::-1]:
+        at = p == t
+        tp, seen = ((p >= t) & (y == 1)).sum(), (p >= t).sum()
+        ap += (at & (y == 1)).sum() / len(pos) * tp / seen
+    return float(roc), float(ap)
+
+
+def test_auc_hand_values_on_tiny_data():
+    # P(positive) 0.9 0.8 0.8 0.6 0.4 0.3 for labels 1 1 0 0 1 0
+    p = np.array([0.9, 0.8, 0.8, 0.6, 0.4, 0.3])
+    y = np.array([1, 1, 0, 0, 1, 0])
+    # positives 0.9, 0.8, 0.4 against negatives 0.8, 0.6, 0.3: 3 + (1 + 0.5 + 1) + 1 = 6.5 of 9
+    # thresholds 0.9 (R 1/3, P 1), 0.8 (R 2/3, P 2/3), 0.4 (R 1, P 3/5): AP = 1/3 + 2/9 + 1/5
+    assert hand_auc(p, y) == pytest.approx((6.5 / 9, 1 / 3 + 2 / 9 + 1 / 5))
+    ts = TS[:12]
+    prediction = np.where(p >= 0.5, "1", "0")
+    requests = pd.DataFrame({"request_id": [f"t{i}" for i in range(12)], "ts": ts,
+                             "prediction": np.tile(prediction, 2),
+                             "score": np.tile(np.where(p >= 0.5, p, 1 - p), 2)})
+    labels = pd.DataFrame({"request_id": requests["request_id"],
+                           "label": np.tile(y, 2).astype(str)})
+    result = model_performance(make_case(requests=requests, labels=labels), (ts[0], ts[6]),
+                               (ts[6], ts[-1] + pd.Timedelta("1min")))
+    for window in ("baseline", "incident"):
+        assert result.value(window, "roc_auc") == pytest.approx(6.5 / 9, abs=1e-12)
+        assert result.value(window, "pr_auc") == pytest.approx(1 / 3 + 2 / 9 + 1 / 5, abs=1e-12)
+
+
+@pytest.mark.parametrize("score_is", ["confidence", "p_positive"])
+def test_auc_matches_scikit_learn(rows, score_is):
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    # two decimals: many tied scores, which both must count half
+    conf = rows["score"].round(2)
+    p = np.where(rows["prediction"] == "1", conf, 1 - conf)
+    score = p if score_is == "p_positive" else conf
+    requests = rows[["request_id", "ts", "prediction"]].assign(score=score)
+    labels = rows.loc[rows.labelled, ["request_id", "label"]]
+    result = model_performance(make_case(requests=requests, labels=labels), BASELINE, INCIDENT,
+                               score_is=score_is)
+    assert not result.not_assessed
+    for window, part in (("baseline", slice(0, N)), ("incident", slice(N, 2 * N))):
+        keep = rows.labelled.to_numpy()[part]
+        y = (rows["label"].to_numpy()[part][keep] == "1").astype(int)
+        pw = p[part][keep]
+        assert result.value(window, "roc_auc") == pytest.approx(
+            sklearn_metrics.roc_auc_score(y, pw), abs=1e-12)
+        assert result.value(window, "pr_auc") == pytest.approx(
+            sklearn_metrics.average_precision_score(y, pw), abs=1e-12)
+        assert (result.value(window, "roc_auc"), result.value(window, "pr_auc")) == \
+            pytest.approx(hand_auc(pw, y), abs=1e-12)
+
+
+def test_auc_is_not_assessed_with_its_reason():
+    ts = TS[:200]
+    base = pd.DataFrame({"request_id": [f"a{i}" for i in range(200)], "ts": ts,
+                         "prediction": ["1", "0"] * 100})
+    labels = pd.DataFrame({"request_id": base["request_id"], "label": ["1", "1", "0", "0"] * 50})
+    windows = ((ts[0], ts[100]), (ts[100], ts[-1] + pd.Timedelta("1min")))
+
+    def gap(requests, lab=labels, **kwargs):
+        result = model_performance(make_case(requests=requests, labels=lab), *windows, **kwargs)
+        assert result.value("incident", "accuracy") == pytest.approx(0.5)  # the rest still runs
+        assert np.isnan(result.value("incident", "roc_auc"))
+        (entry,) = [g for g in result.not_assessed if g.check == "model.performance:auc"]
+        return entry.reason
+
+    assert "no score" in gap(base)
+    three = base.assign(prediction=["1", "0", "2", "0"] * 50, score=0.9)
+    assert "binary" in gap(three)
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 1, 200)
+    as_p = base.assign(prediction=np.where(p >= 0.5, "1", "0"), score=p)
+    assert "P(positive" in gap(as_p)
+    # one class in a window's labels: AUC undefined there, not an error
+    one = labels.assign(label="1")
+    result = model_performance(make_case(requests=base.assign(score=0.8), labels=one), *windows)
+    assert np.isnan(result.value("baseline", "roc_auc"))
+    assert np.isnan(result.value("baseline", "pr_auc"))
+
+
+def test_empty_and_partial_windows_are_not_assessed(con):
+    from toolkit.diagnose.calibration import calibration as cal
+
+    later = (TS[-1] + pd.Timedelta("1D"), TS[-1] + pd.Timedelta("2D"))
+    for strategy in ("uniform", "quantile"):
+        result = cal(con, BASELINE, later, strategy=strategy, bins=10)
+        assert [g.reason for g in result.not_assessed] == ["no labels in the incident window"]
+    result = model_performance(con, BASELINE, later)
+    assert [g.reason for g in result.not_assessed] == ["no labels in the incident window"]
+    # no score column: calibration says so, performance still runs without AUC
+    requests = pd.DataFrame({"request_id": ["a", "b"], "ts": TS[:2], "prediction": ["1", "0"]})
+    labels = pd.DataFrame({"request_id": ["a", "b"], "label": ["1", "1"]})
+    bare = make_case(requests=requests, labels=labels)
+    assert cal(bare, (TS[0], TS[1]), (TS[1], TS[3])).not_assessed[0].reason.startswith(
+        "requests carry no score")
+    result = model_performance(bare, (TS[0], TS[1]), (TS[1], TS[3]))
+    assert result.value("incident", "accuracy") == 0.0

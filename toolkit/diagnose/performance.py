@@ -8,6 +8,18 @@ integral numbers without a decimal part). Precision, recall and F1 are for the p
 Intervals are Wilson score intervals (95%). Label coverage is labelled / all requests in the
 window; label delay is ``labeled_at - ts`` (approximate quantiles).
 
+Binary tasks with a ``score`` also get **ROC AUC** and **PR AUC**, exact, in the engine: the
+labelled predictions are grouped by their P(positive) (``score`` when ``score_is="p_positive"``,
+else ``score`` for a positive prediction and ``1 - score`` for a negative one), and from the
+positives ``P_s`` and negatives ``N_s`` at each distinct value ``s``:
+``ROC AUC = sum_s P_s (N_{<s} + N_s / 2) / (P N)`` (the Mann-Whitney statistic, ties counted
+half: scikit-learn's ``roc_auc_score``) and ``PR AUC = sum_s (P_s / P) TP_{>=s} / (TP_{>=s} +
+FP_{>=s})`` (average precision, scikit-learn's ``average_precision_score``, with no
+interpolation). NaN when a window's labels hold one class only. Not assessed, with the reason,
+without scores, for more than two classes, or for a score that looks like P(positive) while
+declared a confidence (:func:`~.calibration.score_problem`). Every recipe, with its source, is
+in ``docs/recipes.md``.
+
 Findings: ``model.accuracy_drop`` when incident accuracy is lower than baseline accuracy by at
 least 3 points with a two-proportion z-test p < 0.001 (high from 8 points);
 ``model.version_regression`` when a model version serving in the incident is at least 3 points
@@ -25,13 +37,14 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from toolkit._validation import check_windows
+from toolkit._validation import check_option, check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
 from toolkit.diagnose._labels import labelled_table, positive_class
 from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
+from toolkit.diagnose.calibration import SCORE_IS, score_problem, score_semantics
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +67,8 @@ class PerformanceResult(DiagnosticResult):
     table
         One row per window: ``labelled``, ``requests``, ``coverage``, ``accuracy`` (with
         ``accuracy_lo``/``accuracy_hi``), ``precision``, ``recall``, ``f1`` (with intervals),
-        ``delay_p50_h``, ``delay_p90_h``.
+        ``delay_p50_h``, ``delay_p90_h``, ``roc_auc``, ``pr_auc`` (binary tasks with scores,
+        else NaN with a ``model.performance:auc`` entry in ``not_assessed``).
     by_version
         The same metrics per window and ``model_version``.
     timeline
@@ -65,6 +79,7 @@ class PerformanceResult(DiagnosticResult):
     title = "Model performance"
 
     positive: str | None = None
+    score_is: str = "confidence"
     by_version: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
@@ -85,6 +100,8 @@ class PerformanceResult(DiagnosticResult):
             "precision baseline": self.value("baseline", "precision"),
             "precision incident": self.value("incident", "precision"),
             "label coverage incident": self.value("incident", "coverage"),
+            "ROC AUC baseline": self.value("baseline", "roc_auc"),
+            "ROC AUC incident": self.value("incident", "roc_auc"),
             "positive class": self.positive,
         }
 
@@ -208,10 +225,27 @@ def model_performance(
     /,
     *,
     positive: str | None = None,
+    score_is: str = "confidence",
     bucket: timedelta | None = None,
     case: CaseView | None = None,
 ) -> PerformanceResult:
-    """Accuracy, precision, recall and F1 with Wilson intervals, per window, version and time.
+    """Accuracy, precision, recall and F1 with Wilson intervals, per window, version and time;
+    ROC and PR AUC per window for binary tasks with scores.
+
+    Parameters
+    ----------
+    con
+        Case connection.
+    baseline, incident
+        The windows (``Window``, ``"START/END"`` or ``(start, end)``); they must not overlap.
+    positive
+        The positive class (default: a conventional label token, else the rarer label).
+    score_is
+        What ``score`` holds: ``"confidence"`` (in ``prediction``) or ``"p_positive"``.
+    bucket
+        Timeline bucket width (default: about 240 buckets over the span).
+    case
+        A :class:`~toolkit.diagnose._case.CaseView` to share between diagnostics.
 
     Examples
     --------
@@ -228,8 +262,9 @@ def model_performance(
     (1.0, 0.5)
     """
     baseline, incident = check_windows(baseline, incident)
+    check_option("score_is", score_is, SCORE_IS)
     case = case or case_view(con)
-    base = dict(baseline=baseline, incident=incident)
+    base = dict(baseline=baseline, incident=incident, score_is=score_is)
     if not case.has("requests", "prediction"):
         return PerformanceResult(**base, not_assessed=(
             NotAssessed(ID, "requests carry no predictions"),))
@@ -287,6 +322,8 @@ def model_performance(
                           for d in per_window.pop("delay_q")], dtype=float).reshape(
         len(per_window), 2)
     per_window["delay_p50_h"], per_window["delay_p90_h"] = quantiles[:, 0], quantiles[:, 1]
+    ranking, gap = _ranking(case, record, windows, positive, score_is)
+    per_window = per_window.merge(ranking, on="window", how="left")
     per_window = per_window.set_index("window").loc[["baseline", "incident"]].reset_index()
     by_version = pd.DataFrame()
     if has_version:
@@ -297,7 +334,8 @@ def model_performance(
     timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
         "bucket_start", ignore_index=True)
     result = PerformanceResult(**base, positive=positive, table=per_window,
-                               by_version=by_version, timeline=timeline, sql=record.sql)
+                               by_version=by_version, timeline=timeline, sql=record.sql,
+                               not_assessed=(gap,) if gap else ())
     for finding in result.findings():
         gradual = gradual_onset(timeline, "accuracy", after=baseline.end, weights="labelled")
         if finding.id == "model.accuracy_drop" and finding.onset is not None and gradual is None:
@@ -323,3 +361,50 @@ def _metrics(frame: pd.DataFrame) -> pd.DataFrame:
         lo, hi = st.wilson_interval(k, m)
         frame[f"{name}_lo"], frame[f"{name}_hi"] = lo, hi
     return frame
+
+
+def _ranking(case: CaseView, record: Recorder, rows: ibis.Table, positive: str | None,
+             score_is: str) -> tuple[pd.DataFrame, NotAssessed | None]:
+    """ROC AUC and PR AUC per window (see the module documentation), one query in the engine;
+    an empty frame and the reason when they cannot be computed."""
+    empty = pd.DataFrame({"window": ["baseline", "incident"], "roc_auc": np.nan,
+                          "pr_auc": np.nan})
+    if "score" not in case.columns["requests"]:
+        return empty, NotAssessed(f"{ID}:auc", "requests carry no score for ROC and PR AUC")
+    if positive is None:
+        return empty, NotAssessed(f"{ID}:auc", "no positive class for ROC and PR AUC")
+    rows = rows.filter(rows.score.notnull())
+    check = score_semantics(record, rows, positive)
+    labels = record(rows.aggregate(k=rows.label.nunique())).iloc[0]["k"]
+    if not check["rows"]:
+        return empty, NotAssessed(f"{ID}:auc", "no labelled prediction has a score")
+    if check["classes"] > 2 or int(labels) > 2:
+        return empty, NotAssessed(f"{ID}:auc", "ROC and PR AUC are for binary tasks; "
+                                  f"{max(check['classes'], int(labels))} classes here")
+    problem = score_problem(check, score_is, positive)
+    if problem:
+        return empty, NotAssessed(f"{ID}:auc", problem)
+    pos = ibis.literal(positive)
+    score = rows.score.cast("float64")
+    p = score if score_is == "p_positive" else ibis.cases((rows.prediction == pos, score),
+                                                          else_=1 - score)
+    y = (rows.label == pos).cast("int64")
+    per = rows.mutate(_p=p, _y=y).group_by(window="_window", p="_p").aggregate(
+        pos=ibis._._y.sum(), neg=(1 - ibis._._y).sum())
+    up = ibis.cumulative_window(group_by=per.window, order_by=per.p)
+    down = ibis.cumulative_window(group_by=per.window, order_by=ibis.desc(per.p))
+    pos_f, neg_f = per.pos.cast("float64"), per.neg.cast("float64")
+    steps = per.mutate(
+        below=per.neg.sum().over(up) - per.neg,   # negatives with a lower P(positive)
+        tp=per.pos.sum().over(down), seen=(per.pos + per.neg).sum().over(down),
+        pos_f=pos_f, neg_f=neg_f)
+    totals = record(steps.group_by("window").aggregate(
+        n_pos=steps.pos_f.sum(), n_neg=steps.neg_f.sum(),
+        ranked=(steps.pos_f * (steps.below.cast("float64") + steps.neg_f / 2)).sum(),
+        precision=(steps.pos_f * steps.tp.cast("float64") / steps.seen.cast("float64")).sum()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        both = (totals["n_pos"] > 0) & (totals["n_neg"] > 0)
+        totals["roc_auc"] = np.where(both, totals["ranked"] / (totals["n_pos"] * totals["n_neg"]),
+                                     np.nan)
+        totals["pr_auc"] = np.where(both, totals["precision"] / totals["n_pos"], np.nan)
+    return totals[["window", "roc_auc", "pr_auc"]], None

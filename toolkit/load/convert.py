@@ -22,11 +22,10 @@ from toolkit.store.schema import (
     LOAD_ID,
     REQUIRED,
     canonical_columns,
-    quote_ident,
     quote_literal,
 )
 
-__all__ = ["ColumnPlan", "ConversionPlan", "plan_conversion", "convert_expr"]
+__all__ = ["ColumnPlan", "ConversionPlan", "plan_conversion", "convert_expr", "present_expr"]
 
 _NUMERIC = (
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -59,6 +58,15 @@ class ColumnPlan:
         SQL of the source value (``None`` when the value is derived, e.g. a synthesized id).
     required
         Whether a row without a value is rejected.
+    role
+        ``table`` (a column of the target table), ``label`` / ``labeled_at`` (ground truth
+        logged inline with a request, written to ``labels``).
+    present
+        SQL that is true when the source holds a value (by default: it is not NULL); a present
+        value that converts to NULL rejects the row. ``nan`` is no value for a number, and an
+        empty text no value for a code such as ``status``.
+    reason
+        Why a present value that converts to NULL is rejected (default: from the type).
     """
 
     target: str
@@ -66,6 +74,9 @@ class ColumnPlan:
     expr: str
     source: str | None
     required: bool = False
+    role: str = "table"
+    present: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -123,6 +134,14 @@ def plan_conversion(
             continue
         if name in canonical and name not in {t for t, _ in assigned.values()}:
             assigned[name] = (name, None)
+    # DuckDB names are case-insensitive: `TS` is the `ts` column when the file has no `ts`
+    by_lower = {c.lower(): c for c in canonical}
+    for name in source_types:
+        if name in assigned or name in drop or name.lower() not in by_lower:
+            continue
+        target = by_lower[name.lower()]
+        if target not in {t for t, _ in assigned.values()}:
+            assigned[name] = (target, None)
 
     plan = ConversionPlan(table, [], notes=list(staged.notes))
     taken = set()
@@ -138,12 +157,11 @@ def plan_conversion(
         if target in canonical:
             taken.add(target)
             plan.columns.append(
-                _canonical_plan(source, source_types[source], target, canonical[target], unit,
-                                table)
+                _canonical_plan(staged, source, target, canonical[target], unit, table)
             )
 
     _add_missing_required(plan, staged, table, taken)
-    _add_status_fallback(plan, table, taken, assigned, source_types)
+    _add_status_fallback(plan, staged, table, taken, assigned)
 
     extras = {
         source: target
@@ -158,6 +176,9 @@ def plan_conversion(
         plan.notes.append("hive partition key(s) not loaded: " + ", ".join(partitions))
         extras = {s: t for s, t in extras.items() if s not in staged.partitions}
     if table in FEATURE_TABLES:
+        _check_names(staged, [c.target for c in plan.columns] + [
+            t for t in extras.values() if t not in _REQUEST_CORE and t not in _INLINE_LABELS
+        ])
         _plan_features(con, staged, table, plan, extras, mapping)
     elif table in _FOLD_INTO and extras:
         _fold_extras(plan, staged, _FOLD_INTO[table], extras)
@@ -168,13 +189,43 @@ def plan_conversion(
     return plan
 
 
+def _check_names(staged: StagedSource, targets: list[str]) -> None:
+    """Refuse column names that DuckDB cannot keep apart (case) or that the loader reserves."""
+    for target in targets:
+        if target.lower() == LOAD_ID:
+            raise SchemaMismatchError(
+                f"{staged.label}: column {target!r} is reserved for provenance ({LOAD_ID}); "
+                "rename it with a mapping file (--mapping) or drop it (drop = [...]).",
+                path=staged.label,
+            )
+    seen: dict[str, str] = {}
+    for target in targets:
+        other = seen.setdefault(target.lower(), target)
+        if other != target:
+            raise SchemaMismatchError(
+                f"{staged.label}: columns {other!r} and {target!r} differ only in case, and "
+                "DuckDB column names are case-insensitive; rename or drop one with a mapping "
+                "file (--mapping).",
+                path=staged.label,
+            )
+
+
 def _canonical_plan(
-    source: str, source_type: str, target: str, target_type: str, unit: str | None, table: str
+    staged: StagedSource, source: str, target: str, target_type: str, unit: str | None,
+    table: str,
 ) -> ColumnPlan:
-    src = quote_ident(source)
+    src = staged.ref(source)
+    source_type = staged.columns[source]
     expr = convert_expr(src, source_type, target_type, target=target, unit=unit)
     required = target in REQUIRED[table]
-    return ColumnPlan(target, target_type, expr, src, required)
+    reason = None
+    if table == "features" and target == "kind":
+        # the catalog's CHECK constraint: anything else is a rejected row, not a failed file
+        expr = f"CASE WHEN ({expr}) IN ('numeric', 'categorical') THEN ({expr}) END"
+        reason = "not 'numeric' or 'categorical'"
+    return ColumnPlan(target, target_type, expr, src, required,
+                      present=present_expr(src, source_type, target_type, target=target),
+                      reason=reason)
 
 
 def _add_missing_required(
@@ -201,10 +252,10 @@ def _add_missing_required(
 
 def _add_status_fallback(
     plan: ConversionPlan,
+    staged: StagedSource,
     table: str,
     taken: set[str],
     assigned: dict[str, tuple[str, str | None]],
-    source_types: dict[str, str],
 ) -> None:
     """Derive ``requests.status`` from the HTTP status or error type when it is absent."""
     if table != "requests" or "status" in taken:
@@ -212,8 +263,8 @@ def _add_status_fallback(
     by_target = {target: source for source, (target, _) in assigned.items()}
     if "http_status" in by_target:
         code = convert_expr(
-            quote_ident(by_target["http_status"]),
-            source_types[by_target["http_status"]],
+            staged.ref(by_target["http_status"]),
+            staged.columns[by_target["http_status"]],
             "INTEGER",
             target="http_status",
         )
@@ -222,7 +273,7 @@ def _add_status_fallback(
             f"WHEN ({code}) < 400 THEN 'ok' ELSE 'error' END"
         )
     elif "error_type" in by_target:
-        expr = f"CASE WHEN {quote_ident(by_target['error_type'])} IS NULL THEN 'ok' ELSE 'error' END"
+        expr = f"CASE WHEN {staged.ref(by_target['error_type'])} IS NULL THEN 'ok' ELSE 'error' END"
     else:
         return
     plan.columns.append(ColumnPlan("status", "VARCHAR", expr, None))
@@ -236,14 +287,15 @@ def _fold_extras(
     """Keep extra event / metric columns as keys of ``detail`` / ``labels`` (nothing dropped)."""
     pairs = ", ".join(
         f"{quote_literal(target)}, "
-        + convert_expr(quote_ident(source), staged.columns[source], "JSON", target=None)
+        + convert_expr(staged.ref(source), staged.columns[source], "JSON", target=None)
         for source, target in extras.items()
     )
     folded = f"json_object({pairs})"
     for i, column in enumerate(plan.columns):
         if column.target == into:
             expr = f"json_merge_patch(coalesce({column.expr}, '{{}}'::JSON), {folded})"
-            plan.columns[i] = ColumnPlan(into, column.dtype, expr, column.source)
+            plan.columns[i] = ColumnPlan(into, column.dtype, expr, column.source,
+                                         present=column.present)
             break
     else:
         plan.columns.append(ColumnPlan(into, "JSON", folded, None))
@@ -270,24 +322,20 @@ def _plan_features(
         for source, target in list(features.items()):
             if target in _INLINE_LABELS:
                 # ground truth logged inline with the request: goes to `labels` too
+                dtype = "VARCHAR" if target == "label" else "TIMESTAMPTZ"
+                src = staged.ref(source)
                 plan.columns.append(
                     ColumnPlan(
-                        f"__{target}",
-                        "VARCHAR" if target == "label" else "TIMESTAMPTZ",
-                        convert_expr(quote_ident(source), staged.columns[source],
-                                     "VARCHAR" if target == "label" else "TIMESTAMPTZ",
-                                     target=target),
-                        quote_ident(source),
+                        target,
+                        dtype,
+                        convert_expr(src, staged.columns[source], dtype, target=target),
+                        src,
+                        role=target,
+                        present=present_expr(src, staged.columns[source], dtype, target=target),
                     )
                 )
                 plan.inline_labels = True
                 del features[source]
-    for reserved in (LOAD_ID,):
-        if reserved in features.values():
-            raise SchemaMismatchError(
-                f"{staged.label}: column {reserved!r} is reserved for provenance; rename it.",
-                path=staged.label,
-            )
     if not features:
         return
     declared = mapping.features if mapping else {}
@@ -300,6 +348,10 @@ def _plan_features(
         ).fetchall()
     }
     catalog = dict(con.execute("SELECT name, kind FROM features").fetchall())
+    # a feature already in the table under another case is that column (DuckDB names are
+    # case-insensitive): keep its spelling, so the catalog has one entry for it
+    spelled = {name.lower(): name for name in [*table_types, *catalog]}
+    features = {s: spelled.get(t.lower(), t) for s, t in features.items()}
     unknown = [
         s for s, t in features.items()
         if t not in table_types and t not in catalog and "kind" not in declared.get(t, {})
@@ -315,9 +367,12 @@ def _plan_features(
         else:
             kind = inferred[source]
         dtype = "DOUBLE" if kind == "numeric" else "VARCHAR"
-        src = quote_ident(source)
+        src = staged.ref(source)
         expr = convert_expr(src, staged.columns[source], dtype, target=None)
-        plan.columns.append(ColumnPlan(target, dtype, expr, src))
+        plan.columns.append(ColumnPlan(
+            target, dtype, expr, src,
+            present=present_expr(src, staged.columns[source], dtype, target=None),
+        ))
         if target not in table_types:
             plan.new_features[target] = kind
         if "unit" in declared.get(target, {}):
@@ -345,7 +400,7 @@ def _infer_kinds(
         return kinds
     parts = []
     for i, source in enumerate(text):
-        col = quote_ident(source)
+        col = staged.ref(source)
         parts.append(
             f"count({col}) AS n{i}, count(TRY_CAST({col} AS DOUBLE)) AS x{i}, "
             f"count_if(regexp_matches({col}, '^\\s*[+-]?0[0-9]')) AS z{i}"
@@ -379,7 +434,11 @@ def convert_expr(
             value = f"CAST(CAST({src} AS INTEGER) AS DOUBLE)"
         else:
             value = f"TRY_CAST({src} AS DOUBLE)"
-        return value if scale == 1.0 else f"({value} * {scale!r})"
+        value = value if scale == 1.0 else f"({value} * {scale!r})"
+        if numeric and base not in _FLOATS:
+            return value
+        # NaN is "no value" (as Prometheus means it): NULL, so aggregates skip it
+        return f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"
     if target_type in ("INTEGER", "BIGINT"):
         if numeric:
             return f"TRY_CAST({src} AS {target_type})"
@@ -416,6 +475,42 @@ def convert_expr(
     return f"TRY_CAST({src} AS {target_type})"
 
 
+def present_expr(src: str, source_type: str, target_type: str, *, target: str | None) -> str:
+    """SQL that is true when ``src`` holds a value for ``target_type``.
+
+    A present value that converts to NULL rejects its row; an absent one is a NULL. ``nan``
+    is absent for a number (it loads as NULL), an empty or blank text absent for a code.
+
+    Examples
+    --------
+    >>> present_expr('"x"', "DOUBLE", "DOUBLE", target=None)
+    '("x" IS NOT NULL AND NOT isnan("x"))'
+    """
+    base = source_type.split("(")[0].upper()
+    if target_type == "DOUBLE" and base in _FLOATS:
+        return f"({src} IS NOT NULL AND NOT isnan({src}))"
+    if target_type == "DOUBLE" and base in ("VARCHAR", "JSON"):
+        return f"({src} IS NOT NULL AND lower(trim({src})) NOT IN ('nan', '+nan', '-nan'))"
+    if target_type == "VARCHAR" and base == "VARCHAR" and target in ("status", "kind", "artifact"):
+        return f"(nullif(trim({src}), '') IS NOT NULL)"
+    return f"({src} IS NOT NULL)"
+
+
+#: Largest UTC offset accepted in a timestamp text, in minutes (as java.time: +-18:00).
+MAX_OFFSET_MINUTES = 18 * 60
+#: A trailing UTC offset after a time of day: ``12:00:00.5+05:30``, ``12:00-0800``.
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*([+-])(\d{2})(?::?(\d{2}))?\s*$"
+
+
+def _offset_out_of_range(src: str) -> str:
+    hours = f"TRY_CAST(regexp_extract({src}, '{_OFFSET}', 2) AS INTEGER)"
+    minutes = f"coalesce(TRY_CAST(nullif(regexp_extract({src}, '{_OFFSET}', 3), '') AS INTEGER), 0)"
+    return (
+        f"(regexp_matches({src}, '{_OFFSET}') AND "
+        f"({hours} * 60 + {minutes} > {MAX_OFFSET_MINUTES} OR {minutes} > 59))"
+    )
+
+
 def _timestamp_expr(src: str, base: str, numeric: bool, unit: str | None) -> str:
     if base in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         return src
@@ -425,7 +520,8 @@ def _timestamp_expr(src: str, base: str, numeric: bool, unit: str | None) -> str
         return _epoch_expr(f"CAST({src} AS DOUBLE)", unit)
     if unit in EPOCH_UNITS:
         return _epoch_expr(f"TRY_CAST({src} AS DOUBLE)", unit)
-    iso = f"TRY_CAST({src} AS TIMESTAMPTZ)"
+    # DuckDB takes any offset (-25:00 too): one beyond +-18:00 is not a timestamp
+    iso = f"CASE WHEN {_offset_out_of_range(src)} THEN NULL ELSE TRY_CAST({src} AS TIMESTAMPTZ) END"
     if unit == "iso":
         return iso
     return f"coalesce({iso}, {_epoch_expr(f'TRY_CAST({src} AS DOUBLE)', None)})"

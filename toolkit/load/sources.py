@@ -5,12 +5,19 @@ index in a Parquet file or frame), a ``_parse_error`` (set when the record itsel
 e.g. a truncated JSON line), a ``_raw`` text for records that are kept whole (JSON lines), and one
 column per source column: text for CSV and JSON, typed for Parquet and frames.
 
-No Python touches the rows: each reader is a DuckDB table function.
+The generic readers never put a user's column name into the relation: source column ``i`` is
+read under the positional alias ``_s<i>`` (:attr:`StagedSource.refs` maps the name to it), so a
+column called ``_row``, ``_raw``, ``ordinality`` or ``__c0`` cannot collide with the loader's own
+columns.
+
+No Python touches the rows: each reader is a DuckDB table function. Python only reads the head
+of a file to recognise what it is (gzip, UTF-16, binary, the header line).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import itertools
 import re
 import uuid
@@ -26,7 +33,15 @@ from toolkit.errors import FileParseError
 from toolkit.load.discover import SourceFile
 from toolkit.store.schema import quote_ident, quote_literal
 
-__all__ = ["StagedSource", "stage_file", "stage_frame", "parse_error", "READ_ERRORS"]
+__all__ = [
+    "StagedSource",
+    "stage_file",
+    "stage_frame",
+    "parse_error",
+    "line_breaks",
+    "READ_ERRORS",
+    "MAX_LINE_BYTES",
+]
 
 #: DuckDB errors that mean "the input is bad", as opposed to a bug in our SQL.
 READ_ERRORS = (
@@ -35,6 +50,9 @@ READ_ERRORS = (
     duckdb.ConversionException,
     duckdb.SerializationException,
 )
+
+#: Longest line (record) a text reader accepts; a longer line is one reject, not a failed file.
+MAX_LINE_BYTES = 1 << 28
 
 _counter = itertools.count()
 
@@ -72,6 +90,13 @@ class StagedSource:
     error_column
         Whether the relation has ``_parse_column``: the source field a ``_parse_error`` is
         about (e.g. a payload that does not decode), reported as the reject's column.
+    refs
+        The relation's column for a source column, when it is not the column's own name (the
+        generic readers read every source column under a positional alias).
+    records
+        The number of records counted independently of the parser (physical lines of a CSV
+        file after its header, rows in a Parquet file's metadata, rows of a frame), when known;
+        the writer refuses a source whose parsed records do not account for it.
     """
 
     relation: str
@@ -87,12 +112,18 @@ class StagedSource:
     registered: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error_column: bool = False
+    refs: dict[str, str] = field(default_factory=dict)
+    records: int | None = None
+
+    def ref(self, name: str) -> str:
+        """SQL naming source column ``name`` in :attr:`relation`."""
+        return quote_ident(self.refs.get(name, name))
 
     def raw_expr(self) -> str:
         """SQL giving the raw text of a record: the line itself, or a JSON object of its fields."""
         if self.has_raw:
             return "_raw"
-        pairs = ", ".join(f"{quote_literal(n)}, {quote_ident(n)}" for n in self.columns)
+        pairs = ", ".join(f"{quote_literal(n)}, {self.ref(n)}" for n in self.columns)
         return f"CAST(json_object({pairs}) AS VARCHAR)" if pairs else "NULL"
 
 
@@ -141,12 +172,186 @@ def _describe(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> dict[st
     return {name: dtype for name, dtype, *_ in rows}
 
 
+def _describe_list(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[tuple[str, str]]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {sql}", params).fetchall()
+    return [(name, dtype) for name, dtype, *_ in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# What a text file is: checked on its head before DuckDB reads it
+
+
+_HEAD_BYTES = 1 << 16
+_MAGIC = {
+    b"PAR1": "a Parquet file (name it .parquet)",
+    b"PK\x03\x04": "a ZIP archive (an Excel workbook? export it as CSV)",
+    b"BZh": "bzip2-compressed (decompress it, or recompress it with gzip as .gz)",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed (decompress it, or recompress it with gzip as .gz)",
+    b"\xfd7zXZ\x00": "xz-compressed (decompress it, or recompress it with gzip as .gz)",
+    b"\xd0\xcf\x11\xe0": "an old Excel/OLE document (export it as CSV)",
+}
+
+
+def _gzipped(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a text file (decompressed), after checking the compression its name
+    claims; raises :class:`FileParseError` for a file that is not what its name says."""
+    with open(path, "rb") as handle:
+        start = handle.read(_HEAD_BYTES)
+    magic_gzip = start[:2] == b"\x1f\x8b"
+    if _gzipped(path) and not magic_gzip:
+        raise FileParseError(
+            f"{path}: named .gz but not gzip-compressed; rename it without .gz "
+            "(or compress it with gzip).",
+            path=str(path), position="byte 0",
+        )
+    if magic_gzip and not _gzipped(path):
+        raise FileParseError(
+            f"{path}: gzip-compressed but not named .gz; rename it to {path.name}.gz.",
+            path=str(path), position="byte 0",
+        )
+    if magic_gzip:
+        try:
+            with gzip.open(path, "rb") as handle:
+                start = handle.read(_HEAD_BYTES)
+        except (OSError, EOFError) as exc:
+            raise FileParseError(f"{path}: corrupt gzip data: {exc}.", path=str(path)) from None
+    return start
+
+
+def _check_text(path: Path, head: bytes) -> None:
+    """Refuse a file that is not text: UTF-16/32, binary, or another format under a text name."""
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise FileParseError(f"{path}: not a text file: it is {what}.", path=str(path),
+                                 position="byte 0")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(head):
+        raise FileParseError(
+            f"{path}: the file is UTF-16 encoded; convert it to UTF-8 "
+            f"(e.g. iconv -f UTF-16 -t UTF-8 {path.name}).",
+            path=str(path), position="byte 0",
+        )
+    nul = head.find(b"\x00")
+    control = sum(1 for b in head if b < 9 or 13 < b < 32 and b != 27)
+    if nul >= 0 or (head and control > 0.05 * len(head)):
+        where = nul if nul >= 0 else 0
+        raise FileParseError(
+            f"{path} (byte {where}): binary data, not a text table; is the file in the format "
+            "its name says?",
+            path=str(path), position=f"byte {where}",
+        )
+
+
+def _utf16_without_bom(head: bytes) -> bool:
+    sample = head[:200]
+    if len(sample) < 4:
+        return False
+    zeros_even = sample[0::2].count(0)
+    zeros_odd = sample[1::2].count(0)
+    half = len(sample) // 2
+    return zeros_even > 0.4 * half or zeros_odd > 0.4 * half
+
+
+_NEWLINE = re.compile(rb"\r\n|\r|\n")
+
+
+def _read_header(path: Path, head: bytes) -> tuple[str, list[str], str]:
+    """Delimiter, column names and encoding of a CSV file, from its header line.
+
+    The delimiter is the candidate that splits the header most (tab for ``.tsv``); empty or
+    repeated names become ``column_<i>`` / ``name_<k>`` as DuckDB would name them. A header
+    that is not UTF-8 is read as Latin-1, and so is the whole file (``latin-1``).
+    """
+    raw = _NEWLINE.split(head, maxsplit=1)[0]
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        line, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        line, encoding = raw.decode("latin-1"), "latin-1"
+    if not line.strip():
+        raise FileParseError(f"{path}: line 1: empty header line.", path=str(path),
+                             position="line 1")
+    if path.name.lower().endswith((".tsv", ".tsv.gz")):
+        delimiter = "\t"
+    else:
+        counts = {d: line.count(d) for d in _DELIMITERS}
+        delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) else ","
+    try:
+        fields = next(csv.reader([line], delimiter=delimiter))
+    except csv.Error as exc:
+        raise FileParseError(f"{path} (line 1): the header cannot be read: {exc}.",
+                             path=str(path), position="line 1") from None
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(fields):
+        name = name.strip() or f"column_{i}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return delimiter, names, encoding
+
+
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _line_reader(rejects: str, scans: str, encoding: str = "utf-8") -> str:
+    """``read_csv`` that yields every line of ``$path`` as one text value (blank lines NULL).
+
+    \\x1e never occurs unescaped in JSON or in a sane CSV line; lines DuckDB cannot take (not
+    UTF-8, longer than :data:`MAX_LINE_BYTES`) go to the ``rejects`` table, one row per line.
+    """
+    enc = "" if encoding == "utf-8" else f", encoding = {quote_literal(encoding)}"
+    return (
+        "read_csv($path, columns = {'_raw': 'VARCHAR'}, header = false, delim = '\x1e', "
+        "quote = '', escape = '', auto_detect = false, null_padding = false, "
+        f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, "
+        f"rejects_table = '{rejects}', rejects_scan = '{scans}'{enc})"
+    )
+
+
+def _rejected_lines(con: duckdb.DuckDBPyConnection, rejects: str) -> list[tuple[int, str, str]]:
+    """(line, reason, raw text) of each line a line reader refused, in line order."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [rejects]
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    rows = con.execute(
+        f"SELECT line, string_agg(DISTINCT error_type, '; '), any_value(left(csv_line, 4096)) "
+        f"FROM {quote_ident(rejects)} GROUP BY line ORDER BY line"
+    ).fetchall()
+    reasons = {
+        "INVALID ENCODING": "not valid UTF-8 text",
+        "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES} bytes",
+        "TOO MANY COLUMNS": "contains a record-separator control character (\\x1e)",
+    }
+    out = []
+    for line, kinds, raw in rows:
+        reason = "; ".join(reasons.get(k, k.lower()) for k in kinds.split("; "))
+        out.append((int(line), reason, raw))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSource:
     rejects, scans = _name("csv_rejects"), _name("csv_scans")
-    delimiter, header = _read_header(source.path)
+    head = _head(source.path)
+    _check_text(source.path, head)
+    delimiter, header, encoding = _read_header(source.path, head)
+    aliases = [f"_s{i}" for i in range(len(header))]
     # The header line is the contract: the dialect and the column names come from it, so a
-    # few malformed lines cannot lead DuckDB's sniffer to a wrong dialect.
-    spec = "{" + ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in header) + "}"
+    # few malformed lines cannot lead DuckDB's sniffer to a wrong dialect. Columns are read
+    # under positional aliases: no user name ever reaches the SQL.
+    spec = "{" + ", ".join(f"{quote_literal(a)}: 'VARCHAR'" for a in aliases) + "}"
     options = [
         "header = true",
         "auto_detect = false",
@@ -155,50 +360,107 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSour
         "quote = '\"'",
         "escape = '\"'",
         "null_padding = false",
-        "max_line_size = 268435456",
+        f"max_line_size = {MAX_LINE_BYTES}",
         f"hive_partitioning = {str(source.hive).lower()}",
     ]
+    if encoding != "utf-8":
+        options.append(f"encoding = {quote_literal(encoding)}")
     reader = f"read_csv($path, {', '.join(options)}"
     params = {"path": str(source.path)}
-    columns = _describe(con, reader + ")", params)
+    described = _describe_list(con, reader + ")", params)
+    # hive partition keys follow the file's columns, under their own names
+    names = header + [name for name, _ in described[len(header):]]
+    every = [f"_s{i}" for i in range(len(names))]
     staged_reader = (
         f"{reader}, store_rejects = true, rejects_table = '{rejects}', "
         f"rejects_scan = '{scans}')"
     )
-    names = list(columns)
-    select = ", ".join(quote_ident(n) for n in names)
+    select = ", ".join(quote_ident(a) for a in every)
     relation = (
-        f"(SELECT ordinality AS _row, NULL::VARCHAR AS _parse_error, {select} "
-        f"FROM {staged_reader} WITH ORDINALITY)"
+        f"(SELECT _ord AS _row, NULL::VARCHAR AS _parse_error, {select} "
+        f"FROM {staged_reader} WITH ORDINALITY AS _t({select}, _ord))"
     )
+    cleanup = [rejects, scans]
+    notes = []
+    if encoding != "utf-8":
+        notes.append("the header is not UTF-8: the file was read as Latin-1")
     return StagedSource(
         relation,
         params,
-        columns,
+        {name: dtype for name, (_, dtype) in zip(names, described, strict=True)},
         text=True,
         label=str(source.path),
         line_offset=1,
         csv_rejects=rejects,
         partitions=_partition_keys(source),
-        cleanup=[rejects, scans],
+        cleanup=cleanup,
+        notes=notes,
+        refs=dict(zip(names, every, strict=True)),
+        records=_count_lines(con, source.path, encoding, cleanup) - 1,
     )
+
+
+def _count_lines(
+    con: duckdb.DuckDBPyConnection, path: Path, encoding: str, cleanup: list[str]
+) -> int:
+    """Non-blank physical lines of a text file, counted without its quoting rules."""
+    rejects, scans = _name("line_rejects"), _name("line_scans")
+    cleanup.extend([rejects, scans])
+    (readable,) = con.execute(
+        f"SELECT count(_raw) FROM {_line_reader(rejects, scans, encoding)}", {"path": str(path)}
+    ).fetchall()[0]
+    return int(readable) + len(_rejected_lines(con, rejects))
+
+
+def line_breaks(con: duckdb.DuckDBPyConnection, staged: StagedSource) -> int:
+    """Line breaks inside the values of a staged text source (quoted multi-line fields)."""
+    if not staged.columns:
+        return 0
+    terms = " + ".join(
+        f"coalesce(len(regexp_extract_all({staged.ref(n)}, '\\r\\n|\\r|\\n')), 0)"
+        for n in staged.columns
+    )
+    total = con.execute(
+        f"SELECT sum({terms}) FROM {staged.relation}", staged.params
+    ).fetchall()[0][0]
+    return int(total or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSource:
-    reader = (
-        "read_parquet($path, file_row_number = true, "
-        f"hive_partitioning = {str(source.hive).lower()})"
-    )
     params = {"path": str(source.path)}
-    columns = _describe(con, reader, params)
-    columns.pop("file_row_number", None)
-    select = ", ".join(quote_ident(n) for n in columns)
-    relation = (
-        f"(SELECT file_row_number + 1 AS _row, NULL::VARCHAR AS _parse_error, {select} "
-        f"FROM {reader})"
-    )
-    return StagedSource(relation, params, columns, text=False, label=str(source.path),
-                        partitions=_partition_keys(source))
+    hive = f"hive_partitioning = {str(source.hive).lower()}"
+    plain = _describe_list(con, f"read_parquet($path, {hive})", params)
+    names = [name for name, _ in plain]
+    every = [f"_s{i}" for i in range(len(names))]
+    select = ", ".join(quote_ident(a) for a in every)
+    if any(name.lower() == "file_row_number" for name in names):
+        # the file has a column of that name: DuckDB's row-number option would clash with it
+        relation = (
+            f"(SELECT _ord AS _row, NULL::VARCHAR AS _parse_error, {select} "
+            f"FROM read_parquet($path, {hive}) WITH ORDINALITY AS _t({select}, _ord))"
+        )
+    else:
+        with_number = _describe_list(
+            con, f"read_parquet($path, file_row_number = true, {hive})", params
+        )
+        position = [name for name, _ in with_number].index("file_row_number")
+        aliases = every[:position] + ["_frn"] + every[position:]
+        relation = (
+            f"(SELECT _frn + 1 AS _row, NULL::VARCHAR AS _parse_error, {select} "
+            f"FROM read_parquet($path, file_row_number = true, {hive}) "
+            f"AS _t({', '.join(quote_ident(a) for a in aliases)}))"
+        )
+    (records,) = con.execute(
+        "SELECT sum(num_rows) FROM parquet_file_metadata($path)", params
+    ).fetchall()[0]
+    return StagedSource(relation, params, dict(plain), text=False, label=str(source.path),
+                        partitions=_partition_keys(source),
+                        refs=dict(zip(names, every, strict=True)),
+                        records=int(records or 0))
 
 
 def _partition_keys(source: SourceFile) -> tuple[str, ...]:
@@ -207,38 +469,46 @@ def _partition_keys(source: SourceFile) -> tuple[str, ...]:
     return tuple(part.split("=", 1)[0] for part in source.path.parent.parts if "=" in part)
 
 
+# --------------------------------------------------------------------------------------------
+# JSON lines and JSON arrays
+
+
 def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSource:
-    params = {"path": str(source.path)}
-    if source.format == "json" and _starts_with_bracket(source.path):
+    head = _head(source.path)
+    _check_text(source.path, head)
+    cleanup: list[str] = []
+    params: dict[str, Any] = {}
+    if source.format == "json" and head.lstrip().startswith(b"["):
+        params = {"path": str(source.path)}
         # One JSON array of records: parsed whole, then one row per element.
         lines = (
-            "(SELECT generate_subscripts(arr, 1) AS _row, CAST(unnest(arr) AS VARCHAR) AS _raw "
+            "(SELECT generate_subscripts(arr, 1) AS _row, CAST(unnest(arr) AS VARCHAR) AS _raw, "
+            "NULL::VARCHAR AS _perr "
             "FROM (SELECT CAST(content AS JSON[]) AS arr FROM read_text($path)))"
         )
     else:
-        # JSON lines: each line is read as one text value (\x1e never occurs unescaped in
-        # valid JSON), so a malformed line is one rejected row, not a failed file.
-        lines = (
-            "(SELECT ordinality AS _row, _raw FROM read_csv($path, "
-            "columns = {'_raw': 'VARCHAR'}, header = false, delim = '\x1e', quote = '', "
-            "escape = '', auto_detect = false, max_line_size = 268435456) WITH ORDINALITY "
-            "WHERE _raw IS NOT NULL AND trim(_raw) <> '')"
-        )
+        lines = _json_lines(con, source.path, cleanup)
+    keys = "json_keys(_raw)"
     checked = (
-        f"(SELECT _row, _raw, CASE WHEN NOT json_valid(_raw) THEN 'not valid JSON' "
-        f"WHEN json_type(_raw) <> 'OBJECT' THEN 'not a JSON object' END AS _parse_error "
-        f"FROM {lines})"
+        f"(SELECT _row, _raw, CASE WHEN _perr IS NOT NULL THEN _perr "
+        "WHEN NOT json_valid(_raw) THEN 'not valid JSON' "
+        "WHEN json_type(_raw) <> 'OBJECT' THEN 'not a JSON object' "
+        f"WHEN len({keys}) <> len(list_distinct({keys})) THEN 'duplicate key ' || "
+        f"to_json(list_filter({keys}, lambda x, i: list_position({keys}, x) < i)[1]) || "
+        "': which value is meant cannot be told' "
+        f"END AS _parse_error FROM {lines})"
     )
-    keys = con.execute(
+    found = con.execute(
         "SELECT key FROM (SELECT _row, unnest(json_keys(_raw)) AS key, "
         "generate_subscripts(json_keys(_raw), 1) AS idx FROM "
         f"{checked} WHERE _parse_error IS NULL) GROUP BY key ORDER BY min(_row), min(idx)",
         params,
     ).fetchall()
-    names = [k for (k,) in keys]
+    names = [k for (k,) in found]
+    every = [f"_s{i}" for i in range(len(names))]
     if names:
         paths = ", ".join(quote_literal("$." + _json_key(n)) for n in names)
-        values = ", ".join(f"_v[{i + 1}] AS {quote_ident(n)}" for i, n in enumerate(names))
+        values = ", ".join(f"_v[{i + 1}] AS {a}" for i, a in enumerate(every))
         relation = (
             f"(SELECT _row, _raw, _parse_error, {values} FROM (SELECT *, CASE WHEN "
             f"_parse_error IS NULL THEN json_extract_string(_raw, [{paths}]) END AS _v "
@@ -266,54 +536,56 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
         text=True,
         label=str(source.path),
         has_raw=True,
+        cleanup=cleanup,
+        refs=dict(zip(names, every, strict=True)),
     )
 
 
-_DELIMITERS = (",", "\t", ";", "|")
+def _json_lines(con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str]) -> str:
+    """Relation of the non-blank lines of a JSON-lines file: ``_row`` (the physical line),
+    ``_raw`` and ``_perr`` (why DuckDB could not take the line, e.g. not UTF-8, too long).
 
-
-def _read_header(path: Path) -> tuple[str, list[str]]:
-    """Delimiter and column names of a CSV file, from its header line.
-
-    The delimiter is the candidate that splits the header most (tab for ``.tsv``); empty or
-    repeated names become ``column_<i>`` / ``name_<k>`` as DuckDB would name them.
+    Each line is read as one text value, so a malformed line is one rejected row, not a failed
+    file.
     """
-    with _open(path) as handle:
-        line = handle.readline(1 << 20).decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    if not line.strip():
-        raise FileParseError(f"{path}: line 1: empty header line.", path=str(path),
-                             position="line 1")
-    if path.name.lower().endswith((".tsv", ".tsv.gz")):
-        delimiter = "\t"
-    else:
-        counts = {d: line.count(d) for d in _DELIMITERS}
-        delimiter = max(counts, key=lambda d: counts[d]) if max(counts.values()) else ","
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for i, name in enumerate(next(csv.reader([line], delimiter=delimiter))):
-        name = name.strip() or f"column_{i}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        seen.setdefault(name, 0)
-        names.append(name)
-    return delimiter, names
-
-
-def _open(path: Path):
-    import gzip
-
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    rejects, scans, table = _name("line_rejects"), _name("line_scans"), _name("lines")
+    cleanup.extend([rejects, scans, table])
+    con.execute(
+        f"CREATE TEMP TABLE {quote_ident(table)} AS SELECT _ord, _raw "
+        f"FROM {_line_reader(rejects, scans)} WITH ORDINALITY AS _t(_raw, _ord)",
+        {"path": str(path)},
+    )
+    refused = _rejected_lines(con, rejects)
+    good = (
+        f"SELECT _ord AS _row, _raw, NULL::VARCHAR AS _perr FROM {quote_ident(table)} "
+        "WHERE _raw IS NOT NULL AND trim(_raw) <> ''"
+    )
+    if not refused:
+        return f"({good})"
+    # Refused lines never got a row number: shift the later lines past them, and add them.
+    lines = [line for line, _, _ in refused]
+    shift = " + ".join(
+        f"(CASE WHEN _row > {line - i} THEN 1 ELSE 0 END)" for i, line in enumerate(lines, 1)
+    ) if len(lines) <= 64 else (
+        f"(SELECT count(*) FROM (SELECT unnest({lines}::BIGINT[]) AS r, "
+        f"generate_subscripts({lines}::BIGINT[], 1) AS i) WHERE r - i < _row)"
+    )
+    values = ", ".join(
+        f"({line}::BIGINT, {quote_literal(raw or '')}, {quote_literal(reason)})"
+        for line, reason, raw in refused
+    )
+    return (
+        f"(SELECT _row + {shift} AS _row, _raw, _perr FROM ({good}) UNION ALL "
+        f"SELECT * FROM (VALUES {values}) AS _bad(_row, _raw, _perr))"
+    )
 
 
 def _json_key(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _starts_with_bracket(path: Path) -> bool:
-    with _open(path) as handle:
-        head = handle.read(4096).lstrip()
-    return head.startswith(b"[")
+# --------------------------------------------------------------------------------------------
+# Frames
 
 
 def stage_frame(con: duckdb.DuckDBPyConnection, frame: Any, *, label: str) -> StagedSource:
@@ -324,16 +596,18 @@ def stage_frame(con: duckdb.DuckDBPyConnection, frame: Any, *, label: str) -> St
     """
     name = _name("frame")
     table = frame if isinstance(frame, pa.Table) else pa.table(frame)
-    row = "__row_number"
-    while row in table.column_names:
-        row = "_" + row
-    table = table.append_column(row, pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
+    names = list(table.column_names)
+    every = [f"_s{i}" for i in range(len(names))]
+    table = table.rename_columns(every).append_column(
+        "_rownum", pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+    )
     con.register(name, table)
-    columns = _describe(con, quote_ident(name), {})
-    columns.pop(row)
-    select = ", ".join(quote_ident(n) for n in columns)
+    described = _describe_list(con, quote_ident(name), {})
+    select = ", ".join(quote_ident(a) for a in every)
     relation = (
-        f"(SELECT {quote_ident(row)} AS _row, NULL::VARCHAR AS _parse_error, {select} "
+        f"(SELECT _rownum AS _row, NULL::VARCHAR AS _parse_error{', ' + select if select else ''} "
         f"FROM {quote_ident(name)})"
     )
-    return StagedSource(relation, {}, columns, text=False, label=label, registered=[name])
+    columns = {n: dtype for n, (_, dtype) in zip(names, described[:-1], strict=True)}
+    return StagedSource(relation, {}, columns, text=False, label=label, registered=[name],
+                        refs=dict(zip(names, every, strict=True)), records=table.num_rows)

@@ -292,3 +292,134 @@ def test_sagemaker_payload_keys_starting_with_underscores_are_written(con, tmp_p
                        ).fetchall() == [(1.5, "blue", 3.0, 4.0)]
     assert con.execute("SELECT name FROM features ORDER BY position").fetchall() == [
         ("__x",), ("_y",), ("ts_input_input",), ("ts_input",)]
+
+
+# --- SageMaker batch transform: a run time for records without one (issue 20 item 8) -------
+
+def _load_with(con, path, **options):
+    """One file through the loader with reader options that ``tk.load`` does not take yet
+    (``run_time``): the same staging, conversion and writing as ``tk.load``."""
+    from toolkit.load import formats
+    from toolkit.load.api import _load_file
+    from toolkit.load.discover import discover
+
+    file = formats.resolve(discover(path)[0])
+    return _load_file(con, file, None, False, formats.FormatOptions(**options))
+
+
+def _batch_records(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.realdata
+def test_real_batch_transform_export_with_a_run_time(con):
+    from tests.conftest import realdata
+
+    path = realdata("sagemaker", "merged_groundtruth_batch_transform.jsonl")
+    result = _load_with(con, path, run_time="2023-01-19T06:00:00Z")
+    # 3 records: 334 + 1 instances of the income model (14 inputs) and one churn CSV record
+    # (69 inputs + its output) that does not fit the file's 14-input records
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (336, 335, 1)
+    assert any(n.startswith("batch run batch-transform:2023-01-19T06:00:00+00:00: 3 ")
+               for n in result.notes)
+    assert con.execute("SELECT endpoint, min(ts), max(ts), count(*) FROM requests GROUP BY 1"
+                       ).fetchall() == [("batch-transform:2023-01-19T06:00:00+00:00",
+                                         at("2023-01-19T06:00:00Z"), at("2023-01-19T06:00:00Z"),
+                                         335)]
+    assert rejects(con) == [(2, "captureData.batchTransformOutput.data",
+                             "captureData.batchTransformOutput.data: the input record has 69 "
+                             "value(s); expected 14 (as most records of the file)")]
+    # every loaded value is the source's: predictions, scores, inputs and inline labels of the
+    # 334-instance record, read here with json instead of the reader's SQL
+    first = _batch_records(path)[0]
+    body = json.loads(first["captureData"]["batchTransformOutput"]["data"])
+    labels = json.loads(first["groundTruthData"]["data"])["instances"]
+    expected = sorted(
+        (f"{first['eventMetadata']['eventId']}:{i}", str(p["predicted_label"]),
+         p["score"] if p["predicted_label"] == 1 else 1 - p["score"],
+         float(x["features"][0]), float(x["features"][13]), str(y["label"]))
+        for i, (p, x, y) in enumerate(zip(body["SageMakerOutput"]["predictions"],
+                                          body["instances"], labels, strict=True)))
+    got = con.execute(
+        "SELECT request_id, prediction, score, f0, f13, l.label FROM requests "
+        "JOIN labels l USING (request_id) WHERE request_id LIKE '94bcc22a%' ORDER BY request_id"
+    ).fetchall()
+    assert [g[:2] + (pytest.approx(g[2]),) + g[3:] for g in got] == \
+        [e[:2] + (pytest.approx(e[2]),) + e[3:] for e in expected]
+    assert len(got) == 334
+    counts_hold(con)
+
+
+@pytest.mark.realdata
+def test_real_batch_transform_export_in_a_job_folder(con, tmp_path):
+    import shutil
+
+    from tests.conftest import realdata
+
+    folder = tmp_path / "income-batch-2023-01-19-06-04-56-123"
+    folder.mkdir()
+    path = folder / "capture.jsonl"
+    shutil.copy(realdata("sagemaker", "merged_groundtruth_batch_transform.jsonl"), path)
+    (file,) = tk.load(con, path).files
+    assert (file.rows_read, file.rows_loaded, file.rows_rejected) == (336, 335, 1)
+    assert con.execute("SELECT DISTINCT endpoint, ts FROM requests").fetchall() == [
+        ("batch-transform:income-batch-2023-01-19-06-04-56-123",
+         at("2023-01-19T06:04:56.123Z"))]
+
+
+def _batch_capture(event_id: str, features: list, score: float, **metadata) -> str:
+    data = json.dumps({"SageMakerOutput": {"predicted_label": int(score >= 0.5),
+                                           "score": score}, "features": features})
+    return json.dumps({"captureData": {"batchTransformOutput": {"data": data,
+                                                                "encoding": "JSON"}},
+                       "eventMetadata": {"eventId": event_id, **metadata},
+                       "eventVersion": "0"})
+
+
+def test_batch_run_time_from_the_job_description_beside_the_file(con, tmp_path):
+    run = tmp_path / "capture" / "run-7"
+    run.mkdir(parents=True)
+    # `aws sagemaker describe-transform-job --transform-job-name churn-nightly-7 > job.json`
+    (tmp_path / "capture" / "job.json").write_text(json.dumps({
+        "TransformJobName": "churn-nightly-7", "TransformJobStatus": "Completed",
+        "CreationTime": "2026-03-01T01:58:00.000000+00:00",
+        "TransformStartTime": "2026-03-01T02:00:05.250000+01:00"}))
+    path = run / "part-0.jsonl"
+    path.write_text(_batch_capture("a", [1, 2], 0.8) + "\n"
+                    + _batch_capture("b", [3, 4], 0.3, inferenceTime=T0) + "\n")
+    (file,) = tk.load(con, path).files
+    assert (file.rows_read, file.rows_loaded, file.rows_rejected) == (2, 2, 0)
+    assert any("timed 2026-03-01T01:00:05.250000+00:00 (from the job description job.json)"
+               in n for n in file.notes)
+    # a record's own inferenceTime (GenerateInferenceId) still wins over the run's time
+    assert con.execute("SELECT request_id, ts, endpoint, prediction, f1 FROM requests "
+                       "ORDER BY request_id").fetchall() == [
+        ("a", at("2026-03-01T01:00:05.25Z"), "batch-transform:churn-nightly-7", "1", 2.0),
+        ("b", at(T0), "batch-transform:churn-nightly-7", "0", 4.0)]
+
+
+def test_batch_records_without_any_run_time_are_rejected_saying_how_to_give_one(con, tmp_path):
+    path = tmp_path / "capture.jsonl"
+    path.write_text(_batch_capture("a", [1, 2], 0.8) + "\n"
+                    + _capture("3.5,7", "CSV", "text/csv", "e1") + "\n")
+    (file,) = tk.load(con, path).files
+    assert (file.rows_read, file.rows_loaded, file.rows_rejected) == (2, 1, 1)
+    assert any("--run-time" in n for n in file.notes)
+    assert rejects(con) == [(1, "ts", "ts: required value is missing")]
+
+
+def test_the_caller_run_time_is_the_fallback_and_must_be_a_time(con, tmp_path):
+    hour = tmp_path / "2026" / "03" / "01" / "02"
+    hour.mkdir(parents=True)
+    path = hour / "capture.jsonl"
+    path.write_text(_batch_capture("a", [1, 2], 0.8) + "\n")
+    # the hour folder tells the run's time: the caller's is only a fallback
+    result = _load_with(con, path, run_time="2030-01-01T00:00:00")
+    assert result.rows_loaded == 1
+    assert con.execute("SELECT ts, endpoint FROM requests").fetchall() == [
+        (at("2026-03-01T02:00:00Z"), "batch-transform:2026-03-01T02:00:00+00:00")]
+    other = tmp_path / "other.jsonl"
+    other.write_text(_batch_capture("b", [1, 2], 0.8) + "\n")
+    with pytest.raises(InvalidParameterError, match="run time 'yesterday' is not an ISO 8601"):
+        _load_with(con, other, run_time="yesterday")
+    assert con.execute("SELECT count(*) FROM loads").fetchone()[0] == 1

@@ -139,15 +139,17 @@ def test_batch_transform_capture_takes_its_time_from_the_hour_folder(con):
         "ORDER BY request_id"
     ).fetchall()
     hour = at("2024-01-19T20:00:00Z")
+    # the file's records are one batch run, labelled by its time
+    run = "batch-transform:2024-01-19T20:00:00+00:00"
     assert rows == [
-        ("94bcc22a-0462-4bd1-92c9-b46a5aaec1aa:0", hour, None, "1",
+        ("94bcc22a-0462-4bd1-92c9-b46a5aaec1aa:0", hour, run, "1",
          pytest.approx(0.9899773597717285), 28.0, 2.0, 133937.0, 9.0),
-        ("94bcc22a-0462-4bd1-92c9-b46a5aaec1aa:1", hour, None, "0",
+        ("94bcc22a-0462-4bd1-92c9-b46a5aaec1aa:1", hour, run, "0",
          pytest.approx(1 - 0.06010060757398605), 43.0, 2.0, 72338.0, 12.0),
-        ("ae4ec948-edc0-4195-be9c-0b15b6ca114f", hour, None, "1",
+        ("ae4ec948-edc0-4195-be9c-0b15b6ca114f", hour, run, "1",
          pytest.approx(0.989977359771728), 28.0, 2.0, 133937.0, 9.0),
         # CSV: the input fields, then the output field
-        ("bd6c3be0-5902-4008-afc2-538b3be3bf2c", hour, None, "0",
+        ("bd6c3be0-5902-4008-afc2-538b3be3bf2c", hour, run, "0",
          pytest.approx(1 - 0.01584203727543354), 186.0, 0.1, 137.8, 97.0),
     ]
     labels = con.execute("SELECT request_id, label FROM labels ORDER BY request_id").fetchall()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -62,10 +63,21 @@ class FormatOptions:
         Names for positional feature values (SageMaker CSV capture has no header).
     mapping
         The user's column mapping, if any.
+    run_time
+        When a batch job ran (ISO 8601; UTC when it has no offset), for batch records that
+        carry no time and whose path tells none (SageMaker batch transform; see
+        :mod:`._batch`).
     """
 
     features: tuple[str, ...] = ()
     mapping: Mapping | None = None
+    run_time: str | datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_time is not None:  # refused before any file is read
+            from toolkit.load.formats._batch import parse_run_time
+
+            object.__setattr__(self, "run_time", parse_run_time(self.run_time))
 
 
 class FormatReader(Protocol):

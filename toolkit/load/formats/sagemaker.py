@@ -18,7 +18,10 @@ What is read, in SQL (DuckDB reads the file one line per text value):
   object such as ``{"features": [...]}``) and JSON lines (one record per line). A request of N
   records gives N rows; their ids are ``<id>:0`` .. ``<id>:N-1`` (``<id>`` alone for one record).
 * ``request_id`` is ``inferenceId`` when the caller set one, else ``eventId``, kept as text;
-  ``ts`` is ``inferenceTime``, else the hour of the ``YYYY/MM/DD/HH`` folder the file sits in.
+  ``ts`` is ``inferenceTime``, else the hour of the ``YYYY/MM/DD/HH`` folder the file sits in;
+  for batch-transform records, else the batch run's time (:mod:`._batch`: the job's
+  description beside the file, a ``<job>-YYYY-MM-DD-HH-MM-SS`` folder, or ``run_time=...`` /
+  ``forensics ingest --run-time``). A record with no time at all is rejected.
 * Features: CSV and JSON arrays are positional, named from ``features=[...]`` (``forensics
   ingest --features a,b,c``) or ``f0``, ``f1``, ...; a record with another number of values is
   rejected. JSON objects give one column per key.
@@ -33,7 +36,10 @@ What is read, in SQL (DuckDB reads the file one line per text value):
   under ``SageMakerOutput`` next to the inputs; CSV records are the input fields followed by the
   output (the last field, or the fields after the ``features`` names).
 * ``endpoint`` and ``model_name`` are the endpoint and variant folders of the capture layout
-  ``<endpoint>/<variant>/YYYY/MM/DD/HH/<file>.jsonl``, when the path has it.
+  ``<endpoint>/<variant>/YYYY/MM/DD/HH/<file>.jsonl``, when the path has it. Batch-transform
+  records of one file are one batch run: their ``endpoint`` is ``batch-transform:<job name>``
+  (``batch-transform:<run time>`` when the job's name is unknown), and a note gives the run's
+  time and where it comes from.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import duckdb
 from toolkit.errors import LoadError
 from toolkit.load.discover import SourceFile
 from toolkit.load.formats import FormatOptions, register
+from toolkit.load.formats._batch import BatchRun, batch_run
 from toolkit.load.formats._common import LINES, head_text, materialize, path_hour
 from toolkit.load.formats._instances import explode
 from toolkit.load.formats._payload import (
@@ -87,6 +94,8 @@ _PAYLOADS = {
     "gt": "groundTruthData.data",
 }
 _LAYOUT = re.compile(r"/([^/]+)/([^/]+)/\d{4}/\d{2}/\d{2}/\d{2}/[^/]+$")
+#: ``endpoint`` of the rows of one batch run: ``batch-transform:<job name or run time>``.
+_BATCH_PREFIX = "batch-transform:"
 
 
 class SageMakerReader:
@@ -136,7 +145,12 @@ class SageMakerReader:
                            cleanup=cleanup, table="labels",
                            fields=(_PAYLOADS["gt"], _PAYLOADS["gt"], _PAYLOADS["gt"]))
         layout = _LAYOUT.search(source.path.as_posix())
-        records = materialize(con, _requests_sql(decoded, hour, layout, options),
+        batch_records = con.execute(
+            f"SELECT count(*) FROM {quote_ident(decoded)} WHERE _perr IS NULL AND "
+            "(bt_text IS NOT NULL OR bt_error IS NOT NULL) AND inference_time IS NULL"
+        ).fetchall()[0][0]
+        run = batch_run(source.path, options.run_time) if batch_records else None
+        records = materialize(con, _requests_sql(decoded, hour, layout, options, run),
                               cleanup=cleanup)
         batch_only = con.execute(
             f"SELECT count(bt_text) > 0 AND count(in_text) + count(out_text) = 0 "
@@ -148,11 +162,18 @@ class SageMakerReader:
             f"SELECT count(*) FROM {quote_ident(records)} WHERE _perr IS NULL AND ts IS NULL"
         ).fetchall()[0][0]
         notes = []
+        if run is not None:
+            notes.append(
+                f"batch run {_BATCH_PREFIX}{run.name}: {batch_records} batch-transform "
+                f"record(s) without inferenceTime timed {run.time} (from {run.source})"
+            )
         if untimed:
             notes.append(
                 f"{untimed} record(s) without eventMetadata.inferenceTime (e.g. batch "
                 "transform) in a path without a YYYY/MM/DD/HH folder: their time is unknown, "
-                "so they are rejected"
+                "so they are rejected; give the batch job's run time (run_time=... / "
+                "forensics ingest --run-time), or keep its describe-transform-job JSON or its "
+                "<job>-YYYY-MM-DD-HH-MM-SS folder beside the file"
             )
         return explode(con, records, label=str(source.path), options=options, cleanup=cleanup,
                        notes=notes, fields=fields)
@@ -235,7 +256,8 @@ def _labels_sql(decoded: str, hour: str | None) -> str:
 
 
 def _requests_sql(
-    decoded: str, hour: str | None, layout: re.Match | None, options: FormatOptions
+    decoded: str, hour: str | None, layout: re.Match | None, options: FormatOptions,
+    run: BatchRun | None,
 ) -> str:
     n_features = len(options.features)
     # batch-transform CSV: the input fields, then the output field(s)
@@ -272,12 +294,21 @@ def _requests_sql(
         f"{response_outputs(bt_output_json, None, 'len(_xs)')} END"
     )
     ts = f"coalesce(inference_time, {quote_literal(hour)})" if hour else "inference_time"
+    batch = "(bt_text IS NOT NULL OR bt_error IS NOT NULL)"
     path_columns = ""
+    if run is not None:
+        # batch records: the run's time, and the run as their endpoint (one run, one label)
+        ts = (f"CASE WHEN {batch} THEN coalesce(inference_time, {quote_literal(run.time)}) "
+              f"ELSE {ts} END")
+        path_columns = (f", CASE WHEN {batch} THEN {quote_literal(_BATCH_PREFIX + run.name)} "
+                        "END AS endpoint")
     if layout is not None:
         endpoint, variant = layout.groups()
+        batch_endpoint = quote_literal(_BATCH_PREFIX + run.name) if run is not None else "NULL"
         path_columns = (
-            f", CASE WHEN bt_text IS NULL THEN {quote_literal(endpoint)} END AS endpoint, "
-            f"CASE WHEN bt_text IS NULL THEN {quote_literal(variant)} END AS model_name"
+            f", CASE WHEN {batch} THEN {batch_endpoint} ELSE {quote_literal(endpoint)} END "
+            f"AS endpoint, CASE WHEN bt_text IS NULL THEN {quote_literal(variant)} END "
+            "AS model_name"
         )
     errors = (
         "coalesce(_perr, CASE WHEN in_text IS NULL AND out_text IS NULL AND bt_text IS NULL "

@@ -50,11 +50,22 @@ class MissingTableError(ToolkitError, LookupError):
 
 
 class LoadError(ToolkitError, ValueError):
-    """A file or frame could not be loaded; the case database is unchanged."""
+    """A file or frame could not be loaded; the case database is unchanged for it.
+
+    Attributes
+    ----------
+    path
+        The file (or frame label) that failed.
+    committed
+        When :func:`toolkit.load` stopped part-way through a folder or a list of files: the
+        :class:`toolkit.load.LoadReport` of the files committed before this one (they stay in
+        the case); ``None`` otherwise.
+    """
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+        self.committed = None
 
 
 class FileParseError(LoadError):

@@ -204,7 +204,12 @@ def test_folder_of_tables_and_hive_partitions(tmp_path, con):
 
     report = tk.load(con, case)
     by_status = report.to_frame().groupby("status").size().to_dict()
-    assert by_status == {"loaded": 4, "skipped": 1}
+    # truth.json belongs to no table, README.md is no table format: both listed, not loaded
+    assert by_status == {"loaded": 4, "skipped": 2}
+    notes = dict(zip(report.to_frame()["source"].map(lambda s: s.rsplit("/", 1)[-1]),
+                     report.to_frame()["notes"], strict=True))
+    assert notes["truth.json"] == "not a table file; skipped"
+    assert notes["README.md"].startswith("not a format the loader reads (.md")
     assert con.execute("SELECT count(*) FROM requests").fetchone()[0] == 20
     # the hive key is a partition, not a model input
     assert "day" not in dict(con.execute("SELECT name, kind FROM features").fetchall())

@@ -14,11 +14,12 @@ import math
 import sys
 from datetime import UTC, datetime
 
+import duckdb
 import pandas as pd
 import pytest
 
 import toolkit as tk
-from toolkit.errors import FileParseError, SchemaMismatchError
+from toolkit.errors import FileParseError, LoadError, MappingError, SchemaMismatchError
 
 from .test_generic import counts_hold, snapshot
 
@@ -130,6 +131,50 @@ def test_defect_3_double_underscore_features_are_written(tmp_path, con):
 # 6. files skipped silently in a folder ingest
 
 
+def test_defect_6_every_file_in_a_folder_is_loaded_or_listed_with_a_reason(tmp_path, con):
+    case = tmp_path / "case"
+    (case / "_backup").mkdir(parents=True)
+    (case / ".old").mkdir()
+    (case / "labels.csv").write_text("request_id,label\nr1,1\n")
+    (case / "requests.csv.bz2").write_bytes(b"BZh91AY&SY")
+    (case / "metrics.csv.zst").write_bytes(b"\x28\xb5\x2f\xfd")
+    (case / "events.xlsx").write_bytes(b"PK\x03\x04")
+    (case / "_backup" / "requests.csv").write_text(HEADER + csv_rows(2))
+    (case / ".old" / "requests.csv").write_text(HEADER + csv_rows(2))
+    # a stray file that no table claims and that is not even text must not stop the folder
+    (case / "dump.json").write_bytes(b"\x00\x01\x02binary")
+
+    report = tk.load(con, case)
+    frame = report.to_frame()
+    frame["name"] = frame["source"].str.slice(len(str(case)) + 1)
+    status = dict(zip(frame["name"], frame["status"], strict=True))
+    notes = dict(zip(frame["name"], frame["notes"], strict=True))
+    assert status == {
+        "labels.csv": "loaded", "requests.csv.bz2": "skipped", "metrics.csv.zst": "skipped",
+        "events.xlsx": "skipped", "_backup/requests.csv": "skipped",
+        ".old/requests.csv": "skipped", "dump.json": "skipped",
+    }
+    assert "bzip2" in notes["requests.csv.bz2"]
+    assert "zstd" in notes["metrics.csv.zst"]
+    assert "spreadsheet" in notes["events.xlsx"]
+    assert "_backup/" in notes["_backup/requests.csv"]
+    assert ".old/" in notes[".old/requests.csv"]
+    assert notes["dump.json"]
+
+    # a folder ingest that stops says what it had already committed
+    bad = tmp_path / "bad"
+    (bad / "requests").mkdir(parents=True)
+    (bad / "features.csv").write_text("name,kind\namount,numeric\n")
+    (bad / "requests" / "part-0.csv").write_text(HEADER + 'r1,2026-03-02T00:00:00Z,"v1,1\n'
+                                                 + csv_rows(3, start=2))
+    with pytest.raises(FileParseError) as info:
+        tk.load(con, bad)
+    message = one_line(info.value)
+    assert "1 file(s) before it were committed" in message and "features.csv" in message
+    assert [f.status for f in info.value.committed.files] == ["loaded"]
+    assert con.execute("SELECT name FROM features").fetchall() == [("amount",)]
+
+
 # ------------------------------------------------------------------------------------------
 # 10. tracebacks instead of one-line errors
 
@@ -200,6 +245,60 @@ def test_defect_10_features_kind_outside_the_vocabulary_is_a_reject(tmp_path, co
     counts_hold(con)
 
 
+def test_defect_10_binary_mapping_file(tmp_path, con):
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_bytes(b"\x00\x01\xff\xfe\x89PNG")
+    path = tmp_path / "requests.csv"
+    path.write_text(HEADER + csv_rows(2))
+    with pytest.raises(MappingError, match="not a UTF-8 text file") as info:
+        tk.load(con, path, mapping=mapping)
+    one_line(info.value)
+
+
+class _DiskFullAtCommit:
+    """A case connection whose COMMIT fails as DuckDB's does on a full disk: the transaction is
+    gone, and the write error is what the caller gets."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def execute(self, sql, *args, **kwargs):
+        if sql.strip().upper() == "COMMIT":
+            self._con.execute("ROLLBACK")
+            raise duckdb.IOException(
+                'IO Error: Could not write file "case.duckdb.wal": No space left on device')
+        return self._con.execute(sql, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def test_defect_10_disk_full_at_commit_names_the_real_cause(tmp_path, con):
+    path = tmp_path / "requests.csv"
+    path.write_text(HEADER + csv_rows(3))
+    before = snapshot(con)
+    with pytest.raises(LoadError) as info:
+        tk.load(_DiskFullAtCommit(con), path)
+    message = one_line(info.value)
+    assert "full" in message and "No space left on device" in message
+    assert "cannot rollback" not in message and "cannot be read" not in message
+    assert not isinstance(info.value, FileParseError)  # the input is fine (defect 11)
+    assert snapshot(con) == before
+
+
+def test_defect_10_out_of_memory_is_one_line(tmp_path, con):
+    path = tmp_path / "requests.csv"
+    path.write_text(HEADER + csv_rows(60_000))
+    before = snapshot(con)
+    con.execute("SET memory_limit = '1MB'")
+    con.execute("SET threads = 1")
+    with pytest.raises(LoadError, match="out of memory") as info:
+        tk.load(con, path)
+    assert "FORENSICS_MEMORY_LIMIT" in one_line(info.value)
+    con.execute("RESET memory_limit")
+    assert snapshot(con) == before
+
+
 # ------------------------------------------------------------------------------------------
 # 11. misleading messages
 
@@ -248,6 +347,16 @@ def test_defect_11_utf16_and_binary_csv_say_what_they_are(tmp_path, con, kind):
     assert ("UTF-16" if kind == "utf-16" else "binary") in message
     assert "needs column" not in message
     assert snapshot(con) == before
+
+
+def test_defect_11_table_for_an_already_loaded_path_is_not_silently_ignored(tmp_path, con):
+    path = tmp_path / "data.csv"
+    path.write_text("request_id,label\nr1,1\n")
+    tk.load(con, path, table="labels")
+    report = tk.load(con, path, table="reference")
+    entry = report.files[0]
+    assert entry.status == "unchanged" and entry.table == "labels"
+    assert "not loaded into reference" in entry.notes[0]
 
 
 def test_defect_11_empty_kind_is_a_missing_value_not_not_text(tmp_path, con):

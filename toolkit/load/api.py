@@ -12,10 +12,15 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from toolkit.errors import AlreadyLoadedChangedError, InvalidParameterError, LoadError
+from toolkit.errors import (
+    AlreadyLoadedChangedError,
+    InvalidParameterError,
+    LoadError,
+    ToolkitError,
+)
 from toolkit.load import formats
 from toolkit.load.convert import ConversionPlan, plan_conversion
-from toolkit.load.discover import SourceFile, discover
+from toolkit.load.discover import SourceFile, survey
 from toolkit.load.mapping import Mapping, read_mapping
 from toolkit.load.provenance import (
     next_load_id,
@@ -53,7 +58,8 @@ class FileLoad:
         ``loaded``; ``replaced`` (an earlier version of the file was swapped out);
         ``unchanged`` (the same file was loaded before: nothing done); ``duplicate`` (the
         same content was loaded from another path: nothing done); ``skipped`` (a file in a
-        folder that belongs to no table, such as a README).
+        folder that is not loaded: it belongs to no table, such as a README, or its format is
+        not one the loader reads, or it is in a hidden folder; ``notes`` says why).
     rows_read, rows_loaded, rows_rejected
         Record counts; ``rows_read == rows_loaded + rows_rejected`` always holds.
     """
@@ -192,11 +198,20 @@ def load(
             "load() takes a path or a pandas/polars DataFrame or Arrow table. "
             f"Got {type(source).__name__}."
         )
-    files = discover(source, table=table)
+    if format not in (None, "generic"):
+        formats.get(format)  # an unknown format name is the caller's error, not a file's
+    files, skipped = survey(source, table=table)
     explicit_file = Path(source).is_file()
-    results = []
+    results: list[FileLoad] = []
     for file in files:
-        file = formats.resolve(file, format=format, options=format_options)
+        try:
+            file = formats.resolve(file, format=format, options=format_options)
+        except (ToolkitError, OSError) as exc:
+            if explicit_file:
+                raise
+            # a stray file in a folder (truncated, binary) must not stop the others
+            results.append(_skipped(file.path, file.format, f"not loaded: {_one_line(exc)}"))
+            continue
         if file.table is None:
             if explicit_file:
                 raise LoadError(
@@ -206,15 +221,19 @@ def load(
                     path=str(file.path),
                 )
             # In a folder, files that are not logs (a README, truth.json) are listed, not loaded.
-            results.append(FileLoad(str(file.path), "-", file.format, "skipped", "",
-                                    notes=("not a table file; skipped",)))
+            results.append(_skipped(file.path, file.format, "not a table file; skipped"))
             continue
         if progress:
             progress(file, None)
-        result = _load_file(con, file, parsed, replace, format_options)
+        try:
+            result = _load_file(con, file, parsed, replace, format_options)
+        except LoadError as exc:
+            _report_committed(exc, results)
+            raise
         results.append(result)
         if progress:
             progress(file, result)
+    results.extend(_skipped(s.path, "-", s.reason) for s in skipped)
     return LoadReport(tuple(results))
 
 
@@ -223,11 +242,43 @@ def load_many(
     sources: Iterable[str | os.PathLike[str]],
     **options: Any,
 ) -> LoadReport:
-    """:func:`load` for several paths; the reports are concatenated."""
+    """:func:`load` for several paths; the reports are concatenated.
+
+    When one path fails, the :class:`~toolkit.errors.LoadError` says (and its ``committed``
+    holds) what the paths before it committed.
+    """
     report = LoadReport()
     for source in sources:
-        report = report + load(con, source, **options)
+        try:
+            report = report + load(con, source, **options)
+        except LoadError as exc:
+            earlier = exc.committed.files if exc.committed is not None else ()
+            exc.committed = None
+            _report_committed(exc, list(report.files) + list(earlier))
+            raise
     return report
+
+
+def _skipped(path: Path, fmt: str, reason: str) -> FileLoad:
+    return FileLoad(str(path), "-", fmt, "skipped", "", notes=(reason,))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _report_committed(exc: LoadError, results: list[FileLoad]) -> None:
+    """Say in ``exc`` which files of this call were committed before it stopped."""
+    done = [r for r in results if r.status in ("loaded", "replaced")]
+    exc.committed = LoadReport(tuple(results))
+    if not done:
+        return
+    rows = sum(r.rows_loaded for r in done)
+    names = ", ".join(Path(r.source).name for r in done[:5]) + (", ..." if len(done) > 5 else "")
+    message = (f"{_one_line(exc)} (stopped here; {len(done)} file(s) before it were committed "
+               f"and stay in the case: {names}; {rows} row(s))")
+    exc.args = (message, *exc.args[1:])
 
 
 def _is_frame(source: Any) -> bool:
@@ -296,11 +347,34 @@ def _load_source(
     *,
     path_key: str | None = None,
 ) -> FileLoad:
+    try:
+        return _load_in_transaction(con, stage, label, table, fmt, sha, mapping, replace,
+                                    path_key=path_key)
+    except duckdb.Error as exc:  # outside the transaction: the bookkeeping look-ups
+        raise _load_failure(label, exc) from exc
+
+
+def _load_in_transaction(
+    con: duckdb.DuckDBPyConnection,
+    stage: Callable[[], StagedSource],
+    label: str,
+    table: str,
+    fmt: str,
+    sha: str,
+    mapping: Mapping | None,
+    replace: bool,
+    *,
+    path_key: str | None = None,
+) -> FileLoad:
     key = path_key or label
     earlier = previous_load(con, path=key)
     if earlier is not None and earlier.sha256 == sha:
+        note = "already loaded; nothing to do"
+        if earlier.table != table:
+            note = (f"already loaded into {earlier.table}; not loaded into {table} as asked "
+                    "(a file is loaded once; remove it from the case to load it elsewhere)")
         return FileLoad(label, earlier.table, fmt, "unchanged", sha, load_id=earlier.load_id,
-                        notes=("already loaded; nothing to do",))
+                        notes=(note,))
     if earlier is not None and not replace:
         raise AlreadyLoadedChangedError(
             f"{label}: this path was loaded before (load {earlier.load_id}) with different "
@@ -328,21 +402,66 @@ def _load_source(
              stats.rows_rejected, "; ".join(plan.notes) or None],
         )
         con.execute("COMMIT")
-    except READ_ERRORS as exc:
-        con.execute("ROLLBACK")
-        raise parse_error(label, exc) from exc
+    except duckdb.Error as exc:
+        _rollback(con)
+        raise _load_failure(label, exc) from exc
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     finally:
         if staged is not None:
-            for name in staged.cleanup:
-                con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
-            for name in staged.registered:
-                con.unregister(name)
+            _cleanup(con, staged)
     status = "replaced" if earlier is not None else "loaded"
     return FileLoad(label, table, fmt, status, sha, stats.rows_read, stats.rows_loaded,
                     stats.rows_rejected, load_id, tuple(plan.notes))
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll the file's transaction back; a failed COMMIT (disk full) has already ended it, and
+    DuckDB's "no transaction is active" must not hide the real cause."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _cleanup(con: duckdb.DuckDBPyConnection, staged: StagedSource) -> None:
+    try:
+        for name in staged.cleanup:
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+        for name in staged.registered:
+            con.unregister(name)
+    except duckdb.Error:  # pragma: no cover - temp objects die with the connection anyway
+        pass
+
+
+_DISK_FULL = ("no space left", "disk is full", "disk full", "not enough space", "errno 28",
+              "quota exceeded")
+
+
+def _load_failure(label: str, exc: duckdb.Error) -> LoadError:
+    """A one-line :class:`LoadError` for a DuckDB error raised while loading ``label``.
+
+    A full disk or a memory limit is about the case, not the input; a read error is about the
+    input (with its position); anything else is still one line naming the file.
+    """
+    first = _one_line(exc)
+    lowered = str(exc).lower()
+    if any(marker in lowered for marker in _DISK_FULL):
+        return LoadError(
+            f"{label}: not loaded: the disk holding the case (or DuckDB's temp directory) is "
+            f"full ({first}); free some space and load it again. The case is unchanged.",
+            path=label,
+        )
+    if isinstance(exc, duckdb.OutOfMemoryException) or "out of memory" in lowered:
+        return LoadError(
+            f"{label}: not loaded: DuckDB ran out of memory ({first}); raise the memory limit "
+            "(FORENSICS_MEMORY_LIMIT, e.g. 2GB) and load it again. The case is unchanged.",
+            path=label,
+        )
+    if isinstance(exc, READ_ERRORS):
+        return parse_error(label, exc)
+    return LoadError(f"{label}: not loaded: {first}. The case is unchanged.", path=label)
 
 
 def _remove_load(con: duckdb.DuckDBPyConnection, load_id: int) -> None:

@@ -151,6 +151,15 @@ def read_mapping(mapping: str | os.PathLike[str] | dict | Mapping | None) -> Map
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise MappingError(f"{path}: mapping file not found.", path=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise MappingError(
+            f"{path} (byte {exc.start}): not a UTF-8 text file, so not a TOML mapping "
+            "(is it binary?).",
+            path=str(path),
+        ) from exc
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read the mapping file: {exc.strerror or exc}.",
+                           path=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"{path}: not valid TOML: {exc}.", path=str(path)) from exc
     return Mapping.from_dict(data, origin=str(path))

@@ -60,13 +60,15 @@ def test_defect_1_unterminated_quote_refuses_the_file_with_its_position(tmp_path
     # a quoted value that legitimately spans lines is one record, and is loaded verbatim
     ok = tmp_path / "ok" / "requests.csv"
     ok.parent.mkdir()
-    ok.write_text(HEADER + csv_rows(3) + 'r3,2026-03-02T00:00:03Z,"v2\nhotfix",4.5\n'
+    ok.write_text(HEADER + csv_rows(3) + 'r3,2026-03-02T00:00:03Z,"v2\n\nhotfix",4.5\n'
                   + csv_rows(3, start=4))
     report = tk.load(con, ok)
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (7, 7, 0)
     assert con.execute(
         "SELECT model_version FROM requests WHERE request_id = 'r3'"
-    ).fetchone()[0] == "v2\nhotfix"
+    ).fetchone()[0] == "v2\n\nhotfix"
+    # ... and the report says so: swallowed lines are never silent
+    assert "continue onto 1 more line(s)" in report.files[0].notes[0]
     counts_hold(con)
 
 

@@ -413,17 +413,24 @@ def _count_lines(
 
 
 def line_breaks(con: duckdb.DuckDBPyConnection, staged: StagedSource) -> int:
-    """Line breaks inside the values of a staged text source (quoted multi-line fields)."""
+    """Non-blank physical lines that quoted values of a staged text source continue onto.
+
+    A value with ``k`` line breaks spans ``k`` more lines; those of its middle parts that are
+    empty are blank lines, which the line count leaves out too.
+    """
     if not staged.columns:
         return 0
-    terms = " + ".join(
-        f"coalesce(len(regexp_extract_all({staged.ref(n)}, '\\r\\n|\\r|\\n')), 0)"
-        for n in staged.columns
-    )
+    terms = " + ".join(_continued_lines(staged.ref(n)) for n in staged.columns)
     total = con.execute(
         f"SELECT sum({terms}) FROM {staged.relation}", staged.params
     ).fetchall()[0][0]
     return int(total or 0)
+
+
+def _continued_lines(value: str) -> str:
+    parts = f"regexp_split_to_array({value}, '\\r\\n|\\r|\\n')"
+    return (f"coalesce(len({parts}) - 1 - len(list_filter({parts}[2:len({parts}) - 1], "
+            "lambda x: x = '')), 0)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -81,7 +81,10 @@ def write(
             path=staged.label,
             position=f"line {line}",
         )
-    rows_read = _check_records(con, staged, staged_rows + len(structural), structural)
+    rows_read, spanned = _check_records(con, staged, staged_rows + len(structural), structural)
+    if spanned:
+        plan.notes.append(f"quoted values continue onto {spanned} more line(s) (line breaks "
+                          "inside quotes): each such record counts once")
 
     table_columns = [(i, c) for i, c in enumerate(plan.columns) if c.role == "table"]
     columns = ", ".join(quote_ident(c.target) for _, c in table_columns)
@@ -139,9 +142,9 @@ def _check_records(
     staged: StagedSource,
     parsed: int,
     structural: list[tuple[int, str | None, str, str | None, int]],
-) -> int:
-    """Rows read, counted independently of the parser; refuse a source the parser lost
-    records of.
+) -> tuple[int, int]:
+    """Rows read, counted independently of the parser, and the lines that quoted values
+    continue onto; refuse a source the parser lost records of.
 
     For a CSV file the count is its non-blank physical lines after the header: each record
     the parser returned or refused accounts for its lines (a quoted value may span several).
@@ -157,12 +160,12 @@ def _check_records(
             position=f"line {line}",
         )
     if staged.records is None or staged.records == parsed:
-        return parsed
+        return parsed, 0
     spanned = 0
     if staged.csv_rejects is not None and staged.records > parsed:
         spanned = line_breaks(con, staged) + sum(r[4] for r in structural)
     if staged.records == parsed + spanned:
-        return parsed
+        return parsed, spanned
     first = min((r[0] for r in structural), default=None)
     where = f" (line {first})" if first is not None else ""
     raise FileParseError(

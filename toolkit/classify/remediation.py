@@ -7,7 +7,8 @@ fix, re-run. Each entry has actions for both, plus the ones that apply to either
 
 from __future__ import annotations
 
-__all__ = ["REMEDIATION", "remediation_for", "SERVING_MODES"]
+__all__ = ["REMEDIATION", "remediation_for", "SERVING_MODES", "SLICE_REMEDIATION",
+           "remediation_for_slice"]
 
 SERVING_MODES = ("real-time", "batch")
 
@@ -83,6 +84,9 @@ REMEDIATION: dict[str, dict[str, list[str]]] = {
     "bad_release": {
         "always": [
             "Roll back to the previous model version.",
+            "When the failures concentrate on some model versions, checkpoints or adapters "
+            "(affected slices), take exactly those out of routing and block them at load time "
+            "until each passes a smoke test; the others keep serving.",
             "Add canary or shadow evaluation with realised accuracy to the release gate, and "
             "compare versions on the same inputs before full rollout.",
         ],
@@ -131,7 +135,8 @@ REMEDIATION: dict[str, dict[str, list[str]]] = {
     },
     "accelerator_fault": {
         "always": [
-            "Drain and replace the faulty host or GPU.",
+            "Drain and replace the faulty host or GPU (the host named by the affected slice or "
+            "the host outlier).",
             "Add per-host health checks (GPU errors, latency) with automatic ejection from the "
             "load balancer.",
         ],
@@ -152,6 +157,8 @@ REMEDIATION: dict[str, dict[str, list[str]]] = {
     "api_contract_mismatch": {
         "always": [
             "Version the API contract and run client-server contract tests in CI.",
+            "Reproduce with a request from the failing client version (the affected slice) "
+            "and fix the side that broke the contract.",
             "Keep the previous contract version working during client rollouts; roll clients "
             "out gradually.",
         ],
@@ -187,6 +194,73 @@ REMEDIATION: dict[str, dict[str, list[str]]] = {
         "batch": [],
     },
 }
+
+
+#: Actions per role of an affected slice (``case.segments``: the attribute on which failures
+#: concentrate), for the postmortem's "affected slices" section, whatever the verdict.
+SLICE_REMEDIATION: dict[str, dict[str, list[str]]] = {
+    "model": {
+        "always": ["Stop routing requests to the failing model versions, checkpoints or "
+                   "adapters and block them at load time until each passes a smoke test; "
+                   "tell the owners of those artifacts.",
+                   "Add a load-time check (a warm-up inference per artifact) so that an "
+                   "artifact that cannot serve is never published."],
+        "real-time": ["Fail fast with a clear error (or fall back to a default artifact) "
+                      "instead of accepting requests the artifact cannot serve."],
+        "batch": ["Re-run the items that the failing artifacts processed once they are "
+                  "fixed."],
+    },
+    "host": {
+        "always": ["Drain the host or GPU the failures concentrate on and check its hardware "
+                   "(GPU errors, ECC, Xid) before returning it to the pool.",
+                   "Eject hosts automatically on per-host error-rate health checks."],
+        "real-time": ["Remove the host from the load balancer now."],
+        "batch": ["Re-run the work that landed on that host."],
+    },
+    "site": {
+        "always": ["Fail over from the zone, region or cluster the failures concentrate on "
+                   "and check its shared dependencies (network, storage, quotas)."],
+        "real-time": ["Shift traffic to the healthy sites."],
+        "batch": ["Re-run the site's work elsewhere."],
+    },
+    "client": {
+        "always": ["Reproduce with a request from the failing client or API version and "
+                   "compare it with the server's contract; keep the previous contract working "
+                   "during rollouts."],
+        "real-time": ["Roll back the client release or deploy a compatibility shim."],
+        "batch": ["Re-submit the rejected records once client and server agree."],
+    },
+    "pipeline": {
+        "always": ["Check the failing pipeline or template version against the model it "
+                   "serves (lineage) and its input contract; release them together."],
+        "real-time": ["Restore the last released pipeline or template version."],
+        "batch": ["Re-run the items processed by that version."],
+    },
+    "segment": {
+        "always": ["Look at what the failing population sends (a tenant, a request type, an "
+                   "input value): validate such requests at the boundary and reject them with "
+                   "a clear error, or support them; tell the tenant."],
+        "real-time": ["Rate-limit or route the failing population to a fallback while it is "
+                      "investigated."],
+        "batch": ["Quarantine the population's records and re-run them after the fix."],
+    },
+}
+
+
+def remediation_for_slice(role: str, serving_mode: str = "real-time") -> list[str]:
+    """The actions for an affected slice whose attribute has ``role`` (``model``, ``host``,
+    ``site``, ``client``, ``pipeline``, ``segment``): the serving-mode specific ones first.
+
+    Examples
+    --------
+    >>> remediation_for_slice("host", "batch")[0]
+    'Re-run the work that landed on that host.'
+    """
+    entry = SLICE_REMEDIATION.get(role)
+    if entry is None:
+        return []
+    specific = entry.get(serving_mode, []) if serving_mode in SERVING_MODES else []
+    return [*specific, *entry["always"]]
 
 
 def remediation_for(failure_mode: str, serving_mode: str = "real-time") -> list[str]:

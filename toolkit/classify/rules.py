@@ -25,6 +25,8 @@ _OPS = {
     "abs_lt": lambda a, b: abs(a) < b, "abs_le": lambda a, b: abs(a) <= b,
     "abs_gt": lambda a, b: abs(a) > b, "abs_ge": lambda a, b: abs(a) >= b,
 }
+#: Operators on a text (or any) evidence value: equal to ``value``, or one of a list of values.
+_TEXT_OPS = ("exists", "true", "eq", "in")
 _CONDITION_KEYS = {"finding", "no_finding", "min_severity", "evidence", "op", "value", "event",
                    "no_event", "artifact", "before_hours", "after_hours", "detail"}
 
@@ -94,7 +96,7 @@ def _parse(data: dict[str, Any], origin: str) -> RuleTable:
             if unknown:
                 raise InvalidParameterError(f"{origin}: rule {name!r} has unknown condition "
                                             f"keys {sorted(unknown)}.")
-            if "op" in condition and condition["op"] not in (*_OPS, "exists", "true"):
+            if "op" in condition and condition["op"] not in (*_OPS, *_TEXT_OPS):
                 raise InvalidParameterError(f"{origin}: rule {name!r} uses unknown op "
                                             f"{condition['op']!r}.")
         rules.append(Rule(name, tuple(raw.get("when", [])), dict(raw["add"]),
@@ -121,6 +123,9 @@ def holds(condition: dict[str, Any], context: Context) -> bool:
                 return value is not None and value != {} and value != []
             if condition.get("op") == "true":
                 return value is True
+            if condition.get("op") in ("eq", "in"):
+                wanted = condition["value"] if condition["op"] == "in" else [condition["value"]]
+                return value is not None and value in list(wanted)
             if value is None or isinstance(value, (dict, list)):
                 return False
             try:

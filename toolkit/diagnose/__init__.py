@@ -24,12 +24,14 @@ from toolkit.diagnose.performance import PerformanceResult, model_performance
 from toolkit.diagnose.permutation import PermutationResult, feature_permutation
 from toolkit.diagnose.prediction_shift import PredictionShiftResult, prediction_shift
 from toolkit.diagnose.registry import REGISTRY, Diagnosis, register, run_diagnostics
+from toolkit.diagnose.segments import SegmentsResult, failure_concentration
 from toolkit.diagnose.timeouts import TimeoutResult, timeout_budget
 from toolkit.diagnose.traffic import TrafficResult, traffic_shape
 from toolkit.diagnose.units import UnitChangeResult, unit_change
 from toolkit.diagnose.versions import VersionMatrixResult, version_matrix
 
 register("case.traffic", traffic_shape)
+register("case.segments", failure_concentration)
 register("data.drift", feature_drift)
 register("data.quality", data_quality)
 register("data.units", unit_change)
@@ -96,4 +98,6 @@ __all__ = [
     "accelerator_faults",
     "AcceleratorResult",
     "HostsResult",
+    "failure_concentration",
+    "SegmentsResult",
 ]

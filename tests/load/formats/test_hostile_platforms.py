@@ -423,3 +423,75 @@ def test_the_caller_run_time_is_the_fallback_and_must_be_a_time(con, tmp_path):
     with pytest.raises(InvalidParameterError, match="run time 'yesterday' is not an ISO 8601"):
         _load_with(con, other, run_time="yesterday")
     assert con.execute("SELECT count(*) FROM loads").fetchone()[0] == 1
+
+
+# --- hostile lines in platform files ---------------------------------------------------------
+
+def _lines_in(path) -> int:
+    """Records of a JSON-lines file counted without the loader: its non-blank physical lines."""
+    return sum(1 for line in path.read_bytes().split(b"\n") if line.strip(b" \t\r"))
+
+
+def _good_captures(n: int) -> list[bytes]:
+    return [_capture(f"{i}.5,2", "CSV", "text/csv", f"e{i}").encode() for i in range(n)]
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (b'{"captureData": {"x": "caf\xe9"}}', "not valid UTF-8 text"),
+    (b'{"captureData": "a\x1eb"}', "contains a record-separator control character (\\x1e)"),
+    (_capture("1,2", "CSV", "text/csv", "dup").replace(
+        '"eventVersion"', '"eventMetadata": {"eventId": "other"}, "eventVersion"').encode(),
+     'duplicate key "eventMetadata": which value is meant cannot be told'),
+    (_capture("1,2", "CSV", "text/csv", "dup").replace(
+        '"eventId": "dup"', '"eventId": "dup", "eventId": "dup2"').encode(),
+     'duplicate key "eventId" in $.eventMetadata: which value is meant cannot be told'),
+], ids=["latin1", "record-separator", "duplicate-top-key", "duplicate-nested-key"])
+def test_sagemaker_one_bad_line_is_one_reject_not_a_refused_file(con, tmp_path, bad, reason):
+    # a Latin-1 or \x1e line refused the whole file as a "CSV Error"; a duplicated key kept
+    # one of the two values silently
+    good = _good_captures(3)
+    path = tmp_path / "capture.jsonl"
+    path.write_bytes(b"\n".join([good[0], bad, *good[1:]]) + b"\n")
+    report = tk.load(con, path)
+    assert report.rows_read == _lines_in(path) == 4
+    assert (report.rows_loaded, report.rows_rejected) == (3, 1)
+    assert rejects(con) == [(2, None, reason)]
+    assert con.execute("SELECT request_id, f0 FROM requests ORDER BY 1").fetchall() == [
+        ("e0", 0.5), ("e1", 1.5), ("e2", 2.5)]
+    counts_hold(con)
+
+
+def test_sagemaker_capture_with_a_byte_order_mark_is_recognised(con, tmp_path):
+    path = tmp_path / "capture.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(_good_captures(2)) + b"\n")
+    (file,) = tk.load(con, path).files
+    assert (file.format, file.rows_read, file.rows_loaded) == ("sagemaker", 2, 2)
+
+
+def test_kserve_line_that_is_not_utf8_is_one_reject(con, tmp_path):
+    lines = [_kserve_event(kind, {"instances": [[float(i)]]} if kind == "request" else
+                           {"predictions": [i]}, id=f"r{i}", time=_at(i)).encode()
+             for i in range(2) for kind in ("request", "response")]
+    lines.insert(2, b'{"specversion": "1.0", "type": "caf\xe9"}')
+    path = tmp_path / "k.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (3, 2, 1)
+    assert rejects(con) == [(3, None, "not valid UTF-8 text")]
+
+
+def test_prometheus_sample_without_a_value_is_rejected_not_loaded_null(con, tmp_path):
+    # [t] and [t, null] were loaded as NULL values, as if Prometheus had said NaN
+    result = [{"metric": {"__name__": "up", "pod": "a"},
+               "values": [[1772460000, "1"], [1772460015], [1772460030, None],
+                          [1772460045, "NaN"]]}]
+    path = tmp_path / "up.json"
+    path.write_text(json.dumps({"status": "success",
+                                "data": {"resultType": "matrix", "result": result}}))
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (4, 2, 2)
+    assert rejects(con) == [(1, "value", "value: the sample has no value (series 1, sample 2)"),
+                            (1, "value", "value: the sample has no value (series 1, sample 3)")]
+    # NaN is Prometheus' own "no value": loaded as NULL, as documented
+    assert con.execute("SELECT epoch(ts)::BIGINT, value FROM metrics ORDER BY ts").fetchall() \
+        == [(1772460000, 1.0), (1772460045, None)]

@@ -17,13 +17,14 @@ from typing import Any
 import duckdb
 
 from toolkit.errors import FileParseError
-from toolkit.load.sources import StagedSource, _name
-from toolkit.store.schema import quote_ident
+from toolkit.load.sources import StagedSource, _json_lines, _name
+from toolkit.store.schema import quote_ident, quote_literal
 
 __all__ = [
-    "LINES",
+    "lines",
     "head_text",
     "json_records",
+    "record_error",
     "materialize",
     "finish",
     "path_hour",
@@ -31,13 +32,16 @@ __all__ = [
     "iso_ns",
 ]
 
-#: The non-empty lines of ``$path`` (gzip too) with their 1-based line numbers, one text value
-#: per line: \x1e never occurs unescaped in JSON, so a malformed line is one row, not a failure.
-LINES = (
-    "(SELECT ordinality AS _row, _raw FROM read_csv($path, columns = {'_raw': 'VARCHAR'}, "
-    "header = false, delim = '\x1e', quote = '', escape = '', auto_detect = false, "
-    "max_line_size = 268435456) WITH ORDINALITY WHERE _raw IS NOT NULL AND trim(_raw) <> '')"
-)
+def lines(con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str]) -> str:
+    """Relation of the non-blank lines of ``path`` (gzip too): ``_row`` (the physical line),
+    ``_raw`` (its text) and ``_perr`` (why the line cannot be taken: not UTF-8, a \\x1e
+    control character, longer than the line limit).
+
+    DuckDB reads the file one text value per line (the generic JSON-lines reader's
+    :func:`~toolkit.load.sources._json_lines`), so a malformed line is one rejected row, not a
+    failed file. Temp tables it makes are appended to ``cleanup``.
+    """
+    return _json_lines(con, path, cleanup)
 
 
 def head_text(head: bytes) -> str:
@@ -47,16 +51,55 @@ def head_text(head: bytes) -> str:
     --------
     >>> head_text(b'{"a": 1}\\xff')
     '{"a": 1}'
+    >>> head_text(b'\\xef\\xbb\\xbf{"a": 1}')
+    '{"a": 1}'
     """
-    return head.decode("utf-8", errors="ignore")
+    return head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
 
 
-def json_records(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, str]:
+def record_error(raw: str = "_raw", perr: str = "_perr", objects: tuple[str, ...] = ()) -> str:
+    """SQL: why a line's text is not a readable JSON record (NULL when it is).
+
+    The line's own error (``perr``) first, then: not valid JSON, not an object, a key given
+    twice at the top level or in one of the ``objects`` (JSON paths such as
+    ``$.eventMetadata``): which of the two values is meant cannot be told, so the record is
+    rejected rather than silently keeping one.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> sql = record_error("r", "NULL", ("$.m",))
+    >>> record = '{"m": {"id": 1, "id": 2}}'
+    >>> duckdb.execute(f"SELECT {sql} FROM (SELECT ? AS r)", [record]).fetchall()
+    [('duplicate key "id" in $.m: which value is meant cannot be told',)]
+    """
+    def duplicate(path: str | None) -> str:
+        keys = f"json_keys({raw}{', ' + quote_literal(path) if path else ''})"
+        where = f" in {path}" if path else ""
+        return (
+            f"WHEN len({keys}) <> len(list_distinct({keys})) THEN 'duplicate key ' || "
+            f"to_json(list_filter({keys}, lambda k, i: list_position({keys}, k) < i)[1]) || "
+            f"{quote_literal(where + ': which value is meant cannot be told')} "
+        )
+
+    checks = "".join(duplicate(path) for path in (None, *objects))
+    return (
+        f"CASE WHEN {perr} IS NOT NULL THEN {perr} WHEN NOT json_valid({raw}) THEN 'not valid "
+        f"JSON (a truncated or corrupt line)' WHEN json_type({raw}) <> 'OBJECT' THEN 'not a "
+        f"JSON object' {checks}END"
+    )
+
+
+def json_records(
+    con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str]
+) -> tuple[str, str]:
     """How a JSON file holds its records: ``"lines"`` (JSON lines) or ``"document"``.
 
     Returns the mode and a relation with ``_row``, ``_raw`` and ``_perr`` (set when the record is
-    not a JSON object). In ``lines`` mode there is one row per non-empty line; in ``document``
-    mode (one JSON value spread over several lines, e.g. ``kubectl -o json``) one row, ``_row`` 1.
+    not a JSON object, or its line cannot be read at all). In ``lines`` mode there is one row per
+    non-empty line; in ``document`` mode (one JSON value spread over several lines, e.g.
+    ``kubectl -o json``) one row, ``_row`` 1. The relation needs no parameters; temp tables
+    are appended to ``cleanup``.
 
     Raises
     ------
@@ -64,27 +107,24 @@ def json_records(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, str]:
         When the whole file is not one JSON document, and neither its first line nor most of
         its lines are JSON.
     """
-    params = {"path": str(path)}
+    text = lines(con, path, cleanup)
     n, valid, first_ok, doc_ok = con.execute(
-        f"SELECT count(*), count_if(json_valid(_raw)), coalesce(arg_min(json_valid(_raw), _row), "
-        "false), coalesce(json_valid(string_agg(_raw, chr(10) ORDER BY _row)), false) "
-        f"FROM {LINES}",
-        params,
+        "SELECT count(*), count_if(_perr IS NULL AND json_valid(_raw)), "
+        "coalesce(arg_min(_perr IS NULL AND json_valid(_raw), _row), false), "
+        "coalesce(bool_and(_perr IS NULL) AND "
+        "json_valid(string_agg(_raw, chr(10) ORDER BY _row)), false) "
+        f"FROM {text}"
     ).fetchall()[0]
     # JSON lines with a few broken lines load line by line; a pretty-printed document does not
     # start with a complete JSON value on its first line
     if n == valid or (n and not doc_ok and (first_ok or 2 * valid >= n)):
-        relation = (
-            "(SELECT _row, _raw, CASE WHEN NOT json_valid(_raw) THEN 'not valid JSON (a "
-            "truncated or corrupt line)' WHEN json_type(_raw) <> 'OBJECT' THEN "
-            f"'not a JSON object' END AS _perr FROM {LINES})"
-        )
+        relation = f"(SELECT _row, _raw, {record_error()} AS _perr FROM {text})"
         return "lines", relation
     if doc_ok:
         relation = (
             "(SELECT 1::BIGINT AS _row, doc AS _raw, CASE WHEN json_type(doc) NOT IN "
             "('OBJECT', 'ARRAY') THEN 'not a JSON object' END AS _perr FROM "
-            f"(SELECT string_agg(_raw, chr(10) ORDER BY _row) AS doc FROM {LINES}))"
+            f"(SELECT string_agg(_raw, chr(10) ORDER BY _row) AS doc FROM {text}))"
         )
         return "document", relation
     raise FileParseError(
@@ -106,7 +146,7 @@ def materialize(
     sql
         A SELECT statement.
     params
-        Its bound parameters (e.g. ``{"path": ...}`` for :data:`LINES`).
+        Its bound parameters (e.g. ``{"path": ...}`` for a ``read_parquet($path)``).
     cleanup
         The staged source's list of temp tables to drop after the load.
     prefix

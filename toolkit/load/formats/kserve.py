@@ -167,7 +167,7 @@ class KServeReader:
 
     def _json_events(self, con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str],
                      notes: list[str]) -> str:
-        mode, records = json_records(con, path)
+        mode, records = json_records(con, path, cleanup)
         objects = (
             f"(SELECT _row, _raw, _perr, CASE WHEN _perr IS NULL THEN CAST(_raw AS JSON) END AS j "
             f"FROM {records})"
@@ -200,7 +200,7 @@ class KServeReader:
         time = f"CASE WHEN {structured} THEN j->>'time' ELSE {field('occurrenceTime', 'OccurrenceTime')} END"
         blob_untimed = con.execute(
             f"SELECT count_if(NOT {structured} AND {time} IS NULL) FROM {objects} "
-            "WHERE _perr IS NULL", {"path": str(path)}
+            "WHERE _perr IS NULL"
         ).fetchall()[0][0]
         if blob_untimed:
             notes.append(_MTIME_NOTE)
@@ -227,7 +227,7 @@ class KServeReader:
             f"coalesce(j->>'datacontenttype', {field('ContentType', 'contentType')}) "
             f"AS content_type, {body} AS body, {time} IS NOT NULL AS _timed FROM {objects}"
         )
-        return quote_ident(materialize(con, sql, {"path": str(path)}, cleanup=cleanup))
+        return quote_ident(materialize(con, sql, cleanup=cleanup))
 
     def _blob_events(self, con: duckdb.DuckDBPyConnection, path: Path, kind: str,
                      cleanup: list[str], notes: list[str]) -> str:

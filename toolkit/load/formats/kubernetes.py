@@ -105,9 +105,8 @@ class KubernetesReader:
         """Stage the events derived from the file's Event and Pod objects."""
         cleanup: list[str] = []
         notes: list[str] = []
-        mode, records = json_records(con, source.path)
-        items = materialize(con, _items_sql(records, mode), {"path": str(source.path)},
-                            cleanup=cleanup)
+        mode, records = json_records(con, source.path, cleanup)
+        items = materialize(con, _items_sql(records, mode), cleanup=cleanup)
         name = quote_ident(items)
         events = materialize(con, _events_sql(name), cleanup=cleanup)
         pods = materialize(con, _pods_sql(name), cleanup=cleanup)

@@ -121,9 +121,8 @@ class OTLPReader:
         """Stage the server spans."""
         cleanup: list[str] = []
         notes: list[str] = []
-        mode, records = json_records(con, source.path)
-        spans = materialize(con, _spans_sql(records, mode), {"path": str(source.path)},
-                            cleanup=cleanup)
+        mode, records = json_records(con, source.path, cleanup)
+        spans = materialize(con, _spans_sql(records, mode), cleanup=cleanup)
         other = con.execute(
             f"SELECT count(*) FROM {quote_ident(spans)} WHERE _perr IS NULL AND NOT _server"
         ).fetchall()[0][0]

@@ -103,9 +103,8 @@ class PrometheusReader:
         """Stage samples, derived quantiles, averages and rates, and error responses."""
         cleanup: list[str] = []
         notes: list[str] = []
-        params = {"path": str(source.path)}
-        mode, records = json_records(con, source.path)
-        responses = materialize(con, _responses_sql(records), params, cleanup=cleanup)
+        mode, records = json_records(con, source.path, cleanup)
+        responses = materialize(con, _responses_sql(records), cleanup=cleanup)
         self._check_errors(con, responses, source.path, mode)
         stem = strip_suffix(source.path.name)
         samples = materialize(con, _samples_sql(responses, mode, stem), cleanup=cleanup)
@@ -185,9 +184,11 @@ def _samples_sql(responses: str, mode: str, stem: str) -> str:
         "CASE WHEN t IS NULL THEN 'the sample time is not a number' || " + where + " "
         "WHEN ts IS NULL THEN printf('the sample time %s is out of range', sample->>0) || "
         + where + " "
+        "WHEN vtext IS NULL THEN 'the sample has no value' || " + where + " "
         "WHEN lower(vtext) <> 'nan' AND v IS NULL THEN printf('the sample value %s is not a "
-        "number', coalesce(vtext, 'null')) END AS _perr, CASE WHEN t IS NULL OR ts IS NULL "
-        "THEN 'ts' WHEN lower(vtext) <> 'nan' AND v IS NULL THEN 'value' END AS _pcol, "
+        "number', vtext) END AS _perr, CASE WHEN t IS NULL OR ts IS NULL "
+        "THEN 'ts' WHEN vtext IS NULL OR (lower(vtext) <> 'nan' AND v IS NULL) THEN 'value' "
+        "END AS _pcol, "
         f"raw_name, labels, host, t, ts, v FROM (SELECT *, "
         "CASE WHEN lower(vtext) = 'nan' THEN NULL ELSE TRY_CAST(vtext AS DOUBLE) END AS v, "
         "CAST(try(make_timestamp(TRY_CAST(round(t * 1e6) AS BIGINT))) AS TIMESTAMPTZ) AS ts "

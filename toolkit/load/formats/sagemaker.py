@@ -53,7 +53,13 @@ from toolkit.errors import LoadError
 from toolkit.load.discover import SourceFile
 from toolkit.load.formats import FormatOptions, register
 from toolkit.load.formats._batch import BatchRun, batch_run
-from toolkit.load.formats._common import LINES, head_text, materialize, path_hour
+from toolkit.load.formats._common import (
+    head_text,
+    lines,
+    materialize,
+    path_hour,
+    record_error,
+)
 from toolkit.load.formats._instances import explode
 from toolkit.load.formats._payload import (
     csv_fields,
@@ -137,7 +143,8 @@ class SageMakerReader:
                 path=str(source.path),
             )
         cleanup: list[str] = []
-        decoded = materialize(con, _decoded_sql(), {"path": str(source.path)}, cleanup=cleanup)
+        decoded = materialize(con, _decoded_sql(lines(con, source.path, cleanup)),
+                              cleanup=cleanup)
         hour = path_hour(source.path)
         if table == "labels":
             records = materialize(con, _labels_sql(decoded, hour), cleanup=cleanup)
@@ -179,16 +186,20 @@ class SageMakerReader:
                        notes=notes, fields=fields)
 
 
-def _decoded_sql() -> str:
-    """Lines, their fields, and each payload decoded and split into records' raw material."""
+def _decoded_sql(text: str) -> str:
+    """Lines, their fields, and each payload decoded and split into records' raw material.
+
+    ``text`` is the relation of the file's lines (:func:`._common.lines`).
+    """
     paths = ", ".join(f"'{p}'" for p in _FIELDS.values())
     fields = ", ".join(f"_v[{i + 1}] AS {name}" for i, name in enumerate(_FIELDS))
+    objects = ("$.eventMetadata", "$.captureData", "$.captureData.endpointInput",
+               "$.captureData.endpointOutput", "$.captureData.batchTransformOutput",
+               "$.groundTruthData")
     base = (
         f"(SELECT _row, _raw, _perr, {fields} FROM (SELECT *, CASE WHEN _perr IS NULL THEN "
         f"json_extract_string(_raw, [{paths}]) END AS _v FROM "
-        "(SELECT _row, _raw, CASE WHEN NOT json_valid(_raw) THEN 'not valid JSON (a truncated "
-        "or corrupt line)' WHEN json_type(_raw) <> 'OBJECT' THEN 'not a JSON object' END "
-        f"AS _perr FROM {LINES})))"
+        f"(SELECT _row, _raw, {record_error(objects=objects)} AS _perr FROM {text})))"
     )
     level1 = ", ".join(
         f"CASE WHEN upper({p}_enc) = 'BASE64' THEN "

@@ -33,7 +33,13 @@ import duckdb
 
 from toolkit.load.discover import SourceFile
 from toolkit.load.formats import FormatOptions, register
-from toolkit.load.formats._common import LINES, head_text, materialize, parquet_columns
+from toolkit.load.formats._common import (
+    head_text,
+    lines,
+    materialize,
+    parquet_columns,
+    record_error,
+)
 from toolkit.load.formats._instances import explode
 from toolkit.load.sources import StagedSource
 from toolkit.store.schema import quote_ident
@@ -81,7 +87,8 @@ class VertexReader:
             rows = materialize(con, _parquet_rows(con, source.path, notes), params,
                                cleanup=cleanup)
         else:
-            rows = materialize(con, _ndjson_rows(), params, cleanup=cleanup)
+            rows = materialize(con, _ndjson_rows(lines(con, source.path, cleanup)),
+                               cleanup=cleanup)
         generative = con.execute(
             f"SELECT count(*) FROM {quote_ident(rows)} WHERE full_response IS NOT NULL"
         ).fetchall()[0][0]
@@ -91,7 +98,7 @@ class VertexReader:
                        notes=notes, fields=("request_payload", "response_payload", "labels"))
 
 
-def _ndjson_rows() -> str:
+def _ndjson_rows(text: str) -> str:
     fields = {
         "endpoint": "$.endpoint",
         "deployed_model_id": "$.deployed_model_id",
@@ -110,8 +117,7 @@ def _ndjson_rows() -> str:
         "AS full_response, CASE WHEN _perr IS NULL THEN _j->'metadata' END AS metadata FROM "
         f"(SELECT *, CASE WHEN _perr IS NULL THEN json_extract_string(_raw, [{paths}]) END AS _v, "
         "CASE WHEN _perr IS NULL THEN CAST(_raw AS JSON) END AS _j FROM (SELECT _row, _raw, "
-        "CASE WHEN NOT json_valid(_raw) THEN 'not valid JSON (a truncated or corrupt line)' "
-        f"WHEN json_type(_raw) <> 'OBJECT' THEN 'not a JSON object' END AS _perr FROM {LINES}))"
+        f"{record_error()} AS _perr FROM {text}))"
     )
 
 

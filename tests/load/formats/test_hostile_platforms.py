@@ -495,3 +495,22 @@ def test_prometheus_sample_without_a_value_is_rejected_not_loaded_null(con, tmp_
     # NaN is Prometheus' own "no value": loaded as NULL, as documented
     assert con.execute("SELECT epoch(ts)::BIGINT, value FROM metrics ORDER BY ts").fetchall() \
         == [(1772460000, 1.0), (1772460045, None)]
+
+
+def test_seldon_events_without_requestid_do_not_pair_on_their_per_message_ids(con, tmp_path):
+    # Seldon's ce-id differs between a request and its response: without ce-requestid they
+    # were two half rows; adjacent, they pair by order
+    def seldon(kind: str, data, event_id: str, second: float) -> str:
+        return json.dumps({"specversion": "1.0", "type": f"io.seldon.serving.inference.{kind}",
+                           "source": "http://:8000/", "id": event_id, "time": _at(second),
+                           "inferenceservicename": "model-test", "data": data})
+
+    path = tmp_path / "seldon.jsonl"
+    path.write_text("\n".join([
+        seldon("request", {"data": {"ndarray": [[2, 1]]}}, "m1", 0),
+        seldon("response", {"data": {"ndarray": [[0.1, 0.9]]}}, "m2", 0.125),
+    ]) + "\n")
+    (file,) = tk.load(con, path).files
+    assert (file.rows_read, file.rows_loaded, file.rows_rejected) == (1, 1, 0)
+    assert con.execute("SELECT request_id, latency_ms, prediction, score, f0, f1 FROM requests"
+                       ).fetchall() == [("#1", 125.0, "1", 0.9, 2.0, 1.0)]

@@ -332,7 +332,8 @@ _UNPAIRED = (
 def _pairs_sql(events: str) -> str:
     """One row per request/response pair (either side may be missing), with its payloads.
 
-    Events pair on ``requestid`` (Seldon), else ``id``. Events without either pair by order,
+    Events pair on ``requestid`` (Seldon), else ``id`` (not for Seldon events, whose ``id`` is
+    unique per message). Events without either pair by order,
     and only where that is unambiguous: a request immediately followed by a response of the
     same InferenceService (among the id-less events), neither of them next to another event
     of its own kind, the response not earlier than the request. Their id is
@@ -344,7 +345,9 @@ def _pairs_sql(events: str) -> str:
     keyed = (
         "(SELECT *, CASE WHEN _perr IS NOT NULL AND ce_type IS NULL THEN 'request' ELSE "
         f"{_kind('ce_type')} END AS _kind, coalesce(nullif(ce_requestid, ''), "
-        "nullif(ce_id, '')) AS _given, TRY_CAST(body AS JSON) AS _json "
+        # Seldon's ce-id is unique per message: only its requestid joins the two events
+        "CASE WHEN NOT coalesce(ce_type ILIKE 'io.seldon.%', false) THEN nullif(ce_id, '') "
+        "END) AS _given, TRY_CAST(body AS JSON) AS _json "
         f"FROM {events})"
     )
     # the neighbours of each readable id-less event among the id-less events of its service

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.report.format import fmt_value, format_frame
+
 __all__ = ["escape", "table", "paragraph", "heading", "items", "note", "key_values",
            "figure_html", "Html"]
 
@@ -41,24 +43,20 @@ def escape(value: Any) -> str:
     >>> escape('<script>alert("x")</script>')
     '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'
     """
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "—"
-    if isinstance(value, float):
-        return html.escape(f"{value:.4g}")
-    if isinstance(value, pd.Timestamp):
-        return html.escape(value.strftime("%Y-%m-%d %H:%M UTC"))
-    return html.escape(str(value))
+    return html.escape(fmt_value(value), quote=True)
 
 
-def table(frame: pd.DataFrame, *, max_rows: int = 30, caption: str | None = None) -> Html:
-    """A DataFrame as an escaped HTML table (pandas escapes cell values and headers)."""
+def table(frame: pd.DataFrame, *, max_rows: int = 30, caption: str | None = None,
+          reasons: dict[str, str] | None = None) -> Html:
+    """A DataFrame as an escaped HTML table, every cell through the report's formatter.
+
+    ``reasons`` maps a column to why its missing values are missing (``n/a (reason)``).
+    """
     if frame is None or frame.empty:
         return note("no rows")
-    shown = frame.head(max_rows).astype(object)
-    shown = shown.where(shown.notna(), "—").replace({None: "—"})
-    body = shown.to_html(index=False, escape=True, border=0, classes="forensics-table",
-                         float_format=lambda v: f"{v:.4g}", na_rep="—")
-    extra = f"<p class='muted'>{len(frame) - max_rows} more rows not shown.</p>" \
+    shown = format_frame(frame.head(max_rows), reasons=reasons)
+    body = shown.to_html(index=False, escape=True, border=0, classes="forensics-table")
+    extra = f"<p class='muted'>{len(frame) - max_rows:,} more rows not shown.</p>" \
         if len(frame) > max_rows else ""
     title = f"<p class='caption'>{escape(caption)}</p>" if caption else ""
     return Html(title + body + extra)
@@ -84,17 +82,25 @@ def note(text: str) -> Html:
 
 
 def key_values(pairs: dict[str, Any]) -> Html:
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs.items())
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{html.escape(fmt_value(v, str(k)))}</td></tr>"
+                   for k, v in pairs.items())
     return Html(f"<table class='forensics-kv'>{rows}</table>")
 
 
 def figure_html(figure: Any, alt: str = "figure") -> Html:
-    """A matplotlib figure as an inline PNG (closed afterwards, so it is shown once)."""
+    """A matplotlib figure as an inline PNG (closed afterwards, so it is shown once).
+
+    Every figure goes through :func:`toolkit.plotting.polish` first (readable log and date
+    ticks, rates starting at 0, merged annotations).
+    """
     import base64
     import io
 
     import matplotlib.pyplot as plt
 
+    from toolkit.plotting import polish
+
+    polish(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)

@@ -112,9 +112,33 @@ def render_template(
               if o.get("output_type") == "error"]
     if errors:
         raise ReportError(f"Template {name!r} produced an error output: {errors[0].get('ename')}")
+    _divert_stderr(notebook, executed.with_suffix(".stderr.txt"))
     html_path = executed.with_suffix(".html")
     html_path.write_text(export_html(notebook, hide_code=hide_code), encoding="utf-8")
     return Rendered(executed, html_path)
+
+
+def _divert_stderr(notebook: Any, log: Path) -> None:
+    """Move stderr text (warnings a library printed) out of the notebook into ``log``.
+
+    The executed ``.ipynb`` keeps it, for debugging (and tests fail on it); the reader's HTML
+    never shows it.
+    """
+    lines = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines.append(str(output.get("text", "")))
+            else:
+                kept.append(output)
+        cell["outputs"] = kept
+    if lines:
+        log.write_text("".join(lines), encoding="utf-8")
+    else:
+        log.unlink(missing_ok=True)
 
 
 def execute(source: Path, executed: Path, parameters: dict[str, Any], *, timeout: int,

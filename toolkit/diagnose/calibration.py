@@ -539,7 +539,7 @@ def score_semantics(record: Recorder, rows: ibis.Table, positive: str | None) ->
     """What the scores of labelled predictions look like (one aggregate in the engine).
 
     Returns ``rows`` (with a score and a prediction), ``classes`` (distinct predictions),
-    ``min`` and ``max`` score, ``below_half`` (share with score < 0.5) and
+    ``label_classes`` (distinct labels, 0 without labels), ``min`` and ``max`` score, ``below_half`` (share with score < 0.5) and
     ``agrees_with_positive`` (share where ``score >= 0.5`` exactly when the prediction is the
     positive class; NaN without a positive class).
     """
@@ -547,6 +547,8 @@ def score_semantics(record: Recorder, rows: ibis.Table, positive: str | None) ->
     score = rows.score.cast("float64")
     aggs = {"n": rows.count(), "classes": rows.prediction.nunique(), "lo": score.min(),
             "hi": score.max(), "below": (score < 0.5).cast("int64").sum()}
+    if "label" in rows.columns:
+        aggs["labels"] = rows.label.nunique()
     if positive is not None:
         agree = (score >= 0.5) == (rows.prediction == ibis.literal(positive))
         aggs["agree"] = agree.cast("int64").sum()
@@ -556,7 +558,7 @@ def score_semantics(record: Recorder, rows: ibis.Table, positive: str | None) ->
     def share(k: Any) -> float:
         return float(k) / n if n else float("nan")
 
-    return {"rows": n, "classes": int(row["classes"]),
+    return {"rows": n, "classes": int(row["classes"]), "label_classes": int(row.get("labels", 0)),
             "min": float(row["lo"]) if n else float("nan"),
             "max": float(row["hi"]) if n else float("nan"),
             "below_half": share(row["below"]),

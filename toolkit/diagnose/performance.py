@@ -8,10 +8,11 @@ integral numbers without a decimal part). Precision, recall and F1 are for the p
 Intervals are Wilson score intervals (95%). Label coverage is labelled / all requests in the
 window; label delay is ``labeled_at - ts`` (approximate quantiles).
 
-Binary tasks with a ``score`` also get **ROC AUC** and **PR AUC**, exact, in the engine: the
-labelled predictions are grouped by their P(positive) (``score`` when ``score_is="p_positive"``,
+Binary tasks with a ``score`` also get **ROC AUC** and **PR AUC**, exact: the engine groups
+the labelled predictions by their P(positive) (``score`` when ``score_is="p_positive"``,
 else ``score`` for a positive prediction and ``1 - score`` for a negative one), and from the
-positives ``P_s`` and negatives ``N_s`` at each distinct value ``s``:
+positives ``P_s`` and negatives ``N_s`` at each distinct value ``s`` (running sums over the
+sorted values in numpy):
 ``ROC AUC = sum_s P_s (N_{<s} + N_s / 2) / (P N)`` (the Mann-Whitney statistic, ties counted
 half: scikit-learn's ``roc_auc_score``) and ``PR AUC = sum_s (P_s / P) TP_{>=s} / (TP_{>=s} +
 FP_{>=s})`` (average precision, scikit-learn's ``average_precision_score``, with no
@@ -365,8 +366,8 @@ def _metrics(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _ranking(case: CaseView, record: Recorder, rows: ibis.Table, positive: str | None,
              score_is: str) -> tuple[pd.DataFrame, NotAssessed | None]:
-    """ROC AUC and PR AUC per window (see the module documentation), one query in the engine;
-    an empty frame and the reason when they cannot be computed."""
+    """ROC AUC and PR AUC per window (see the module documentation and
+    :func:`ranking_from_counts`); NaN and the reason when they cannot be computed."""
     empty = pd.DataFrame({"window": ["baseline", "incident"], "roc_auc": np.nan,
                           "pr_auc": np.nan})
     if "score" not in case.columns["requests"]:
@@ -375,12 +376,12 @@ def _ranking(case: CaseView, record: Recorder, rows: ibis.Table, positive: str |
         return empty, NotAssessed(f"{ID}:auc", "no positive class for ROC and PR AUC")
     rows = rows.filter(rows.score.notnull())
     check = score_semantics(record, rows, positive)
-    labels = record(rows.aggregate(k=rows.label.nunique())).iloc[0]["k"]
     if not check["rows"]:
         return empty, NotAssessed(f"{ID}:auc", "no labelled prediction has a score")
-    if check["classes"] > 2 or int(labels) > 2:
+    classes = max(check["classes"], check["label_classes"])
+    if classes > 2:
         return empty, NotAssessed(f"{ID}:auc", "ROC and PR AUC are for binary tasks; "
-                                  f"{max(check['classes'], int(labels))} classes here")
+                                  f"{classes} classes here")
     problem = score_problem(check, score_is, positive)
     if problem:
         return empty, NotAssessed(f"{ID}:auc", problem)
@@ -389,22 +390,43 @@ def _ranking(case: CaseView, record: Recorder, rows: ibis.Table, positive: str |
     p = score if score_is == "p_positive" else ibis.cases((rows.prediction == pos, score),
                                                           else_=1 - score)
     y = (rows.label == pos).cast("int64")
-    per = rows.mutate(_p=p, _y=y).group_by(window="_window", p="_p").aggregate(
-        pos=ibis._._y.sum(), neg=(1 - ibis._._y).sum())
-    up = ibis.cumulative_window(group_by=per.window, order_by=per.p)
-    down = ibis.cumulative_window(group_by=per.window, order_by=ibis.desc(per.p))
-    pos_f, neg_f = per.pos.cast("float64"), per.neg.cast("float64")
-    steps = per.mutate(
-        below=per.neg.sum().over(up) - per.neg,   # negatives with a lower P(positive)
-        tp=per.pos.sum().over(down), seen=(per.pos + per.neg).sum().over(down),
-        pos_f=pos_f, neg_f=neg_f)
-    totals = record(steps.group_by("window").aggregate(
-        n_pos=steps.pos_f.sum(), n_neg=steps.neg_f.sum(),
-        ranked=(steps.pos_f * (steps.below.cast("float64") + steps.neg_f / 2)).sum(),
-        precision=(steps.pos_f * steps.tp.cast("float64") / steps.seen.cast("float64")).sum()))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        both = (totals["n_pos"] > 0) & (totals["n_neg"] > 0)
-        totals["roc_auc"] = np.where(both, totals["ranked"] / (totals["n_pos"] * totals["n_neg"]),
-                                     np.nan)
-        totals["pr_auc"] = np.where(both, totals["precision"] / totals["n_pos"], np.nan)
-    return totals[["window", "roc_auc", "pr_auc"]], None
+    # positives and negatives per window and distinct P(positive): a hash aggregate in the
+    # engine; the running sums over the sorted distinct values are numpy's (DuckDB's ordered
+    # window sums took 0.6 of the 0.7 s at 1M requests, numpy's a few milliseconds)
+    marked = rows.mutate(_p=p, _y=y)
+    per = record(marked.group_by(window=marked._window, p=marked._p).aggregate(
+        pos=marked._y.sum(), n=marked.count()))
+    out = []
+    for window in ("baseline", "incident"):
+        part = per[per["window"] == window]
+        out.append({"window": window} | ranking_from_counts(
+            part["p"].to_numpy(float), part["pos"].to_numpy(float),
+            (part["n"] - part["pos"]).to_numpy(float)))
+    return pd.DataFrame(out), None
+
+
+def ranking_from_counts(p: np.ndarray, positives: np.ndarray, negatives: np.ndarray
+                        ) -> dict[str, float]:
+    """ROC AUC and average precision from positives and negatives per distinct score ``p``.
+
+    ``ROC AUC = sum_s P_s (N_{<s} + N_s / 2) / (P N)``; ``AP = sum_s (P_s / P) TP_{>=s} /
+    (TP_{>=s} + FP_{>=s})``. NaN unless both classes occur.
+
+    Examples
+    --------
+    >>> r = ranking_from_counts(np.array([0.9, 0.8, 0.6, 0.4, 0.3]), np.array([1, 1, 0, 1, 0]),
+    ...                         np.array([0, 1, 1, 0, 1]))
+    >>> round(r["roc_auc"], 4), round(r["pr_auc"], 4)   # 6.5 / 9; 1/3 + 2/9 + 1/5
+    (0.7222, 0.7556)
+    """
+    order = np.argsort(p, kind="stable")
+    pos, neg = np.asarray(positives, float)[order], np.asarray(negatives, float)[order]
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if not (n_pos > 0 and n_neg > 0):
+        return {"roc_auc": float("nan"), "pr_auc": float("nan")}
+    below = np.cumsum(neg) - neg  # negatives with a lower score
+    roc = float(np.sum(pos * (below + neg / 2)) / (n_pos * n_neg))
+    tp = n_pos - (np.cumsum(pos) - pos)  # positives with this score or higher
+    seen = (n_pos + n_neg) - (np.cumsum(pos + neg) - (pos + neg))
+    ap = float(np.sum(pos * tp / seen) / n_pos)
+    return {"roc_auc": roc, "pr_auc": ap}

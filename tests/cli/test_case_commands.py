@@ -76,4 +76,4 @@ def test_exit_codes_and_messages(case_dir, tmp_path):
     write = run("sql", "--db", str(db), "DELETE FROM requests")
     assert write.returncode == 1 and "read-only" in write.stderr
     no_case = run("info", "--db", str(tmp_path / "other.duckdb"))
-    assert no_case.returncode == 1 and "No case database" in no_case.stderr
+    assert no_case.returncode == 2 and "No case database" in no_case.stderr  # a usage error

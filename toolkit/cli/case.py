@@ -1,51 +1,85 @@
-"""``forensics ingest``, ``forensics info`` and ``forensics sql``: building and reading a case."""
+"""``forensics ingest``, ``forensics info`` and ``forensics sql``: building and reading a case.
+
+Everything that comes from the case (versions, hosts, reject reasons, query values) is printed
+through :func:`toolkit.cli.app.safe`, so escape sequences in log content cannot act on the
+terminal.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections import Counter
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from toolkit.cli.app import app, console, err_console, handle_errors, interactive
-from toolkit.errors import InvalidParameterError
-from toolkit.load import FileLoad, LoadReport, SourceFile, load
+from toolkit.cli.app import (
+    app,
+    console,
+    err_console,
+    handle_errors,
+    interactive,
+    safe,
+    usage_errors,
+)
+from toolkit.cli.display import csv_for, json_safe, print_table
+from toolkit.errors import InvalidParameterError, ToolkitError
+from toolkit.load import FileLoad, LoadReport, SourceFile, discover, load
 from toolkit.store import connect, summarize
 
-_DB_HELP = "The case database (a DuckDB file)."
+_DB_HELP = "The case database: an existing DuckDB case file, or a new path to create one."
+_QUIET_STATUSES = ("loaded", "replaced", "unchanged", "duplicate")
 
 
 @app.command()
 @handle_errors
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="Files or folders of exported logs."),
-    db: Path = typer.Option(..., "--db", help=_DB_HELP),
-    table: str | None = typer.Option(None, "--table", help="Target table for every file."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH",
+                                       help="Files or folders of exported logs."),
+    db: Path = typer.Option(..., "--db", metavar="CASE", help=_DB_HELP),
+    table: str | None = typer.Option(None, "--table", metavar="TABLE",
+                                     help="Target table for every file."),
     mapping: Path | None = typer.Option(
-        None, "--mapping", help="TOML file renaming source columns and stating units."
+        None, "--mapping", metavar="TOML",
+        help="TOML file renaming source columns and stating units."
     ),
     replace: bool = typer.Option(
         False, "--replace", help="Reload files whose content changed since they were loaded."
     ),
     fmt: str | None = typer.Option(
-        None, "--format", help="Force a platform format instead of recognising it by content."
+        None, "--format", metavar="FORMAT",
+        help="Force a platform format instead of recognising it by content."
     ),
     features: str | None = typer.Option(
-        None, "--features", help="Comma-separated feature names for header-less payloads."
+        None, "--features", metavar="NAMES",
+        help="Comma-separated feature names for header-less payloads."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="One line per file (by default only files with rejected "
+        "or skipped rows are listed, then a summary)."
     ),
 ) -> None:
     """Load exported logs into a case database (created when absent)."""
-    con = connect(db)
+    with usage_errors():
+        con = connect(db)
     try:
         report = LoadReport()
         with _progress() as progress:
-            task = progress.add_task("loading", total=None)
+            task = progress.add_task("loading", total=_count_files(paths, table))
 
             def tick(file: SourceFile, result: FileLoad | None) -> None:
                 if result is None:
-                    progress.update(task, description=f"{file.path.name} -> {file.table}")
+                    progress.update(task, description=safe(file.path.name, newlines=False))
                 else:
                     progress.advance(task)
 
@@ -57,7 +91,19 @@ def ingest(
                 )
     finally:
         con.close()
-    _print_load_report(report)
+    if verbose:
+        _print_load_table(report)
+    else:
+        _print_load_brief(report)
+    _print_load_summary(report)
+
+
+def _count_files(paths: list[Path], table: str | None) -> int | None:
+    """How many files the ingest will visit (for the progress bar), when it can be told."""
+    try:
+        return sum(len(discover(path, table=table)) for path in paths)
+    except (ToolkitError, OSError):
+        return None  # load() reports the problem itself
 
 
 def _progress() -> Progress:
@@ -65,7 +111,8 @@ def _progress() -> Progress:
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed} file(s)"),
+        MofNCompleteColumn(),
+        TextColumn("file(s)"),
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
@@ -73,21 +120,49 @@ def _progress() -> Progress:
     )
 
 
-def _print_load_report(report: LoadReport) -> None:
+def _name(source: str) -> str:
+    return safe(Path(source).name, newlines=False)
+
+
+def _print_load_table(report: LoadReport) -> None:
     table = Table(title=None, show_edge=False)
     for column in ("file", "table", "status", "read", "loaded", "rejected"):
         table.add_column(column, justify="right" if column in ("read", "loaded", "rejected")
                          else "left")
     for item in report.files:
-        table.add_row(item.source, item.table, item.status, f"{item.rows_read:,}",
-                      f"{item.rows_loaded:,}", f"{item.rows_rejected:,}")
+        table.add_row(safe(item.source, newlines=False), item.table, item.status,
+                      f"{item.rows_read:,}", f"{item.rows_loaded:,}", f"{item.rows_rejected:,}")
     console.print(table)
     for item in report.files:
         for note in item.notes:
-            if item.status in ("loaded", "replaced", "skipped"):
-                console.print(f"note: {Path(item.source).name}: {note}", markup=False)
+            if item.status not in ("unchanged", "duplicate"):
+                console.print(f"note: {_name(item.source)}: {safe(note, newlines=False)}",
+                              markup=False)
+
+
+def _print_load_brief(report: LoadReport) -> None:
+    """Only the files a reader must look at, then each distinct note once with its count."""
+    for item in report.files:
+        if item.rows_rejected:
+            console.print(f"{_name(item.source)}: {item.rows_rejected:,} of {item.rows_read:,} "
+                          f"rows rejected", markup=False)
+        elif item.status not in _QUIET_STATUSES:
+            reason = "; ".join(item.notes)
+            console.print(f"{_name(item.source)}: {item.status}"
+                          + (f" ({safe(reason, newlines=False)})" if reason else ""),
+                          markup=False)
+    notes = Counter(note for item in report.files if item.status in ("loaded", "replaced")
+                    for note in item.notes)
+    for note, files in notes.items():
+        console.print(f"note ({files} file{'s' if files > 1 else ''}): "
+                      f"{safe(note, newlines=False)}", markup=False)
+
+
+def _print_load_summary(report: LoadReport) -> None:
+    statuses = Counter(item.status for item in report.files)
+    detail = ", ".join(f"{n} {status}" for status, n in statuses.items())
     console.print(
-        f"{len(report.files)} file(s): {report.rows_read:,} rows read, "
+        f"{len(report.files)} file(s) ({detail or 'none'}): {report.rows_read:,} rows read, "
         f"{report.rows_loaded:,} loaded, {report.rows_rejected:,} rejected"
         + (" (see the rejects table)" if report.rows_rejected else ""),
         markup=False,
@@ -97,20 +172,22 @@ def _print_load_report(report: LoadReport) -> None:
 @app.command()
 @handle_errors
 def info(
-    db: Path = typer.Option(..., "--db", help=_DB_HELP),
+    db: Path = typer.Option(..., "--db", metavar="CASE", help=_DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Summarize a case: tables, time range, versions, hosts, features, rejects."""
-    con = connect(db, read_only=True)
+    with usage_errors():
+        con = connect(db, read_only=True)
     try:
         summary = summarize(con)
     finally:
         con.close()
     if as_json:
-        console.print_json(json.dumps(summary.to_dict(), default=str))
+        # json.dumps escapes every control character (ensure_ascii), so this is exact and safe
+        console.print(json.dumps(summary.to_dict(), default=str, indent=2), markup=False)
         return
-    console.print(f"case {db} (schema v{summary.schema_version}, {summary.loads} load(s))",
-                  markup=False)
+    console.print(f"case {safe(db, newlines=False)} (schema v{summary.schema_version}, "
+                  f"{summary.loads} load(s))", markup=False)
     tables = Table(show_edge=False)
     for column in ("table", "rows", "first (UTC)", "last (UTC)"):
         tables.add_column(column, justify="right" if column == "rows" else "left")
@@ -123,20 +200,23 @@ def info(
         ("client versions", summary.client_versions),
         ("hosts", summary.hosts),
     ):
-        shown = ", ".join(f"{k} ({v:,})" for k, v in list(values.items())[:12])
+        shown = ", ".join(f"{safe(k, newlines=False)} ({v:,})"
+                          for k, v in list(values.items())[:12])
         more = f" and {len(values) - 12} more" if len(values) > 12 else ""
         console.print(f"{title}: {shown or '-'}{more}", markup=False)
     features = summary.features
     if len(features):
-        listed = ", ".join(f"{r.name} ({r.kind}{', ' + r.unit if r.unit else ''})"
-                           for r in features.itertuples(index=False))
+        listed = ", ".join(
+            safe(f"{r.name} ({r.kind}{', ' + r.unit if r.unit else ''})", newlines=False)
+            for r in features.itertuples(index=False))
         console.print(f"features ({len(features)}): {listed}", markup=False)
     else:
         console.print("features: -")
     if summary.rows_rejected:
         console.print(f"rejected rows: {summary.rows_rejected:,}", markup=False)
         for row in summary.rejects.head(10).itertuples(index=False):
-            console.print(f"  {row.rows:,} x {Path(row.file).name}: {row.reason}", markup=False)
+            console.print(f"  {row.rows:,} x {_name(row.file)}: "
+                          f"{safe(row.reason, newlines=False)}", markup=False)
     else:
         console.print("rejected rows: 0")
 
@@ -152,36 +232,54 @@ def _ts(value: object) -> str:
 @app.command()
 @handle_errors
 def sql(
-    query: str = typer.Argument(..., help="A DuckDB SQL query."),
-    db: Path = typer.Option(..., "--db", help=_DB_HELP),
-    fmt: str = typer.Option("table", "--format", help="Output: table, csv or json."),
+    query: str = typer.Argument(..., metavar="QUERY", help="A DuckDB SQL query."),
+    db: Path = typer.Option(..., "--db", metavar="CASE", help=_DB_HELP),
+    fmt: str = typer.Option(
+        "table", "--format", metavar="FORMAT",
+        help="Output: table (aligned, numbers rounded for display), csv or json (exact values; "
+        "on a terminal, csv shows control characters as \\xNN escapes, json always escapes "
+        "them)."),
     max_rows: int = typer.Option(
-        100, "--max-rows", help="Rows shown in table format (csv and json print all)."
+        100, "--max-rows", metavar="N", help="Rows shown in table format (csv and json print all)."
     ),
+    unsafe_allow_external: bool = typer.Option(
+        False, "--unsafe-allow-external",
+        help="Let the query read and write files other than the case (read_csv, ATTACH, "
+        "COPY ... TO, extensions). Only for queries you trust: by default the case is the "
+        "only file a query can touch."),
 ) -> None:
-    """Run an ad-hoc SQL query on a case (opened read-only)."""
+    """Run an ad-hoc SQL query on a case (read-only, and sandboxed to the case file)."""
     if fmt not in ("table", "csv", "json"):
-        raise InvalidParameterError(f"--format must be table, csv or json. Got {fmt!r}.")
+        with usage_errors():
+            raise InvalidParameterError(f"--format must be table, csv or json. Got {fmt!r}.")
     import duckdb
 
-    con = connect(db, read_only=True)
+    with usage_errors():
+        con = connect(db, read_only=True, external_access=unsafe_allow_external)
     try:
         try:
             frame = con.execute(query).df()
         except duckdb.Error as exc:
-            raise InvalidParameterError(f"query failed: {exc}") from exc
+            hint = ""
+            if isinstance(exc, duckdb.PermissionException) and not unsafe_allow_external:
+                hint = (" (forensics sql reaches no file but the case; "
+                        "--unsafe-allow-external lifts that for a query you trust)")
+            raise InvalidParameterError(f"query failed: {exc}{hint}") from exc
     finally:
         con.close()
     if fmt == "csv":
-        typer.echo(frame.to_csv(index=False), nl=False)
+        text, escaped = csv_for(frame.to_csv(index=False))
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if escaped:
+            err_console.print("note: control characters are shown as \\xNN escapes on the "
+                              "terminal; redirect the output to a file for the exact bytes.",
+                              markup=False)
     elif fmt == "json":
-        typer.echo(frame.to_json(orient="records", date_format="iso", indent=None))
+        sys.stdout.write(json_safe(frame.to_json(orient="records", date_format="iso",
+                                                 indent=None)) + "\n")
+        sys.stdout.flush()
     else:
-        table = Table(show_edge=False)
-        for column in frame.columns:
-            table.add_column(str(column))
-        for row in frame.head(max_rows).itertuples(index=False):
-            table.add_row(*["" if v is None else str(v) for v in row])
-        console.print(table)
+        print_table(frame.head(max_rows), console, notice=err_console)
         if len(frame) > max_rows:
             console.print(f"({len(frame):,} rows, {max_rows} shown; --format csv prints all)")

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
-from toolkit.cli.app import app, console, err_console, handle_errors, interactive
+from toolkit.cli.app import (
+    app,
+    console,
+    err_console,
+    handle_errors,
+    interactive,
+    safe,
+    usage_errors,
+)
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
 _DB_HELP = "The case database (a DuckDB file)."
 _WINDOW_HELP = "START/END in ISO 8601 (UTC unless an offset is given)."
+#: Windows and weeks must lie in this span: the diagnostics reach 14 days and a week beyond a
+#: window, and pandas timestamps end in 2262 (0001-01-01/9999-12-31 ended in an OverflowError).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+_MAX_ID = 200
 
 report_app = typer.Typer(help="Scheduled reports.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
@@ -27,7 +44,8 @@ def classify(
                                         + _WINDOW_HELP + " Detected from the data if omitted."),
     baseline: str | None = typer.Option(None, "--baseline", help="Baseline window: "
                                         + _WINDOW_HELP + " Default: before the incident."),
-    as_json: bool = typer.Option(False, "--json", help="Print the DESIGN JSON contract."),
+    as_json: bool = typer.Option(False, "--json", help="Print the classification as JSON "
+                                 "(verdict, scores, onset, windows, evidence, remediation)."),
     rules: Path | None = typer.Option(None, "--rules", help="A rule table (TOML) to use "
                                       "instead of the packaged one."),
 ) -> None:
@@ -35,11 +53,14 @@ def classify(
     from toolkit.classify import classify_incident
     from toolkit.store import connect
 
-    _check_windows(incident, baseline)
-    con = connect(db, read_only=True)
+    with usage_errors():
+        _check_windows(incident, baseline)
+        con = connect(db, read_only=True)
     try:
-        result = classify_incident(con, incident=incident, baseline=baseline,
-                                   rules=str(rules) if rules else None)
+        # classify_incident has no progress callback yet: a spinner is the sign of life
+        with _spinner("classifying: running the diagnostics"):
+            result = classify_incident(con, incident=incident, baseline=baseline,
+                                       rules=str(rules) if rules else None)
     finally:
         con.close()
     if as_json:
@@ -61,7 +82,10 @@ def postmortem(
     """Render the postmortem notebook (papermill) and its HTML (nbconvert)."""
     from toolkit.report import render_postmortem
 
-    _check_windows(incident, baseline)
+    with usage_errors():
+        _check_windows(incident, baseline)
+        _check_id(incident_id)
+        _check_case(db)
     start = time.perf_counter()
     with _spinner("rendering the postmortem"):
         rendered = render_postmortem(db, out, incident=incident, baseline=baseline,
@@ -76,13 +100,17 @@ def postmortem(
 @handle_errors
 def weekly(
     db: Path = typer.Option(..., "--db", help=_DB_HELP),
-    week: str = typer.Option(..., "--week", help="ISO week, e.g. 2026-W47."),
+    week: str = typer.Option(..., "--week", metavar="YYYY-Www",
+                             help="ISO week, e.g. 2026-W47."),
     out: Path = typer.Option(..., "--out", help="Folder for the notebook, HTML and results."),
     show_code: bool = typer.Option(False, "--show-code", help="Keep code cells in the HTML."),
 ) -> None:
     """Render the weekly health report of an ISO week (for cron / Airflow)."""
     from toolkit.report import render_weekly
 
+    with usage_errors():
+        week = _check_week(week)
+        _check_case(db)
     with _spinner(f"rendering the weekly report {week}"):
         rendered = render_weekly(db, out, week=week, hide_code=not show_code)
     results = json.loads(rendered.results.read_text())
@@ -170,8 +198,8 @@ def demo(
     start = time.perf_counter()
     raw = out / "raw"
     db = out / "case.duckdb"
-    for stale in (db, db.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
+    with usage_errors():
+        _clear_previous_demo(raw, db)
     console.print("1/4 simulate: the rollback that restores an older model behind a pipeline "
                   "with a different feature order", markup=False)
     case = make_case("version_skew", seed=seed, rows=rows, preset="rollback-feature-order")
@@ -206,13 +234,82 @@ def _verdict_line(verdict: dict) -> str:
             f"{verdict['confidence']:.2f}), onset {verdict['onset']}")
 
 
+def _clear_previous_demo(raw: Path, db: Path) -> None:
+    """Remove what an earlier ``forensics demo`` wrote to the same ``--out``, and nothing else.
+
+    ``raw`` is removed only when it holds a simulated case (its ``truth.json``); any other
+    non-empty folder is refused, so a mistyped ``--out`` never deletes someone's files.
+    """
+    if raw.exists():
+        if not raw.is_dir():
+            raise InvalidParameterError(f"{raw} is a file; choose another --out for the demo.")
+        if any(raw.iterdir()):
+            if not (raw / "truth.json").is_file():
+                raise InvalidParameterError(
+                    f"{raw} exists and holds files the demo did not write (no truth.json); "
+                    "choose another --out or empty it.")
+            shutil.rmtree(raw)
+    for stale in (db, db.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+
+
 def _check_windows(incident: str | None, baseline: str | None) -> None:
     for name, value in (("--incident", incident), ("--baseline", baseline)):
         if value is not None:
             try:
-                Window.parse(value)
-            except InvalidParameterError as exc:
-                raise InvalidParameterError(f"{name}: {exc}") from exc
+                window = Window.parse(value)
+            except (InvalidParameterError, OverflowError, ValueError) as exc:
+                raise InvalidParameterError(f"{name}: {safe(exc, newlines=False)}") from exc
+            if window.start < EARLIEST or window.end > LATEST:
+                raise InvalidParameterError(
+                    f"{name}: {window} lies outside the supported span "
+                    f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (UTC).")
+
+
+def _check_week(week: str) -> str:
+    """An ISO week ``YYYY-Www`` that exists (W53 only in long years), within the span."""
+    text = week
+    match = _ISO_WEEK.fullmatch(text)
+    if not match:
+        raise InvalidParameterError(
+            f"--week must be an ISO week YYYY-Www such as 2026-W47. Got "
+            f"{safe(week, newlines=False)!r}.")
+    try:
+        datetime.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+    except ValueError as exc:
+        raise InvalidParameterError(f"--week: {text} is not a week of {match.group(1)} "
+                                    "(weeks run from W01 to W52, or W53 in long years).") from exc
+    try:
+        window = Window.parse(text)
+    except (InvalidParameterError, OverflowError, ValueError) as exc:
+        raise InvalidParameterError(f"--week: {safe(exc, newlines=False)}") from exc
+    if window.start < EARLIEST or window.end > LATEST:
+        raise InvalidParameterError(f"--week: {text} lies outside the supported span "
+                                    f"{EARLIEST:%Y} to {LATEST:%Y}.")
+    return f"{int(match.group(1)):04d}-W{int(match.group(2)):02d}"
+
+
+def _check_id(incident_id: str) -> None:
+    """The incident id is a title: printable text that can be written as UTF-8."""
+    try:
+        incident_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidParameterError(
+            f"--id {safe(incident_id, newlines=False)!r} is not valid UTF-8 text (byte "
+            f"{exc.start + 1}); give the incident id as plain text.") from exc
+    if safe(incident_id, newlines=False) != incident_id:
+        raise InvalidParameterError(
+            f"--id {safe(incident_id, newlines=False)!r} holds control characters; give the "
+            "incident id as plain text.")
+    if not incident_id.strip() or len(incident_id) > _MAX_ID:
+        raise InvalidParameterError(f"--id must be 1 to {_MAX_ID} characters of text.")
+
+
+def _check_case(db: Path) -> None:
+    """Open the case read-only once, so a bad --db is a usage error before any rendering."""
+    from toolkit.store import connect
+
+    connect(db, read_only=True).close()
 
 
 class _spinner:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +15,9 @@ import pyarrow as pa
 
 from toolkit.errors import (
     AlreadyLoadedChangedError,
+    FileParseError,
     InvalidParameterError,
     LoadError,
-    ToolkitError,
 )
 from toolkit.load import formats
 from toolkit.load.convert import ConversionPlan, plan_conversion
@@ -205,8 +206,8 @@ def load(
     results: list[FileLoad] = []
     for file in files:
         try:
-            file = formats.resolve(file, format=format, options=format_options)
-        except (ToolkitError, OSError) as exc:
+            file = _resolve(file, format, format_options)
+        except LoadError as exc:
             if explicit_file:
                 raise
             # a stray file in a folder (truncated, binary) must not stop the others
@@ -259,6 +260,22 @@ def load_many(
     return report
 
 
+def _resolve(
+    file: SourceFile, format: str | None, options: formats.FormatOptions
+) -> SourceFile:
+    """:func:`formats.resolve`, with a file whose head cannot even be read (a truncated gzip,
+    an unreadable file) refused in one line."""
+    try:
+        return formats.resolve(file, format=format, options=options)
+    except InvalidParameterError:
+        raise
+    except LoadError:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise FileParseError(f"{file.path}: cannot be read: {_one_line(exc)}.",
+                             path=str(file.path)) from exc
+
+
 def _skipped(path: Path, fmt: str, reason: str) -> FileLoad:
     return FileLoad(str(path), "-", fmt, "skipped", "", notes=(reason,))
 
@@ -296,7 +313,11 @@ def _load_file(
     options: formats.FormatOptions,
 ) -> FileLoad:
     path = str(file.path)
-    sha = sha256_file(file.path)
+    try:
+        sha = sha256_file(file.path)
+    except OSError as exc:
+        raise FileParseError(f"{path}: cannot be read: {exc.strerror or exc}.",
+                             path=path) from exc
     reader = formats.get(file.format) if file.format in formats.READERS else None
 
     def stage() -> StagedSource:

@@ -21,6 +21,7 @@ import gzip
 import itertools
 import re
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,8 +218,9 @@ def _head(path: Path) -> bytes:
         try:
             with gzip.open(path, "rb") as handle:
                 start = handle.read(_HEAD_BYTES)
-        except (OSError, EOFError) as exc:
-            raise FileParseError(f"{path}: corrupt gzip data: {exc}.", path=str(path)) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FileParseError(f"{path}: corrupt or truncated gzip data: {exc}.",
+                                 path=str(path)) from None
     return start
 
 

@@ -173,6 +173,26 @@ def test_multiple_comparisons_over_many_values_flag_only_the_bad_one():
     assert finding.id == "data.failure_segment" and finding.evidence["values"] == ["t042"]
 
 
+def test_a_value_nested_in_a_failing_one_is_explained_by_it():
+    # every request of host h2 runs model v1 (v1 also runs on h1): h2 fails, v1 looks bad
+    def hosts(k, rng):
+        return np.array(["h1", "h2", "h3", "h4"])[k % 4]
+
+    def versions(k, rng):
+        return np.where(k % 4 < 2, "v1", "v2")
+
+    requests = _requests(column="tenant", values=("a", "b", "c"),
+                         host=hosts, model_version=versions)
+    requests.loc[(requests.index % 4 == 1) & (requests.index >= 1440), "status"] = "error"
+    result = failure_concentration(make_case(requests=requests), BASELINE, INCIDENT)
+    rows = result.table[result.table["scope"] == "incident"].set_index(["attribute", "value"])
+    assert rows.loc[("model_version", "v1"), "explained_by"] == "host=h2"
+    assert not rows.loc[("model_version", "v1"), "flagged"]
+    assert rows.loc[("model_version", "v1"), "p_adjusted"] < 1e-6  # significant on its own
+    assert rows.loc[("host", "h2"), "flagged"] and rows.loc[("host", "h2"), "explained_by"] is None
+    assert [f.id for f in result.findings()] == ["infrastructure.failure_segment"]
+
+
 @pytest.mark.parametrize(("column", "finding_id", "role"), [
     ("host", "infrastructure.failure_segment", "host"),
     ("client_version", "integration.failure_segment", "client"),
@@ -212,6 +232,14 @@ def test_a_host_that_became_slow_is_a_latency_segment():
     inc = requests[requests.ts >= INCIDENT[0]]
     mine = inc[inc.host == "h2"]
     assert f.evidence["slow_share"] == pytest.approx((mine.latency_ms > result.slow_ms).mean())
+    # exact quantiles of the flagged value, per scope (numpy's default = quantile_cont)
+    rows = result.table[(result.table["value"] == "h2")].set_index("scope")
+    assert f.evidence["p99_ms"] == pytest.approx(np.quantile(mine.latency_ms, 0.99))
+    assert rows.loc["case", "p50_ms"] == pytest.approx(
+        np.quantile(requests[requests.host == "h2"].latency_ms, 0.5))
+    assert rows.loc["baseline", "p99_ms"] == pytest.approx(
+        np.quantile(base[base.host == "h2"].latency_ms, 0.99))
+    assert result.table.loc[result.table["value"] == "h1", "p99_ms"].isna().all()
 
 
 def test_plot_draws_the_slices():

@@ -484,14 +484,18 @@ def test_prometheus_sample_without_a_value_is_rejected_not_loaded_null(con, tmp_
     # [t] and [t, null] were loaded as NULL values, as if Prometheus had said NaN
     result = [{"metric": {"__name__": "up", "pod": "a"},
                "values": [[1772460000, "1"], [1772460015], [1772460030, None],
-                          [1772460045, "NaN"]]}]
+                          [1772460045, "NaN"], [1772460060, "1", "x"]]}]
     path = tmp_path / "up.json"
     path.write_text(json.dumps({"status": "success",
                                 "data": {"resultType": "matrix", "result": result}}))
     report = tk.load(con, path)
-    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (4, 2, 2)
-    assert rejects(con) == [(1, "value", "value: the sample has no value (series 1, sample 2)"),
-                            (1, "value", "value: the sample has no value (series 1, sample 3)")]
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (5, 2, 3)
+    # one series: all on its row (its position in data.result); the reason names the sample
+    assert sorted(rejects(con)) == sorted([
+        (1, "value", "value: the sample has no value (series 1, sample 2)"),
+        (1, "value", "value: the sample has no value (series 1, sample 3)"),
+        (1, "value", 'value: the sample [1772460060,"1","x"] is not a [time, value] pair '
+                     "(series 1, sample 5)")])
     # NaN is Prometheus' own "no value": loaded as NULL, as documented
     assert con.execute("SELECT epoch(ts)::BIGINT, value FROM metrics ORDER BY ts").fetchall() \
         == [(1772460000, 1.0), (1772460045, None)]

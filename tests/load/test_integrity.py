@@ -369,6 +369,14 @@ def test_defect_11_utf16_and_binary_csv_say_what_they_are(tmp_path, con, kind):
     assert snapshot(con) == before
 
 
+def test_defect_11_empty_json_lines_say_so_not_needs_column(tmp_path, con):
+    path = tmp_path / "requests.jsonl"
+    path.write_text("\n  \n")
+    with pytest.raises(FileParseError, match="no JSON record") as info:
+        tk.load(con, path)
+    assert "needs column" not in one_line(info.value)
+
+
 def test_defect_11_table_for_an_already_loaded_path_is_not_silently_ignored(tmp_path, con):
     path = tmp_path / "data.csv"
     path.write_text("request_id,label\nr1,1\n")

@@ -537,7 +537,9 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
                 path=str(source.path),
                 position=f"line {first_bad[0]}",
             )
-        relation = f"(SELECT _row, _raw, _parse_error FROM {checked})"
+        raise FileParseError(f"{source.path}: holds no JSON record with a field (the file is "
+                             "empty, or its objects are {}).",
+                             path=str(source.path))
     return StagedSource(
         relation,
         params,

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from toolkit.cli.app import (
     app,
@@ -57,10 +68,10 @@ def classify(
         _check_windows(incident, baseline)
         con = connect(db, read_only=True)
     try:
-        # classify_incident has no progress callback yet: a spinner is the sign of life
-        with _spinner("classifying: running the diagnostics"):
+        with DiagnosticProgress(err_console, enabled=interactive()) as progress:
+            options = {"progress": progress} if progress.supported(classify_incident) else {}
             result = classify_incident(con, incident=incident, baseline=baseline,
-                                       rules=str(rules) if rules else None)
+                                       rules=str(rules) if rules else None, **options)
     finally:
         con.close()
     if as_json:
@@ -326,4 +337,36 @@ class _spinner:
     def __exit__(self, *exc):
         if self.status is not None:
             self.status.__exit__(*exc)
+        return False
+
+
+class DiagnosticProgress:
+    """A progress bar on ``console`` naming the diagnostic that runs, fed by the
+    ``progress(diagnostic_id, done, total)`` callback of :func:`toolkit.classify_incident`.
+
+    The detection scan and the diagnosis each count from zero, so every call sets the total.
+    Disabled (nothing printed) when ``enabled`` is false: not a terminal, or under CI.
+    """
+
+    def __init__(self, console: Console, *, enabled: bool, transient: bool = True) -> None:
+        self.bar = Progress(SpinnerColumn(), TextColumn("classifying: {task.description}"),
+                            BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=console, transient=transient, disable=not enabled)
+        self.task = self.bar.add_task("reading the case", total=None)
+
+    @staticmethod
+    def supported(function: Callable[..., object]) -> bool:
+        """Whether ``function`` takes a ``progress`` callback."""
+        return "progress" in inspect.signature(function).parameters
+
+    def __call__(self, diagnostic_id: str, done: int, total: int) -> None:
+        self.bar.update(self.task, description=safe(diagnostic_id, newlines=False),
+                        completed=done, total=total)
+
+    def __enter__(self) -> DiagnosticProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        self.bar.__exit__(*exc)
         return False

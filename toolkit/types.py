@@ -13,7 +13,13 @@ import pandas as pd
 
 from toolkit.errors import InvalidParameterError
 
-__all__ = ["Window", "to_utc"]
+__all__ = ["Window", "to_utc", "TIME_MIN", "TIME_MAX"]
+
+#: The times the toolkit can analyse: pandas' nanosecond timestamps end in 1677 and 2262 (with a
+#: margin, so that a bucket or a window edge around them still fits). A window outside is
+#: refused with a clear error; rows outside are left out of a case's span and reported.
+TIME_MIN = datetime(1678, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2262, 1, 1, tzinfo=UTC)
 
 _ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
@@ -75,6 +81,11 @@ class Window:
             raise InvalidParameterError(
                 f"A window's start must come before its end. Got {start.isoformat()} / "
                 f"{end.isoformat()}."
+            )
+        if start < TIME_MIN or end > TIME_MAX:
+            raise InvalidParameterError(
+                f"A window must lie between {TIME_MIN:%Y-%m-%d} and {TIME_MAX:%Y-%m-%d} (the "
+                f"times pandas can hold). Got {start.isoformat()} / {end.isoformat()}."
             )
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "end", end)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +14,13 @@ import pandas as pd
 from toolkit._validation import check_window
 from toolkit.classify.engine import Evidence, Verdict, score
 from toolkit.classify.rules import RuleTable, load_rules
+from toolkit.classify.taxonomy import FAILURE_MODES, NONE, UNDETERMINED
 from toolkit.classify.windows import DetectedWindows, locate_incident
-from toolkit.diagnose import REGISTRY, Diagnosis, run_diagnostics
-from toolkit.diagnose._case import CaseView, case_view, choose_bucket
+from toolkit.diagnose import REGISTRY, Diagnosis, NotAssessed, run_diagnostics
+from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket
+from toolkit.diagnose.registry import Progress
 from toolkit.errors import EmptyWindowError
-from toolkit.types import Window
+from toolkit.types import TIME_MIN, Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -162,8 +164,15 @@ def classify_incident(
     baseline: Window | str | None = None,
     rules: RuleTable | str | None = None,
     case: CaseView | None = None,
+    progress: Progress | None = None,
 ) -> Classification:
     """Diagnose the case and classify the incident.
+
+    The case may be partial: requests without predictions, labels or hosts, metrics only,
+    events only. What is missing is reported in ``not_assessed``; a case without requests is
+    dated and diagnosed from its metrics (or events). Windows that hold too few requests to
+    compare (fewer than :data:`~toolkit.diagnose._case.MIN_WINDOW_ROWS`) give no finding, and
+    the verdict abstains when nothing is left to decide on.
 
     Parameters
     ----------
@@ -172,9 +181,15 @@ def classify_incident(
     incident
         The incident window; detected from the data when omitted.
     baseline
-        The baseline window; by default the period before the incident (at most 14 days).
+        The baseline window; by default the period before the incident (at most 14 days; an
+        empty window when the incident starts with the data, so that the comparisons say
+        ``not_assessed``).
     rules
         A rule table (or the path of a TOML rule file); the packaged ``rules.toml`` by default.
+    progress
+        Called as ``progress(diagnostic_id, done, total)`` before each diagnostic runs, in the
+        detection scan (when the incident window is detected) and in the diagnosis; ``None``
+        (the default) reports nothing. See :func:`~toolkit.diagnose.run_diagnostics`.
 
     Returns
     -------
@@ -183,41 +198,80 @@ def classify_incident(
     Raises
     ------
     EmptyWindowError
-        The case has no requests, or none before the incident to serve as a baseline.
+        The case has no requests, metrics or events with a time to classify.
     """
     case = case or case_view(con)
     table = rules if isinstance(rules, RuleTable) else load_rules(rules)
-    span = case.span
+    source, span = _analysed_span(case)
     if span is None:
-        raise EmptyWindowError("The case has no requests to classify; load some first.")
+        raise EmptyWindowError("The case has no requests, metrics or events with a time to "
+                               "classify; load some first.")
+    gaps = []
+    outliers = case.span_outliers(source)
+    if outliers.rows:
+        gaps.append(NotAssessed("case.span", outliers.reason(source)))
     detected = None
-    source = "given"
+    window_source = "given"
     if incident is None:
-        detected = _detect(con, case, span, baseline)
-        source = "detected"
+        detected = _detect(con, case, span, baseline, progress)
+        window_source = "detected"
         if detected is None:
             incident = Window(span.start + (span.end - span.start) * 3 / 4, span.end)
-            baseline = baseline or default_baseline(span, incident)
-            source = "detected (no change found: last quarter)"
+            baseline = baseline or _baseline_before(span, incident)
+            window_source = "detected (no change found: last quarter)"
         else:
             incident = detected.incident
             baseline = baseline or detected.baseline
     else:
         incident = check_window("incident", incident)
         baseline = check_window("baseline", baseline) if baseline is not None else \
-            default_baseline(span, incident)
+            _baseline_before(span, incident)
     baseline = check_window("baseline", baseline)
-    diagnosis = run_diagnostics(con, baseline, incident, case=case)
+    diagnosis = run_diagnostics(con, baseline, incident, case=case, progress=progress)
+    if gaps:
+        diagnosis = Diagnosis(diagnosis.baseline, diagnosis.incident, diagnosis.results,
+                              gaps=tuple(gaps))
     traffic = diagnosis.results.get("case.traffic")
     serving_mode = getattr(traffic, "serving_mode", "real-time")
     evidence = Evidence(tuple(diagnosis.findings()), tuple(diagnosis.not_assessed()),
                         case.events, baseline, incident, serving_mode)
-    verdict = score(evidence, table)
-    return Classification(verdict, baseline, incident, diagnosis, serving_mode, source, detected)
+    verdict = _abstain_without_evidence(score(evidence, table), diagnosis)
+    return Classification(verdict, baseline, incident, diagnosis, serving_mode, window_source,
+                          detected)
+
+
+#: Diagnostics that describe the case rather than test it for a failure: that they ran says
+#: nothing about whether the case is healthy.
+_DESCRIPTIVE = ("case.traffic",)
+
+
+def _abstain_without_evidence(verdict: Verdict, diagnosis: Diagnosis) -> Verdict:
+    """``undetermined`` instead of ``none`` when no diagnostic could test anything.
+
+    ``none`` says the case was examined and found healthy; with every check ``not_assessed``
+    (no feature, latency, status, label, metric or event to test in the windows, or windows
+    too small to compare) nothing was examined, and the verdict abstains.
+    """
+    tested = [r for i, r in diagnosis.results.items() if i not in _DESCRIPTIVE and r.assessed]
+    if verdict.pathway != NONE or tested or diagnosis.findings():
+        return verdict
+    pathway_p = {p: sum(verdict.mode_scores.get(m, 0.0) for m in modes)
+                 for p, modes in FAILURE_MODES.items()}
+    return replace(verdict, pathway=UNDETERMINED, failure_mode=UNDETERMINED,
+                   confidence=round(max(pathway_p.values()), 4), remediation=(
+                       "Nothing could be assessed in these windows: load the tables or columns "
+                       "listed as not assessed, or choose windows that hold at least "
+                       f"{MIN_WINDOW_ROWS} requests each.",))
 
 
 def default_baseline(span: Window, incident: Window) -> Window:
-    """The period before the incident, at most 14 days (DESIGN: without --baseline)."""
+    """The period before the incident, at most 14 days (DESIGN: without --baseline).
+
+    Raises
+    ------
+    EmptyWindowError
+        The incident starts with the data: there is nothing before it.
+    """
     start = max(span.start, incident.start - timedelta(days=14))
     if start >= incident.start:
         raise EmptyWindowError(
@@ -226,20 +280,50 @@ def default_baseline(span: Window, incident: Window) -> Window:
     return Window(start, incident.start)
 
 
+def _baseline_before(span: Window, incident: Window) -> Window:
+    """:func:`default_baseline`, or when nothing precedes the incident, the period of the
+    incident's length just before it (empty: the comparisons then say ``not_assessed`` rather
+    than the classification failing)."""
+    try:
+        return default_baseline(span, incident)
+    except EmptyWindowError:
+        length = min(incident.duration, timedelta(days=14))
+        start = max(incident.start - length, TIME_MIN)
+        if start >= incident.start:  # an incident that starts at the earliest time analysed
+            start = incident.start - timedelta(microseconds=1)
+        return Window(start, incident.start)
+
+
+def _analysed_span(case: CaseView) -> tuple[str, Window | None]:
+    """The table whose times the case covers (requests, else metrics, else events) and its span
+    (without time outliers)."""
+    for table in ("requests", "metrics", "events"):
+        span = case.span_of(table)
+        if span is not None:
+            return table, span
+    return "requests", None
+
+
 def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
-            baseline: Window | str | None) -> DetectedWindows | None:
+            baseline: Window | str | None, progress: Progress | None = None
+            ) -> DetectedWindows | None:
     """Locate the incident: the findings of a scan against the span's first quarter date it,
     the change points of the scan's timelines tell when it ended (see ``windows``)."""
     search = span
     if baseline is not None:
         baseline = check_window("baseline", baseline)
-        search = Window(baseline.start, span.end)
+        if baseline.start < span.end:
+            search = Window(baseline.start, span.end)
     quarter = search.start + (search.end - search.start) / 4
     scan_baseline = Window(search.start, quarter) if baseline is None else baseline
-    scan_incident = Window(max(quarter, scan_baseline.end), search.end)
+    scan_start = max(quarter, scan_baseline.end)
+    if scan_start >= search.end:
+        return None  # the baseline given covers the data: nothing after it to search
+    scan_incident = Window(scan_start, search.end)
     bucket = choose_bucket(search.duration)
     scan = run_diagnostics(con, scan_baseline, scan_incident, case=case,
-                           options={i: {"bucket": bucket} for i in REGISTRY})
+                           options={i: {"bucket": bucket} for i in REGISTRY},
+                           progress=progress)
     return locate_incident(scan.findings(), scan.signals(), search, bucket)
 
 

@@ -316,9 +316,13 @@ def cache_staleness(
     base = dict(baseline=baseline, incident=incident, min_share=min_share, min_hits=min_hits,
                 grace=grace)
     cols = case.columns.get("requests", {})
-    missing = [c for c in ("cache_hit", "cache_model_version") if c not in cols]
+    # cache_hit must hold values; cache_model_version may be all NULL (no hits, or hits that do
+    # not say which version answered: told apart below) but must exist to be selected
+    missing = [c for c, present in (("cache_hit", cols), ("cache_model_version",
+                                                           case.declared.get("requests", {})))
+               if c not in present]
     if not case.counts.get("requests") or missing:
-        reason = (f"requests have no {' or '.join(missing)} column" if missing
+        reason = (f"requests have no {' or '.join(missing)} values" if missing
                   else "no requests")
         return CacheStalenessResult(**base, not_assessed=(NotAssessed(ID, reason),))
     model_events = _model_events(case)

@@ -305,6 +305,12 @@ def _score_scan(case: CaseView, record: Recorder, baseline: Window, incident: Wi
 
 
 def _class_shift(record: Recorder, t: ibis.Table) -> dict[str, Any]:
+    """The predicted classes' shares per window and the class whose share moved most.
+
+    Requests without a prediction (an export that logs some, a window that logs none) are not a
+    class: they are left out, and a window without any prediction leaves the shift unmeasured.
+    """
+    t = t.filter(t.prediction.notnull())
     counts = record(t.group_by(window=t._window, prediction=t.prediction).aggregate(
         requests=t.count()))
     if set(counts["window"]) != {"baseline", "incident"}:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,13 +13,35 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
-from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view
 from toolkit.types import Window
 
-__all__ = ["REGISTRY", "Diagnosis", "run_diagnostics", "register"]
+__all__ = ["REGISTRY", "Diagnosis", "run_diagnostics", "register", "Progress",
+           "REQUEST_WINDOWS"]
 
 #: Every diagnostic by its stable id, in the order they run (data, model, infra, integration).
 REGISTRY: dict[str, Callable[..., DiagnosticResult]] = {}
+
+#: ``progress(diagnostic_id, done, total)``: called before each diagnostic runs, ``done`` of
+#: ``total`` having run already.
+Progress = Callable[[str, int, int], None]
+
+#: Which windows of ``requests`` each diagnostic's findings rest on, for the minimum-size guard
+#: of :func:`run_diagnostics`: ``"both"`` compares the incident with the baseline window (a
+#: distribution, a rate, the versions the baseline used), ``"incident"`` judges the incident's
+#: requests among themselves (hosts against each other, latency against concurrency, timeouts
+#: against the latency tail). Below :data:`~toolkit.diagnose._case.MIN_WINDOW_ROWS` requests in
+#: such a window the diagnostic does not run and says ``not_assessed`` with the counts. The
+#: others read metrics and events, which are evidence in any number.
+REQUEST_WINDOWS: dict[str, str] = {
+    "data.drift": "both", "data.quality": "both", "data.units": "both",
+    "data.permutation": "both", "model.performance": "both", "model.calibration": "both",
+    "model.prediction_shift": "both", "model.ood": "both", "infra.latency": "both",
+    "integration.versions": "both", "integration.client_errors": "both",
+    "integration.cache": "both",
+    "infra.capacity": "incident", "infra.cold_start": "incident", "infra.hosts": "incident",
+    "integration.timeouts": "incident", "case.segments": "incident",
+}
 
 
 def register(diagnostic_id: str, function: Callable[..., DiagnosticResult]) -> None:
@@ -33,11 +56,15 @@ class Diagnosis:
     ----------
     results
         Result per diagnostic id.
+    gaps
+        What the case as a whole could not tell (e.g. rows dated outside the analysed span),
+        listed before the diagnostics' own gaps by :meth:`not_assessed`.
     """
 
     baseline: Window
     incident: Window
     results: dict[str, DiagnosticResult] = field(default_factory=dict)
+    gaps: tuple[NotAssessed, ...] = ()
 
     def __getitem__(self, diagnostic_id: str) -> DiagnosticResult:
         return self.results[diagnostic_id]
@@ -48,7 +75,7 @@ class Diagnosis:
         return sorted(found, key=lambda f: -f.rank)
 
     def not_assessed(self) -> list[NotAssessed]:
-        return [gap for r in self.results.values() for gap in r.not_assessed]
+        return [*self.gaps, *(gap for r in self.results.values() for gap in r.not_assessed)]
 
     def signals(self) -> pd.DataFrame:
         """All time series the diagnostics expose, long format."""
@@ -77,6 +104,7 @@ def run_diagnostics(
     ids: list[str] | None = None,
     case: CaseView | None = None,
     options: dict[str, dict[str, Any]] | None = None,
+    progress: Progress | None = None,
 ) -> Diagnosis:
     """Run the registered diagnostics (all, or ``ids``) on one pair of windows.
 
@@ -84,13 +112,32 @@ def run_diagnostics(
     once. A diagnostic that takes earlier results (``drift=``, ``performance=``) gets them.
     ``options`` passes keyword arguments per diagnostic id (those a diagnostic does not take,
     such as ``bucket`` for one without a timeline, are left out).
+
+    A diagnostic whose findings rest on the requests of a window (:data:`REQUEST_WINDOWS`) does
+    not run when that window holds fewer than
+    :data:`~toolkit.diagnose._case.MIN_WINDOW_ROWS` requests: its result is empty and says
+    ``not_assessed`` with the counts, so that no finding comes from an empty or tiny window.
+
+    Parameters
+    ----------
+    progress
+        Called as ``progress(diagnostic_id, done, total)`` before each diagnostic runs
+        (``done`` of the ``total`` selected have run); ``None`` (the default) reports nothing.
+        A command line shows which diagnostic runs with it.
     """
     baseline, incident = check_windows(baseline, incident)
     case = case or case_view(con)
     options = options or {}
     results: dict[str, DiagnosticResult] = {}
-    for diagnostic_id, function in REGISTRY.items():
-        if ids is not None and diagnostic_id not in ids:
+    selected = [i for i in REGISTRY if ids is None or i in ids]
+    for done, diagnostic_id in enumerate(selected):
+        function = REGISTRY[diagnostic_id]
+        if progress is not None:
+            progress(diagnostic_id, done, len(selected))
+        gaps = _too_few_requests(case, diagnostic_id, baseline, incident)
+        if gaps:
+            results[diagnostic_id] = _result_type(function)(baseline=baseline,
+                                                            incident=incident, not_assessed=gaps)
             continue
         parameters = inspect.signature(function).parameters
         kwargs = {k: v for k, v in options.get(diagnostic_id, {}).items() if k in parameters}
@@ -100,3 +147,32 @@ def run_diagnostics(
                 kwargs.setdefault(name, results[earlier])
         results[diagnostic_id] = function(con, baseline, incident, case=case, **kwargs)
     return Diagnosis(baseline, incident, results)
+
+
+def _too_few_requests(case: CaseView, diagnostic_id: str, baseline: Window,
+                      incident: Window) -> tuple[NotAssessed, ...]:
+    """The minimum-size guard (see :data:`REQUEST_WINDOWS`). A case without requests is left to
+    the diagnostic itself (it may read metrics instead, and says so)."""
+    needs = REQUEST_WINDOWS.get(diagnostic_id)
+    if needs is None or not case.has("requests"):
+        return ()
+    if diagnostic_id == "integration.versions" and case.has("lineage"):
+        needs = "incident"  # the releases in lineage are the known-good pairs, not the baseline
+    if needs == "both":
+        return case.window_gaps(diagnostic_id, baseline, incident)
+    n = case.window_rows(incident)
+    if n >= MIN_WINDOW_ROWS:
+        return ()
+    return (NotAssessed(diagnostic_id, f"{n or 'no'} requests in the incident window "
+                                       f"{incident}: fewer than {MIN_WINDOW_ROWS} are too few "
+                                       "to assess"),)
+
+
+def _result_type(function: Callable[..., DiagnosticResult]) -> type[DiagnosticResult]:
+    """The result class a diagnostic returns (from its annotation), for an empty result."""
+    try:
+        kind = typing.get_type_hints(function).get("return")
+    except (NameError, TypeError):  # pragma: no cover - an unresolvable annotation
+        kind = None
+    return kind if isinstance(kind, type) and issubclass(kind, DiagnosticResult) else \
+        DiagnosticResult

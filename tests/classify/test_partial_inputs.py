@@ -1,0 +1,215 @@
+"""Regression tests for partial, oddly dated and tiny cases (issue 20, items 1 and 2).
+
+Each test builds a small case by hand, so the expected outcome is known exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import toolkit as tk
+from toolkit.classify import classify_incident
+from toolkit.diagnose import REGISTRY, run_diagnostics
+from toolkit.diagnose._case import MIN_WINDOW_ROWS, case_view
+from toolkit.diagnose.prediction_shift import prediction_shift
+from toolkit.errors import InvalidParameterError
+from toolkit.types import Window
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def load(**tables: pd.DataFrame):
+    con = tk.connect()
+    for name, frame in tables.items():
+        assert tk.load(con, frame, table=name).rows_rejected == 0
+    return con
+
+
+def healthy(n: int = 2_000, seed: int = 3, **extra) -> pd.DataFrame:
+    """A steady service over ``n`` minutes: latency, status, host, two features, outputs."""
+    rng = np.random.default_rng(seed)
+    score = rng.uniform(0.5, 1.0, n)
+    frame = pd.DataFrame({
+        "request_id": [f"r{k}" for k in range(n)],
+        "ts": pd.date_range(T0, periods=n, freq="min"),
+        "host": rng.choice(["h1", "h2", "h3"], n),
+        "model_version": "v1",
+        "latency_ms": rng.gamma(4.0, 10.0, n),
+        "status": "ok",
+        "amount": rng.lognormal(3, 1, n),
+        "country": rng.choice(["fr", "de", "es"], n),
+        "prediction": np.where(rng.uniform(size=n) < 0.3, "1", "0"),
+        "score": score,
+    })
+    return frame.assign(**extra)
+
+
+# -- item 1: all-NULL columns, predictions missing in a window, time outliers -------------------
+
+def test_a_column_without_any_value_is_absent():
+    # the store creates every canonical column; an LLM trace leaves prediction and score NULL
+    con = load(requests=healthy(300).drop(columns=["prediction", "score"]))
+    case = case_view(con)
+    assert "prediction" in case.declared["requests"]
+    assert "prediction" not in case.columns["requests"]
+    assert not case.has("requests", "prediction") and case.has("requests", "latency_ms")
+    result = prediction_shift(con, (T0, T0 + timedelta(minutes=150)),
+                              (T0 + timedelta(minutes=150), T0 + timedelta(minutes=300)),
+                              case=case)
+    assert [g.reason for g in result.not_assessed] == ["requests carry no score or prediction"]
+
+
+def test_predictions_missing_in_one_window_leave_the_class_shift_unmeasured():
+    # KeyError: 'baseline' before: the NULL predictions of a window made it vanish in the pivot
+    frame = healthy(400)
+    frame.loc[:199, "prediction"] = None
+    con = load(requests=frame)
+    result = prediction_shift(con, (T0, T0 + timedelta(minutes=200)),
+                              (T0 + timedelta(minutes=200), T0 + timedelta(minutes=400)))
+    assert np.isnan(result.max_share_change)
+    assert set(result.table["window"]) == {"incident"}
+    assert result.table["requests"].sum() == 200  # only the requests with a prediction
+
+
+def test_class_shares_ignore_requests_without_a_prediction():
+    frame = healthy(400)
+    frame["prediction"] = ["1"] * 50 + ["0"] * 100 + ["2"] * 50 + ["1"] * 60 + ["2"] * 40 + \
+        [None] * 100
+    con = load(requests=frame)
+    result = prediction_shift(con, (T0, T0 + timedelta(minutes=200)),
+                              (T0 + timedelta(minutes=200), T0 + timedelta(minutes=400)))
+    # "0": 100 of 200 in the baseline, none of the 100 predicted in the incident: -50 points
+    # (counting the 100 requests without a prediction as a class would make it -25)
+    assert result.changed_class == "0"
+    assert result.max_share_change == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("when", ["1970-01-01", "9999-12-31", "0001-01-01"])
+def test_a_request_dated_by_a_broken_clock_is_left_out_of_the_span(when):
+    con = load(requests=healthy(2_000))
+    con.execute("INSERT INTO requests (request_id, ts, status) VALUES ('odd', ?::TIMESTAMPTZ, "
+                "'ok')", [f"{when} 00:00:00+00"])
+    case = case_view(con)
+    assert case.span == Window(T0, T0 + timedelta(minutes=1_999, microseconds=1))
+    outliers = case.span_outliers("requests")
+    assert outliers.rows == 1 and when[:4].lstrip("0") in outliers.reason("requests")
+    result = classify_incident(con, case=case)  # OutOfBoundsDatetime / KeyError before
+    payload = json.loads(result.to_json())
+    assert payload["not_assessed"][0]["check"] == "case.span"
+    assert pd.Timestamp(payload["baseline"][0]) >= pd.Timestamp(T0)
+
+
+def test_the_span_keeps_every_row_of_a_case_without_outliers():
+    frame = healthy(500)
+    # a quiet weekend is not an outlier: 5 requests two days after 8 hours of traffic
+    late = healthy(5).assign(ts=pd.date_range(T0 + timedelta(days=2), periods=5, freq="min"),
+                             request_id=[f"late{k}" for k in range(5)])
+    con = load(requests=pd.concat([frame, late]))
+    case = case_view(con)
+    assert case.span_outliers("requests").rows == 0
+    assert case.span.end == T0 + timedelta(days=2, minutes=4, microseconds=1)
+
+
+def test_a_small_case_is_not_trimmed():
+    # at most 1% of the rows may be cut: with 50 rows not even one
+    con = load(requests=healthy(50))
+    con.execute("INSERT INTO requests (request_id, ts) VALUES ('odd', TIMESTAMPTZ "
+                "'1970-01-01 00:00:00+00')")
+    case = case_view(con)
+    assert case.span_outliers("requests").rows == 0
+    assert case.span.start == datetime(1970, 1, 1, tzinfo=UTC)
+    json.loads(classify_incident(con, case=case).to_json())
+
+
+def test_a_window_outside_the_analysable_times_is_refused():
+    with pytest.raises(InvalidParameterError, match="between 1678-01-01 and 2262-01-01"):
+        Window("2026-01-01", "9999-12-31")
+    con = load(requests=healthy(300))
+    with pytest.raises(InvalidParameterError, match="between"):
+        classify_incident(con, incident="2026-03-02T03:00Z/9999-12-31T00:00Z")
+
+
+# -- item 2: no finding from an empty or tiny window -------------------------------------------
+
+def test_three_requests_give_no_finding_and_say_why():
+    # a SageMaker capture sample: 3 records, every feature value different; before, every
+    # feature "drifted" and the verdict was data / schema_mismatch at 0.80-0.90
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"request_id": ["a", "b", "c"],
+                          "ts": [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)],
+                          "prediction": ["0", "0", "1"], "score": [0.7, 0.8, 0.99],
+                          **{f"f{k}": rng.normal(size=3) for k in range(12)}})
+    con = load(requests=frame)
+    result = classify_incident(con)
+    assert result.to_dict()["findings"] == []
+    assert result.pathway == "undetermined"
+    reasons = {g.check: g.reason for g in result.not_assessed}
+    assert "fewer than 30" in reasons["data.drift"]
+    assert "baseline window" in reasons["data.drift"]
+
+
+def test_an_empty_baseline_window_gives_no_new_feature():
+    con = load(requests=healthy(600))
+    result = classify_incident(con, baseline=(T0 - timedelta(days=1), T0),
+                               incident=(T0, T0 + timedelta(minutes=600)))
+    assert not [f for f in result.diagnosis.findings() if f.pathway == "data"]
+    assert result.pathway in ("none", "undetermined")
+    reasons = {g.check: g.reason for g in result.not_assessed}
+    for check in ("data.drift", "data.quality", "integration.versions", "infra.latency"):
+        assert reasons[check].startswith("no requests in the baseline window"), check
+
+
+def test_an_incident_at_the_start_of_the_data_classifies_with_an_empty_baseline():
+    # EmptyWindowError before ("no data before the incident")
+    con = load(requests=healthy(600))
+    result = classify_incident(con, incident=(T0, T0 + timedelta(minutes=60)))
+    assert result.baseline.end == T0
+    assert result.pathway == "undetermined" or not result.diagnosis.findings()
+    json.loads(result.to_json())
+
+
+@pytest.mark.parametrize("n", [MIN_WINDOW_ROWS - 1, MIN_WINDOW_ROWS])
+def test_the_minimum_is_the_same_for_every_comparison(n):
+    frame = healthy(2 * n)
+    con = load(requests=frame)
+    cut = T0 + timedelta(minutes=n)
+    diagnosis = run_diagnostics(con, (T0, cut), (cut, T0 + timedelta(minutes=2 * n)))
+    short = {r for r, res in diagnosis.results.items()
+             if any("fewer than 30" in g.reason for g in res.not_assessed)}
+    if n < MIN_WINDOW_ROWS:
+        assert {"data.drift", "model.calibration", "infra.hosts", "infra.latency"} <= short
+    else:
+        assert not short
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+def test_progress_names_each_diagnostic_before_it_runs():
+    con = load(requests=healthy(300))
+    calls = []
+    half = T0 + timedelta(minutes=150)
+    run_diagnostics(con, (T0, half), (half, T0 + timedelta(minutes=300)),
+                    progress=lambda *a: calls.append(a))
+    assert calls == [(i, k, len(REGISTRY)) for k, i in enumerate(REGISTRY)]
+    calls.clear()
+    run_diagnostics(con, (T0, half), (half, T0 + timedelta(minutes=300)),
+                    ids=["infra.latency", "data.drift"], progress=lambda *a: calls.append(a))
+    order = [i for i in REGISTRY if i in ("infra.latency", "data.drift")]
+    assert calls == [(order[0], 0, 2), (order[1], 1, 2)]
+
+
+def test_classify_reports_progress_for_the_scan_and_the_diagnosis():
+    con = load(requests=healthy(600))
+    calls = []
+    classify_incident(con, incident=(T0 + timedelta(minutes=300), T0 + timedelta(minutes=600)),
+                      progress=lambda *a: calls.append(a))
+    assert [c[0] for c in calls] == list(REGISTRY)  # given windows: no scan
+    calls.clear()
+    classify_incident(con, progress=lambda *a: calls.append(a))
+    assert [c[0] for c in calls] == list(REGISTRY) * 2  # the detection scan, then the diagnosis
+    assert calls[-1][1:] == (len(REGISTRY) - 1, len(REGISTRY))

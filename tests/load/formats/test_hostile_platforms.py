@@ -518,3 +518,48 @@ def test_seldon_events_without_requestid_do_not_pair_on_their_per_message_ids(co
     assert (file.rows_read, file.rows_loaded, file.rows_rejected) == (1, 1, 0)
     assert con.execute("SELECT request_id, latency_ms, prediction, score, f0, f1 FROM requests"
                        ).fetchall() == [("#1", 125.0, "1", 0.9, 2.0, 1.0)]
+
+
+# --- OTLP and Vertex times out of range --------------------------------------------------------
+
+def test_otlp_span_start_out_of_range_is_rejected_not_the_file(con, tmp_path):
+    # one span starting at 1e30 ns refused the whole file with a bare conversion error
+    def span(span_id: str, start) -> dict:
+        return {"traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": span_id,
+                "name": "infer", "kind": 2, "startTimeUnixNano": start,
+                "endTimeUnixNano": "1772460000250000000"}
+
+    path = tmp_path / "traces.json"
+    path.write_text("\n".join(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [s]}]}]})
+                              for s in (span("A0", "1772460000000000000"), span("A1", "1e30"),
+                                        span("A2", -5))) + "\n")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (3, 1, 2)
+    assert rejects(con) == [
+        (2, "startTimeUnixNano", "startTimeUnixNano: 1e30 is not a time (nanoseconds since "
+                                 "1970 out of range)"),
+        (3, "startTimeUnixNano", "startTimeUnixNano: -5 is not a time (nanoseconds since 1970 "
+                                 "out of range)"),
+    ]
+    assert con.execute("SELECT ts, latency_ms FROM requests").fetchall() == [
+        (at("2026-03-02T14:00:00Z"), 250.0)]
+
+
+def test_vertex_logging_time_that_is_not_a_time_is_rejected(con, tmp_path):
+    # "1e20" went through the generic epoch guess and landed in the year 5138
+    def record(request_id: str, logging_time) -> str:
+        return json.dumps({"endpoint": "projects/p/locations/l/endpoints/1",
+                           "deployed_model_id": "42", "logging_time": logging_time,
+                           "request_id": request_id, "request_payload": ['{"a": 1.5}'],
+                           "response_payload": ['{"predictions": [0.7]}']})
+
+    path = tmp_path / "vertex.jsonl"
+    path.write_text("\n".join([record("1", "2026-03-02 14:00:00 UTC"),
+                               record("2", "1.7724600E9"), record("3", "1e20"),
+                               record("4", "soon")]) + "\n")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (4, 2, 2)
+    assert con.execute("SELECT request_id, ts FROM requests ORDER BY 1").fetchall() == [
+        ("1", at("2026-03-02T14:00:00Z")), ("2", at("2026-03-02T14:00:00Z"))]
+    assert rejects(con) == [(3, "logging_time", "logging_time: 1e20 is not a time"),
+                            (4, "logging_time", "logging_time: soon is not a time")]

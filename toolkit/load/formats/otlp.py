@@ -186,18 +186,22 @@ def _requests_sql(spans: str) -> str:
     with_attrs = (
         f"(SELECT *, {attribute('request_id')} AS _rid, {attributes}, "
         f"TRY_CAST(coalesce({attribute('http_status')}, '') AS INTEGER) AS _http, "
-        f"nullif({start}, 0) AS _start, nullif({end}, 0) AS _end FROM "
+        f"nullif({start}, 0) AS _start, nullif({end}, 0) AS _end, "
+        # a start DuckDB cannot hold (1e30 ns) rejects its span instead of failing the file
+        f"CAST(try(make_timestamp(TRY_CAST(nullif({start}, 0) // 1000 AS BIGINT))) AS "
+        "TIMESTAMPTZ) AS _ts FROM "
         f"(SELECT *, {span_keys} AS _sk, {span_values} AS _sv, {resource_keys} AS _rk, "
         f"{resource_values} AS _rv FROM {spans} WHERE _perr IS NOT NULL OR _server))"
     )
     status_code = "span->'status'->>'code'"
     return (
         "SELECT _row, _raw, coalesce(_perr, CASE WHEN _start IS NULL THEN "
-        "'missing or not an integer' END) AS _parse_error, "
-        "CASE WHEN _perr IS NULL AND _start IS NULL THEN 'startTimeUnixNano' END "
-        "AS _parse_column, "
+        "'missing or not an integer' WHEN _start < 0 OR _ts IS NULL THEN printf('%s is not a "
+        "time (nanoseconds since 1970 out of range)', span->>'startTimeUnixNano') END) "
+        "AS _parse_error, CASE WHEN _perr IS NULL AND (_start IS NULL OR _start < 0 OR _ts IS "
+        "NULL) THEN 'startTimeUnixNano' END AS _parse_column, "
         "coalesce(_rid, lower(span->>'traceId') || ':' || lower(span->>'spanId')) AS request_id, "
-        "CAST(make_timestamp(CAST(_start // 1000 AS BIGINT)) AS TIMESTAMPTZ) AS ts, "
+        "_ts AS ts, "
         "CASE WHEN _end >= _start THEN CAST(_end - _start AS DOUBLE) / 1e6 END AS latency_ms, "
         f"CASE WHEN _perr IS NOT NULL THEN NULL WHEN _http IN (408, 504) THEN 'timeout' "
         f"WHEN {status_code} IN ('2', 'STATUS_CODE_ERROR') OR _http >= 400 THEN 'error' "

@@ -12,8 +12,9 @@ NUMERIC as a string in NDJSON and as a DECIMAL in Parquet.
 * ``request_id`` is kept exactly as exported: the NUMERIC's digits as text, never through a
   double (a DECIMAL is printed without its zero fraction). A request of N instances gives
   ``<request_id>:0`` .. ``<request_id>:N-1``.
-* ``ts`` from ``logging_time``, ``model_version`` from ``deployed_model_id``, ``endpoint`` the
-  endpoint resource name; ``prediction`` and ``score`` from the response element (the rules of
+* ``ts`` from ``logging_time`` (ISO text, or epoch seconds as ``bq --format=json`` prints
+  them; a value that is neither rejects its record), ``model_version`` from
+  ``deployed_model_id``, ``endpoint`` the endpoint resource name; ``prediction`` and ``score`` from the response element (the rules of
   :mod:`._payload`, e.g. AutoML's ``{"classes": [...], "scores": [...]}`` gives the top class and
   its score).
 * Generative AI logs (``full_request``, ``full_response``, ``model``, ``model_version``,
@@ -191,16 +192,23 @@ def _records_sql(rows: str, generative: bool) -> str:
             f"{usage}->>'candidates_token_count', {usage}->>'candidatesTokenCount') AS INTEGER) "
             "AS output_tokens, TRY_CAST(metadata->>'request_latency' AS DOUBLE) AS latency_ms"
         )
+    # logging_time is a BigQuery TIMESTAMP: ISO text, or epoch seconds as `bq --format=json`
+    # prints it (1.740787200E9); anything else (or out of range) rejects the record
+    ts = ("coalesce(TRY_CAST(logging_time AS TIMESTAMPTZ), "
+          "try(to_timestamp(TRY_CAST(logging_time AS DOUBLE))))")
+    bad_time = (f"CASE WHEN logging_time IS NOT NULL AND {ts} IS NULL THEN "
+                "printf('%s is not a time', logging_time) END")
     return (
         "SELECT _row, _raw, coalesce(_perr, "
-        f"{bad.format(c='request_payload')}, {bad.format(c='response_payload')}) AS _perr, "
-        f"CASE WHEN _perr IS NOT NULL THEN NULL WHEN {bad.format(c='request_payload')} IS NOT "
-        f"NULL THEN 'request_payload' WHEN {bad.format(c='response_payload')} IS NOT NULL "
-        "THEN 'response_payload' END AS _pcol, "
+        f"{bad.format(c='request_payload')}, {bad.format(c='response_payload')}, {bad_time}) "
+        f"AS _perr, CASE WHEN _perr IS NOT NULL THEN NULL WHEN {bad.format(c='request_payload')} "
+        f"IS NOT NULL THEN 'request_payload' WHEN {bad.format(c='response_payload')} IS NOT NULL "
+        f"THEN 'response_payload' WHEN {bad_time} IS NOT NULL THEN 'logging_time' END AS _pcol, "
         "request_id AS _id, "
         f"CASE WHEN _perr IS NULL THEN {_payload_list('request_payload', 'instances')} END AS _xs, "
         f"CASE WHEN _perr IS NULL THEN {_payload_list('response_payload', 'predictions')} END "
-        "AS _ys, NULL::VARCHAR[] AS _gts, logging_time AS ts, nullif(endpoint, '') AS endpoint, "
+        f"AS _ys, NULL::VARCHAR[] AS _gts, {ts} AS ts, "
+        "nullif(endpoint, '') AS endpoint, "
         "coalesce(deployed_model_id, model_version) AS model_version"
         f"{extra} FROM {rows}"
     )

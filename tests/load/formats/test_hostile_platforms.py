@@ -563,3 +563,27 @@ def test_vertex_logging_time_that_is_not_a_time_is_rejected(con, tmp_path):
         ("1", at("2026-03-02T14:00:00Z")), ("2", at("2026-03-02T14:00:00Z"))]
     assert rejects(con) == [(3, "logging_time", "logging_time: 1e20 is not a time"),
                             (4, "logging_time", "logging_time: soon is not a time")]
+
+
+# --- a file of nothing but unreadable records ---------------------------------------------------
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("k.jsonl", "\n".join([_kserve_event("request", {"instances": [[1.0]]}, id="a"),
+                           _kserve_event("response", {"predictions": [1]}, id="a")]) + "\n",
+     "(line 1): nothing can be loaded: no time: neither the request nor the response event "
+     "has a time attribute"),
+    ("capture.jsonl", _capture("//79", "BASE64", "application/x-npy", "e1") + "\n",
+     "(line 1): nothing can be loaded: the BASE64 payload is not UTF-8 text (binary payloads "
+     "such as application/x-npy are not read)"),
+], ids=["kserve-untimed", "sagemaker-binary"])
+def test_a_file_with_no_readable_record_is_refused_with_the_reason(con, tmp_path, name, content,
+                                                                   reason):
+    # the writer said only "no record could be parsed ...; is the file in the format its name
+    # says?", hiding why
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(FileParseError) as error:
+        tk.load(con, path)
+    assert str(error.value) == f"{path} {reason}"
+    assert con.execute("SELECT (SELECT count(*) FROM loads) + (SELECT count(*) FROM requests) "
+                       "+ (SELECT count(*) FROM rejects)").fetchone()[0] == 0

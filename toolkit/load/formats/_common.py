@@ -168,8 +168,27 @@ def finish(
     notes: list[str] | None = None,
 ) -> StagedSource:
     """Wrap a temp table holding ``_row``, ``_parse_error``, canonical columns, and optionally
-    ``_raw`` (the record's text) and ``_parse_column`` (the field a parse error is about)."""
+    ``_raw`` (the record's text) and ``_parse_column`` (the field a parse error is about).
+
+    Raises
+    ------
+    FileParseError
+        When the file has records and every one of them is unreadable: the file is refused
+        (as the writer would) with the first record's position and reason, not a generic
+        "no record could be parsed".
+    """
     relation = f"(SELECT * FROM {quote_ident(table)})"
+    n, bad, first = con.execute(
+        "SELECT count(*), count(_parse_error), arg_min({'row': _row, 'reason': _parse_error}, "
+        f"_row) FILTER (WHERE _parse_error IS NOT NULL) FROM {relation}"
+    ).fetchall()[0]
+    if n and bad == n:
+        more = f" (and {bad - 1} more record(s) that cannot be read)" if bad > 1 else ""
+        raise FileParseError(
+            f"{label} (line {first['row']}): nothing can be loaded: {first['reason']}{more}",
+            path=label,
+            position=f"line {first['row']}",
+        )
     described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
     columns = {name: dtype for name, dtype, *_ in described}
     missing = {"_row", "_parse_error"} - set(columns)

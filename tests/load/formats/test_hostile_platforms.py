@@ -587,3 +587,30 @@ def test_a_file_with_no_readable_record_is_refused_with_the_reason(con, tmp_path
     assert str(error.value) == f"{path} {reason}"
     assert con.execute("SELECT (SELECT count(*) FROM loads) + (SELECT count(*) FROM requests) "
                        "+ (SELECT count(*) FROM rejects)").fetchone()[0] == 0
+
+
+def test_batch_run_sources_and_their_ambiguities(tmp_path):
+    from toolkit.load.formats._batch import batch_run
+
+    job = {"TransformJobName": "a", "TransformStartTime": 1772330405.5}
+    folder = tmp_path / "runs" / "x"
+    folder.mkdir(parents=True)
+    capture = folder / "part.jsonl"
+    capture.write_text("{}\n")
+    assert batch_run(capture, None) is None
+    assert batch_run(capture, "2026-03-01T02:00:00+01:00").time == "2026-03-01T01:00:00+00:00"
+    # boto3's answer dumped with json.dump(default=...) may keep epoch seconds
+    (tmp_path / "runs" / "job-a.json").write_text(json.dumps(job))
+    run = batch_run(capture, "2030-01-01")
+    assert (run.time, run.name, run.source) == (
+        "2026-03-01T02:00:05.500000+00:00", "a", "the job description job-a.json")
+    # two descriptions at the same level: which one is this file's cannot be told
+    (tmp_path / "runs" / "job-b.json").write_text(json.dumps({**job, "TransformJobName": "b"}))
+    assert batch_run(capture, None) is None
+    # a job-named folder; a name whose "timestamp" is no date is not one
+    named = tmp_path / "xgb-2023-13-45-06-04-56" / "churn-2024-01-19-20-15-00" / "p.jsonl"
+    named.parent.mkdir(parents=True)
+    run = batch_run(named, None)
+    assert (run.time, run.name) == ("2024-01-19T20:15:00+00:00", "churn-2024-01-19-20-15-00")
+    bad = tmp_path / "xgb-2023-13-45-06-04-56" / "p.jsonl"
+    assert batch_run(bad, None) is None

@@ -6,7 +6,7 @@ together (one *batch run*), so that later diagnostics can compare run with run. 
 is taken from the first of:
 
 1. the ``YYYY/MM/DD/HH`` folder the capture file sits in (the capture layout; the hour);
-2. the job's description saved beside the file or in a folder above it (up to three levels):
+2. the job's description saved beside the file or in one of the two folders above it:
    the JSON of ``aws sagemaker describe-transform-job`` (or boto3's ``describe_transform_job``
    dumped with ``default=str``), whose ``TransformStartTime`` (else ``CreationTime``) is the
    run's time and ``TransformJobName`` its name; a folder holding several descriptions is
@@ -35,7 +35,9 @@ __all__ = ["BatchRun", "batch_run", "parse_run_time"]
 #: Largest job description read (a describe-transform-job answer is a few KB).
 _MAX_DESCRIPTION_BYTES = 1 << 20
 #: Folders above the capture file searched for a job description.
-_LEVELS = 3
+_LEVELS = 2
+#: JSON files looked at per folder (their first bytes only, unless they name a transform job).
+_MAX_CANDIDATES = 100
 _JOB_NAME = re.compile(
     r"^(?P<name>.+?-(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})-(?P<h>\d{2})-(?P<mi>\d{2})-"
     r"(?P<s>\d{2})(?:-(?P<ms>\d{3}))?)$"
@@ -142,19 +144,21 @@ def _description(path: Path) -> tuple[str, str, str] | None:
 
 def _json_files(folder: Path, capture: Path) -> list[Path]:
     try:
-        return sorted(p for p in folder.iterdir()
-                      if p.suffix.lower() == ".json" and p != capture and p.is_file()
-                      and p.stat().st_size <= _MAX_DESCRIPTION_BYTES)
+        found = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() == ".json" and p != capture and p.is_file()
+                       and p.stat().st_size <= _MAX_DESCRIPTION_BYTES)
     except OSError:
         return []
+    return found[:_MAX_CANDIDATES]
 
 
 def _read_description(path: Path) -> tuple[str, str, str] | None:
     try:
+        with open(path, "rb") as handle:
+            if b'"TransformJobName"' not in handle.read(1 << 16):
+                return None
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
-    if '"TransformJobName"' not in text:
         return None
     try:
         job = json.loads(text)

@@ -294,3 +294,28 @@ def test_ingest_prints_a_summary_not_a_line_per_file(tmp_path, run):
     assert again.returncode == 0, again.stderr
     assert all(f"part-{i:03d}.csv" in again.stdout for i in range(30))
     assert "30 file(s) (30 unchanged): 0 rows read" in again.stdout
+
+
+def test_a_failed_ingest_says_what_was_committed_and_leaves_no_empty_case(tmp_path, run):
+    """Issue 19 defects 6 and 10: an ingest that stops reports what it had committed, and a
+    refused first file leaves no new, empty case file behind."""
+    db = tmp_path / "case.duckdb"
+    line = one_line_error(run("ingest", str(tmp_path / "missing"), "--db", str(db)), code=1)
+    assert "missing" in line
+    assert not db.exists() and not Path(f"{db}.wal").exists()
+    good, bad = tmp_path / "good" / "requests.csv", tmp_path / "bad" / "requests.csv"
+    good.parent.mkdir()
+    bad.parent.mkdir()
+    good.write_text("request_id,ts,latency_ms\na,2026-03-02T14:00:00Z,1\n"
+                    "b,2026-03-02T14:01:00Z,2\n")
+    bad.write_text("request_id,latency_ms\nc,3\n")  # no ts: the file is refused
+    result = run("ingest", str(good), str(bad), "--db", str(db))
+    line = one_line_error(result, code=1)
+    assert str(bad) in line
+    assert result.stdout.strip() == ("stopped after 1 file(s) committed (2 rows loaded, 0 "
+                                     "rejected); the file in the error and those after it "
+                                     "were not loaded")
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT request_id FROM requests ORDER BY 1").fetchall() == [("a",),
+                                                                                   ("b",)]
+    con.close()

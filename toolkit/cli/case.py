@@ -70,8 +70,10 @@ def ingest(
     ),
 ) -> None:
     """Load exported logs into a case database (created when absent)."""
+    created = not db.exists()
     with usage_errors():
         con = connect(db)
+    done: list[FileLoad] = []
     try:
         report = LoadReport()
         with _progress() as progress:
@@ -81,6 +83,7 @@ def ingest(
                 if result is None:
                     progress.update(task, description=safe(file.path.name, newlines=False))
                 else:
+                    done.append(result)
                     progress.advance(task)
 
             for path in paths:
@@ -89,13 +92,36 @@ def ingest(
                     features=[f.strip() for f in features.split(",")] if features else None,
                     progress=tick,
                 )
-    finally:
-        con.close()
+    except BaseException:
+        _stopped(con, db, created, done)
+        raise
+    con.close()
     if verbose:
         _print_load_table(report)
     else:
         _print_load_brief(report)
     _print_load_summary(report)
+
+
+def _stopped(con, db: Path, created: bool, done: list[FileLoad]) -> None:
+    """After a failed ingest: say what was committed before it stopped, and remove a case file
+    this command created when nothing was committed to it (a refused first file leaves no
+    empty case behind)."""
+    committed = [item for item in done if item.status in ("loaded", "replaced")]
+    try:
+        nothing = created and not con.execute("SELECT count(*) FROM loads").fetchone()[0]
+    except Exception:  # noqa: BLE001 - the connection may be unusable; keep the file then
+        nothing = False
+    con.close()
+    if nothing:
+        for path in (db, Path(f"{db}.wal")):
+            path.unlink(missing_ok=True)
+    if committed:
+        console.print(
+            f"stopped after {len(committed)} file(s) committed "
+            f"({sum(i.rows_loaded for i in committed):,} rows loaded, "
+            f"{sum(i.rows_rejected for i in committed):,} rejected); the file in the error and "
+            "those after it were not loaded", markup=False)
 
 
 def _count_files(paths: list[Path], table: str | None) -> int | None:

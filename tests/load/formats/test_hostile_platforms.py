@@ -614,3 +614,38 @@ def test_batch_run_sources_and_their_ambiguities(tmp_path):
     assert (run.time, run.name) == ("2024-01-19T20:15:00+00:00", "churn-2024-01-19-20-15-00")
     bad = tmp_path / "xgb-2023-13-45-06-04-56" / "p.jsonl"
     assert batch_run(bad, None) is None
+
+
+def _event_display(kind: str, event_id: str, time: str, body: str) -> str:
+    return (f"☁️  cloudevents.Event\nValidation: valid\nContext Attributes,\n  specversion: 1.0\n"
+            f"  type: org.kubeflow.serving.inference.{kind}\n  source: http://localhost:9081/\n"
+            f"  id: {event_id}\n  time: {time}\n  datacontenttype: application/json\n"
+            f"Extensions,\n  inferenceservicename: iris\nData,\n  {body}\n")
+
+
+def test_kserve_event_display_with_bytes_that_are_not_utf8(con, tmp_path):
+    # the dump was decoded with errors="replace": a Latin-1 byte became U+FFFD in a loaded value
+    dump = "".join([
+        _event_display("request", "a", _at(0), '{"instances": [{"city": "Paris", "x": 1}]}'),
+        _event_display("response", "a", _at(0.5), '{"predictions": [1]}'),
+        _event_display("request", "b", _at(1), '{"instances": [{"city": "K\x00ln", "x": 2}]}'),
+        _event_display("response", "b", _at(1.5), '{"predictions": [0]}'),
+    ]).encode().replace(b"K\x00ln", b"K\xf6ln")  # Köln in Latin-1
+    path = tmp_path / "dump.txt"
+    path.write_bytes(dump)
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (2, 1, 1)
+    assert con.execute("SELECT request_id, city, x, prediction FROM requests").fetchall() == [
+        ("a", "Paris", 1.0, "1")]
+    ((row, column, reason),) = rejects(con)
+    assert (row, column, reason) == (27, None, "not valid UTF-8 text")
+
+
+def test_a_corrupt_gzip_file_is_refused_with_a_one_line_error(con, tmp_path):
+    import gzip
+
+    path = tmp_path / "capture.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n".join(_good_captures(50)))[:40])
+    with pytest.raises(FileParseError, match="corrupt gzip data"):
+        tk.load(con, path)
+    assert con.execute("SELECT count(*) FROM loads").fetchone()[0] == 0

@@ -33,12 +33,13 @@ columns), ``_cloudevents`` (text dumps) and ``_metric_names`` (serving-stack met
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from toolkit.errors import InvalidParameterError
+from toolkit.errors import FileParseError, InvalidParameterError
 from toolkit.load.discover import SourceFile, _table_from_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,12 +118,22 @@ def get(name: str) -> FormatReader:
 
 
 def head(path: Path, size: int = HEAD_BYTES) -> bytes:
-    """The first ``size`` bytes of a file (decompressed when it is gzip)."""
+    """The first ``size`` bytes of a file (decompressed when it is gzip).
+
+    Raises
+    ------
+    FileParseError
+        The file starts like gzip but its data is corrupt or truncated.
+    """
     with open(path, "rb") as handle:
         start = handle.read(size)
     if start[:2] == b"\x1f\x8b":
-        with gzip.open(path, "rb") as handle:
-            return handle.read(size)
+        try:
+            with gzip.open(path, "rb") as handle:
+                return handle.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FileParseError(f"{path}: corrupt gzip data: {exc}.", path=str(path),
+                                 position="byte 0") from None
     return start
 
 

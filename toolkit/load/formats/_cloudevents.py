@@ -185,14 +185,31 @@ def _body(block: str) -> str | None:
     return None
 
 
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _text(value: str | None) -> str | None:
+    """A value for Arrow: bytes that were not UTF-8 (kept as surrogates) become U+FFFD."""
+    if value is None or not _UNDECODED.search(value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def events_table(events: list[dict[str, Any]]) -> pa.Table:
-    """The events as an Arrow table with :data:`EVENT_COLUMNS`."""
+    """The events as an Arrow table with :data:`EVENT_COLUMNS`.
+
+    A dump decoded with ``errors="surrogateescape"`` marks bytes that are not UTF-8; an event
+    holding any is rejected ("not valid UTF-8 text") rather than loaded with altered values.
+    """
     rows: dict[str, list] = {c: [] for c in EVENT_COLUMNS}
     for event in events:
+        undecodable = bool(_UNDECODED.search(event["raw"]))
+        event = {**event, "raw": _text(event["raw"]), "body": _text(event["body"]),
+                 "attributes": {k: _text(v) for k, v in event["attributes"].items()}}
         a = event["attributes"]
         rows["_row"].append(event["line"])
         rows["_raw"].append(event["raw"])
-        rows["_perr"].append(None)
+        rows["_perr"].append("not valid UTF-8 text" if undecodable else None)
         rows["_pcol"].append(None)
         rows["ce_id"].append(a.get("id"))
         rows["ce_type"].append(a.get("type"))

@@ -156,7 +156,8 @@ class KServeReader:
         ):
             return self._blob_events(con, path, "csv", cleanup, notes)
         if is_event_display(text_head) or is_http_echo(text_head):
-            text = path.read_text(encoding="utf-8", errors="replace")
+            # undecodable bytes stay marked (surrogates) so that their event is rejected
+            text = path.read_bytes().decode("utf-8", errors="surrogateescape")
             parsed = parse_event_display(text) if is_event_display(text_head) else \
                 parse_http_echo(text)
             name = _name("events")

@@ -85,8 +85,21 @@ def test_classify_passes_the_progress_callback_when_supported(monkeypatch, capsy
     assert isinstance(calls[0], incident_cli.DiagnosticProgress)
     assert capsys.readouterr().out.strip() == "verdict: fake"
 
+    class Hostile:
+        def summary(self) -> str:
+            return "verdict: model v2\x1b]0;pwned\x07 on\nhost \x1b[2J"
+
+        def to_json(self, indent=None) -> str:
+            return json.dumps({"model_version": "v2\x9b2J\x1b[2J"}, ensure_ascii=False)
+
     def without(con, *, incident=None, baseline=None, rules=None):
-        return Result()
+        return Hostile()
 
     monkeypatch.setattr(toolkit.classify, "classify_incident", without)
     assert main(["classify", "--db", str(db)]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "v2\\x1b]0;pwned\\x07 on\nhost \\x1b[2J" in shown
+    assert main(["classify", "--db", str(db), "--json"]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x9b" not in shown
+    assert json.loads(shown) == {"model_version": "v2\x9b2J\x1b[2J"}

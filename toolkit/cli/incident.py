@@ -6,6 +6,7 @@ import inspect
 import json
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from toolkit.cli.app import (
     safe,
     usage_errors,
 )
+from toolkit.cli.display import json_safe
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
@@ -75,9 +77,10 @@ def classify(
     finally:
         con.close()
     if as_json:
-        typer.echo(result.to_json(indent=2))
+        sys.stdout.write(json_safe(result.to_json(indent=2)) + "\n")
     else:
-        console.print(result.summary(), markup=False, highlight=False)
+        # the summary quotes versions, hosts and features from the logs
+        console.print(safe(result.summary()), markup=False, highlight=False)
 
 
 @app.command()
@@ -102,7 +105,7 @@ def postmortem(
         rendered = render_postmortem(db, out, incident=incident, baseline=baseline,
                                      incident_id=incident_id, hide_code=not show_code)
     verdict = json.loads(rendered.results.read_text())["classification"]
-    console.print(f"{_verdict_line(verdict)}", markup=False)
+    console.print(safe(_verdict_line(verdict)), markup=False)
     console.print(f"postmortem: {rendered.html} ({time.perf_counter() - start:.0f} s)",
                   markup=False)
 
@@ -232,7 +235,7 @@ def demo(
         rendered = render_postmortem(db, out / "postmortem", incident_id="DEMO-rollback")
     verdict = json.loads(rendered.results.read_text())["classification"]
     truth = case.truth()
-    console.print(_verdict_line(verdict) + f"  [truth: {truth['pathway']}/"
+    console.print(safe(_verdict_line(verdict)) + f"  [truth: {truth['pathway']}/"
                   f"{truth['failure_mode']}]", markup=False)
     console.print(f"postmortem: {rendered.html.resolve()}", markup=False)
     console.print(f"done in {time.perf_counter() - start:.0f} s", markup=False)

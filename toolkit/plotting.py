@@ -97,12 +97,14 @@ def polish(figure: Any) -> Any:
     * a y axis whose data are all zero or positive starts at 0 (an all-zero rate is drawn on
       0..1, not on -0.04..+0.04);
     * text annotations of the same x position (within 1.5% of the axis) are merged into one,
-      so event labels do not overlap.
+      so event labels do not overlap;
+    * categorical tick labels show ``(missing)``, never ``None`` or ``nan``.
 
     Returns ``figure``.
     """
     import matplotlib.dates as mdates
 
+    figure.canvas.draw()  # tick labels exist only once drawn
     for ax in figure.axes:
         for axis in (ax.xaxis, ax.yaxis):
             if axis.get_scale() == "log":
@@ -119,8 +121,22 @@ def polish(figure: Any) -> Any:
         if not ax.images and ax.yaxis.get_scale() == "linear" and \
                 ax.get_gid() != FIXED_Y:
             _floor_at_zero(ax)
-        _merge_annotations(ax)
+        if ax.get_gid() != FIXED_Y:
+            _merge_annotations(ax)
+        _missing_in_labels(ax)
     return figure
+
+
+def _missing_in_labels(ax: Any) -> None:
+    """Categorical tick labels never show ``None`` / ``nan`` (``client_version=None``)."""
+    import re
+
+    pattern = re.compile(r"\b(None|nan|NaN|NaT)\b")
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = axis.get_ticklabels()
+        texts = [t.get_text() for t in labels]
+        if any(pattern.search(t) for t in texts):
+            axis.set_ticks(axis.get_ticklocs(), [pattern.sub("(missing)", t) for t in texts])
 
 
 def _plain_log_axis(ax: Any, axis: Any) -> None:

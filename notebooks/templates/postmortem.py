@@ -79,6 +79,9 @@ pm.diagnostic("data.drift")
 # %%
 pm.diagnostic_details("data.drift")
 
+# %%
+pm.drift_distributions()
+
 # %% [markdown]
 # ### Data: quality, units and feature positions
 

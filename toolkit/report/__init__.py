@@ -68,11 +68,26 @@ def render_weekly(
     hide_code: bool = True,
     timeout: int = 900,
 ) -> Rendered:
-    """Render the weekly report of ISO week ``week`` (e.g. ``2026-W47``) into ``out_dir``."""
+    """Render the weekly report of ISO week ``week`` (e.g. ``2026-W47``) into ``out_dir``.
+
+    Raises
+    ------
+    EmptyWindowError
+        The week has no requests and no metrics (checked before the notebook runs, so a
+        scheduler gets a clear error and no empty page).
+    """
     db_path = _existing_case(db)
-    Window.parse(week)
+    window = Window.parse(week)
     if "W" not in week:
         raise InvalidParameterError(f"week must be an ISO week such as 2026-W47. Got {week!r}.")
+    from toolkit.report.weekly import check_week_has_data
+    from toolkit.store import connect
+
+    con = connect(db_path, read_only=True)
+    try:
+        check_week_has_data(con, window, week, db_path)
+    finally:
+        con.close()
     out = Path(out_dir).resolve()
     rendered = render_template("weekly_report", {"db": str(db_path), "week": week}, out,
                                stem=f"weekly-{week}", hide_code=hide_code, timeout=timeout)

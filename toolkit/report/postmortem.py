@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -20,7 +20,18 @@ import pandas as pd
 from toolkit._version import __version__
 from toolkit.classify import Classification, classify_incident
 from toolkit.diagnose._case import CaseView, case_view
-from toolkit.report import figures
+from toolkit.report import distributions, figures
+from toolkit.report.events import bursts, select_bursts
+from toolkit.report.format import (
+    fmt_change,
+    fmt_count,
+    fmt_ms,
+    fmt_number,
+    fmt_percent,
+    fmt_time,
+    fmt_value,
+    is_missing,
+)
 from toolkit.report.html import (
     Html,
     escape,
@@ -33,6 +44,9 @@ from toolkit.report.html import (
     table,
 )
 from toolkit.store import connect
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 __all__ = ["Postmortem", "MODE_DESCRIPTIONS", "STYLE"]
 
@@ -159,8 +173,8 @@ class Postmortem:
         meta = {
             "incident id": self.incident_id,
             "status": "draft (generated; to be reviewed by the author)",
-            "incident window (UTC)": str(self.result.incident),
-            "baseline window (UTC)": str(self.result.baseline),
+            "incident window (UTC)": _window_text(self.result.incident),
+            "baseline window (UTC)": _window_text(self.result.baseline),
             "windows": self.result.window_source,
             "case database": self.db or "(in memory)",
             "generated": self.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
@@ -170,9 +184,9 @@ class Postmortem:
         return STYLE + heading(title, 1) + key_values(meta)
 
     def summary(self) -> Html:
-        """Two to four sentences: what, when, impact, headline cause."""
+        """Two to five sentences: what, when, the evidence that matters for the failure mode,
+        and the impact."""
         v = self.result.verdict
-        impact = self._impact_numbers()
         if v.pathway in ("none", "undetermined"):
             verdict = (f"The evidence points to no single cause ({v.pathway}, confidence "
                        f"{v.confidence:.2f}).")
@@ -184,75 +198,115 @@ class Postmortem:
             f"UTC, onset at {_fmt(v.onset)}.",
             verdict,
         ]
+        lines.extend(self._key_evidence())
+        impact = self._impact_numbers()
         if impact:
             lines.append("Impact: " + "; ".join(impact) + ".")
         return Html(f"<div class='verdict'>{'<br>'.join(escape(x) for x in lines)}</div>")
 
     def impact(self) -> Html:
-        """Requests, errors, latency, accuracy and calibration, and the affected slices."""
+        """Traffic and failures per hour, error rates, latency, accuracy and calibration, and
+        the affected slices. Counts are rates per hour: the windows differ in length."""
         rows = []
         diagnosis = self.result.diagnosis
+        hours = {w: _hours(getattr(self.result, w)) for w in ("baseline", "incident")}
         latency = diagnosis.results.get("infra.latency")
         if latency is not None and not latency.table.empty:
-            for column, label in (("requests", "requests"), ("error_rate", "error rate"),
-                                  ("timeout_rate", "timeout rate"), ("p50_ms", "p50 latency ms"),
-                                  ("p99_ms", "p99 latency ms")):
-                rows.append((label, latency.value("baseline", column),
+            per_hour = {w: _safe_div(latency.value(w, "requests"), hours[w])
+                        for w in hours}
+            failed = {w: _safe_div(latency.value(w, "requests") * (
+                _nan0(latency.value(w, "error_rate")) + _nan0(latency.value(w, "timeout_rate"))),
+                hours[w]) for w in hours}
+            rows.append(("requests per hour", "rate", per_hour["baseline"],
+                         per_hour["incident"]))
+            rows.append(("failed requests per hour", "rate", failed["baseline"],
+                         failed["incident"]))
+            for column, label in (("error_rate", "error rate"), ("timeout_rate", "timeout rate")):
+                rows.append((label, "share", latency.value("baseline", column),
+                             latency.value("incident", column)))
+            for column, label in (("p50_ms", "p50 latency"), ("p99_ms", "p99 latency")):
+                rows.append((label, "ms", latency.value("baseline", column),
                              latency.value("incident", column)))
         performance = diagnosis.results.get("model.performance")
         if performance is not None and not performance.table.empty:
             for column in ("accuracy", "precision", "recall", "coverage"):
-                rows.append((column if column != "coverage" else "label coverage",
+                rows.append((column if column != "coverage" else "label coverage", "share",
                              performance.value("baseline", column),
                              performance.value("incident", column)))
         calibration = diagnosis.results.get("model.calibration")
         if calibration is not None and not calibration.table.empty:
-            rows.append(("ECE", calibration.value("baseline", "ece"),
+            rows.append(("ECE", "number", calibration.value("baseline", "ece"),
                          calibration.value("incident", "ece")))
-            rows.append(("wrong with confidence >= 0.85",
-                         calibration.value("baseline", "confident_error_share"),
+            rows.append((f"wrong with confidence >= {getattr(calibration, 'threshold', 0.85)}",
+                         "share", calibration.value("baseline", "confident_error_share"),
                          calibration.value("incident", "confident_error_share")))
         if not rows:
             return note("No latency, error or quality data to measure the impact.")
         frame = pd.DataFrame([
-            {"measure": label, "baseline": _impact_value(label, b),
-             "incident": _impact_value(label, i), "change": _impact_change(label, b, i)}
-            for label, b, i in rows])
-        out = table(frame, caption="Impact: baseline vs incident window")
+            {"measure": label, "baseline": _impact_value(kind, b),
+             "incident": _impact_value(kind, i), "change": _impact_change(kind, b, i)}
+            for label, kind, b, i in rows])
+        caption = (f"Impact: baseline ({fmt_number(hours['baseline'], 3)} h) vs incident "
+                   f"({fmt_number(hours['incident'], 3)} h); counts per hour")
+        out = table(frame, caption=caption)
         slices = self._affected_slices()
         return out + (slices if slices is not None else note("No affected slice stands out."))
 
     def timeline(self) -> Html:
-        """Events and detected change points in UTC, around the incident."""
+        """Events and detected change points in UTC, around the incident.
+
+        Bursts of events of one kind (hundreds of OOM kills in minutes) are one row with a
+        count; the events near the onset and the largest bursts are listed, the rest counted.
+        """
         events = self.case.events
         start = pd.Timestamp(self.result.baseline.end) - pd.Timedelta(hours=24)
         end = pd.Timestamp(self.result.incident.end)
+        onset = pd.Timestamp(self.result.onset)
         rows = []
+        rest = pd.DataFrame()
         if not events.empty:
             shown = events[(events["ts"] >= start) & (events["ts"] <= end)]
-            for row in shown.itertuples():
-                detail = ", ".join(f"{k}={v}" for k, v in (row.detail or {}).items()) \
-                    if isinstance(row.detail, dict) else str(row.detail or "")
-                rows.append((row.ts, "event", f"{row.kind} {row.artifact or ''} "
-                             f"{row.version or ''}".strip(), row.host, detail[:120]))
+            marks = bursts(shown, figures.burst_gap(end - start))
+            near = max((end - pd.Timestamp(self.result.incident.start)) / 20,
+                       pd.Timedelta(minutes=30))
+            kept, rest = select_bursts(marks, onset, near=near)
+            for row in kept.itertuples():
+                what = " ".join(str(x) for x in (row.kind, row.artifact, row.version)
+                                if x is not None and not pd.isna(x))
+                if row.count > 1:
+                    what += f" x{row.count:,}"
+                detail = _detail_text(row.detail)
+                if row.count > 1:
+                    span = f"until {pd.Timestamp(row.last).strftime('%H:%M:%S')}"
+                    hosts = f"{row.hosts:,} host(s)" if row.hosts > 1 else ""
+                    detail = ", ".join(x for x in (span, hosts, detail) if x)
+                rows.append((row.first, "event", what, row.host, detail[:120]))
         for finding in self.result.diagnosis.findings():
-            if finding.onset is not None and finding.severity in ("medium", "high"):
+            if finding.onset is not None and finding.severity in ("medium", "high") and \
+                    start <= pd.Timestamp(finding.onset) <= end:
                 rows.append((pd.Timestamp(finding.onset), "signal change", finding.id, None,
                              finding.summary[:120]))
         if self.result.detected is not None:
             for change in self.result.detected.changes:
+                if not start <= pd.Timestamp(change.at) <= end:
+                    continue
                 rows.append((pd.Timestamp(change.at), "change point", change.signal, None,
-                             f"strength {change.strength:.1f}"))
-        rows.append((pd.Timestamp(self.result.onset), "onset", "estimated onset", None,
-                     self.result.failure_mode))
+                             f"strength {fmt_number(change.strength, 2)}"))
+        rows.append((onset, "onset", "estimated onset", None, self.result.failure_mode))
         rows.append((pd.Timestamp(self.result.incident.start), "window", "incident start",
                      None, self.result.window_source))
         frame = pd.DataFrame(rows, columns=["time (UTC)", "type", "what", "host", "detail"])
         frame = frame.sort_values("time (UTC)", kind="stable")
         frame["time (UTC)"] = frame["time (UTC)"].map(lambda t: pd.Timestamp(t).strftime(
-            "%Y-%m-%d %H:%M:%S"))
-        return table(frame, max_rows=60, caption="Timeline (UTC): events, signal changes, "
-                                                 "change points")
+            "%Y-%m-%d\u00a0%H:%M:%S"))  # a non-breaking space: one line per time
+        out = table(frame, max_rows=60, caption="Timeline (UTC): events, signal changes, "
+                                                "change points")
+        if not rest.empty:
+            kinds = rest.groupby("kind")["count"].sum().sort_values(ascending=False)
+            out = out + note(f"{int(rest['count'].sum()):,} more events in "
+                             f"{len(rest):,} bursts not listed: " + ", ".join(
+                                 f"{k} x{n:,}" for k, n in kinds.items()) + ".")
+        return out
 
     def timeline_figure(self) -> Html:
         fig = figures.incident_timeline(self.result, self.case.events)
@@ -266,17 +320,34 @@ class Postmortem:
         parts = []
         if first is not None:
             lag = (pd.Timestamp(first.onset) - pd.Timestamp(self.result.onset))
+            if lag < -self._near():
+                near = [f for f in findings
+                        if pd.Timestamp(f.onset) >= pd.Timestamp(self.result.onset) - self._near()]
+                first = min(near, key=lambda f: f.onset) if near else first
+                lag = (pd.Timestamp(first.onset) - pd.Timestamp(self.result.onset))
             parts.append(paragraph(
                 f"The first signal to move was {first.id} at {_fmt(first.onset)} UTC "
                 f"({lag.total_seconds() / 60:+.0f} min from the estimated onset): "
                 f"{first.summary}"))
         latency = self.result.diagnosis.results.get("infra.latency")
         if latency is not None and not latency.breaches.empty:
-            breach = latency.breaches.iloc[0]
-            parts.append(paragraph(
-                f"The latency SLO ({latency.slo_ms:.0f} ms, {latency.slo_source}) was first "
-                f"breached at {_fmt(breach['start'])} UTC; {len(latency.breaches)} breach "
-                "window(s) in all."))
+            breaches = latency.breaches
+            since = pd.Timestamp(self.result.onset) - self._near()
+            relevant = breaches[pd.to_datetime(breaches["end"], utc=True) > since]
+            earlier = len(breaches) - len(relevant)
+            slo = f"The latency SLO ({fmt_ms(latency.slo_ms)}, {latency.slo_source})"
+            if len(relevant):
+                breach = relevant.iloc[0]
+                text = (f"{slo} was first breached after the onset at "
+                        f"{_fmt(breach['start'])} UTC (worst p99 "
+                        f"{fmt_ms(breach['worst_p99_ms'])}); {len(relevant):,} breach "
+                        "window(s) from then on.")
+            else:
+                text = f"{slo} was not breached near or after the onset."
+            if earlier:
+                text += (f" {earlier:,} earlier breach window(s), before the onset, are not "
+                         "part of this incident.")
+            parts.append(paragraph(text))
         parts.append(items([
             "How was the incident detected (alert, user report, dashboard)? When?",
             "Which monitor would have caught it earlier, and how could time to detect be "
@@ -334,9 +405,42 @@ class Postmortem:
             return note(f"{diagnostic_id}: not run.")
         if result.table.empty and result.not_assessed:
             return note(f"{result.title}: not assessed ({result.not_assessed[0].reason}).")
+        return figure_html(self.diagnostic_figure(diagnostic_id), result.title)
+
+    def diagnostic_figure(self, diagnostic_id: str) -> Figure:
+        """The figure the report shows for one diagnostic (polished by ``figure_html``).
+
+        The score distribution is drawn here by bin position (see
+        :func:`figures.score_distribution`); the memory chart shows the series its finding is
+        about (GPU memory when the finding is about GPU memory); host outliers are marked in
+        the outlier colour, not the incident's red.
+        """
+        result = self.result.diagnosis.results[diagnostic_id]
         kwargs = dict(next((k for i, _, k in DIAGNOSTIC_SECTIONS if i == diagnostic_id), {}))
+        if diagnostic_id == "model.prediction_shift":
+            fig = figures.score_distribution(result)
+            if fig is not None:
+                return fig
+        if diagnostic_id == "infra.memory":
+            kinds = [f.evidence.get("kind") for f in result.findings()
+                     if f.evidence.get("kind") in ("memory", "gpu")]
+            if kinds:
+                kwargs["kind"] = kinds[0]
+        if diagnostic_id == "model.calibration" and not result.reliability_bins.empty:
+            return distributions.reliability_with_counts(result)
         ax = result.plot(**kwargs)
-        return figure_html(ax.figure, result.title)
+        if diagnostic_id == "infra.hosts":
+            figures.recolor_outliers(ax)
+        return ax.figure
+
+    def drift_distributions(self) -> Html:
+        """Reference vs current distributions of the most drifted features."""
+        drift = self.result.diagnosis.results.get("data.drift")
+        frame = distributions.feature_distributions(self.case.con, self.case, drift)
+        fig = distributions.distributions_figure(frame)
+        if fig is None:
+            return note("No drifted feature to show.")
+        return figure_html(fig, "Drifted features: reference vs current")
 
     def diagnostic_details(self, diagnostic_id: str) -> Html:
         """Headline numbers and the findings of one diagnostic."""
@@ -354,13 +458,46 @@ class Postmortem:
         return Html("".join(p.fragment for p in parts))
 
     def action_items(self) -> Html:
-        """Actions from the remediation rules; owner and due date are for the author."""
+        """Actions from the remediation rules; owner and due date are for the author.
+
+        An ``undetermined`` verdict decides no failure mode: it gets generic first steps, then
+        each candidate's remediation under a heading that names it as a candidate.
+        """
+        v = self.result.verdict
+        if v.pathway == "undetermined":
+            return self._undetermined_actions()
         rows = [{"action": action, "type": _action_type(action), "owner": "", "due": "",
-                 "tracking": ""} for action in self.result.verdict.remediation]
+                 "tracking": ""} for action in v.remediation]
         if not rows:
             return note("No remediation rule applies.")
         return table(pd.DataFrame(rows), caption=f"Action items ({self.result.serving_mode} "
                                                  "serving)")
+
+    def _undetermined_actions(self) -> Html:
+        from toolkit.classify import remediation_for
+
+        gaps = ", ".join(g.check for g in self.result.diagnosis.not_assessed()[:6])
+        first = [
+            "Confirm the incident and baseline windows (rerun with explicit --incident and "
+            "--baseline if the detected ones are off).",
+            "Load what is missing and classify again" + (f" (not assessed: {gaps})." if gaps
+                                                         else "."),
+            "Check the candidates below against the timeline: a deploy, rollback or config "
+            "change near the onset usually decides between them.",
+        ]
+        out = paragraph("The verdict is undetermined: no failure mode is decided, so no "
+                        "remediation is recommended as such. First steps:") + items(first)
+        candidates = sorted(((m, p) for m, p in self.result.verdict.mode_scores.items()
+                             if m not in ("none", "undetermined")),
+                            key=lambda mp: -mp[1])[:3]
+        for mode, probability in candidates:
+            actions = remediation_for(mode, self.result.serving_mode)
+            if not actions:
+                continue
+            out = out + Html(
+                f"<p class='caption'>If it is {escape(mode.replace('_', ' '))} (candidate, "
+                f"probability {escape(fmt_number(probability, 2))}):</p>") + items(actions)
+        return out
 
     def lessons(self) -> Html:
         return items(["What went well?", "What went wrong?", "Where did we get lucky?",
@@ -415,16 +552,69 @@ class Postmortem:
         out = []
         latency = self.result.diagnosis.results.get("infra.latency")
         if latency is not None and not latency.table.empty:
-            out.append(f"{latency.value('incident', 'requests'):,.0f} requests in the window, "
-                       f"error rate {latency.value('baseline', 'error_rate'):.2%} -> "
-                       f"{latency.value('incident', 'error_rate'):.2%}, p99 "
-                       f"{latency.value('baseline', 'p99_ms'):.0f} -> "
-                       f"{latency.value('incident', 'p99_ms'):.0f} ms")
+            value = latency.value
+            rate = _safe_div(value("incident", "requests"), _hours(self.result.incident))
+            out.append(f"{fmt_count(value('incident', 'requests'))} requests in the window "
+                       f"({fmt_number(rate, 3)} per hour), error rate "
+                       f"{fmt_percent(value('baseline', 'error_rate'))} -> "
+                       f"{fmt_percent(value('incident', 'error_rate'))}, p99 "
+                       f"{fmt_ms(value('baseline', 'p99_ms'))} -> "
+                       f"{fmt_ms(value('incident', 'p99_ms'))}")
         performance = self.result.diagnosis.results.get("model.performance")
         if performance is not None and not performance.table.empty:
-            out.append(f"accuracy {performance.value('baseline', 'accuracy'):.1%} -> "
-                       f"{performance.value('incident', 'accuracy'):.1%}")
+            before = performance.value("baseline", "accuracy")
+            after = performance.value("incident", "accuracy")
+            if not (is_missing(before) and is_missing(after)):
+                out.append(f"accuracy {fmt_percent(before, 1)} -> {fmt_percent(after, 1)}")
         return out
+
+    def _key_evidence(self) -> list[str]:
+        """What matters for the failure mode, first: the numbers that decide it."""
+        v = self.result.verdict
+        results = self.result.diagnosis.results
+        out: list[str] = []
+        mode = v.failure_mode
+        calibration = results.get("model.calibration")
+        if mode == "calibration_collapse" and calibration is not None \
+                and not calibration.table.empty:
+            threshold = getattr(calibration, "threshold", 0.85)
+            out.append(
+                f"Calibration: ECE {fmt_number(calibration.value('baseline', 'ece'), 2)} -> "
+                f"{fmt_number(calibration.value('incident', 'ece'), 2)}; wrong answers with "
+                f"confidence >= {threshold}: "
+                f"{fmt_percent(calibration.value('baseline', 'confident_error_share'), 1)} -> "
+                f"{fmt_percent(calibration.value('incident', 'confident_error_share'), 1)} of "
+                "labelled requests.")
+        units = results.get("data.units")
+        if mode == "unit_change" and units is not None:
+            for finding in units.findings()[:3]:
+                ev = finding.evidence
+                out.append(f"Unit change: {ev.get('feature')} arrives multiplied by "
+                           f"{fmt_number(ev.get('factor'), 4)} ({ev.get('meaning')}).")
+        if not out and v.pathway not in ("none", "undetermined"):
+            finding = self._deciding_finding()
+            if finding is not None:
+                out.append(f"Key evidence: {finding.summary}")
+        return out
+
+    def _deciding_finding(self) -> Any:
+        """The finding of the rule that added most to the chosen failure mode."""
+        v = self.result.verdict
+        ranked = sorted((h for h in v.hits if v.failure_mode in h.add),
+                        key=lambda h: -h.add[v.failure_mode])
+        by_id = {f.id: f for f in self.result.diagnosis.findings()}
+        for hit in ranked:
+            for finding_id in hit.findings:
+                if finding_id in by_id:
+                    return by_id[finding_id]
+        return None
+
+    def _near(self) -> pd.Timedelta:
+        """How close to the onset a signal must be to count as this incident's: a twentieth
+        of the incident window, at least 30 minutes."""
+        length = pd.Timestamp(self.result.incident.end) - pd.Timestamp(
+            self.result.incident.start)
+        return max(length / 20, pd.Timedelta(minutes=30))
 
     def _affected_slices(self) -> Html | None:
         diagnosis = self.result.diagnosis
@@ -442,10 +632,10 @@ class Postmortem:
             inc = performance.by_version[(performance.by_version["window"] == "incident") &
                                          (performance.by_version["labelled"] >= 30)]
             for row in inc.itertuples():
-                frames.append({"slice": f"model_version={row.model_version}",
+                frames.append({"slice": f"model_version={fmt_value(row.model_version)}",
                                "severity": "info",
-                               "summary": f"accuracy {row.accuracy:.1%} on {row.labelled:,} "
-                                          "labels"})
+                               "summary": f"accuracy {fmt_percent(row.accuracy, 1)} on "
+                                          f"{fmt_count(row.labelled)} labels"})
         if not frames:
             return None
         return table(pd.DataFrame(frames), caption="Affected slices")
@@ -456,8 +646,8 @@ class Postmortem:
             return None
         trigger = self.result.verdict.trigger
         if trigger:
-            detail = trigger.get("detail") if isinstance(trigger.get("detail"), dict) else {}
-            extra = ", ".join(f"{k}={v}" for k, v in detail.items())
+            extra = _detail_text(trigger.get("detail") if isinstance(trigger.get("detail"),
+                                                                       dict) else {})
             return (f"{trigger['kind']} of {trigger.get('artifact') or 'an artifact'} "
                     f"{trigger.get('version') or ''} at {_fmt(trigger['ts'])} UTC"
                     + (f" ({extra})" if extra else "")).replace("  ", " ")
@@ -469,17 +659,28 @@ class Postmortem:
         if near.empty:
             return None
         row = near.iloc[-1]
-        detail = row["detail"] if isinstance(row["detail"], dict) else {}
-        extra = ", ".join(f"{k}={v}" for k, v in detail.items())
+        extra = _detail_text(row["detail"] if isinstance(row["detail"], dict) else {})
         return (f"{row['kind']} of {row['artifact'] or 'an artifact'} "
                 f"{row['version'] or ''} at {_fmt(row['ts'])} UTC"
                 + (f" ({extra})" if extra else "")).replace("  ", " ")
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "?"
-    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M")
+    """A time in UTC without the zone (the sentence says UTC)."""
+    return fmt_time(value).removesuffix(" UTC")
+
+
+def _window_text(window: Any) -> str:
+    """``2026-02-11 12:02 to 2026-02-15 23:58 (4.5 days)``."""
+    length = fmt_value(pd.Timestamp(window.end) - pd.Timestamp(window.start))
+    return f"{_fmt(window.start)} to {_fmt(window.end)} ({length})"
+
+
+def _detail_text(detail: Any) -> str:
+    """An event's detail as ``key=value`` pairs (missing values as an em dash)."""
+    if isinstance(detail, dict):
+        return ", ".join(f"{k}={fmt_value(v, str(k))}" for k, v in detail.items())
+    return "" if is_missing(detail) else str(detail)
 
 
 def _detail_table(result: Any) -> Html | None:
@@ -498,29 +699,40 @@ def _detail_table(result: Any) -> Html | None:
     return None
 
 
-def _impact_value(label: str, value: float) -> str:
-    if value is None or pd.isna(value):
-        return "—"
-    if label == "requests":
-        return f"{value:,.0f}"
-    if "ms" in label:
-        return f"{value:,.0f} ms"
-    if label == "ECE":
-        return f"{value:.4f}"
-    return f"{value:.2%}"
+def _impact_value(kind: str, value: float) -> str:
+    if is_missing(value):
+        return fmt_value(None)
+    if kind == "rate":
+        return fmt_number(value, 3)
+    if kind == "ms":
+        return fmt_ms(value)
+    if kind == "share":
+        return fmt_percent(value)
+    return fmt_number(value)
 
 
-def _impact_change(label: str, before: float, after: float) -> str:
-    if before is None or after is None or pd.isna(before) or pd.isna(after):
-        return "—"
-    if label == "requests":
-        return f"{after - before:+,.0f}"
-    if "ms" in label:
-        ratio = f" (x{after / before:.1f})" if before else ""
-        return f"{after - before:+,.0f} ms{ratio}"
-    if label == "ECE":
-        return f"{after - before:+.4f}"
-    return f"{(after - before) * 100:+.2f} points"
+def _impact_change(kind: str, before: float, after: float) -> str:
+    if kind == "rate":
+        if is_missing(before) or is_missing(after):
+            return fmt_value(None)
+        ratio = f" (x{after / before:.2f})" if before else ""
+        delta = fmt_number(after - before, 3)
+        return (delta if delta.startswith("-") or delta == "0" else f"+{delta}") + ratio
+    return fmt_change(before, after, kind)
+
+
+def _hours(window: Any) -> float:
+    return (pd.Timestamp(window.end) - pd.Timestamp(window.start)).total_seconds() / 3600
+
+
+def _safe_div(numerator: float, denominator: float) -> float:
+    if is_missing(numerator) or is_missing(denominator) or not denominator:
+        return float("nan")
+    return float(numerator) / float(denominator)
+
+
+def _nan0(value: float) -> float:
+    return 0.0 if is_missing(value) else float(value)
 
 
 def _action_type(action: str) -> str:

@@ -19,12 +19,18 @@ import pandas as pd
 from toolkit._version import __version__
 from toolkit.diagnose import Diagnosis, run_diagnostics
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.errors import EmptyWindowError
+from toolkit.report.format import fmt_change, fmt_value
 from toolkit.report.html import Html, figure_html, heading, key_values, note, table
 from toolkit.report.postmortem import STYLE
+from toolkit.report.trend import ECE_BINS, trend_figure, weekly_measures
 from toolkit.store import connect
 from toolkit.types import Window
 
-__all__ = ["WeeklyReport"]
+__all__ = ["WeeklyReport", "TREND_WEEKS", "check_week_has_data"]
+
+#: Weeks in the report's trend.
+TREND_WEEKS = 6
 
 _IDS = ["case.traffic", "data.drift", "data.quality", "model.performance", "model.calibration",
         "infra.latency", "integration.versions", "integration.client_errors",
@@ -42,14 +48,25 @@ class WeeklyReport:
     diagnosis: Diagnosis | None
     incidents: list[dict[str, Any]] = field(default_factory=list)
     db: str = ""
+    #: One row per week, the last :data:`TREND_WEEKS` weeks (see :mod:`toolkit.report.trend`).
+    trend_frame: pd.DataFrame = field(default_factory=pd.DataFrame)
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
-    def open(cls, db: str | os.PathLike[str], week: str) -> WeeklyReport:
-        """Open the case read-only and measure ``week`` against the week before."""
+    def open(cls, db: str | os.PathLike[str], week: str, *, weeks: int = TREND_WEEKS
+             ) -> WeeklyReport:
+        """Open the case read-only and measure ``week`` against the week before.
+
+        Raises
+        ------
+        EmptyWindowError
+            The week has no requests and no metrics: there is nothing to report (a scheduler
+            must notice, not receive an empty page).
+        """
         con = connect(Path(db), read_only=True)
         case = case_view(con)
         current = Window.parse(week)
+        check_week_has_data(con, current, week, db)
         previous = Window(current.start - timedelta(days=7), current.start)
         diagnosis = None
         if case.has("requests"):
@@ -61,6 +78,10 @@ class WeeklyReport:
                 diagnosis = run_diagnostics(con, previous, current, case=case, ids=_IDS)
         report = cls(week, current, previous, case, diagnosis, db=str(db))
         report.incidents = report._incidents(con)
+        drift = report.diagnosis.results.get("data.drift") if report.diagnosis else None
+        known = {current.start: len(drift.drifted) / len(drift.table)} \
+            if drift is not None and not drift.table.empty else {}
+        report.trend_frame = weekly_measures(con, case, current, weeks=weeks, drift=known)
         return report
 
     def header(self) -> Html:
@@ -73,12 +94,18 @@ class WeeklyReport:
     def slo(self) -> Html:
         frame = self.slo_frame()
         if frame.empty:
-            return note("No requests in this week or the week before: SLOs not assessed.")
-        return table(frame, caption="SLO compliance this week")
+            return note("No requests in this week: SLOs not assessed.")
+        caption = "SLO compliance this week"
+        if self.diagnosis is None:
+            caption += (" (no requests in the week before: this week's own numbers; targets "
+                        "derived from the previous week are not assessed)")
+        return table(frame, caption=caption, reasons={
+            "target": "no previous week to derive it from", "met": "no target",
+            "compliance": "per-bucket compliance is measured for latency only"})
 
     def slo_frame(self) -> pd.DataFrame:
         if self.diagnosis is None:
-            return pd.DataFrame()
+            return self._own_slo_frame()
         meta = self.case.meta
         rows = []
         latency = self.diagnosis.results.get("infra.latency")
@@ -124,8 +151,29 @@ class WeeklyReport:
         columns = ["feature", "kind", "psi", "js", "wasserstein", "pvalue_adjusted", "drifted"]
         frame = result.table[[c for c in columns if c in result.table]].sort_values(
             "psi", ascending=False)
-        figure = figure_html(result.plot(kind="bar").figure, "drift per feature")
+        figure = figure_html(self.drift_figure(), "drift per feature")
         return figure + table(frame, caption="Drift per feature vs the previous week")
+
+    def drift_figure(self) -> Any:
+        """PSI per feature, this week against the week before."""
+        ax = self.diagnosis.results["data.drift"].plot(kind="bar")
+        ax.set_title(f"Drift per feature: {self.week} vs the week before")
+        return ax.figure
+
+    def trend(self) -> Html:
+        """The last weeks' accuracy, ECE, p99, failure rate and drift as small multiples."""
+        frame = self.trend_frame
+        fig = trend_figure(frame) if not frame.empty else None
+        if fig is None:
+            return note("No trend: no requests in the last weeks.")
+        shown = frame[["week", "requests", "p99_ms", "failure_rate", "labelled", "accuracy",
+                       "ece", "drift_share"]]
+        return figure_html(fig, "trend over the last weeks") + table(
+            shown, caption=f"Last {len(frame)} weeks (ECE on {ECE_BINS} equal-width bins; drift "
+                           "against the week before)",
+            reasons={"accuracy": "no labels", "ece": "no labels or scores",
+                     "drift_share": "no data the week before", "p99_ms": "no requests",
+                     "failure_rate": "no requests or status", "labelled": "no labels"})
 
     def incidents_section(self) -> Html:
         if not self.incidents:
@@ -136,7 +184,15 @@ class WeeklyReport:
         frame = self.week_over_week_frame()
         if frame.empty:
             return note("No week-over-week comparison: one of the weeks has no requests.")
-        return table(frame, caption="Week over week")
+        shown = pd.DataFrame({
+            "measure": frame["measure"], "diagnostic": frame["diagnostic"],
+            "previous week": [fmt_value(v, m) for v, m in zip(
+                frame["previous week"], frame["measure"], strict=True)],
+            "this week": [fmt_value(v, m) for v, m in zip(
+                frame["this week"], frame["measure"], strict=True)],
+            "change": [_change(m, b, a) for m, b, a in zip(
+                frame["measure"], frame["previous week"], frame["this week"], strict=True)]})
+        return table(shown, caption="Week over week")
 
     def week_over_week_frame(self) -> pd.DataFrame:
         if self.diagnosis is None:
@@ -166,12 +222,49 @@ class WeeklyReport:
             "drifted_features": drift.drifted if drift is not None else [],
             "incidents": self.incidents,
             "week_over_week": self.week_over_week_frame().to_dict("records"),
+            "trend": self.trend_frame.assign(start=self.trend_frame["start"].astype(str))
+            .astype(object).where(self.trend_frame.notna(), None).to_dict("records")
+            if not self.trend_frame.empty else [],
         }
 
     def save_results(self, path: str | os.PathLike[str] = "results.json") -> Path:
         from toolkit.report.notebook import write_json
 
         return write_json(Path(path), self.results())
+
+    def _own_slo_frame(self) -> pd.DataFrame:
+        """This week's numbers when the week before has no requests (the first week of a
+        case): measured, with the targets that need no previous week (``case_meta`` or the
+        fixed defaults)."""
+        frame = self.trend_frame
+        if frame.empty or not frame["requests"].iloc[-1]:
+            return pd.DataFrame()
+        row = frame.iloc[-1]
+        meta = self.case.meta
+        nan = float("nan")
+        rows = []
+
+        def add(name: str, value: float, target: float, source: str, higher: bool) -> None:
+            if pd.isna(value):
+                return
+            met = (value >= target if higher else value <= target) if not pd.isna(target) \
+                else None
+            rows.append({"SLO": name, "target": target, "source": source, "this week": value,
+                         "compliance": nan, "met": met})
+
+        latency = float(meta["latency_slo_ms"]) if "latency_slo_ms" in meta else nan
+        add("latency p99", row["p99_ms"], latency,
+            "case_meta" if "latency_slo_ms" in meta else "not assessed (no previous week)",
+            higher=False)
+        add("error + timeout rate", row["failure_rate"], float(meta.get("error_rate_slo", 0.01)),
+            "case_meta" if "error_rate_slo" in meta else "default 1%", higher=False)
+        accuracy = float(meta["accuracy_slo"]) if "accuracy_slo" in meta else nan
+        add("accuracy", row["accuracy"], accuracy,
+            "case_meta" if "accuracy_slo" in meta else "not assessed (no previous week)",
+            higher=True)
+        add(f"ECE ({ECE_BINS} bins)", row["ece"], float(meta.get("ece_slo", 0.05)),
+            "case_meta" if "ece_slo" in meta else "default 0.05", higher=False)
+        return pd.DataFrame(rows)
 
     def _incidents(self, con) -> list[dict[str, Any]]:
         """Change points inside the week, classified with the detected window."""
@@ -192,3 +285,25 @@ class WeeklyReport:
                  "failure_mode": result.failure_mode,
                  "confidence": round(result.confidence, 3),
                  "signals": ", ".join(result.detected.supporting)}]
+
+
+def check_week_has_data(con: Any, window: Window, week: str, db: Any) -> None:
+    """Raise :class:`EmptyWindowError` when ``window`` has no requests and no metrics."""
+    found = 0
+    for name in ("requests", "metrics"):
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                             [name]).fetchall()[0][0]
+        if exists:
+            found += con.execute(
+                f'SELECT count(*) FROM (SELECT 1 FROM "{name}" WHERE ts >= $a AND ts < $b '
+                "LIMIT 1)", {"a": window.start, "b": window.end}).fetchall()[0][0]
+    if not found:
+        raise EmptyWindowError(
+            f"No requests or metrics in week {week} ({window}) in {db}: nothing to report.")
+
+
+def _change(measure: str, before: float, after: float) -> str:
+    """The change of ``measure`` in its unit (points for shares, ms for latencies)."""
+    unit = fmt_value(0.5, measure)
+    kind = "share" if unit.endswith("%") else "ms" if unit.endswith(" ms") else "number"
+    return fmt_change(before, after, kind)

@@ -282,18 +282,21 @@ def test_ingest_prints_a_summary_not_a_line_per_file(tmp_path, run):
             rows[1] = f"r{i}-1,not-a-time,11"
         (folder / f"part-{i:03d}.csv").write_text("request_id,ts,latency_ms\n"
                                                    + "\n".join(rows) + "\n")
+    (tmp_path / "export" / "notes.json").write_text('{"not": "a table"}\n')
     db = tmp_path / "case.duckdb"
     brief = run("ingest", str(tmp_path / "export"), "--db", str(db))
     assert brief.returncode == 0, brief.stderr
     lines = brief.stdout.strip().splitlines()
-    assert lines[0] == "part-007.csv: 1 of 3 rows rejected"
-    assert lines[-1] == ("30 file(s) (30 loaded): 90 rows read, 89 loaded, 1 rejected "
-                         "(see the rejects table)")
-    assert "part-000.csv" not in brief.stdout and len(lines) <= 4
+    assert "part-007.csv: 1 of 3 rows rejected" in lines
+    skipped = [line for line in lines if line.startswith("notes.json: ")]
+    assert len(skipped) == 1 and "skipped" in skipped[0]
+    assert lines[-1] == ("31 file(s) (30 loaded, 1 skipped): 90 rows read, 89 loaded, 1 "
+                         "rejected (see the rejects table)")
+    assert "part-000.csv" not in brief.stdout and len(lines) <= 5
     again = run("ingest", str(tmp_path / "export"), "--db", str(db), "--verbose")
     assert again.returncode == 0, again.stderr
     assert all(f"part-{i:03d}.csv" in again.stdout for i in range(30))
-    assert "30 file(s) (30 unchanged): 0 rows read" in again.stdout
+    assert "31 file(s) (30 unchanged, 1 skipped): 0 rows read" in again.stdout
 
 
 def test_a_failed_ingest_says_what_was_committed_and_leaves_no_empty_case(tmp_path, run):

@@ -173,10 +173,14 @@ def _print_load_brief(report: LoadReport) -> None:
             console.print(f"{_name(item.source)}: {item.rows_rejected:,} of {item.rows_read:,} "
                           f"rows rejected", markup=False)
         elif item.status not in _QUIET_STATUSES:
-            reason = "; ".join(item.notes)
-            console.print(f"{_name(item.source)}: {item.status}"
-                          + (f" ({safe(reason, newlines=False)})" if reason else ""),
-                          markup=False)
+            reason = safe("; ".join(item.notes), newlines=False)
+            if not reason:
+                shown = item.status
+            elif item.status in reason:  # "not a table file; skipped" says it already
+                shown = reason
+            else:
+                shown = f"{item.status} ({reason})"
+            console.print(f"{_name(item.source)}: {shown}", markup=False)
     notes = Counter(note for item in report.files if item.status in ("loaded", "replaced")
                     for note in item.notes)
     for note, files in notes.items():
@@ -186,7 +190,9 @@ def _print_load_brief(report: LoadReport) -> None:
 
 def _print_load_summary(report: LoadReport) -> None:
     statuses = Counter(item.status for item in report.files)
-    detail = ", ".join(f"{n} {status}" for status, n in statuses.items())
+    order = [*_QUIET_STATUSES, "skipped"]
+    detail = ", ".join(f"{statuses[s]} {s}" for s in sorted(
+        statuses, key=lambda s: (order.index(s) if s in order else len(order), s)))
     console.print(
         f"{len(report.files)} file(s) ({detail or 'none'}): {report.rows_read:,} rows read, "
         f"{report.rows_loaded:,} loaded, {report.rows_rejected:,} rejected"

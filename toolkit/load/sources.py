@@ -443,7 +443,12 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, source: SourceFile) -> Staged
     params = {"path": str(source.path)}
     hive = f"hive_partitioning = {str(source.hive).lower()}"
     plain = _describe_list(con, f"read_parquet($path, {hive})", params)
+    # DuckDB renames a column whose name differs from another only in case (`TS` beside
+    # `ts` becomes `ts_1`): keep the file's own names, so such a pair is refused, not guessed
+    own = _parquet_names(source.path)
     names = [name for name, _ in plain]
+    if own is not None and len(own) <= len(names):
+        names = own + names[len(own):]
     every = [f"_s{i}" for i in range(len(names))]
     select = ", ".join(quote_ident(a) for a in every)
     if any(name.lower() == "file_row_number" for name in names):
@@ -466,10 +471,22 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, source: SourceFile) -> Staged
     (records,) = con.execute(
         "SELECT sum(num_rows) FROM parquet_file_metadata($path)", params
     ).fetchall()[0]
-    return StagedSource(relation, params, dict(plain), text=False, label=str(source.path),
+    columns = {name: dtype for name, (_, dtype) in zip(names, plain, strict=True)}
+    return StagedSource(relation, params, columns, text=False, label=str(source.path),
                         partitions=_partition_keys(source),
                         refs=dict(zip(names, every, strict=True)),
                         records=int(records or 0))
+
+
+def _parquet_names(path: Path) -> list[str] | None:
+    """The top-level column names in a Parquet file's footer, as written (None if unreadable:
+    DuckDB's own error then says why)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
 
 
 def _partition_keys(source: SourceFile) -> tuple[str, ...]:

@@ -292,3 +292,13 @@ def test_connection_is_free_after_toolkit_calls(con):
     con.sql("SELECT 1").df()
     tk.summarize(con)
     assert con.sql("SELECT count(*) AS n FROM requests").df()["n"].tolist() == [1]
+
+
+@pytest.mark.parametrize("threads", ["abc", "0", "-2", "1.5"])
+def test_malformed_thread_count_is_one_clear_error(monkeypatch, threads):
+    """FORENSICS_THREADS=abc was a bare ValueError traceback from int()."""
+    monkeypatch.setenv("FORENSICS_THREADS", threads)
+    with pytest.raises(InvalidParameterError, match="FORENSICS_THREADS must be a positive"):
+        tk.connect()
+    monkeypatch.setenv("FORENSICS_THREADS", "1")
+    assert tk.connect().execute("SELECT current_setting('threads')").fetchone()[0] == 1

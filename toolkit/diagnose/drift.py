@@ -316,6 +316,11 @@ def feature_drift(
         rows.append(_numeric_row(case, profile, feature, bins, exact_rows, record, recipe))
     for feature in profile.categorical:
         rows.append(_categorical_row(profile, feature, recipe))
+    if recipe == "evidently":
+        psis = _evidently_psis(case, profile, record)
+        for row in rows:
+            if row["kind"] == "numeric":
+                row["psi_evidently"] = psis.get(row["feature"], np.nan)
     table = pd.DataFrame(rows)
     table["pvalue_adjusted"] = st.benjamini_hochberg(table["pvalue"].to_numpy())
     effect = (table["psi"] >= MODERATE_PSI) | (table["wasserstein"].fillna(0) >=
@@ -403,7 +408,7 @@ def _numeric_row(case: CaseView, profile: FeatureProfile, feature: str, bins: in
         "chi2": np.nan, "pvalue": st.ks_pvalue(ks, nb, ni), "unseen_share": np.nan,
     }
     if recipe == "evidently":
-        row |= _evidently_numeric(case, profile, feature, b, i, row, record, lo, hi)
+        row |= _evidently_numeric(case, profile, feature, b, i, row, record)
     return row
 
 
@@ -506,9 +511,8 @@ def _categorical_row(profile: FeatureProfile, feature: str, recipe: str) -> dict
 
 
 def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b: np.ndarray,
-                       i: np.ndarray, row: dict[str, Any], record: Recorder, lo: float,
-                       hi: float) -> dict[str, Any]:
-    """Evidently 0.7 default test for a numeric column, and its PSI (:func:`_evidently_psi`)."""
+                       i: np.ndarray, row: dict[str, Any], record: Recorder) -> dict[str, Any]:
+    """Evidently 0.7's default test for a numeric column (its PSI: :func:`_evidently_psis`)."""
     nb = int(b.sum())
     few = _few_values(case, profile, feature, b, i, record)
     if few is not None:
@@ -519,60 +523,99 @@ def _evidently_numeric(case: CaseView, profile: FeatureProfile, feature: str, b:
     else:
         out = {"evidently_test": "wasserstein", "evidently_statistic": row["wasserstein"],
                "evidently_drifted": bool(row["wasserstein"] >= 0.1)}
-    out["psi_evidently"] = _evidently_psi(case, profile, feature, b, i, record, lo, hi)
     return out
 
 
-def _window_values(case: CaseView, profile: FeatureProfile, feature: str
-                   ) -> dict[str, ibis.Table]:
-    """The finite values ``v`` of ``feature`` in the baseline (or reference) and the incident:
-    Evidently drops NaN and infinities before it bins."""
+def _window_tables(case: CaseView, profile: FeatureProfile) -> dict[str, ibis.Table]:
+    """The rows of the baseline (or the reference table) and of the incident."""
     requests = case.table("requests")
-    parts = {"baseline": (case.table("reference") if profile.against == "reference" else
-                          requests.filter(within(requests.ts, profile.baseline))),
-             "incident": requests.filter(within(requests.ts, profile.incident))}
-    out = {}
-    for window, rows in parts.items():
-        v = rows[feature].cast("float64")
-        out[window] = rows.select(v=v).filter(v.notnull() & ~v.isnan() & ~v.isinf())
-    return out
+    return {"baseline": (case.table("reference") if profile.against == "reference" else
+                         requests.filter(within(requests.ts, profile.baseline))),
+            "incident": requests.filter(within(requests.ts, profile.incident))}
 
 
-def _evidently_psi(case: CaseView, profile: FeatureProfile, feature: str, b: np.ndarray,
-                   i: np.ndarray, record: Recorder, lo: float, hi: float) -> float:
-    """Evidently 0.7's PSI of a numeric column (``get_binned_data``).
+def _finite(rows: ibis.Table, feature: str) -> ibis.FloatingValue:
+    """The feature as DOUBLE, NULL where it is NaN or infinite (Evidently drops those)."""
+    v = rows[feature].cast("float64")
+    return ibis.ifelse(v.isnan() | v.isinf(), ibis.null("float64"), v)
 
-    With at most :data:`EVIDENTLY_PER_VALUE` distinct values in the reference (here the
-    baseline), one bin per distinct value of both windows; else Sturges equal-width bins on the
-    pooled range, left-closed as ``numpy.histogram`` (the last bin closed).
+
+def _evidently_psis(case: CaseView, profile: FeatureProfile, record: Recorder
+                    ) -> dict[str, float]:
+    """Evidently 0.7's PSI of every numeric feature (``get_binned_data``).
+
+    With at most :data:`EVIDENTLY_PER_VALUE` distinct finite values in the reference (here the
+    baseline, or the reference table), one bin per distinct value of both windows
+    (:func:`_per_value_psi`); else Sturges equal-width bins on the pooled range, left-closed as
+    ``numpy.histogram`` (the last bin closed). The Sturges counts of every feature come from
+    one scan per window.
     """
-    values = _window_values(case, profile, feature)
-    # each occupied fine bin holds a distinct value (NaN and infinities can only occupy the
-    # two outer bins): more than 20 + 2 of them settle it without a query
-    if int((b > 0).sum()) <= EVIDENTLY_PER_VALUE + 2:
-        base = values["baseline"]
-        reference = record(base.group_by("v").aggregate(n=base.count()).limit(
-            EVIDENTLY_PER_VALUE + 1))
-        if len(reference) <= EVIDENTLY_PER_VALUE:
-            return _per_value_psi(record, reference, values["incident"])
-    n_pooled = int(b.sum() + i.sum())
-    edges = _sturges_edges(lo, hi, n_pooled)[1:-1]
-    counts = []
-    for window in ("baseline", "incident"):
-        rows = values[window]
-        if not edges.size:
-            counts.append(np.array([record(rows.count())], dtype=float))
+    tables = _window_tables(case, profile)
+    out: dict[str, float] = {}
+    sturges: dict[str, np.ndarray] = {}
+    for feature in profile.numeric:
+        _, b, i = profile.numeric_counts(feature)
+        if not b.sum() or not i.sum():
+            out[feature] = float("nan")
             continue
+        # each occupied fine bin holds a distinct value (NaN and infinities can only occupy
+        # the two outer bins): more than 20 + 2 of them settle it without a query
+        if int((b > 0).sum()) <= EVIDENTLY_PER_VALUE + 2:
+            base = tables["baseline"].select(v=_finite(tables["baseline"], feature))
+            base = base.filter(base.v.notnull())
+            reference = record(base.group_by("v").aggregate(n=base.count()).limit(
+                EVIDENTLY_PER_VALUE + 1))
+            if len(reference) <= EVIDENTLY_PER_VALUE:
+                current = tables["incident"].select(v=_finite(tables["incident"], feature))
+                out[feature] = _per_value_psi(record, reference,
+                                              current.filter(current.v.notnull()))
+                continue
+        lo = min(profile.stat(feature, "baseline", "min"),
+                 profile.stat(feature, "incident", "min"))
+        hi = max(profile.stat(feature, "baseline", "max"),
+                 profile.stat(feature, "incident", "max"))
+        sturges[feature] = np.array([lo, hi, b.sum() + i.sum()])
+    # the profile's extremes and counts include NaN and infinities (a NaN or infinite extreme
+    # says there are some): count the finite values of those features, one scan per window
+    unsure = [f for f, (lo, hi, _) in sturges.items() if not (math.isfinite(lo) and
+                                                              math.isfinite(hi))]
+    if unsure:
+        ranges = []
+        for rows in tables.values():
+            aggs = {}
+            for k, f in enumerate(unsure):
+                v = _finite(rows, f)
+                aggs |= {f"lo{k}": v.min(), f"hi{k}": v.max(), f"n{k}": v.count()}
+            ranges.append(record(rows.aggregate(**aggs)).iloc[0])
+        for k, f in enumerate(unsure):
+            lows = [r[f"lo{k}"] for r in ranges if pd.notna(r[f"lo{k}"])]
+            highs = [r[f"hi{k}"] for r in ranges if pd.notna(r[f"hi{k}"])]
+            sturges[f] = np.array([min(lows, default=np.nan), max(highs, default=np.nan),
+                                   sum(int(r[f"n{k}"]) for r in ranges)])
+    sturges = {f: _sturges_edges(lo, hi, int(n))[1:-1] for f, (lo, hi, n) in sturges.items()}
+    if not sturges:
+        return out
+    counts = {}
+    for window, rows in tables.items():
         # DuckDB's histogram is right-closed, (b[k-1], b[k]]: binning -x on the negated edges
         # gives numpy's left-closed [e[k], e[k+1]) (values on an edge go up, the top bin
-        # includes the maximum)
-        negated = -edges[::-1]
-        mapping = record(rows.aggregate(h=histogram_at(-rows.v, float_array(negated))))
-        mapping = mapping.iloc[0]["h"] or {}
-        reversed_counts = [mapping.get(float(e), 0) for e in negated] + [
-            mapping.get(float("inf"), 0)]
-        counts.append(np.array(reversed_counts[::-1], dtype=float))
-    return st.psi_evidently(counts[0], counts[1])
+        # includes the maximum); NULL (and so NaN and infinities) is not counted
+        aggs = {f"h{k}": histogram_at(-_finite(rows, f), float_array(-e[::-1]))
+                for k, (f, e) in enumerate(sturges.items()) if e.size}
+        aggs["n"] = rows.count()
+        counts[window] = record(rows.aggregate(**aggs)).iloc[0]
+    for k, (feature, edges) in enumerate(sturges.items()):
+        per_window = []
+        for window in ("baseline", "incident"):
+            if not edges.size:  # a constant feature: one bin
+                per_window.append(np.array([1.0]))
+                continue
+            mapping = counts[window][f"h{k}"] or {}
+            ordered = [mapping.get(float(e), 0) for e in -edges[::-1]] + [
+                mapping.get(float("inf"), 0)]
+            per_window.append(np.array(ordered[::-1], dtype=float))
+        out[feature] = st.psi_evidently(per_window[0], per_window[1])
+    return out
 
 
 def _sturges_edges(lo: float, hi: float, n: int) -> np.ndarray:

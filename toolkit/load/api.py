@@ -174,6 +174,20 @@ def load(
     canonical core are model features: they are added to the table and to the ``features``
     catalog as ``numeric`` (DOUBLE) or ``categorical`` (VARCHAR).
 
+    Integrity rules. ``rows_read`` is counted without the parser: a CSV file's non-blank
+    physical lines after its header (a quoted value that spans lines makes one record, and the
+    note says so), a JSON-lines file's non-blank lines, a Parquet file's footer row count. A
+    quote that is never closed refuses the file with its line. JSON lines that are not UTF-8 or
+    longer than the line limit are rejected one by one; a record with a duplicated key is
+    rejected (which value is meant cannot be told). ``NaN`` loads as NULL in every DOUBLE
+    column; a UTC offset beyond +-18:00 is not a timestamp; a CSV header that is not UTF-8 is
+    read as Latin-1 (noted). Columns whose names differ only in case, or one named
+    ``load_id``, refuse the file. In a folder, every file that is not loaded is listed as
+    ``skipped`` with the reason (an unread compression such as ``.bz2``/``.zst``, a
+    spreadsheet, a hidden or underscore folder such as ``_backup/``, a file no table claims);
+    when a file stops the load, the error says which files were committed before it
+    (:attr:`~toolkit.errors.LoadError.committed`).
+
     Examples
     --------
     >>> import pandas as pd, toolkit as tk

@@ -325,7 +325,8 @@ def _rejected_lines(con: duckdb.DuckDBPyConnection, rejects: str) -> list[tuple[
     if not exists:
         return []
     rows = con.execute(
-        f"SELECT line, string_agg(DISTINCT error_type, '; '), any_value(left(csv_line, 4096)) "
+        f"SELECT line, string_agg(DISTINCT error_type, '; '), "
+        "any_value(ltrim(left(csv_line, 4096), chr(13) || chr(10))) "
         f"FROM {quote_ident(rejects)} GROUP BY line ORDER BY line"
     ).fetchall()
     reasons = {

@@ -685,17 +685,15 @@ def _few_values(case: CaseView, profile: FeatureProfile, feature: str, b: np.nda
     else None.
 
     Each non-empty fine bin holds at least one distinct value and the bins are disjoint, so
-    more than five occupied bins settle it without a query; otherwise one query counts the
+    more than five occupied bins (besides the two outer ones, where NaN and infinities land,
+    which Evidently drops) settle it without a query; otherwise one query counts the finite
     values of each window.
     """
-    if int(((b + i) > 0).sum()) > 5:
+    if int(((b + i) > 0).sum()) > 5 + 2:
         return None
-    requests = case.table("requests")
-    parts = {"incident": requests.filter(within(requests.ts, profile.incident))}
-    parts["baseline"] = (case.table("reference") if profile.against == "reference"
-                         else requests.filter(within(requests.ts, profile.baseline)))
+    parts = _window_tables(case, profile)
     values = ibis.union(*[
-        t.select(window=ibis.literal(w), v=t[feature].cast("float64")) for w, t in parts.items()])
+        t.select(window=ibis.literal(w), v=_finite(t, feature)) for w, t in parts.items()])
     values = values.filter(values.v.notnull())
     counts = record(values.group_by("window", "v").aggregate(n=values.count()))
     table = counts.pivot_table(index="v", columns="window", values="n", aggfunc="sum",

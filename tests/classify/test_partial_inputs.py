@@ -213,3 +213,66 @@ def test_classify_reports_progress_for_the_scan_and_the_diagnosis():
     classify_incident(con, progress=lambda *a: calls.append(a))
     assert [c[0] for c in calls] == list(REGISTRY) * 2  # the detection scan, then the diagnosis
     assert calls[-1][1:] == (len(REGISTRY) - 1, len(REGISTRY))
+
+
+# -- item 6: metrics alone are evidence ------------------------------------------------------
+
+def test_a_metrics_only_case_is_dated_and_diagnosed_from_its_series():
+    # "The case has no requests to classify" before; now the latency series dates the
+    # incident and the latency diagnostic measures it on the metric's samples
+    rng = np.random.default_rng(7)
+    n = 4 * 2_880  # four samples a minute for two days
+    ts = T0 + (timedelta(days=2) * np.arange(n) / n)
+    step = T0 + timedelta(hours=36)
+    latency = rng.gamma(4.0, 50.0, n) * np.where(ts >= step, 4.0, 1.0)
+    gpu = [pd.DataFrame({"ts": ts[::4], "host": f"pod-{h}", "name": "gpu_utilization",
+                         "value": np.clip(rng.normal(60, 10, n // 4), 0, 100)})
+           for h in range(4)]  # DCGM-style percent
+    con = load(metrics=pd.concat([pd.DataFrame({"ts": ts, "host": "pod-0",
+                                                "name": "latency_ms", "value": latency}),
+                                  *gpu], ignore_index=True))
+    result = classify_incident(con)
+    assert result.window_source == "detected"
+    assert abs(result.incident.start - step) <= timedelta(minutes=30)
+    ids = {f.id for f in result.diagnosis.findings()}
+    assert "infrastructure.latency_regression" in ids
+    assert result.diagnosis["infra.latency"].source == "metrics:latency_ms"
+    assert result.diagnosis["infra.accelerators"].utilization_scale == 100.0
+    checks = {g.check for g in result.not_assessed}
+    assert {"data.drift", "model.performance"} <= checks  # what requests would have told
+    json.loads(result.to_json())
+
+
+def test_an_events_only_case_classifies_from_its_events():
+    events = pd.DataFrame({"ts": [T0 + timedelta(hours=h) for h in (1, 30, 30.1, 30.2, 31)],
+                           "kind": ["deploy", "oom_kill", "restart", "oom_kill", "restart"],
+                           "artifact": ["model", "infra", "infra", "infra", "infra"],
+                           "host": ["h1", "h1", "h1", "h2", "h2"]})
+    con = load(events=events)
+    result = classify_incident(con, incident=(T0 + timedelta(hours=29),
+                                              T0 + timedelta(hours=32)))
+    payload = json.loads(result.to_json())
+    # the events' span (from the first event) before the incident is the baseline
+    assert payload["baseline"] == ["2026-03-02T01:00:00Z", "2026-03-03T05:00:00Z"]
+    assert "infrastructure.oom_kills" in {f["id"] for f in payload["findings"]}
+
+
+@pytest.mark.realdata
+def test_alibaba_metric_files_alone_are_classified():
+    from tests.conftest import realdata
+
+    folder = realdata("alibaba_genai_2026")
+    mappings = __import__("pathlib").Path(__file__).parent / "mappings"
+    con = tk.connect()
+    for name, mapping in (("pipeline_inference_data_anon.csv.gz", "alibaba_latency_ms"),
+                          ("pod_gpu_duty_cycle_anon.csv.gz", "alibaba_gpu_utilization")):
+        report = tk.load(con, folder / name, mapping=str(mappings / f"{mapping}.toml"))
+        assert report.rows_rejected == 0
+    result = classify_incident(con)
+    latency = result.diagnosis["infra.latency"]
+    assert latency.source == "metrics:latency_ms" and not latency.table.empty
+    # the end-to-end latency of the day barely moves (p99 ratio about 1.07): no regression
+    assert 0.8 < latency.p99_ratio < 1.3
+    assert result.diagnosis["infra.accelerators"].utilization_scale == 100.0
+    assert result.pathway == "none"  # examined (latency, GPUs) and nothing found
+    json.loads(result.to_json())

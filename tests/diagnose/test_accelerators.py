@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import matplotlib
 
@@ -184,3 +185,32 @@ def test_real_gpu_duty_cycles_idle_without_a_fault():
     assert len(result.table) == 143
     assert (result.table["longest_run"] >= 3).sum() == 21
     assert not result.table["stuck"].any() and not result.findings()
+
+
+def test_utilisation_in_percent_is_detected_and_read_as_fractions():
+    # the same fleet exported in percent (DCGM, Alibaba duty cycles): levels and the finding are
+    # those of the fractions, and the result says the samples were divided by 100
+    metrics = _metrics(stuck=("gpu-2", 0))
+    fraction = _run(make_case(metrics=metrics, requests=_requests()))
+    percent = _run(make_case(metrics=metrics.assign(value=metrics["value"] * 100),
+                             requests=_requests()))
+    assert (fraction.utilization_scale, percent.utilization_scale) == (1.0, 100.0)
+    assert percent.headline()["gpu_utilization unit"] == "percent (divided by 100)"
+    pd.testing.assert_frame_equal(percent.table, fraction.table, rtol=1e-9)
+    [f_frac], [f_pct] = fraction.findings(), percent.findings()
+    assert f_pct.summary == f_frac.summary and "stuck at 0%" in f_pct.summary
+    assert f_pct.onset == f_frac.onset
+    assert f_pct.evidence["utilization_scale"] == 100.0
+
+
+@pytest.mark.realdata
+def test_real_duty_cycles_are_percent():
+    path = realdata("alibaba_genai_2026", "pod_gpu_duty_cycle_anon.csv.gz")
+    con = tk.connect()
+    tk.load(con, path, mapping=str(Path(__file__).parents[1] / "classify" / "mappings" /
+                                   "alibaba_gpu_utilization.toml"))
+    start, end = con.execute("SELECT min(ts), max(ts) FROM metrics").fetchone()
+    result = accelerator_faults(con, (start, start + (end - start) / 2),
+                                (start + (end - start) / 2, end))
+    assert result.utilization_scale == 100.0
+    assert result.timeline["mean"].max() <= 1.0  # bucket means as fractions

@@ -18,7 +18,8 @@ from toolkit.types import TIME_MAX, TIME_MIN, Window
 if TYPE_CHECKING:  # pragma: no cover
     from toolkit.diagnose._base import NotAssessed
 
-__all__ = ["CaseView", "case_view", "choose_bucket", "MIN_WINDOW_ROWS", "SpanOutliers"]
+__all__ = ["CaseView", "case_view", "choose_bucket", "MIN_WINDOW_ROWS", "SpanOutliers",
+           "PERCENT_ABOVE", "percent_scale"]
 
 #: Fewest rows a window must hold before two windows are compared (distributions, rates,
 #: shares). Below it a comparison is noise: one request makes a feature "new", three make a PSI
@@ -344,6 +345,24 @@ def _feature_catalog(con: duckdb.DuckDBPyConnection, columns: dict[str, dict[str
     if not frames:
         return pd.DataFrame(columns=["name", "kind", "position", "unit"])
     return pd.concat(frames, ignore_index=True)
+
+
+#: A utilisation series (GPU, CPU, memory, KV cache: 0..1 by the canonical schema) whose values
+#: exceed this is in percent: a fraction never goes past 1, and 1.5 leaves room for the
+#: overshoot some exporters report (CPU over 100% of a core share, rounding).
+PERCENT_ABOVE = 1.5
+
+
+def percent_scale(largest: float) -> float:
+    """What to divide a utilisation series by to get fractions: 100 when its largest value (a
+    bucket mean is enough) is above :data:`PERCENT_ABOVE`, else 1.
+
+    Examples
+    --------
+    >>> percent_scale(99.7), percent_scale(0.98), percent_scale(float("nan"))
+    (100.0, 1.0, 1.0)
+    """
+    return 100.0 if largest > PERCENT_ABOVE else 1.0
 
 
 def within(column: ibis.Value, window: Window) -> ibis.BooleanValue:

@@ -52,7 +52,7 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
-from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket, percent_scale, within
 from toolkit.diagnose._engine import Recorder
 from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose.capacity import bucket_index, bucket_starts
@@ -105,6 +105,9 @@ class AcceleratorResult(DiagnosticResult):
 
     alerts: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: What the utilisation samples were divided by: 100 when they were given in percent (see
+    #: :func:`~toolkit.diagnose._case.percent_scale`), else 1; levels are fractions either way.
+    utilization_scale: float = 1.0
 
     @property
     def assessed(self) -> bool:
@@ -115,6 +118,8 @@ class AcceleratorResult(DiagnosticResult):
         if not self.table.empty:
             out["GPUs"] = int(len(self.table))
             out["stuck GPUs"] = int(self.table["stuck"].sum())
+            out[f"{METRIC} unit"] = ("percent (divided by 100)" if self.utilization_scale == 100
+                                     else "fraction")
         if not self.alerts.empty:
             out["GPU alerts in the incident"] = int(self.alerts["incident"].sum())
         return out
@@ -189,6 +194,7 @@ class AcceleratorResult(DiagnosticResult):
                       "flatness": _num(worst["flatness"]), "alerts": int(worst["alerts"]),
                       "baseline_alerts": int(worst["baseline_alerts"]),
                       "alert_names": str(worst["alert_names"]),
+                      "utilization_scale": self.utilization_scale,
                       "hosts": [{k: _num(v) for k, v in r.items()}
                                 for r in suspects.to_dict("records")]},
             onset=None if pd.isna(onset) else pd.Timestamp(onset).to_pydatetime(),
@@ -288,10 +294,11 @@ def accelerator_faults(
         gaps.append(NotAssessed(f"{ID}.alerts", "no events: GPU error alerts not assessed"))
     timeline = pd.DataFrame()
     table = pd.DataFrame()
+    scale = 1.0
     if not case.has("metrics", "host", "value"):
         gaps.append(NotAssessed(f"{ID}.utilization", "no per-host metrics"))
     else:
-        timeline = _utilization(case, record, span, width)
+        timeline, scale = _utilization(case, record, span, width)
         if timeline.empty:
             gaps.append(NotAssessed(f"{ID}.utilization",
                                     f"no {METRIC} samples per host in the windows"))
@@ -301,18 +308,19 @@ def accelerator_faults(
             gaps.append(NotAssessed(f"{ID}.stuck", "requests have no host: a flat GPU cannot "
                                     "be told from an idle one, so none is called stuck"))
         timeline, table = _stuck(timeline, baseline, incident, requests, min_requests)
-        table = _refine(case, record, table, span, width)
+        table = _refine(case, record, table, span, width, scale)
         if len(table) < 3:
             gaps.append(NotAssessed(f"{ID}.utilization", f"{len(table)} GPU(s) with "
                                     f"{METRIC} samples: at least 3 are needed to tell a stuck "
                                     "GPU from an idle fleet"))
     return AcceleratorResult(**base, table=table, alerts=alerts, timeline=timeline,
-                             sql=record.sql, not_assessed=tuple(gaps))
+                             sql=record.sql, not_assessed=tuple(gaps), utilization_scale=scale)
 
 
 def _utilization(case: CaseView, record: Recorder, span: Window, width: timedelta
-                 ) -> pd.DataFrame:
-    """Per bucket, host and GPU: samples, mean and population standard deviation."""
+                 ) -> tuple[pd.DataFrame, float]:
+    """Per bucket, host and GPU: samples, mean and population standard deviation (as
+    fractions), and the scale the samples were divided by (100 for percent, else 1)."""
     m = case.table("metrics")
     m = m.filter((m.name == METRIC) & within(m.ts, span) & m.host.notnull() & m.value.notnull()
                  & ~m.value.isnan())
@@ -322,10 +330,12 @@ def _utilization(case: CaseView, record: Recorder, span: Window, width: timedelt
         samples=m.count(), mean=m.value.mean(), std=m.value.std(how="pop"))
     frame = record(grouped)
     if frame.empty:
-        return frame
+        return frame, 1.0
+    scale = percent_scale(float(frame["mean"].max()))
+    frame[["mean", "std"]] = frame[["mean", "std"]] / scale
     frame.insert(0, "bucket_start", bucket_starts(frame.pop("bucket"), width))
     frame["gpu"] = frame["gpu"].fillna("").astype(str)
-    return frame.sort_values(["host", "gpu", "bucket_start"], ignore_index=True)
+    return frame.sort_values(["host", "gpu", "bucket_start"], ignore_index=True), scale
 
 
 def _requests_per_host(case: CaseView, record: Recorder, incident: Window, width: timedelta
@@ -393,7 +403,7 @@ def _stuck(timeline: pd.DataFrame, baseline: Window, incident: Window,
 
 
 def _refine(case: CaseView, record: Recorder, table: pd.DataFrame, span: Window,
-            width: timedelta) -> pd.DataFrame:
+            width: timedelta, scale: float = 1.0) -> pd.DataFrame:
     """Date each stuck GPU's onset on its raw samples."""
     table = table.copy()
     metrics = case.table("metrics")
@@ -402,7 +412,7 @@ def _refine(case: CaseView, record: Recorder, table: pd.DataFrame, span: Window,
         if row["gpu"]:
             m = m.filter(_gpu_label(m) == row["gpu"])
         band = max(4 * float(row["run_std"]), 0.01)
-        indicator = ((m.value - float(row["level"])).abs() <= band).fill_null(False)
+        indicator = ((m.value / scale - float(row["level"])).abs() <= band).fill_null(False)
         coarse: datetime = pd.Timestamp(row["onset"]).to_pydatetime()
         table.loc[k, "onset"] = pd.Timestamp(refine_onset(
             record, m, indicator, coarse, around=3 * width, limits=span))

@@ -5,6 +5,11 @@ Recipe: percentiles are DuckDB ``approx_quantile`` (t-digest; relative error typ
 is the share of ``status = 'error'``, timeout rate the share of ``status = 'timeout'``. The
 latency SLO is ``slo_ms``, else ``case_meta.latency_slo_ms``, else twice the baseline p99
 (stated in the result as ``slo_source``).
+
+Without request latencies (a metrics-only export), the same percentiles are taken over the
+samples of a latency metric series, the first of :data:`LATENCY_METRICS` the case has (``source``
+names it); error and timeout rates are then not measured. Each window needs
+:data:`~toolkit.diagnose._case.MIN_WINDOW_ROWS` samples.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import ibis
 import numpy as np
 import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
-from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
@@ -32,6 +38,9 @@ __all__ = ["latency_profile", "LatencyResult", "ID"]
 
 ID = "infra.latency"
 _Q = [0.5, 0.95, 0.99]
+#: Metric series read as latency samples (ms) when requests carry no latency, in order of
+#: preference: per-request samples, then a p99 series.
+LATENCY_METRICS = ("latency_ms", "latency_p99_ms")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -60,6 +69,9 @@ class LatencyResult(DiagnosticResult):
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     error_types: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     breaches: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: Where the latencies come from: ``requests``, or ``metrics:<name>`` (samples of a metric
+    #: series; the ``requests`` columns of the tables then count samples).
+    source: str = "requests"
 
     def value(self, window: str, column: str) -> float:
         rows = self.table[self.table["window"] == window]
@@ -97,10 +109,13 @@ class LatencyResult(DiagnosticResult):
             out.append(Finding(
                 id="infrastructure.latency_regression", pathway="infrastructure",
                 severity="high" if ratio >= 3 else "medium", statistic=ratio, threshold=1.5,
-                summary=f"p99 latency rose {ratio:.1f}x ({base99:.0f} -> {inc99:.0f} ms).",
+                summary=f"p99 latency rose {ratio:.1f}x ({base99:.0f} -> {inc99:.0f} ms)" + (
+                    "." if self.source == "requests" else
+                    f", from the samples of the {self.source.split(':', 1)[1]} metric."),
                 evidence={"p50_ratio": _ratio(self, "p50_ms"), "p95_ratio": _ratio(self, "p95_ms"),
                           "p99_baseline_ms": base99, "p99_incident_ms": inc99,
-                          "slo_ms": self.slo_ms, "breach_windows": len(self.breaches)},
+                          "slo_ms": self.slo_ms, "breach_windows": len(self.breaches),
+                          "source": self.source},
                 onset=onset, diagnostic=self.id,
             ))
         for column, finding_id, label in (
@@ -215,17 +230,32 @@ def latency_profile(
     baseline, incident = check_windows(baseline, incident)
     case = case or case_view(con)
     base = dict(baseline=baseline, incident=incident)
-    if not case.has("requests", "latency_ms"):
-        return LatencyResult(**base, not_assessed=(NotAssessed(ID, "no latency in requests"),))
     record = Recorder()
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
-    t = case.table("requests")
-    t = t.filter(within(t.ts, span))
-    has_status = "status" in case.columns["requests"]
-    error = (t.status == "error").cast("int64") if has_status else t.latency_ms.isnull().cast(
-        "int64") * 0
-    timeout = (t.status == "timeout").cast("int64") if has_status else error * 0
+    source = "requests"
+    has_status = False
+    if case.has("requests", "latency_ms"):
+        t = case.table("requests")
+        t = t.filter(within(t.ts, span))
+        has_status = "status" in case.columns["requests"]
+        error = (t.status == "error").cast("int64") if has_status else \
+            t.latency_ms.isnull().cast("int64") * 0
+        timeout = (t.status == "timeout").cast("int64") if has_status else error * 0
+    else:
+        metric = _latency_metric(case, record)
+        if metric is None:
+            return LatencyResult(**base, not_assessed=(NotAssessed(
+                ID, "no latency in requests, and no " + " or ".join(LATENCY_METRICS) +
+                " metric series"),))
+        source = f"metrics:{metric}"
+        m = case.table("metrics")
+        t = m.filter((m.name == metric) & m.value.notnull() & ~m.value.isnan()
+                     & within(m.ts, span)).select(ts=m.ts, latency_ms=m.value)
+        error = timeout = ibis.literal(None, "float64")  # no statuses: rates not measured
+        gaps = _sample_gaps(record, t, baseline, incident, metric)
+        if gaps:
+            return LatencyResult(**base, sql=record.sql, source=source, not_assessed=gaps)
     t = t.mutate(_window=window_label(t.ts, baseline, incident), _err=error, _to=timeout)
 
     def measures(rows):
@@ -245,22 +275,34 @@ def latency_profile(
         _split_quantiles(frame)
     if set(windows["window"]) != {"baseline", "incident"}:
         missing = {"baseline", "incident"} - set(windows["window"])
-        return LatencyResult(**base, sql=record.sql, timeline=timeline, not_assessed=(
-            NotAssessed(ID, f"no requests in the {', '.join(sorted(missing))} window"),))
+        return LatencyResult(**base, sql=record.sql, timeline=timeline, source=source,
+                             not_assessed=(NotAssessed(
+                                 ID, f"no requests in the {', '.join(sorted(missing))} window"),))
     windows = windows.set_index("window").loc[["baseline", "incident"]].reset_index()
     error_types = pd.DataFrame(columns=["window", "error_type", "requests"])
-    if "error_type" in case.columns["requests"]:
+    if source == "requests" and "error_type" in case.columns["requests"]:
         failed = t.filter(t._window.notnull() & t.error_type.notnull())
         error_types = record(failed.group_by(window=failed._window,
                                              error_type=failed.error_type).aggregate(
             requests=failed.count()))
-    slo, source = _slo(slo_ms, case, float(windows.loc[0, "p99_ms"]))
+    slo, slo_source = _slo(slo_ms, case, float(windows.loc[0, "p99_ms"]))
     breaches = _breaches(timeline, slo, width)
     result = LatencyResult(**base, table=windows, timeline=timeline, error_types=error_types,
-                           breaches=breaches, slo_ms=slo, slo_source=source, sql=record.sql)
+                           breaches=breaches, slo_ms=slo, slo_source=slo_source,
+                           sql=record.sql, source=source)
     refined = {}
-    requests = case.table("requests")
     base_p99 = float(windows.loc[0, "p99_ms"])
+    if source != "requests":  # metric samples: the regression is dated on the raw samples
+        samples = case.table("metrics")
+        samples = samples.filter(samples.name == source.split(":", 1)[1]).select(
+            ts=samples.ts, latency_ms=samples.value)
+        for finding in result.findings():
+            if finding.id == "infrastructure.latency_regression" and finding.onset is not None:
+                refined[finding.id] = refine_onset(
+                    record, samples, (samples.latency_ms > base_p99).fill_null(False),
+                    finding.onset, around=3 * width, limits=span)
+        return replace(result, refined_onsets=refined, sql=record.sql) if refined else result
+    requests = case.table("requests")
     indicators = {
         "infrastructure.latency_regression": (requests.latency_ms > base_p99),
         "infrastructure.error_rate": requests.status == "error",
@@ -275,6 +317,32 @@ def latency_profile(
     if refined:
         result = replace(result, refined_onsets=refined, sql=record.sql)
     return result
+
+
+def _latency_metric(case: CaseView, record: Recorder) -> str | None:
+    """The first of :data:`LATENCY_METRICS` the case's metrics hold, or ``None``."""
+    if not case.has("metrics", "name", "value"):
+        return None
+    m = case.table("metrics")
+    names = set(record(m.filter(m.name.isin(list(LATENCY_METRICS))).select("name").distinct())
+                ["name"])
+    return next((n for n in LATENCY_METRICS if n in names), None)
+
+
+def _sample_gaps(record: Recorder, t: ibis.Table, baseline: Window, incident: Window,
+                 metric: str) -> tuple[NotAssessed, ...]:
+    """Why the windows' latency samples cannot be compared (fewer than MIN_WINDOW_ROWS)."""
+    labelled = t.mutate(_window=window_label(t.ts, baseline, incident))
+    labelled = labelled.filter(labelled._window.notnull())
+    counts = record(labelled.group_by("_window").aggregate(n=labelled.count()))
+    n = dict(zip(counts["_window"], counts["n"], strict=True))
+    short = [f"{n.get(name, 0) or 'no'} {metric} samples in the {name} window {window}"
+             for name, window in (("baseline", baseline), ("incident", incident))
+             if n.get(name, 0) < MIN_WINDOW_ROWS]
+    if not short:
+        return ()
+    return (NotAssessed(ID, f"{' and '.join(short)}: fewer than {MIN_WINDOW_ROWS} in a window "
+                            "are too few to compare the windows"),)
 
 
 def _split_quantiles(frame: pd.DataFrame) -> None:

@@ -156,6 +156,8 @@ def _too_few_requests(case: CaseView, diagnostic_id: str, baseline: Window,
     needs = REQUEST_WINDOWS.get(diagnostic_id)
     if needs is None or not case.has("requests"):
         return ()
+    if diagnostic_id == "infra.latency" and not case.has("requests", "latency_ms"):
+        return ()  # it reads a latency metric instead, and counts its samples itself
     if diagnostic_id == "integration.versions" and case.has("lineage"):
         needs = "incident"  # the releases in lineage are the known-good pairs, not the baseline
     if needs == "both":

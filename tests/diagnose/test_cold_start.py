@@ -218,3 +218,14 @@ def test_missing_inputs_are_not_assessed():
     assert "latency" in result.not_assessed[-1].reason and not result.findings()
     result = cold_start_effect(make_case(), BASELINE, INCIDENT)
     assert result.not_assessed and not result.findings()
+
+
+def test_without_statuses_the_storm_is_still_found_and_errors_count_zero():
+    # AttributeError before ('IntegerScalar' object has no attribute 'sum'): an export without
+    # a status column (all NULL) took a branch that summed a literal
+    frame, events = _case(storm=True)
+    con = make_case(requests=frame.drop(columns="status"), events=events)
+    result = cold_start_effect(con, BASELINE, INCIDENT)
+    (finding,) = result.findings()
+    assert finding.severity == "high"
+    assert (result.table["error_rate"].fillna(0) == 0).all()

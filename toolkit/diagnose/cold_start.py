@@ -327,6 +327,11 @@ def cold_start_effect(
     busy = s.select(_busy_min=ibis.range(first_min, last_min + 1).unnest()).distinct()
     j = j.mutate(_min=epoch_us(j.ts) // _MINUTE_US)
     j = j.left_join(busy, j._min == busy._busy_min)
+    # without statuses every request counts as a success (a column of 0, not a scalar 0:
+    # a literal has no sum())
+    error = (j.status == "error").cast("int64") if "status" in case.columns["requests"] else \
+        ibis.literal(0, "int64")
+    j = j.mutate(_err=error)
     age_min = (epoch_us(j.ts) - epoch_us(j._s)) / 60e6
     branches = [(j.host.isnull(), "unknown")]
     branches += [(j._s.notnull() & (age_min < edge), label)
@@ -334,11 +339,9 @@ def cold_start_effect(
     branches += [(j._s.notnull(), labels[-1]),
                  (j.ts >= ibis.literal(first_request + horizon), labels[-1])]
     age_bin = ibis.cases(*branches, else_="unknown")
-    error = (j.status == "error").cast("int64") if "status" in case.columns["requests"] else \
-        ibis.literal(0)
     hist = record(j.group_by(window=j._window, bin=age_bin, busy=j._busy_min.notnull(),
                              lbin=latency_bin(j.latency_ms))
-                  .aggregate(n=j.count(), errors=error.sum()))
+                  .aggregate(n=j.count(), errors=j._err.sum()))
     if hist.empty or set(hist["window"]) != {"baseline", "incident"}:
         missing = {"baseline", "incident"} - set(hist["window"])
         return ColdStartResult(**base, starts=starts, sql=record.sql, not_assessed=(

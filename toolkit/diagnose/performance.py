@@ -393,12 +393,13 @@ def _ranking(case: CaseView, record: Recorder, rows: ibis.Table, positive: str |
     # positives and negatives per window and distinct P(positive): a hash aggregate in the
     # engine; the running sums over the sorted distinct values are numpy's (DuckDB's ordered
     # window sums took 0.6 of the 0.7 s at 1M requests, numpy's a few milliseconds)
+    # (keyed by a boolean rather than the window's name: a third less to fetch)
     marked = rows.mutate(_p=p, _y=y)
-    per = record(marked.group_by(window=marked._window, p=marked._p).aggregate(
+    per = record(marked.group_by(incident=marked._window == "incident", p=marked._p).aggregate(
         pos=marked._y.sum(), n=marked.count()))
     out = []
     for window in ("baseline", "incident"):
-        part = per[per["window"] == window]
+        part = per[per["incident"].astype(bool) == (window == "incident")]
         out.append({"window": window} | ranking_from_counts(
             part["p"].to_numpy(float), part["pos"].to_numpy(float),
             (part["n"] - part["pos"]).to_numpy(float)))

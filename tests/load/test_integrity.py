@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import toolkit as tk
@@ -429,9 +431,21 @@ def test_defect_12_nan_loads_as_null_in_every_double_column(tmp_path, con):
                           "latency_ms": [math.nan], "score": [0.7], "amount": [math.nan]})
     tk.load(con, path)
     tk.load(con, frame, table="requests")
+    # real IEEE NaN (pandas turns NaN into null on the way to Arrow; Arrow and Parquet keep it),
+    # in a column whose Parquet min/max statistics (0.0 .. 0.0) leave the NaN out
+    nan = pa.table({"request_id": ["p1", "p2"], "ts": ["2026-03-02T00:00:03Z"] * 2,
+                    "latency_ms": pa.array([0.0, math.nan]), "score": pa.array([math.nan, 0.0]),
+                    "amount": pa.array([0.0, math.nan])})
+    parquet = tmp_path / "p" / "requests.parquet"
+    parquet.parent.mkdir()
+    pq.write_table(nan, parquet)
+    tk.load(con, parquet)
+    tk.load(con, nan.set_column(0, "request_id", pa.array(["a1", "a2"])), table="requests")
     rows = con.execute(
         "SELECT request_id, latency_ms, score, amount FROM requests ORDER BY 1").fetchall()
-    assert rows == [("f1", None, 0.7, None), ("r1", None, None, 1.5), ("r2", 20.0, 0.5, None)]
+    assert rows == [("a1", 0.0, None, 0.0), ("a2", None, 0.0, None), ("f1", None, 0.7, None),
+                    ("p1", 0.0, None, 0.0), ("p2", None, 0.0, None),
+                    ("r1", None, None, 1.5), ("r2", 20.0, 0.5, None)]
     assert con.execute("SELECT max(latency_ms) FROM requests").fetchone()[0] == 20.0
     assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 0
     counts_hold(con)

@@ -438,7 +438,7 @@ def convert_expr(
         if numeric and base not in _FLOATS:
             return value
         # NaN is "no value" (as Prometheus means it): NULL, so aggregates skip it
-        return f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"
+        return f"CASE WHEN {_isnan(value)} THEN NULL ELSE {value} END"
     if target_type in ("INTEGER", "BIGINT"):
         if numeric:
             return f"TRY_CAST({src} AS {target_type})"
@@ -484,16 +484,23 @@ def present_expr(src: str, source_type: str, target_type: str, *, target: str | 
     Examples
     --------
     >>> present_expr('"x"', "DOUBLE", "DOUBLE", target=None)
-    '("x" IS NOT NULL AND NOT isnan("x"))'
+    '("x" IS NOT NULL AND NOT isnan(["x"][1]))'
     """
     base = source_type.split("(")[0].upper()
     if target_type == "DOUBLE" and base in _FLOATS:
-        return f"({src} IS NOT NULL AND NOT isnan({src}))"
+        return f"({src} IS NOT NULL AND NOT {_isnan(src)})"
     if target_type == "DOUBLE" and base in ("VARCHAR", "JSON"):
         return f"({src} IS NOT NULL AND lower(trim({src})) NOT IN ('nan', '+nan', '-nan'))"
     if target_type == "VARCHAR" and base == "VARCHAR" and target in ("status", "kind", "artifact"):
         return f"(nullif(trim({src}), '') IS NOT NULL)"
     return f"({src} IS NOT NULL)"
+
+
+def _isnan(value: str) -> str:
+    """``isnan`` that DuckDB cannot fold away: Parquet min/max statistics leave NaN out, and
+    DuckDB 2.0 folds ``isnan(col)`` to false from them (a column of 0.0 and NaN reads as
+    "no NaN"); a one-element list carries no statistics."""
+    return f"isnan([{value}][1])"
 
 
 #: Largest UTC offset accepted in a timestamp text, in minutes (as java.time: +-18:00).

@@ -124,6 +124,12 @@ def test_a_slice_already_failing_in_the_baseline_is_chronic():
     inc = result.table[(result.table["scope"] == "incident")
                        & (result.table["value"] == "c2")].iloc[0]
     assert inc["baseline_failure_rate"] == 1.0
+    shown = result.affected_slices()
+    assert shown[["scope", "attribute", "value", "status", "severity"]].values.tolist() == [
+        ["incident", "checkpoint", "c2", "chronic", "medium"]]
+    assert shown["failures"].item() == (requests[requests.ts >= INCIDENT[0]].checkpoint
+                                        == "c2").sum()
+    assert shown["always_fails"].item()
 
 
 def test_without_requests_in_the_windows_the_whole_case_is_assessed():
@@ -142,7 +148,7 @@ def test_a_uniform_failure_rate_gives_no_finding():
     requests = _requests(noise=0.08, seed=3)
     result = failure_concentration(make_case(requests=requests), BASELINE, INCIDENT)
     assert result.findings() == []
-    assert not result.table["flagged"].any()
+    assert not result.table["flagged"].any() and result.affected_slices().empty
     assert result.table["failures"].sum() > 0
 
 

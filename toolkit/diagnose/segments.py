@@ -256,6 +256,25 @@ class SegmentsResult(DiagnosticResult):
         t = t[t["flagged"]]
         return t if scope is None else t[t["scope"] == scope]
 
+    def affected_slices(self) -> pd.DataFrame:
+        """The flagged values as one display table, for a postmortem's "affected slices":
+        incident values first (then values flagged over the whole case only, chronic), most
+        failures first. Columns: ``scope``, ``attribute``, ``role``, ``pathway``, ``value``,
+        ``requests`` (with a known outcome), ``failures``, ``failure_rate``, ``rest_rate``,
+        ``failure_share``, ``request_share``, ``p_adjusted``, ``always_fails``, ``status``,
+        ``severity``, ``first_failure``, ``last_failure``, ``p99_ms``."""
+        columns = ["scope", "attribute", "role", "pathway", "value", "requests", "failures",
+                   "failure_rate", "rest_rate", "failure_share", "request_share", "p_adjusted",
+                   "always_fails", "status", "severity", "first_failure", "last_failure",
+                   "p99_ms"]
+        rows = self._slices() if not self.table.empty else pd.DataFrame()
+        if rows.empty:
+            return pd.DataFrame(columns=columns)
+        rows = rows.assign(requests=rows["outcomes"],
+                           _inc=rows["scope"] == "incident")
+        rows = rows.sort_values(["_inc", "failures"], ascending=False, ignore_index=True)
+        return rows[columns]
+
     def headline(self) -> dict[str, Any]:
         if self.table.empty:
             return {}

@@ -3,5 +3,6 @@
 from toolkit.cli import (
     case,  # noqa: F401
     incident,  # noqa: F401
+    shell,  # noqa: F401
     simulate,  # noqa: F401
 )

@@ -106,8 +106,8 @@ def test_a_slice_failing_on_every_request_is_found_and_dated():
     failures = inc.status.eq("error")
     share = failures[inc.checkpoint == "c4"].sum() / failures.sum()
     assert finding.statistic == pytest.approx(share)
-    assert "fail on every request" in finding.summary or "fails on every request" in \
-        finding.summary
+    assert "fails on every request" in finding.summary
+    assert "new in the incident" in finding.summary
     signals = result.signals()
     assert set(signals["signal"]) == {"segments.flagged_failure_rate"}
     assert signals["value"].max() == pytest.approx(1.0)
@@ -118,6 +118,7 @@ def test_a_slice_already_failing_in_the_baseline_is_chronic():
     result = failure_concentration(make_case(requests=requests), BASELINE, INCIDENT)
     (finding,) = result.findings()
     assert finding.evidence["status"] == ["chronic"] and finding.severity == "medium"
+    assert "already failing in the baseline" in finding.summary
     # dated by its first failure over the whole case
     assert pd.Timestamp(finding.evidence["first_failure"]) == \
         requests[requests.checkpoint == "c2"].ts.min()
@@ -130,6 +131,18 @@ def test_a_slice_already_failing_in_the_baseline_is_chronic():
     assert shown["failures"].item() == (requests[requests.ts >= INCIDENT[0]].checkpoint
                                         == "c2").sum()
     assert shown["always_fails"].item()
+
+
+def test_new_and_chronic_slices_of_one_attribute_are_told_apart():
+    # c2 fails throughout, c4 from the incident's start
+    requests = _requests(bad=lambda k, v: (v == "c2") | ((v == "c4") & (k >= 1440)))
+    result = failure_concentration(make_case(requests=requests), BASELINE, INCIDENT)
+    (finding,) = result.findings()
+    assert finding.evidence["status"] == ["chronic", "new"] and finding.severity == "high"
+    assert "c4 new in the incident, the others already failing" in finding.summary
+    # dated by the new value's first failure, not by the chronic one's
+    assert pd.Timestamp(finding.onset) == requests[(requests.checkpoint == "c4")
+                                                   & (requests.ts >= INCIDENT[0])].ts.min()
 
 
 def test_without_requests_in_the_windows_the_whole_case_is_assessed():

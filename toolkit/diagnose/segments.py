@@ -983,9 +983,16 @@ def _summary(attribute: str, chosen: pd.DataFrame, always: list, k: float, big_k
             if always else f"{attribute} = {shown}{more}"
     where = "in the incident" if scope == "incident" else "over the whole case"
     status = set(chosen["status"].dropna())
-    when = ("new in the incident" if status == {"new"} else
-            "already failing in the baseline" if "chronic" in status else
-            "no baseline to compare")
+    if status == {"new"}:
+        when = "new in the incident"
+    elif status == {"chronic"}:
+        when = "already failing in the baseline"
+    elif "new" in status:
+        fresh = chosen.loc[chosen["status"] == "new", "value"].astype(str).tolist()
+        when = (f"{', '.join(fresh[:6])} new in the incident, the others already failing in "
+                "the baseline")
+    else:
+        when = "no baseline to compare"
     since = f", first failure {pd.Timestamp(first):%Y-%m-%d %H:%M} UTC" if first else ""
     p = float(chosen["p_adjusted"].max())
     return (f"{what}: {int(k):,} of {int(big_k):,} failures {where} ({k / big_k:.0%}) from "

@@ -649,3 +649,19 @@ def test_a_corrupt_gzip_file_is_refused_with_a_one_line_error(con, tmp_path):
     with pytest.raises(FileParseError, match="corrupt gzip data"):
         tk.load(con, path)
     assert con.execute("SELECT count(*) FROM loads").fetchone()[0] == 0
+
+
+def test_resolve_tells_a_forced_table_from_the_one_the_name_suggests(tmp_path):
+    from toolkit.load import formats
+    from toolkit.load.discover import discover
+
+    path = tmp_path / "events.jsonl"
+    path.write_text(_kserve_event("request", {"instances": [[1.0]]}, id="r1", time=T0) + "\n")
+    (named,) = discover(path)
+    assert named.table == "events"
+    assert formats.resolve(named).table == "requests"  # the name gives way to the content
+    (forced,) = discover(path, table="events")
+    with pytest.raises(InvalidParameterError, match="not events; drop --table"):
+        formats.resolve(forced, table="events")  # what api.load passes for --table
+    assert formats.resolve(discover(path, table="reference")[0], table="reference").table == \
+        "reference"

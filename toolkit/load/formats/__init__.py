@@ -138,7 +138,8 @@ def head(path: Path, size: int = HEAD_BYTES) -> bytes:
 
 
 def resolve(
-    file: SourceFile, *, format: str | None = None, options: FormatOptions | None = None
+    file: SourceFile, *, format: str | None = None, options: FormatOptions | None = None,
+    table: str | None = None,
 ) -> SourceFile:
     """Recognise a platform format by content (or force one), and set the target table.
 
@@ -146,31 +147,38 @@ def resolve(
     before the file's name is believed: a table named by the file or its folder
     (``events.jsonl``) is kept only when the reader can load into it, else the reader's own
     table wins (a KServe dump called ``events.jsonl`` is requests). A table the caller gave
-    (``--table``) that the reader cannot load into is refused with the reason.
+    (``--table``) that the reader cannot load into is refused with the reason: pass it as
+    ``table`` so that it is told apart from a table the file's name suggests (without it, a
+    ``--table events`` on a file named ``events.jsonl`` reads as the name's).
 
     Raises
     ------
     InvalidParameterError
         ``format`` is unknown, or the recognised format cannot load into the caller's table.
     """
+    forced = table
     if format == "generic":
         return file
     if format is not None:
         reader = get(format)
         # the reader's default table when the head does not say (e.g. a truncated first line)
-        table = reader.sniff(file.path, head(file.path)) or reader.tables[0]
-        return replace(file, format=reader.name, table=_target(file, reader, table))
+        detected = reader.sniff(file.path, head(file.path)) or reader.tables[0]
+        return replace(file, format=reader.name,
+                       table=_target(file, reader, detected, forced))
     if file.format == "parquet" and not READERS:
         return file
     start = head(file.path)
     for reader in READERS.values():
-        table = reader.sniff(file.path, start)
-        if table is not None:
-            return replace(file, format=reader.name, table=_target(file, reader, table))
+        detected = reader.sniff(file.path, start)
+        if detected is not None:
+            return replace(file, format=reader.name,
+                           table=_target(file, reader, detected, forced))
     return file
 
 
-def _target(file: SourceFile, reader: FormatReader, detected: str) -> str:
+def _target(
+    file: SourceFile, reader: FormatReader, detected: str, forced: str | None = None
+) -> str:
     """The table a recognised file loads into: the named one if the reader can fill it.
 
     A table named by the file or its folder (``requests.jsonl``, ``reference/x.jsonl``) is
@@ -180,7 +188,7 @@ def _target(file: SourceFile, reader: FormatReader, detected: str) -> str:
     """
     if file.table is None or file.table in reader.tables:
         return file.table or detected
-    if file.table == _table_from_path(file.path):
+    if forced is None and file.table == _table_from_path(file.path):
         return detected
     raise InvalidParameterError(
         f"{file.path}: holds {reader.name} records, which load into "

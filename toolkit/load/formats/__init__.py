@@ -15,7 +15,8 @@ same for every format.
 reader          recognises                                                    table
 ==============  ============================================================  ==================
 ``sagemaker``   Model Monitor data capture, ground-truth uploads, merged      requests / labels
-                monitor records, batch-transform capture (JSON lines)
+                monitor records, batch-transform capture (JSON lines; one
+                batch run per file, timed as :mod:`._batch` says)
 ``kserve``      KServe / Seldon payload-logger CloudEvents: event_display     requests
                 and HTTP echo dumps, structured JSON, blob-sink objects
 ``prometheus``  HTTP API ``query_range`` / ``query`` responses                metrics
@@ -24,10 +25,15 @@ reader          recognises                                                    ta
 ``vertex``      Vertex AI request-response logging (NDJSON / Parquet)         requests
 ==============  ============================================================  ==================
 
+Content is recognised before a file's name is believed (:func:`resolve`): a KServe dump called
+``events.jsonl`` loads into ``requests``. A record a reader cannot read is a reject with its
+reason (never a silently half-filled row); a file with no readable record is refused.
+
 Each reader module documents what it maps to which canonical column; shared pieces live in
 ``_common`` (reading JSON records, temp tables), ``_payload`` (request / response bodies as SQL,
 prediction and score rules), ``_instances`` (one row per instance, features spread into
-columns), ``_cloudevents`` (text dumps) and ``_metric_names`` (serving-stack metric names).
+columns), ``_cloudevents`` (text dumps), ``_batch`` (batch jobs' run times) and
+``_metric_names`` (serving-stack metric names).
 """
 
 from __future__ import annotations

@@ -173,6 +173,20 @@ def test_an_incident_at_the_start_of_the_data_classifies_with_an_empty_baseline(
     json.loads(result.to_json())
 
 
+def test_a_baseline_given_alone_is_never_overlapped_by_the_detected_incident():
+    # InvalidParameterError before: the change found inside the given baseline opened the
+    # incident there, and the windows overlapped
+    frame = healthy(2_000)
+    frame.loc[1_000:, "latency_ms"] *= 8  # a step at minute 1000
+    con = load(requests=frame)
+    given = Window(T0, T0 + timedelta(minutes=1_500))
+    result = classify_incident(con, baseline=given)
+    assert result.detected.onset < given.end  # the change was found inside the baseline
+    assert result.baseline == given
+    assert result.incident.start == given.end
+    assert result.incident.end >= T0 + timedelta(minutes=1_999)
+
+
 @pytest.mark.parametrize("n", [MIN_WINDOW_ROWS - 1, MIN_WINDOW_ROWS])
 def test_the_minimum_is_the_same_for_every_comparison(n):
     frame = healthy(2 * n)

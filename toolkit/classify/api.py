@@ -20,7 +20,7 @@ from toolkit.diagnose import REGISTRY, Diagnosis, NotAssessed, run_diagnostics
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket
 from toolkit.diagnose.registry import Progress
 from toolkit.errors import EmptyWindowError
-from toolkit.types import TIME_MIN, Window
+from toolkit.types import TIME_MAX, TIME_MIN, Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -217,11 +217,14 @@ def classify_incident(
         window_source = "detected"
         if detected is None:
             incident = Window(span.start + (span.end - span.start) * 3 / 4, span.end)
-            baseline = baseline or _baseline_before(span, incident)
             window_source = "detected (no change found: last quarter)"
         else:
             incident = detected.incident
-            baseline = baseline or detected.baseline
+        if baseline is not None:
+            # a baseline given with a detected incident: the incident is what follows it
+            incident = _after(check_window("baseline", baseline), incident, span)
+        baseline = baseline or (detected.baseline if detected is not None else
+                                _baseline_before(span, incident))
     else:
         incident = check_window("incident", incident)
         baseline = check_window("baseline", baseline) if baseline is not None else \
@@ -292,6 +295,17 @@ def _baseline_before(span: Window, incident: Window) -> Window:
         if start >= incident.start:  # an incident that starts at the earliest time analysed
             start = incident.start - timedelta(microseconds=1)
         return Window(start, incident.start)
+
+
+def _after(baseline: Window, incident: Window, span: Window) -> Window:
+    """``incident`` without the part that overlaps ``baseline`` (a change found inside the
+    baseline given is the baseline's); the period after the baseline when nothing is left."""
+    if incident.start >= baseline.end or incident.end <= baseline.start:
+        return incident
+    if incident.end > baseline.end:
+        return Window(baseline.end, incident.end)
+    end = max(span.end, baseline.end + incident.duration)
+    return Window(baseline.end, min(end, TIME_MAX))
 
 
 def _analysed_span(case: CaseView) -> tuple[str, Window | None]:

@@ -391,3 +391,6 @@ def test_alibaba_latency_metric_file_has_no_status():
     assert any(g.check == f"{ID}.failures" for g in result.not_assessed)
     assert not any(f.id.endswith("failure_segment") for f in result.findings())
     assert "host" in set(result.table["attribute"])
+    # 130 containers, each a latency test; no failure test without an outcome
+    assert result.tested["case latency"] == raw["container_ip"].nunique() == 130
+    assert result.tested["case"] == 0

@@ -228,7 +228,8 @@ class SegmentsResult(DiagnosticResult):
     skipped
         Attributes not tested: ``attribute``, ``distinct``, ``non_null``, ``reason``.
     tested
-        Number of attribute values tested per scope (the Holm family size).
+        Number of attribute values tested per scope (the Holm family size), for failures
+        (``case``, ``baseline``, ``incident``) and latency (``<scope> latency``).
     slow_ms
         The slow-latency threshold (baseline p95, else the whole case's).
     timeline
@@ -790,6 +791,7 @@ def _table(groups: pd.DataFrame, alpha: float, min_failures: int
     for scope, part in table.groupby("scope", sort=False):
         part = _test(part.copy(), alpha, min_failures)
         counts[str(scope)] = int(part["pvalue"].notna().sum())
+        counts[f"{scope} latency"] = int(part["latency_pvalue"].notna().sum())
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
     table = _new_or_chronic(table, alpha)

@@ -113,6 +113,16 @@ def test_defect_2_internal_names_never_collide_with_source_columns(tmp_path, con
     counts_hold(con)
 
 
+def test_defect_2_renamed_header_columns_are_noted(tmp_path, con):
+    path = tmp_path / "requests.csv"
+    path.write_text("request_id,ts, lead,,amount,amount\nr0,2026-03-02T00:00:00Z,0,1,2,3\n")
+    report = tk.load(con, path)
+    assert report.files[0].notes == (
+        "renamed header column(s): ' lead' -> 'lead', '' -> 'column_3', 'amount' -> 'amount_1'",)
+    assert con.execute("SELECT lead, column_3, amount, amount_1 FROM requests").fetchone() == (
+        0.0, 1.0, 2.0, 3.0)
+
+
 # ------------------------------------------------------------------------------------------
 # 3. feature columns whose name starts with "__" were never written
 

@@ -260,8 +260,8 @@ def _utf16_without_bom(head: bytes) -> bool:
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
 
 
-def _read_header(path: Path, head: bytes) -> tuple[str, list[str], str]:
-    """Delimiter, column names and encoding of a CSV file, from its header line.
+def _read_header(path: Path, head: bytes) -> tuple[str, list[str], str, list[str]]:
+    """Delimiter, column names, encoding and raw header fields of a CSV file.
 
     The delimiter is the candidate that splits the header most (tab for ``.tsv``); empty or
     repeated names become ``column_<i>`` / ``name_<k>`` as DuckDB would name them. A header
@@ -296,7 +296,16 @@ def _read_header(path: Path, head: bytes) -> tuple[str, list[str], str]:
             name = f"{name}_{seen[name]}"
         seen.setdefault(name, 0)
         names.append(name)
-    return delimiter, names, encoding
+    return delimiter, names, encoding, fields
+
+
+def _renamed(fields: list[str], names: list[str]) -> str | None:
+    """A note naming the header fields that were trimmed, filled in or made unique."""
+    changed = [f"{f!r} -> {n!r}" for f, n in zip(fields, names, strict=True) if f != n]
+    if not changed:
+        return None
+    more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+    return "renamed header column(s): " + ", ".join(changed[:10]) + more
 
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -349,7 +358,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSour
     rejects, scans = _name("csv_rejects"), _name("csv_scans")
     head = _head(source.path)
     _check_text(source.path, head)
-    delimiter, header, encoding = _read_header(source.path, head)
+    delimiter, header, encoding, fields = _read_header(source.path, head)
     aliases = [f"_s{i}" for i in range(len(header))]
     # The header line is the contract: the dialect and the column names come from it, so a
     # few malformed lines cannot lead DuckDB's sniffer to a wrong dialect. Columns are read
@@ -387,6 +396,8 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSour
     notes = []
     if encoding != "utf-8":
         notes.append("the header is not UTF-8: the file was read as Latin-1")
+    if renamed := _renamed(fields, header):
+        notes.append(renamed)
     return StagedSource(
         relation,
         params,

@@ -472,6 +472,17 @@ def test_defect_12_duplicated_json_key_rejects_the_record(tmp_path, con):
     counts_hold(con)
 
 
+def test_defect_10_empty_json_key_rejects_the_record(tmp_path, con):
+    path = tmp_path / "requests.jsonl"
+    path.write_text('{"request_id": "a", "ts": "2026-03-02T00:00:00Z", "": 1}\n'
+                    '{"request_id": "b", "ts": "2026-03-02T00:00:00Z", " ": 2}\n')
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (2, 1, 1)
+    assert con.execute("SELECT row_number, reason FROM rejects").fetchone() == (
+        1, 'an empty key (""), which names no column')
+    assert con.execute('SELECT request_id, " " FROM requests').fetchall() == [("b", 2.0)]
+
+
 def test_defect_12_latin1_header_is_decoded(tmp_path, con):
     path = tmp_path / "requests.csv"
     path.write_bytes("request_id,ts,größe,ort\nr1,2026-03-02T00:00:00Z,1.5,Köln\n"

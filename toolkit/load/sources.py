@@ -534,6 +534,7 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
         f"WHEN len({keys}) <> len(list_distinct({keys})) THEN 'duplicate key ' || "
         f"to_json(list_filter({keys}, lambda x, i: list_position({keys}, x) < i)[1]) || "
         "': which value is meant cannot be told' "
+        f"WHEN list_contains({keys}, '') THEN 'an empty key (\"\"), which names no column' "
         f"END AS _parse_error FROM {lines})"
     )
     found = con.execute(
@@ -559,10 +560,11 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
             params,
         ).fetchall()), None)
         if first_bad is not None:
+            hint = "" if first_bad[1].startswith(("duplicate key", "an empty key")) else (
+                "; is the file in the format its name says?")
             raise FileParseError(
-                f"{source.path} (line {first_bad[0]}): cannot be read: no line is a JSON object "
-                f"(line {first_bad[0]}: {first_bad[1]}); is the file in the format its name "
-                "says?",
+                f"{source.path} (line {first_bad[0]}): cannot be read: no line is a usable JSON "
+                f"object (line {first_bad[0]}: {first_bad[1]}){hint}",
                 path=str(source.path),
                 position=f"line {first_bad[0]}",
             )

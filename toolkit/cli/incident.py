@@ -138,23 +138,34 @@ def weekly(
 @app.command()
 @handle_errors
 def evaluate(
-    seeds: str = typer.Option("1001,1002,1003", "--seeds",
-                              help="Comma-separated seeds (tuning used 1-15; report others)."),
-    rows: int = typer.Option(30_000, "--rows", help="Requests per simulated case."),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Comma-separated seeds (default: the world's report seeds, "
+        "1001-1003 classic, 2001-2003 varied; tuning seeds, 1-15 classic and 1-20 varied, are "
+        "refused unless --tuning)."),
+    rows: int = typer.Option(30_000, "--rows", help="Requests per simulated case (varied "
+                             "world: requests served; the log keeps a 1-in-2 to 1-in-50 "
+                             "sample)."),
     given_window: bool = typer.Option(False, "--given-window",
                                       help="Use the true windows instead of detecting them."),
     modes: str | None = typer.Option(None, "--modes", help="Comma-separated failure modes "
                                      "(default: all 16 and none)."),
     jobs: int = typer.Option(2, "--jobs", help="Cases evaluated in parallel."),
+    world: str = typer.Option("classic", "--world", help="classic (the published scenarios' "
+                              "service) or varied (service, sampling, tables, traffic, "
+                              "strength, confounders drawn per case)."),
+    tuning: bool = typer.Option(False, "--tuning", help="A tuning run: allow tuning seeds "
+                                "(the report says so)."),
     out: Path | None = typer.Option(None, "--out", help="Write the full report as JSON."),
 ) -> None:
     """Score the classifier on simulated incidents of every failure mode."""
     from rich.table import Table
 
+    from toolkit.evaluate import CI_LEVEL, seeds_for, write_report
     from toolkit.evaluate import evaluate as run
-    from toolkit.evaluate import write_report
 
-    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    with usage_errors():
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else \
+            list(seeds_for(world))
     mode_list = [m.strip() for m in modes.split(",")] if modes else None
     done = []
 
@@ -163,25 +174,38 @@ def evaluate(
         mark = "ok" if outcome.failure_mode == outcome.truth_mode else "MISS"
         err_console.print(f"[{len(done)}] {outcome.mode} seed {outcome.seed}: "
                           f"{outcome.pathway}/{outcome.failure_mode} {mark} "
-                          f"({outcome.seconds:.0f} s)", markup=False)
+                          f"(onset error {outcome.onset_error_min:.0f} min, window IoU "
+                          f"{outcome.window_iou:.2f}, {outcome.seconds:.0f} s)"
+                          f"{' ' + outcome.error if outcome.error else ''}", markup=False)
 
     report = run(seeds=seed_list, rows=rows, given_window=given_window, modes=mode_list,
-                 jobs=jobs, progress=tick)
+                 jobs=jobs, progress=tick, world=world, tuning=tuning)
     s = report.summary
-    summary = Table(title=f"{s['cases']} cases, {'given' if given_window else 'detected'} "
-                          f"windows, {rows:,} rows, seeds {seeds}", show_edge=False)
+    seed_text = ",".join(map(str, report.seeds))
+    summary = Table(title=f"{s['cases']} cases, {world} world, "
+                          f"{'given' if given_window else 'detected'} windows, {rows:,} rows, "
+                          f"seeds {seed_text}{' (TUNING run)' if tuning else ''}",
+                    show_edge=False)
     summary.add_column("metric")
     summary.add_column("value", justify="right")
+    summary.add_column(f"{CI_LEVEL:.0%} interval", justify="right")
     for key, label, fmt in (
         ("pathway_accuracy", "pathway top-1 accuracy", "{:.3f}"),
         ("failure_mode_accuracy", "failure-mode accuracy", "{:.3f}"),
         ("macro_f1", "macro-F1 (pathways)", "{:.3f}"),
         ("median_onset_error_min", "median onset error (min)", "{:.1f}"),
+        ("onset_within_30min", "onsets within 30 min", "{:.3f}"),
+        ("onsets_missing", "incidents without an onset", "{:d}"),
+        ("mean_window_iou", "mean window overlap (IoU)", "{:.3f}"),
+        ("median_window_iou", "median window overlap (IoU)", "{:.3f}"),
         ("abstention_rate", "abstention rate", "{:.3f}"),
         ("errors", "crashes", "{:d}"),
         ("seconds_per_case", "seconds per case", "{:.1f}"),
     ):
-        summary.add_row(label, fmt.format(s[key]))
+        interval = report.intervals.get(key)
+        shown = "" if interval is None else \
+            f"{fmt.format(interval[0])} - {fmt.format(interval[1])}"
+        summary.add_row(label, fmt.format(s[key]), shown)
     console.print(summary)
     confusion = report.confusion()
     table = Table(title="confusion (rows: truth pathway, columns: predicted)", show_edge=False)
@@ -191,6 +215,11 @@ def evaluate(
     for name, row in confusion.iterrows():
         table.add_row(str(name), *[str(int(v)) for v in row])
     console.print(table)
+    for miss in report.misses():
+        console.print(f"miss: {miss['mode']} seed {miss['seed']} -> {miss['verdict']} "
+                      f"(onset error {miss['onset_error_min']} min, window IoU "
+                      f"{miss['window_iou']}){' ' + miss['error'] if miss['error'] else ''}",
+                      markup=False)
     if out:
         write_report(report, out)
         console.print(f"report: {out}", markup=False)

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from toolkit.simulate import fleet as fleet_mod
 from toolkit.simulate import model as M
 from toolkit.simulate import serving
 from toolkit.simulate import tables as T
+from toolkit.simulate import world as W
 from toolkit.simulate.effects import Saturation
 from toolkit.simulate.features import SEGMENT_SHARE, catalog, round_values, sample
 from toolkit.simulate.features import extra_features as _extras
@@ -140,7 +142,8 @@ class Case:
             names.append("labels")
         if p.reference:
             names.append("reference")
-        names += ["features", "metrics"] + (["events"] if self.plan.events else [])
+        names += ["features"] + (["metrics"] if p.metrics else [])
+        names += ["events"] if self.plan.events and p.events else []
         if p.lineage:
             names.append("lineage")
         return tuple(names)
@@ -153,7 +156,22 @@ class Case:
     def truth(self) -> dict[str, Any]:
         """The ground truth as written to ``truth.json``."""
         p = self.plan.platform
-        return {
+        world = self.plan.world
+        platform = {
+            "hosts": list(p.pods),
+            "gpu": p.gpu,
+            "optional_columns": sorted(p.columns),
+            "tables": list(self.table_names),
+            "metric_step_s": p.metric_step_s,
+            "metrics_from": _iso(self.start + timedelta(seconds=self.plan.metrics_from)),
+            "label_coverage": round(p.label_coverage, 4) if p.labels else None,
+            "model_name": p.model_name,
+        }
+        if world is not None:
+            platform["optional_columns"] = sorted([*p.columns, *(["host"] if p.host_column
+                                                                  else [])])
+            platform["label_delay_h"] = round(p.label_delay_h, 2) if p.labels else None
+        doc = {
             "pathway": self.pathway,
             "failure_mode": self.failure_mode,
             "onset": _iso(self.onset) if self.onset else None,
@@ -166,17 +184,12 @@ class Case:
             "figures": dict(PRESETS[self.preset].figures) if self.preset else None,
             "confounders": list(self.confounders),
             "injected": self.injected,
-            "platform": {
-                "hosts": list(p.pods),
-                "gpu": p.gpu,
-                "optional_columns": sorted(p.columns),
-                "tables": list(self.table_names),
-                "metric_step_s": p.metric_step_s,
-                "metrics_from": _iso(self.start + timedelta(seconds=self.plan.metrics_from)),
-                "label_coverage": round(p.label_coverage, 4) if p.labels else None,
-                "model_name": p.model_name,
-            },
+            "platform": platform,
         }
+        if world is not None:
+            doc["world"] = world.truth()
+            doc["strength"] = round(world.strength, 4)
+        return doc
 
     # -- lazy tables ---------------------------------------------------------------------
 
@@ -235,9 +248,11 @@ class Case:
         labels = None
         if self.plan.platform.labels:
             labels = pa.concat_tables([lab for _, lab in parts]).to_pandas()
-        metrics = pa.concat_tables(list(metric_chunks(self.plan))).to_pandas()
+        metrics = pa.concat_tables(list(metric_chunks(self.plan))).to_pandas() \
+            if self.plan.platform.metrics else None
+        events = self.events() if self.plan.platform.events else None
         return CaseTables(requests, labels, self.reference(), self.features(), metrics,
-                          self.events(), self.lineage())
+                          events, self.lineage())
 
 
 def make_case(
@@ -250,6 +265,7 @@ def make_case(
     confounders: bool = True,
     preset: str | None = None,
     extra_features: int = 0,
+    world: str = "classic",
 ) -> Case:
     """Plan a simulated incident of ``failure_mode`` (or a healthy period, ``"none"``).
 
@@ -271,6 +287,12 @@ def make_case(
         One of :data:`toolkit.simulate.PRESETS` (a published scenario with its figures).
     extra_features
         Add this many generic numeric features ``f01``.. (weakly or not used by the model).
+    world
+        ``classic`` (the default: the fraud-scoring service of the published figures) or
+        ``varied``: the service, features, log sampling, labels, tables and columns, metric
+        cadence, event wording, traffic shape, strength, confounders and onset position are
+        drawn from the seed (see :mod:`toolkit.simulate.world`); ``rows`` is then the number
+        of requests served, of which the log keeps a 1-in-2 to 1-in-50 sample.
 
     Returns
     -------
@@ -291,15 +313,31 @@ def make_case(
     (True, True)
     """
     spec = _check(failure_mode, seed, rows, preset, extra_features)
+    if world not in W.WORLDS:
+        raise InvalidParameterError(f"Unknown world {world!r}; choose one of "
+                                    f"{', '.join(W.WORLDS)}.")
+    if world == "varied" and preset is not None:
+        raise InvalidParameterError("Presets are scenarios of the classic world; "
+                                    "leave out world='varied' or the preset.")
     mode = spec.failure_mode if spec else failure_mode
     assert mode is not None
     key = (int(seed), list(FAILURE_MODES).index(mode),
            list(PRESETS).index(preset) + 1 if preset else 0)
+    if world == "varied":  # its own streams: the classic cases stay as they are
+        key = (*key, 1)
     rng = np.random.default_rng([*key, 0])
     requires = serving.REQUIREMENTS[mode] | (spec.requires if spec else frozenset())
+    w = W.draw_world(np.random.default_rng([*key, 11]), mode, rows, requires) \
+        if world == "varied" else None
     platform = serving.draw(rng, requires=requires, overrides=spec.platform if spec else None)
-    features = catalog(rng, optional=spec.optional_features if spec else None)
-    features = features + _extras(rng, extra_features)
+    if w is not None:
+        platform = w.platform(platform)
+        rows = w.logged_rows
+    features = catalog(rng, optional=spec.optional_features if spec else
+                       (w.optional_features if w else None))
+    features = features + _extras(rng, extra_features + (w.extra_features if w else 0))
+    if w is not None:
+        features = w.reweight(features)
 
     train_rng = np.random.default_rng([*key, 9])
     train = sample(train_rng, features, train_rng.random(_TRAIN_ROWS) < SEGMENT_SHARE)
@@ -324,18 +362,24 @@ def make_case(
     baseline_model = M.Linear(draft.version, draft.weights, draft.level_weights, draft.threshold,
                               sharpness)
 
-    span_s = (spec.span_days if spec else 14.0) * DAY
+    span_s = (spec.span_days if spec else w.span_days if w else 14.0) * DAY
     start_dt = to_utc(start, name="start") if start is not None else \
         _DEFAULT_START + timedelta(days=7 * int(rng.integers(0, 4)))
     onset_day = spec.onset_day if spec and spec.onset_day else None
     onset = round(onset_day * DAY if onset_day else float(rng.uniform(0.55, 0.78)) * span_s)
     severity = spec.severity if spec and spec.severity is not None else float(rng.random())
+    if w is not None:
+        onset, severity = w.onset_s(span_s), w.strength
     b = Builder(rng=rng, mode=mode, preset=dict(spec.params) if spec else {}, span_s=span_s,
                 start=start_dt, onset=float(onset), platform=platform, features=features,
                 std=std, model=baseline_model, train=train, train_u=train_u, severity=severity)
     C.background(b)
-    if confounders:
+    if confounders and w is not None:
+        w.add_confounders(b)
+    elif confounders:
         C.confounders(b)
+    if w is not None:
+        w.shape(b)
     PLANNERS[mode](b)
 
     traffic = b.traffic()
@@ -351,6 +395,9 @@ def make_case(
         FINALIZERS[mode](b, fleet, fleet_events)
 
     plan = _freeze(b, key, seed, rows, preset, traffic, fleet, saturation)
+    if w is not None:
+        plan = dataclasses.replace(plan, world=W.with_features(w, plan.features,
+                                                                 plan.extra_columns))
     return _case(plan, b, mode)
 
 
@@ -424,6 +471,8 @@ def _case(plan: Plan, b: Builder, mode: str) -> Case:
     injected = json.loads(json.dumps(injected, default=_jsonable))
     doc = (PLANNERS[mode].__doc__ or "A healthy period: confounders only, no failure.").split()
     notes = " ".join(doc + list(plan.notes)).replace("``", "")
+    if plan.world is not None:
+        injected, notes = plan.world.rename(injected), plan.world.notes(notes)
     return Case(
         failure_mode=mode,
         pathway=FAILURE_MODES[mode],

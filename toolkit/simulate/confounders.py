@@ -23,7 +23,7 @@ from toolkit.simulate.plan import DAY, HOUR, MINUTE, Builder
 from toolkit.simulate.serving import bump
 from toolkit.simulate.traffic import Ramp
 
-__all__ = ["background", "confounders", "CONFOUNDERS"]
+__all__ = ["background", "confounders", "some", "CONFOUNDERS"]
 
 CONFOUNDERS = ("benign_deploy", "benign_drift", "seasonality", "latency_blip")
 
@@ -70,6 +70,18 @@ def confounders(b: Builder) -> None:
     _seasonality(b)
     _latency_blip(b)
     b.confounders.extend(CONFOUNDERS)
+
+
+def some(b: Builder, counts: dict[str, int]) -> None:
+    """Add each confounder ``counts[name]`` times (the varied world: any subset, some of them
+    more than once); those present are listed once in ``b.confounders``."""
+    makers = {"benign_deploy": _benign_deploy, "benign_drift": _benign_drift,
+              "seasonality": _seasonality, "latency_blip": _latency_blip}
+    for name in CONFOUNDERS:
+        for _ in range(int(counts.get(name, 0))):
+            makers[name](b)
+        if counts.get(name, 0):
+            b.confounders.append(name)
 
 
 def _benign_deploy(b: Builder) -> None:

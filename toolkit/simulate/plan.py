@@ -232,6 +232,16 @@ class Plan:
     gpu_per_request: float = 0.0
     id_prefix: str = "req"
     metrics_from: float = 0.0
+    #: The varied world's draws (``None`` in the classic world).
+    world: Any = field(default=None, repr=False)
+
+    def column(self, name: str) -> str:
+        """The exported name of an internal feature / column name."""
+        return name if self.world is None else self.world.name(name)
+
+    def label_of(self, value: str) -> str:
+        """The exported wording of an internal level or endpoint."""
+        return value if self.world is None else self.world.value(value)
 
     def effects_of(self, kind: type) -> list[Any]:
         return [e for e in self.effects if isinstance(e, kind)]

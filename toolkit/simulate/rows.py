@@ -104,6 +104,12 @@ class RowGenerator:
 
     # -- helpers --------------------------------------------------------------------------
 
+    def shown(self, values: list[str]) -> list[str]:
+        """Internal strings (levels, endpoints) as the service writes them."""
+        if self.plan.world is None:
+            return values
+        return [self.plan.label_of(v) for v in values]
+
     def _rng(self, chunk: int) -> np.random.Generator:
         return np.random.default_rng([*self.plan.key, 1, chunk])
 
@@ -288,7 +294,7 @@ class RowGenerator:
         columns: dict[str, pa.Array] = {
             "request_id": encode.ids(plan.id_prefix, k),
             "ts": encode.timestamps(self.start_us, t),
-            "endpoint": encode.strings(endpoint, self.endpoints.values),
+            "endpoint": encode.strings(endpoint, self.shown(self.endpoints.values)),
             "model_name": encode.strings(np.zeros(n, dtype=np.int32), [p.model_name]),
             "model_version": encode.strings(model_v, self.models.values),
         }
@@ -312,7 +318,7 @@ class RowGenerator:
             if f.numeric:
                 columns[f.name] = encode.floats(R[f.name])
             else:
-                columns[f.name] = encode.strings(R[f.name], self.levels[f.name])
+                columns[f.name] = encode.strings(R[f.name], self.shown(self.levels[f.name]))
         for name, kind in plan.extra_columns.items():
             values = extra.get(name)
             if kind == "numeric":
@@ -320,7 +326,11 @@ class RowGenerator:
             else:
                 source = next(e.feature for e in plan.effects_of(Rename) if e.new_name == name)
                 codes = values if values is not None else np.full(n, -1)
-                columns[name] = encode.strings(codes, self.levels[source])
+                columns[name] = encode.strings(codes, self.shown(self.levels[source]))
+        if not p.host_column:
+            del columns["host"]
+        if plan.world is not None:
+            columns = {plan.column(k): v for k, v in columns.items()}
         requests = pa.table(columns)
 
         labels = None

@@ -90,6 +90,10 @@ class Platform:
     model_version: str
     pipeline_version: str
     service_version: str
+    #: Exported at all (the varied world may leave them out).
+    metrics: bool = True
+    events: bool = True
+    host_column: bool = True
 
     def has(self, column: str) -> bool:
         return column in self.columns

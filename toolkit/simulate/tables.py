@@ -17,7 +17,7 @@ __all__ = ["features_frame", "events_frame", "lineage_rows", "lineage_frame", "r
 def features_frame(plan: Plan) -> pd.DataFrame:
     """The catalog: ``name, kind, position, unit`` in the model's input order."""
     return pd.DataFrame({
-        "name": [f.name for f in plan.features],
+        "name": [plan.column(f.name) for f in plan.features],
         "kind": [f.kind for f in plan.features],
         "position": np.arange(1, len(plan.features) + 1, dtype=np.int64),
         "unit": [f.unit for f in plan.features],
@@ -41,7 +41,9 @@ def events_frame(plan: Plan) -> pd.DataFrame:
         "artifact": [e.artifact for e in events],
         "version": [e.version for e in events],
         "host": [e.host for e in events],
-        "detail": [json.dumps(e.detail, sort_keys=True) for e in events],
+        "detail": [json.dumps(e.detail if plan.world is None else
+                              plan.world.detail(e.kind, e.detail), sort_keys=True)
+                   for e in events],
     })
     return frame
 
@@ -115,4 +117,10 @@ def reference_frame(plan: Plan) -> pd.DataFrame | None:
     frame["label"] = np.where(y, "1", "0")
     frame["prediction"] = np.where(prediction == 1, "1", "0")
     frame["score"] = np.round(score, 6)
+    if plan.world is not None:
+        for f in plan.features:
+            if not f.numeric:
+                frame[f.name] = frame[f.name].map(lambda v: None if v is None else
+                                                  plan.label_of(v))
+        frame = frame.rename(columns={f.name: plan.column(f.name) for f in plan.features})
     return frame

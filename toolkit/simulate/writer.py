@@ -132,9 +132,9 @@ def write_tables(
         pq.write_table(pa.Table.from_pandas(reference, preserve_index=False),
                        out / "reference.parquet")
     case.features().to_csv(out / "features.csv", index=False)
-    if metrics:
+    if metrics and case.plan.platform.metrics:
         _write_metrics(case, out)
-    if events is not None and len(events):
+    if events is not None and len(events) and case.plan.platform.events:
         _write_events(events, out / "events.jsonl")
     lineage = case.lineage()
     if lineage is not None:

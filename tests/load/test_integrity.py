@@ -255,6 +255,11 @@ def test_defect_10_reserved_and_engine_column_names(tmp_path, con):
         tk.load(con, path)
     one_line(info.value)
     assert snapshot(con) == before
+    empty = pd.DataFrame({"request_id": ["a"], "ts": ["2026-03-02T00:00:00Z"], "": [1.0]})
+    with pytest.raises(SchemaMismatchError, match="empty name") as info:
+        tk.load(con, empty, table="requests")
+    one_line(info.value)
+    assert snapshot(con) == before
     names = ["_row", "_errors", "ordinality", "file_row_number"]
     for fmt in ("csv", "parquet"):
         frame = pd.DataFrame({"request_id": [f"{fmt}1", f"{fmt}2"],

@@ -192,6 +192,12 @@ def plan_conversion(
 def _check_names(staged: StagedSource, targets: list[str]) -> None:
     """Refuse column names that DuckDB cannot keep apart (case) or that the loader reserves."""
     for target in targets:
+        if target == "":
+            raise SchemaMismatchError(
+                f"{staged.label}: a column has an empty name, which DuckDB cannot store; name "
+                "it (or drop it) before loading.",
+                path=staged.label,
+            )
         if target.lower() == LOAD_ID:
             raise SchemaMismatchError(
                 f"{staged.label}: column {target!r} is reserved for provenance ({LOAD_ID}); "

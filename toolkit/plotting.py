@@ -98,7 +98,8 @@ def polish(figure: Any) -> Any:
       0..1, not on -0.04..+0.04);
     * text annotations of the same x position (within 1.5% of the axis) are merged into one,
       so event labels do not overlap;
-    * categorical tick labels show ``(missing)``, never ``None`` or ``nan``.
+    * categorical tick labels and legend entries show ``(missing)``, never ``None`` or
+      ``nan``, and ``yes`` / ``no`` rather than ``True`` / ``False``.
 
     Returns ``figure``.
     """
@@ -132,6 +133,11 @@ def _missing_in_labels(ax: Any) -> None:
     import re
 
     pattern = re.compile(r"\b(None|nan|NaN|NaT)\b")
+    legend = ax.get_legend()
+    if legend is not None:
+        for text in legend.get_texts():
+            shown = {"True": "yes", "False": "no"}.get(text.get_text(), text.get_text())
+            text.set_text(pattern.sub("(missing)", shown))
     for axis in (ax.xaxis, ax.yaxis):
         labels = axis.get_ticklabels()
         texts = [t.get_text() for t in labels]

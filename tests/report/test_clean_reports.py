@@ -31,7 +31,8 @@ RAW = [r"\bnan%", r"\bnan\b", r"\bNaN\b", r"\bNone\b", r"\bNaT\b", r"(?<!=)\bTru
        r"-0\.00\b", r"(?<![\d.+-])\d+\.0(?![\d.])(?! ms| points|%)", r"Result\(", r"<NA>"]
 WARNING_TEXT = ["Warning:", "Traceback", "warnings.warn", "site-packages", ".py:"]
 PARTIAL = {"no_events": ["events"], "no_labels": ["labels"], "no_metrics": ["metrics"],
-           "requests_only": ["events", "labels", "metrics", "lineage", "reference"]}
+           "requests_only": ["events", "labels", "metrics", "lineage", "reference"],
+           "metrics_only": ["requests", "labels", "lineage", "reference", "events"]}
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ def test_postmortem_renders_on_partial_cases(variant, partial_cases, tmp_path, m
             variant, re.findall(rf".{{0,80}}{pattern}.{{0,40}}", text)[:3])
 
 
-@pytest.mark.parametrize("variant", ["no_events", "requests_only"])
+@pytest.mark.parametrize("variant", ["no_events", "requests_only", "metrics_only"])
 def test_weekly_renders_on_partial_cases(variant, partial_cases, full_case, tmp_path,
                                          monkeypatch):
     _, truth = full_case
@@ -356,18 +357,27 @@ def test_axes_are_readable_after_polish():
     plt.close(fig)
 
 
-def test_host_outliers_are_not_in_the_incident_red(opened):
+def test_host_outliers_are_not_in_the_incident_red():
+    """The hosts chart marked outliers in the incident's red; the report recolours them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from matplotlib.colors import same_color
 
     from toolkit.plotting import OUTLIER_COLOR, WINDOW_COLORS
+    from toolkit.report.figures import recolor_outliers
 
-    hosts = opened.result.diagnosis.results["infra.hosts"]
-    if hosts.outliers.empty:
-        pytest.skip("no host outlier in this case")
-    fig = opened.diagnostic_figure("infra.hosts")
-    colours = [t.get_color() for t in fig.axes[0].get_xticklabels()]
+    fig, ax = plt.subplots()
+    ax.bar(["pod-a", "pod-b"], [1, 2])
+    ax.set_xlabel("host (outliers in red)")
+    ax.get_xticklabels()[1].set_color(WINDOW_COLORS["incident"])
+    recolor_outliers(ax)
+    colours = [t.get_color() for t in ax.get_xticklabels()]
     assert not any(same_color(c, WINDOW_COLORS["incident"]) for c in colours)
-    assert any(same_color(c, OUTLIER_COLOR) for c in colours)
+    assert same_color(colours[1], OUTLIER_COLOR) and not same_color(colours[0], OUTLIER_COLOR)
+    assert "red" not in ax.get_xlabel()
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------- weekly report (21.8)
@@ -417,7 +427,10 @@ def test_trend_has_the_last_weeks(full_case):
     last = frame["ts"].max().strftime("%G-W%V")
     report = tk.report.WeeklyReport.open(db, last, weeks=4)
     trend = report.trend_frame
-    assert trend["week"].tolist()[-1] == last and len(trend) == 4
+    assert trend["week"].tolist()[-1] == last and len(trend) <= 4
+    first = frame["ts"].min().strftime("%G-W%V")
+    assert trend["week"].iloc[0] == max(first, (pd.Timestamp(tk.types.Window.parse(
+        last).start) - pd.Timedelta(days=21)).strftime("%G-W%V"))  # no empty weeks before
     counts = frame.groupby(frame["ts"].dt.strftime("%G-W%V")).size()
     assert trend.set_index("week")["requests"].to_dict() == {
         w: int(counts.get(w, 0)) for w in trend["week"]}
@@ -518,8 +531,11 @@ def test_polish_replaces_missing_values_in_categorical_labels():
     from toolkit.plotting import polish
 
     fig, ax = plt.subplots()
-    ax.barh(["client_version=None", "endpoint=/v1", "host=nan"], [3, 2, 1])
+    ax.barh(["client_version=None", "endpoint=/v1", "host=nan"], [3, 2, 1], label="x")
+    ax.plot([0, 1], [0, 1], label="True")
+    ax.legend(title="drifted")
     polish(fig)
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["x", "yes"]
     assert [t.get_text() for t in ax.get_yticklabels()] == [
         "client_version=(missing)", "endpoint=/v1", "host=(missing)"]
     plt.close(fig)

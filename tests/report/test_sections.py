@@ -78,6 +78,10 @@ def test_unit_change_summary_names_the_feature_and_the_factor():
     pm = _postmortem("unit_change", "data", results={"data.units": units})
     text = pm.summary().fragment
     assert "Unit change: weight_kg arrives multiplied by 1,000 (kilograms sent as grams)" in text
+    units.found[0].evidence.update(factor=1006.2, matched=1000.0)
+    text = pm.summary().fragment
+    assert "weight_kg arrives multiplied by 1,000 (measured x1,006; kilograms sent as grams)" \
+        in text
 
 
 def test_impact_counts_are_rates_per_hour():

@@ -96,7 +96,7 @@ def fmt_number(value: Any, digits: int = 4, *, reason: str | None = None) -> str
         return f"{int(number):,}"
     if abs(number) >= 10 ** digits:
         return f"{number:,.0f}"
-    return _no_negative_zero(f"{number:.{digits}g}")
+    return _no_negative_zero(f"{number:,.{digits}g}")
 
 
 def fmt_count(value: Any, *, reason: str | None = None) -> str:

@@ -429,6 +429,10 @@ class Postmortem:
         if diagnostic_id == "model.calibration" and not result.reliability_bins.empty:
             return distributions.reliability_with_counts(result)
         ax = result.plot(**kwargs)
+        if diagnostic_id == "infra.memory" and ax.get_legend() is not None:
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      fontsize=7)  # beside the plot, off the lines and the OOM marks
         if diagnostic_id == "infra.hosts":
             figures.recolor_outliers(ax)
         return ax.figure
@@ -589,8 +593,12 @@ class Postmortem:
         if mode == "unit_change" and units is not None:
             for finding in units.findings()[:3]:
                 ev = finding.evidence
+                factor, matched = ev.get("factor"), ev.get("matched")
+                measured = (f"measured x{fmt_number(factor, 4)}; "
+                            if matched and factor and abs(factor / matched - 1) > 1e-3 else "")
                 out.append(f"Unit change: {ev.get('feature')} arrives multiplied by "
-                           f"{fmt_number(ev.get('factor'), 4)} ({ev.get('meaning')}).")
+                           f"{fmt_number(matched or factor, 4)} ({measured}"
+                           f"{ev.get('meaning')}).")
         if not out and v.pathway not in ("none", "undetermined"):
             finding = self._deciding_finding()
             if finding is not None:
@@ -619,8 +627,8 @@ class Postmortem:
     def _affected_slices(self) -> Html | None:
         diagnosis = self.result.diagnosis
         frames = []
-        for diagnostic_id in ("integration.client_errors", "integration.versions",
-                              "infra.hosts", "infra.accelerators"):
+        for diagnostic_id in ("case.segments", "integration.client_errors",
+                              "integration.versions", "infra.hosts", "infra.accelerators"):
             result = diagnosis.results.get(diagnostic_id)
             if result is None:
                 continue

@@ -56,7 +56,8 @@ def weekly_measures(con: duckdb.DuckDBPyConnection, case: CaseView, last: Window
     -------
     pandas.DataFrame
         ``week`` (e.g. ``2026-W07``), ``start``, ``requests``, ``p99_ms``, ``failure_rate``,
-        ``labelled``, ``accuracy``, ``ece``, ``drift_share``: missing values are NaN.
+        ``labelled``, ``accuracy``, ``ece``, ``drift_share``: missing values are NaN. Weeks
+        before the case's first request are left out.
     """
     first = pd.Timestamp(last.start) - pd.Timedelta(days=7 * (weeks - 1))
     starts = [first + pd.Timedelta(days=7 * k) for k in range(weeks)]
@@ -90,7 +91,9 @@ def weekly_measures(con: duckdb.DuckDBPyConnection, case: CaseView, last: Window
         elif k and frame.loc[k, "requests"] > 0 and frame.loc[k - 1, "requests"] > 0:
             frame.loc[k, "drift_share"] = _drift_share(con, case, start)
     frame["requests"] = frame["requests"].fillna(0).astype(int)
-    return frame
+    first_data = int(np.argmax(frame["requests"].to_numpy() > 0)) \
+        if frame["requests"].any() else len(frame) - 1
+    return frame.iloc[first_data:].reset_index(drop=True)  # no empty weeks before the data
 
 
 def _week_expr(column: str) -> str:
@@ -160,7 +163,9 @@ def trend_figure(frame: pd.DataFrame) -> Figure | None:
         if column in ("accuracy", "drift_share"):
             ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
         elif column == "failure_rate":
-            ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.1%}"))
+            digits = 2 if np.nanmax(values) < 0.01 else 1
+            ax.yaxis.set_major_formatter(plt.FuncFormatter(
+                lambda v, _, d=digits: f"{v:.{d}%}"))
     fig.suptitle(f"Last {len(frame)} weeks ({frame['week'].iloc[0]} to "
                  f"{frame['week'].iloc[-1]}); this week in red", fontsize=10)
     fig.tight_layout()

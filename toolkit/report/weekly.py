@@ -20,7 +20,16 @@ from toolkit._version import __version__
 from toolkit.diagnose import Diagnosis, run_diagnostics
 from toolkit.diagnose._case import CaseView, case_view
 from toolkit.errors import EmptyWindowError
-from toolkit.report.format import fmt_change, fmt_value
+from toolkit.report.format import (
+    fmt_change,
+    fmt_ms,
+    fmt_number,
+    fmt_percent,
+    fmt_time,
+    fmt_value,
+    is_missing,
+    missing,
+)
 from toolkit.report.html import Html, figure_html, heading, key_values, note, table
 from toolkit.report.postmortem import STYLE
 from toolkit.report.trend import ECE_BINS, trend_figure, weekly_measures
@@ -85,8 +94,8 @@ class WeeklyReport:
         return report
 
     def header(self) -> Html:
-        meta = {"week": self.week, "window (UTC)": str(self.current),
-                "compared with": str(self.previous), "case database": self.db,
+        meta = {"week": self.week, "window (UTC)": _window(self.current),
+                "compared with": _window(self.previous), "case database": self.db,
                 "generated": self.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
                 "toolkit": f"inference-forensics {__version__}"}
         return STYLE + heading(f"Weekly model-serving report {self.week}", 1) + key_values(meta)
@@ -99,9 +108,13 @@ class WeeklyReport:
         if self.diagnosis is None:
             caption += (" (no requests in the week before: this week's own numbers; targets "
                         "derived from the previous week are not assessed)")
-        return table(frame, caption=caption, reasons={
-            "target": "no previous week to derive it from", "met": "no target",
-            "compliance": "per-bucket compliance is measured for latency only"})
+        shown = frame.copy().astype(object)
+        for column in ("target", "this week"):
+            shown[column] = [_slo_value(name, value) for name, value in
+                             zip(frame["SLO"], frame[column], strict=True)]
+        shown["compliance"] = [fmt_percent(v, 1, reason="latency only")
+                               for v in frame["compliance"]]
+        return table(shown, caption=caption, reasons={"met": "no target"})
 
     def slo_frame(self) -> pd.DataFrame:
         if self.diagnosis is None:
@@ -300,6 +313,21 @@ def check_week_has_data(con: Any, window: Window, week: str, db: Any) -> None:
     if not found:
         raise EmptyWindowError(
             f"No requests or metrics in week {week} ({window}) in {db}: nothing to report.")
+
+
+def _window(window: Window) -> str:
+    return f"{fmt_time(window.start)} to {fmt_time(window.end)}"
+
+
+def _slo_value(name: str, value: Any) -> str:
+    """An SLO target or value in its unit."""
+    if is_missing(value):
+        return missing("no previous week to derive it from")
+    if name.startswith("latency"):
+        return fmt_ms(value)
+    if name.startswith("ECE"):
+        return fmt_number(value, 3)
+    return fmt_percent(value)
 
 
 def _change(measure: str, before: float, after: float) -> str:

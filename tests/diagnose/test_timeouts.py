@@ -214,6 +214,25 @@ def test_missing_inputs_are_not_assessed():
     assert timeout_budget(tk.connect(), BASELINE, INCIDENT).not_assessed
 
 
+@pytest.mark.parametrize("status", ["all error", "SUCCEED/FAILED"])
+def test_no_completed_request_leaves_the_tail_unassessed(status):
+    # ZeroDivisionError before: the tail sample rate divided by the completed requests, none
+    # when every request failed or the export's statuses are not ok/error/timeout
+    requests = _requests(n=1200, timeout_ms=lambda ts, c: 150.0)
+    if status == "all error":
+        requests["status"] = np.where(requests["status"] == "timeout", "timeout", "error")
+    else:
+        requests["status"] = np.where(requests["status"] == "ok", "SUCCEED", "FAILED")
+    windows = ((T0, T0 + timedelta(hours=2)), (T0 + timedelta(hours=2), T0 + timedelta(hours=5)))
+    result = timeout_budget(make_case(requests=requests), *windows)
+    gaps = {g.check: g.reason for g in result.not_assessed}
+    assert "completed with status 'ok'" in gaps[f"{ID}.latency"]
+    assert not result.has_latency and np.isnan(result.value("incident", "p99_ms"))
+    inside = (requests.ts >= windows[1][0]) & (requests.ts < windows[1][1])
+    assert result.value("incident", "timeouts") == (requests[inside]["http_status"] == 504).sum()
+    assert all(f.severity == "low" for f in result.findings())
+
+
 def test_plot_and_frame():
     import matplotlib
 

@@ -393,11 +393,11 @@ def timeout_budget(
                         "http_status: timeouts cannot be counted"),))
     gaps = []
     has_latency = bool(groups["with_latency"].sum())
-    if has_latency:
+    completed = float(groups["completed"].sum())
+    if has_latency and completed:
         done = raw.filter(latency.notnull() & ~is_timeout & status_ok)
         done = done.select(ts=done.ts, _window=window_label(done.ts, baseline, incident),
                            bucket_start=bucket_expr(done.ts, width), _lat=done.latency_ms)
-        completed = float(groups["completed"].sum())
         sampled = sample_by_time(done, TIMELINE_SAMPLE / completed)
         tail = record(sampled.group_by("bucket_start").aggregate(
             q=sampled._lat.approx_quantile(list(_BUCKET_Q))))
@@ -406,8 +406,13 @@ def timeout_budget(
             q=in_windows._lat.approx_quantile(list(_WINDOW_Q)))).rename(
             columns={"_window": "window"})
     else:
-        gaps.append(NotAssessed(f"{ID}.latency", "no latency logged: the server tail cannot "
-                                "be compared with the client timeout"))
+        # (every request failed, or the statuses are not ok/error/timeout, e.g. SUCCEED: no
+        # request is known to have completed, and the healthy tail is unknown)
+        reason = ("no request in the windows completed with status 'ok' (statuses other than "
+                  "ok, error and timeout are not read as successes)" if has_latency else
+                  "no latency logged")
+        gaps.append(NotAssessed(f"{ID}.latency", f"{reason}: the server tail cannot be "
+                                "compared with the client timeout"))
         tail = pd.DataFrame(columns=["bucket_start", "q"])
         wq = pd.DataFrame(columns=["window", "q"])
     if config.empty:
@@ -428,7 +433,8 @@ def timeout_budget(
                                 "events alone"))
     timeline = _timeline(groups, tail, width)
     result = TimeoutResult(**base, table=table, clients=clients, timeline=timeline,
-                           config=config, has_latency=has_latency, sql=record.sql,
+                           config=config, has_latency=bool(has_latency and completed),
+                           sql=record.sql,
                            not_assessed=tuple(gaps))
     refined = {f.id: refine_onset(record, raw, is_timeout.cast("float64"), f.onset,
                                   around=3 * width, limits=span)

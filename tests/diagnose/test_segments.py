@@ -8,6 +8,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -319,6 +321,54 @@ def test_no_requests_and_tiny_cases_do_not_crash():
     result = failure_concentration(make_case(requests=tiny), BASELINE, INCIDENT)
     assert result.findings() == [] and result.not_assessed
     result.plot()
+
+
+OPTIONAL = ("status", "http_status", "error_type", "latency_ms", "checkpoint", "host",
+            "client_version", "session")
+
+
+@given(n=st.sampled_from([1, 3, 40, 400]),
+       keep=st.sets(st.sampled_from(OPTIONAL)),
+       windows=st.sampled_from(["normal", "empty_baseline", "empty_both", "edges", "tiny"]),
+       statuses=st.sampled_from([("ok", "error"), ("ok",), ("SUCCEED", "FAILED"), (None,)]))
+def test_any_subset_of_columns_and_windows_assesses_or_says_why(n, keep, windows, statuses):
+    rng = np.random.default_rng(n)
+    k = np.arange(n)
+    full = pd.DataFrame({
+        "request_id": [f"r{i}" for i in k], "ts": T0 + pd.to_timedelta(k * 86400 // n, unit="s"),
+        "status": np.asarray(statuses, dtype=object)[k % len(statuses)],
+        "http_status": np.where(k % 5 == 0, 500, 200), "error_type": np.where(
+            k % 5 == 0, "internal", None), "latency_ms": rng.gamma(2.0, 10.0, n),
+        "checkpoint": np.array(["a", "b"])[k % 2], "host": np.array(["h1", "h2", "h3"])[k % 3],
+        "client_version": "c1", "session": [f"s{i}" for i in k]})
+    frame = full[["request_id", "ts", *[c for c in OPTIONAL if c in keep]]]
+    day = timedelta(days=1)
+    base, inc = {
+        "normal": ((T0, T0 + day / 2), (T0 + day / 2, T0 + day)),
+        "empty_baseline": ((T0 - 2 * day, T0 - day), (T0, T0 + day)),
+        "empty_both": ((T0 - 3 * day, T0 - 2 * day), (T0 - 2 * day, T0 - day)),
+        "edges": ((T0 - day, T0), (T0 + day - timedelta(seconds=1), T0 + 2 * day)),
+        "tiny": ((T0, T0 + timedelta(seconds=1)), (T0 + timedelta(seconds=1),
+                                                   T0 + timedelta(seconds=2))),
+    }[windows]
+    result = failure_concentration(make_case(requests=frame), base, inc)
+    if result.table.empty:
+        assert result.not_assessed and result.not_assessed[0].check == ID
+    outcome = {"http_status", "error_type"} & keep or (
+        "status" in keep and statuses in (("ok", "error"), ("ok",)))
+    if not outcome:  # nothing says whether a request failed: no failure is invented
+        assert not any(f.id.endswith("failure_segment") for f in result.findings())
+        assert result.table.empty or not result.table["failures"].sum()
+    if "status" in keep and statuses == ("SUCCEED", "FAILED"):
+        assert any(g.check == f"{ID}.status" for g in result.not_assessed)
+    for finding in result.findings():
+        assert finding.evidence.get("failures", 5) >= 5
+    assert "session" not in set(result.table.get("attribute", []))
+    import matplotlib.pyplot as plt
+
+    plt.close(result.plot().figure)
+    assert len(result.affected_slices()) == len(result._slices())
+    assert set(result.signals().columns) == {"bucket_start", "signal", "value"}
 
 
 # ------------------------------------------------------------------------- real data

@@ -268,7 +268,7 @@ class SegmentsResult(DiagnosticResult):
                    "failure_rate", "rest_rate", "failure_share", "request_share", "p_adjusted",
                    "always_fails", "status", "severity", "first_failure", "last_failure",
                    "p99_ms"]
-        rows = self._slices() if not self.table.empty else pd.DataFrame()
+        rows = self._slices()
         if rows.empty:
             return pd.DataFrame(columns=columns)
         rows = rows.assign(requests=rows["outcomes"],
@@ -298,6 +298,8 @@ class SegmentsResult(DiagnosticResult):
     def _slices(self) -> pd.DataFrame:
         """Flagged failure slices with their scope, status and severity (incident values
         first; case values that the incident does not flag are chronic)."""
+        if self.table.empty:
+            return pd.DataFrame()
         inc = self.flagged("incident")
         case = self.flagged("case")
         keys = set(zip(inc["attribute"], inc["value"], strict=True))

@@ -302,6 +302,11 @@ def test_latency_only_case_says_failures_are_not_assessed():
     assert any(g.check == f"{ID}.failures" for g in result.not_assessed)
     assert result.findings() == []
     assert not result.table.empty and result.table["failures"].sum() == 0
+    # without a baseline, the slow threshold is the whole case's p95
+    far = pd.Timestamp("2020-01-01T00:00Z")
+    result = failure_concentration(make_case(requests=requests), (far, far + timedelta(days=1)),
+                                   INCIDENT)
+    assert result.slow_ms == pytest.approx(requests["latency_ms"].quantile(0.95))
 
 
 @pytest.mark.parametrize("drop", [["checkpoint"], ["checkpoint", "latency_ms", "status"]])

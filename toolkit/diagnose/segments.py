@@ -624,6 +624,8 @@ def _profile(record: Recorder, raw: ibis.Table, cols: dict[str, str], candidates
     for c in ("status", "http_status", "error_type", "latency_ms"):
         if c in cols:
             aggs[f"_n_{c}"] = raw[c].count()
+    if "latency_ms" in cols:
+        aggs["_p95"] = raw.latency_ms.quantile(SLOW_QUANTILE)
     if "status" in cols:
         odd = raw.status.notnull() & ~raw.status.isin(list(KNOWN_STATUS))
         aggs["_unknown_status"] = odd.cast("int64").sum()
@@ -699,12 +701,11 @@ def _windows(record: Recorder, raw: ibis.Table, flags: dict[str, ibis.Value],
 
 
 def _slow_threshold(windows: dict[str, dict], profile: dict[str, Any]) -> float:
-    p95 = windows.get("baseline", {}).get("p95")
-    if p95 is not None and not pd.isna(p95):
-        return float(p95)
-    values = [w.get("p95") for w in windows.values()]
-    values = [float(v) for v in values if v is not None and not pd.isna(v)]
-    return max(values) if values else float("nan")
+    """The baseline's p95 latency, else the whole case's."""
+    for p95 in (windows.get("baseline", {}).get("p95"), profile.get("_p95")):
+        if p95 is not None and not pd.isna(p95):
+            return float(p95)
+    return float("nan")
 
 
 def _groups(record: Recorder, raw: ibis.Table, flags: dict[str, ibis.Value], tested: list[str],

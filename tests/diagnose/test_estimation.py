@@ -1,0 +1,292 @@
+"""Label-free performance estimation (CBPE): hand computations, NannyML, simulated backtests."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.isotonic import IsotonicRegression
+
+from tests.diagnose.conftest import make_case
+from toolkit.diagnose import estimation as est
+from toolkit.types import Window
+
+T0 = pd.Timestamp("2026-03-01", tz="UTC")
+
+
+def _case(ref_p, ref_y, ana_p, *, ana_y=None, ana_version=None, minutes=1):
+    """A case whose baseline holds ``ref_p`` (P(positive)) with labels ``ref_y`` and whose
+    incident holds ``ana_p`` (labelled with ``ana_y`` when given)."""
+    ref_p, ana_p = np.asarray(ref_p, float), np.asarray(ana_p, float)
+    p = np.concatenate([ref_p, ana_p])
+    n, nr = len(p), len(ref_p)
+    ts = T0 + pd.to_timedelta(np.arange(n) * minutes, unit="min")
+    pred = np.where(p >= 0.5, "1", "0")
+    requests = pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "ts": ts,
+                             "prediction": pred, "score": np.maximum(p, 1 - p),
+                             "model_version": ["v1"] * nr + [ana_version or "v1"] * len(ana_p)})
+    y = list(np.asarray(ref_y).astype(int).astype(str))
+    ids = list(requests["request_id"][:nr])
+    if ana_y is not None:
+        y += list(np.asarray(ana_y).astype(int).astype(str))
+        ids += list(requests["request_id"][nr:])
+    labels = pd.DataFrame({"request_id": ids, "label": y,
+                           "labeled_at": ts[: len(ids)] + pd.Timedelta("1h")})
+    con = make_case(requests=requests, labels=labels)
+    return con, Window(ts[0], ts[nr]), Window(ts[nr], ts[-1] + pd.Timedelta(minutes=1))
+
+
+# --- hand computations ------------------------------------------------------------------------
+
+def test_calibrator_is_scikit_learns_isotonic_fit():
+    rng = np.random.default_rng(3)
+    p = np.round(rng.uniform(0, 1, 3000), 3)
+    y = (rng.uniform(size=3000) < p**2).astype(int)
+    frame = pd.DataFrame({"p": p, "y": y}).groupby("p").agg(k=("y", "sum"), n=("y", "size"))
+    ours = est.fit_calibrator(frame.index.to_numpy(), frame["k"], frame["n"])
+    theirs = IsotonicRegression(out_of_bounds="clip").fit(p, y)
+    grid = np.linspace(-0.1, 1.1, 997)
+    np.testing.assert_allclose(ours(grid), theirs.predict(grid), atol=1e-12)
+
+
+def test_expected_metrics_by_hand():
+    # two positive predictions at c = 0.9, one at 0.6; two negative at c = 0.2, one at 0.0
+    m = est.expected_metrics(np.array([True, True, False, False]), np.array([0.9, 0.6, 0.2, 0.0]),
+                             np.array([2, 1, 2, 1]))
+    tp, fp, fn, tn = 1.8 + 0.6, 0.2 + 0.4, 0.4, 1.6 + 1.0
+    assert m["expected_tp"] == pytest.approx(tp)
+    assert m["expected_fp"] == pytest.approx(fp)
+    assert m["expected_fn"] == pytest.approx(fn)
+    assert m["expected_tn"] == pytest.approx(tn)
+    # expected accuracy: mean of max(c, 1 - c) over the six predictions
+    assert m["accuracy"] == pytest.approx((0.9 * 2 + 0.6 + 0.8 * 2 + 1.0) / 6)
+    assert m["precision"] == pytest.approx(tp / 3)
+    assert m["recall"] == pytest.approx(tp / (tp + fn))
+    assert m["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    # Bernoulli standard error: sqrt(sum c (1 - c)) / n
+    v = 2 * 0.09 + 0.24 + 2 * 0.16 + 0.0
+    assert m["accuracy_se"] == pytest.approx(np.sqrt(v) / 6)
+    assert m["precision_se"] == pytest.approx(np.sqrt(2 * 0.09 + 0.24) / 3)
+
+
+def test_estimate_on_a_tiny_case_matches_the_hand_calibration():
+    # reference: 600 predictions at P(positive) 0.8 of which 3/4 positive (calibrated 0.75),
+    # 600 at 0.3 of which 1/6 positive (calibrated 1/6) -> isotonic keeps both levels
+    # (interleaved in time: each half of the reference holds the same mix)
+    ref_p = np.array([0.8] * 600 + [0.3] * 600)
+    ref_y = np.array([1] * 450 + [0] * 150 + [1] * 100 + [0] * 500)
+    order = np.argsort(np.concatenate([np.arange(600) % 4 * 300 + np.arange(600) // 4,
+                                       np.arange(600) % 6 * 200 + np.arange(600) // 6]),
+                       kind="stable")
+    ana_p = [0.8] * 300 + [0.3] * 100
+    con, b, i = _case(ref_p[order], ref_y[order], ana_p)
+    r = est.estimation(con, b, i, bucket=timedelta(days=7))
+    assert r.reference["accuracy"] == pytest.approx((450 + 500) / 1200)
+    assert r.reference["ece_before"] == pytest.approx((600 * 0.05 + 600 * (0.3 - 1 / 6)) / 1200)
+    o = r.overall
+    # expected accuracy = mean of max(c, 1 - c) after calibration
+    assert o["accuracy"] == pytest.approx((300 * 0.75 + 100 * 5 / 6) / 400)
+    assert o["expected_tp"] == pytest.approx(225.0)
+    assert o["expected_fn"] == pytest.approx(100 / 6)
+    assert o["precision"] == pytest.approx(0.75)
+    assert o["recall"] == pytest.approx(225 / (225 + 100 / 6))
+    cm = r.confusion_matrix()
+    assert cm.loc["1", "1"] == pytest.approx(225.0) and cm.loc["not 1", "1"] == pytest.approx(75.0)
+    assert r.assessed and not r.not_assessed
+    # the band holds the estimate and is as wide as 1.96 Bernoulli standard errors at least
+    se = np.sqrt(300 * 0.75 * 0.25 + 100 * (5 / 36)) / 400
+    assert o["accuracy_hi"] - o["accuracy_lo"] >= 2 * 1.959 * se
+    assert len(r.table) == 1 and r.table["status"].iloc[0] == "estimated"
+    assert r.signals()["signal"].tolist() == ["model.estimated_accuracy"]
+
+
+def test_estimated_drop_is_a_finding_of_at_most_medium_severity():
+    rng = np.random.default_rng(7)
+    ref_p = rng.uniform(0, 1, 3000)
+    side = rng.uniform(size=3000)
+    ref_p = np.round(np.where(side < 0.45, ref_p * 0.1, np.where(side < 0.9, 1 - ref_p * 0.1,
+                                                                  ref_p)), 3)
+    ref_y = rng.uniform(size=3000) < ref_p  # calibrated, mostly sharp: accuracy ~90%
+    ana_p = np.round(rng.uniform(0.25, 0.75, 2000), 3)  # the scores move to the middle
+    con, b, i = _case(ref_p, ref_y, ana_p)
+    r = est.estimation(con, b, i)
+    assert not r.not_assessed, r.not_assessed
+    drop = r.reference["accuracy"] - r.overall["accuracy"]
+    assert drop > est.MAJOR_DROP
+    (finding,) = r.findings()
+    assert finding.id == "model.estimated_accuracy_drop"
+    assert finding.severity == "medium"  # never high: an estimate is weaker than a realised drop
+    assert finding.statistic == pytest.approx(drop)
+    assert finding.evidence["estimated"] is True
+
+
+def test_abstains_on_too_few_reference_labels():
+    con, b, i = _case([0.9] * 200 + [0.1] * 200, [1] * 180 + [0] * 20 + [0] * 180 + [1] * 20,
+                      [0.9] * 100)
+    r = est.estimation(con, b, i)
+    assert r.abstained and not r.findings()
+    assert "400 labelled reference predictions" in r.not_assessed[0].reason
+    assert r.not_assessed[0].reason.startswith("cannot estimate")
+
+
+def test_abstains_when_the_reference_stays_miscalibrated():
+    # P(y | score) changes within the reference (P(y) = p in its first half, p^4 in the
+    # second): a calibration fitted on one half does not hold on the other
+    rng = np.random.default_rng(11)
+    ref_p = np.round(rng.uniform(0, 1, 4000), 3)
+    ref_y = rng.uniform(size=4000) < np.where(np.arange(4000) < 2000, ref_p, ref_p**4)
+    con, b, i = _case(ref_p, ref_y, rng.uniform(0, 1, 500))
+    r = est.estimation(con, b, i)
+    row = r.assumptions.set_index("check").loc["reference calibration"]
+    assert not row["passed"] and row["statistic"] > 0.1
+    assert r.abstained and "poorly calibrated" in r.not_assessed[0].reason
+    assert r.table.empty and not r.findings()
+
+
+def test_a_calibrated_reference_is_not_called_miscalibrated_by_chance():
+    # 2,000 calibrated but uncertain predictions: the cross-fitted ECE is ~0.03 by chance alone
+    rng = np.random.default_rng(2)
+    ref_p = np.round(rng.uniform(0, 1, 2000), 3)
+    con, b, i = _case(ref_p, rng.uniform(size=2000) < ref_p, ref_p[:600])
+    r = est.estimation(con, b, i)
+    assert r.reference["residual_ece"] > est.MAX_RESIDUAL_ECE  # a fixed 0.02 would abstain
+    assert not r.not_assessed, r.not_assessed
+    assert r.overall["accuracy"] == pytest.approx(0.75, abs=0.03)
+
+
+def test_abstains_when_scores_leave_the_reference_support():
+    rng = np.random.default_rng(5)
+    ref_p = np.round(rng.uniform(0.0, 0.2, 1500), 3)
+    ref_p = rng.permutation(np.concatenate([ref_p, 1 - ref_p]))
+    ref_y = rng.uniform(size=3000) < ref_p
+    ana_p = np.round(rng.uniform(0.4, 0.6, 800), 3)  # nothing like it in the reference
+    con, b, i = _case(ref_p, ref_y, ana_p)
+    r = est.estimation(con, b, i)
+    assert r.overall["outside_share"] == pytest.approx(1.0)
+    assert r.abstained and not r.findings()
+    assert any("outside the reference's support" in g.reason for g in r.not_assessed)
+    assert set(r.table["status"].str[:15]) == {"cannot estimate"}
+
+
+def test_abstains_on_concept_drift_when_labels_contradict_the_estimate():
+    rng = np.random.default_rng(9)
+    ref_p = np.round(np.where(rng.uniform(size=3000) < 0.5, rng.uniform(0, 0.1, 3000),
+                              rng.uniform(0.9, 1.0, 3000)), 3)
+    ref_y = rng.uniform(size=3000) < ref_p
+    ana_p = ref_p[:1500]  # same scores ...
+    ana_y = rng.uniform(size=1500) < np.where(ana_p > 0.5, 0.6, 0.4)  # ... P(y | x) changed
+    con, b, i = _case(ref_p, ref_y, ana_p, ana_y=ana_y)
+    r = est.estimation(con, b, i)
+    assert r.abstained and "concept drift" in r.not_assessed[-1].reason
+    assert r.overall["realized_accuracy"] < r.overall["accuracy"] - 0.2
+    # hidden labels (as of the incident's start): nothing contradicts the estimate any more
+    hidden = est.estimation(con, b, i, as_of=i.start)
+    assert not hidden.not_assessed and hidden.overall["labelled"] == 0
+
+
+def test_abstains_on_a_model_version_the_reference_did_not_serve():
+    rng = np.random.default_rng(2)
+    ref_p = np.round(rng.uniform(0, 1, 2000), 3)
+    con, b, i = _case(ref_p, rng.uniform(size=2000) < ref_p, ref_p[:600], ana_version="v2-int8")
+    r = est.estimation(con, b, i)
+    assert r.overall["unknown_version_share"] == pytest.approx(1.0)
+    assert any("model version" in g.reason for g in r.not_assessed)
+
+
+def test_multiclass_is_not_assessed():
+    n = 900
+    ts = T0 + pd.to_timedelta(np.arange(n), unit="min")
+    classes = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    con = make_case(
+        requests=pd.DataFrame({"request_id": range(n), "ts": ts, "prediction": classes,
+                               "score": 0.8}),
+        labels=pd.DataFrame({"request_id": range(n), "label": classes}))
+    r = est.estimation(con, (ts[0], ts[600]), (ts[600], ts[-1]))
+    assert r.abstained and "binary" in r.not_assessed[0].reason
+
+
+# --- NannyML's CBPE on the same arrays (optional dependency) --------------------------------
+
+def test_matches_nannyml_cbpe():
+    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+    nml = pytest.importorskip("nannyml")
+    rng = np.random.default_rng(42)
+    n_ref, n_ana = 5000, 3000
+    ref_p = np.round(rng.uniform(0, 1, n_ref), 3)
+    ref_y = (rng.uniform(size=n_ref) < ref_p**1.7).astype(int)  # miscalibrated: CBPE calibrates
+    ana_p = np.round(rng.beta(2, 1.2, n_ana), 3)
+    con, b, i = _case(ref_p, ref_y, ana_p)
+    ours = est.estimation(con, b, i, bucket=timedelta(days=30))
+
+    def frame(p, y=None):
+        out = pd.DataFrame({"p": p, "pred": (p >= 0.5).astype(int)})
+        if y is not None:
+            out["y"] = y
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cbpe = nml.CBPE(y_pred_proba="p", y_pred="pred", y_true="y",
+                        problem_type="classification_binary", chunk_number=1,
+                        metrics=["accuracy", "precision", "recall", "f1"])
+        cbpe.fit(frame(ref_p, ref_y))
+        theirs = cbpe.estimate(frame(ana_p)).filter(period="analysis").to_df()
+    assert cbpe.needs_calibration
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        value = float(theirs[(metric, "value")].iloc[0])
+        assert ours.overall[metric] == pytest.approx(value, abs=1e-9), metric
+
+
+# --- backtest on simulated cases with the labels hidden ------------------------------------
+
+def _backtest(mode: str, seed: int = 1, rows: int = 40_000):
+    import tempfile
+
+    from toolkit.simulate import ingest_case
+    from toolkit.simulate import make_case as simulate
+
+    case = simulate(mode, seed=seed, rows=rows)
+    truth = case.truth()
+    con = ingest_case(case, tempfile.mkdtemp())
+    b, i = Window(*truth["baseline"]), Window(*truth["incident"])
+    day = timedelta(days=1)
+    hidden = est.estimation(con, b, i, bucket=day, as_of=i.start)  # no incident label known
+    later = est.estimation(con, b, i, bucket=day)  # the labels that arrived since
+    realized = later.table.set_index("bucket_start")
+    t = hidden.table.set_index("bucket_start")
+    t = t.assign(realized=realized["realized_accuracy"], labelled=realized["labelled"])
+    t = t[t["labelled"] >= 100]
+    con.close()
+    return hidden, later, t
+
+
+@pytest.mark.slow
+def test_backtest_covariate_shift_estimate_within_two_points():
+    hidden, later, t = _backtest("covariate_shift")
+    assert not hidden.not_assessed, hidden.not_assessed
+    err = (t["accuracy"] - t["realized"]).abs()
+    assert len(t) >= 3
+    assert (err <= 0.02).mean() >= 0.8, t[["accuracy", "realized", "labelled"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["bad_release", "calibration_collapse"])
+def test_backtest_new_model_version_abstains(mode):
+    # a new (or quantized) model's scores are not the reference's: the reference calibration
+    # would be 3 to 11 points off (see the report), so the estimate abstains before any label
+    hidden, later, t = _backtest(mode)
+    assert hidden.abstained
+    assert any("model version" in g.reason for g in hidden.not_assessed)
+    assert (t["accuracy"] - t["realized"]).abs().mean() > 0.02  # it would have been wrong
+
+
+@pytest.mark.slow
+def test_backtest_concept_drift_fails_its_assumption_once_labels_arrive():
+    hidden, later, t = _backtest("concept_drift")
+    assert not hidden.not_assessed  # nothing in the scores shows a concept drift
+    assert later.abstained and any("concept drift" in g.reason for g in later.not_assessed)
+    assert (t["accuracy"] - t["realized"]).mean() > 0.03  # the estimate would be too high

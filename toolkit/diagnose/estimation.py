@@ -1,0 +1,685 @@
+"""Label-free performance estimation: confidence-based (CBPE) accuracy, precision, recall, F1.
+
+Recipe (binary tasks; NannyML's CBPE, ``nannyml/performance_estimation/confidence_based``):
+
+1. **Calibrate on the reference.** The labelled predictions of the baseline window are the
+   reference. Their P(positive) (``score`` for a positive prediction, else ``1 - score``; or
+   ``score`` itself with ``score_is="p_positive"``), rounded to :data:`DIGITS` decimals, are
+   counted in the engine per distinct value with the positives among them; Python fits a
+   weighted isotonic regression of the positive share on P(positive) (``scipy.optimize.
+   isotonic_regression``, the same fit as scikit-learn's ``IsotonicRegression``, which NannyML
+   uses, on the same distinct values) and applies it with linear interpolation between the
+   fitted points, clipped at the ends (``out_of_bounds="clip"``).
+2. **Estimate.** The analysis (incident) window's predictions are counted per time bucket,
+   predicted class and P(positive) in the engine. With ``c`` the calibrated P(positive), the
+   expected confusion matrix of a bucket is ``TP = sum_{pred=pos} c``, ``FP = sum_{pred=pos}
+   (1 - c)``, ``FN = sum_{pred=neg} c``, ``TN = sum_{pred=neg} (1 - c)``, and accuracy, precision,
+   recall and F1 are computed from it as from a realised one (expected accuracy = mean of
+   ``max(c, 1 - c)`` when the prediction is the likelier class).
+3. **Band.** Outcomes are independent Bernoulli(``c``) under the calibrated model: the standard
+   error of the expected accuracy is ``sqrt(sum c (1 - c)) / n``; precision, recall and F1 use
+   the delta method on TP and FN (disjoint rows, independent). The calibration's own error is
+   added in quadrature: the reference is split in two folds (its first and second half in
+   time), each fold fits a calibrator, and half the difference of the two folds' estimates is
+   its standard error. The band is ``estimate +- 1.96 se``.
+4. **Assumptions** (CBPE holds only when P(y | score) is the reference's). It abstains ("cannot
+   estimate": ``not_assessed`` with the reason, and ``status`` per bucket) when
+
+   * the reference has fewer than :data:`MIN_REFERENCE_LABELS` labelled predictions or one
+     class only, or remains poorly calibrated after calibration: the cross-fitted ECE (each
+     half's calibrator applied to the other half in time, so a calibration that does not hold
+     from one half of the reference to the next is caught; in-sample, isotonic regression is
+     always calibrated; 10 equal-width bins of the calibrated
+     P(positive)) exceeds by more than :data:`MAX_RESIDUAL_ECE` the ECE a perfectly calibrated
+     model shows by chance on as many rows (``sqrt(2 / pi) sum_b sqrt(sum_b c (1 - c)) / n``,
+     about 0.025 for 2,000 uncertain predictions, which a fixed threshold would mistake for
+     miscalibration);
+   * the scores leave the reference's support: more than :data:`MAX_OUTSIDE_SHARE` of a bucket's
+     predictions have a P(positive) outside the reference's range or in one of the
+     :data:`SUPPORT_BINS` equal-width bins where the reference has fewer than
+     :data:`MIN_SUPPORT_ROWS` labelled predictions (a bucket; the whole window when its pooled
+     share does);
+   * more than :data:`MAX_OUTSIDE_SHARE` of the predictions come from a model version that
+     served none of the reference's labelled predictions (the calibration is another model's:
+     a new release or a quantized checkpoint can be confidently wrong in ways its scores do
+     not show);
+   * labels that exist in the analysis window contradict the estimate (concept drift: P(y|x)
+     changed, which no score can show): realised accuracy differs from the estimate on the
+     same labelled rows by more than :data:`MIN_DRIFT_GAP` and more than :data:`Z_CHECK`
+     standard errors, in the pooled window or any bucket with at least
+     :data:`MIN_CHECK_LABELS` labels. ``as_of`` hides the labels that arrived later (a backtest
+     "before the labels arrived").
+
+Finding: ``model.estimated_accuracy_drop`` when, the assumptions holding, the analysis
+window's estimated accuracy is at least :data:`MIN_DROP` below the reference's realised
+accuracy and its band's upper end is below it. An estimate is weaker evidence than a realised
+drop: severity ``low``, ``medium`` from :data:`MAJOR_DROP`, never ``high``.
+
+Multiclass tasks are not assessed (the estimate is for binary tasks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+from scipy.optimize import isotonic_regression
+
+from toolkit._validation import check_option, check_windows
+from toolkit.diagnose import _stats as st
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._engine import Recorder, bucket_expr
+from toolkit.diagnose._labels import labelled_table, positive_class
+from toolkit.diagnose.calibration import SCORE_IS, score_problem, score_semantics
+from toolkit.types import Window, to_utc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["estimation", "EstimationResult", "ID", "Calibrator", "fit_calibrator",
+           "expected_metrics"]
+
+ID = "model.estimation"
+#: P(positive) is counted per value rounded to this many decimals (at most 10,001 values).
+DIGITS = 4
+#: Labelled reference predictions needed to calibrate.
+MIN_REFERENCE_LABELS = 500
+#: Cross-fitted ECE of the calibrated reference above which the reference is poorly calibrated.
+MAX_RESIDUAL_ECE = 0.02
+ECE_BINS = 10
+#: Support check: equal-width P(positive) bins, and reference rows a bin needs to be supported.
+SUPPORT_BINS = 20
+MIN_SUPPORT_ROWS = 5
+#: Share of a bucket's predictions outside the reference's support from which it abstains.
+MAX_OUTSIDE_SHARE = 0.05
+#: Concept-drift check: labels a bucket needs, the smallest gap and the z that count.
+MIN_CHECK_LABELS = 100
+MIN_DRIFT_GAP = 0.02
+Z_CHECK = 3.0
+Z = 1.959964
+MIN_DROP = 0.03
+MAJOR_DROP = 0.08
+METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A fitted isotonic map from P(positive) to the calibrated P(positive).
+
+    ``x`` are the distinct reference values (sorted), ``y`` the fitted values; between them the
+    map interpolates linearly, outside it is clipped (scikit-learn's ``out_of_bounds="clip"``).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        return np.interp(np.asarray(p, dtype=float), self.x, self.y)
+
+
+def fit_calibrator(p: np.ndarray, positives: np.ndarray, n: np.ndarray) -> Calibrator:
+    """Weighted isotonic fit of the positive share per distinct ``p`` (counts from the engine).
+
+    Rows sharing a value are pooled first, as scikit-learn's ``IsotonicRegression`` does.
+
+    Examples
+    --------
+    >>> c = fit_calibrator(np.array([0.2, 0.4, 0.6, 0.8]), np.array([1, 0, 3, 4]),
+    ...                    np.array([2, 2, 4, 4]))
+    >>> [float(v) for v in c.y]   # 0.5 and 0 pool to 0.25
+    [0.25, 0.25, 0.75, 1.0]
+    >>> float(c(np.array([0.7]))[0])
+    0.875
+    """
+    frame = pd.DataFrame({"p": np.asarray(p, float), "k": np.asarray(positives, float),
+                          "n": np.asarray(n, float)})
+    frame = frame[frame["n"] > 0].groupby("p", as_index=False)[["k", "n"]].sum()
+    fitted = isotonic_regression((frame["k"] / frame["n"]).to_numpy(),
+                                 weights=frame["n"].to_numpy(), increasing=True).x
+    return Calibrator(frame["p"].to_numpy(), np.asarray(fitted, float))
+
+
+def expected_metrics(pred_pos: np.ndarray, c: np.ndarray, n: np.ndarray) -> dict[str, float]:
+    """Expected confusion matrix, metrics and their Bernoulli standard errors.
+
+    Parameters
+    ----------
+    pred_pos
+        Whether each group's prediction is the positive class.
+    c
+        The group's calibrated P(positive).
+    n
+        Predictions in the group.
+
+    Examples
+    --------
+    Two positive predictions at 0.9 and two negative ones at 0.2: TP 1.8, FP 0.2, FN 0.4,
+    TN 1.6, accuracy (0.9 + 0.9 + 0.8 + 0.8) / 4.
+
+    >>> m = expected_metrics(np.array([True, False]), np.array([0.9, 0.2]), np.array([2, 2]))
+    >>> round(m["accuracy"], 4), round(m["precision"], 4), round(m["recall"], 4)
+    (0.85, 0.9, 0.8182)
+    """
+    pp = np.asarray(pred_pos, bool)
+    c, n = np.asarray(c, float), np.asarray(n, float)
+    tp, fp = float((n * c)[pp].sum()), float((n * (1 - c))[pp].sum())
+    fn, tn = float((n * c)[~pp].sum()), float((n * (1 - c))[~pp].sum())
+    v = n * c * (1 - c)
+    v_pp, v_pn = float(v[pp].sum()), float(v[~pp].sum())
+    total, n_pp = float(n.sum()), tp + fp
+    out = {"rows": total, "expected_tp": tp, "expected_fp": fp, "expected_fn": fn,
+           "expected_tn": tn}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["accuracy"] = (tp + tn) / total if total else np.nan
+        out["accuracy_se"] = np.sqrt(v_pp + v_pn) / total if total else np.nan
+        out["precision"] = tp / n_pp if n_pp else np.nan
+        out["precision_se"] = np.sqrt(v_pp) / n_pp if n_pp else np.nan
+        actual = tp + fn
+        out["recall"] = tp / actual if actual else np.nan
+        out["recall_se"] = (np.sqrt(fn**2 * v_pp + tp**2 * v_pn) / actual**2 if actual
+                            else np.nan)
+        d = tp + n_pp + fn  # 2 TP + FP + FN
+        out["f1"] = 2 * tp / d if d else np.nan
+        out["f1_se"] = (np.sqrt((2 * (n_pp + fn) / d**2) ** 2 * v_pp + (2 * tp / d**2) ** 2
+                                * v_pn) if d else np.nan)
+    return {k: float(v) for k, v in out.items()}
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class EstimationResult(DiagnosticResult):
+    """Estimated (label-free) accuracy, precision, recall and F1 per time bucket of the
+    incident window, with bands, next to the realised accuracy where labels exist.
+
+    Attributes
+    ----------
+    table
+        One row per time bucket of the incident window: ``bucket_start``, ``rows``,
+        ``expected_tp``/``fp``/``fn``/``tn``, ``accuracy``, ``precision``, ``recall``, ``f1``
+        with ``_lo``/``_hi`` band columns, ``outside_share`` (share outside the reference's
+        support), ``labelled`` and ``realized_accuracy`` (labels that exist, as of ``as_of``),
+        ``estimated_on_labelled`` (the estimate on those labelled rows), ``gap`` (realised
+        minus that estimate) and ``status`` (``estimated`` or ``cannot estimate: ...``).
+    reference
+        The reference's labelled rows, realised metrics, ``ece_before`` (uncalibrated, 10
+        equal-width bins) and ``residual_ece`` (cross-fitted, after calibration).
+    overall
+        The pooled incident window: the same estimates and realised accuracy as a bucket.
+    assumptions
+        One row per check: ``check``, ``passed``, ``statistic``, ``threshold``, ``detail``.
+    calibrator
+        The fitted map (``x``: P(positive), ``y``: calibrated).
+    """
+
+    id = ID
+    title = "Estimated performance (CBPE)"
+
+    positive: str | None = None
+    score_is: str = "confidence"
+    as_of: datetime | None = None
+    reference: dict[str, Any] = field(default_factory=dict, repr=False)
+    overall: dict[str, Any] = field(default_factory=dict, repr=False)
+    assumptions: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    calibrator: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def abstained(self) -> bool:
+        """Whether it could not estimate for the window (see ``not_assessed``)."""
+        return bool(self.not_assessed)
+
+    @property
+    def assessed(self) -> bool:
+        return not self.not_assessed
+
+    def confusion_matrix(self) -> pd.DataFrame:
+        """The expected confusion matrix of the pooled incident window (rows: actual)."""
+        o = self.overall
+        if not o:
+            return pd.DataFrame()
+        neg = "not " + str(self.positive)
+        return pd.DataFrame(
+            [[o["expected_tp"], o["expected_fn"]], [o["expected_fp"], o["expected_tn"]]],
+            index=pd.Index([str(self.positive), neg], name="actual"),
+            columns=pd.Index([str(self.positive), neg], name="predicted"))
+
+    def headline(self) -> dict[str, Any]:
+        if not self.overall:
+            return {}
+        return {
+            "reference accuracy": self.reference.get("accuracy", float("nan")),
+            "estimated accuracy": self.overall["accuracy"],
+            "band": f"{self.overall['accuracy_lo']:.3f}-{self.overall['accuracy_hi']:.3f}",
+            "estimated precision": self.overall["precision"],
+            "realized accuracy": self.overall.get("realized_accuracy", float("nan")),
+            "residual ECE": self.reference.get("residual_ece", float("nan")),
+            "estimate": "cannot estimate" if self.abstained else "ok",
+        }
+
+    def findings(self) -> list[Finding]:
+        if self.abstained or not self.overall or not self.reference:
+            return []
+        ref, est = self.reference["accuracy"], self.overall["accuracy"]
+        drop = ref - est
+        if not (drop >= MIN_DROP and self.overall["accuracy_hi"] < ref):
+            return []
+        t = self.table[self.table["status"] == "estimated"]
+        late = t[(ref - t["accuracy"]) >= MIN_DROP]
+        onset = late["bucket_start"].iloc[0].to_pydatetime() if len(late) else None
+        realized = self.overall.get("realized_accuracy", float("nan"))
+        return [Finding(
+            id="model.estimated_accuracy_drop", pathway="model",
+            severity="medium" if drop >= MAJOR_DROP else "low",
+            statistic=float(drop), threshold=MIN_DROP,
+            summary=(f"estimated accuracy (no labels needed) fell {drop:.1%}: reference "
+                     f"{ref:.1%}, incident {est:.1%} (band {self.overall['accuracy_lo']:.1%}-"
+                     f"{self.overall['accuracy_hi']:.1%}); estimated precision "
+                     f"{self.reference['precision']:.1%} -> {self.overall['precision']:.1%}."),
+            evidence={"reference_accuracy": ref, "estimated_accuracy": est,
+                      "band": [self.overall["accuracy_lo"], self.overall["accuracy_hi"]],
+                      "reference_precision": self.reference["precision"],
+                      "estimated_precision": self.overall["precision"],
+                      "estimated_recall": self.overall["recall"],
+                      "realized_accuracy": realized,
+                      "labelled_incident": int(self.overall.get("labelled", 0)),
+                      "estimated": True},
+            onset=onset, diagnostic=self.id,
+        )]
+
+    def signals(self) -> pd.DataFrame:
+        t = self.table
+        if t.empty:
+            return super().signals()
+        t = t[t["status"] == "estimated"]
+        frame = t[["bucket_start", "accuracy"]].rename(columns={"accuracy": "value"})
+        frame.insert(1, "signal", "model.estimated_accuracy")
+        return frame.reset_index(drop=True)
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Estimated accuracy with its band, realised accuracy where labels exist, and the
+        reference's accuracy; buckets where it cannot estimate are marked."""
+        from toolkit.plotting import WINDOW_COLORS, axes
+
+        ax = axes(ax, figsize=(10, 4))
+        t = self.table
+        if t.empty:
+            return super().plot(ax)
+        ok = t["status"] == "estimated"
+        ax.plot(t["bucket_start"], t["accuracy"].where(ok), color="#4C72B0", marker="o",
+                label="estimated accuracy (CBPE)")
+        ax.fill_between(t["bucket_start"], t["accuracy_lo"].where(ok), t["accuracy_hi"].where(ok),
+                        color="#4C72B0", alpha=0.15, lw=0, label="95% band")
+        if (~ok).any():
+            ax.scatter(t.loc[~ok, "bucket_start"], t.loc[~ok, "accuracy"], marker="x",
+                       color="#8C8C8C", label="cannot estimate")
+        real = t[t["labelled"] > 0]
+        if len(real):
+            ax.plot(real["bucket_start"], real["realized_accuracy"], color="#C44E52",
+                    marker="s", ls="--", label="realized accuracy (labels)")
+        if self.reference:
+            ax.axhline(self.reference["accuracy"], color=WINDOW_COLORS["baseline"], ls=":",
+                       label="reference accuracy")
+        ax.set_xlabel("request time (UTC)")
+        ax.set_ylabel("accuracy")
+        title = "Estimated vs realized accuracy"
+        if self.abstained:
+            title += " (cannot estimate: see not_assessed)"
+        ax.set_title(title)
+        ax.legend(loc="lower left")
+        return ax
+
+
+def estimation(
+    con: duckdb.DuckDBPyConnection,
+    baseline: Window | str,
+    incident: Window | str,
+    /,
+    *,
+    case: CaseView | None = None,
+    bucket: timedelta | None = None,
+    positive: str | None = None,
+    score_is: str = "confidence",
+    as_of: datetime | str | None = None,
+) -> EstimationResult:
+    """Estimate accuracy, precision, recall and F1 of the incident window without its labels.
+
+    Parameters
+    ----------
+    con
+        Case connection.
+    baseline, incident
+        The reference window (labelled predictions calibrate the scores) and the analysis
+        window (``Window``, ``"START/END"`` or ``(start, end)``); they must not overlap.
+    case
+        A :class:`~toolkit.diagnose._case.CaseView` to share between diagnostics.
+    bucket
+        Time bucket width of the estimate (default: at most 24 buckets over the incident).
+    positive
+        The positive class (default: a conventional label token, else the rarer label).
+    score_is
+        What ``score`` holds: ``"confidence"`` (in ``prediction``) or ``"p_positive"``.
+    as_of
+        Use only the labels that had arrived by then (``labeled_at < as_of``; a label without
+        ``labeled_at`` is left out): a backtest of the estimate before the labels came.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, toolkit as tk
+    >>> rng = np.random.default_rng(0)
+    >>> n = 6000
+    >>> ts = pd.date_range("2026-03-01", periods=n, freq="min", tz="UTC")
+    >>> p = rng.uniform(0, 1, n)                          # a calibrated P(positive)
+    >>> y = np.where(rng.uniform(size=n) < p, "1", "0")
+    >>> pred = np.where(p >= 0.5, "1", "0")
+    >>> con = tk.connect()
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(n), "ts": ts, "prediction": pred,
+    ...     "score": np.maximum(p, 1 - p)}), table="requests")
+    >>> _ = tk.load(con, pd.DataFrame({"request_id": range(n // 2), "label": y[: n // 2]}),
+    ...             table="labels")
+    >>> r = estimation(con, (ts[0], ts[n // 2]), (ts[n // 2], ts[-1]))
+    >>> abs(r.overall["accuracy"] - 0.75) < 0.02      # E[max(p, 1 - p)] for p ~ U(0, 1)
+    True
+    """
+    baseline, incident = check_windows(baseline, incident)
+    check_option("score_is", score_is, SCORE_IS)
+    as_of = to_utc(as_of, name="as_of") if as_of is not None else None
+    case = case or case_view(con)
+    base = dict(baseline=baseline, incident=incident, score_is=score_is, as_of=as_of)
+    if not case.has("requests", "prediction", "score"):
+        return EstimationResult(**base, not_assessed=(
+            NotAssessed(ID, "requests carry no score (confidence) or prediction"),))
+    if not case.has("labels"):
+        return EstimationResult(**base, not_assessed=(
+            NotAssessed(ID, "the case has no labels to calibrate the scores on"),))
+    record = Recorder(joins_as_written=True)  # the labels join: see Recorder
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    width = bucket or choose_bucket(incident.duration, max_buckets=24)
+    positive = positive or positive_class(case, record, span)
+    if positive is None:
+        return EstimationResult(**base, sql=record.sql, not_assessed=(
+            NotAssessed(ID, "no positive class: the labels hold no value"),))
+    base["positive"] = positive
+
+    ref = _labelled(case, record, baseline, as_of)
+    requests = case.table("requests")
+    rows = requests.filter(within(requests.ts, incident) & requests.prediction.notnull() &
+                           requests.score.notnull())
+    checks = (score_semantics(record, ref, positive), score_semantics(record, rows, positive))
+    for check in checks:
+        classes = max(check["classes"], check["label_classes"])
+        if classes > 2:
+            return EstimationResult(**base, sql=record.sql, not_assessed=(NotAssessed(
+                ID, f"estimation is for binary tasks; {classes} classes here"),))
+        problem = score_problem(check, score_is, positive)
+        if problem:
+            return EstimationResult(**base, sql=record.sql, not_assessed=(NotAssessed(ID, problem),))
+    if not checks[1]["rows"]:
+        return EstimationResult(**base, sql=record.sql, not_assessed=(NotAssessed(
+            ID, f"no scored prediction in the incident window {incident}"),))
+
+    pos = ibis.literal(positive)
+
+    def p_of(t: ibis.Table) -> ibis.FloatingValue:
+        score = t.score.cast("float64")
+        p = score if score_is == "p_positive" else ibis.cases((t.prediction == pos, score),
+                                                              else_=1 - score)
+        return p.clip(0.0, 1.0).round(DIGITS)
+
+    # the engine counts, Python decides: reference per fold and P(positive)
+    middle = baseline.start + (baseline.end - baseline.start) / 2
+    reference = record(ref.group_by(fold=(ref.ts >= ibis.literal(middle)).cast("int64"),
+                                    p=p_of(ref), pred_pos=ref.prediction == pos).aggregate(
+        n=ref.count(), k=(ref.label == pos).cast("int64").sum()))
+    versions: list[str] = []
+    known = ibis.literal(True)
+    if "model_version" in case.columns["requests"]:
+        seen = record(ref.group_by("model_version").aggregate(n=ref.count()))
+        versions = sorted(str(v) for v in seen["model_version"] if v is not None)
+        known = rows.model_version.isin(versions) if versions else known
+    analysis = record(rows.group_by(bucket_start=bucket_expr(rows.ts, width),
+                                    pred_pos=rows.prediction == pos, p=p_of(rows),
+                                    known=known).aggregate(n=rows.count()))
+    analysis["known"] = analysis["known"].fillna(False).astype(bool)
+    inc = _labelled(case, record, incident, as_of)
+    labelled = record(inc.group_by(bucket_start=bucket_expr(inc.ts, width),
+                                   pred_pos=inc.prediction == pos, p=p_of(inc)).aggregate(
+        n=inc.count(), k=(inc.label == pos).cast("int64").sum()))
+    for frame in (reference, analysis, labelled):
+        frame["pred_pos"] = frame["pred_pos"].astype(bool)
+
+    ref_summary, assumptions, calibrators = _reference(reference)
+    base["reference"] = ref_summary | {"model_versions": versions}
+    base["sql"] = record.sql
+    failed = assumptions[~assumptions["passed"]]
+    if calibrators is None:
+        return EstimationResult(**base, assumptions=assumptions, not_assessed=tuple(
+            NotAssessed(ID, f"cannot estimate: {d}") for d in failed["detail"]))
+    full, folds = calibrators
+    support = _support(reference)
+    table = _buckets(analysis, labelled, full, folds, support)
+    overall = _pooled(analysis, labelled, full, folds, support)
+    assumptions = pd.concat([assumptions, _window_checks(table, overall)], ignore_index=True)
+    gaps = [NotAssessed(ID, f"cannot estimate: {d}")
+            for d in assumptions.loc[~assumptions["passed"], "detail"]]
+    return EstimationResult(**base, table=table, overall=overall, assumptions=assumptions,
+                            calibrator=pd.DataFrame({"x": full.x, "y": full.y}),
+                            not_assessed=tuple(gaps))
+
+
+def _labelled(case: CaseView, record: Recorder, window: Window, as_of: datetime | None
+              ) -> ibis.Table:
+    t = labelled_table(case, record, window)
+    t = t.filter(t.score.notnull())
+    if as_of is not None:
+        t = t.filter(t.labeled_at.notnull() & (t.labeled_at < ibis.literal(as_of)))
+    return t
+
+
+def _check(check: str, passed: bool, statistic: float, threshold: float, detail: str
+           ) -> dict[str, Any]:
+    return {"check": check, "passed": bool(passed), "statistic": float(statistic),
+            "threshold": float(threshold), "detail": detail}
+
+
+def _ece(c: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
+    """ECE on :data:`ECE_BINS` equal-width bins of ``c`` from per-group counts."""
+    b = np.clip(np.floor(c * ECE_BINS), 0, ECE_BINS - 1).astype(int)
+    expected = np.bincount(b, weights=n * c, minlength=ECE_BINS)
+    observed = np.bincount(b, weights=k, minlength=ECE_BINS)
+    return float(np.abs(observed - expected).sum() / n.sum())
+
+
+def _ece_noise(c: np.ndarray, n: np.ndarray) -> float:
+    """The ECE a perfectly calibrated model shows by chance on the same rows: per bin
+    ``E|sum(y) - sum(c)| ~ sqrt(2 / pi) sqrt(sum c (1 - c))`` (normal approximation)."""
+    b = np.clip(np.floor(c * ECE_BINS), 0, ECE_BINS - 1).astype(int)
+    var = np.bincount(b, weights=n * c * (1 - c), minlength=ECE_BINS)
+    return float(np.sqrt(2 / np.pi) * np.sqrt(var).sum() / n.sum())
+
+
+def _reference(ref: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame, Any]:
+    """Realised reference metrics, the reference checks, and the calibrators (full, per fold)
+    or None when a check fails."""
+    p, k, n = (ref[c].to_numpy(float) for c in ("p", "k", "n"))
+    pp = ref["pred_pos"].to_numpy(bool)
+    total = n.sum()
+    tp, fp = k[pp].sum(), (n - k)[pp].sum()
+    fn, tn = k[~pp].sum(), (n - k)[~pp].sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        summary = {"labelled": int(total), "accuracy": float((tp + tn) / total) if total
+                   else np.nan, "precision": float(tp / (tp + fp)) if tp + fp else np.nan,
+                   "recall": float(tp / (tp + fn)) if tp + fn else np.nan,
+                   "f1": float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else np.nan,
+                   "positives": int(k.sum())}
+    checks = [_check("reference labels", total >= MIN_REFERENCE_LABELS, total,
+                     MIN_REFERENCE_LABELS,
+                     f"{int(total)} labelled reference predictions (at least "
+                     f"{MIN_REFERENCE_LABELS} needed to calibrate)")]
+    classes = int(k.sum() > 0) + int((n - k).sum() > 0)
+    checks.append(_check("reference classes", classes == 2, classes, 2,
+                         "the reference labels hold one class only" if classes < 2 else
+                         "both classes in the reference labels"))
+    if not all(c["passed"] for c in checks):
+        return summary, pd.DataFrame(checks), None
+    summary["ece_before"] = _ece(p, k, n)
+    full = fit_calibrator(p, k, n)
+    folds = {}
+    for f in (0, 1):
+        part = ref[ref["fold"] == f]
+        if part.empty or part["k"].sum() == 0 or part["k"].sum() == part["n"].sum():
+            folds = {}
+            break
+        folds[f] = fit_calibrator(part["p"], part["k"], part["n"])
+    if folds:
+        f = ref["fold"].to_numpy(int)
+        c = np.where(f == 0, folds[1](p), folds[0](p))  # each fold by the other's calibrator
+        residual, noise = _ece(c, k, n), _ece_noise(c, n)
+    else:
+        residual = noise = np.nan
+    summary["residual_ece"], summary["residual_ece_noise"] = residual, noise
+    excess = residual - noise
+    ok = bool(excess <= MAX_RESIDUAL_ECE)
+    checks.append(_check(
+        "reference calibration", ok, excess, MAX_RESIDUAL_ECE,
+        f"the reference stays poorly calibrated after calibration: cross-fitted ECE "
+        f"{residual:.3f}, {excess:.3f} above the {noise:.3f} a calibrated model shows by chance "
+        f"on as many rows (more than {MAX_RESIDUAL_ECE})" if excess == excess and not ok else
+        "a fold of the reference holds one class only: the calibration cannot be checked"
+        if excess != excess else
+        f"cross-fitted ECE after calibration {residual:.3f} (chance level {noise:.3f})"))
+    frame = pd.DataFrame(checks)
+    return summary, frame, ((full, folds) if ok else None)
+
+
+def _support(ref: pd.DataFrame) -> tuple[float, float, np.ndarray]:
+    """The reference's P(positive) range and which equal-width bins it supports."""
+    counts = np.bincount(_support_bin(ref["p"].to_numpy(float)), weights=ref["n"].to_numpy(
+        float), minlength=SUPPORT_BINS)
+    return float(ref["p"].min()), float(ref["p"].max()), counts >= MIN_SUPPORT_ROWS
+
+
+def _support_bin(p: np.ndarray) -> np.ndarray:
+    return np.clip(np.floor(p * SUPPORT_BINS), 0, SUPPORT_BINS - 1).astype(int)
+
+
+def _outside(frame: pd.DataFrame, support: tuple[float, float, np.ndarray]) -> float:
+    lo, hi, supported = support
+    p, n = frame["p"].to_numpy(float), frame["n"].to_numpy(float)
+    out = (p < lo) | (p > hi) | ~supported[_support_bin(p)]
+    return float(n[out].sum() / n.sum()) if n.sum() else np.nan
+
+
+def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, full, folds, support
+              ) -> dict[str, Any]:
+    """Estimates, bands and the realised check of one bucket (or the pooled window)."""
+    pp, p, n = (frame["pred_pos"].to_numpy(bool), frame["p"].to_numpy(float),
+                frame["n"].to_numpy(float))
+    out = expected_metrics(pp, full(p), n)
+    per_fold = [expected_metrics(pp, folds[f](p), n) for f in sorted(folds)]
+    for m in METRICS:
+        cal_se = abs(per_fold[0][m] - per_fold[1][m]) / 2 if len(per_fold) == 2 else 0.0
+        se = float(np.hypot(out.pop(f"{m}_se"), cal_se))
+        out[f"{m}_se"] = se
+        out[f"{m}_lo"] = float(np.clip(out[m] - Z * se, 0.0, 1.0))
+        out[f"{m}_hi"] = float(np.clip(out[m] + Z * se, 0.0, 1.0))
+    out["outside_share"] = _outside(frame, support)
+    out["unknown_version_share"] = (float(n[~frame["known"].to_numpy(bool)].sum() / n.sum())
+                                    if "known" in frame and n.sum() else 0.0)
+    nl = float(labelled["n"].sum()) if len(labelled) else 0.0
+    out["labelled"] = int(nl)
+    if nl:
+        lp, lpp = labelled["p"].to_numpy(float), labelled["pred_pos"].to_numpy(bool)
+        ln, lk = labelled["n"].to_numpy(float), labelled["k"].to_numpy(float)
+        c = full(lp)
+        correct = float(np.where(lpp, lk, ln - lk).sum())
+        on_labelled = float(np.where(lpp, ln * c, ln * (1 - c)).sum() / nl)
+        out["realized_accuracy"] = correct / nl
+        lo, hi = st.wilson_interval(np.array([correct]), np.array([nl]))
+        out["realized_lo"], out["realized_hi"] = float(lo[0]), float(hi[0])
+        out["estimated_on_labelled"] = on_labelled
+        out["gap"] = correct / nl - on_labelled
+        out["gap_se"] = float(np.sqrt((ln * c * (1 - c)).sum()) / nl)
+    else:
+        for k in ("realized_accuracy", "realized_lo", "realized_hi", "estimated_on_labelled",
+                  "gap", "gap_se"):
+            out[k] = np.nan
+    return out
+
+
+def _drift(row: dict[str, Any]) -> bool:
+    return bool(row["labelled"] >= MIN_CHECK_LABELS and abs(row["gap"]) > MIN_DRIFT_GAP and
+                abs(row["gap"]) > Z_CHECK * row["gap_se"])
+
+
+def _buckets(analysis: pd.DataFrame, labelled: pd.DataFrame, full, folds, support
+             ) -> pd.DataFrame:
+    out = []
+    by_bucket = dict(tuple(labelled.groupby("bucket_start")))
+    empty = labelled.iloc[0:0]
+    for start, part in analysis.groupby("bucket_start"):
+        row = {"bucket_start": start} | _estimate(part, by_bucket.get(start, empty), full,
+                                                   folds, support)
+        if row["unknown_version_share"] > MAX_OUTSIDE_SHARE:
+            row["status"] = (f"cannot estimate: {row['unknown_version_share']:.1%} of the "
+                             "predictions from a model version the reference did not calibrate")
+        elif row["outside_share"] > MAX_OUTSIDE_SHARE:
+            row["status"] = (f"cannot estimate: {row['outside_share']:.1%} of the predictions "
+                             "outside the reference's score support")
+        elif _drift(row):
+            row["status"] = (f"cannot estimate: realized accuracy {row['realized_accuracy']:.1%}"
+                             f" vs estimated {row['estimated_on_labelled']:.1%} on "
+                             f"{row['labelled']} labels (concept drift)")
+        else:
+            row["status"] = "estimated"
+        out.append(row)
+    return pd.DataFrame(out).sort_values("bucket_start", ignore_index=True)
+
+
+def _pooled(analysis: pd.DataFrame, labelled: pd.DataFrame, full, folds, support
+            ) -> dict[str, Any]:
+    a = analysis.groupby(["pred_pos", "p", "known"], as_index=False)["n"].sum()
+    lab = labelled.groupby(["pred_pos", "p"], as_index=False)[["n", "k"]].sum()
+    return _estimate(a, lab, full, folds, support)
+
+
+def _window_checks(table: pd.DataFrame, overall: dict[str, Any]) -> pd.DataFrame:
+    checks = []
+    worst = float(table["outside_share"].max())
+    off = table[table["outside_share"] > MAX_OUTSIDE_SHARE]
+    ok = overall["outside_share"] <= MAX_OUTSIDE_SHARE
+    checks.append(_check(
+        "score support", ok, overall["outside_share"], MAX_OUTSIDE_SHARE,
+        f"{overall['outside_share']:.1%} of the incident's predictions have a score outside "
+        f"the reference's support (more than {MAX_OUTSIDE_SHARE:.0%})" if not ok else
+        f"{overall['outside_share']:.1%} outside the reference's support; worst bucket "
+        f"{worst:.1%} ({len(off)} bucket(s) above {MAX_OUTSIDE_SHARE:.0%} not estimated)"))
+    share = overall["unknown_version_share"]
+    ok = share <= MAX_OUTSIDE_SHARE
+    checks.append(_check(
+        "model version", ok, share, MAX_OUTSIDE_SHARE,
+        f"{share:.1%} of the incident's predictions come from a model version the reference "
+        "did not serve: the calibration is that of another model" if not ok else
+        f"{share:.1%} of the predictions from a model version the reference did not serve"))
+    drifted = table[table["status"].str.contains("concept drift")]
+    pooled = _drift(overall)
+    ok = not pooled and drifted.empty
+    if ok:
+        detail = ("no labels in the incident window to check the estimate against"
+                  if not overall["labelled"] else
+                  f"realized accuracy {overall['realized_accuracy']:.1%} vs estimated "
+                  f"{overall['estimated_on_labelled']:.1%} on {overall['labelled']} labels")
+    else:
+        row = overall if pooled else drifted.iloc[0].to_dict()
+        where = "in the incident window" if pooled else \
+            f"in the bucket from {pd.Timestamp(row['bucket_start']):%Y-%m-%d %H:%M} UTC"
+        detail = (f"evidence of concept drift {where}: realized accuracy "
+                  f"{row['realized_accuracy']:.1%} vs estimated {row['estimated_on_labelled']:.1%}"
+                  f" on {row['labelled']} labels (gap beyond {Z_CHECK} standard errors and "
+                  f"{MIN_DRIFT_GAP:.0%}); P(y | score) changed, so the estimate does not hold")
+    checks.append(_check("concept drift", ok, overall["gap"] if overall["labelled"] else np.nan,
+                         MIN_DRIFT_GAP, detail))
+    return pd.DataFrame(checks)

@@ -298,7 +298,7 @@ class Postmortem:
         frame = pd.DataFrame(rows, columns=["time (UTC)", "type", "what", "host", "detail"])
         frame = frame.sort_values("time (UTC)", kind="stable")
         frame["time (UTC)"] = frame["time (UTC)"].map(lambda t: pd.Timestamp(t).strftime(
-            "%Y-%m-%d\u00a0%H:%M:%S"))  # a non-breaking space: one line per time
+            "%Y\u2011%m\u2011%d\u00a0%H:%M:%S"))  # non-breaking hyphens and space: one line
         out = table(frame, max_rows=60, caption="Timeline (UTC): events, signal changes, "
                                                 "change points")
         if not rest.empty:

@@ -526,22 +526,29 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
         )
     else:
         lines = _json_lines(con, source.path, cleanup)
-    keys = "json_keys(_raw)"
-    checked = (
-        f"(SELECT _row, _raw, CASE WHEN _perr IS NOT NULL THEN _perr "
-        "WHEN NOT json_valid(_raw) THEN 'not valid JSON' "
-        "WHEN json_type(_raw) <> 'OBJECT' THEN 'not a JSON object' "
-        f"WHEN len({keys}) <> len(list_distinct({keys})) THEN 'duplicate key ' || "
-        f"to_json(list_filter({keys}, lambda x, i: list_position({keys}, x) < i)[1]) || "
+    # Each record is parsed once, into a temp table: its keys, and why it cannot be loaded.
+    checked = _name("json_records")
+    cleanup.append(checked)
+    con.execute(
+        f"CREATE TEMP TABLE {quote_ident(checked)} AS SELECT _row, _raw, CASE "
+        "WHEN _perr IS NOT NULL THEN _perr "
+        "WHEN NOT _ok THEN 'not valid JSON' "
+        "WHEN _type <> 'OBJECT' THEN 'not a JSON object' "
+        "WHEN len(_keys) <> len(list_distinct(_keys)) THEN 'duplicate key ' || "
+        "to_json(list_filter(_keys, lambda x, i: list_position(_keys, x) < i)[1]) || "
         "': which value is meant cannot be told' "
-        f"WHEN list_contains({keys}, '') THEN 'an empty key (\"\"), which names no column' "
-        f"END AS _parse_error FROM {lines})"
-    )
-    found = con.execute(
-        "SELECT key FROM (SELECT _row, unnest(json_keys(_raw)) AS key, "
-        "generate_subscripts(json_keys(_raw), 1) AS idx FROM "
-        f"{checked} WHERE _parse_error IS NULL) GROUP BY key ORDER BY min(_row), min(idx)",
+        "WHEN list_contains(_keys, '') THEN 'an empty key (\"\"), which names no column' "
+        "END AS _parse_error, _keys "
+        "FROM (SELECT *, CASE WHEN _type = 'OBJECT' THEN json_keys(_raw) END AS _keys "
+        "FROM (SELECT *, CASE WHEN _ok THEN json_type(_raw) END AS _type "
+        f"FROM (SELECT *, coalesce(json_valid(_raw), false) AS _ok FROM {lines})))",
         params,
+    )
+    params = {}
+    found = con.execute(
+        "SELECT key FROM (SELECT _row, unnest(_keys) AS key, generate_subscripts(_keys, 1) AS idx "
+        f"FROM {quote_ident(checked)} WHERE _parse_error IS NULL) "
+        "GROUP BY key ORDER BY min(_row), min(idx)"
     ).fetchall()
     names = [k for (k,) in found]
     every = [f"_s{i}" for i in range(len(names))]
@@ -551,13 +558,12 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
         relation = (
             f"(SELECT _row, _raw, _parse_error, {values} FROM (SELECT *, CASE WHEN "
             f"_parse_error IS NULL THEN json_extract_string(_raw, [{paths}]) END AS _v "
-            f"FROM {checked}))"
+            f"FROM {quote_ident(checked)}))"
         )
     else:
         first_bad = next(iter(con.execute(
-            f"SELECT _row, _parse_error FROM {checked} WHERE _parse_error IS NOT NULL "
-            "ORDER BY _row LIMIT 1",
-            params,
+            f"SELECT _row, _parse_error FROM {quote_ident(checked)} "
+            "WHERE _parse_error IS NOT NULL ORDER BY _row LIMIT 1"
         ).fetchall()), None)
         if first_bad is not None:
             hint = "" if first_bad[1].startswith(("duplicate key", "an empty key")) else (

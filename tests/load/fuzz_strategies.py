@@ -413,7 +413,7 @@ def generic_files(draw, table: str | None = None, formats=("csv", "csv.gz", "jso
     """A generic table file (CSV, CSV.gz or JSON lines) with random corruption."""
     table = table or draw(st.sampled_from(sorted(SPECS)))
     fmt = draw(st.sampled_from(formats))
-    n = draw(st.integers(1, 8))
+    n = 0 if _rarely(draw, 12) else draw(st.integers(1, 8))  # now and then no record at all
     records = draw(_records(table, n))
     if fmt.startswith("csv"):
         return draw(_csv_sample(table, fmt, records))
@@ -479,7 +479,8 @@ def _csv_sample(draw, table: str, fmt: str, records: list[Record]) -> Sample:
                         cell.override = ANY
         line = _csv_line(fields, delimiter, terminator)
         if corruption in ("unbalanced_quote", "stray_quote"):
-            j = draw(st.integers(1, len(fields) - 1))
+            # not in the key: a loaded record must still be found by it
+            j = draw(st.sampled_from([i for i, c in enumerate(names) if c != spec.key]))
             quoted = [_csv_field(f, delimiter) for f in fields]
             quoted[j] = ('"' + texts[j]) if corruption == "unbalanced_quote" else \
                 ('ab"c' + texts[j])
@@ -501,6 +502,8 @@ def _csv_sample(draw, table: str, fmt: str, records: list[Record]) -> Sample:
                 else line.encode("latin-1")
             if any(c.override is ANY for c in record.cells.values()):
                 record.broken = "latin1_lossy"
+                # characters Latin-1 lacks are left out of the file, the key's too
+                record.alt_keys = (record.key.encode("latin-1", "ignore").decode("latin-1"),)
         else:
             data = line.encode("utf-8", "surrogateescape")
         chunks.append(data)
@@ -512,7 +515,7 @@ def _csv_sample(draw, table: str, fmt: str, records: list[Record]) -> Sample:
                     cell.override = OneOf((cell.text, *_latin1_alternatives(
                         cell.text.encode("utf-8"))))
                     cell.clean = False
-    if truncate:
+    if truncate and records:
         last = chunks[-1].rstrip(terminator.encode())
         if len(last) > 1:
             cut = draw(st.integers(1, len(last) - 1))
@@ -661,7 +664,7 @@ def _jsonl_sample(draw, table: str, records: list[Record]) -> Sample:
         if corruption == "blank_before":
             chunks.append(draw(st.sampled_from([b"", b"   "])) + terminator.encode())
         chunks.append(raw + terminator.encode())
-    if bom:
+    if bom and records:
         chunks[0] = b"\xef\xbb\xbf" + chunks[0]
         records[0].optional = True
     if mixed:
@@ -672,7 +675,7 @@ def _jsonl_sample(draw, table: str, records: list[Record]) -> Sample:
                     cell.override = OneOf((cell.text, *_latin1_alternatives(
                         cell.text.encode("utf-8"))))
                     cell.clean = False
-    if truncate:
+    if truncate and records:
         last = chunks[-1].rstrip(b"\r\n")
         cut = draw(st.integers(1, len(last) - 1)) if len(last) > 1 else 1
         chunks[-1] = last[:cut]
@@ -705,9 +708,14 @@ HOSTILE_NAMES = [
 
 
 @st.composite
-def hostile_name_files(draw) -> Sample:
-    """A ``requests`` file whose extra (feature) columns have hostile names."""
-    fmt = draw(st.sampled_from(["csv", "jsonl", "parquet"]))
+def hostile_name_files(draw, formats: tuple[str, ...] = ("csv", "jsonl", "parquet"),
+                       duplicates: str = "sometimes") -> Sample:
+    """A ``requests`` file whose extra (feature) columns have hostile names.
+
+    ``duplicates``: whether a canonical column's name also names a second column (CSV or
+    Parquet): ``"sometimes"``, ``"always"`` or ``"never"``.
+    """
+    fmt = draw(st.sampled_from(formats))
     n = draw(st.integers(1, 5))
     records = []
     for i in range(n):
@@ -737,19 +745,32 @@ def hostile_name_files(draw) -> Sample:
             return clean[name][i]
         return records[i].cells[name].text
 
+    columns = [(c, [value(c, i) for i in range(n)]) for c in order]
+    duplicate = None
+    if fmt != "jsonl" and duplicates != "never" and (duplicates == "always" or
+                                                      _rarely(draw, 4)):
+        # the same name twice (JSON's duplicated keys are fuzzed in generic_files)
+        duplicate = draw(st.sampled_from(["model_version", "amount"]))
+        again = [draw(PLAIN) for _ in range(n)]
+        columns.insert(draw(st.integers(0, len(columns))), (duplicate, again))
+        clean[duplicate] = again
+        for record, other in zip(records, again, strict=True):
+            cell = record.cells[duplicate]
+            cell.override = OneOf((cell.text,), noted=(other,), note_words=(duplicate,))
+            cell.clean = False
+    names = [c for c, _ in columns]
     if fmt == "csv":
-        lines = [_csv_line(order, ",", "\n")]
-        lines += [_csv_line([value(c, i) for c in order], ",", "\n") for i in range(n)]
-        text = "".join(lines)
+        lines = [_csv_line(names, ",", "\n")]
+        lines += [_csv_line([vals[i] for _, vals in columns], ",", "\n") for i in range(n)]
         if latin1:
             data = lines[0].encode("latin-1", errors="strict") + \
                 "".join(lines[1:]).encode("utf-8")
         else:
-            data = text.encode("utf-8")
+            data = "".join(lines).encode("utf-8")
         name = "requests.csv"
     elif fmt == "jsonl":
         data = b"".join(
-            (_json_object([(c, value(c, i)) for c in order], False) + "\n").encode(
+            (_json_object([(c, vals[i]) for c, vals in columns], False) + "\n").encode(
                 "latin-1" if latin1 and i == 0 else "utf-8", errors="strict")
             for i in range(n))
         name = "requests.jsonl"
@@ -757,10 +778,9 @@ def hostile_name_files(draw) -> Sample:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        lowered = [c.lower() for c in order]
-        if len(set(lowered)) != len(lowered) and draw(st.booleans()):
-            pass  # keep case-only duplicates: parquet allows them
-        table = pa.table({c: [value(c, i) for i in range(n)] for c in dict.fromkeys(order)})
+        # case-only duplicates (amount / Amount) and exact ones are both kept: Parquet allows them
+        table = pa.Table.from_arrays([pa.array(vals, pa.string()) for _, vals in columns],
+                                     names=names)
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         data = buffer.getvalue()
@@ -768,7 +788,7 @@ def hostile_name_files(draw) -> Sample:
     if latin1 and fmt == "jsonl":
         records[0].optional = True  # its line is Latin-1: a reader may reject it
     sample = Sample(name, data, "requests", "request_id", records, n,
-                    label=f"hostile names {fmt} extra={extra}")
+                    label=f"hostile names {fmt} extra={extra} duplicate={duplicate}")
     sample.extra_columns = clean
     return sample
 

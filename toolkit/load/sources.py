@@ -40,6 +40,7 @@ __all__ = [
     "stage_frame",
     "parse_error",
     "line_breaks",
+    "json_lines",
     "READ_ERRORS",
     "MAX_LINE_BYTES",
 ]
@@ -525,7 +526,7 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
             "FROM (SELECT CAST(content AS JSON[]) AS arr FROM read_text($path)))"
         )
     else:
-        lines = _json_lines(con, source.path, cleanup)
+        lines = json_lines(con, source.path, cleanup)
     # Each record is parsed once, into a temp table: its keys, and why it cannot be loaded.
     checked = _name("json_records")
     cleanup.append(checked)
@@ -589,12 +590,14 @@ def _stage_json(con: duckdb.DuckDBPyConnection, source: SourceFile) -> StagedSou
     )
 
 
-def _json_lines(con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str]) -> str:
+def json_lines(con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str]) -> str:
     """Relation of the non-blank lines of a JSON-lines file: ``_row`` (the physical line),
     ``_raw`` and ``_perr`` (why DuckDB could not take the line, e.g. not UTF-8, too long).
 
     Each line is read as one text value, so a malformed line is one rejected row, not a failed
-    file.
+    file. The lines are read once into a temp table (named in ``cleanup``); the relation needs
+    no parameters. Platform readers that read JSON lines can use it instead of a plain
+    ``read_csv`` of the lines, which fails the whole file on one line that is not UTF-8.
     """
     rejects, scans, table = _name("line_rejects"), _name("line_scans"), _name("lines")
     cleanup.extend([rejects, scans, table])
@@ -626,6 +629,10 @@ def _json_lines(con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str]) 
         f"(SELECT _row + {shift} AS _row, _raw, _perr FROM ({good}) UNION ALL "
         f"SELECT * FROM (VALUES {values}) AS _bad(_row, _raw, _perr))"
     )
+
+
+#: The name platform readers (formats._common) already import.
+_json_lines = json_lines
 
 
 def _json_key(name: str) -> str:

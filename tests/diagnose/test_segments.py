@@ -133,6 +133,9 @@ def test_a_slice_already_failing_in_the_baseline_is_chronic():
     assert shown["failures"].item() == (requests[requests.ts >= INCIDENT[0]].checkpoint
                                         == "c2").sum()
     assert shown["always_fails"].item()
+    assert shown["failing_since"].item() == requests[requests.checkpoint == "c2"].ts.min()
+    assert shown["first_failure"].item() == requests[(requests.checkpoint == "c2")
+                                                     & (requests.ts >= INCIDENT[0])].ts.min()
 
 
 def test_new_and_chronic_slices_of_one_attribute_are_told_apart():

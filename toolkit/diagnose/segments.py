@@ -263,15 +263,19 @@ class SegmentsResult(DiagnosticResult):
         failures first. Columns: ``scope``, ``attribute``, ``role``, ``pathway``, ``value``,
         ``requests`` (with a known outcome), ``failures``, ``failure_rate``, ``rest_rate``,
         ``failure_share``, ``request_share``, ``p_adjusted``, ``always_fails``, ``status``,
-        ``severity``, ``first_failure``, ``last_failure``, ``p99_ms``."""
+        ``severity``, ``first_failure``, ``last_failure`` (in the scope), ``failing_since``
+        (first failure over the whole case), ``p99_ms``."""
         columns = ["scope", "attribute", "role", "pathway", "value", "requests", "failures",
                    "failure_rate", "rest_rate", "failure_share", "request_share", "p_adjusted",
                    "always_fails", "status", "severity", "first_failure", "last_failure",
-                   "p99_ms"]
+                   "failing_since", "p99_ms"]
         rows = self._slices()
         if rows.empty:
             return pd.DataFrame(columns=columns)
-        rows = rows.assign(requests=rows["outcomes"],
+        case = self.table[self.table["scope"] == "case"].set_index(["attribute", "value"])
+        since = case["first_failure"].reindex(list(zip(rows["attribute"], rows["value"],
+                                                       strict=True)))
+        rows = rows.assign(requests=rows["outcomes"], failing_since=since.to_numpy(),
                            _inc=rows["scope"] == "incident")
         rows = rows.sort_values(["_inc", "failures"], ascending=False, ignore_index=True)
         return rows[columns]

@@ -166,7 +166,8 @@ def trend_figure(frame: pd.DataFrame) -> Figure | None:
             digits = 2 if np.nanmax(values) < 0.01 else 1
             ax.yaxis.set_major_formatter(plt.FuncFormatter(
                 lambda v, _, d=digits: f"{v:.{d}%}"))
-    fig.suptitle(f"Last {len(frame)} weeks ({frame['week'].iloc[0]} to "
+    weeks = f"{len(frame)} week" + ("s" if len(frame) != 1 else "")
+    fig.suptitle(f"Last {weeks} ({frame['week'].iloc[0]} to "
                  f"{frame['week'].iloc[-1]}); this week in red", fontsize=10)
     fig.tight_layout()
     return fig

@@ -181,8 +181,9 @@ class WeeklyReport:
             return note("No trend: no requests in the last weeks.")
         shown = frame[["week", "requests", "p99_ms", "failure_rate", "labelled", "accuracy",
                        "ece", "drift_share"]]
+        weeks = f"{len(frame)} week" + ("s" if len(frame) != 1 else "")
         return figure_html(fig, "trend over the last weeks") + table(
-            shown, caption=f"Last {len(frame)} weeks (ECE on {ECE_BINS} equal-width bins; drift "
+            shown, caption=f"Last {weeks} (ECE on {ECE_BINS} equal-width bins; drift "
                            "against the week before)",
             reasons={"accuracy": "no labels", "ece": "no labels or scores",
                      "drift_share": "no data the week before", "p99_ms": "no requests",

@@ -89,3 +89,16 @@ def test_error_through_the_console_script(tmp_path):
     bad = run("simulate", "--mode", "nope", "--out", str(tmp_path / "x"))
     assert bad.returncode == 1 and bad.stderr.startswith("error: Unknown failure mode")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_varied_world_through_the_console_script(tmp_path):
+    out = tmp_path / "case"
+    result = run("simulate", "--mode", "cold_start", "--seed", "5", "--rows", "4000",
+                 "--world", "varied", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth == simulate.make_case("cold_start", seed=5, rows=4000, world="varied").truth()
+    assert truth["world"]["sampling"]["served_rows"] == 4000
+    assert f"{truth['rows']:,} logged" in result.stdout
+    bad = run("simulate", "--mode", "none", "--world", "other", "--out", str(tmp_path / "x"))
+    assert bad.returncode != 0 and "Unknown world 'other'" in bad.stderr + bad.stdout

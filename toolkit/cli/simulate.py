@@ -38,6 +38,11 @@ def simulate(
         "generic", "--format", help="Write the case as a platform exports it: generic, "
         "sagemaker, kserve, prometheus, kubernetes, otlp or vertex (the rest of the case stays "
         "generic)."),
+    world: str = typer.Option(
+        "classic", "--world", help="classic (the fraud-scoring service of the published "
+        "figures) or varied: service, features, log sampling (--rows is then the requests "
+        "served), labels, tables and columns, metric cadence, event wording, traffic shape, "
+        "strength, confounders and onset position drawn from the seed."),
     list_: bool = typer.Option(False, "--list", help="List failure modes and presets, then exit."),
 ) -> None:
     """Simulate an incident and write it as files that `forensics ingest` loads, with truth.json."""
@@ -57,6 +62,11 @@ def simulate(
         raise InvalidParameterError("--out is required: the folder to write the case to.")
     if mode is None and preset is None:
         raise InvalidParameterError("Give --mode MODE|all or --preset NAME (see --list).")
+    if world not in ("classic", "varied"):
+        raise InvalidParameterError(f"Unknown world {world!r}; choose classic or varied.")
+    if world == "varied" and preset is not None:
+        raise InvalidParameterError("--preset is a classic-world scenario; leave out "
+                                    "--world varied.")
     if mode == "all" and preset is not None:
         raise InvalidParameterError("--mode all and --preset cannot be combined.")
     if mode == "all":
@@ -71,7 +81,7 @@ def simulate(
         raise InvalidParameterError(f"{out} exists and is not an empty folder.")
 
     cases = [(make_case(name, seed=seed, rows=rows, confounders=not no_confounders,
-                        preset=preset, extra_features=extra_features), folder)
+                        preset=preset, extra_features=extra_features, world=world), folder)
              for name, folder in targets]
     total = sum(case.rows for case, _ in cases)
     with _progress() as progress:
@@ -89,6 +99,7 @@ def simulate(
             truth = case.truth()
             console.print(
                 f"{folder}: {truth['failure_mode']} ({truth['pathway']}), {case.rows:,} "
+                f"{'logged ' if world == 'varied' else ''}"
                 f"requests{'' if format == 'generic' else ' as ' + format}, onset "
                 f"{truth['onset'] or '-'}, incident "
                 f"{truth['incident'][0]}/{truth['incident'][1]}",

@@ -9,7 +9,11 @@ do. One failure mode of the taxonomy (DESIGN section 4), or none, is injected wi
 * :meth:`Case.tables` / :meth:`Case.request_chunks` generate its tables;
 * :func:`write_case` writes generic files that ``forensics ingest`` loads with zero rejects,
   plus ``truth.json``; :func:`ingest_case` also loads them into a case database;
-* :data:`FAILURE_MODES` (mode -> pathway) and :data:`PRESETS` (the published scenarios).
+* :data:`FAILURE_MODES` (mode -> pathway) and :data:`PRESETS` (the published scenarios);
+* ``make_case(..., world="varied")``: a second world where the service, its features, the log
+  sampling, labels, tables and columns, metric cadence, event wording, traffic shape, the
+  failure's strength, confounders and the onset position are drawn per case
+  (:mod:`toolkit.simulate.world`); the default ``world="classic"`` is unchanged.
 
 Examples
 --------

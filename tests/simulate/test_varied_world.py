@@ -270,3 +270,29 @@ def test_window_iou_by_hand():
     assert window_iou(t, ("2026-03-02T03:00:00Z", "2026-03-02T09:00:00Z")) == pytest.approx(3 / 9)
     assert window_iou(t, ("2026-03-03T00:00:00Z", "2026-03-03T06:00:00Z")) == 0.0
     assert window_iou(t, ("2026-03-02T01:00:00Z", "2026-03-02T02:00:00Z")) == pytest.approx(1 / 6)
+
+
+def test_summary_scores_the_window_detector_by_hand():
+    from toolkit.evaluate import CaseOutcome, EvaluationReport, _summary
+
+    def outcome(mode, truth_path, path, err, iou):
+        return CaseOutcome(mode, 2001, truth_path, mode, None, path, mode if path == truth_path
+                           else "x", 0.9, None, err, 1.0, None, None, None, iou, "varied")
+
+    outcomes = (outcome("covariate_shift", "data", "data", 10.0, 0.5),
+                outcome("memory_leak", "infrastructure", "data", 200.0, 0.1),
+                outcome("cold_start", "infrastructure", "infrastructure", float("nan"),
+                        float("nan")),
+                outcome("none", "none", "none", float("nan"), float("nan")))
+    summary, intervals = _summary(EvaluationReport(outcomes, False, 1000, (2001,)))
+    assert summary["pathway_accuracy"] == 0.75
+    # three incidents: one onset within 30 min, one 200 min off, one missing (a miss)
+    assert summary["onset_within_30min"] == pytest.approx(1 / 3)
+    assert summary["onsets_missing"] == 1
+    assert summary["median_onset_error_min"] == pytest.approx(105.0)
+    assert summary["mean_window_iou"] == pytest.approx(0.3)
+    # macro-F1 by hand: data 2/3 (tp 1, fp 1), infrastructure 2/3 (tp 1, fn 1), none 1
+    assert summary["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    for key in ("pathway_accuracy", "macro_f1", "onset_within_30min", "mean_window_iou"):
+        low, high = intervals[key]
+        assert low <= summary[key] <= high

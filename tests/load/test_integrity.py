@@ -118,9 +118,19 @@ def test_defect_2_renamed_header_columns_are_noted(tmp_path, con):
     path.write_text("request_id,ts, lead,,amount,amount\nr0,2026-03-02T00:00:00Z,0,1,2,3\n")
     report = tk.load(con, path)
     assert report.files[0].notes == (
-        "renamed header column(s): ' lead' -> 'lead', '' -> 'column_3', 'amount' -> 'amount_1'",)
+        "renamed column(s): ' lead' -> 'lead', '' -> 'column_3', 'amount' -> 'amount_1'",)
     assert con.execute("SELECT lead, column_3, amount, amount_1 FROM requests").fetchone() == (
         0.0, 1.0, 2.0, 3.0)
+    # the same name twice in a Parquet file: both kept, and said
+    parquet = tmp_path / "p" / "requests.parquet"
+    parquet.parent.mkdir()
+    pq.write_table(pa.table([pa.array(["p0"]), pa.array(["2026-03-02T00:00:00Z"]),
+                             pa.array([5.0]), pa.array([6.0])],
+                            names=["request_id", "ts", "amount", "amount"]), parquet)
+    report = tk.load(con, parquet)
+    assert report.files[0].notes == ("renamed column(s): 'amount' -> 'amount_1'",)
+    assert con.execute(
+        "SELECT amount, amount_1 FROM requests WHERE request_id = 'p0'").fetchone() == (5.0, 6.0)
 
 
 # ------------------------------------------------------------------------------------------

@@ -288,16 +288,21 @@ def _read_header(path: Path, head: bytes) -> tuple[str, list[str], str, list[str
     except csv.Error as exc:
         raise FileParseError(f"{path} (line 1): the header cannot be read: {exc}.",
                              path=str(path), position="line 1") from None
-    names: list[str] = []
+    names = _unique([name.strip() or f"column_{i}" for i, name in enumerate(fields)])
+    return delimiter, names, encoding, fields
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Repeated names made unique as DuckDB would: ``a``, ``a_1``, ``a_2``."""
+    out: list[str] = []
     seen: dict[str, int] = {}
-    for i, name in enumerate(fields):
-        name = name.strip() or f"column_{i}"
+    for name in names:
         if name in seen:
             seen[name] += 1
             name = f"{name}_{seen[name]}"
         seen.setdefault(name, 0)
-        names.append(name)
-    return delimiter, names, encoding, fields
+        out.append(name)
+    return out
 
 
 def _renamed(fields: list[str], names: list[str]) -> str | None:
@@ -306,7 +311,7 @@ def _renamed(fields: list[str], names: list[str]) -> str | None:
     if not changed:
         return None
     more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
-    return "renamed header column(s): " + ", ".join(changed[:10]) + more
+    return "renamed column(s): " + ", ".join(changed[:10]) + more
 
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -460,8 +465,13 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, source: SourceFile) -> Staged
     # `ts` becomes `ts_1`): keep the file's own names, so such a pair is refused, not guessed
     own = _parquet_names(source.path)
     names = [name for name, _ in plain]
+    notes = []
     if own is not None and len(own) <= len(names):
-        names = own + names[len(own):]
+        # the same name twice is made unique as in a CSV header (amount, amount_1), and said
+        unique = _unique(own)
+        if renamed := _renamed(own, unique):
+            notes.append(renamed)
+        names = unique + names[len(own):]
     every = [f"_s{i}" for i in range(len(names))]
     select = ", ".join(quote_ident(a) for a in every)
     if any(name.lower() == "file_row_number" for name in names):
@@ -486,7 +496,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, source: SourceFile) -> Staged
     ).fetchall()[0]
     columns = {name: dtype for name, (_, dtype) in zip(names, plain, strict=True)}
     return StagedSource(relation, params, columns, text=False, label=str(source.path),
-                        partitions=_partition_keys(source),
+                        partitions=_partition_keys(source), notes=notes,
                         refs=dict(zip(names, every, strict=True)),
                         records=int(records or 0))
 

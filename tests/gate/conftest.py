@@ -25,7 +25,7 @@ def baseline_rows(seed: int = 0) -> dict[str, np.ndarray]:
 
 def build_case(path=None, *, cand_conf=None, cand_right=None, cand_latency=None,
                cand_pipeline="p2", lineage=(("r1", "m1", "p1", "c1"), ("r2", "m2", "p2", "c1")),
-               cache_detail=None, endpoint="score-rt", seed=0):
+               cache_detail=None, extra_events=(), endpoint="score-rt", seed=0):
     """Baseline m1 and candidate m2 answer the same 3,000 inputs (a shadow pair each), every
     answer labelled. The candidate copies the baseline unless told otherwise."""
     b = baseline_rows(seed)
@@ -52,9 +52,12 @@ def build_case(path=None, *, cand_conf=None, cand_right=None, cand_latency=None,
               "created_at": T0 - pd.Timedelta(days=1)} for r, m, p, c in lineage])
     detail = {"cache_key": "request_hash+model_version", "cache_ttl_s": 3600} \
         if cache_detail is None else cache_detail
+    events = [(T0 - pd.Timedelta(hours=1), "config_change", "cache", None, detail),
+              *extra_events]
     tables["events"] = pd.DataFrame({
-        "ts": [T0 - pd.Timedelta(hours=1)], "kind": ["config_change"], "artifact": ["cache"],
-        "version": [None], "detail": [json.dumps(detail)]})
+        "ts": [e[0] for e in events], "kind": [e[1] for e in events],
+        "artifact": [e[2] for e in events], "version": [e[3] for e in events],
+        "detail": [json.dumps(e[4]) for e in events]})
     for name, frame in tables.items():
         report = tk.load(con, frame, table=name)
         assert report.rows_rejected == 0, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.gate.conftest import N, baseline_rows, build_case
@@ -71,6 +72,24 @@ def test_a_ttl_only_cache_fails():
     assert check.measured["cache_hits"] == 2 * N // 10
     keyed = gate(build_case(cache_detail={"cache_key_includes_model_version": True}), "m2")
     assert _status(keyed)["cache"] == "pass"
+
+
+def test_the_cache_configuration_in_force_decides():
+    from tests.gate.conftest import T0
+
+    # keyed by model version at first, then replaced by a TTL-only set-up: fails
+    later = ((T0 - pd.Timedelta(minutes=10), "config_change", "cache", None,
+              {"cache_ttl_s": 600}),)
+    result = gate(build_case(extra_events=later), "m2")
+    assert _status(result)["cache"] == "fail"
+    # TTL-only, but flushed when the candidate started serving: passes
+    flush = ((T0 + pd.Timedelta(minutes=2), "cache_flush", "cache", None, {}),)
+    result = gate(build_case(cache_detail={"cache_ttl_s": 600}, extra_events=flush), "m2")
+    assert _status(result)["cache"] == "pass"
+    # a flush a day later is no invalidation at release
+    late = ((T0 + pd.Timedelta(days=1), "cache_flush", "cache", None, {}),)
+    result = gate(build_case(cache_detail={"cache_ttl_s": 600}, extra_events=late), "m2")
+    assert _status(result)["cache"] == "fail"
 
 
 def test_the_endpoint_tolerance_chooses_the_thresholds(tmp_path):

@@ -24,8 +24,9 @@ Every check returns a :class:`~toolkit.gate.result.Check`. Recipes:
 * **cache** (rule 6): when a prediction cache serves the endpoint (cache hits, or cache events),
   a ``deploy``/``config_change`` event must key the cache by model version (``cache_key``
   naming the model version, ``cache_key_includes_model_version = true``, or a
-  ``cache_version``/``cache_namespace`` equal to the candidate), or a ``cache_flush`` must
-  follow the candidate's first request; a TTL alone fails.
+  ``cache_version``/``cache_namespace`` equal to the candidate; the latest such event before
+  the window's end decides), or a ``cache_flush`` of the candidate's version, or one within 30
+  minutes of its first request, must invalidate it; a TTL alone fails.
 """
 
 from __future__ import annotations
@@ -265,13 +266,28 @@ def lineage(case: CaseView, record: Recorder, window: Window, candidate: str, mi
 
 
 _KEY_FIELDS = ("cache_key", "cache_keyed_by", "cache_key_fields")
+#: A cache flush this close to the candidate's first request counts as its invalidation.
+_FLUSH_SLACK = pd.Timedelta(minutes=30)
+
+
+def _has_cache_settings(detail: Any) -> bool:
+    return isinstance(detail, dict) and any(str(k).startswith("cache") for k in detail)
+
+
+def _keyed_by_version(detail: dict[str, Any], candidate: str) -> bool:
+    """Whether cache settings key the cache by model version."""
+    key_text = " ".join(str(detail.get(k, "")) for k in _KEY_FIELDS).lower()
+    return ("model_version" in key_text or
+            detail.get("cache_key_includes_model_version") is True or
+            str(detail.get("cache_version", "")) == candidate or
+            str(detail.get("cache_namespace", "")) == candidate)
 
 
 def cache(case: CaseView, record: Recorder, window: Window, candidate: str, missing: str
           ) -> Check:
     events = case.events
     is_cache = events["artifact"].astype(str).eq("cache") | events["detail"].map(
-        lambda d: isinstance(d, dict) and any(str(k).startswith("cache") for k in d))
+        _has_cache_settings)
     cache_events = events[is_cache]
     hits = 0
     if "cache_hit" in case.columns["requests"]:
@@ -280,33 +296,38 @@ def cache(case: CaseView, record: Recorder, window: Window, candidate: str, miss
         hits = int(record(r.aggregate(n=r.count()))["n"].iloc[0])
     if cache_events.empty and not hits:
         return _missing("cache", "no prediction cache in front of the endpoint (no cache hits, "
-                        "no cache events)", missing if missing == "fail" else "skip")
+                        "no cache events)", missing)
     r = case.table("requests")
     mine = r.filter(r.model_version == candidate)
-    first = record(mine.aggregate(t=mine.ts.min()))["t"].iloc[0]
-    keyed = []
-    ttl_only = []
-    for ev in cache_events.itertuples(index=False):
-        detail = ev.detail if isinstance(ev.detail, dict) else {}
-        key_text = " ".join(str(detail.get(k, "")) for k in _KEY_FIELDS).lower()
-        by_version = ("model_version" in key_text or "model" in key_text.split() or
-                      detail.get("cache_key_includes_model_version") is True or
-                      str(detail.get("cache_version", "")) == candidate or
-                      str(detail.get("cache_namespace", "")) == candidate)
-        flush = (ev.kind == "cache_flush" and pd.notna(first) and
-                 pd.Timestamp(ev.ts) >= pd.Timestamp(first) - pd.Timedelta(minutes=5) and
-                 ev.version in (None, candidate) or (ev.kind == "cache_flush" and
-                                                     str(ev.version) == candidate))
-        if ev.kind in ("deploy", "config_change", "cache_flush") and (by_version or flush):
-            keyed.append({"ts": str(ev.ts), "kind": ev.kind, "detail": detail})
-        elif any("ttl" in str(k) for k in detail):
-            ttl_only.append({"ts": str(ev.ts), "kind": ev.kind, "detail": detail})
+    first = pd.Timestamp(record(mine.aggregate(t=mine.ts.min()))["t"].iloc[0])
+    keyed, ttl_only = [], []
+    # the cache configuration in force when the window ends: the latest deploy or config
+    # change carrying cache settings (an earlier keyed set-up replaced by a TTL-only one fails)
+    settings = cache_events[cache_events["kind"].isin(["deploy", "config_change"]) &
+                            cache_events["detail"].map(_has_cache_settings) &
+                            (pd.to_datetime(cache_events["ts"], utc=True) < window.end)]
+    if not settings.empty:
+        ev = settings.iloc[-1]
+        detail = ev["detail"]
+        entry = {"ts": str(ev["ts"]), "kind": ev["kind"], "detail": detail}
+        (keyed if _keyed_by_version(detail, candidate) else ttl_only).append(entry)
+    for ev in cache_events[cache_events["kind"] == "cache_flush"].itertuples(index=False):
+        own = str(ev.version) == candidate
+        at_release = pd.isna(ev.version) and abs(pd.Timestamp(ev.ts) - first) <= _FLUSH_SLACK
+        if own or at_release:  # flushed when the candidate started serving
+            keyed.append({"ts": str(ev.ts), "kind": ev.kind,
+                          "detail": ev.detail if isinstance(ev.detail, dict) else {}})
     measured = {"cache_hits": hits, "keyed_by_model_version": keyed, "ttl_only": ttl_only}
     if keyed:
         return Check("cache", "pass", "the cache is keyed by (or flushed for) model version: "
                      f"{keyed[0]['kind']} at {keyed[0]['ts']}", measured, {})
-    why = ("the cache is invalidated by TTL only (" + ", ".join(
-        f"{k}={v}" for k, v in ttl_only[0]["detail"].items()) + ")") if ttl_only else \
-        "no event keys the cache by model version"
+    if ttl_only:
+        detail = ttl_only[0]["detail"]
+        settings_text = ", ".join(f"{k}={v}" for k, v in detail.items())
+        why = (f"the cache is invalidated by TTL only ({settings_text})"
+               if any("ttl" in str(k) for k in detail) else
+               f"the cache is not keyed by model version ({settings_text})")
+    else:
+        why = "no event keys the cache by model version"
     return Check("cache", "fail", f"{why}: cached answers of the old model can outlive the "
                  f"release of {candidate} (rule 6)", measured, {})

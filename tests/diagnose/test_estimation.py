@@ -294,3 +294,24 @@ def test_backtest_concept_drift_fails_its_assumption_once_labels_arrive():
     assert not hidden.not_assessed  # nothing in the scores shows a concept drift
     assert later.abstained and any("concept drift" in g.reason for g in later.not_assessed)
     assert (t["accuracy"] - t["realized"]).mean() > 0.03  # the estimate would be too high
+
+
+def test_plot_and_frame_show_estimate_band_and_realized():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(9)
+    ref_p = np.round(rng.uniform(0, 1, 3000), 3)
+    ref_y = rng.uniform(size=3000) < ref_p
+    ana_p = np.round(rng.uniform(0, 1, 3000), 3)
+    con, b, i = _case(ref_p, ref_y, ana_p, ana_y=rng.uniform(size=3000) < ana_p)
+    r = est.estimation(con, b, i, bucket=timedelta(hours=12))
+    assert not r.not_assessed, r.not_assessed
+    frame = r.to_frame()
+    assert (frame["diagnostic"] == "model.estimation").all() and len(frame) == len(r.table) > 1
+    ax = r.plot()
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "estimated accuracy (CBPE)" in labels and "realized accuracy (labels)" in labels
+    assert "reference accuracy" in labels
+    est_line = ax.get_lines()[labels.index("estimated accuracy (CBPE)")]
+    np.testing.assert_allclose(est_line.get_ydata(), r.table["accuracy"])

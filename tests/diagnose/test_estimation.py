@@ -197,16 +197,31 @@ def test_abstains_on_a_model_version_the_reference_did_not_serve():
     assert any("model version" in g.reason for g in r.not_assessed)
 
 
-def test_multiclass_is_not_assessed():
-    n = 900
+def test_multiclass_top_label_estimate_matches_an_isotonic_fit_on_confidence():
+    rng = np.random.default_rng(21)
+    n_ref, n_ana = 3000, 1500
+    n = n_ref + n_ana
     ts = T0 + pd.to_timedelta(np.arange(n), unit="min")
-    classes = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    classes = np.array(["cat", "dog", "owl"])
+    pred = classes[rng.integers(0, 3, n)]
+    conf = np.round(rng.uniform(0.4, 1.0, n), 3)
+    right = rng.uniform(size=n) < conf**1.5  # overconfident
+    other = classes[(np.searchsorted(classes, pred) + 1) % 3]
+    label = np.where(right, pred, other)
     con = make_case(
-        requests=pd.DataFrame({"request_id": range(n), "ts": ts, "prediction": classes,
-                               "score": 0.8}),
-        labels=pd.DataFrame({"request_id": range(n), "label": classes}))
-    r = est.estimation(con, (ts[0], ts[600]), (ts[600], ts[-1]))
-    assert r.abstained and "binary" in r.not_assessed[0].reason
+        requests=pd.DataFrame({"request_id": range(n), "ts": ts, "prediction": pred,
+                               "score": conf}),
+        labels=pd.DataFrame({"request_id": range(n_ref), "label": label[:n_ref]}))
+    r = est.estimation(con, (ts[0], ts[n_ref]), (ts[n_ref], ts[-1] + pd.Timedelta("1min")))
+    assert r.task == "multiclass"
+    assert not r.abstained and r.assessed
+    assert [g.check for g in r.not_assessed] == ["model.estimation:per_class"]
+    iso = IsotonicRegression(out_of_bounds="clip").fit(conf[:n_ref], right[:n_ref])
+    assert r.overall["accuracy"] == pytest.approx(iso.predict(conf[n_ref:]).mean(), abs=1e-9)
+    assert r.reference["accuracy"] == pytest.approx(right[:n_ref].mean())
+    assert np.isnan(r.overall["precision"]) and r.confusion_matrix().empty
+    # the realised accuracy of the analysis rows lies in the band
+    assert r.overall["accuracy_lo"] - 0.01 <= right[n_ref:].mean() <= r.overall["accuracy_hi"] + 0.01
 
 
 # --- NannyML's CBPE on the same arrays (optional dependency) --------------------------------

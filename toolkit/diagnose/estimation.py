@@ -55,7 +55,11 @@ window's estimated accuracy is at least :data:`MIN_DROP` below the reference's r
 accuracy and its band's upper end is below it. An estimate is weaker evidence than a realised
 drop: severity ``low``, ``medium`` from :data:`MAJOR_DROP`, never ``high``.
 
-Multiclass tasks are not assessed (the estimate is for binary tasks).
+Multiclass tasks (more than two classes; ``score`` is the confidence in the predicted class)
+get the top-label estimate: the confidence is calibrated against being right, and the
+expected accuracy is the mean calibrated confidence, with the same band and checks;
+precision, recall, F1 and the confusion matrix need every class's probability and are not
+assessed (``model.estimation:per_class``), which does not count as abstaining.
 """
 
 from __future__ import annotations
@@ -221,6 +225,7 @@ class EstimationResult(DiagnosticResult):
 
     positive: str | None = None
     score_is: str = "confidence"
+    task: str = "binary"
     as_of: datetime | None = None
     reference: dict[str, Any] = field(default_factory=dict, repr=False)
     overall: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -230,16 +235,16 @@ class EstimationResult(DiagnosticResult):
     @property
     def abstained(self) -> bool:
         """Whether it could not estimate for the window (see ``not_assessed``)."""
-        return bool(self.not_assessed)
+        return any(gap.check == ID for gap in self.not_assessed)
 
     @property
     def assessed(self) -> bool:
-        return not self.not_assessed
+        return not self.abstained
 
     def confusion_matrix(self) -> pd.DataFrame:
         """The expected confusion matrix of the pooled incident window (rows: actual)."""
         o = self.overall
-        if not o:
+        if not o or self.task != "binary":
             return pd.DataFrame()
         neg = "not " + str(self.positive)
         return pd.DataFrame(
@@ -277,8 +282,9 @@ class EstimationResult(DiagnosticResult):
             statistic=float(drop), threshold=MIN_DROP,
             summary=(f"estimated accuracy (no labels needed) fell {drop:.1%}: reference "
                      f"{ref:.1%}, incident {est:.1%} (band {self.overall['accuracy_lo']:.1%}-"
-                     f"{self.overall['accuracy_hi']:.1%}); estimated precision "
-                     f"{self.reference['precision']:.1%} -> {self.overall['precision']:.1%}."),
+                     f"{self.overall['accuracy_hi']:.1%})" + (
+                         f"; estimated precision {self.reference['precision']:.1%} -> "
+                         f"{self.overall['precision']:.1%}." if self.task == "binary" else ".")),
             evidence={"reference_accuracy": ref, "estimated_accuracy": est,
                       "band": [self.overall["accuracy_lo"], self.overall["accuracy_hi"]],
                       "reference_precision": self.reference["precision"],
@@ -409,11 +415,10 @@ def estimation(
     rows = requests.filter(within(requests.ts, incident) & requests.prediction.notnull() &
                            requests.score.notnull())
     checks = (score_semantics(record, ref, positive), score_semantics(record, rows, positive))
+    classes = max(max(c["classes"], c["label_classes"]) for c in checks)
+    multiclass = classes > 2
+    base["task"] = "multiclass" if multiclass else "binary"
     for check in checks:
-        classes = max(check["classes"], check["label_classes"])
-        if classes > 2:
-            return EstimationResult(**base, sql=record.sql, not_assessed=(NotAssessed(
-                ID, f"estimation is for binary tasks; {classes} classes here"),))
         problem = score_problem(check, score_is, positive)
         if problem:
             return EstimationResult(**base, sql=record.sql, not_assessed=(NotAssessed(ID, problem),))
@@ -424,16 +429,25 @@ def estimation(
     pos = ibis.literal(positive)
 
     def p_of(t: ibis.Table) -> ibis.FloatingValue:
+        """P(positive) for a binary task; the confidence in the prediction for multiclass."""
         score = t.score.cast("float64")
-        p = score if score_is == "p_positive" else ibis.cases((t.prediction == pos, score),
-                                                              else_=1 - score)
+        p = score if score_is == "p_positive" or multiclass else ibis.cases(
+            (t.prediction == pos, score), else_=1 - score)
         return p.clip(0.0, 1.0).round(DIGITS)
+
+    # multiclass: the top-label view (CBPE's accuracy from the calibrated confidence): every
+    # prediction counts as "positive" and being right as the positive outcome
+    def pred_pos(t: ibis.Table) -> ibis.BooleanValue:
+        return ibis.literal(True) if multiclass else t.prediction == pos
+
+    def hit(t: ibis.Table) -> ibis.IntegerValue:
+        return (t.correct if multiclass else t.label == pos).cast("int64").sum()
 
     # the engine counts, Python decides: reference per fold and P(positive)
     middle = baseline.start + (baseline.end - baseline.start) / 2
     reference = record(ref.group_by(fold=(ref.ts >= ibis.literal(middle)).cast("int64"),
-                                    p=p_of(ref), pred_pos=ref.prediction == pos).aggregate(
-        n=ref.count(), k=(ref.label == pos).cast("int64").sum()))
+                                    p=p_of(ref), pred_pos=pred_pos(ref)).aggregate(
+        n=ref.count(), k=hit(ref)))
     versions: list[str] = []
     known = ibis.literal(True)
     if "model_version" in case.columns["requests"]:
@@ -441,33 +455,53 @@ def estimation(
         versions = sorted(str(v) for v in seen["model_version"] if v is not None)
         known = rows.model_version.isin(versions) if versions else known
     analysis = record(rows.group_by(bucket_start=bucket_expr(rows.ts, width),
-                                    pred_pos=rows.prediction == pos, p=p_of(rows),
+                                    pred_pos=pred_pos(rows), p=p_of(rows),
                                     known=known).aggregate(n=rows.count()))
     analysis["known"] = analysis["known"].fillna(False).astype(bool)
     inc = _labelled(case, record, incident, as_of)
     labelled = record(inc.group_by(bucket_start=bucket_expr(inc.ts, width),
-                                   pred_pos=inc.prediction == pos, p=p_of(inc)).aggregate(
-        n=inc.count(), k=(inc.label == pos).cast("int64").sum()))
+                                   pred_pos=pred_pos(inc), p=p_of(inc)).aggregate(
+        n=inc.count(), k=hit(inc)))
     for frame in (reference, analysis, labelled):
         frame["pred_pos"] = frame["pred_pos"].astype(bool)
 
     ref_summary, assumptions, calibrators = _reference(reference)
+    per_class = ()
+    if multiclass:
+        ref_summary.update(precision=np.nan, recall=np.nan, f1=np.nan)
+        per_class = (NotAssessed(f"{ID}:per_class", f"multiclass ({classes} classes): "
+                                 "precision, recall, F1 and the confusion matrix need every "
+                                 "class's probability; the score is the top class's only"),)
     base["reference"] = ref_summary | {"model_versions": versions}
     base["sql"] = record.sql
     failed = assumptions[~assumptions["passed"]]
     if calibrators is None:
         return EstimationResult(**base, assumptions=assumptions, not_assessed=tuple(
-            NotAssessed(ID, f"cannot estimate: {d}") for d in failed["detail"]))
+            NotAssessed(ID, f"cannot estimate: {d}") for d in failed["detail"]) + per_class)
     full, folds = calibrators
     support = _support(reference)
     table = _buckets(analysis, labelled, full, folds, support)
     overall = _pooled(analysis, labelled, full, folds, support)
+    if multiclass:
+        table, overall = _top_label_only(table), _top_label_only(pd.DataFrame([overall])
+                                                                 ).iloc[0].to_dict()
     assumptions = pd.concat([assumptions, _window_checks(table, overall)], ignore_index=True)
     gaps = [NotAssessed(ID, f"cannot estimate: {d}")
             for d in assumptions.loc[~assumptions["passed"], "detail"]]
     return EstimationResult(**base, table=table, overall=overall, assumptions=assumptions,
                             calibrator=pd.DataFrame({"x": full.x, "y": full.y}),
-                            not_assessed=tuple(gaps))
+                            not_assessed=tuple(gaps) + per_class)
+
+
+def _top_label_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Multiclass: keep the accuracy, blank what needs per-class probabilities."""
+    frame = frame.copy()
+    for m in ("precision", "recall", "f1"):
+        for suffix in ("", "_se", "_lo", "_hi"):
+            frame[m + suffix] = np.nan
+    for c in ("expected_tp", "expected_fp", "expected_fn", "expected_tn"):
+        frame[c] = np.nan
+    return frame
 
 
 def _labelled(case: CaseView, record: Recorder, window: Window, as_of: datetime | None

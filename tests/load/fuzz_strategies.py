@@ -402,26 +402,39 @@ def _csv_field(text: str, delimiter: str) -> str:
 
 
 def _csv_line(fields: list[str], delimiter: str, terminator: str) -> str:
+    """One record: a field holding a CR or LF is always quoted, whatever ends the lines."""
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=delimiter, quotechar='"', doublequote=True,
-               quoting=csv.QUOTE_MINIMAL, lineterminator=terminator).writerow(fields)
-    return buffer.getvalue()
+               quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n").writerow(fields)
+    return buffer.getvalue()[:-2] + terminator
 
 
 @st.composite
-def generic_files(draw, table: str | None = None, formats=("csv", "csv.gz", "jsonl")) -> Sample:
-    """A generic table file (CSV, CSV.gz or JSON lines) with random corruption."""
+def generic_files(draw, table: str | None = None, formats=("csv", "csv.gz", "jsonl"),
+                  well_formed: bool = False) -> Sample:
+    """A generic table file (CSV, CSV.gz or JSON lines) with random corruption.
+
+    ``well_formed``: no structural corruption, no truncation, UTF-8 throughout and no NUL
+    character: every record is a record of the format (its values may still be bad ones).
+    """
     table = table or draw(st.sampled_from(sorted(SPECS)))
     fmt = draw(st.sampled_from(formats))
     n = 0 if _rarely(draw, 12) else draw(st.integers(1, 8))  # now and then no record at all
     records = draw(_records(table, n))
+    if well_formed:
+        for record in records:
+            for cell in record.cells.values():
+                if cell.text is not None and "\x00" in cell.text:
+                    cell.text = cell.text.replace("\x00", "0")
+            record.key = record.cells[SPECS[table].key].text
     if fmt.startswith("csv"):
-        return draw(_csv_sample(table, fmt, records))
-    return draw(_jsonl_sample(table, records))
+        return draw(_csv_sample(table, fmt, records, well_formed))
+    return draw(_jsonl_sample(table, records, well_formed))
 
 
 @st.composite
-def _csv_sample(draw, table: str, fmt: str, records: list[Record]) -> Sample:
+def _csv_sample(draw, table: str, fmt: str, records: list[Record],
+                well_formed: bool = False) -> Sample:
     spec = SPECS[table]
     names = [c for c, _ in spec.columns]
     delimiter = draw(st.sampled_from([",", ",", ";", "\t", "|"]))
@@ -432,13 +445,15 @@ def _csv_sample(draw, table: str, fmt: str, records: list[Record]) -> Sample:
                                         "extra_field", "missing_field", "invalid_bytes",
                                         "latin1"]),
         min_size=len(records), max_size=len(records)))
+    if well_formed:
+        corruptions = ["none"] * len(records)
     # One quote error per file: a second stray quote would close the first, and the lines
     # between them would be, by the CSV grammar, one valid value with line breaks in it.
     quoted = [i for i, c in enumerate(corruptions) if c in ("unbalanced_quote", "stray_quote")]
     for i in quoted[1:]:
         corruptions[i] = "none"
     quote_broken = bool(quoted)
-    truncate = _rarely(draw, 6)
+    truncate = _rarely(draw, 6) and not well_formed
     mixed = "invalid_bytes" in corruptions or "latin1" in corruptions
     chunks: list[bytes] = []
     header = _csv_line(names, delimiter, terminator)
@@ -530,7 +545,7 @@ def _csv_sample(draw, table: str, fmt: str, records: list[Record]) -> Sample:
     if fmt == "csv.gz":
         data = gzip.compress(data, mtime=0)
         name += ".gz"
-        if _rarely(draw, 6):
+        if _rarely(draw, 6) and not well_formed:
             data = data[: draw(st.integers(10, max(10, len(data) - 1)))]
             refuse = True
     label = (f"csv delimiter={delimiter!r} terminator={terminator!r} encoding={encoding} "
@@ -575,17 +590,19 @@ def _json_object(pairs: list[tuple[str, object]], ascii_only: bool) -> str:
 
 
 @st.composite
-def _jsonl_sample(draw, table: str, records: list[Record]) -> Sample:
+def _jsonl_sample(draw, table: str, records: list[Record], well_formed: bool = False) -> Sample:
     spec = SPECS[table]
     names = [c for c, _ in spec.columns]
     ascii_only = draw(st.booleans())
     terminator = draw(st.sampled_from(["\n", "\n", "\r\n"]))
-    bom = _rarely(draw, 6)
+    bom = _rarely(draw, 6) and not well_formed
     corruptions = draw(st.lists(
         st.sampled_from(["none"] * 6 + ["garbage", "non_object", "dup_key", "invalid_bytes",
                                         "nonstandard_number", "blank_before"]),
         min_size=len(records), max_size=len(records)))
-    truncate = _rarely(draw, 6)
+    if well_formed:
+        corruptions = ["none" if c != "blank_before" else c for c in corruptions]
+    truncate = _rarely(draw, 6) and not well_formed
     chunks = []
     mixed = "invalid_bytes" in corruptions
     for record, corruption in zip(records, corruptions, strict=True):

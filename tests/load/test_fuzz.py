@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import toolkit as tk
@@ -54,6 +54,9 @@ pytestmark = pytest.mark.fuzz
 
 #: A share of the profile's budget for the slower tests (the CLI starts Typer each time).
 _BUDGET = settings().max_examples
+#: Phases for a test marked xfail on a known loader bug: shrinking its failure again on every
+#: run would only cost time (remove this with the xfail).
+_NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,29 +322,35 @@ def test_csv_and_jsonl_other_tables(tmp_path, template, sample):
     check_api(tmp_path, template, sample)
 
 
+@pytest.mark.xfail(reason="a quoted CSV value holding a CR (a\\rb or a\\r\\nb in quotes) refuses "
+                          "the whole file: 'The CSV Parser state machine reached an invalid "
+                          "state'", strict=False)
+@settings(phases=_NO_SHRINK)  # while xfail: the minimal example is in the issue report
+@given(sample=generic_files(well_formed=True))
+def test_well_formed_files_are_loaded(tmp_path, template, sample):
+    """A file whose every record is well formed (values may be bad) is loaded, not refused.
+
+    Refusing it would be safe but wrong: its good records are lost to the case. Only a file of
+    no record at all may be refused.
+    """
+    outcome = check_api(tmp_path, template, sample)
+    assert outcome == "loaded" or sample.count == 0, "a well-formed file was refused"
+
+
 @given(sample=parquet_files())
 def test_parquet_requests(tmp_path, template, sample):
     """Parquet with NaN / inf / 1e308 / int64 extremes, year 1 and 9999, truncated files."""
     check_api(tmp_path, template, sample)
 
 
-@given(sample=st.one_of(hostile_name_files(("csv", "jsonl")),
-                        hostile_name_files(("parquet",), duplicates="never")))
+@given(sample=hostile_name_files())
 def test_hostile_column_names(tmp_path, template, sample):
-    """Columns named like the loader's internals, case-only duplicates, SQL-ish names.
+    """Columns named like the loader's internals, case-only and exact duplicates, SQL-ish names.
 
     Either the file is refused, or the canonical values are right and every extra column is a
     feature column of exactly that name holding exactly its values, or is named in the load's
     note (not loaded silently under another name, nor dropped).
     """
-    _check_hostile_names(tmp_path, template, sample)
-
-
-@pytest.mark.xfail(reason="a Parquet file with two columns of the same name loads the second "
-                          "one's values silently (no note, no refusal)", strict=False)
-@given(sample=hostile_name_files(("parquet",), duplicates="always"))
-def test_parquet_duplicate_column_names(tmp_path, template, sample):
-    """The same column name twice in a Parquet file: refused, or said in the load's note."""
     _check_hostile_names(tmp_path, template, sample)
 
 

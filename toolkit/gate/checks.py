@@ -98,8 +98,9 @@ def accuracy(cells: pd.DataFrame, candidate: str, baseline: str, p: Profile,
     short = [f"{v} has {int(n[v])} labelled predictions" for v in (candidate, baseline)
              if n[v] < p.min_labels]
     if short:
-        return _missing("accuracy", f"{'; '.join(short)} (at least {p.min_labels} needed)",
-                        missing)
+        return _missing("accuracy", f"{'; '.join(short)} (at least {p.min_labels} needed; "
+                        "a label-free estimate cannot stand in: its calibration would be the "
+                        "baseline version's)", missing)
     kc, kb = float(per.loc[candidate, "ok"]), float(per.loc[baseline, "ok"])
     ac, ab = kc / n[candidate], kb / n[baseline]
     lo, hi = newcombe_interval(kb, n[baseline], kc, n[candidate])

@@ -43,6 +43,8 @@ COLUMN_GROUPS = {
     "versions": ("model_version", "pipeline_version", "client_version"),
 }
 REQUEST_ROWS = ("all", "none", "3", "203")
+#: How the statuses are written: as the schema says, as some exports do, or all failures.
+STATUSES = ("ok/error/timeout", "SUCCEED/FAILED", "all error")
 WINDOWS = ("detect", "truth", "empty_baseline", "tiny_incident", "at_start", "at_end",
            "baseline_only")
 #: Examples per run: a third of the profile's budget (25 in "ci": about a minute).
@@ -64,11 +66,16 @@ def cases(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
 
 
 def partial(source: Path, target: Path, keep_tables: set[str], drop_groups: set[str],
-            drop_features: bool, rows: str) -> tk.connect:
+            drop_features: bool, rows: str, statuses: str = STATUSES[0]) -> tk.connect:
     """A copy of ``source`` with the tables not kept emptied, column groups and features
-    emptied, and ``requests`` cut to ``rows``."""
+    emptied, statuses rewritten, and ``requests`` cut to ``rows``."""
     shutil.copy(source, target)
     con = tk.connect(target)
+    if statuses == "SUCCEED/FAILED":
+        con.execute("UPDATE requests SET status = CASE WHEN status = 'ok' THEN 'SUCCEED' "
+                    "ELSE 'FAILED' END")
+    elif statuses == "all error":
+        con.execute("UPDATE requests SET status = 'error'")
     for table in OPTIONAL_TABLES:
         if table not in keep_tables:
             con.execute(f"DELETE FROM {table}")
@@ -159,14 +166,16 @@ def check_contract(result, con) -> dict:
     drop_groups=st.sets(st.sampled_from(sorted(COLUMN_GROUPS))),
     drop_features=st.booleans(),
     rows=st.sampled_from(REQUEST_ROWS),
+    statuses=st.sampled_from(STATUSES),
     window=st.sampled_from(WINDOWS),
 )
 @settings(max_examples=EXAMPLES)
 def test_any_subset_and_any_windows_give_a_contract_valid_verdict(
-        cases, tmp_path_factory, mode, keep_tables, drop_groups, drop_features, rows, window):
+        cases, tmp_path_factory, mode, keep_tables, drop_groups, drop_features, rows, statuses,
+        window):
     source, truth = cases[mode]
     target = tmp_path_factory.mktemp("partial") / "case.duckdb"
-    con = partial(source, target, keep_tables, drop_groups, drop_features, rows)
+    con = partial(source, target, keep_tables, drop_groups, drop_features, rows, statuses)
     try:
         span = None
         if con.execute("SELECT count(*) FROM requests").fetchall()[0][0]:

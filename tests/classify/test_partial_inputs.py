@@ -290,3 +290,51 @@ def test_alibaba_metric_files_alone_are_classified():
     assert result.diagnosis["infra.accelerators"].utilization_scale == 100.0
     assert result.pathway == "none"  # examined (latency, GPUs) and nothing found
     json.loads(result.to_json())
+
+
+# -- the real exports that crashed or misled (skipped without ../shared/realdata) -------------
+
+MAPPINGS = __import__("pathlib").Path(__file__).parent / "mappings"
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("parts", "mapping", "windows"), [
+    (("azure_llm_inference_2023", "AzureLLMInferenceTrace_code.csv"), "azure_llm",
+     ("2023-11-16T18:15:00Z/2023-11-16T18:45:00Z", "2023-11-16T18:45:00Z/2023-11-16T19:15:00Z")),
+    (("mooncake", "conversation_trace.jsonl"), "mooncake",
+     ("1970-01-01T00:00:00Z/1970-01-01T00:30:00Z", "1970-01-01T00:30:00Z/1970-01-01T01:00:00Z")),
+])
+def test_llm_traces_without_outputs_classify(parts, mapping, windows):
+    # KeyError: 'baseline' before, with or without windows: no prediction column
+    from tests.conftest import realdata
+
+    con = tk.connect()
+    report = tk.load(con, realdata(*parts), mapping=str(MAPPINGS / f"{mapping}.toml"))
+    assert report.rows_rejected == 0
+    for kw in ({}, {"baseline": windows[0], "incident": windows[1]}):
+        result = classify_incident(con, **kw)
+        payload = json.loads(result.to_json())
+        # only arrival times and token counts: nothing a diagnostic tests, so no verdict
+        assert payload["pathway"] == "undetermined" and payload["findings"] == []
+        reasons = {g["check"]: g["reason"] for g in payload["not_assessed"]}
+        assert reasons["model.prediction_shift"] == "requests carry no score or prediction"
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("parts", [
+    ("sagemaker", "capture_sm_model_monitor_introduction.jsonl"),
+    ("sagemaker", "capture_SageMaker_ModelMonitoring.jsonl"),
+    ("kserve",),
+])
+def test_tiny_platform_samples_abstain_instead_of_a_schema_change(parts):
+    # data / schema_mismatch at 0.80-0.90 before, from 1-3 requests and an empty baseline
+    from tests.conftest import realdata
+
+    con = tk.connect()
+    tk.load(con, realdata(*parts))
+    result = classify_incident(con)
+    payload = json.loads(result.to_json())
+    assert payload["pathway"] == "undetermined"
+    assert payload["findings"] == []
+    reasons = {g["check"]: g["reason"] for g in payload["not_assessed"]}
+    assert "fewer than 30" in reasons["data.drift"]

@@ -123,3 +123,14 @@ def test_undetermined_verdict_recommends_no_single_failure_modes_fix():
     # a decided verdict lists its remediation as action items
     decided = _postmortem().action_items().fragment
     assert "candidate" not in decided and "Action items" in decided
+
+
+def test_detection_lag_has_no_negative_zero():
+    """A first signal 13 s before the onset read "(-0 min from the estimated onset)"."""
+    from datetime import timedelta
+
+    finding = Finding(id="model.prediction_shift", pathway="model", severity="high",
+                      statistic=1.0, threshold=0.2, summary="outputs moved",
+                      onset=ONSET - timedelta(seconds=13))
+    text = _postmortem(findings=[finding]).detection().fragment
+    assert "(+0 min from the estimated onset)" in text and "-0 min" not in text

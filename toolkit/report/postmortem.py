@@ -327,7 +327,7 @@ class Postmortem:
                 lag = (pd.Timestamp(first.onset) - pd.Timestamp(self.result.onset))
             parts.append(paragraph(
                 f"The first signal to move was {first.id} at {_fmt(first.onset)} UTC "
-                f"({lag.total_seconds() / 60:+.0f} min from the estimated onset): "
+                f"({round(lag.total_seconds() / 60) or 0:+d} min from the estimated onset): "
                 f"{first.summary}"))
         latency = self.result.diagnosis.results.get("infra.latency")
         if latency is not None and not latency.breaches.empty:

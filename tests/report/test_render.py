@@ -150,3 +150,17 @@ def test_kernel_falls_back_to_tcp_where_sockets_cannot_live(monkeypatch, tmp_pat
     assert not notebook._ipc_possible()
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/jupyter-runtime")
     assert notebook._ipc_possible() == (os.name == "posix")
+
+
+@pytest.mark.parametrize("week", ["2026-W47/../../x", "2026-W47\n", "../2026-W47", "2026-W4",
+                                  "2026-W47/2026-W48"])
+def test_render_weekly_accepts_only_a_whole_iso_week(tmp_path, week):
+    """The week names output files: anything but YYYY-Www is refused before a path is built."""
+    import toolkit as tk
+    from toolkit.errors import InvalidParameterError
+
+    db = tmp_path / "case.duckdb"
+    tk.connect(db).close()
+    with pytest.raises(InvalidParameterError, match="ISO week"):
+        tk.render_weekly(db, tmp_path / "out", week=week)
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from toolkit.errors import InvalidParameterError
@@ -77,9 +78,8 @@ def render_weekly(
         scheduler gets a clear error and no empty page).
     """
     db_path = _existing_case(db)
+    week = _iso_week(week)
     window = Window.parse(week)
-    if "W" not in week:
-        raise InvalidParameterError(f"week must be an ISO week such as 2026-W47. Got {week!r}.")
     from toolkit.report.weekly import check_week_has_data
     from toolkit.store import connect
 
@@ -92,6 +92,14 @@ def render_weekly(
     rendered = render_template("weekly_report", {"db": str(db_path), "week": week}, out,
                                stem=f"weekly-{week}", hide_code=hide_code, timeout=timeout)
     return Rendered(rendered.notebook, rendered.html, out / "results.json")
+
+
+def _iso_week(week: str) -> str:
+    """``week`` as ``YYYY-Www`` rebuilt from its validated numbers (it names output files)."""
+    match = re.fullmatch(r"(\d{4})-W(\d{2})", str(week))
+    if match is None:
+        raise InvalidParameterError(f"week must be an ISO week such as 2026-W47. Got {week!r}.")
+    return f"{int(match.group(1)):04d}-W{int(match.group(2)):02d}"
 
 
 def _existing_case(db: str | os.PathLike[str]) -> Path:

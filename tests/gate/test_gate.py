@@ -64,6 +64,17 @@ def test_an_out_of_lineage_pair_fails():
     assert not result.passed
 
 
+def test_without_a_lineage_table_the_baselines_combinations_are_known_good():
+    # DESIGN section 3: m2 keeps m1's pipeline p1 and client c1 -> known-good
+    same = gate(build_case(cand_pipeline="p1", lineage=()), "m2")
+    check = {c.name: c for c in same.checks}["lineage"]
+    assert check.status == "pass" and "no lineage table" in check.measured["source"]
+    # m2 brings pipeline p2, released nowhere: fails
+    new = gate(build_case(cand_pipeline="p2", lineage=()), "m2")
+    check = {c.name: c for c in new.checks}["lineage"]
+    assert check.status == "fail" and "pipeline_version p2" in check.summary
+
+
 def test_a_ttl_only_cache_fails():
     result = gate(build_case(cache_detail={"cache_ttl_s": 259200, "cache_key": "request_hash"}),
                   "m2")

@@ -123,7 +123,7 @@ def gate(con: duckdb.DuckDBPyConnection, candidate: str, baseline: str | None = 
             results.append(checks.errors(per, candidate, baseline, profile,
                                          policy.missing["errors"]))
     if policy.checks["lineage"]:
-        results.append(checks.lineage(case, record, window, candidate,
+        results.append(checks.lineage(case, record, window, candidate, baseline,
                                       policy.missing["lineage"]))
     if policy.checks["cache"]:
         results.append(checks.cache(case, record, window, candidate, policy.missing["cache"]))

@@ -20,7 +20,9 @@ Every check returns a :class:`~toolkit.gate.result.Check`. Recipes:
 * **errors**: share of requests whose ``status`` is not ``ok``; fails above
   ``max_error_rate`` or ``max_error_rate_increase`` over the baseline's.
 * **lineage** (rule 3): every combination of pipeline, client (and template) versions served
-  with the candidate must be a released combination of the ``lineage`` table.
+  with the candidate must be a released combination of the ``lineage`` table; without one
+  (DESIGN section 3: combinations in service count as known-good), one the baseline version
+  serves with, so a candidate that also brings a new pipeline needs a lineage table.
 * **cache** (rule 6): when a prediction cache serves the endpoint (cache hits, or cache events),
   a ``deploy``/``config_change`` event must key the cache by model version (``cache_key``
   naming the model version, ``cache_key_includes_model_version = true``, or a
@@ -219,23 +221,34 @@ def errors(per: pd.DataFrame, candidate: str, baseline: str, p: Profile, missing
                   "max_error_rate_increase": p.max_error_rate_increase})
 
 
-def lineage(case: CaseView, record: Recorder, window: Window, candidate: str, missing: str
-            ) -> Check:
-    if not case.counts.get("lineage"):
-        return _missing("lineage", "the case has no lineage table (released artifact sets)",
-                        missing)
-    artifacts = [c for c in ("pipeline_version", "client_version", "template_version")
-                 if c in case.columns["requests"] and c in case.columns.get("lineage", {})]
-    lin = case.table("lineage")
-    released = record(lin.filter(lin.model_version == candidate).select(*artifacts).distinct()
-                      if artifacts else lin.filter(lin.model_version == candidate).limit(1))
-    if released.empty:
-        return Check("lineage", "fail",
-                     f"model {candidate} is in no release of the lineage table",
-                     {"released_with": []}, {})
-    if not artifacts:
-        return Check("lineage", "pass", f"model {candidate} is released; the requests carry "
-                     "no pipeline, client or template version to compare", {}, {})
+def lineage(case: CaseView, record: Recorder, window: Window, candidate: str, baseline: str,
+            missing: str) -> Check:
+    requests_have = [c for c in ("pipeline_version", "client_version", "template_version")
+                     if c in case.columns["requests"]]
+    source = "the lineage table"
+    if case.counts.get("lineage"):
+        artifacts = [c for c in requests_have if c in case.columns.get("lineage", {})]
+        lin = case.table("lineage")
+        mine = lin.filter(lin.model_version == candidate)
+        released = record(mine.select(*artifacts).distinct() if artifacts else mine.limit(1))
+        if released.empty:
+            return Check("lineage", "fail",
+                         f"model {candidate} is in no release of the lineage table",
+                         {"released_with": []}, {})
+        if not artifacts:
+            return Check("lineage", "pass", f"model {candidate} is released; the requests "
+                         "carry no pipeline, client or template version to compare", {}, {})
+    else:
+        # DESIGN section 3: without a lineage table, the combinations in service count as
+        # known-good; for a release, those the baseline version serves with
+        if not requests_have:
+            return _missing("lineage", "no lineage table, and the requests carry no pipeline, "
+                            "client or template version", missing)
+        artifacts = requests_have
+        source = f"the combinations {baseline} serves with (the case has no lineage table)"
+        r = case.table("requests")
+        theirs = r.filter(within(r.ts, window) & (r.model_version == baseline))
+        released = record(theirs.select(*artifacts).distinct())
     r = case.table("requests")
     r = r.filter(within(r.ts, window) & (r.model_version == candidate))
     served = record(r.group_by(*artifacts).aggregate(n=r.count()))
@@ -260,10 +273,10 @@ def lineage(case: CaseView, record: Recorder, window: Window, candidate: str, mi
         return Check("lineage", "fail",
                      f"model {candidate} serves with "
                      f"{', '.join(f'{k} {v}' for k, v in first.items())} "
-                     f"({bad[0]['requests']} requests), not released together in the lineage "
-                     "table", measured, {})
-    return Check("lineage", "pass", f"model {candidate} serves only released combinations of "
-                 f"{', '.join(artifacts)}", measured, {})
+                     f"({bad[0]['requests']} requests), not released together in {source}",
+                     measured | {"source": source}, {})
+    return Check("lineage", "pass", f"model {candidate} serves only known combinations of "
+                 f"{', '.join(artifacts)} (from {source})", measured | {"source": source}, {})
 
 
 _KEY_FIELDS = ("cache_key", "cache_keyed_by", "cache_key_fields")

@@ -64,3 +64,19 @@ def test_json_and_junit_outputs():
     assert props["candidate"] == "m2" and props["baseline"] == "m1"
     text = result.to_text()
     assert text.startswith("gate FAILED") and "[FAIL] cache" in text
+
+
+def test_junit_survives_control_characters_from_the_logs():
+    from toolkit.gate import Check, GateResult
+
+    bad = "m2\x1b[2J\x00"
+    result = GateResult(candidate=bad, baseline="m1", endpoint="e\x07", profile="realtime",
+                        checks=(Check("lineage", "fail", f"model {bad} is in no release"),
+                                Check("cache", "skip", "no cache \x0b here")),
+                        policy="gate.toml")
+    root = ET.fromstring(result.to_junit())  # would raise on a raw \x1b or \x00
+    assert root.get("name") == "forensics gate m2\\x1b[2J\\x00"
+    failure = root.find("testcase/failure")
+    assert failure.get("message") == "model m2\\x1b[2J\\x00 is in no release"
+    assert json.loads(failure.text)["summary"] == f"model {bad} is in no release"
+    assert root.find("testcase/skipped").get("message") == "no cache \\x0b here"

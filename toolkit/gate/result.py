@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Check", "GateResult"]
+
+# Characters XML 1.0 cannot carry (C0 controls but tab and newlines, surrogates, U+FFFE/F):
+# log content (a model version, an event's detail) may hold them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: object) -> str:
+    """``value`` as text XML can hold: forbidden characters written out as escapes."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
+                        f"\\u{ord(m.group()):04x}", str(value))
 
 
 @dataclass(frozen=True)
@@ -87,20 +98,22 @@ class GateResult:
     def to_junit(self) -> str:
         """JUnit XML (one ``testsuite``, one ``testcase`` per check) for CI systems."""
         suite = ET.Element("testsuite", {
-            "name": f"forensics gate {self.candidate}", "tests": str(len(self.checks)),
+            "name": _xml_text(f"forensics gate {self.candidate}"),
+            "tests": str(len(self.checks)),
             "failures": str(sum(c.status == "fail" for c in self.checks)),
             "skipped": str(sum(c.status == "skip" for c in self.checks)), "errors": "0"})
         props = ET.SubElement(suite, "properties")
         for key in ("candidate", "baseline", "endpoint", "profile", "policy"):
-            ET.SubElement(props, "property", {"name": key, "value": str(getattr(self, key))})
+            ET.SubElement(props, "property", {"name": key,
+                                              "value": _xml_text(getattr(self, key))})
         for c in self.checks:
             case = ET.SubElement(suite, "testcase", {"classname": "forensics.gate",
                                                      "name": c.name})
             if c.status == "fail":
-                failure = ET.SubElement(case, "failure", {"message": c.summary})
-                failure.text = json.dumps(c.to_dict(), indent=2)
+                failure = ET.SubElement(case, "failure", {"message": _xml_text(c.summary)})
+                failure.text = json.dumps(c.to_dict(), indent=2)  # escapes every control
             elif c.status == "skip":
-                ET.SubElement(case, "skipped", {"message": c.summary})
+                ET.SubElement(case, "skipped", {"message": _xml_text(c.summary)})
             else:
                 out = ET.SubElement(case, "system-out")
                 out.text = json.dumps(c.to_dict(), indent=2)

@@ -35,6 +35,8 @@ from toolkit.cli.app import (
 from toolkit.cli.display import csv_for, json_safe, print_table
 from toolkit.errors import InvalidParameterError, ToolkitError
 from toolkit.load import FileLoad, LoadReport, SourceFile, discover, load
+from toolkit.load.formats._batch import parse_run_time
+from toolkit.load.mapping import read_mapping, shipped_mappings
 from toolkit.store import connect, summarize
 
 _DB_HELP = "The case database: an existing DuckDB case file, or a new path to create one."
@@ -49,9 +51,10 @@ def ingest(
     db: Path = typer.Option(..., "--db", metavar="CASE", help=_DB_HELP),
     table: str | None = typer.Option(None, "--table", metavar="TABLE",
                                      help="Target table for every file."),
-    mapping: Path | None = typer.Option(
+    mapping: str | None = typer.Option(
         None, "--mapping", metavar="TOML",
-        help="TOML file renaming source columns and stating units."
+        help="TOML file renaming source columns and stating units, or the name of a mapping "
+        "shipped with the toolkit (" + ", ".join(shipped_mappings()) + ")."
     ),
     replace: bool = typer.Option(
         False, "--replace", help="Reload files whose content changed since they were loaded."
@@ -64,12 +67,21 @@ def ingest(
         None, "--features", metavar="NAMES",
         help="Comma-separated feature names for header-less payloads."
     ),
+    run_time: str | None = typer.Option(
+        None, "--run-time", metavar="ISO8601",
+        help="When a batch job ran, for batch records that carry no time (e.g. SageMaker batch "
+        "transform outside a YYYY/MM/DD/HH folder); UTC when it has no offset."
+    ),
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="One line per file (by default only files with rejected "
         "or skipped rows are listed, then a summary)."
     ),
 ) -> None:
     """Load exported logs into a case database (created when absent)."""
+    with usage_errors():
+        if run_time is not None:
+            run_time = parse_run_time(run_time)  # refused before the case is created
+        parsed = read_mapping(mapping)
     created = not db.exists()
     with usage_errors():
         con = connect(db)
@@ -88,7 +100,8 @@ def ingest(
 
             for path in paths:
                 report = report + load(
-                    con, path, table=table, mapping=mapping, replace=replace, format=fmt,
+                    con, path, table=table, mapping=parsed, replace=replace, format=fmt,
+                    run_time=run_time,
                     features=[f.strip() for f in features.split(",")] if features else None,
                     progress=tick,
                 )
@@ -244,6 +257,11 @@ def info(
         console.print(f"features ({len(features)}): {listed}", markup=False)
     else:
         console.print("features: -")
+    if summary.unknown_statuses:
+        listed = ", ".join(f"{safe(k, newlines=False)} ({v:,} rows)"
+                           for k, v in summary.unknown_statuses.items())
+        console.print(f"unknown statuses: {listed} (neither ok, error nor timeout: map them "
+                      "with a mapping's values = {...})", markup=False)
     if summary.rows_rejected:
         console.print(f"rejected rows: {summary.rows_rejected:,}", markup=False)
         for row in summary.rejects.head(10).itertuples(index=False):

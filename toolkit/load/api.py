@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +126,7 @@ def load(
     format: str | None = None,
     features: list[str] | None = None,
     progress: Progress | None = None,
+    run_time: str | datetime | None = None,
 ) -> LoadReport:
     """Load exported logs into the case.
 
@@ -150,6 +154,11 @@ def load(
     progress
         Optional callback ``progress(file, None)`` before and ``progress(file, result)`` after
         each file.
+    run_time
+        When a batch job ran (ISO 8601 text or a ``datetime``; UTC when it has no offset), for
+        batch records that carry no time and whose path tells none (SageMaker batch
+        transform). An invalid value raises :class:`~toolkit.errors.InvalidParameterError`
+        before any file is read.
 
     Returns
     -------
@@ -201,7 +210,8 @@ def load(
     [('ts', 'ts: not a timestamp')]
     """
     parsed = read_mapping(mapping)
-    format_options = formats.FormatOptions(features=tuple(features or ()), mapping=parsed)
+    format_options = formats.FormatOptions(features=tuple(features or ()), mapping=parsed,
+                                           run_time=run_time)
     if table is None and parsed is not None:
         table = parsed.table
     if table is not None:
@@ -220,13 +230,16 @@ def load(
     results: list[FileLoad] = []
     for file in files:
         try:
-            file = _resolve(file, format, format_options)
+            file = _resolve(file, format, format_options, table)
         except LoadError as exc:
             if explicit_file:
                 raise
             # a stray file in a folder (truncated, binary) must not stop the others
             results.append(_skipped(file.path, file.format, f"not loaded: {_one_line(exc)}"))
             continue
+        file_mapping = parsed.for_file(file.path.name) if parsed is not None else None
+        if file_mapping is not parsed and file_mapping.table is not None and table is None:
+            file = dataclasses.replace(file, table=file_mapping.table)  # its [files] section
         if file.table is None:
             if explicit_file:
                 raise LoadError(
@@ -241,7 +254,7 @@ def load(
         if progress:
             progress(file, None)
         try:
-            result = _load_file(con, file, parsed, replace, format_options)
+            result = _load_file(con, file, file_mapping, replace, format_options)
         except LoadError as exc:
             _report_committed(exc, results)
             raise
@@ -275,12 +288,12 @@ def load_many(
 
 
 def _resolve(
-    file: SourceFile, format: str | None, options: formats.FormatOptions
+    file: SourceFile, format: str | None, options: formats.FormatOptions, table: str | None
 ) -> SourceFile:
     """:func:`formats.resolve`, with a file whose head cannot even be read (a truncated gzip,
     an unreadable file) refused in one line."""
     try:
-        return formats.resolve(file, format=format, options=options)
+        return formats.resolve(file, format=format, options=options, table=table)
     except InvalidParameterError:
         raise
     except LoadError:
@@ -363,7 +376,7 @@ def _load_frame(
     sha = sha256_table(arrow)
 
     def stage() -> StagedSource:
-        return stage_frame(con, arrow, label=kind)
+        return stage_frame(con, arrow, label=kind, typed=True)
 
     # A frame has no path: its content hash stands in, so the same frame loads once.
     return _load_source(con, stage, kind, table, "frame", sha, mapping, replace,
@@ -431,6 +444,10 @@ def _load_in_transaction(
         plan = plan_conversion(con, staged, table, mapping)
         _add_features(con, plan)
         stats = write(con, staged, plan, load_id)
+        if mapping is not None and mapping.score and table in ("requests", "reference"):
+            # what `score` means, for the calibration and performance diagnostics
+            con.execute("INSERT OR REPLACE INTO case_meta VALUES ('score_semantics', ?)",
+                        [json.dumps(mapping.score)])
         con.execute(
             "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), false, ?)",
             [load_id, key, sha, table, fmt, stats.rows_read, stats.rows_loaded,

@@ -15,7 +15,7 @@ import duckdb
 
 from toolkit.errors import MappingError, SchemaMismatchError
 from toolkit.load.discover import strip_suffix
-from toolkit.load.mapping import DURATION_UNITS, EPOCH_UNITS, Mapping
+from toolkit.load.mapping import COARSE_UNITS, DURATION_UNITS, EPOCH_UNITS, ColumnSpec, Mapping
 from toolkit.load.sources import StagedSource
 from toolkit.store.schema import (
     FEATURE_TABLES,
@@ -126,9 +126,11 @@ def plan_conversion(
 
     # source column -> (target name, unit)
     assigned: dict[str, tuple[str, str | None]] = {}
+    spec_of: dict[str, ColumnSpec] = {}
     for target, spec in specs.items():
         if spec.source in source_types and spec.source not in drop:
             assigned[spec.source] = (target, spec.unit)
+            spec_of[spec.source] = spec
     for name in source_types:
         if name in assigned or name in drop:
             continue
@@ -156,9 +158,17 @@ def plan_conversion(
     for source, (target, unit) in assigned.items():
         if target in canonical:
             taken.add(target)
+            spec = spec_of.get(source, ColumnSpec(source, unit))
             plan.columns.append(
-                _canonical_plan(staged, source, target, canonical[target], unit, table)
+                _canonical_plan(staged, source, target, canonical[target], unit, table, spec)
             )
+            if spec.values:
+                _note_unmapped(con, staged, plan, source, target, spec.values)
+            if spec.origin:
+                plan.notes.append(f"{target} is {source} ({unit}) after {spec.origin}")
+            if unit in COARSE_UNITS:
+                plan.notes.append(f"{target} from the {unit} column {source}: each row at the "
+                                  f"start of its {unit}, UTC")
 
     _add_missing_required(plan, staged, table, taken)
     _add_status_fallback(plan, staged, table, taken, assigned)
@@ -179,7 +189,13 @@ def plan_conversion(
         _check_names(staged, [c.target for c in plan.columns] + [
             t for t in extras.values() if t not in _REQUEST_CORE and t not in _INLINE_LABELS
         ])
-        _plan_features(con, staged, table, plan, extras, mapping)
+        ids = set(mapping.ids) if mapping else set()
+        left = sorted(s for s in extras if s in ids)
+        if left:
+            plan.notes.append("id column(s) not catalogued as features: " + ", ".join(left))
+            extras = {s: t for s, t in extras.items() if s not in ids}
+        units = {s: u for s, (_, u) in assigned.items() if u == "percent"}
+        _plan_features(con, staged, table, plan, extras, mapping, units)
     elif table in _FOLD_INTO and extras:
         _fold_extras(plan, staged, _FOLD_INTO[table], extras)
     elif extras:
@@ -216,15 +232,62 @@ def _check_names(staged: StagedSource, targets: list[str]) -> None:
             )
 
 
+def _note_unmapped(
+    con: duckdb.DuckDBPyConnection, staged: StagedSource, plan: ConversionPlan, source: str,
+    target: str, values: dict[str, str],
+) -> None:
+    """Count the rows whose value the mapping's ``values`` does not list (kept as they are)."""
+    text = f"CAST({staged.ref(source)} AS VARCHAR)"
+    keys = ", ".join(quote_literal(k) for k in values)
+    rows = con.execute(
+        f"SELECT {text} AS v, count(*) AS n FROM {staged.relation} "
+        f"WHERE {text} IS NOT NULL AND {text} NOT IN ({keys}) GROUP BY v ORDER BY n DESC, v",
+        staged.params,
+    ).fetchall()
+    if rows:
+        shown = ", ".join(f"{v!r} ({n})" for v, n in rows[:5]) + (" ..." if len(rows) > 5 else "")
+        plan.notes.append(f"{sum(n for _, n in rows)} row(s) with {source} values the mapping "
+                          f"does not list, kept as they are in {target}: {shown}")
+
+
+def _mapped_values(src: str, values: dict[str, str]) -> str:
+    """``src`` as text with the mapping's values replaced (others kept)."""
+    text = f"CAST({src} AS VARCHAR)"
+    cases = " ".join(f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in values.items())
+    return f"(CASE {text} {cases} ELSE {text} END)"
+
+
+def _http_status_expr(code: str) -> str:
+    """``ok`` / ``timeout`` / ``error`` from an HTTP status code (NULL when there is none)."""
+    return (
+        f"CASE WHEN ({code}) IS NULL THEN NULL WHEN ({code}) IN (408, 504) THEN 'timeout' "
+        f"WHEN ({code}) < 400 THEN 'ok' ELSE 'error' END"
+    )
+
+
 def _canonical_plan(
     staged: StagedSource, source: str, target: str, target_type: str, unit: str | None,
-    table: str,
+    table: str, spec: ColumnSpec | None = None,
 ) -> ColumnPlan:
     src = staged.ref(source)
     source_type = staged.columns[source]
-    expr = convert_expr(src, source_type, target_type, target=target, unit=unit)
+    if spec is not None and spec.values:
+        src, source_type = _mapped_values(src, spec.values), "VARCHAR"
+    origin = spec.origin if spec is not None else None
+    expr = convert_expr(src, source_type, target_type, target=target, unit=unit, origin=origin)
+    if target == "status" and target_type == "VARCHAR":
+        # a status column holding HTTP codes: the code says ok / timeout / error
+        text = f"trim(CAST({src} AS VARCHAR))"
+        code = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS INTEGER)"
+        expr = (f"CASE WHEN regexp_full_match({text}, '[1-5][0-9][0-9](\\.0+)?') "
+                f"THEN {_http_status_expr(code)} ELSE {expr} END")
     required = target in REQUIRED[table]
     reason = None
+    base = source_type.split("(")[0].upper()
+    if (target_type.startswith("TIMESTAMP") and unit is None and origin is None
+            and (base in _NUMERIC or base.startswith("DECIMAL"))):
+        reason = ("not a timestamp (a number below 1e8 is no epoch time: declare its unit, "
+                  "e.g. year, or an origin in a mapping)")
     if table == "features" and target == "kind":
         # the catalog's CHECK constraint: anything else is a rejected row, not a failed file
         expr = f"CASE WHEN ({expr}) IN ('numeric', 'categorical') THEN ({expr}) END"
@@ -274,10 +337,7 @@ def _add_status_fallback(
             "INTEGER",
             target="http_status",
         )
-        expr = (
-            f"CASE WHEN ({code}) IS NULL THEN NULL WHEN ({code}) IN (408, 504) THEN 'timeout' "
-            f"WHEN ({code}) < 400 THEN 'ok' ELSE 'error' END"
-        )
+        expr = _http_status_expr(code)
     elif "error_type" in by_target:
         expr = f"CASE WHEN {staged.ref(by_target['error_type'])} IS NULL THEN 'ok' ELSE 'error' END"
     else:
@@ -317,7 +377,9 @@ def _plan_features(
     plan: ConversionPlan,
     extras: dict[str, str],
     mapping: Mapping | None,
+    units: dict[str, str] | None = None,
 ) -> None:
+    units = units or {}
     left_out = sorted(t for t in extras.values() if t in _REQUEST_CORE or t in _INLINE_LABELS)
     if table == "reference" and left_out:
         plan.notes.append("left out request columns in reference: " + ", ".join(left_out))
@@ -374,7 +436,10 @@ def _plan_features(
             kind = inferred[source]
         dtype = "DOUBLE" if kind == "numeric" else "VARCHAR"
         src = staged.ref(source)
-        expr = convert_expr(src, staged.columns[source], dtype, target=None)
+        expr = convert_expr(src, staged.columns[source], dtype, target=None,
+                            unit=units.get(source))
+        if units.get(source) == "percent" and "unit" not in declared.get(target, {}):
+            plan.feature_units[target] = "fraction"
         plan.columns.append(ColumnPlan(
             target, dtype, expr, src,
             present=present_expr(src, staged.columns[source], dtype, target=None),
@@ -385,16 +450,28 @@ def _plan_features(
             plan.feature_units[target] = declared[target]["unit"]
 
 
+#: A text column of a typed source (a user's frame's strings) whose values are all integers and take at
+#: most this many distinct values is a code ('1', '2'), not a quantity.
+MAX_CODE_VALUES = 20
+
+
 def _infer_kinds(
     con: duckdb.DuckDBPyConnection, staged: StagedSource, sources: list[str]
 ) -> dict[str, str]:
-    """Numeric or categorical, from the source type or, for text, from the values.
+    """Numeric or categorical, from the source type and the values.
 
-    A text column is numeric when at least 98% of its non-empty values parse as numbers and none
-    has a leading zero (``02139`` is an identifier, not a quantity); the rest of its values are
-    then rejected as unconvertible. A column with no values at all is numeric.
+    The rule: a column whose source type says categories (a pandas ``category``, an Arrow
+    dictionary) is categorical, whatever its values. A number or boolean column is numeric. A
+    text column is numeric only when at least 98% of its non-empty values parse as numbers,
+    none has a leading zero (``02139`` is an identifier, not a quantity), and, when the
+    source is typed (a frame, whose text columns are text by choice), it is not a
+    low-cardinality code: integers only, with at most :data:`MAX_CODE_VALUES` distinct values
+    (``'1'``, ``'2'``). In text formats (CSV, JSON lines, platform payloads) every value
+    arrives as text, so that last test does not apply there. The rest of a numeric column's values are rejected as
+    unconvertible. A column with no values at all is numeric.
     """
-    kinds: dict[str, str] = {}
+    kinds: dict[str, str] = {s: "categorical" for s in sources if s in staged.categorical}
+    sources = [s for s in sources if s not in kinds]
     text = [s for s in sources if staged.text or staged.columns[s] == "VARCHAR"]
     for source in sources:
         if source in text:
@@ -409,17 +486,23 @@ def _infer_kinds(
         col = staged.ref(source)
         parts.append(
             f"count({col}) AS n{i}, count(TRY_CAST({col} AS DOUBLE)) AS x{i}, "
-            f"count_if(regexp_matches({col}, '^\\s*[+-]?0[0-9]')) AS z{i}"
+            f"count_if(regexp_matches({col}, '^\\s*[+-]?0[0-9]')) AS z{i}, "
+            f"count_if(regexp_full_match(trim({col}), '[+-]?[0-9]+')) AS k{i}, "
+            f"count(DISTINCT CASE WHEN regexp_full_match(trim({col}), '[+-]?[0-9]+') "
+            f"THEN trim({col}) END) AS d{i}"
         )
     row = con.execute(f"SELECT {', '.join(parts)} FROM {staged.relation}", staged.params).fetchall()[0]
     for i, source in enumerate(text):
-        n, x, z = row[3 * i], row[3 * i + 1], row[3 * i + 2]
-        kinds[source] = "numeric" if (n == 0 or (x >= 0.98 * n and z == 0)) else "categorical"
+        n, x, z, k, d = row[5 * i: 5 * i + 5]
+        numeric = n == 0 or (x >= 0.98 * n and z == 0)
+        code = staged.typed_text and n > 0 and k == n and d <= MAX_CODE_VALUES
+        kinds[source] = "numeric" if numeric and not code else "categorical"
     return kinds
 
 
 def convert_expr(
-    src: str, source_type: str, target_type: str, *, target: str | None, unit: str | None = None
+    src: str, source_type: str, target_type: str, *, target: str | None, unit: str | None = None,
+    origin: str | None = None,
 ) -> str:
     """SQL that converts ``src`` (of ``source_type``) to ``target_type``; NULL when it cannot.
 
@@ -431,9 +514,11 @@ def convert_expr(
     base = source_type.split("(")[0].upper()
     numeric = base in _NUMERIC or base.startswith("DECIMAL")
     if target_type.startswith("TIMESTAMP"):
-        return _timestamp_expr(src, base, numeric, unit)
+        return _timestamp_expr(src, base, numeric, unit, origin)
     if target_type == "DOUBLE":
         scale = DURATION_UNITS.get(unit or "ms", 1.0) if (target or "").endswith("_ms") else 1.0
+        if unit == "percent":
+            scale = 0.01
         if numeric:
             value = f"CAST({src} AS DOUBLE)"
         elif base == "BOOLEAN":
@@ -524,11 +609,20 @@ def _offset_out_of_range(src: str) -> str:
     )
 
 
-def _timestamp_expr(src: str, base: str, numeric: bool, unit: str | None) -> str:
+def _timestamp_expr(
+    src: str, base: str, numeric: bool, unit: str | None, origin: str | None = None
+) -> str:
     if base in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         return src
     if base.startswith("TIMESTAMP") or base == "DATE":
         return f"CAST({src} AS TIMESTAMPTZ)"
+    if unit in COARSE_UNITS:
+        return _coarse_expr(src, unit)
+    if origin is not None:
+        value = f"TRY_CAST({src} AS DOUBLE)"
+        micros = f"TRY_CAST(round({value} * {EPOCH_UNITS[unit]!r}) AS BIGINT)"
+        return (f"TRY_CAST(CAST({quote_literal(origin)} AS TIMESTAMPTZ) "
+                f"+ to_microseconds({micros}) AS TIMESTAMPTZ)")
     if numeric:
         return _epoch_expr(f"CAST({src} AS DOUBLE)", unit)
     if unit in EPOCH_UNITS:
@@ -540,12 +634,33 @@ def _timestamp_expr(src: str, base: str, numeric: bool, unit: str | None) -> str
     return f"coalesce({iso}, {_epoch_expr(f'TRY_CAST({src} AS DOUBLE)', None)})"
 
 
+def _coarse_expr(src: str, unit: str) -> str:
+    """The start of a year (``2019``), month (``2019-03``, ``201903``) or day (``2019-03-07``,
+    ``20190307``) as a UTC timestamp; NULL for anything else."""
+    text = f"regexp_replace(trim(CAST({src} AS VARCHAR)), '\\.0+$', '')"
+    if unit == "year":
+        day = f"CASE WHEN regexp_full_match({text}, '[0-9]{{4}}') THEN {text} || '-01-01' END"
+    elif unit == "month":
+        day = (f"CASE WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{1,2}}') "
+               f"THEN {text} || '-01' WHEN regexp_full_match({text}, '[0-9]{{6}}') "
+               f"THEN substr({text}, 1, 4) || '-' || substr({text}, 5, 2) || '-01' END")
+    else:
+        day = (f"CASE WHEN regexp_full_match({text}, '[0-9]{{8}}') THEN substr({text}, 1, 4) "
+               f"|| '-' || substr({text}, 5, 2) || '-' || substr({text}, 7, 2) "
+               f"WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}') "
+               f"THEN {text} END")
+    return f"TRY_CAST(TRY_CAST({day} AS DATE) AS TIMESTAMPTZ)"
+
+
 def _epoch_expr(value: str, unit: str | None) -> str:
     if unit in EPOCH_UNITS:
         factor = f"{EPOCH_UNITS[unit]!r}"
     else:
+        # below 1e8 (1973-03-03 as seconds) a number is a year or a relative time, not an
+        # epoch: refused (NULL, so the row is rejected) rather than landing in 1970
         factor = (
-            f"CASE WHEN abs({value}) < 1e11 THEN 1e6 WHEN abs({value}) < 1e14 THEN 1e3 "
+            f"CASE WHEN abs({value}) < 1e8 THEN NULL "
+            f"WHEN abs({value}) < 1e11 THEN 1e6 WHEN abs({value}) < 1e14 THEN 1e3 "
             f"WHEN abs({value}) < 1e17 THEN 1.0 ELSE 1e-3 END"
         )
     return (

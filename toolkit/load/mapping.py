@@ -18,31 +18,72 @@ A mapping is a TOML file (or the equivalent ``dict``)::
     [tables.labels.columns]            # per-table entries override the shared ones
     label = "y_true"
 
+    [roles]                            # columns that are not model features
+    id = ["customer_id"]               # identifiers: kept out of the feature catalog
+    target = "income"                  # the ground truth: loaded as ``label``
+
+    [files."pod_gpu_duty_cycle*"]      # a section for the files whose name matches
+    table = "metrics"                  # (fnmatch on the file name; the first match wins)
+    columns = { ts = "timestamp_anon", name = { value = "gpu_duty_cycle" } }
+
+Values. ``status = { source = "state", values = { SUCCEED = "ok", FAILED = "error" } }``
+rewrites the values of any column before it is converted; a value the table does not list is
+kept as it is, and the load's notes count such rows. A ``status`` holding HTTP codes (``200``,
+``503``) becomes ``ok`` (1xx-3xx), ``timeout`` (408, 504) or ``error`` (other 4xx/5xx), as
+``http_status`` alone does when there is no status column.
+
+Score semantics. ``score = { source = "p", semantics = "p_positive", positive = ">50K" }``
+says the score is the probability of the positive class (not the confidence in the
+prediction); it is recorded in ``case_meta`` under ``score_semantics`` (``semantics`` is
+``confidence`` or ``p_positive``; ``positive`` the positive class) for the calibration and
+performance diagnostics.
+
+Percent. ``value = { source = "gpu_util", unit = "percent" }`` (any number column that is not a
+time or a duration, features included) divides the values by 100: utilisation is stored as a
+0..1 fraction.
+
+Coarse times. A timestamp column takes ``year`` (``2019``), ``month`` (``2019-03`` or
+``201903``) or ``date`` (``2019-03-07`` or ``20190307``): each row is at the start of its
+period, UTC. A relative time (``0``, ``1500`` ms after the start of a trace) takes an
+``origin``: ``ts = { source = "timestamp", unit = "ms", origin = "2025-02-21T00:00:00Z" }``.
+
 Units. A timestamp column takes ``s``, ``ms``, ``us`` or ``ns`` (epoch numbers) or ``iso``
 (text, with or without offset; naive text is UTC). Without a unit, text is parsed as ISO 8601 and
 numbers are read as epoch values whose unit follows from their magnitude (below 1e11: seconds,
-below 1e14: milliseconds, below 1e17: microseconds, else nanoseconds). A duration column
-(``latency_ms``, ``ttft_ms``) takes ``ns``, ``us``, ``ms``, ``s`` or ``min``.
+below 1e14: milliseconds, below 1e17: microseconds, else nanoseconds); a number below 1e8
+(before 1973-03-03 as seconds: a year such as ``2019``, or a time relative to a trace's start)
+is refused as a timestamp unless a unit says what it is. A duration column (``latency_ms``,
+``ttft_ms``) takes ``ns``, ``us``, ``ms``, ``s`` or ``min``.
+
+Shipped mappings. :func:`shipped_mappings` lists the mappings in
+:mod:`toolkit.load.mappings`; a name without a path separator and without ``.toml``
+(``alibaba-genai``) is read from there.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import MappingError
 from toolkit.store.schema import DATA_TABLES, canonical_columns
 
-__all__ = ["ColumnSpec", "Mapping", "read_mapping", "EPOCH_UNITS", "DURATION_UNITS"]
+__all__ = ["ColumnSpec", "Mapping", "read_mapping", "shipped_mappings", "EPOCH_UNITS",
+           "DURATION_UNITS", "COARSE_UNITS"]
 
 #: Microseconds per unit of an epoch timestamp.
 EPOCH_UNITS: dict[str, float] = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}
 #: Milliseconds per unit of a duration.
 DURATION_UNITS: dict[str, float] = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3, "min": 6e4}
+#: Units of a coarse time column (each row at the start of its period, UTC).
+COARSE_UNITS = ("year", "month", "date")
 _KINDS = ("numeric", "categorical")
+_SEMANTICS = ("confidence", "p_positive")
 
 
 @dataclass(frozen=True)
@@ -52,6 +93,8 @@ class ColumnSpec:
     source: str | None
     unit: str | None = None
     value: str | None = None
+    values: dict[str, str] | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +105,7 @@ class Mapping:
     --------
     >>> m = Mapping.from_dict({"columns": {"ts": {"source": "t", "unit": "ms"}}})
     >>> m.columns_for("requests")["ts"]
-    ColumnSpec(source='t', unit='ms', value=None)
+    ColumnSpec(source='t', unit='ms', value=None, values=None, origin=None)
     """
 
     table: str | None = None
@@ -71,6 +114,25 @@ class Mapping:
     features: dict[str, dict[str, str]] = field(default_factory=dict)
     drop: tuple[str, ...] = ()
     origin: str = "<mapping>"
+    ids: tuple[str, ...] = ()
+    score: dict[str, str] | None = None
+    files: tuple[tuple[str, Mapping], ...] = ()
+
+    def for_file(self, name: str) -> Mapping:
+        """This mapping with the first ``[files."pattern"]`` section matching ``name`` laid
+        over it (its table, columns, drop, features and roles win); itself when none does."""
+        for pattern, section in self.files:
+            if fnmatch.fnmatchcase(name, pattern):
+                columns = {**self.columns, **section.columns}
+                tables = {t: {**self.tables.get(t, {}), **section.tables.get(t, {})}
+                          for t in {*self.tables, *section.tables}}
+                return Mapping(
+                    section.table or self.table, columns, tables,
+                    {**self.features, **section.features}, (*self.drop, *section.drop),
+                    f"{self.origin} [files.{pattern!r}]", (*self.ids, *section.ids),
+                    section.score or self.score, (),
+                )
+        return self
 
     def columns_for(self, table: str) -> dict[str, ColumnSpec]:
         """Shared entries overlaid with the entries for ``table``."""
@@ -91,7 +153,7 @@ class Mapping:
         MappingError
             On unknown sections, tables, units or kinds; the message names ``origin``.
         """
-        known = {"table", "columns", "features", "drop", "tables"}
+        known = {"table", "columns", "features", "drop", "tables", "roles", "files"}
         unknown = set(data) - known
         if unknown:
             raise MappingError(
@@ -137,7 +199,67 @@ class Mapping:
         drop = data.get("drop", [])
         if not isinstance(drop, list) or not all(isinstance(d, str) for d in drop):
             raise MappingError(f"{origin}: drop must be a list of column names.", path=origin)
-        return cls(table, columns, tables, features, tuple(drop), origin)
+        ids, target = _parse_roles(data.get("roles", {}), origin)
+        if target is not None:
+            columns.setdefault("label", ColumnSpec(target))
+        score = None
+        for spec in (columns, *tables.values()):
+            if "score" in spec and spec["score"].values is not None:
+                score = spec["score"].values
+                spec["score"] = ColumnSpec(spec["score"].source, spec["score"].unit)
+        files = []
+        for pattern, section in data.get("files", {}).items():
+            if not isinstance(section, dict) or "files" in section:
+                raise MappingError(
+                    f"{origin}: [files.{pattern!r}] must be a table (without its own [files]).",
+                    path=origin,
+                )
+            files.append((pattern, cls.from_dict(section, origin=f"{origin} [files.{pattern!r}]")))
+        return cls(table, columns, tables, features, tuple(drop), origin, ids, score,
+                   tuple(files))
+
+
+def _parse_roles(section: Any, origin: str) -> tuple[tuple[str, ...], str | None]:
+    """``[roles] id = [...]`` (identifiers, not features) and ``target = "..."`` (the label)."""
+    if not isinstance(section, dict) or set(section) - {"id", "target"}:
+        raise MappingError(f"{origin}: [roles] takes 'id' (a list of columns) and 'target' "
+                           "(a column).", path=origin)
+    ids = section.get("id", [])
+    if isinstance(ids, str):
+        ids = [ids]
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise MappingError(f"{origin}: [roles] id must be a list of column names.", path=origin)
+    target = section.get("target")
+    if target is not None and not isinstance(target, str):
+        raise MappingError(f"{origin}: [roles] target must be a column name.", path=origin)
+    return tuple(ids), target
+
+
+def shipped_mappings() -> list[str]:
+    """Names of the mappings shipped in :mod:`toolkit.load.mappings` (``alibaba-genai``, ...).
+
+    Examples
+    --------
+    >>> "azure-llm" in shipped_mappings()
+    True
+    """
+    folder = resources.files("toolkit.load.mappings")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _shipped_path(name: str) -> Path | None:
+    """The shipped mapping called ``name``, when ``name`` is a bare name (no separator, no
+    ``.toml``) and no file of that name exists."""
+    if os.sep in name or "/" in name or name.endswith(".toml") or Path(name).exists():
+        return None
+    path = Path(str(resources.files("toolkit.load.mappings").joinpath(f"{name}.toml")))
+    if not path.is_file():
+        raise MappingError(
+            f"{name}: no mapping file of that name, and no shipped mapping called {name!r} "
+            f"(shipped: {', '.join(shipped_mappings())}).",
+            path=name,
+        )
+    return path
 
 
 def read_mapping(mapping: str | os.PathLike[str] | dict | Mapping | None) -> Mapping | None:
@@ -146,7 +268,7 @@ def read_mapping(mapping: str | os.PathLike[str] | dict | Mapping | None) -> Map
         return mapping
     if isinstance(mapping, dict):
         return Mapping.from_dict(mapping)
-    path = Path(mapping)
+    path = _shipped_path(str(mapping)) or Path(mapping)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -178,16 +300,52 @@ def _parse_columns(
         if isinstance(spec, dict) and set(spec) == {"value"}:
             parsed[target] = ColumnSpec(None, value=str(spec["value"]))
             continue
-        if not isinstance(spec, dict) or "source" not in spec or set(spec) - {"source", "unit"}:
+        keys = {"source", "unit", "values", "origin"}
+        if target == "score":
+            keys |= {"semantics", "positive"}
+        if not isinstance(spec, dict) or "source" not in spec or set(spec) - keys:
             raise MappingError(
                 f"{origin}: [{where}] {target} must be a column name, "
-                "{ source = \"...\", unit = \"...\" } or { value = \"...\" }.",
+                "{ source = \"...\", unit = \"...\", values = { ... }, origin = \"...\" } "
+                "or { value = \"...\" }.",
                 path=origin,
             )
         unit = spec.get("unit")
         if unit is not None:
             _check_unit(target, unit, origin, table)
-        parsed[target] = ColumnSpec(str(spec["source"]), unit)
+        values = spec.get("values")
+        if values is not None and (not isinstance(values, dict) or not all(
+                isinstance(v, (str, int, float, bool)) for v in values.values())):
+            raise MappingError(f"{origin}: [{where}] {target}.values must map source values "
+                               "to values.", path=origin)
+        start = spec.get("origin")
+        if start is not None:
+            if unit not in EPOCH_UNITS:
+                raise MappingError(f"{origin}: [{where}] {target} has an origin, which needs "
+                                   f"a unit of {', '.join(EPOCH_UNITS)}.", path=origin)
+            from datetime import UTC, datetime
+
+            try:
+                moment = datetime.fromisoformat(str(start))
+            except ValueError:
+                raise MappingError(f"{origin}: [{where}] {target}.origin {start!r} is not an "
+                                   "ISO 8601 time.", path=origin) from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            start = moment.astimezone(UTC).isoformat()
+        mapped = {str(k): str(v) for k, v in values.items()} if values is not None else None
+        if target == "score" and ("semantics" in spec or "positive" in spec):
+            semantics = spec.get("semantics", "confidence")
+            if semantics not in _SEMANTICS:
+                raise MappingError(f"{origin}: score semantics {semantics!r} is not one of "
+                                   f"{', '.join(_SEMANTICS)}.", path=origin)
+            if semantics == "p_positive" and "positive" not in spec:
+                raise MappingError(f"{origin}: score semantics 'p_positive' needs "
+                                   "positive = \"<the positive class>\".", path=origin)
+            # carried in `values` until from_dict lifts it out (a score has no value map)
+            mapped = {"score_is": semantics, "source": str(spec["source"]),
+                      **({"positive": str(spec["positive"])} if "positive" in spec else {})}
+        parsed[target] = ColumnSpec(str(spec["source"]), unit, values=mapped, origin=start)
     return parsed
 
 
@@ -195,12 +353,15 @@ def _check_unit(target: str, unit: str, origin: str, table: str | None) -> None:
     tables = [table] if table else list(DATA_TABLES)
     types = {canonical_columns(t).get(target) for t in tables} - {None}
     if any(t.startswith("TIMESTAMP") for t in types):
-        allowed = (*EPOCH_UNITS, "iso")
+        allowed = (*EPOCH_UNITS, "iso", *COARSE_UNITS)
     elif target.endswith("_ms"):
         allowed = tuple(DURATION_UNITS)
+    elif not types or types & {"DOUBLE", "FLOAT"}:
+        allowed = ("percent",)
     else:
         raise MappingError(
-            f"{origin}: {target} takes no unit (units apply to timestamps and *_ms durations).",
+            f"{origin}: {target} takes no unit (units apply to timestamps, *_ms durations and "
+            "percent numbers).",
             path=origin,
         )
     if unit not in allowed:

@@ -99,6 +99,12 @@ class StagedSource:
         The number of records counted independently of the parser (physical lines of a CSV
         file after its header, rows in a Parquet file's metadata, rows of a frame), when known;
         the writer refuses a source whose parsed records do not account for it.
+    categorical
+        Columns whose source type says they are categories (an Arrow dictionary, a pandas
+        ``category``), whatever type their values have.
+    typed_text
+        Whether a text column is text by the user's choice (a frame the user passed), not
+        because the format carries only text (CSV, JSON lines, a platform reader's payloads).
     """
 
     relation: str
@@ -116,6 +122,8 @@ class StagedSource:
     error_column: bool = False
     refs: dict[str, str] = field(default_factory=dict)
     records: int | None = None
+    categorical: tuple[str, ...] = ()
+    typed_text: bool = False
 
     def ref(self, name: str) -> str:
         """SQL naming source column ``name`` in :attr:`relation`."""
@@ -653,8 +661,13 @@ def _json_key(name: str) -> str:
 # Frames
 
 
-def stage_frame(con: duckdb.DuckDBPyConnection, frame: Any, *, label: str) -> StagedSource:
+def stage_frame(
+    con: duckdb.DuckDBPyConnection, frame: Any, *, label: str, typed: bool = False
+) -> StagedSource:
     """Register an in-memory Arrow table (or pandas frame) and stage it, rows numbered from 1.
+
+    ``typed`` says the frame is the user's (its text columns are text by choice: see
+    :attr:`StagedSource.typed_text`).
 
     Platform readers that must parse text in Python (e.g. KServe's event dumps) build an Arrow
     table with canonical column names and stage it here; the loader unregisters it afterwards.
@@ -674,5 +687,8 @@ def stage_frame(con: duckdb.DuckDBPyConnection, frame: Any, *, label: str) -> St
         f"FROM {quote_ident(name)})"
     )
     columns = {n: dtype for n, (_, dtype) in zip(names, described[:-1], strict=True)}
+    categorical = tuple(n for n, f in zip(names, table.schema, strict=False)
+                        if pa.types.is_dictionary(f.type))
     return StagedSource(relation, {}, columns, text=False, label=label, registered=[name],
-                        refs=dict(zip(names, every, strict=True)), records=table.num_rows)
+                        refs=dict(zip(names, every, strict=True)), records=table.num_rows,
+                        categorical=categorical, typed_text=typed)

@@ -71,13 +71,18 @@ def write(
     staged_rows, good, unparsed = (int(c or 0) for c in counts)  # count_if of no rows is NULL
     if good == 0 and (unparsed + len(structural)) > 0 and unparsed + len(structural) == \
             staged_rows + len(structural):
-        first = con.execute(
-            f"SELECT min({p}row) FROM {converted} WHERE {p}perr IS NOT NULL"
-        ).fetchall()[0][0]
-        line = min([r[0] for r in structural] + ([first] if first is not None else []))
+        first, first_error = con.execute(
+            f"SELECT {p}row, {p}perr FROM {converted} WHERE {p}perr IS NOT NULL "
+            f"ORDER BY {p}row LIMIT 1"
+        ).fetchall()[0] if unparsed else (None, None)
+        failures = [(r[0], r[2]) for r in structural]
+        if first is not None:
+            failures.append((first, first_error))
+        line, error = min(failures, key=lambda f: f[0])
+        detail = " ".join(str(error).split())[:200] if error else "unreadable"
         raise FileParseError(
-            f"{staged.label}: no record could be parsed (first failure at line {line}); "
-            "is the file in the format its name says?",
+            f"{staged.label}: no record could be parsed (first failure at line {line}: "
+            f"{detail}); is the file in the format its name says?",
             path=staged.label,
             position=f"line {line}",
         )

@@ -9,7 +9,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from toolkit.store.schema import DATA_TABLES, quote_ident
+from toolkit.store.schema import DATA_TABLES, STATUSES, quote_ident
 
 __all__ = ["CaseSummary", "summarize"]
 
@@ -38,6 +38,10 @@ class CaseSummary:
         Number of files and frames loaded.
     rejects
         Rejected rows grouped by ``file``, ``column_name`` and ``reason``, with ``rows``.
+    unknown_statuses
+        ``requests.status`` values outside ``ok`` / ``error`` / ``timeout`` with their row
+        counts (e.g. ``pending`` from an export whose states no mapping translated): the
+        diagnostics count such rows as neither successes nor failures.
     """
 
     schema_version: int
@@ -49,6 +53,7 @@ class CaseSummary:
     features: pd.DataFrame = field(repr=False)
     loads: int
     rejects: pd.DataFrame = field(repr=False)
+    unknown_statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def time_range(self) -> tuple[datetime | None, datetime | None]:
@@ -94,6 +99,10 @@ class CaseSummary:
             parts.append(f"<p><b>{title}:</b> {listed or '—'}</p>")
         parts.append(f"<p><b>features:</b> {len(self.features)}; <b>rejected rows:</b> "
                      f"{self.rows_rejected:,}</p>")
+        if self.unknown_statuses:
+            listed = ", ".join(f"{html.escape(k)} ({v:,} rows)"
+                               for k, v in self.unknown_statuses.items())
+            parts.append(f"<p><b>unknown statuses:</b> {listed}</p>")
         return "\n".join(parts)
 
 
@@ -137,6 +146,11 @@ def summarize(con: duckdb.DuckDBPyConnection) -> CaseSummary:
         return {str(value): int(n) for value, n in rows}
 
     features = con.execute("SELECT name, kind, unit FROM features ORDER BY position, name").df()
+    unknown = con.execute(
+        "SELECT status, count(*) AS n FROM requests WHERE status IS NOT NULL "
+        "AND status NOT IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL ORDER BY n DESC, 1",
+        [list(STATUSES)],
+    ).fetchall()
     rejects = con.execute(
         "SELECT file, column_name, reason, count(*) AS rows FROM rejects "
         "GROUP BY ALL ORDER BY rows DESC, file"
@@ -151,4 +165,5 @@ def summarize(con: duckdb.DuckDBPyConnection) -> CaseSummary:
         features=features,
         loads=int(con.execute("SELECT count(*) FROM loads").fetchall()[0][0]),
         rejects=rejects,
+        unknown_statuses={str(value): int(n) for value, n in unknown},
     )

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from toolkit.errors import FileParseError
-from toolkit.load.sources import StagedSource, _json_lines, _name
+from toolkit.load.sources import StagedSource, _name, json_lines
 from toolkit.store.schema import quote_ident, quote_literal
 
 __all__ = [
@@ -38,10 +38,10 @@ def lines(con: duckdb.DuckDBPyConnection, path: Path, cleanup: list[str]) -> str
     control character, longer than the line limit).
 
     DuckDB reads the file one text value per line (the generic JSON-lines reader's
-    :func:`~toolkit.load.sources._json_lines`), so a malformed line is one rejected row, not a
+    :func:`~toolkit.load.sources.json_lines`), so a malformed line is one rejected row, not a
     failed file. Temp tables it makes are appended to ``cleanup``.
     """
-    return _json_lines(con, path, cleanup)
+    return json_lines(con, path, cleanup)
 
 
 def head_text(head: bytes) -> str:

@@ -1,0 +1,1 @@
+"""Column mappings shipped with the toolkit for public exports (``--mapping NAME``)."""

@@ -452,3 +452,18 @@ def test_alibaba_latency_metric_file_has_no_status():
     # 130 containers, each a latency test; no failure test without an outcome
     assert result.tested["case latency"] == raw["container_ip"].nunique() == 130
     assert result.tested["case"] == 0
+
+
+def test_alibaba_request_log_through_the_shipped_mapping():
+    path = realdata("alibaba_genai_2026", "lora_request_trace.csv.gz")
+    con = tk.connect()
+    report = tk.load(con, path, mapping="alibaba-genai")
+    assert report.files[0].rows_loaded == 26823
+    result = failure_concentration(con, ("2024-11-15T00:00Z", "2024-11-25T00:00Z"),
+                                   ("2024-11-25T00:00Z", "2024-12-09T00:00Z"))
+    finding = {f.id: f for f in result.findings()}["model.failure_segment"]
+    assert finding.evidence["attribute"] == "checkpoint_model_version_id"
+    assert finding.evidence["always_failing"] == list(ALWAYS_FAILING)
+    # PENDING / PROCESSING (33 requests) are reported, not counted as outcomes
+    gap = next(g for g in result.not_assessed if g.check == f"{ID}.status")
+    assert gap.reason.startswith("33 requests")

@@ -60,6 +60,9 @@ REQUIRES: dict[str, frozenset[str]] = {
     "timeout_misconfiguration": frozenset({"events"}),
     "cache_staleness": frozenset({"events"}),
 }
+#: Modes whose planner needs this much history before the onset (version skew: the release the
+#: rollback leaves the pipeline of, 1-3.5 days earlier and not before day 2): never ``early``.
+_LEAD_DAYS = {"version_skew": 2.5}
 #: Modes whose evidence is accuracy: their labels must arrive within the case.
 _LABEL_MODES = ("concept_drift", "calibration_collapse", "bad_release", "adversarial_inputs",
                 "version_skew")
@@ -241,6 +244,10 @@ class World:
     def detail(self, kind: str, detail: dict[str, Any]) -> dict[str, Any]:
         """An event's detail in this world's vocabulary."""
         v = self.vocabulary
+        timeout_form = v["timeout"]
+        if timeout_form == "nested" and "client" in detail:
+            # ``client`` already scopes the change to a client family: no nesting under it
+            timeout_form = "client_timeout_ms"
         out: dict[str, Any] = {}
         for key, value in detail.items():
             base = key
@@ -249,7 +256,7 @@ class World:
                 if key.startswith(p):
                     prefix, base = p, key[len(p):]
             if base == "client_timeout_ms":
-                form = v["timeout"]
+                form = timeout_form
                 if form == "nested" and not prefix:
                     out.setdefault("client", {})["timeout_ms"] = value
                 elif form == "client_timeout_s":
@@ -359,6 +366,8 @@ def draw_world(rng: np.random.Generator, mode: str, rows: int,
     counts["benign_deploy"] += int(rng.integers(0, 3))
     counts["latency_blip"] += int(rng.integers(0, 2))
     position = str(rng.choice(["early", "middle", "late"], p=[0.15, 0.7, 0.15]))
+    if position == "early" and mode in _LEAD_DAYS:
+        position = "middle"  # the mode's story needs days of history before the onset
     span_days = int(rng.choice([14, 21])) if position == "early" else int(rng.choice([10, 14, 21]))
     span_s = span_days * DAY
     if position == "early":

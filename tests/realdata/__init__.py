@@ -1,0 +1,1 @@
+"""End-to-end tests on the real exports in ../shared/realdata (skipped when absent)."""

@@ -16,6 +16,7 @@ from toolkit.diagnose.client_errors import ClientErrorsResult, errors_by_client
 from toolkit.diagnose.cold_start import ColdStartResult, cold_start_effect
 from toolkit.diagnose.data_quality import DataQualityResult, data_quality
 from toolkit.diagnose.drift import FeatureDriftResult, feature_drift
+from toolkit.diagnose.estimation import EstimationResult, estimation
 from toolkit.diagnose.hosts import HostsResult, host_outliers
 from toolkit.diagnose.latency import LatencyResult, latency_profile
 from toolkit.diagnose.memory import MemoryResult, memory_pressure
@@ -38,6 +39,7 @@ register("data.units", unit_change)
 register("data.permutation", feature_permutation)
 register("model.performance", model_performance)
 register("model.calibration", calibration)
+register("model.estimation", estimation)
 register("model.prediction_shift", prediction_shift)
 register("model.ood", ood_bursts)
 register("infra.latency", latency_profile)
@@ -74,6 +76,8 @@ __all__ = [
     "PerformanceResult",
     "calibration",
     "CalibrationResult",
+    "estimation",
+    "EstimationResult",
     "prediction_shift",
     "PredictionShiftResult",
     "ood_bursts",

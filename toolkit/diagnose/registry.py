@@ -41,6 +41,7 @@ REQUEST_WINDOWS: dict[str, str] = {
     "integration.cache": "both",
     "infra.capacity": "incident", "infra.cold_start": "incident", "infra.hosts": "incident",
     "integration.timeouts": "incident", "case.segments": "incident",
+    "model.estimation": "incident",
 }
 
 

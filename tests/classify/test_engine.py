@@ -12,7 +12,7 @@ from toolkit.classify import load_rules, remediation_for, score
 from toolkit.classify.engine import Evidence
 from toolkit.classify.rules import RuleTable, _parse
 from toolkit.classify.taxonomy import FAILURE_MODES, PATHWAY_OF
-from toolkit.diagnose import Finding
+from toolkit.diagnose import Finding, NotAssessed
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
@@ -134,6 +134,37 @@ def test_abstains_when_two_pathways_tie():
                                "add": {"memory_leak": 5.0}}]}, "test")
     verdict = score(evidence(finding("x.a"), finding("x.b")), rules)
     assert verdict.pathway == "undetermined"
+
+
+def test_an_undetermined_verdict_labels_every_fix_as_a_candidate():
+    # regression: the undetermined verdict carried the best mode's fixes unlabelled
+    rules = _parse({"scoring": {"base": -3.0, "min_margin": 0.15},
+                    "rules": [{"name": "a", "when": [{"finding": "x.a"}],
+                               "add": {"covariate_shift": 5.0}},
+                              {"name": "b", "when": [{"finding": "x.b"}],
+                               "add": {"memory_leak": 5.0}}]}, "test")
+    gaps = (NotAssessed("model.performance", "no labels"),)
+    found = Evidence((finding("x.a"), finding("x.b")), gaps, NO_EVENTS, BASELINE, INCIDENT,
+                     "batch")
+    verdict = score(found, rules)
+    assert verdict.pathway == "undetermined"
+    steps = list(verdict.remediation)
+    assert all(isinstance(s, str) for s in steps)
+    assert "undetermined" in steps[0]
+    assert any("not assessed: model.performance" in s for s in steps)
+    candidates = [s for s in steps if s.startswith("If it is ")]
+    assert len(candidates) == 3
+    modes = sorted((m for m in PATHWAY_OF), key=lambda m: -verdict.mode_scores[m])[:3]
+    assert {m for m in modes[:2]} == {"covariate_shift", "memory_leak"}
+    for line, mode in zip(candidates, modes, strict=True):
+        p = verdict.mode_scores[mode]
+        prefix = f"If it is {mode.replace('_', ' ')} (candidate, p={p:.2f}): "
+        assert line.startswith(prefix)
+        # every fix of the candidate, the batch ones first
+        assert line[len(prefix):] == " ".join(remediation_for(mode, "batch"))
+    # no failure mode's fix stands alone as if it were recommended
+    every_fix = {a for m in PATHWAY_OF for a in remediation_for(m, "batch")}
+    assert not every_fix & set(steps)
 
 
 def test_remediation_differs_by_serving_mode():

@@ -31,7 +31,7 @@ from toolkit.diagnose._base import SEVERITIES, Finding, NotAssessed
 from toolkit.diagnose._stats import psi
 from toolkit.types import Window
 
-__all__ = ["Evidence", "RuleHit", "Verdict", "score"]
+__all__ = ["Evidence", "RuleHit", "Verdict", "score", "undetermined_remediation"]
 
 
 @dataclass(frozen=True)
@@ -142,17 +142,63 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
     if trigger is not None:
         final_onset = trigger["ts"].to_pydatetime()
     scores_out = {p: round(v / max(1 - p_none, 1e-12), 4) for p, v in pathway_p.items()}
-    remediation_mode = mode if mode not in (UNDETERMINED,) else best_mode
+    if mode == UNDETERMINED:
+        remediation = undetermined_remediation(probabilities, evidence.serving_mode,
+                                               evidence.not_assessed)
+    else:
+        remediation = tuple(remediation_for(mode, evidence.serving_mode))
     return Verdict(
         pathway=pathway, failure_mode=mode, confidence=round(confidence, 4), scores=scores_out,
         mode_scores={m: round(p, 4) for m, p in probabilities.items()}, onset=final_onset,
-        hits=tuple(hits), remediation=tuple(remediation_for(remediation_mode,
-                                                            evidence.serving_mode)),
+        hits=tuple(hits), remediation=remediation,
         alternatives=alternatives,
         trigger=None if trigger is None else {
             k: (v if k != "ts" else v.strftime("%Y-%m-%dT%H:%M:%SZ")) for k, v in trigger.items()
             if k in ("ts", "kind", "artifact", "version", "host", "detail")},
     )
+
+
+#: How many candidate failure modes an ``undetermined`` verdict lists remediation for.
+CANDIDATES = 3
+
+
+def undetermined_remediation(probabilities: dict[str, float], serving_mode: str,
+                             not_assessed: tuple[NotAssessed, ...] = ()) -> tuple[str, ...]:
+    """The remediation of a verdict that decides no failure mode.
+
+    No failure mode's fixes are recommended as such: generic first steps come first, then, for
+    each of the :data:`CANDIDATES` most probable failure modes, one line that names it as a
+    candidate with its probability and gives its actions (``"If it is covariate shift
+    (candidate, p=0.41): ..."``), as the postmortem's action items do.
+
+    Parameters
+    ----------
+    probabilities
+        Probability per failure mode (``none`` is ignored).
+    serving_mode
+        ``real-time`` or ``batch`` (which actions come first).
+    not_assessed
+        The checks that could not run, named in the step that asks to load what is missing.
+    """
+    gaps = ", ".join(dict.fromkeys(g.check for g in not_assessed[:6]))
+    steps = [
+        "The verdict is undetermined: no failure mode is decided, so none of the fixes below is "
+        "recommended as such.",
+        "Confirm the incident and baseline windows (rerun with explicit --incident and "
+        "--baseline if the detected ones are off).",
+        "Load what is missing and classify again" + (f" (not assessed: {gaps})." if gaps
+                                                     else "."),
+        "Check the candidates below against the timeline: a deploy, rollback or config change "
+        "near the onset usually decides between them.",
+    ]
+    ranked = sorted((m for m in probabilities if m in PATHWAY_OF),
+                    key=lambda m: -probabilities[m])[:CANDIDATES]
+    for candidate in ranked:
+        actions = remediation_for(candidate, serving_mode)
+        if actions:
+            steps.append(f"If it is {candidate.replace('_', ' ')} (candidate, "
+                         f"p={probabilities[candidate]:.2f}): " + " ".join(actions))
+    return tuple(steps)
 
 
 def _strongest(findings: tuple[Finding, ...]) -> dict[str, Finding]:

@@ -174,6 +174,16 @@ def test_relative_time_with_an_origin(con):
     assert [g for (g,) in got] == [start, start + 1500, start + 60_000]
 
 
+def test_relative_time_without_an_origin_is_flagged(con):
+    frame = pd.DataFrame({"timestamp": [0, 1500, 1_700_000_000_000]})
+    report = tk.load(con, frame, table="requests",
+                     mapping={"columns": {"ts": {"source": "timestamp", "unit": "ms"}}})
+    assert report.rows_loaded == 3
+    assert ("2 row(s) of timestamp (ms) fall before 1973-03-03 as epoch times: if they are "
+            'relative to a start, declare it (ts = { ..., origin = "..." })'
+            ) in report.files[0].notes
+
+
 def test_origin_needs_an_epoch_unit():
     with pytest.raises(MappingError, match="origin"):
         read_mapping({"columns": {"ts": {"source": "t", "origin": "2025-01-01"}}})

@@ -166,6 +166,9 @@ def plan_conversion(
                 _note_unmapped(con, staged, plan, source, target, spec.values)
             if spec.origin:
                 plan.notes.append(f"{target} is {source} ({unit}) after {spec.origin}")
+            if (unit in EPOCH_UNITS and not spec.origin
+                    and canonical[target].startswith("TIMESTAMP")):
+                _note_early_epochs(con, staged, plan, source, target, unit)
             if unit in COARSE_UNITS:
                 plan.notes.append(f"{target} from the {unit} column {source}: each row at the "
                                   f"start of its {unit}, UTC")
@@ -248,6 +251,24 @@ def _note_unmapped(
         shown = ", ".join(f"{v!r} ({n})" for v, n in rows[:5]) + (" ..." if len(rows) > 5 else "")
         plan.notes.append(f"{sum(n for _, n in rows)} row(s) with {source} values the mapping "
                           f"does not list, kept as they are in {target}: {shown}")
+
+
+def _note_early_epochs(
+    con: duckdb.DuckDBPyConnection, staged: StagedSource, plan: ConversionPlan, source: str,
+    target: str, unit: str,
+) -> None:
+    """Flag epoch values before 1973-03-03 under a declared unit: relative times or years read
+    as epochs land in 1970, which the mapping's author rarely means (an ``origin`` says)."""
+    value = f"TRY_CAST({staged.ref(source)} AS DOUBLE)"
+    (early,) = con.execute(
+        f"SELECT count(*) FROM {staged.relation} "
+        f"WHERE abs({value} * {EPOCH_UNITS[unit]!r}) < 1e14",
+        staged.params,
+    ).fetchone()
+    if early:
+        plan.notes.append(
+            f"{early} row(s) of {source} ({unit}) fall before 1973-03-03 as epoch times: if they "
+            f"are relative to a start, declare it ({target} = {{ ..., origin = \"...\" }})")
 
 
 def _mapped_values(src: str, values: dict[str, str]) -> str:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pandas as pd
 
+from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +33,12 @@ Severity = Literal["info", "low", "medium", "high"]
 #: Severities from least to most serious.
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high")
 PATHWAYS: tuple[str, ...] = ("data", "model", "infrastructure", "integration")
+#: Rows of a result's detail table shown in its HTML view.
+MAX_HTML_ROWS = 20
+_HTML_STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
+               "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+               "th,td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
+               "code{background:#f4f4f4;padding:0 3px}")
 
 
 @dataclass(frozen=True)
@@ -161,30 +172,115 @@ class DiagnosticResult:
         _no_data(ax, self.title, self.not_assessed)
         return ax
 
-    def _repr_html_(self) -> str:
+    def to_html(self, *, max_rows: int = MAX_HTML_ROWS, figure: bool = True) -> str:
+        """The result as a self-contained HTML fragment, to paste into a page or a ticket.
+
+        The fragment holds the title and windows, the headline numbers, the findings, the
+        not-assessed checks with their reasons, the first ``max_rows`` rows of :attr:`table`
+        (and how many were left out) and, with ``figure``, :meth:`plot` embedded as a base64
+        PNG (the figure is closed afterwards). Every value is HTML-escaped: they come from logs.
+
+        Parameters
+        ----------
+        max_rows
+            Rows of the detail table shown (at least 1).
+        figure
+            Whether to draw and embed :meth:`plot` (``False`` is fast: what notebooks show).
+
+        Returns
+        -------
+        str
+            An HTML fragment (no ``<html>`` element; see :meth:`save_html` for a document).
+        """
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise InvalidParameterError(f"max_rows must be a positive integer, not {max_rows!r}")
+        parts = [
+            f"<h4>{html.escape(self.title or self.id)} <code>{html.escape(self.id)}</code></h4>",
+            f"<p>baseline {html.escape(str(self.baseline))} &middot; incident "
+            f"{html.escape(str(self.incident))}</p>",
+        ]
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
             f"<td>{html.escape(_fmt(v))}</td></tr>"
             for k, v in self.headline().items()
         )
-        parts = [
-            f"<h4>{html.escape(self.title)} <code>{html.escape(self.id)}</code></h4>",
-            f"<p>baseline {html.escape(str(self.baseline))} &middot; incident "
-            f"{html.escape(str(self.incident))}</p>",
-        ]
         if rows:
             parts.append(f"<table>{rows}</table>")
-        for finding in self.findings():
-            parts.append(
-                f"<p><b>{html.escape(finding.severity)}</b> {html.escape(finding.summary)}</p>"
-            )
-        for gap in self.not_assessed:
-            parts.append(
-                f"<p><i>not assessed: {html.escape(gap.check)}: {html.escape(gap.reason)}</i></p>"
-            )
+        found = self.findings()
+        if found:
+            parts.append("<ul class='findings'>" + "".join(
+                f"<li><b>{html.escape(f.severity)}</b> <code>{html.escape(f.id)}</code> "
+                f"{html.escape(f.summary)}</li>" for f in found) + "</ul>")
+        else:
+            parts.append("<p>No finding.</p>")
+        if self.not_assessed:
+            parts.append("<ul class='not-assessed'>" + "".join(
+                f"<li><i>not assessed: {html.escape(gap.check)}: "
+                f"{html.escape(gap.reason)}</i></li>" for gap in self.not_assessed) + "</ul>")
+        if figure:
+            parts.append(self._figure_html())
         if not self.table.empty:
-            parts.append(self.table.head(20).to_html(index=False, escape=True))
-        return "\n".join(parts)
+            parts.append(self.table.head(max_rows).to_html(index=False, escape=True,
+                                                           na_rep="n/a", border=0))
+            hidden = len(self.table) - max_rows
+            if hidden > 0:
+                parts.append(f"<p><i>{hidden:,} more rows not shown (of {len(self.table):,}; "
+                             "the whole table is <code>result.table</code>).</i></p>")
+        return f"<div class='forensics-result'>{''.join(parts)}</div>"
+
+    def save_html(self, path: str | os.PathLike[str], *, max_rows: int = MAX_HTML_ROWS
+                  ) -> Path:
+        """Write :meth:`to_html` (with the figure) as a standalone HTML document.
+
+        Parameters
+        ----------
+        path
+            Where to write; its folder must exist and its suffix be ``.html`` or ``.htm``.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        Raises
+        ------
+        InvalidParameterError
+            The suffix is not ``.html``/``.htm`` or the folder does not exist.
+        """
+        target = Path(path)
+        if target.suffix.lower() not in (".html", ".htm"):
+            raise InvalidParameterError(
+                f"{target}: an HTML snippet is saved to a .html or .htm file, not "
+                f"{target.suffix or 'a file without suffix'!r}")
+        if not target.parent.is_dir():
+            raise InvalidParameterError(f"{target}: the folder {target.parent} does not exist")
+        title = html.escape(f"{self.title or self.id} ({self.id})")
+        document = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                    f"<title>{title}</title><style>{_HTML_STYLE}</style></head><body>"
+                    f"{self.to_html(max_rows=max_rows)}</body></html>\n")
+        target.write_text(document, encoding="utf-8")
+        return target
+
+    def _figure_html(self) -> str:
+        """:meth:`plot` as an ``<img>`` with a base64 PNG; the figure is closed afterwards."""
+        import matplotlib.pyplot as plt
+
+        from toolkit.plotting import polish
+
+        ax = self.plot()
+        fig = ax.figure
+        try:
+            polish(fig)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", bbox_inches="tight")
+        finally:
+            plt.close(fig)
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        alt = html.escape(f"{self.title or self.id} figure", quote=True)
+        return f"<img alt='{alt}' style='max-width:100%' src=\"data:image/png;base64,{data}\">"
+
+    def _repr_html_(self) -> str:
+        return self.to_html(figure=False)
 
     def __repr__(self) -> str:
         head = ", ".join(f"{k}={_fmt(v)}" for k, v in self.headline().items())

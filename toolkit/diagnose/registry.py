@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import html
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +16,11 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view
+from toolkit.errors import ToolkitError
 from toolkit.types import Window
 
 __all__ = ["REGISTRY", "Diagnosis", "run_diagnostics", "register", "Progress",
-           "REQUEST_WINDOWS"]
+           "REQUEST_WINDOWS", "UnknownDiagnosticError"]
 
 #: Every diagnostic by its stable id, in the order they run (data, model, infra, integration).
 REGISTRY: dict[str, Callable[..., DiagnosticResult]] = {}
@@ -49,9 +52,21 @@ def register(diagnostic_id: str, function: Callable[..., DiagnosticResult]) -> N
     REGISTRY[diagnostic_id] = function
 
 
-@dataclass(frozen=True)
-class Diagnosis:
+class UnknownDiagnosticError(ToolkitError, KeyError):
+    """A diagnostic id that is not among the results; the message lists the valid ids."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True, repr=False)
+class Diagnosis(Mapping[str, DiagnosticResult]):
     """The results of several diagnostics on one pair of windows.
+
+    A read-only mapping from diagnostic id to result (``diagnosis["data.drift"]``,
+    ``diagnosis.keys()``, ``"infra.latency" in diagnosis``, ``len(diagnosis)``), in the order
+    the diagnostics ran. A notebook shows it as a table of the diagnostics (assessed or not,
+    findings, the most severe one).
 
     Attributes
     ----------
@@ -68,7 +83,76 @@ class Diagnosis:
     gaps: tuple[NotAssessed, ...] = ()
 
     def __getitem__(self, diagnostic_id: str) -> DiagnosticResult:
-        return self.results[diagnostic_id]
+        try:
+            return self.results[diagnostic_id]
+        except (KeyError, TypeError):
+            raise UnknownDiagnosticError(self._unknown(diagnostic_id)) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __contains__(self, diagnostic_id: object) -> bool:
+        try:
+            return diagnostic_id in self.results
+        except TypeError:  # an unhashable key is no diagnostic id
+            return False
+
+    def keys(self) -> KeysView[str]:
+        """The diagnostic ids, in the order they ran."""
+        return self.results.keys()
+
+    def values(self) -> ValuesView[DiagnosticResult]:
+        return self.results.values()
+
+    def items(self) -> ItemsView[str, DiagnosticResult]:
+        return self.results.items()
+
+    def _unknown(self, diagnostic_id: object) -> str:
+        valid = list(self.results)
+        message = f"No diagnostic {diagnostic_id!r} in this diagnosis"
+        if isinstance(diagnostic_id, str):
+            close = difflib.get_close_matches(diagnostic_id, valid, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        if not valid:
+            return message + "; it holds no result (no diagnostic ran)."
+        return message + ". Valid ids: " + ", ".join(valid) + "."
+
+    def __repr__(self) -> str:
+        found = self.findings()
+        high = sum(f.severity == "high" for f in found)
+        skipped = sum(not r.assessed for r in self.results.values())
+        return (f"Diagnosis(baseline={self.baseline}, incident={self.incident}, "
+                f"{len(self.results)} diagnostics, {len(found)} findings ({high} high), "
+                f"{skipped} not assessed)")
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for diagnostic_id, result in self.results.items():
+            found = sorted(result.findings(), key=lambda f: -f.rank)
+            if result.assessed:
+                state = "yes" if not result.not_assessed else \
+                    f"partly: {result.not_assessed[0].reason}"
+            else:
+                state = "no: " + (result.not_assessed[0].reason if result.not_assessed
+                                  else "nothing to assess")
+            top = f"[{found[0].severity}] {found[0].summary}" if found else "\u2014"
+            rows.append(f"<tr><td><code>{html.escape(diagnostic_id)}</code></td>"
+                        f"<td style='text-align:left'>{html.escape(state)}</td>"
+                        f"<td>{len(found)}</td>"
+                        f"<td style='text-align:left'>{html.escape(top)}</td></tr>")
+        head = ("<tr><th>diagnostic</th><th>assessed</th><th>findings</th>"
+                "<th>most severe finding</th></tr>")
+        gaps = "".join(f"<li>{html.escape(g.check)}: {html.escape(g.reason)}</li>"
+                       for g in self.gaps)
+        return (f"<div><p><b>Diagnosis</b> &middot; baseline "
+                f"{html.escape(str(self.baseline))} &middot; incident "
+                f"{html.escape(str(self.incident))}</p>"
+                + (f"<ul>{gaps}</ul>" if gaps else "")
+                + f"<table>{head}{''.join(rows)}</table></div>")
 
     def findings(self) -> list[Finding]:
         """Every finding, most severe first."""

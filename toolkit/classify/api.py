@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,13 @@ import pandas as pd
 from toolkit._validation import check_window
 from toolkit.classify.engine import Evidence, Verdict, score
 from toolkit.classify.rules import RuleTable, load_rules
-from toolkit.classify.taxonomy import FAILURE_MODES, NONE, UNDETERMINED
+from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, UNDETERMINED
 from toolkit.classify.windows import DetectedWindows, locate_incident
-from toolkit.diagnose import REGISTRY, Diagnosis, NotAssessed, run_diagnostics
+from toolkit.diagnose import REGISTRY, Diagnosis, Finding, NotAssessed, run_diagnostics
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket
 from toolkit.diagnose.registry import Progress
 from toolkit.errors import EmptyWindowError
+from toolkit.plotting import PATHWAY_COLORS
 from toolkit.types import TIME_MAX, TIME_MIN, Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,11 +115,53 @@ class Classification:
                                                       for g in gaps[:6]))
         if v.remediation:
             lines.append("Do next:")
-            lines.extend(f"  - {r}" for r in v.remediation[:4])
+            # an undetermined verdict's first steps and labelled candidates go together
+            shown = v.remediation if v.pathway == UNDETERMINED else v.remediation[:4]
+            lines.extend(f"  - {r}" for r in shown)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(self.summary()) + "</pre>"
+        """The notebook view: verdict, score bars (inline CSS, no script), the evidence table,
+        what was not assessed and the remediation. Every value is escaped."""
+        v = self.verdict
+        e = html.escape
+        if v.pathway in (NONE, UNDETERMINED):
+            title = e(v.pathway)
+        else:
+            title = f"{e(v.pathway)} / {e(v.failure_mode.replace('_', ' '))}"
+        facts = [("confidence", f"{v.confidence:.2f}"), ("onset", _iso(v.onset) or "\u2014"),
+                 ("incident", f"{self.incident} ({self.window_source})"),
+                 ("baseline", str(self.baseline)), ("serving mode", self.serving_mode)]
+        if v.trigger:
+            facts.append(("trigger", " ".join(str(v.trigger.get(k)) for k in
+                                              ("ts", "kind", "artifact", "version")
+                                              if v.trigger.get(k) is not None)))
+        parts = [f"<div class='forensics-classification' style='{_BOX}'>",
+                 f"<h3 style='margin:0 0 6px'>Verdict: {title}</h3>",
+                 "<table style='font-size:0.9em'>" + "".join(
+                     f"<tr><th style='text-align:left;padding-right:12px'>{e(k)}</th>"
+                     f"<td style='text-align:left'>{e(str(val))}</td></tr>"
+                     for k, val in facts) + "</table>"]
+        parts.append("<h4 style='margin:10px 0 4px'>Pathway scores</h4>")
+        parts.append(_bars(sorted(v.scores.items(), key=lambda kv: -kv[1]),
+                           lambda name: PATHWAY_COLORS.get(name, _GREY)))
+        modes = sorted(((m, p) for m, p in v.mode_scores.items() if m != NONE),
+                       key=lambda mp: -mp[1])[:5]
+        if modes:
+            parts.append("<h4 style='margin:10px 0 4px'>Most likely failure modes</h4>")
+            parts.append(_bars(modes, lambda name: PATHWAY_COLORS.get(
+                PATHWAY_OF.get(name, ""), _GREY)))
+        parts.append(_evidence_html(self.diagnosis.findings()))
+        gaps = self.diagnosis.not_assessed()
+        if gaps:
+            parts.append(f"<details><summary><b>Not assessed</b> ({len(gaps)})</summary><ul>"
+                         + "".join(f"<li><code>{e(g.check)}</code>: {e(g.reason)}</li>"
+                                   for g in gaps) + "</ul></details>")
+        if v.remediation:
+            parts.append("<h4 style='margin:10px 0 4px'>Remediation</h4><ol>" + "".join(
+                f"<li>{e(r)}</li>" for r in v.remediation) + "</ol>")
+        parts.append("</div>")
+        return "".join(parts)
 
     @property
     def not_assessed(self) -> tuple[Any, ...]:
@@ -339,6 +383,57 @@ def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
                            options={i: {"bucket": bucket} for i in REGISTRY},
                            progress=progress)
     return locate_incident(scan.findings(), scan.signals(), search, bucket)
+
+
+_BOX = "font-family:system-ui,sans-serif;max-width:60em"
+_GREY = "#8C8C8C"
+#: Findings shown in the notebook view (all of them are in :meth:`Classification.to_frame`).
+_MAX_EVIDENCE = 30
+
+
+def _bars(scores: list[tuple[str, float]], color: Callable[[str], str]) -> str:
+    """Horizontal bars of probabilities in ``[0, 1]`` as inline-styled divs."""
+    rows = []
+    for name, value in scores:
+        share = min(max(float(value), 0.0), 1.0) if value == value else 0.0
+        rows.append(
+            "<div style='display:flex;align-items:center;margin:2px 0;font-size:0.85em'>"
+            f"<span style='width:11em'>{html.escape(name.replace('_', ' '))}</span>"
+            "<span style='flex:0 0 20em;background:#eee;height:0.9em'>"
+            f"<span style='display:block;height:100%;width:{share * 100:.1f}%;"
+            f"background:{html.escape(color(name))}'></span></span>"
+            f"<span style='margin-left:6px'>{share:.2f}</span></div>")
+    return "".join(rows)
+
+
+def _evidence_html(findings: list[Finding]) -> str:
+    """The findings, most severe first, as an escaped table."""
+    if not findings:
+        return "<p><i>No finding: nothing departed from the baseline.</i></p>"
+    cell = "<td style='text-align:left;padding:1px 6px'>{}</td>"
+    rows = []
+    for f in findings[:_MAX_EVIDENCE]:
+        onset = _iso(f.onset) if f.onset is not None else "\u2014"
+        values = (f.severity, f.id, f.pathway, _number(f.statistic), _number(f.threshold),
+                  onset, f.summary)
+        rows.append("<tr>" + "".join(cell.format(html.escape(str(x))) for x in values) +
+                    "</tr>")
+    head = "".join(f"<th style='text-align:left;padding:1px 6px'>{h}</th>" for h in
+                   ("severity", "finding", "pathway", "statistic", "threshold", "onset",
+                    "summary"))
+    more = len(findings) - _MAX_EVIDENCE
+    note = (f"<p><i>{more} more findings: <code>result.to_frame()</code></i></p>"
+            if more > 0 else "")
+    return ("<h4 style='margin:10px 0 4px'>Evidence</h4><table style='font-size:0.85em;"
+            f"border-collapse:collapse'><tr>{head}</tr>{''.join(rows)}</table>{note}")
+
+
+def _number(value: float) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "\u2014"
+    return "\u2014" if value != value else f"{value:.4g}"
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -113,7 +113,9 @@ def polish(figure: Any) -> Any:
         if isinstance(ax.xaxis.get_major_formatter(), (mdates.AutoDateFormatter,
                                                        mdates.DateFormatter,
                                                        mdates.ConciseDateFormatter)):
-            locator = mdates.AutoDateLocator(minticks=5, maxticks=10)
+            # minticks 4, not 5: with 5, ranges between 4.5 and 5 days (beyond 9 ticks of
+            # 12 h, below 5 daily ticks) fit no interval and matplotlib warns
+            locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
             for label in ax.get_xticklabels():

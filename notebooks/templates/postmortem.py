@@ -40,6 +40,15 @@ pm.summary()
 pm.impact()
 
 # %% [markdown]
+# ### Affected slices
+#
+# Values of any attribute (host, model version, client version, tenant...) whose requests fail
+# far more often than the rest's (Fisher exact test, Holm-adjusted over every value tested).
+
+# %%
+pm.affected_slices()
+
+# %% [markdown]
 # ## Timeline (UTC)
 
 # %%
@@ -99,6 +108,9 @@ pm.diagnostic_details("data.permutation")
 
 # %%
 pm.diagnostic("model.performance")
+
+# %%
+pm.estimated_accuracy()
 
 # %%
 pm.diagnostic("model.calibration")

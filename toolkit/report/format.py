@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ import pandas as pd
 
 __all__ = ["MISSING", "P_FLOOR", "is_missing", "missing", "fmt_value", "fmt_number",
            "fmt_count", "fmt_percent", "fmt_points", "fmt_pvalue", "fmt_ms", "fmt_time",
-           "fmt_change", "format_frame"]
+           "fmt_change", "fmt_pvalues_in_text", "format_frame"]
 
 #: How a missing value is shown.
 MISSING = "—"
@@ -139,6 +140,30 @@ def fmt_pvalue(value: Any, *, reason: str | None = None) -> str:
     if number < 1e-3:
         return f"{number:.1e}"
     return f"{number:.2g}"
+
+
+_P_IN_TEXT = re.compile(r"\b(p(?:-value)?)(\s*(?:<=|<|=)\s*|\s+)"
+                        r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)(?!\d|\.\d)", re.I)
+
+
+def fmt_pvalues_in_text(text: str) -> str:
+    """A sentence with its p-values through :func:`fmt_pvalue` (``p <= 0.0e+00`` and
+    ``p 1.9e-23`` become ``p < 1e-12``).
+
+    Examples
+    --------
+    >>> fmt_pvalues_in_text("Holm-adjusted p <= 0.0e+00 over 35 values")
+    'Holm-adjusted p < 1e-12 over 35 values'
+    >>> fmt_pvalues_in_text("adjusted p 3.2e-07; p = 0.0412; p99 350 ms")
+    'adjusted p 3.2e-07; p = 0.041; p99 350 ms'
+    """
+    def one(match: re.Match[str]) -> str:
+        shown = fmt_pvalue(float(match.group(3)))
+        if shown.startswith("<"):
+            return f"{match.group(1)} {shown}"
+        return f"{match.group(1)}{match.group(2)}{shown}"
+
+    return _P_IN_TEXT.sub(one, text)
 
 
 def fmt_ms(value: Any, *, reason: str | None = None) -> str:

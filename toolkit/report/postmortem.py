@@ -21,6 +21,7 @@ from toolkit._version import __version__
 from toolkit.classify import Classification, classify_incident
 from toolkit.diagnose._case import CaseView, case_view
 from toolkit.report import distributions, figures
+from toolkit.report.estimate import Estimate, estimate, estimate_figure, label_gap
 from toolkit.report.events import bursts, select_bursts
 from toolkit.report.format import (
     fmt_change,
@@ -43,6 +44,7 @@ from toolkit.report.html import (
     paragraph,
     table,
 )
+from toolkit.report.slices import slice_actions, slices_section
 from toolkit.store import connect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,6 +141,7 @@ class Postmortem:
     incident_id: str = "incident"
     title: str = ""
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _estimate: Estimate | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(
@@ -233,6 +236,10 @@ class Postmortem:
                 rows.append((column if column != "coverage" else "label coverage", "share",
                              performance.value("baseline", column),
                              performance.value("incident", column)))
+            for column, label in (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC")):
+                if column in performance.table:
+                    rows.append((label, "auc", performance.value("baseline", column),
+                                 performance.value("incident", column)))
         calibration = diagnosis.results.get("model.calibration")
         if calibration is not None and not calibration.table.empty:
             rows.append(("ECE", "number", calibration.value("baseline", "ece"),
@@ -248,9 +255,17 @@ class Postmortem:
             for label, kind, b, i in rows])
         caption = (f"Impact: baseline ({fmt_number(hours['baseline'], 3)} h) vs incident "
                    f"({fmt_number(hours['incident'], 3)} h); counts per hour")
-        out = table(frame, caption=caption)
-        slices = self._affected_slices()
-        return out + (slices if slices is not None else note("No affected slice stands out."))
+        return table(frame, caption=caption)
+
+    def affected_slices(self) -> Html:
+        """The slices that fail more than the rest of the traffic (``case.segments``): a
+        table, the figure, the actions for each slice's role, what was not tested; then the
+        slices other diagnostics name."""
+        segments = self.result.diagnosis.results.get("case.segments")
+        out = slices_section(segments, self.result.serving_mode) if segments is not None \
+            else note("Affected slices: case.segments was not run.")
+        others = self._affected_slices()
+        return out + others if others is not None else out
 
     def timeline(self) -> Html:
         """Events and detected change points in UTC, around the incident.
@@ -437,6 +452,36 @@ class Postmortem:
             figures.recolor_outliers(ax)
         return ax.figure
 
+    @property
+    def estimate(self) -> Estimate:
+        """The label-free estimate of the incident's accuracy (computed once, guarded: a
+        failure or an abstention is its ``reason``)."""
+        if self._estimate is None:
+            self._estimate = estimate(getattr(self.case, "con", None), self.result.baseline,
+                                      self.result.incident, case=self.case,
+                                      diagnosis=self.result.diagnosis)
+        return self._estimate
+
+    def estimated_accuracy(self) -> Html:
+        """Estimated (label-free) against realised accuracy, when the incident's labels are
+        missing or delayed; one line otherwise."""
+        gap = label_gap(self.result.diagnosis.results.get("model.performance"))
+        if gap is None:
+            return note("Labels cover the incident window and arrived on time: the realized "
+                        "accuracy above needs no label-free estimate.")
+        est = self.estimate
+        parts = [paragraph(
+            f"Labels are missing or delayed in the incident window ({gap}). The accuracy "
+            "estimated from the scores (CBPE, calibrated on the baseline's labels) stands in "
+            "for them; an estimated drop is weaker evidence than a realized one.")]
+        fig = estimate_figure(est, "Estimated vs realized accuracy")
+        if fig is not None:
+            parts.append(figure_html(fig, "Estimated vs realized accuracy"))
+        frame = pd.DataFrame(est.rows())
+        parts.append(table(frame.rename(columns={"value": "incident"}),
+                           caption="Label-free estimate of the incident's accuracy"))
+        return Html("".join(p.fragment for p in parts))
+
     def drift_distributions(self) -> Html:
         """Reference vs current distributions of the most drifted features."""
         drift = self.result.diagnosis.results.get("data.drift")
@@ -472,10 +517,27 @@ class Postmortem:
             return self._undetermined_actions()
         rows = [{"action": action, "type": _action_type(action), "owner": "", "due": "",
                  "tracking": ""} for action in v.remediation]
+        slices = self._slice_actions()
         if not rows:
-            return note("No remediation rule applies.")
+            return note("No remediation rule applies to the failure mode.") + slices
         return table(pd.DataFrame(rows), caption=f"Action items ({self.result.serving_mode} "
-                                                 "serving)")
+                                                 "serving)") + slices
+
+    def _slice_actions(self) -> Html:
+        """The remediation rules for the role of each affected slice (a host, a model
+        version, a client version...) whose pathway the verdict's remediation does not
+        already cover."""
+        segments = self.result.diagnosis.results.get("case.segments")
+        if segments is None:
+            return Html("")
+        out = Html("")
+        v = self.result.verdict
+        covered = v.pathway if v.pathway not in ("none", "undetermined") else None
+        for what, actions in slice_actions(segments, self.result.serving_mode,
+                                           skip_pathway=covered):
+            out = out + Html(f"<p class='caption'>For the affected slice "
+                             f"{escape(what)}:</p>") + items(actions)
+        return out
 
     def _undetermined_actions(self) -> Html:
         from toolkit.classify import remediation_for
@@ -501,7 +563,7 @@ class Postmortem:
             out = out + Html(
                 f"<p class='caption'>If it is {escape(mode.replace('_', ' '))} (candidate, "
                 f"probability {escape(fmt_number(probability, 2))}):</p>") + items(actions)
-        return out
+        return out + self._slice_actions()
 
     def lessons(self) -> Html:
         return items(["What went well?", "What went wrong?", "Where did we get lucky?",
@@ -510,7 +572,11 @@ class Postmortem:
     def appendix_sql(self) -> Html:
         """The SQL every diagnostic ran, rerunnable in the DuckDB CLI on the case."""
         parts = []
-        for diagnostic_id, statements in self.result.diagnosis.sql().items():
+        recorded = dict(self.result.diagnosis.sql())
+        if self._estimate is not None and self._estimate.result is not None and \
+                self._estimate.result.id not in recorded:
+            recorded[self._estimate.result.id] = list(self._estimate.result.sql)
+        for diagnostic_id, statements in recorded.items():
             if not statements:
                 continue
             body = "\n\n".join(f"-- {diagnostic_id} [{k + 1}]\n{s};" for k, s in
@@ -543,6 +609,7 @@ class Postmortem:
             "toolkit_version": __version__,
             "classification": self.result.to_dict(),
             "headline": headlines,
+            "estimation": self.estimate.to_dict(),
         }
 
     # ------------------------------------------------------------------ helpers
@@ -627,8 +694,8 @@ class Postmortem:
     def _affected_slices(self) -> Html | None:
         diagnosis = self.result.diagnosis
         frames = []
-        for diagnostic_id in ("case.segments", "integration.client_errors",
-                              "integration.versions", "infra.hosts", "infra.accelerators"):
+        for diagnostic_id in ("integration.client_errors", "integration.versions",
+                              "infra.hosts", "infra.accelerators"):
             result = diagnosis.results.get(diagnostic_id)
             if result is None:
                 continue
@@ -646,7 +713,7 @@ class Postmortem:
                                           f"{fmt_count(row.labelled)} labels"})
         if not frames:
             return None
-        return table(pd.DataFrame(frames), caption="Affected slices")
+        return table(pd.DataFrame(frames), caption="Slices named by other diagnostics")
 
     def _trigger(self) -> str | None:
         events = self.case.events
@@ -716,6 +783,8 @@ def _impact_value(kind: str, value: float) -> str:
         return fmt_ms(value)
     if kind == "share":
         return fmt_percent(value)
+    if kind == "auc":
+        return fmt_number(value, 3)
     return fmt_number(value)
 
 
@@ -726,6 +795,11 @@ def _impact_change(kind: str, before: float, after: float) -> str:
         ratio = f" (x{after / before:.2f})" if before else ""
         delta = fmt_number(after - before, 3)
         return (delta if delta.startswith("-") or delta == "0" else f"+{delta}") + ratio
+    if kind == "auc":
+        if is_missing(before) or is_missing(after):
+            return fmt_value(None)
+        delta = fmt_number(round(after - before, 3), 3)
+        return delta if delta.startswith("-") or delta == "0" else f"+{delta}"
     return fmt_change(before, after, kind)
 
 

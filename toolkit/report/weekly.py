@@ -4,6 +4,11 @@ The week is compared with the week before (the baseline). SLO targets come from 
 when set (``latency_slo_ms``, ``error_rate_slo``, ``accuracy_slo``, ``ece_slo``); otherwise:
 latency 2 x the previous week's p99, error rate 1%, accuracy the previous week's minus 2
 points, ECE 0.05 (each stated in the report as its source).
+
+SLOs come in two panels kept apart, as NIST AI RMF MEASURE asks: **model quality** (realised
+accuracy with its Wilson band, ECE, the label-free estimated accuracy with its band and the
+gap between the two) and **infrastructure** (p99 latency, error + timeout rate, throughput).
+An infrastructure SLO that holds says nothing about the model's answers, and the reverse.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from toolkit._version import __version__
 from toolkit.diagnose import Diagnosis, run_diagnostics
+from toolkit.diagnose import _stats as st
 from toolkit.diagnose._case import CaseView, case_view
 from toolkit.errors import EmptyWindowError
+from toolkit.report.estimate import Estimate, estimate, estimate_figure
 from toolkit.report.format import (
     fmt_change,
     fmt_ms,
@@ -59,6 +67,8 @@ class WeeklyReport:
     db: str = ""
     #: One row per week, the last :data:`TREND_WEEKS` weeks (see :mod:`toolkit.report.trend`).
     trend_frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The label-free estimate of this week's accuracy, calibrated on the week before.
+    estimate: Estimate = field(default_factory=lambda: Estimate(None, "not run"))
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
@@ -91,6 +101,8 @@ class WeeklyReport:
         known = {current.start: len(drift.drifted) / len(drift.table)} \
             if drift is not None and not drift.table.empty else {}
         report.trend_frame = weekly_measures(con, case, current, weeks=weeks, drift=known)
+        report.estimate = estimate(con, previous, current, case=case, diagnosis=diagnosis) \
+            if case.has("requests") else Estimate(None, "no requests in the case")
         return report
 
     def header(self) -> Html:
@@ -101,61 +113,148 @@ class WeeklyReport:
         return STYLE + heading(f"Weekly model-serving report {self.week}", 1) + key_values(meta)
 
     def slo(self) -> Html:
+        """Both SLO panels, infrastructure then model quality, each under its heading."""
+        return (heading("Infrastructure SLOs", 3) + self.slo_infrastructure()
+                + heading("Model-quality SLOs", 3) + self.slo_model())
+
+    def slo_infrastructure(self) -> Html:
+        """p99 latency, error + timeout rate and throughput against their targets."""
         frame = self.slo_frame()
+        frame = frame[frame["panel"] == "infrastructure"] if not frame.empty else frame
         if frame.empty:
-            return note("No requests in this week: SLOs not assessed.")
-        caption = "SLO compliance this week"
+            return note("No requests in this week: infrastructure SLOs not assessed.")
+        out = self._slo_table(frame, "Infrastructure SLOs this week")
+        fig = self._infrastructure_figure()
+        return out + (figure_html(fig, "infrastructure this week") if fig is not None
+                      else Html(""))
+
+    def slo_model(self) -> Html:
+        """Realised accuracy (Wilson band), ECE, and the label-free estimated accuracy with
+        its band and its gap to the realised one."""
+        frame = self.slo_frame()
+        frame = frame[frame["panel"] == "model quality"] if not frame.empty else frame
+        parts = []
+        if frame.empty:
+            parts.append(note("Realized accuracy and ECE not assessed: no labelled request "
+                              "with a score this week."))
+        else:
+            parts.append(self._slo_table(frame, "Model-quality SLOs this week (realized, "
+                                                "from the labels)"))
+        est = self.estimate
+        rows = pd.DataFrame(est.rows(context=False))
+        rows["value"] = rows["value"].str.replace("the incident's", "this week's", regex=False)
+        parts.append(table(rows.rename(columns={"value": "this week"}),
+                           caption="Estimated accuracy (no labels needed; calibrated on the "
+                                   "week before)"))
+        fig = estimate_figure(est, f"Estimated vs realized accuracy, {self.week}")
+        if fig is not None:
+            parts.append(figure_html(fig, "estimated vs realized accuracy"))
+            if est.not_estimated_buckets():
+                parts.append(note(f"{est.not_estimated_buckets():,} time bucket(s) marked x "
+                                  "cannot be estimated (scores outside the reference's "
+                                  "support, another model version, or concept drift)."))
+        return Html("".join(p.fragment for p in parts))
+
+    def _slo_table(self, frame: pd.DataFrame, caption: str) -> Html:
         if self.diagnosis is None:
             caption += (" (no requests in the week before: this week's own numbers; targets "
                         "derived from the previous week are not assessed)")
-        shown = frame.copy().astype(object)
-        for column in ("target", "this week"):
-            shown[column] = [_slo_value(name, value) for name, value in
-                             zip(frame["SLO"], frame[column], strict=True)]
-        shown["compliance"] = [fmt_percent(v, 1, reason="latency only")
-                               for v in frame["compliance"]]
+        shown = pd.DataFrame({"SLO": frame["SLO"]})
+        shown["target"] = [_slo_value(n, v, t) for n, v, t in
+                           zip(frame["SLO"], frame["target"], frame["source"], strict=True)]
+        shown["source"] = frame["source"]
+        shown["this week"] = [_slo_value(n, v) for n, v in
+                              zip(frame["SLO"], frame["this week"], strict=True)]
+        if frame["band_lo"].notna().any():
+            shown["95% band"] = [
+                f"{fmt_percent(lo, 1)} – {fmt_percent(hi, 1)}" if not is_missing(lo) else
+                missing() for lo, hi in zip(frame["band_lo"], frame["band_hi"], strict=True)]
+        if frame["compliance"].notna().any():
+            shown["compliance"] = [fmt_percent(v, 1, reason="latency only")
+                                   for v in frame["compliance"]]
+        shown["met"] = frame["met"].astype(object).to_numpy()
         return table(shown, caption=caption, reasons={"met": "no target"})
 
+    def _infrastructure_figure(self) -> Any:
+        """p99 against its SLO, error + timeout rate and throughput per time bucket of the
+        week (small multiples sharing the time axis)."""
+        latency = self.diagnosis.results.get("infra.latency") if self.diagnosis else None
+        if latency is None or latency.timeline.empty:
+            return None
+        import matplotlib.pyplot as plt
+
+        from toolkit.plotting import WINDOW_COLORS, set_theme
+
+        t = latency.timeline
+        t = t[pd.to_datetime(t["bucket_start"], utc=True) >= pd.Timestamp(self.current.start)]
+        if t.empty:
+            return None
+        set_theme()
+        fig, axes = plt.subplots(1, 3, figsize=(12, 2.8), sharex=True)
+        x = pd.to_datetime(t["bucket_start"], utc=True)
+        axes[0].plot(x, t["p99_ms"], color="#4C72B0")
+        if not is_missing(latency.slo_ms):
+            axes[0].axhline(latency.slo_ms, color=WINDOW_COLORS["incident"], ls="--", lw=1,
+                            label=f"SLO {fmt_ms(latency.slo_ms)}")
+            axes[0].legend(loc="upper left", fontsize=7)
+        axes[0].set_title("p99 latency (ms)")
+        failures = t["error_rate"].fillna(0) + t["timeout_rate"].fillna(0)
+        axes[1].plot(x, failures, color="#4C72B0")
+        axes[1].set_title("errors + timeouts")
+        axes[2].plot(x, t["requests"], color="#4C72B0")
+        axes[2].set_title("requests per bucket")
+        for ax in axes:
+            ax.set_xlabel("")
+            ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        fig.tight_layout()
+        return fig
+
     def slo_frame(self) -> pd.DataFrame:
+        """One row per SLO: ``SLO``, ``panel`` (``infrastructure`` or ``model quality``),
+        ``target``, ``source``, ``this week``, ``band_lo``/``band_hi`` (95% Wilson band of
+        the accuracy), ``compliance`` (share of time buckets within the latency SLO) and
+        ``met`` (None without a target)."""
         if self.diagnosis is None:
             return self._own_slo_frame()
         meta = self.case.meta
+        nan = float("nan")
         rows = []
         latency = self.diagnosis.results.get("infra.latency")
         if latency is not None and not latency.table.empty:
             t = latency.timeline
             week = t[t["bucket_start"] >= pd.Timestamp(self.current.start)]
-            ok = (week["p99_ms"] <= latency.slo_ms).mean() if len(week) else float("nan")
-            rows.append({"SLO": "latency p99", "target": latency.slo_ms,
-                         "source": latency.slo_source,
-                         "this week": latency.value("incident", "p99_ms"),
-                         "compliance": ok,
-                         "met": bool(latency.value("incident", "p99_ms") <= latency.slo_ms)})
+            ok = (week["p99_ms"] <= latency.slo_ms).mean() if len(week) else nan
+            rows.append(_row("latency p99", "infrastructure", latency.slo_ms,
+                             latency.slo_source, latency.value("incident", "p99_ms"),
+                             compliance=ok, higher=False))
             target = float(meta.get("error_rate_slo", 0.01))
             rate = latency.value("incident", "error_rate") + latency.value("incident",
                                                                            "timeout_rate")
-            rows.append({"SLO": "error + timeout rate", "target": target,
-                         "source": "case_meta" if "error_rate_slo" in meta else "default 1%",
-                         "this week": rate, "compliance": float("nan"),
-                         "met": bool(rate <= target)})
+            rows.append(_row("error + timeout rate", "infrastructure", target,
+                             "case_meta" if "error_rate_slo" in meta else "default 1%", rate,
+                             higher=False))
+            rows.append(_row(
+                "throughput (requests per hour)", "infrastructure", nan,
+                f"no target; the week before: "
+                f"{fmt_number(latency.value('baseline', 'requests') / _HOURS, 3)}",
+                latency.value("incident", "requests") / _HOURS, higher=True))
         performance = self.diagnosis.results.get("model.performance")
         if performance is not None and not performance.table.empty:
             target = float(meta.get("accuracy_slo", performance.value("baseline", "accuracy")
                                     - 0.02))
-            value = performance.value("incident", "accuracy")
-            rows.append({"SLO": "accuracy", "target": target,
-                         "source": "case_meta" if "accuracy_slo" in meta else
-                         "previous week - 2 points", "this week": value,
-                         "compliance": float("nan"), "met": bool(value >= target)})
+            rows.append(_row("accuracy", "model quality", target,
+                             "case_meta" if "accuracy_slo" in meta else
+                             "previous week - 2 points",
+                             performance.value("incident", "accuracy"), higher=True,
+                             band=(performance.value("incident", "accuracy_lo"),
+                                   performance.value("incident", "accuracy_hi"))))
         calibration = self.diagnosis.results.get("model.calibration")
         if calibration is not None and not calibration.table.empty:
             target = float(meta.get("ece_slo", 0.05))
-            value = calibration.value("incident", "ece")
-            rows.append({"SLO": "ECE", "target": target,
-                         "source": "case_meta" if "ece_slo" in meta else "default 0.05",
-                         "this week": value, "compliance": float("nan"),
-                         "met": bool(value <= target)})
-        return pd.DataFrame(rows)
+            rows.append(_row("ECE", "model quality", target,
+                             "case_meta" if "ece_slo" in meta else "default 0.05",
+                             calibration.value("incident", "ece"), higher=False))
+        return pd.DataFrame(rows, columns=_SLO_COLUMNS)
 
     def drift(self) -> Html:
         result = self.diagnosis.results.get("data.drift") if self.diagnosis else None
@@ -232,7 +331,8 @@ class WeeklyReport:
             "generated_at": self.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "toolkit_version": __version__,
             "slo": slo.astype(object).where(slo.notna(), None).to_dict("records"),
-            "slo_met": bool(slo["met"].all()) if not slo.empty else None,
+            "slo_met": _all_met(slo),
+            "estimation": self.estimate.to_dict(),
             "drifted_features": drift.drifted if drift is not None else [],
             "incidents": self.incidents,
             "week_over_week": self.week_over_week_frame().to_dict("records"),
@@ -252,33 +352,37 @@ class WeeklyReport:
         fixed defaults)."""
         frame = self.trend_frame
         if frame.empty or not frame["requests"].iloc[-1]:
-            return pd.DataFrame()
+            return pd.DataFrame(columns=_SLO_COLUMNS)
         row = frame.iloc[-1]
         meta = self.case.meta
         nan = float("nan")
         rows = []
-
-        def add(name: str, value: float, target: float, source: str, higher: bool) -> None:
-            if pd.isna(value):
-                return
-            met = (value >= target if higher else value <= target) if not pd.isna(target) \
-                else None
-            rows.append({"SLO": name, "target": target, "source": source, "this week": value,
-                         "compliance": nan, "met": met})
-
         latency = float(meta["latency_slo_ms"]) if "latency_slo_ms" in meta else nan
-        add("latency p99", row["p99_ms"], latency,
-            "case_meta" if "latency_slo_ms" in meta else "not assessed (no previous week)",
-            higher=False)
-        add("error + timeout rate", row["failure_rate"], float(meta.get("error_rate_slo", 0.01)),
-            "case_meta" if "error_rate_slo" in meta else "default 1%", higher=False)
+        rows.append(_row("latency p99", "infrastructure", latency,
+                         "case_meta" if "latency_slo_ms" in meta else
+                         "not assessed (no previous week)", row["p99_ms"], higher=False))
+        rows.append(_row("error + timeout rate", "infrastructure",
+                         float(meta.get("error_rate_slo", 0.01)),
+                         "case_meta" if "error_rate_slo" in meta else "default 1%",
+                         row["failure_rate"], higher=False))
+        rows.append(_row("throughput (requests per hour)", "infrastructure", nan,
+                         "no target", row["requests"] / _HOURS, higher=True))
         accuracy = float(meta["accuracy_slo"]) if "accuracy_slo" in meta else nan
-        add("accuracy", row["accuracy"], accuracy,
-            "case_meta" if "accuracy_slo" in meta else "not assessed (no previous week)",
-            higher=True)
-        add(f"ECE ({ECE_BINS} bins)", row["ece"], float(meta.get("ece_slo", 0.05)),
-            "case_meta" if "ece_slo" in meta else "default 0.05", higher=False)
-        return pd.DataFrame(rows)
+        band = (nan, nan)
+        if not is_missing(row["accuracy"]) and row["labelled"]:
+            lo, hi = st.wilson_interval(np.array([round(row["accuracy"] * row["labelled"])]),
+                                        np.array([row["labelled"]]))
+            band = (float(lo[0]), float(hi[0]))
+        rows.append(_row("accuracy", "model quality", accuracy,
+                         "case_meta" if "accuracy_slo" in meta else
+                         "not assessed (no previous week)", row["accuracy"], higher=True,
+                         band=band))
+        rows.append(_row(f"ECE ({ECE_BINS} bins)", "model quality",
+                         float(meta.get("ece_slo", 0.05)),
+                         "case_meta" if "ece_slo" in meta else "default 0.05", row["ece"],
+                         higher=False))
+        return pd.DataFrame([r for r in rows if not is_missing(r["this week"])],
+                            columns=_SLO_COLUMNS)
 
     def _incidents(self, con) -> list[dict[str, Any]]:
         """Change points inside the week, classified with the detected window."""
@@ -316,19 +420,47 @@ def check_week_has_data(con: Any, window: Window, week: str, db: Any) -> None:
             f"No requests or metrics in week {week} ({window}) in {db}: nothing to report.")
 
 
+#: Hours in an ISO week (throughput is a week's average per hour).
+_HOURS = 7 * 24.0
+_SLO_COLUMNS = ["SLO", "panel", "target", "source", "this week", "band_lo", "band_hi",
+                "compliance", "met"]
+
+
+def _row(name: str, panel: str, target: float, source: str, value: float, *,
+         higher: bool, compliance: float = float("nan"),
+         band: tuple[float, float] = (float("nan"), float("nan"))) -> dict[str, Any]:
+    """One SLO row; ``met`` is None when the target or the value is missing."""
+    met = None if is_missing(target) or is_missing(value) else bool(
+        value >= target if higher else value <= target)
+    return {"SLO": name, "panel": panel, "target": target, "source": source,
+            "this week": value, "band_lo": band[0], "band_hi": band[1],
+            "compliance": compliance, "met": met}
+
+
 def _window(window: Window) -> str:
     return f"{fmt_time(window.start)} to {fmt_time(window.end)}"
 
 
-def _slo_value(name: str, value: Any) -> str:
+def _slo_value(name: str, value: Any, source: str = "") -> str:
     """An SLO target or value in its unit."""
     if is_missing(value):
+        if source.startswith("no target"):
+            return missing()
         return missing("no previous week to derive it from")
+    if name.startswith("throughput"):
+        return fmt_number(value, 3)
     if name.startswith("latency"):
         return fmt_ms(value)
     if name.startswith("ECE"):
         return fmt_number(value, 3)
     return fmt_percent(value)
+
+
+def _all_met(slo: pd.DataFrame) -> bool | None:
+    """Whether every SLO with a target is met (None when none has one)."""
+    judged = [bool(m) for m in slo["met"] if m is not None and not is_missing(m)] \
+        if not slo.empty else []
+    return all(judged) if judged else None
 
 
 def _change(measure: str, before: float, after: float) -> str:

@@ -1,0 +1,191 @@
+"""Label-free accuracy (CBPE, ``toolkit.diagnose.estimation``) for the reports.
+
+The estimate is not in the diagnostic registry: the reports call it directly, guarded, so a
+failure or an abstention ("cannot estimate") is shown as ``not assessed: <reason>`` and never
+stops a report. :func:`label_gap` says whether the incident's labels are missing or delayed,
+the case where the postmortem shows the estimate next to the realised accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from toolkit.report.format import fmt_count, fmt_number, fmt_percent, is_missing
+
+__all__ = ["Estimate", "estimate", "estimate_figure", "label_gap", "ESTIMATION_ID", "MIN_COVERAGE",
+           "MAX_DELAY_H"]
+
+#: The estimate's id (the same as ``toolkit.diagnose.estimation.ID``).
+ESTIMATION_ID = "model.estimation"
+#: Labels cover less of the incident's requests than this: labels are missing.
+MIN_COVERAGE = 0.9
+#: Half the incident's labels arrived later than this (hours): labels are delayed.
+MAX_DELAY_H = 1.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The estimation result, or why there is none.
+
+    Attributes
+    ----------
+    result
+        The :class:`~toolkit.diagnose.estimation.EstimationResult` (``None`` when it failed).
+    reason
+        Why the window's accuracy is not estimated (an abstention, a failure); ``None`` when
+        it is.
+    """
+
+    result: Any = None
+    reason: str | None = None
+
+    @property
+    def estimated(self) -> bool:
+        return self.reason is None and self.result is not None and bool(self.result.overall)
+
+    @property
+    def has_table(self) -> bool:
+        return self.result is not None and not self.result.table.empty
+
+    def not_estimated_buckets(self) -> int:
+        """Time buckets marked "cannot estimate"."""
+        if not self.has_table:
+            return 0
+        return int((self.result.table["status"] != "estimated").sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """For ``results.json``: the estimate and its band (``None`` when it abstained), the
+        realised accuracy on the labels that exist, their gap and the refusal reason."""
+        overall = self.result.overall if self.result is not None else {}
+
+        def number(key: str) -> float | None:
+            value = overall.get(key)
+            return None if value is None or is_missing(value) else float(value)
+
+        ok = self.estimated
+        return {
+            "status": "estimated" if ok else "not assessed",
+            "reason": self.reason,
+            "estimated_accuracy": number("accuracy") if ok else None,
+            "band": [number("accuracy_lo"), number("accuracy_hi")] if ok else None,
+            "realized_accuracy": number("realized_accuracy"),
+            "labelled": int(overall.get("labelled", 0) or 0),
+            "gap_realized_minus_estimated": number("gap") if ok else None,
+            "reference_accuracy": (None if self.result is None else
+                                   _or_none(self.result.reference.get("accuracy"))),
+            "buckets_not_estimated": self.not_estimated_buckets(),
+        }
+
+    def _reference_row(self) -> list[dict[str, Any]]:
+        accuracy = self.result.reference.get("accuracy") if self.result is not None else None
+        if accuracy is None or is_missing(accuracy):
+            return []
+        return [{"measure": "reference accuracy (baseline, realized)",
+                 "value": fmt_percent(accuracy, 1), "95% band": "—"}]
+
+    def rows(self, *, context: bool = True) -> list[dict[str, Any]]:
+        """Display rows (``measure``, ``value``, ``95% band``): the estimated accuracy with
+        its band (or why it is not assessed) and its gap to the realised accuracy on the
+        same labelled requests; with ``context``, the reference's accuracy and the realised
+        accuracy of the labels that exist too."""
+        o = self.result.overall if self.result is not None else {}
+        out = self._reference_row() if context else []
+        name = "estimated accuracy (CBPE, no labels needed)"
+        if self.estimated:
+            value = fmt_percent(o["accuracy"], 1)
+            buckets = self.not_estimated_buckets()
+            if buckets:
+                value += f" ({buckets:,} time bucket(s) cannot be estimated)"
+            out.append({"measure": name, "value": value,
+                        "95% band": f"{fmt_percent(o['accuracy_lo'], 1)} – "
+                                    f"{fmt_percent(o['accuracy_hi'], 1)}"})
+        else:
+            out.append({"measure": name, "value": f"not assessed: {self.reason}",
+                        "95% band": "—"})
+        if context and o.get("labelled"):
+            band = (f"{fmt_percent(o['realized_lo'], 1)} – {fmt_percent(o['realized_hi'], 1)}"
+                    if not is_missing(o.get("realized_lo")) else "—")
+            out.append({"measure": "realized accuracy (the labels that exist)",
+                        "value": f"{fmt_percent(o['realized_accuracy'], 1)} on "
+                                 f"{fmt_count(o['labelled'])} labels", "95% band": band})
+        if self.estimated and o.get("labelled"):
+            out.append({"measure": "gap: realized − estimated (same labelled requests)",
+                        "value": _points(o.get("gap")), "95% band": "—"})
+        return out
+
+
+def estimate(con: Any, baseline: Any, incident: Any, *, case: Any = None,
+             diagnosis: Any = None) -> Estimate:
+    """The label-free estimate of ``incident`` calibrated on ``baseline``, guarded.
+
+    Uses the diagnosis's ``model.estimation`` result when the registry runs it; otherwise
+    calls :func:`toolkit.diagnose.estimation.estimation`. Any error becomes the reason.
+    """
+    result = getattr(diagnosis, "results", {}).get(ESTIMATION_ID) if diagnosis is not None \
+        else None
+    if result is None:
+        try:
+            from toolkit.diagnose.estimation import estimation
+
+            result = estimation(con, baseline, incident, case=case)
+        except Exception as error:  # noqa: BLE001 - a report shows why, it never stops
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            return Estimate(None, f"the estimate failed ({type(error).__name__}"
+                                  + (f": {first}" if first else "") + ")")
+    refusal = next((g.reason.removeprefix("cannot estimate: ") for g in result.not_assessed
+                    if g.check == ESTIMATION_ID), None)
+    if refusal is None and not result.overall:
+        refusal = next((g.reason for g in result.not_assessed), "no predictions to estimate")
+    return Estimate(result, refusal)
+
+
+def estimate_figure(est: Estimate, title: str) -> Any:
+    """The estimate's chart (estimated accuracy and band, "cannot estimate" buckets as x,
+    realised accuracy, reference) titled ``title``, its legend beside the plot so it never
+    covers a line; ``None`` without a table."""
+    if not est.has_table:
+        return None
+    ax = est.result.plot()
+    ax.set_title(title + (" (cannot estimate: see the table)" if est.reason else ""))
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return ax.figure
+
+
+def label_gap(performance: Any) -> str | None:
+    """Why the incident's labels are missing or delayed (``None`` when they are complete
+    and timely): no labelled request, a coverage below :data:`MIN_COVERAGE`, or a median
+    label delay above :data:`MAX_DELAY_H` hours."""
+    if performance is None or performance.table.empty:
+        return "no labels in the case"
+    labelled = performance.value("incident", "labelled")
+    if is_missing(labelled) or not labelled:
+        return "no labelled request in the incident window"
+    reasons = []
+    coverage = performance.value("incident", "coverage")
+    if not is_missing(coverage) and coverage < MIN_COVERAGE:
+        reasons.append(f"labels cover {fmt_percent(coverage, 1)} of the incident's requests")
+    delay = _value(performance, "delay_p50_h")
+    if not is_missing(delay) and delay > MAX_DELAY_H:
+        reasons.append(f"half the labels arrived more than {fmt_number(delay, 2)} h after "
+                       "the request")
+    return "; ".join(reasons) or None
+
+
+def _value(result: Any, column: str) -> float:
+    try:
+        return result.value("incident", column)
+    except (KeyError, IndexError):
+        return float("nan")
+
+
+def _or_none(value: Any) -> float | None:
+    return None if value is None or is_missing(value) else float(value)
+
+
+def _points(delta: Any) -> str:
+    from toolkit.report.format import fmt_points
+
+    return fmt_points(delta, 1)
+

@@ -122,6 +122,10 @@ def test_to_html_limits_the_table_and_says_how_many_rows_are_left_out(result):
     assert parsed.table_rows == headline + 1 + 3  # headline table, header row, 3 rows
     assert f"{n - 3:,} more rows not shown (of {n:,}" in "".join(parsed.text)
     assert not parsed.images
+    # floats rounded for reading (4 significant digits), not 0.6734981...
+    cells = set(parsed.text)
+    for value in result.table["mean_score"].head(3):
+        assert f"{value:.4g}" in cells and repr(float(value)) not in cells
     with pytest.raises(InvalidParameterError, match="max_rows"):
         result.to_html(max_rows=0)
 
@@ -192,8 +196,9 @@ def test_a_wrong_key_lists_the_valid_ids_and_suggests_the_closest(case):
         diagnosis["data.drfit"]
     message = str(caught.value)
     assert isinstance(caught.value, UnknownDiagnosticError)
-    assert "did you mean 'data.drift'?" in message
+    assert message.startswith("No diagnostic 'data.drfit' in this diagnosis. "
+                              "Did you mean 'data.drift'?")
     assert message.endswith("Valid ids: data.drift, infra.hosts.")
     with pytest.raises(KeyError, match="Valid ids: data.drift, infra.hosts") as caught:
         diagnosis["zzz"]
-    assert "did you mean" not in str(caught.value)
+    assert "Did you mean" not in str(caught.value)

@@ -220,8 +220,10 @@ class DiagnosticResult:
         if figure:
             parts.append(self._figure_html())
         if not self.table.empty:
-            parts.append(self.table.head(max_rows).to_html(index=False, escape=True,
-                                                           na_rep="n/a", border=0))
+            shown = self.table.head(max_rows).to_html(
+                index=False, escape=True, na_rep="n/a", border=0,
+                float_format=lambda v: f"{v:.4g}")
+            parts.append(f"<div style='overflow-x:auto'>{shown}</div>")
             hidden = len(self.table) - max_rows
             if hidden > 0:
                 parts.append(f"<p><i>{hidden:,} more rows not shown (of {len(self.table):,}; "

@@ -112,14 +112,14 @@ class Diagnosis(Mapping[str, DiagnosticResult]):
 
     def _unknown(self, diagnostic_id: object) -> str:
         valid = list(self.results)
-        message = f"No diagnostic {diagnostic_id!r} in this diagnosis"
+        message = f"No diagnostic {diagnostic_id!r} in this diagnosis."
         if isinstance(diagnostic_id, str):
             close = difflib.get_close_matches(diagnostic_id, valid, n=1, cutoff=0.5)
             if close:
-                message += f"; did you mean {close[0]!r}?"
+                message += f" Did you mean {close[0]!r}?"
         if not valid:
-            return message + "; it holds no result (no diagnostic ran)."
-        return message + ". Valid ids: " + ", ".join(valid) + "."
+            return message + " It holds no result (no diagnostic ran)."
+        return message + " Valid ids: " + ", ".join(valid) + "."
 
     def __repr__(self) -> str:
         found = self.findings()
@@ -140,12 +140,14 @@ class Diagnosis(Mapping[str, DiagnosticResult]):
                 state = "no: " + (result.not_assessed[0].reason if result.not_assessed
                                   else "nothing to assess")
             top = f"[{found[0].severity}] {found[0].summary}" if found else "\u2014"
-            rows.append(f"<tr><td><code>{html.escape(diagnostic_id)}</code></td>"
+            rows.append(f"<tr><td style='text-align:left'><code>{html.escape(diagnostic_id)}"
+                        "</code></td>"
                         f"<td style='text-align:left'>{html.escape(state)}</td>"
                         f"<td>{len(found)}</td>"
                         f"<td style='text-align:left'>{html.escape(top)}</td></tr>")
-        head = ("<tr><th>diagnostic</th><th>assessed</th><th>findings</th>"
-                "<th>most severe finding</th></tr>")
+        head = ("<tr><th style='text-align:left'>diagnostic</th>"
+                "<th style='text-align:left'>assessed</th><th>findings</th>"
+                "<th style='text-align:left'>most severe finding</th></tr>")
         gaps = "".join(f"<li>{html.escape(g.check)}: {html.escape(g.reason)}</li>"
                        for g in self.gaps)
         return (f"<div><p><b>Diagnosis</b> &middot; baseline "

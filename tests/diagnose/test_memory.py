@@ -300,3 +300,74 @@ def test_a_release_that_brings_a_leak_starts_its_first_climb():
     leak = next(f for f in result.findings() if f.id == "infrastructure.memory_leak")
     assert leak.severity == "high" and leak.statistic >= 0.5
     assert CUT <= pd.Timestamp(leak.onset) < CUT + timedelta(minutes=5)
+
+
+def _as_share(metrics, *, percent=False):
+    """The bytes series of ``metrics`` published as a share of the limit instead (what
+    Alibaba's pod_memory_util gives), in percent or as a fraction; no limit series."""
+    used = metrics[metrics["name"] == "memory_used_bytes"]
+    factor = 100.0 if percent else 1.0
+    return used.assign(name="memory_utilization", value=used["value"] / LIMIT * factor)
+
+
+@pytest.fixture(scope="module")
+def share_cases():
+    metrics, events = _metrics(exhaustion=True, hosts=3)
+    out = {"bytes": (metrics, memory_pressure(make_case(metrics=metrics, events=events),
+                                              BASELINE, INCIDENT))}
+    for name, percent in (("fraction", False), ("percent", True)):
+        shares = _as_share(metrics, percent=percent)
+        out[name] = (shares, memory_pressure(make_case(metrics=shares, events=events),
+                                             BASELINE, INCIDENT))
+    return out
+
+
+def test_a_memory_share_metric_is_read_as_host_utilisation(share_cases):
+    metrics, result = share_cases["fraction"]
+    assert result.share_scale == 1.0
+    rows = result.table[result.table["kind"] == "memory_share"]
+    # independent: the maximum share per host and window, with pandas
+    frame = metrics.copy()
+    frame["window"] = np.where(frame["ts"] < CUT, "baseline", "incident")
+    expected = frame.groupby(["host", "window"])["value"].max()
+    got = rows.set_index(["host", "window"])["max_utilisation"]
+    pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False)
+    assert (rows["limit_bytes"] == 1.0).all()
+    pressure = next(f for f in result.findings() if f.id == "infrastructure.memory_pressure")
+    assert pressure.evidence["kind"] == "memory_share" and pressure.severity == "high"
+    assert pressure.summary.startswith(f"host memory reached {expected.max():.0%}")
+    assert pressure.statistic == pytest.approx(expected.xs("incident", level="window").max())
+    # the onset refined on the raw shares: the first sample at >= 0.9 in the incident
+    hot = metrics[(metrics["ts"] >= CUT) & (metrics["value"] >= 0.9)]["ts"].min()
+    assert pressure.onset == hot
+    assert not [g for g in result.not_assessed if g.check == ID]
+    assert "memory.host_max_utilisation" in set(result.signals()["signal"])
+
+
+def test_percent_and_fraction_shares_and_bytes_agree(share_cases):
+    _, bytes_result = share_cases["bytes"]
+    _, fraction = share_cases["fraction"]
+    _, percent = share_cases["percent"]
+    assert percent.share_scale == 100.0
+    pd.testing.assert_frame_equal(fraction.table, percent.table)
+    findings = {name: {f.id: (f.severity, round(f.statistic, 9), f.onset)
+                       for f in r.findings()}
+                for name, r in (("fraction", fraction), ("percent", percent))}
+    assert findings["fraction"] == findings["percent"]
+    by_bytes = {f.id: (f.severity, round(f.statistic, 9), f.onset)
+                for f in bytes_result.findings()}
+    assert by_bytes["infrastructure.memory_pressure"] == \
+        findings["fraction"]["infrastructure.memory_pressure"]
+
+
+def test_the_alibaba_mapping_name_for_pod_memory_util_is_read():
+    import tomllib
+    from pathlib import Path
+
+    import toolkit
+    from toolkit.diagnose.memory import SHARE_NAMES
+
+    folder = Path(toolkit.__file__).parent / "load" / "mappings"
+    spec = tomllib.loads((folder / "alibaba-genai.toml").read_text())
+    name = spec["files"]["pod_memory_util*"]["columns"]["name"]["value"]
+    assert name in SHARE_NAMES

@@ -4,7 +4,11 @@ Recipe
 ------
 * **Series.** ``metrics`` rows named ``memory_used_bytes`` / ``memory_limit_bytes`` (kind
   ``memory``) and ``gpu_memory_used_bytes`` / ``gpu_memory_total_bytes`` (kind ``gpu``), per
-  host. One engine query takes the maximum of each series per time bucket, window and host.
+  host. Host memory published as a share of its limit (``memory_utilization`` and the other
+  :data:`SHARE_NAMES`; Alibaba's ``pod_memory_util`` through the shipped mapping) is the kind
+  ``memory_share``: the share as a fraction (divided by 100 when its largest value says percent,
+  ``percent_scale``) against a limit of 1. One engine query takes the maximum of each series
+  per time bucket, window and host.
 * **Utilisation** of a host = max used / max limit, per time bucket (the timeline) and per
   window (its maximum over the window's samples). A host without a limit series gets none.
 * **OOM kills and restarts** come from ``events`` (``kind = 'oom_kill'``, ``'restart'``) and,
@@ -69,7 +73,7 @@ from scipy import stats
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
-from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
+from toolkit.diagnose._case import CaseView, case_view, choose_bucket, percent_scale, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose.capacity import bucket_index, bucket_starts, epoch_us
@@ -85,12 +89,20 @@ PRESSURE = 0.9
 CRITICAL = 0.95
 #: Used and limit series of each memory kind.
 SERIES = {"memory": ("memory_used_bytes", "memory_limit_bytes"),
-          "gpu": ("gpu_memory_used_bytes", "gpu_memory_total_bytes")}
+          "gpu": ("gpu_memory_used_bytes", "gpu_memory_total_bytes"),
+          "memory_share": ("memory_share_used", "memory_share_limit")}
+#: Host memory published as a share of the limit (a fraction, or percent: see
+#: :func:`~toolkit.diagnose._case.percent_scale`), e.g. Alibaba's ``pod_memory_util`` which the
+#: shipped mapping loads as ``memory_utilization``. They become the ``memory_share`` kind: used
+#: = the share as a fraction, limit = 1 (the synthetic names of :data:`SERIES`).
+SHARE_NAMES = ("memory_utilization", "memory_utilisation", "memory_util",
+               "memory_usage_percent", "mem_util")
 OOM_PATTERN = r"(^|[^a-z])oom|out.?of.?memory"
 PLANNED_KINDS = ("deploy", "rollback", "scale", "config_change")
 PLANNED_WITHIN = timedelta(minutes=10)
 MIN_R = 0.8
 MIN_GROWTH = 0.10
+_LABELS = {"memory": "memory", "gpu": "GPU memory", "memory_share": "host memory"}
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -100,8 +112,9 @@ class MemoryResult(DiagnosticResult):
     Attributes
     ----------
     table
-        One row per host, kind (``memory``, ``gpu``) and window: ``max_used_bytes``,
-        ``limit_bytes``, ``max_utilisation``, ``samples``.
+        One row per host, kind (``memory``, ``gpu``, ``memory_share``) and window:
+        ``max_used_bytes``, ``limit_bytes``, ``max_utilisation``, ``samples`` (for
+        ``memory_share`` used and limit are fractions: the share, and 1).
     timeline
         Per time bucket, host and kind: ``used_bytes`` (max), ``limit_bytes``, ``utilisation``.
     segments
@@ -124,6 +137,9 @@ class MemoryResult(DiagnosticResult):
     segments: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     events: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     event_times: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: What the host memory shares (:data:`SHARE_NAMES`) were divided by: 100 when they were
+    #: published in percent, else 1.
+    share_scale: float = 1.0
 
     @property
     def assessed(self) -> bool:
@@ -222,7 +238,7 @@ class MemoryResult(DiagnosticResult):
             busy = tl[(tl["kind"] == kind_hit) & (tl["utilisation"] >= PRESSURE) & (
                 tl["bucket_start"] >= pd.Timestamp(self.incident.start)) & (
                 tl["bucket_start"] < pd.Timestamp(self.incident.end))]
-        label = "GPU memory" if kind_hit == "gpu" else "memory"
+        label = _LABELS[kind_hit]
         return Finding(
             id="infrastructure.memory_pressure", pathway="infrastructure", severity=severity,
             statistic=worst, threshold=PRESSURE,
@@ -329,7 +345,7 @@ class MemoryResult(DiagnosticResult):
             slope_bytes_per_hour=("slope_bytes_per_hour", "median"),
             growth_share_per_hour=("growth_per_hour_share", "median"),
             peak_utilisation=("peak_utilisation", "max"))
-        label = "GPU memory" if kind == "gpu" else "memory"
+        label = _LABELS[kind]
         return Finding(
             id="infrastructure.memory_leak", pathway="infrastructure", severity=severity,
             statistic=share, threshold=0.5,
@@ -368,7 +384,8 @@ class MemoryResult(DiagnosticResult):
         if not self.timeline.empty:
             tl = self.timeline.dropna(subset=["utilisation"])
             for kind, name in (("memory", "memory.max_utilisation"),
-                               ("gpu", "memory.gpu_max_utilisation")):
+                               ("gpu", "memory.gpu_max_utilisation"),
+                               ("memory_share", "memory.host_max_utilisation")):
                 part = tl[tl["kind"] == kind].groupby("bucket_start", as_index=False)[
                     "utilisation"].max()
                 if len(part):
@@ -398,7 +415,7 @@ class MemoryResult(DiagnosticResult):
             return super().plot(ax)
         import seaborn as sns
 
-        kind = kind or ("memory" if (tl["kind"] == "memory").any() else "gpu")
+        kind = kind or next(k for k in SERIES if (tl["kind"] == k).any())
         data = tl[tl["kind"] == kind]
         ratio = data["utilisation"].notna().any()
         y = "utilisation" if ratio else "used_gib"
@@ -420,7 +437,7 @@ class MemoryResult(DiagnosticResult):
                    alpha=0.08, label="incident")
         ax.set_ylim(0, top * 1.06)
         ax.set_xlabel("time (UTC)")
-        what = "GPU memory" if kind == "gpu" else "memory"
+        what = _LABELS.get(kind, kind)
         ax.set_ylabel(f"{what} used / limit" if ratio else f"{what} used (GiB, no limit known)")
         ax.set_title("Memory against its limit")
         ax.legend(loc="upper left", fontsize=8, ncol=2)
@@ -487,11 +504,9 @@ def memory_pressure(
     gaps: list[NotAssessed] = []
 
     table = timeline = segments = pd.DataFrame()
-    names = [n for pair in SERIES.values() for n in pair]
+    share_scale = 1.0
     if case.has("metrics", "host", "name", "value"):
-        m = case.table("metrics")
-        m = m.filter(m.name.isin(names) & m.host.notnull() & m.value.notnull()
-                     & ~m.value.isnan() & within(m.ts, span))
+        m, share_scale = _memory_rows(case, record, span)
         per = record(m.group_by(bucket=bucket_index(m.ts, width),
                                 window=window_label(m.ts, baseline, incident),
                                 host=m.host, name=m.name)
@@ -499,8 +514,8 @@ def memory_pressure(
         per.insert(0, "bucket_start", bucket_starts(per.pop("bucket"), width))
         table, timeline = _utilisation(per)
         if table.empty:
-            gaps.append(NotAssessed(ID, "no memory_used_bytes / gpu_memory_used_bytes series "
-                                        "per host in the windows"))
+            gaps.append(NotAssessed(ID, "no memory_used_bytes / gpu_memory_used_bytes / "
+                                        "memory_utilization series per host in the windows"))
         else:
             if table["limit_bytes"].isna().all():
                 gaps.append(NotAssessed(f"{ID}.pressure", "no memory_limit_bytes / "
@@ -521,16 +536,37 @@ def memory_pressure(
                                                 "counted, only OOM errors of requests"))
     result = MemoryResult(**base, table=table, timeline=timeline, segments=segments,
                           events=events, event_times=event_times, sql=record.sql,
-                          not_assessed=tuple(gaps))
+                          not_assessed=tuple(gaps), share_scale=share_scale)
     for finding in result.findings():
         if finding.id == "infrastructure.memory_pressure" and finding.onset is not None:
-            onset = _refine_pressure(case, record, finding, table, span, width)
+            onset = _refine_pressure(case, record, finding, table, span, width, share_scale)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
 
 
+def _memory_rows(case: CaseView, record: Recorder, span: Window) -> tuple[ibis.Table, float]:
+    """The metrics rows of :data:`SERIES` in ``span``, with host memory shares
+    (:data:`SHARE_NAMES`) turned into the ``memory_share`` used (fraction) and limit (1) series,
+    and the scale the shares were divided by (100 for percent, else 1; one engine query)."""
+    m = case.table("metrics")
+    m = m.filter(m.host.notnull() & m.value.notnull() & ~m.value.isnan() & within(m.ts, span))
+    names = [n for kind, pair in SERIES.items() if kind != "memory_share" for n in pair]
+    plain = m.filter(m.name.isin(names)).select("ts", "host", "name", "value")
+    shares = m.filter(m.name.isin(list(SHARE_NAMES)))
+    largest = record(shares.aggregate(largest=shares.value.max()))["largest"].iloc[0]
+    if pd.isna(largest):
+        return plain, 1.0
+    scale = percent_scale(float(largest))
+    used_name, limit_name = SERIES["memory_share"]
+    used = shares.select("ts", "host", name=ibis.literal(used_name),
+                         value=(shares.value / scale).cast("float64"))
+    limit = shares.select("ts", "host", name=ibis.literal(limit_name),
+                          value=ibis.literal(1.0, "float64"))
+    return plain.union(used).union(limit), scale
+
+
 def _refine_pressure(case: CaseView, record: Recorder, finding: Finding, table: pd.DataFrame,
-                     span: Window, width: timedelta):
+                     span: Window, width: timedelta, share_scale: float = 1.0):
     """The pressure onset on the raw samples of the hosts at pressure (used >= 0.9 x limit)."""
     kind = finding.evidence["kind"]
     limits = table[table["kind"] == kind].groupby("host")["limit_bytes"].max()
@@ -538,7 +574,11 @@ def _refine_pressure(case: CaseView, record: Recorder, finding: Finding, table: 
     if limits.empty or len(limits) > 200:
         return finding.onset
     m = case.table("metrics")
-    m = m.filter((m.name == SERIES[kind][0]) & m.host.isin(limits.index.tolist()))
+    if kind == "memory_share":
+        m = m.filter(m.name.isin(list(SHARE_NAMES)) & m.host.isin(limits.index.tolist()))
+        m = m.mutate(value=m.value / share_scale)
+    else:
+        m = m.filter((m.name == SERIES[kind][0]) & m.host.isin(limits.index.tolist()))
     limit = ibis.cases(*[(m.host == h, float(v)) for h, v in limits.items()],
                        else_=ibis.null("float64"))
     return refine_onset(record, m, (m.value >= PRESSURE * limit).fill_null(False),

@@ -155,6 +155,23 @@ class CaseView:
         rows = self.con.execute("SELECT key, CAST(value AS VARCHAR) FROM case_meta").fetchall()
         return {key: _parse_json(value) for key, value in rows}
 
+    def score_semantics(self, score_is: str | None, positive: str | None
+                        ) -> tuple[str, str | None]:
+        """What ``score`` holds and the positive class: the caller's, else the case's.
+
+        A mapping file may declare ``score = {source = ..., semantics = "p_positive",
+        positive = ...}``; the loader records it in ``case_meta`` under ``score_semantics``.
+        An argument given by the caller wins over the declaration; without either, ``score``
+        is the confidence in ``prediction`` (the canonical schema).
+        """
+        declared = self.meta.get("score_semantics")
+        declared = declared if isinstance(declared, dict) else {}
+        if score_is is None:
+            score_is = str(declared.get("score_is") or "confidence")
+        if positive is None and declared.get("positive") is not None:
+            positive = str(declared["positive"])
+        return score_is, positive
+
     @property
     def span(self) -> Window | None:
         """First and last request time, time outliers left out (``None`` for a case without

@@ -253,7 +253,7 @@ def calibration(
     positive: str | None = None,
     bins: int = N_BINS,
     strategy: str = "uniform",
-    score_is: str = "confidence",
+    score_is: str | None = None,
     bucket: timedelta | None = None,
     case: CaseView | None = None,
 ) -> CalibrationResult:
@@ -279,8 +279,9 @@ def calibration(
         window's own forecast quantiles. ECE, MCE, the Brier decomposition and the reliability
         bins use it; ``ece_equal_width`` and ``ece_equal_mass`` give both.
     score_is
-        What ``score`` holds: ``"confidence"`` (the confidence in ``prediction``, the canonical
-        schema) or ``"p_positive"`` (P(positive class), converted to the confidence in the
+        Default: what the case's mapping declared (``case_meta['score_semantics']``), else
+        ``"confidence"``. What ``score`` holds: ``"confidence"`` (the confidence in
+        ``prediction``, the canonical schema) or ``"p_positive"`` (P(positive class), converted to the confidence in the
         prediction: ``score`` when the prediction is ``positive``, else ``1 - score``). A score
         that looks like P(positive) while declared a confidence is not assessed (see
         :func:`score_semantics`).
@@ -311,8 +312,9 @@ def calibration(
     check_interval("threshold", threshold, 0.0, 1.0)
     check_bins(bins)
     check_option("strategy", strategy, STRATEGIES)
-    check_option("score_is", score_is, SCORE_IS)
     case = case or case_view(con)
+    score_is, positive = case.score_semantics(score_is, positive)
+    check_option("score_is", score_is, SCORE_IS)
     base = dict(baseline=baseline, incident=incident, kind=kind, threshold=threshold,
                 bins=bins, strategy=strategy, score_is=score_is)
     if not case.has("requests", "score", "prediction"):

@@ -348,7 +348,7 @@ def estimation(
     case: CaseView | None = None,
     bucket: timedelta | None = None,
     positive: str | None = None,
-    score_is: str = "confidence",
+    score_is: str | None = None,
     as_of: datetime | str | None = None,
 ) -> EstimationResult:
     """Estimate accuracy, precision, recall and F1 of the incident window without its labels.
@@ -368,6 +368,8 @@ def estimation(
         The positive class (default: a conventional label token, else the rarer label).
     score_is
         What ``score`` holds: ``"confidence"`` (in ``prediction``) or ``"p_positive"``.
+        Default: what the case's mapping declared (``case_meta['score_semantics']``), else
+        ``"confidence"``; the declared positive class is the default ``positive`` too.
     as_of
         Use only the labels that had arrived by then (``labeled_at < as_of``; a label without
         ``labeled_at`` is left out): a backtest of the estimate before the labels came.
@@ -391,9 +393,10 @@ def estimation(
     True
     """
     baseline, incident = check_windows(baseline, incident)
-    check_option("score_is", score_is, SCORE_IS)
     as_of = to_utc(as_of, name="as_of") if as_of is not None else None
     case = case or case_view(con)
+    score_is, positive = case.score_semantics(score_is, positive)
+    check_option("score_is", score_is, SCORE_IS)
     base = dict(baseline=baseline, incident=incident, score_is=score_is, as_of=as_of)
     if not case.has("requests", "prediction", "score"):
         return EstimationResult(**base, not_assessed=(

@@ -226,7 +226,7 @@ def model_performance(
     /,
     *,
     positive: str | None = None,
-    score_is: str = "confidence",
+    score_is: str | None = None,
     bucket: timedelta | None = None,
     case: CaseView | None = None,
 ) -> PerformanceResult:
@@ -243,6 +243,8 @@ def model_performance(
         The positive class (default: a conventional label token, else the rarer label).
     score_is
         What ``score`` holds: ``"confidence"`` (in ``prediction``) or ``"p_positive"``.
+        Default: what the case's mapping declared (``case_meta['score_semantics']``), else
+        ``"confidence"``; the declared positive class is the default ``positive`` too.
     bucket
         Timeline bucket width (default: about 240 buckets over the span).
     case
@@ -263,8 +265,9 @@ def model_performance(
     (1.0, 0.5)
     """
     baseline, incident = check_windows(baseline, incident)
-    check_option("score_is", score_is, SCORE_IS)
     case = case or case_view(con)
+    score_is, positive = case.score_semantics(score_is, positive)
+    check_option("score_is", score_is, SCORE_IS)
     base = dict(baseline=baseline, incident=incident, score_is=score_is)
     if not case.has("requests", "prediction"):
         return PerformanceResult(**base, not_assessed=(

@@ -371,3 +371,38 @@ def test_the_alibaba_mapping_name_for_pod_memory_util_is_read():
     spec = tomllib.loads((folder / "alibaba-genai.toml").read_text())
     name = spec["files"]["pod_memory_util*"]["columns"]["name"]["value"]
     assert name in SHARE_NAMES
+
+
+def test_queue_depth_is_evidence_of_the_pressure():
+    metrics, events = _metrics(exhaustion=True, hosts=2)
+    shares = _as_share(metrics)
+    ts = shares["ts"].drop_duplicates()
+    hot = (ts >= CUT + timedelta(hours=1)) & (ts < CUT + timedelta(hours=4))
+    rng = np.random.default_rng(3)
+    queue = pd.concat([pd.DataFrame({"ts": ts, "host": f"pod-{k}", "name": "queue_depth",
+                                     "value": np.where(hot, 40.0, 2.0)
+                                     + rng.integers(0, 3, len(ts))}) for k in range(2)])
+    queue = pd.concat([queue, pd.DataFrame({"ts": [CUT], "host": [None],  # no host: left out
+                                            "name": ["queue_depth"], "value": [1e6]})])
+    result = memory_pressure(make_case(metrics=pd.concat([shares, queue]), events=events),
+                             BASELINE, INCIDENT)
+    kept = queue[queue["host"].notna()].assign(
+        window=lambda f: np.where(f["ts"] < CUT, "baseline", "incident"))
+    expected = kept.groupby("window")["value"].agg(["count", "mean", "max"])
+    got = result.queue.set_index("window")
+    assert got["samples"].tolist() == expected["count"].tolist()
+    np.testing.assert_allclose(got["mean_queue_depth"], expected["mean"])
+    np.testing.assert_allclose(got["max_queue_depth"], expected["max"])
+    pressure = next(f for f in result.findings() if f.id == "infrastructure.memory_pressure")
+    assert pressure.evidence["queue_depth_mean_incident"] == pytest.approx(
+        expected.loc["incident", "mean"])
+    assert pressure.evidence["queue_depth_max_incident"] == expected.loc["incident", "max"] \
+        == 42.0  # the 1e6 sample without a host is not counted
+    assert result.headline()["mean queue depth baseline"] == pytest.approx(
+        expected.loc["baseline", "mean"])
+    json.dumps(pressure.to_dict())  # evidence stays JSON-friendly
+    # without a queue series the evidence says so with missing values, not zeros
+    plain = memory_pressure(make_case(metrics=shares, events=events), BASELINE, INCIDENT)
+    assert plain.queue.empty and "mean queue depth incident" not in plain.headline()
+    bare = next(f for f in plain.findings() if f.id == "infrastructure.memory_pressure")
+    assert bare.to_dict()["evidence"]["queue_depth_mean_incident"] is None

@@ -102,6 +102,9 @@ PLANNED_KINDS = ("deploy", "rollback", "scale", "config_change")
 PLANNED_WITHIN = timedelta(minutes=10)
 MIN_R = 0.8
 MIN_GROWTH = 0.10
+#: Requests waiting per host (canonical name; vLLM, Triton, Knative and the Alibaba mapping
+#: load theirs under it): evidence of the load that memory pressure comes with.
+QUEUE = "queue_depth"
 _LABELS = {"memory": "memory", "gpu": "GPU memory", "memory_share": "host memory"}
 
 
@@ -140,6 +143,16 @@ class MemoryResult(DiagnosticResult):
     #: What the host memory shares (:data:`SHARE_NAMES`) were divided by: 100 when they were
     #: published in percent, else 1.
     share_scale: float = 1.0
+    #: Per window: ``samples``, ``mean_queue_depth`` and ``max_queue_depth`` of the per-host
+    #: ``queue_depth`` series (empty without one).
+    queue: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def queue_depth(self, window: str, column: str = "mean_queue_depth") -> float:
+        """The mean (or ``column``) queue depth over the hosts' samples in ``window``."""
+        if self.queue.empty:
+            return float("nan")
+        rows = self.queue[self.queue["window"] == window]
+        return float(rows[column].iloc[0]) if len(rows) else float("nan")
 
     @property
     def assessed(self) -> bool:
@@ -196,6 +209,9 @@ class MemoryResult(DiagnosticResult):
             out["restarts incident"] = self.count("incident", "restarts")
         if not self.segments.empty:
             out["leak share incident"] = self.leak_share("incident")
+        if not self.queue.empty:
+            out["mean queue depth baseline"] = self.queue_depth("baseline")
+            out["mean queue depth incident"] = self.queue_depth("incident")
         return out
 
     def findings(self) -> list[Finding]:
@@ -246,6 +262,10 @@ class MemoryResult(DiagnosticResult):
                      f"incident (baseline max {before:.0%})."),
             evidence={"kind": kind_hit, "baseline_max_utilisation": before,
                       "time_at_pressure_baseline": t_b, "time_at_pressure_incident": t_i,
+                      "queue_depth_mean_baseline": self.queue_depth("baseline"),
+                      "queue_depth_mean_incident": self.queue_depth("incident"),
+                      "queue_depth_max_incident": self.queue_depth("incident",
+                                                                   "max_queue_depth"),
                       "host_buckets_at_pressure": len(busy),
                       "incident_buckets_at_pressure": int(busy["bucket_start"].nunique())
                       if len(busy) else 0,
@@ -527,6 +547,7 @@ def memory_pressure(
         gaps.append(NotAssessed(ID, "no metrics per host: memory utilisation and leak slopes "
                                     "not assessed"))
 
+    queue = _queue_depth(case, record, baseline, incident)
     events, event_times = _event_counts(case, baseline, incident, record)
     if events.empty:
         gaps.append(NotAssessed(f"{ID}.oom", "no events and no requests.error_type: OOM kills "
@@ -536,12 +557,26 @@ def memory_pressure(
                                                 "counted, only OOM errors of requests"))
     result = MemoryResult(**base, table=table, timeline=timeline, segments=segments,
                           events=events, event_times=event_times, sql=record.sql,
-                          not_assessed=tuple(gaps), share_scale=share_scale)
+                          not_assessed=tuple(gaps), share_scale=share_scale, queue=queue)
     for finding in result.findings():
         if finding.id == "infrastructure.memory_pressure" and finding.onset is not None:
             onset = _refine_pressure(case, record, finding, table, span, width, share_scale)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
+
+
+def _queue_depth(case: CaseView, record: Recorder, baseline: Window, incident: Window
+                 ) -> pd.DataFrame:
+    """Samples, mean and maximum of the per-host ``queue_depth`` series per window (one
+    query); empty without such a series."""
+    if not case.has("metrics", "host", "name", "value"):
+        return pd.DataFrame()
+    m = case.table("metrics")
+    m = m.filter((m.name == QUEUE) & m.host.notnull() & m.value.notnull() & ~m.value.isnan()
+                 & (within(m.ts, baseline) | within(m.ts, incident)))
+    frame = record(m.group_by(window=window_label(m.ts, baseline, incident)).aggregate(
+        samples=m.count(), mean_queue_depth=m.value.mean(), max_queue_depth=m.value.max()))
+    return frame.sort_values("window", ignore_index=True)
 
 
 def _memory_rows(case: CaseView, record: Recorder, span: Window) -> tuple[ibis.Table, float]:

@@ -118,20 +118,9 @@ def holds(condition: dict[str, Any], context: Context) -> bool:
         if finding is None or not _severe_enough(finding, condition.get("min_severity")):
             return False
         if "evidence" in condition:
-            value = _lookup(finding.evidence, condition["evidence"])
-            if condition.get("op") == "exists":
-                return value is not None and value != {} and value != []
-            if condition.get("op") == "true":
-                return value is True
-            if condition.get("op") in ("eq", "in"):
-                wanted = condition["value"] if condition["op"] == "in" else [condition["value"]]
-                return value is not None and value in list(wanted)
-            if value is None or isinstance(value, (dict, list)):
-                return False
-            try:
-                return bool(_OPS[condition["op"]](float(value), float(condition["value"])))
-            except (TypeError, ValueError):
-                return False
+            # a path with a wildcard names several values: the condition holds when one does
+            return any(_compares(value, condition)
+                       for value in _lookup(finding.evidence, condition["evidence"]))
         return True
     if "no_finding" in condition:
         # A weak (low or info) finding does not count as present for an exclusion.
@@ -157,13 +146,42 @@ def _severe_enough(finding: Finding, minimum: str | None) -> bool:
     return minimum is None or SEVERITIES.index(finding.severity) >= SEVERITIES.index(minimum)
 
 
-def _lookup(evidence: dict[str, Any], key: str) -> Any:
-    value: Any = evidence
+def _compares(value: Any, condition: dict[str, Any]) -> bool:
+    """Whether one evidence value satisfies the condition's ``op`` and ``value``."""
+    if condition.get("op") == "exists":
+        return value is not None and value != {} and value != []
+    if condition.get("op") == "true":
+        return value is True
+    if condition.get("op") in ("eq", "in"):
+        wanted = condition["value"] if condition["op"] == "in" else [condition["value"]]
+        return value is not None and value in list(wanted)
+    if value is None or isinstance(value, (dict, list)):
+        return False
+    try:
+        return bool(_OPS[condition["op"]](float(value), float(condition["value"])))
+    except (TypeError, ValueError):
+        return False
+
+
+def _lookup(evidence: dict[str, Any], key: str) -> list[Any]:
+    """The values at a dotted path of ``evidence`` (none when the path is absent).
+
+    A part is a dict key; a number indexes a list (``null_rate.1``: the incident's of a
+    [baseline, incident] pair); ``*`` stands for every key of a dict (every feature of
+    ``features.*.null_rate.1``), so a path may name several values.
+    """
+    values: list[Any] = [evidence]
     for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
+        found: list[Any] = []
+        for value in values:
+            if part == "*" and isinstance(value, dict):
+                found.extend(value.values())
+            elif isinstance(value, dict) and part in value:
+                found.append(value[part])
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                found.append(value[int(part)])
+        values = found
+    return values
 
 
 def _events(condition: dict[str, Any], kind: str, context: Context) -> pd.DataFrame:

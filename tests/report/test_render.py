@@ -96,12 +96,20 @@ def test_weekly_report(clean_case, tmp_path):
     week = pd.Timestamp(truth["onset"]).strftime("%G-W%V")
     rendered = tk.render_weekly(db, tmp_path / "weekly", week=week)
     html = rendered.html.read_text()
-    for section in ("SLO compliance", "Drift per feature", "Incidents detected",
-                    "Week over week"):
+    for section in ("Infrastructure SLOs", "Model-quality SLOs", "Drift per feature",
+                    "Incidents detected", "Week over week"):
         assert section in html
+    # the infrastructure panel comes first, the model-quality one after it, apart
+    assert html.index("Infrastructure SLOs") < html.index("Model-quality SLOs")
     results = json.loads(rendered.results.read_text())
     assert results["week"] == week
     assert {s["SLO"] for s in results["slo"]} >= {"latency p99", "accuracy"}
+    panels = {s["SLO"]: s["panel"] for s in results["slo"]}
+    assert panels["latency p99"] == "infrastructure" and panels["accuracy"] == "model quality"
+    estimate = results["estimation"]  # the label-free estimate, or why there is none
+    assert estimate["status"] in ("estimated", "not assessed")
+    assert (estimate["reason"] is None) == (estimate["status"] == "estimated")
+    assert (estimate["band"] is None) == (estimate["status"] != "estimated")
     accuracy = next(s for s in results["slo"] if s["SLO"] == "accuracy")
     assert accuracy["met"] is False  # the rollback ruined accuracy this week
     assert results["incidents"] and results["incidents"][0]["pathway"] == "integration"

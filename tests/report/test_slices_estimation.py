@@ -94,15 +94,22 @@ def pm(hand_case):
     con.close()
 
 
+def _plain(text: str) -> str:
+    """Non-breaking spaces and hyphens (cells kept on one line) as plain ones."""
+    return text.replace("\u00a0", " ").replace("\u2011", "-")
+
+
 def _text(fragment: str) -> str:
     text = re.sub(r"<img [^>]*>", " [figure] ", fragment)
-    return re.sub(r"\s+", " ", htmllib.unescape(re.sub(r"<[^>]+>", " ", text)))
+    return re.sub(r"\s+", " ", _plain(htmllib.unescape(re.sub(r"<[^>]+>", " ", text))))
 
 
 # ---------------------------------------------------------------- affected slices
 def test_slice_rows_match_a_pandas_count_and_fisher(segments, hand_case):
     *_, truth = hand_case
     frame = slices_frame(segments).set_index("slice")
+    assert "\u00a0" in frame.loc["host=h4", "last failure (UTC)"]  # kept on one line
+    frame = frame.map(_plain)
     assert {"host=h4", "client_version=c-old"} <= set(frame.index)
     inc = truth[truth["ts"] >= pd.Timestamp(INCIDENT.start)]
     known = inc[inc["status"].isin(["ok", "error"])]  # PENDING has no known outcome

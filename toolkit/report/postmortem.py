@@ -470,6 +470,9 @@ class Postmortem:
             return note("Labels cover the incident window and arrived on time: the realized "
                         "accuracy above needs no label-free estimate.")
         est = self.estimate
+        if est.reason and not est.has_table:
+            return note(f"Label-free estimate of the accuracy ({gap}): not assessed: "
+                        f"{est.reason}.")
         parts = [paragraph(
             f"Labels are missing or delayed in the incident window ({gap}). The accuracy "
             "estimated from the scores (CBPE, calibrated on the baseline's labels) stands in "

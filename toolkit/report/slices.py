@@ -44,15 +44,18 @@ def slices_frame(result: Any) -> pd.DataFrame:
         "slice": [f"{a}={v}" for a, v in zip(rows["attribute"], rows["value"], strict=True)],
         "scope": rows["scope"].astype(str),
         "status": [str(s) if isinstance(s, str) else "—" for s in rows["status"]],
-        "failures / requests": [f"{fmt_count(k)} / {fmt_count(n)}" for k, n in
+        "failures / requests": [_nowrap(f"{fmt_count(k)} / {fmt_count(n)}") for k, n in
                                 zip(rows["failures"], rows["requests"], strict=True)],
-        "failure rate vs rest": [f"{fmt_percent(r, 1)} vs {fmt_percent(q, 2)}" for r, q in
-                                 zip(rows["failure_rate"], rows["rest_rate"], strict=True)],
+        "failure rate vs rest": [_nowrap(f"{fmt_percent(r, 1)} vs {fmt_percent(q, 2)}")
+                                 for r, q in zip(rows["failure_rate"], rows["rest_rate"],
+                                                 strict=True)],
         "share of failures": [fmt_percent(s, 1) for s in rows["failure_share"]],
         "adjusted p": [fmt_pvalue(p) for p in rows["p_adjusted"]],
-        "failing since (UTC)": [fmt_time(t).removesuffix(" UTC") for t in rows["failing_since"]],
-        "last failure (UTC)": [fmt_time(t).removesuffix(" UTC") for t in rows["last_failure"]],
-        "p99": [fmt_ms(v, reason="not measured") for v in rows["p99_ms"]],
+        "failing since (UTC)": [_nowrap(fmt_time(t).removesuffix(" UTC"))
+                                for t in rows["failing_since"]],
+        "last failure (UTC)": [_nowrap(fmt_time(t).removesuffix(" UTC"))
+                               for t in rows["last_failure"]],
+        "p99": [_nowrap(fmt_ms(v, reason="not measured")) for v in rows["p99_ms"]],
     })
     return out[columns]
 
@@ -76,11 +79,20 @@ def slice_actions(result: Any, serving_mode: str, *, skip_pathway: str | None = 
             continue
         seen.add((attribute, role))
         values = finding.evidence.get("values") or [finding.evidence.get("value")]
-        shown = ", ".join(f"{attribute}={v}" for v in values[:4])
-        if len(values) > 4:
-            shown += f" and {len(values) - 4:,} more"
-        out.append((f"{shown} ({role})", actions))
+        if len(values) == 1:
+            what = f"{attribute}={values[0]} ({role})"
+        else:
+            shown = ", ".join(str(v) for v in values[:4])
+            if len(values) > 4:
+                shown += f" and {len(values) - 4:,} more"
+            what = f"{attribute} ({role}): {shown}"
+        out.append((what, actions))
     return out
+
+
+def _nowrap(text: str) -> str:
+    """Keep a cell on one line: non-breaking spaces and hyphens (``2024-11-17 04:44``)."""
+    return text.replace(" ", "\u00a0").replace("-", "\u2011")
 
 
 def skipped_text(result: Any) -> str | None:

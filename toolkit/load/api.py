@@ -370,8 +370,7 @@ def _load_frame(
     if type(frame).__name__ == "LazyFrame":
         frame = frame.collect()
     arrow = frame if isinstance(frame, pa.Table) else (
-        pa.Table.from_pandas(frame, preserve_index=False) if isinstance(frame, pd.DataFrame)
-        else frame.to_arrow()
+        _pandas_to_arrow(frame) if isinstance(frame, pd.DataFrame) else frame.to_arrow()
     )
     sha = sha256_table(arrow)
 
@@ -381,6 +380,26 @@ def _load_frame(
     # A frame has no path: its content hash stands in, so the same frame loads once.
     return _load_source(con, stage, kind, table, "frame", sha, mapping, replace,
                         path_key=f"{kind}#{sha[:16]}")
+
+
+def _pandas_to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as Arrow; a column of mixed Python types (``[1, "x", 2.5]``) becomes text.
+
+    Arrow refuses such a column outright (``ArrowInvalid``). As text it goes through the same
+    conversion as a CSV column: values that fit the target type load, the others are rejected
+    row by row with the reason, so one stray value does not refuse the frame.
+    """
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    mixed = {}
+    for name in frame.columns:
+        try:
+            pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            mixed[name] = frame[name].astype("string")
+    return pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
 
 
 def _load_source(

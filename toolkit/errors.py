@@ -25,6 +25,7 @@ __all__ = [
     "SchemaMismatchError",
     "AlreadyLoadedChangedError",
     "EmptyWindowError",
+    "UnknownDiagnosticError",
     "InsufficientDataWarning",
 ]
 
@@ -94,6 +95,13 @@ class SchemaMismatchError(LoadError):
 
 class AlreadyLoadedChangedError(LoadError):
     """A file with this path was loaded before with different content; pass ``replace=True``."""
+
+
+class UnknownDiagnosticError(ToolkitError, KeyError):
+    """A diagnostic id that is not among the results; the message lists the valid ids."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
 
 
 class EmptyWindowError(ToolkitError, ValueError):

@@ -16,7 +16,7 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view
-from toolkit.errors import ToolkitError
+from toolkit.errors import UnknownDiagnosticError
 from toolkit.types import Window
 
 __all__ = ["REGISTRY", "Diagnosis", "run_diagnostics", "register", "Progress",
@@ -50,13 +50,6 @@ REQUEST_WINDOWS: dict[str, str] = {
 
 def register(diagnostic_id: str, function: Callable[..., DiagnosticResult]) -> None:
     REGISTRY[diagnostic_id] = function
-
-
-class UnknownDiagnosticError(ToolkitError, KeyError):
-    """A diagnostic id that is not among the results; the message lists the valid ids."""
-
-    def __str__(self) -> str:  # KeyError would quote the whole message
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True, repr=False)

@@ -312,3 +312,12 @@ def test_polish_picks_date_ticks_between_half_days_and_days(days):
         ticks = ax.xaxis.get_major_locator()()
     plt.close(fig)
     assert 4 <= len(ticks) <= 11
+
+
+def test_weekly_drift_draws_no_empty_chart(weekly):
+    """The hand case's only feature (an id-like ``session``) has no PSI: the chart was an
+    empty frame with two threshold lines (seen in the weekly screenshot)."""
+    drift = weekly.diagnosis.results["data.drift"]
+    assert drift.table["psi"].isna().all()
+    page = weekly.drift().fragment
+    assert "<img" not in page and "Drift per feature vs the previous week" in page

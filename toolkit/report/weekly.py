@@ -263,7 +263,8 @@ class WeeklyReport:
         columns = ["feature", "kind", "psi", "js", "wasserstein", "pvalue_adjusted", "drifted"]
         frame = result.table[[c for c in columns if c in result.table]].sort_values(
             "psi", ascending=False)
-        figure = figure_html(self.drift_figure(), "drift per feature")
+        shown = "psi" in frame and frame["psi"].notna().any()
+        figure = figure_html(self.drift_figure(), "drift per feature") if shown else Html("")
         return figure + table(frame, caption="Drift per feature vs the previous week")
 
     def drift_figure(self) -> Any:

@@ -128,12 +128,18 @@ def test_slice_rows_match_a_pandas_count_and_fisher(segments, hand_case):
     p = stats.fisher_exact([[k, n - k], [big_k - k, len(known) - n - (big_k - k)]],
                            alternative="greater").pvalue
     assert p * 20 < 1e-12 and row["adjusted p"] == "< 1e-12"
-    first = truth[(truth["host"] == "h4") & (truth["status"] == "error")]["ts"].min()
+    # new in the incident: failing since its first failure there, not a stray baseline one
+    first = mine[mine["status"] == "error"]["ts"].min()
     assert row["failing since (UTC)"] == first.strftime("%Y-%m-%d %H:%M")
+    stray = truth[(truth["host"] == "h4") & (truth["status"] == "error")]["ts"].min()
+    assert stray < pd.Timestamp(INCIDENT.start)  # the case has one, a week earlier
     last = mine[mine["status"] == "error"]["ts"].max()
     assert row["last failure (UTC)"] == last.strftime("%Y-%m-%d %H:%M")
-    # the chronic client fails in both windows
+    # the chronic client fails in both windows: failing since its first failure in the case
     assert frame.loc["client_version=c-old", "status"] == "chronic"
+    chronic = truth[(truth["client_version"] == "c-old") & (truth["status"] == "error")]
+    assert frame.loc["client_version=c-old", "failing since (UTC)"] == \
+        chronic["ts"].min().strftime("%Y-%m-%d %H:%M")
 
 
 def test_slices_section_shows_caption_figure_actions_and_what_was_not_assessed(segments):

@@ -3,8 +3,8 @@
 One row per flagged value (``attribute=value``), incident values first: its scope, whether it
 is new in the incident or chronic, its failures out of its requests, its failure rate against
 the rest of the traffic, its share of the failures, the Holm-adjusted p-value (``< 1e-12``
-below the floor), when it started failing (over the whole case) and its last failure, and its
-p99 latency. The findings' summaries are the caption; the actions come from the remediation
+below the floor), when it started failing (a new slice: its first failure in the incident; a
+chronic one: its first failure in the case) and its last failure, and its p99 latency. The findings' summaries are the caption; the actions come from the remediation
 rules for the attribute's role (``remediation_for_slice``); the attributes that were not
 tested and what could not be assessed are listed, so a reader knows what was not looked at.
 """
@@ -52,7 +52,7 @@ def slices_frame(result: Any) -> pd.DataFrame:
         "share of failures": [fmt_percent(s, 1) for s in rows["failure_share"]],
         "adjusted p": [fmt_pvalue(p) for p in rows["p_adjusted"]],
         "failing since (UTC)": [_nowrap(fmt_time(t).removesuffix(" UTC"))
-                                for t in rows["failing_since"]],
+                                for t in _since(rows)],
         "last failure (UTC)": [_nowrap(fmt_time(t).removesuffix(" UTC"))
                                for t in rows["last_failure"]],
         "p99": [_nowrap(fmt_ms(v, reason="not measured")) for v in rows["p99_ms"]],
@@ -88,6 +88,15 @@ def slice_actions(result: Any, serving_mode: str, *, skip_pathway: str | None = 
             what = f"{attribute} ({role}): {shown}"
         out.append((what, actions))
     return out
+
+
+def _since(rows: pd.DataFrame) -> list[Any]:
+    """When a slice started failing: for a slice new in the incident, its first failure in
+    the incident (a stray failure weeks before is not when it broke; the finding's onset
+    is the same); otherwise its first failure over the whole case."""
+    return [first if status == "new" and scope == "incident" else since
+            for first, since, status, scope in zip(rows["first_failure"], rows["failing_since"],
+                                                   rows["status"], rows["scope"], strict=True)]
 
 
 def _nowrap(text: str) -> str:

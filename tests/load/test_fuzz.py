@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toolkit as tk
@@ -56,9 +56,6 @@ pytestmark = pytest.mark.fuzz
 #: the SageMaker and KServe readers cost about twice a generic file), so that the whole file
 #: stays within a minute in `make test`.
 _BUDGET = settings().max_examples
-#: Phases for a test marked xfail on a known loader bug: shrinking its failure again on every
-#: run would only cost time (remove this with the xfail).
-_NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,10 +321,6 @@ def test_csv_and_jsonl_other_tables(tmp_path, template, sample):
     check_api(tmp_path, template, sample)
 
 
-@pytest.mark.xfail(reason="a quoted CSV value holding a CR (a\\rb or a\\r\\nb in quotes) refuses "
-                          "the whole file: 'The CSV Parser state machine reached an invalid "
-                          "state'", strict=False)
-@settings(phases=_NO_SHRINK)  # while xfail: the minimal example is in the issue report
 @given(sample=generic_files(well_formed=True))
 def test_well_formed_files_are_loaded(tmp_path, template, sample):
     """A file whose every record is well formed (values may be bad) is loaded, not refused.

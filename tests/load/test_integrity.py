@@ -508,3 +508,16 @@ def test_defect_12_latin1_header_is_decoded(tmp_path, con):
     assert con.execute('SELECT "größe", ort FROM requests').fetchone() == (1.5, "Köln")
     assert dict(con.execute("SELECT name, kind FROM features").fetchall()) == {
         "größe": "numeric", "ort": "categorical"}
+
+
+def test_a_quoted_value_holding_a_carriage_return_loads(tmp_path):
+    """A lone CR (or CRLF) inside a quoted value is data, not the end of a record: the file
+    loads with the value as it is (the independent line count used to stop on it)."""
+    path = tmp_path / "requests.csv"
+    path.write_bytes(b'request_id,ts,country\nk1,2026-03-02T14:00:00Z,"a\rb"\n'
+                     b'k2,2026-03-02T14:00:00Z,"c\r\nd"\nk3,2026-03-02T14:00:00Z,e\n')
+    con = tk.connect(tmp_path / "case.duckdb")
+    report = tk.load(con, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (3, 3, 0)
+    assert con.sql("SELECT request_id, country FROM requests ORDER BY 1").fetchall() == [
+        ("k1", "a\rb"), ("k2", "c\r\nd"), ("k3", "e")]

@@ -325,18 +325,24 @@ def _renamed(fields: list[str], names: list[str]) -> str | None:
 _DELIMITERS = (",", "\t", ";", "|")
 
 
-def _line_reader(rejects: str, scans: str, encoding: str = "utf-8") -> str:
+def _line_reader(rejects: str, scans: str, encoding: str = "utf-8", *,
+                 any_break: bool = False) -> str:
     """``read_csv`` that yields every line of ``$path`` as one text value (blank lines NULL).
 
     \\x1e never occurs unescaped in JSON or in a sane CSV line; lines DuckDB cannot take (not
     UTF-8, longer than :data:`MAX_LINE_BYTES`) go to the ``rejects`` table, one row per line.
+    ``any_break`` ends a line at every CR, LF or CRLF, even where the file's own line ending is
+    another: a CSV value may hold a lone CR inside its quotes, on which DuckDB's strict reader
+    stops ("state machine reached an invalid state"); the CSV record count splits values on
+    the same three breaks (:func:`line_breaks`), so the two agree.
     """
     enc = "" if encoding == "utf-8" else f", encoding = {quote_literal(encoding)}"
+    loose = ", strict_mode = false" if any_break else ""
     return (
         "read_csv($path, columns = {'_raw': 'VARCHAR'}, header = false, delim = '\x1e', "
         "quote = '', escape = '', auto_detect = false, null_padding = false, "
         f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, "
-        f"rejects_table = '{rejects}', rejects_scan = '{scans}'{enc})"
+        f"rejects_table = '{rejects}', rejects_scan = '{scans}'{enc}{loose})"
     )
 
 
@@ -435,7 +441,8 @@ def _count_lines(
     rejects, scans = _name("line_rejects"), _name("line_scans")
     cleanup.extend([rejects, scans])
     (readable,) = con.execute(
-        f"SELECT count(_raw) FROM {_line_reader(rejects, scans, encoding)}", {"path": str(path)}
+        f"SELECT count(_raw) FROM {_line_reader(rejects, scans, encoding, any_break=True)}",
+        {"path": str(path)}
     ).fetchall()[0]
     return int(readable) + len(_rejected_lines(con, rejects))
 

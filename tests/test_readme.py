@@ -67,3 +67,7 @@ def test_readme_tour_runs_verbatim(tmp_path, monkeypatch):
     assert '"failure_mode": "calibration_collapse"' in verdict
     assert (tmp_path / "out" / "tour" / "postmortem.html").stat().st_size > 10_000
     assert list((tmp_path / "out" / "weekly").glob("*.html"))
+    # The gate refuses the int8 candidate on calibration alone, as the README says.
+    junit = (tmp_path / "out" / "gate-junit.xml").read_text()
+    assert 'failures="1"' in junit and "<failure" in junit
+    assert junit.index("<failure") > junit.index('name="calibration"')

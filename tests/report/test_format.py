@@ -80,7 +80,10 @@ def test_booleans_times_and_objects():
     assert fmt_time(pd.Timestamp("2026-02-11 12:00:05", tz="UTC")) == "2026-02-11 12:00 UTC"
     assert fmt_time(pd.Timestamp("2026-02-11 13:00", tz="Europe/Paris")) == \
         "2026-02-11 12:00 UTC"
-    assert fmt_value(pd.Timedelta(hours=3)) == "3.0 h"
+    assert fmt_value(pd.Timedelta(hours=3)) == "3 h"
+    assert fmt_value(pd.Timedelta(hours=3.5)) == "3.5 h"
+    assert fmt_value(pd.Timedelta(days=6)) == "6 days"
+    assert fmt_value(pd.Timedelta(days=4.5)) == "4.5 days"
 
     class CalibrationResult:
         title = "Calibration"

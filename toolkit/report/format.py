@@ -156,8 +156,12 @@ def fmt_pvalues_in_text(text: str) -> str:
     'Holm-adjusted p < 1e-12 over 35 values'
     >>> fmt_pvalues_in_text("adjusted p 3.2e-07; p = 0.0412; p99 350 ms")
     'adjusted p 3.2e-07; p = 0.041; p99 350 ms'
+    >>> fmt_pvalues_in_text("adjusted p < 1e-12.")
+    'adjusted p < 1e-12.'
     """
     def one(match: re.Match[str]) -> str:
+        if "<" in match.group(2) and float(match.group(3)) <= P_FLOOR:
+            return f"{match.group(1)} < 1e-12"        # already a bound at the floor
         shown = fmt_pvalue(float(match.group(3)))
         if shown.startswith("<"):
             return f"{match.group(1)} {shown}"
@@ -281,5 +285,11 @@ def _fmt_duration(delta: pd.Timedelta) -> str:
     if abs(seconds) < 7200:
         return f"{seconds / 60:.0f} min"
     if abs(seconds) < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+        return f"{_one_decimal(seconds / 3600)} h"
+    return f"{_one_decimal(seconds / 86400)} days"
+
+
+def _one_decimal(number: float) -> str:
+    """One decimal, none when it is zero (``6 days``, ``4.5 days``; never ``6.0``)."""
+    text = f"{number:.1f}"
+    return text[:-2] if text.endswith(".0") else text

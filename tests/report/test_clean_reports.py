@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import toolkit as tk
-from toolkit.simulate import make_case, write_case
+from tests.report.conftest import ingested_case
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +37,7 @@ PARTIAL = {"no_events": ["events"], "no_labels": ["labels"], "no_metrics": ["met
 
 @pytest.fixture(scope="module")
 def full_case(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("memcase")
-    simulated = make_case("memory_exhaustion", seed=4, rows=8_000)
-    write_case(simulated, folder / "raw")
-    db = folder / "case.duckdb"
-    con = tk.connect(db)
-    tk.load(con, folder / "raw")
-    con.close()
-    return db, simulated.truth()
+    return ingested_case(tmp_path_factory.mktemp("memcase"), "memory_exhaustion", seed=4, rows=8_000)
 
 
 @pytest.fixture(scope="module")

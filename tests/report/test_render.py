@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import toolkit as tk
+from tests.report.conftest import ingested_case
 from toolkit.classify import classify_incident
-from toolkit.simulate import make_case, write_case
 
 pytestmark = pytest.mark.slow
 PAYLOAD = '<script>alert("xss-planted")</script>'
@@ -24,14 +24,7 @@ POSTMORTEM_SECTIONS = ["Summary", "Impact", "Timeline (UTC)", "Detection", "Clas
 
 @pytest.fixture(scope="module")
 def clean_case(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("case")
-    simulated = make_case("version_skew", seed=21, rows=12_000)
-    write_case(simulated, folder / "raw")
-    db = folder / "case.duckdb"
-    con = tk.connect(db)
-    tk.load(con, folder / "raw")
-    con.close()
-    return db, simulated.truth()
+    return ingested_case(tmp_path_factory.mktemp("case"), "version_skew", seed=21, rows=12_000)
 
 
 @pytest.fixture(scope="module")

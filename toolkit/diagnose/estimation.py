@@ -308,23 +308,23 @@ class EstimationResult(DiagnosticResult):
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Estimated accuracy with its band, realised accuracy where labels exist, and the
         reference's accuracy; buckets where it cannot estimate are marked."""
-        from toolkit.plotting import WINDOW_COLORS, axes
+        from toolkit.plotting import SEVERITY_COLORS, WINDOW_COLORS, axes
 
         ax = axes(ax, figsize=(10, 4))
         t = self.table
         if t.empty:
             return super().plot(ax)
         ok = t["status"] == "estimated"
-        ax.plot(t["bucket_start"], t["accuracy"].where(ok), color="#4C72B0", marker="o",
+        ax.plot(t["bucket_start"], t["accuracy"].where(ok), color=WINDOW_COLORS["baseline"], marker="o",
                 label="estimated accuracy (CBPE)")
         ax.fill_between(t["bucket_start"], t["accuracy_lo"].where(ok), t["accuracy_hi"].where(ok),
-                        color="#4C72B0", alpha=0.15, lw=0, label="95% band")
+                        color=WINDOW_COLORS["baseline"], alpha=0.15, lw=0, label="95% band")
         if (~ok).any():
             ax.scatter(t.loc[~ok, "bucket_start"], t.loc[~ok, "accuracy"], marker="x",
-                       color="#8C8C8C", label="cannot estimate")
+                       color=SEVERITY_COLORS["info"], label="cannot estimate")
         real = t[t["labelled"] > 0]
         if len(real):
-            ax.plot(real["bucket_start"], real["realized_accuracy"], color="#C44E52",
+            ax.plot(real["bucket_start"], real["realized_accuracy"], color=WINDOW_COLORS["incident"],
                     marker="s", ls="--", label="realized accuracy (labels)")
         if self.reference:
             ax.axhline(self.reference["accuracy"], color=WINDOW_COLORS["baseline"], ls=":",

@@ -434,7 +434,7 @@ class SegmentsResult(DiagnosticResult):
     def plot(self, ax: Axes | None = None, *, top: int = 12, **kwargs: Any) -> Axes:
         """Failure rate of the values that carry the most failures, per scope, with the
         overall rate as a dashed line; flagged values in red."""
-        from toolkit.plotting import WINDOW_COLORS, axes
+        from toolkit.plotting import SEVERITY_COLORS, WINDOW_COLORS, axes
 
         ax = axes(ax, figsize=(10, 4))
         t = self.table
@@ -449,7 +449,7 @@ class SegmentsResult(DiagnosticResult):
         data = t[[(a, v) in keys for a, v in zip(t["attribute"], t["value"], strict=True)]]
         data = data.assign(slice=[f"{a}={v}" for a, v in zip(data["attribute"], data["value"],
                                                              strict=True)])
-        palette = {"case": "#8C8C8C", **WINDOW_COLORS}
+        palette = {"case": SEVERITY_COLORS["info"], **WINDOW_COLORS}
         sns.barplot(data=data, y="slice", x="failure_rate", hue="scope", order=labels,
                     hue_order=[s for s in ("case", "baseline", "incident")
                                if s in set(data["scope"])], palette=palette, ax=ax)
@@ -464,7 +464,7 @@ class SegmentsResult(DiagnosticResult):
         for label in ax.get_yticklabels():
             attribute, _, value = label.get_text().partition("=")
             if (attribute, value) in flagged:
-                label.set_color("#C44E52")
+                label.set_color(SEVERITY_COLORS["high"])
                 label.set_fontweight("bold")
         ax.set_xlabel("failure rate")
         ax.set_ylabel("attribute = value (flagged in red)")

@@ -16,7 +16,7 @@ import toolkit as tk
 from toolkit.classify import classify_incident
 from toolkit.diagnose import REGISTRY, run_diagnostics
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, case_view
-from toolkit.diagnose.prediction_shift import prediction_shift
+from toolkit.diagnose.model.prediction_shift import prediction_shift
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 

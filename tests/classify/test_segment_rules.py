@@ -15,7 +15,7 @@ from toolkit.classify.engine import Evidence
 from toolkit.classify.remediation import SLICE_REMEDIATION, remediation_for_slice
 from toolkit.classify.rules import Context, _parse, holds
 from toolkit.diagnose import Finding
-from toolkit.diagnose.segments import ROLES
+from toolkit.diagnose.case.segments import ROLES
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 

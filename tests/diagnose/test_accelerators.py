@@ -19,7 +19,7 @@ import pytest
 import toolkit as tk
 from tests.conftest import realdata
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.accelerators import FLAT_RATIO, ID, accelerator_faults
+from toolkit.diagnose.infra.accelerators import FLAT_RATIO, ID, accelerator_faults
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 CUT = T0 + timedelta(hours=24)

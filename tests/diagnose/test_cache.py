@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.cache import ID, cache_staleness
+from toolkit.diagnose.integration.cache import ID, cache_staleness
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 BASELINE = (T0, T0 + timedelta(hours=12))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.capacity import (
+from toolkit.diagnose.infra.capacity import (
     ID,
     LATENCY_RATIO,
     hist_count_above,

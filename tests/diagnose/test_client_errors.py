@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.client_errors import ID, VALIDATION_PATTERN, errors_by_client
+from toolkit.diagnose.integration.client_errors import ID, VALIDATION_PATTERN, errors_by_client
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 BASELINE = (T0, T0 + timedelta(hours=12))

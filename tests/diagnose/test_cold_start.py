@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.cold_start import ID, bin_labels, cold_start_effect
+from toolkit.diagnose.infra.cold_start import ID, bin_labels, cold_start_effect
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 CUT = T0 + timedelta(hours=24)

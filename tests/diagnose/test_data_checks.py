@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.data_quality import data_quality
-from toolkit.diagnose.ood import ood_bursts
-from toolkit.diagnose.permutation import feature_permutation
-from toolkit.diagnose.prediction_shift import prediction_shift
-from toolkit.diagnose.units import UNIT_FACTORS, match_factor, scale_factor, unit_change
+from toolkit.diagnose.data.data_quality import data_quality
+from toolkit.diagnose.data.permutation import feature_permutation
+from toolkit.diagnose.data.units import UNIT_FACTORS, match_factor, scale_factor, unit_change
+from toolkit.diagnose.model.ood import ood_bursts
+from toolkit.diagnose.model.prediction_shift import prediction_shift
 
 N = 4000
 TS = pd.date_range("2026-03-01", periods=2 * N, freq="min", tz="UTC")
@@ -141,7 +141,7 @@ def test_a_unit_change_fixed_before_the_window_ends():
 
 def test_holds_over_time_accepts_a_step_or_a_pulse_but_not_in_between_factors():
     from toolkit.diagnose._profile import LEVELS
-    from toolkit.diagnose.units import holds_over_time
+    from toolkit.diagnose.data.units import holds_over_time
 
     rng = np.random.default_rng(9)
     levels = np.asarray(LEVELS)

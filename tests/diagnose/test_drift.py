@@ -10,7 +10,7 @@ from scipy import stats
 from tests.diagnose.conftest import make_case
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._profile import LEVELS
-from toolkit.diagnose.drift import feature_drift
+from toolkit.diagnose.data.drift import feature_drift
 from toolkit.errors import InvalidParameterError
 
 N = 3000

@@ -15,8 +15,8 @@ from sklearn.isotonic import IsotonicRegression
 from tests.diagnose.conftest import make_case
 from toolkit.types import Window
 
-# The module: ``toolkit.diagnose.estimation`` the attribute is the function of that name.
-est = import_module("toolkit.diagnose.estimation")
+# The module: ``toolkit.diagnose.model.estimation`` the attribute is the function of that name.
+est = import_module("toolkit.diagnose.model.estimation")
 
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 

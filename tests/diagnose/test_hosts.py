@@ -16,7 +16,7 @@ import pytest
 
 from tests.diagnose.conftest import make_case
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose.hosts import ID, host_outliers
+from toolkit.diagnose.infra.hosts import ID, host_outliers
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 CUT = T0 + timedelta(hours=24)

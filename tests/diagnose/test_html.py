@@ -14,8 +14,8 @@ import pytest
 
 from tests.diagnose.conftest import make_case
 from toolkit.diagnose import run_diagnostics
+from toolkit.diagnose.integration.versions import version_matrix
 from toolkit.diagnose.registry import UnknownDiagnosticError
-from toolkit.diagnose.versions import version_matrix
 from toolkit.errors import InvalidParameterError
 
 matplotlib.use("Agg")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.diagnose.conftest import make_case
 from toolkit.diagnose._case import MIN_WINDOW_ROWS
-from toolkit.diagnose.latency import ID, latency_profile
+from toolkit.diagnose.infra.latency import ID, latency_profile
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 CUT = T0 + timedelta(hours=6)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.memory import ID, memory_pressure
+from toolkit.diagnose.infra.memory import ID, memory_pressure
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 CUT = T0 + timedelta(hours=24)
@@ -365,7 +365,7 @@ def test_the_alibaba_mapping_name_for_pod_memory_util_is_read():
     from pathlib import Path
 
     import toolkit
-    from toolkit.diagnose.memory import SHARE_NAMES
+    from toolkit.diagnose.infra.memory import SHARE_NAMES
 
     folder = Path(toolkit.__file__).parent / "load" / "mappings"
     spec = tomllib.loads((folder / "alibaba-genai.toml").read_text())

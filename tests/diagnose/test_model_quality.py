@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.calibration import N_BINS, calibration
-from toolkit.diagnose.performance import model_performance
+from toolkit.diagnose.model.calibration import N_BINS, calibration
+from toolkit.diagnose.model.performance import model_performance
 
 N = 4000
 TS = pd.date_range("2026-03-01", periods=2 * N, freq="min", tz="UTC")
@@ -105,7 +105,7 @@ def test_brier_decomposition_identity(con):
 
 def test_brier_decomposition_exact_for_discrete_forecasts():
     # forecasts take one value per bin: within-bin terms vanish, Murphy's identity is exact
-    from toolkit.diagnose.calibration import calibration_summary
+    from toolkit.diagnose.model.calibration import calibration_summary
 
     f = np.array([0.55, 0.55, 0.55, 0.95, 0.95])
     o = np.array([1, 0, 1, 1, 1.0])
@@ -147,7 +147,7 @@ def test_missing_labels_are_not_assessed():
 def test_a_score_shift_is_dated_to_the_request_not_the_bucket():
     from datetime import timedelta
 
-    from toolkit.diagnose.prediction_shift import prediction_shift
+    from toolkit.diagnose.model.prediction_shift import prediction_shift
 
     rng = np.random.default_rng(12)
     n = 6000
@@ -302,7 +302,7 @@ def test_auc_is_not_assessed_with_its_reason():
 
 
 def test_empty_and_partial_windows_are_not_assessed(con):
-    from toolkit.diagnose.calibration import calibration as cal
+    from toolkit.diagnose.model.calibration import calibration as cal
 
     later = (TS[-1] + pd.Timedelta("1D"), TS[-1] + pd.Timedelta("2D"))
     for strategy in ("uniform", "quantile"):

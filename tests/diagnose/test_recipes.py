@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.drift import feature_drift
+from toolkit.diagnose.data.drift import feature_drift
 
 N = 3000
 TS = pd.date_range("2026-03-01", periods=2 * N, freq="min", tz="UTC")
@@ -155,7 +155,7 @@ def binary_case():
 
 @pytest.mark.parametrize("kind", ["top-label", "positive-class"])
 def test_ece_at_ten_uniform_bins_is_netcals(binary_case, kind):
-    from toolkit.diagnose.calibration import calibration
+    from toolkit.diagnose.model.calibration import calibration
 
     rows, con, _ = binary_case
     result = calibration(con, BASELINE, INCIDENT, bins=10, kind=kind)
@@ -176,7 +176,7 @@ def test_ece_at_ten_uniform_bins_is_netcals(binary_case, kind):
 
 
 def test_equal_mass_bins(binary_case):
-    from toolkit.diagnose.calibration import calibration
+    from toolkit.diagnose.model.calibration import calibration
 
     rows, con, _ = binary_case
     result = calibration(con, BASELINE, INCIDENT, bins=10, strategy="quantile")
@@ -218,7 +218,7 @@ def test_bins_and_strategy_pass_through_run_diagnostics(binary_case):
 
 
 def test_bad_bins_and_strategy_are_refused(binary_case):
-    from toolkit.diagnose.calibration import calibration
+    from toolkit.diagnose.model.calibration import calibration
     from toolkit.errors import InvalidParameterError
 
     _, con, _ = binary_case
@@ -234,7 +234,7 @@ def test_bad_bins_and_strategy_are_refused(binary_case):
 def test_a_p_positive_score_is_detected_not_measured(binary_case):
     """P(positive) mapped to ``score`` (the confidence in the prediction) used to give an ECE of
     about 0.33 with no warning; it is now not assessed, with the reason."""
-    from toolkit.diagnose.calibration import calibration
+    from toolkit.diagnose.model.calibration import calibration
 
     rows, _, con = binary_case
     result = calibration(con, BASELINE, INCIDENT)
@@ -248,7 +248,7 @@ def test_a_p_positive_score_is_detected_not_measured(binary_case):
 
 
 def test_a_declared_p_positive_score_is_converted(binary_case):
-    from toolkit.diagnose.calibration import calibration
+    from toolkit.diagnose.model.calibration import calibration
 
     rows, as_confidence, as_p_positive = binary_case
     declared = calibration(as_p_positive, BASELINE, INCIDENT, score_is="p_positive",
@@ -265,7 +265,7 @@ def test_a_declared_p_positive_score_is_converted(binary_case):
 
 
 def test_scores_that_are_no_probability_and_multiclass_p_positive():
-    from toolkit.diagnose.calibration import calibration
+    from toolkit.diagnose.model.calibration import calibration
 
     rng = np.random.default_rng(22)
     logits = rng.normal(0, 3, 2 * N)

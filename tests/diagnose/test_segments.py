@@ -17,7 +17,7 @@ import toolkit as tk
 from tests.conftest import realdata
 from tests.diagnose.conftest import make_case
 from toolkit.diagnose import REGISTRY
-from toolkit.diagnose.segments import ID, failure_concentration, holm, role_of
+from toolkit.diagnose.case.segments import ID, failure_concentration, holm, role_of
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 BASELINE = (T0, T0 + timedelta(hours=12))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.timeouts import ID, timeout_budget
+from toolkit.diagnose.integration.timeouts import ID, timeout_budget
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 BASELINE = (T0, T0 + timedelta(hours=12))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.traffic import traffic_shape
+from toolkit.diagnose.case.traffic import traffic_shape
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.diagnose.conftest import make_case
 from toolkit.diagnose._base import DiagnosticResult
-from toolkit.diagnose.versions import ID, version_matrix
+from toolkit.diagnose.integration.versions import ID, version_matrix
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 BASELINE = (T0, T0 + timedelta(hours=10))

@@ -25,7 +25,7 @@ from scipy import stats
 
 import toolkit as tk
 from toolkit.classify.remediation import remediation_for_slice
-from toolkit.diagnose.segments import failure_concentration
+from toolkit.diagnose.case.segments import failure_concentration
 from toolkit.report.format import fmt_number, fmt_percent, fmt_pvalues_in_text
 from toolkit.report.postmortem import Postmortem
 from toolkit.report.slices import slices_frame, slices_section
@@ -197,7 +197,7 @@ def test_postmortem_estimate_stands_in_for_missing_labels(pm, hand_case):
 def test_estimate_failure_and_abstention_show_as_not_assessed(pm, monkeypatch):
     import sys
 
-    estimation_module = sys.modules["toolkit.diagnose.estimation"]  # the package's
+    estimation_module = sys.modules["toolkit.diagnose.model.estimation"]  # the package's
     # attribute of that name is the function
 
     def boom(*args, **kwargs):

@@ -4,32 +4,38 @@ Every diagnostic is a function ``(con, baseline, incident, /, *, ...) -> XxxResu
 lifting happens in DuckDB through ibis expressions; results are frozen dataclasses with a tidy
 ``table``, ``to_frame()``, ``plot(ax=None)``, ``findings()``, ``signals()`` and the SQL they ran.
 :data:`REGISTRY` lists them by stable id; :func:`run_diagnostics` runs them together.
+
+The folders follow the failure taxonomy (DESIGN section 4): ``data/``, ``model/``, ``infra/`` and
+``integration/`` hold the diagnostics that speak to each causal pathway, ``case/`` the ones about
+the case as a whole (traffic, failure concentration). The engine helpers they share live here,
+in the underscore modules (``_case`` for the case view, ``_engine`` for the query primitives,
+``_stats``, ``_binning``, ``_onset``, ``_labels``, ``_profile``, ``_evidently``, ``_base``).
 """
 
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
-from toolkit.diagnose.accelerators import AcceleratorResult, accelerator_faults
-from toolkit.diagnose.cache import CacheStalenessResult, cache_staleness
-from toolkit.diagnose.calibration import CalibrationResult, calibration
-from toolkit.diagnose.capacity import CapacityResult, latency_vs_concurrency
-from toolkit.diagnose.client_errors import ClientErrorsResult, errors_by_client
-from toolkit.diagnose.cold_start import ColdStartResult, cold_start_effect
-from toolkit.diagnose.data_quality import DataQualityResult, data_quality
-from toolkit.diagnose.drift import FeatureDriftResult, feature_drift
-from toolkit.diagnose.estimation import EstimationResult, estimation
-from toolkit.diagnose.hosts import HostsResult, host_outliers
-from toolkit.diagnose.latency import LatencyResult, latency_profile
-from toolkit.diagnose.memory import MemoryResult, memory_pressure
-from toolkit.diagnose.ood import OODResult, ood_bursts
-from toolkit.diagnose.performance import PerformanceResult, model_performance
-from toolkit.diagnose.permutation import PermutationResult, feature_permutation
-from toolkit.diagnose.prediction_shift import PredictionShiftResult, prediction_shift
+from toolkit.diagnose.case.segments import SegmentsResult, failure_concentration
+from toolkit.diagnose.case.traffic import TrafficResult, traffic_shape
+from toolkit.diagnose.data.data_quality import DataQualityResult, data_quality
+from toolkit.diagnose.data.drift import FeatureDriftResult, feature_drift
+from toolkit.diagnose.data.permutation import PermutationResult, feature_permutation
+from toolkit.diagnose.data.units import UnitChangeResult, unit_change
+from toolkit.diagnose.infra.accelerators import AcceleratorResult, accelerator_faults
+from toolkit.diagnose.infra.capacity import CapacityResult, latency_vs_concurrency
+from toolkit.diagnose.infra.cold_start import ColdStartResult, cold_start_effect
+from toolkit.diagnose.infra.hosts import HostsResult, host_outliers
+from toolkit.diagnose.infra.latency import LatencyResult, latency_profile
+from toolkit.diagnose.infra.memory import MemoryResult, memory_pressure
+from toolkit.diagnose.integration.cache import CacheStalenessResult, cache_staleness
+from toolkit.diagnose.integration.client_errors import ClientErrorsResult, errors_by_client
+from toolkit.diagnose.integration.timeouts import TimeoutResult, timeout_budget
+from toolkit.diagnose.integration.versions import VersionMatrixResult, version_matrix
+from toolkit.diagnose.model.calibration import CalibrationResult, calibration
+from toolkit.diagnose.model.estimation import EstimationResult, estimation
+from toolkit.diagnose.model.ood import OODResult, ood_bursts
+from toolkit.diagnose.model.performance import PerformanceResult, model_performance
+from toolkit.diagnose.model.prediction_shift import PredictionShiftResult, prediction_shift
 from toolkit.diagnose.registry import REGISTRY, Diagnosis, register, run_diagnostics
-from toolkit.diagnose.segments import SegmentsResult, failure_concentration
-from toolkit.diagnose.timeouts import TimeoutResult, timeout_budget
-from toolkit.diagnose.traffic import TrafficResult, traffic_shape
-from toolkit.diagnose.units import UnitChangeResult, unit_change
-from toolkit.diagnose.versions import VersionMatrixResult, version_matrix
 
 register("case.traffic", traffic_shape)
 register("case.segments", failure_concentration)

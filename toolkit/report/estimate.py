@@ -1,4 +1,4 @@
-"""Label-free accuracy (CBPE, ``toolkit.diagnose.estimation``) for the reports.
+"""Label-free accuracy (CBPE, ``toolkit.diagnose.model.estimation``) for the reports.
 
 The estimate is not in the diagnostic registry: the reports call it directly, guarded, so a
 failure or an abstention ("cannot estimate") is shown as ``not assessed: <reason>`` and never
@@ -16,7 +16,7 @@ from toolkit.report.format import fmt_count, fmt_number, fmt_percent, is_missing
 __all__ = ["Estimate", "estimate", "estimate_figure", "label_gap", "ESTIMATION_ID", "MIN_COVERAGE",
            "MAX_DELAY_H"]
 
-#: The estimate's id (the same as ``toolkit.diagnose.estimation.ID``).
+#: The estimate's id (the same as ``toolkit.diagnose.model.estimation.ID``).
 ESTIMATION_ID = "model.estimation"
 #: Labels cover less of the incident's requests than this: labels are missing.
 MIN_COVERAGE = 0.9
@@ -31,7 +31,7 @@ class Estimate:
     Attributes
     ----------
     result
-        The :class:`~toolkit.diagnose.estimation.EstimationResult` (``None`` when it failed).
+        The :class:`~toolkit.diagnose.model.estimation.EstimationResult` (``None`` when it failed).
     reason
         Why the window's accuracy is not estimated (an abstention, a failure); ``None`` when
         it is.
@@ -120,13 +120,13 @@ def estimate(con: Any, baseline: Any, incident: Any, *, case: Any = None,
     """The label-free estimate of ``incident`` calibrated on ``baseline``, guarded.
 
     Uses the diagnosis's ``model.estimation`` result when the registry runs it; otherwise
-    calls :func:`toolkit.diagnose.estimation.estimation`. Any error becomes the reason.
+    calls :func:`toolkit.diagnose.model.estimation.estimation`. Any error becomes the reason.
     """
     result = getattr(diagnosis, "results", {}).get(ESTIMATION_ID) if diagnosis is not None \
         else None
     if result is None:
         try:
-            from toolkit.diagnose.estimation import estimation
+            from toolkit.diagnose.model.estimation import estimation
 
             result = estimation(con, baseline, incident, case=case)
         except Exception as error:  # noqa: BLE001 - a report shows why, it never stops

@@ -32,7 +32,7 @@ _QUIET = ("one value", "never logged")
 
 
 def slices_frame(result: Any) -> pd.DataFrame:
-    """The flagged slices of a :class:`~toolkit.diagnose.segments.SegmentsResult` as display
+    """The flagged slices of a :class:`~toolkit.diagnose.case.segments.SegmentsResult` as display
     text, one row per slice (see :meth:`SegmentsResult.affected_slices`)."""
     rows = result.affected_slices()
     columns = ["slice", "scope", "status", "failures / requests", "failure rate vs rest",

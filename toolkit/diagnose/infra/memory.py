@@ -76,7 +76,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, percent_scale, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._onset import refine_onset
-from toolkit.diagnose.capacity import bucket_index, bucket_starts, epoch_us
+from toolkit.diagnose.infra.capacity import bucket_index, bucket_starts, epoch_us
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover

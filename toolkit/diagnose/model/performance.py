@@ -45,7 +45,7 @@ from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
 from toolkit.diagnose._labels import labelled_table, positive_class
 from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
-from toolkit.diagnose.calibration import SCORE_IS, score_problem, score_semantics
+from toolkit.diagnose.model.calibration import SCORE_IS, score_problem, score_semantics
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover

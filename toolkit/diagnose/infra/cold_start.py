@@ -16,7 +16,7 @@ Recipe
   requests); a request outside every interval is older than the last edge. Ages fall into bins
   ``<1m``, ``1-5m``, ``5-15m``, ``15-60m``, ``>=60m`` (``edges_min``) or ``unknown``.
 * **Percentiles** per window and age bin from counts on geometric latency bins (1% resolution,
-  :func:`toolkit.diagnose.capacity.hist_quantiles`), in one pass.
+  :func:`toolkit.diagnose.infra.capacity.hist_quantiles`), in one pass.
 * **Cold** requests are those younger than ``cold_minutes`` (5), **warm** ones at least
   ``warm_minutes`` (15) old. The same pass marks the minutes in which some replica is cold
   (joined on a minute key). The **reference** p99 is that of the incident's warm requests in
@@ -55,7 +55,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, window_label
-from toolkit.diagnose.capacity import epoch_us, hist_count_above, hist_quantiles, latency_bin
+from toolkit.diagnose.infra.capacity import epoch_us, hist_count_above, hist_quantiles, latency_bin
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -5,7 +5,7 @@ Recipe
 * One engine pass counts requests, errors (``status = 'error'``) and timeouts
   (``status = 'timeout'``) per window, host and geometric latency bin (1% resolution); p50 /
   p95 / p99 per host and window are read off the counts
-  (:func:`toolkit.diagnose.capacity.hist_quantiles`, relative error < 1%).
+  (:func:`toolkit.diagnose.infra.capacity.hist_quantiles`, relative error < 1%).
 * A second pass gives, per time bucket and host, requests, errors, timeouts and the *slow*
   requests (slower than the baseline p99 of all hosts together).
 * Per window, among hosts with at least ``min_requests`` requests (at least three hosts are
@@ -57,7 +57,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._onset import refine_onset
-from toolkit.diagnose.capacity import (
+from toolkit.diagnose.infra.capacity import (
     LATENCY_RATIO,
     bucket_index,
     bucket_starts,

@@ -33,8 +33,8 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, histogram_at, window_label
 from toolkit.diagnose._onset import coarse_onset, refine_onset
-from toolkit.diagnose.drift import MODERATE_PSI, FeatureDriftResult, feature_drift
-from toolkit.diagnose.performance import PerformanceResult, model_performance
+from toolkit.diagnose.data.drift import MODERATE_PSI, FeatureDriftResult, feature_drift
+from toolkit.diagnose.model.performance import PerformanceResult, model_performance
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -80,7 +80,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr
 from toolkit.diagnose._labels import labelled_table, positive_class
-from toolkit.diagnose.calibration import SCORE_IS, score_problem, score_semantics
+from toolkit.diagnose.model.calibration import SCORE_IS, score_problem, score_semantics
 from toolkit.types import Window, to_utc
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -62,7 +62,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
-from toolkit.diagnose.timeouts import _config_history
+from toolkit.diagnose.integration.timeouts import _config_history
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover

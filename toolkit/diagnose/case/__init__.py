@@ -1,0 +1,1 @@
+"""Diagnostics about the whole case: traffic shape and where failures concentrate."""

@@ -1,0 +1,1 @@
+"""Data-pathway diagnostics: input drift, data quality, unit changes, permuted features."""

@@ -1,0 +1,1 @@
+"""Infrastructure-pathway diagnostics: latency, capacity, memory, cold starts, hosts, accelerators."""

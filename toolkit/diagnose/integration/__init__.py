@@ -1,0 +1,1 @@
+"""Integration-pathway diagnostics: version skew, client errors, timeouts, cache staleness."""

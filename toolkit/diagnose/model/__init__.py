@@ -1,0 +1,1 @@
+"""Model-pathway diagnostics: performance, calibration, estimation, prediction shift, OOD inputs."""

@@ -23,6 +23,11 @@ EXPECTED = {
         "in_flight": "INTEGER", "cache_hit": "BOOLEAN", "cache_model_version": "VARCHAR",
         "prediction": "VARCHAR", "score": "DOUBLE", "input_tokens": "INTEGER",
         "output_tokens": "INTEGER", "ttft_ms": "DOUBLE", "load_id": "INTEGER",
+        # DESIGN section 3a: generative, multiclass and regression columns (migration 3)
+        "cached_tokens": "INTEGER", "tpot_ms": "DOUBLE", "queue_ms": "DOUBLE",
+        "finish_reason": "VARCHAR", "preemptions": "INTEGER", "params": "JSON",
+        "template_version": "VARCHAR", "adapter": "VARCHAR", "scores": "JSON",
+        "pred_lower": "DOUBLE", "pred_upper": "DOUBLE",
     },
     "labels": {"request_id": "VARCHAR", "label": "VARCHAR",
                "labeled_at": "TIMESTAMP WITH TIME ZONE", "load_id": "INTEGER"},
@@ -35,7 +40,9 @@ EXPECTED = {
                "version": "VARCHAR", "host": "VARCHAR", "detail": "JSON", "load_id": "INTEGER"},
     "lineage": {"release": "VARCHAR", "model_version": "VARCHAR", "pipeline_version": "VARCHAR",
                 "client_version": "VARCHAR", "created_at": "TIMESTAMP WITH TIME ZONE",
-                "load_id": "INTEGER"},
+                "load_id": "INTEGER", "template_version": "VARCHAR"},
+    "endpoints": {"endpoint": "VARCHAR", "task": "VARCHAR", "positive_class": "VARCHAR",
+                  "classes": "JSON", "interval_coverage": "DOUBLE"},
 }
 
 
@@ -53,7 +60,7 @@ def test_canonical_tables_have_design_columns_and_types(con, table):
 def test_bookkeeping_tables_and_version(con):
     for table in ("loads", "rejects", "schema_version", "case_meta"):
         assert columns(con, table), table
-    assert tk.store.schema_version(con) == schema.migrations()[-1][0] == 2
+    assert tk.store.schema_version(con) == schema.migrations()[-1][0] == 3
 
 
 def test_session_time_zone_is_utc(con):
@@ -87,9 +94,46 @@ def test_migrates_a_version_1_case(case_path):
     with pytest.raises(SchemaVersionError, match="Open it once for writing"):
         tk.connect(case_path, read_only=True)
     con = tk.connect(case_path)
-    assert tk.store.schema_version(con) == 2
+    assert tk.store.schema_version(con) == 3
     assert con.execute("SELECT count(*) FROM case_meta").fetchone() == (0,)
     assert con.execute("SELECT kind FROM events").fetchall() == [("restart",)]
+    assert columns(con, "requests")["finish_reason"] == "VARCHAR"
+    assert con.execute("SELECT count(*) FROM endpoints").fetchone() == (0,)
+
+
+def test_migrates_a_version_2_case_with_feature_columns_and_rows(case_path):
+    raw = duckdb.connect(str(case_path))
+    raw.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, "
+        "applied_at TIMESTAMPTZ, toolkit_version VARCHAR)"
+    )
+    for version, name, sql in schema.migrations()[:2]:
+        raw.execute(sql)
+        raw.execute("INSERT INTO schema_version VALUES (?, ?, now(), 'old')", [version, name])
+    raw.execute("ALTER TABLE requests ADD COLUMN amount DOUBLE")
+    raw.execute("INSERT INTO requests (request_id, ts, amount) VALUES ('r1', now(), 2.5)")
+    raw.close()
+    con = tk.connect(case_path)
+    assert tk.store.schema_version(con) == 3
+    row = con.execute("SELECT request_id, amount, tpot_ms, adapter FROM requests").fetchall()
+    assert row == [("r1", 2.5, None, None)]
+
+
+def test_endpoints_catalog_keeps_one_row_per_endpoint_and_rejects_unknown_tasks(tmp_path):
+    csv = tmp_path / "endpoints.csv"
+    csv.write_text('endpoint,task,classes\nfraud,Binary,\ntopics,multiclass,"[""a"",""b""]"\n'
+                   "eta,ranking,\n", encoding="utf-8")
+    con = tk.connect(tmp_path / "case.duckdb")
+    tk.load(con, csv)
+    reasons = con.execute("SELECT row_number, column_name, reason FROM rejects").fetchall()
+    assert reasons == [(4, "task", "task: not one of binary, multiclass, regression, generative")]
+    assert con.execute("SELECT task FROM endpoints WHERE endpoint = 'fraud'").fetchone() == (
+        "binary",)
+    # a catalog: a later declaration of the same endpoint replaces the earlier one
+    csv.write_text("endpoint,task\nfraud,regression\n", encoding="utf-8")
+    tk.load(con, csv, replace=True)
+    rows = con.execute("SELECT endpoint, task FROM endpoints ORDER BY endpoint").fetchall()
+    assert rows == [("fraud", "regression"), ("topics", "multiclass")]
 
 
 def test_newer_case_is_refused(case_path):

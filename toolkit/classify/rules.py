@@ -79,8 +79,39 @@ def load_rules(path: str | Path | None = None) -> RuleTable:
 
 @cache
 def _packaged() -> RuleTable:
-    text = (resources.files("toolkit.classify") / "rules.toml").read_text(encoding="utf-8")
-    return _parse(tomllib.loads(text), "rules.toml")
+    folder = resources.files("toolkit.classify")
+    data = tomllib.loads((folder / "rules.toml").read_text(encoding="utf-8"))
+    extra = sorted((entry for entry in folder.iterdir()
+                    if entry.name.startswith("rules_") and entry.name.endswith(".toml")),
+                   key=lambda entry: entry.name)
+    for entry in extra:
+        data = merge_tables(data, tomllib.loads(entry.read_text(encoding="utf-8")))
+    return _parse(data, "rules.toml" + "".join(f" + {entry.name}" for entry in extra))
+
+
+def merge_tables(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Add a rule file's rules, priors and onset events to a rule table (as parsed TOML).
+
+    The packaged table is ``rules.toml`` plus every ``rules_*.toml`` beside it (one per family
+    of failure modes, e.g. the generative ones), merged in name order: rules are appended,
+    priors and onset events of a mode are set by the file that names it. ``[scoring]`` belongs
+    to ``rules.toml`` alone.
+
+    Examples
+    --------
+    >>> merged = merge_tables({"rules": [{"name": "a"}], "priors": {"x": 1.0}},
+    ...                       {"rules": [{"name": "b"}], "priors": {"y": 2.0}})
+    >>> [r["name"] for r in merged["rules"]], merged["priors"]
+    (['a', 'b'], {'x': 1.0, 'y': 2.0})
+    """
+    if "scoring" in extra:
+        raise InvalidParameterError("[scoring] may only be set in rules.toml, not in an "
+                                    "additional rule file.")
+    merged = dict(base)
+    merged["rules"] = [*base.get("rules", []), *extra.get("rules", [])]
+    for table in ("priors", "onset_events"):
+        merged[table] = {**base.get(table, {}), **extra.get(table, {})}
+    return merged
 
 
 def _parse(data: dict[str, Any], origin: str) -> RuleTable:

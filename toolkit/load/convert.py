@@ -21,6 +21,7 @@ from toolkit.store.schema import (
     FEATURE_TABLES,
     LOAD_ID,
     REQUIRED,
+    TASKS,
     canonical_columns,
     quote_literal,
 )
@@ -313,6 +314,10 @@ def _canonical_plan(
         # the catalog's CHECK constraint: anything else is a rejected row, not a failed file
         expr = f"CASE WHEN ({expr}) IN ('numeric', 'categorical') THEN ({expr}) END"
         reason = "not 'numeric' or 'categorical'"
+    if table == "endpoints" and target == "task":
+        tasks = ", ".join(quote_literal(t) for t in TASKS)
+        expr = f"CASE WHEN lower(trim({expr})) IN ({tasks}) THEN lower(trim({expr})) END"
+        reason = "not one of " + ", ".join(TASKS)
     return ColumnPlan(target, target_type, expr, src, required,
                       present=present_expr(src, source_type, target_type, target=target),
                       reason=reason)

@@ -13,7 +13,7 @@ import duckdb
 from toolkit.errors import FileParseError
 from toolkit.load.convert import ColumnPlan, ConversionPlan
 from toolkit.load.sources import StagedSource, _name, line_breaks
-from toolkit.store.schema import LOAD_ID, quote_ident, quote_literal
+from toolkit.store.schema import CATALOG_TABLES, LOAD_ID, quote_ident, quote_literal
 
 __all__ = ["WriteStats", "write"]
 
@@ -94,9 +94,10 @@ def write(
     table_columns = [(i, c) for i, c in enumerate(plan.columns) if c.role == "table"]
     columns = ", ".join(quote_ident(c.target) for _, c in table_columns)
     values = ", ".join(f"{p}v{i}" for i, _ in table_columns)
-    if plan.table == "features":
+    if plan.table in CATALOG_TABLES:
         con.execute(
-            f"INSERT OR REPLACE INTO features ({columns}) SELECT {values} FROM {converted} "
+            f"INSERT OR REPLACE INTO {quote_ident(plan.table)} ({columns}) "
+            f"SELECT {values} FROM {converted} "
             f"WHERE len({p}errors) = 0"
         )
     else:

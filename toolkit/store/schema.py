@@ -25,6 +25,8 @@ from toolkit.errors import InvalidParameterError
 __all__ = [
     "DATA_TABLES",
     "FEATURE_TABLES",
+    "CATALOG_TABLES",
+    "TASKS",
     "BOOKKEEPING_TABLES",
     "REQUIRED",
     "LOAD_ID",
@@ -47,7 +49,12 @@ DATA_TABLES: tuple[str, ...] = (
     "metrics",
     "events",
     "lineage",
+    "endpoints",
 )
+#: Catalog tables: one row per name (``INSERT OR REPLACE``), no provenance column.
+CATALOG_TABLES: tuple[str, ...] = ("features", "endpoints")
+#: Tasks an endpoint can have (DESIGN section 3a).
+TASKS: tuple[str, ...] = ("binary", "multiclass", "regression", "generative")
 #: Tables whose non-canonical columns are model input features.
 FEATURE_TABLES: tuple[str, ...] = ("requests", "reference")
 #: Tables the toolkit maintains itself.
@@ -61,8 +68,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "metrics": ("ts", "name"),
     "events": ("ts", "kind"),
     "lineage": (),
+    "endpoints": ("endpoint", "task"),
 }
-#: Provenance column present on every data table except the ``features`` catalog.
+#: Provenance column present on every data table except the catalogs (``features``, ``endpoints``).
 LOAD_ID = "load_id"
 #: Vocabulary of ``events.kind`` and ``events.artifact`` (DESIGN section 3).
 EVENT_KINDS = (

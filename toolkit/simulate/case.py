@@ -42,7 +42,7 @@ from toolkit.simulate.presets import PRESETS, Preset
 from toolkit.simulate.rows import CHUNK_ROWS, RowGenerator
 from toolkit.types import Window, to_utc
 
-__all__ = ["Case", "CaseTables", "make_case", "MIN_ROWS", "MAX_ROWS"]
+__all__ = ["Case", "CaseTables", "make_case", "task_modes", "MIN_ROWS", "MAX_ROWS", "TASKS"]
 
 MIN_ROWS = 1_000
 MAX_ROWS = 1_000_000_000
@@ -75,6 +75,8 @@ class CaseTables:
     metrics: pd.DataFrame
     events: pd.DataFrame
     lineage: pd.DataFrame | None
+    #: The ``endpoints`` catalog (multiclass and regression cases; ``None`` for binary ones).
+    endpoints: pd.DataFrame | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -83,7 +85,7 @@ class CaseTables:
 
     def as_dict(self) -> dict[str, pd.DataFrame | None]:
         return {k: getattr(self, k) for k in ("requests", "labels", "reference", "features",
-                                              "metrics", "events", "lineage")}
+                                              "metrics", "events", "lineage", "endpoints")}
 
     def __getitem__(self, name: str) -> pd.DataFrame | None:
         if name not in self.as_dict():
@@ -229,6 +231,11 @@ class Case:
     def reference(self) -> pd.DataFrame | None:
         return T.reference_frame(self.plan)
 
+    def endpoints(self) -> pd.DataFrame | None:
+        """The ``endpoints`` catalog; ``None``: the binary service declares none (its task is
+        inferred). Multiclass and regression cases (:mod:`toolkit.simulate.tasks`) have one."""
+        return None
+
     def tables(self, *, max_rows: int = 2_000_000) -> CaseTables:
         """All tables in memory; refused above ``max_rows`` requests (use the chunks, or
         :func:`write_case`, for large cases).
@@ -266,6 +273,7 @@ def make_case(
     preset: str | None = None,
     extra_features: int = 0,
     world: str = "classic",
+    task: str = "binary",
 ) -> Case:
     """Plan a simulated incident of ``failure_mode`` (or a healthy period, ``"none"``).
 
@@ -293,6 +301,12 @@ def make_case(
         cadence, event wording, traffic shape, strength, confounders and onset position are
         drawn from the seed (see :mod:`toolkit.simulate.world`); ``rows`` is then the number
         of requests served, of which the log keeps a 1-in-2 to 1-in-50 sample.
+    task
+        The model behind the endpoint (DESIGN section 3a): ``binary`` (the default),
+        ``multiclass`` (3-10 classes) or ``regression`` (a value with a prediction interval),
+        see :mod:`toolkit.simulate.tasks`, for the modes :func:`task_modes` lists; or
+        ``generative`` (an LLM endpoint, :mod:`toolkit.simulate.generative`, with its own
+        modes; ``seed`` and ``rows`` only).
 
     Returns
     -------
@@ -311,7 +325,13 @@ def make_case(
     >>> case = make_case("unit_change", seed=7, rows=2_000)
     >>> case.injected["factor"] > 0, case.onset > case.baseline.end
     (True, True)
+    >>> make_case("concept_drift", seed=1, rows=2_000, task="multiclass").task
+    'multiclass'
     """
+    if task != "binary":
+        return _task_case(failure_mode, task, seed=seed, rows=rows, start=start,
+                          confounders=confounders, preset=preset,
+                          extra_features=extra_features, world=world)
     spec = _check(failure_mode, seed, rows, preset, extra_features)
     if world not in W.WORLDS:
         raise InvalidParameterError(f"Unknown world {world!r}; choose one of "
@@ -399,6 +419,62 @@ def make_case(
         plan = dataclasses.replace(plan, world=W.with_features(w, plan.features,
                                                                  plan.extra_columns))
     return _case(plan, b, mode)
+
+
+#: Tasks :func:`make_case` simulates (``generative`` comes from its own module).
+TASKS = ("binary", "multiclass", "regression", "generative")
+#: The generative simulator's module: ``make_case(mode, *, seed, rows)`` and ``MODES``.
+GENERATIVE_MODULE = "toolkit.simulate.generative"
+
+
+def task_modes(task: str) -> tuple[str, ...]:
+    """The failure modes (and ``none``) the ``task`` service simulates.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown task, or ``generative`` when its simulator is not installed.
+    """
+    if task == "binary":
+        return tuple(FAILURE_MODES)
+    if task in ("multiclass", "regression"):
+        from toolkit.simulate.tasks import MODES
+
+        return MODES
+    if task == "generative":
+        return tuple(_generative().MODES)
+    raise InvalidParameterError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+
+
+def _generative():
+    import importlib
+
+    try:
+        return importlib.import_module(GENERATIVE_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != GENERATIVE_MODULE:
+            raise
+        raise InvalidParameterError(
+            "task='generative' needs the generative simulator (toolkit.simulate.generative), "
+            "which this installation does not have.") from None
+
+
+def _task_case(mode, task, *, seed, rows, start, confounders, preset, extra_features,
+               world) -> Case:
+    if task == "generative":
+        if (start, confounders, preset, extra_features, world) != \
+                (None, True, None, 0, "classic"):
+            raise InvalidParameterError(
+                "task='generative' takes a mode, seed and rows only (no start, confounders, "
+                "preset, extra_features or world).")
+        return _generative().make_case(mode, seed=seed, rows=rows)
+    if task not in TASKS:
+        raise InvalidParameterError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    from toolkit.simulate.tasks import make_task_case
+
+    return make_task_case(mode, task, seed=seed, rows=rows, world=world, start=start,
+                          confounders=confounders, preset=preset,
+                          extra_features=extra_features)
 
 
 def _check(failure_mode, seed, rows, preset, extra) -> Preset | None:

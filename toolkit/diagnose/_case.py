@@ -17,6 +17,7 @@ from toolkit.types import TIME_MAX, TIME_MIN, Window
 
 if TYPE_CHECKING:  # pragma: no cover
     from toolkit.diagnose._base import NotAssessed
+    from toolkit.diagnose._tasks import TaskInfo
 
 __all__ = ["CaseView", "case_view", "choose_bucket", "MIN_WINDOW_ROWS", "SpanOutliers",
            "PERCENT_ABOVE", "percent_scale"]
@@ -171,6 +172,22 @@ class CaseView:
         if positive is None and declared.get("positive") is not None:
             positive = str(declared["positive"])
         return score_is, positive
+
+    @cached_property
+    def tasks(self) -> dict[str | None, TaskInfo]:
+        """The task of every endpoint, declared (``endpoints`` catalog) or inferred in the
+        engine (see :mod:`~toolkit.diagnose._tasks`); ``None`` keys requests without one."""
+        from toolkit.diagnose._tasks import infer_tasks
+
+        return infer_tasks(self)
+
+    @cached_property
+    def task(self) -> TaskInfo:
+        """The case's main task (the one serving most requests), merged over its endpoints
+        (:func:`~toolkit.diagnose._tasks.main_task`)."""
+        from toolkit.diagnose._tasks import main_task
+
+        return main_task(self.tasks)
 
     @property
     def span(self) -> Window | None:

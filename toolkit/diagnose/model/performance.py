@@ -81,8 +81,13 @@ class PerformanceResult(DiagnosticResult):
 
     positive: str | None = None
     score_is: str = "confidence"
+    task: str = "binary"
     by_version: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    per_class: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    confusion: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    confusion_change: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    by_segment: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def value(self, window: str, column: str) -> float:
         rows = self.table[self.table["window"] == window]
@@ -95,6 +100,18 @@ class PerformanceResult(DiagnosticResult):
     def headline(self) -> dict[str, Any]:
         if self.table.empty:
             return {}
+        if self.task == "regression":
+            return {"task": self.task} | {
+                f"{m} {w}": self.value(w, m.lower()) for m in ("MAE", "RMSE", "bias", "MAPE")
+                for w in ("baseline", "incident")} | {
+                "label coverage incident": self.value("incident", "coverage")}
+        if self.task == "multiclass":
+            return {"task": self.task} | {
+                f"{name} {w}": self.value(w, column)
+                for name, column in (("accuracy", "accuracy"), ("macro F1", "macro_f1"),
+                                     ("weighted F1", "weighted_f1"), ("ROC AUC (OvR)", "roc_auc"))
+                for w in ("baseline", "incident")} | {
+                "label coverage incident": self.value("incident", "coverage")}
         return {
             "accuracy baseline": self.value("baseline", "accuracy"),
             "accuracy incident": self.value("incident", "accuracy"),
@@ -109,6 +126,13 @@ class PerformanceResult(DiagnosticResult):
     def findings(self) -> list[Finding]:
         if self.table.empty or len(self.table) < 2:
             return []
+        if self.task == "regression":
+            return _regression_findings(self)
+        if self.task == "multiclass":
+            return [_with_task(self, f) for f in self._classification_findings()]
+        return self._classification_findings()
+
+    def _classification_findings(self) -> list[Finding]:
         out = []
         b = self.table.set_index("window").loc["baseline"]
         i = self.table.set_index("window").loc["incident"]
@@ -191,6 +215,11 @@ class PerformanceResult(DiagnosticResult):
     def signals(self) -> pd.DataFrame:
         if self.timeline.empty:
             return super().signals()
+        if self.task == "regression":
+            frame = self.timeline.melt(id_vars="bucket_start", value_vars=["mae", "bias"],
+                                       var_name="signal", value_name="value")
+            frame["signal"] = "model." + frame["signal"]
+            return frame
         frame = self.timeline.melt(id_vars="bucket_start", value_vars=["accuracy", "precision"],
                                    var_name="signal", value_name="value")
         frame["signal"] = "model." + frame["signal"]
@@ -204,6 +233,19 @@ class PerformanceResult(DiagnosticResult):
         if self.timeline.empty:
             return super().plot(ax)
         t = self.timeline
+        if self.task == "regression":
+            ax.plot(t["bucket_start"], t["mae"], label="MAE", color="#4C72B0")
+            ax.fill_between(t["bucket_start"], t["mae_lo"], t["mae_hi"], color="#4C72B0",
+                            alpha=0.15, lw=0)
+            ax.plot(t["bucket_start"], t["bias"], label="bias (prediction - label)",
+                    color="#DD8452")
+            ax.axvspan(self.incident.start, self.incident.end,
+                       color=WINDOW_COLORS["incident"], alpha=0.08, label="incident")
+            ax.set_xlabel("request time (UTC)")
+            ax.set_ylabel("error")
+            ax.set_title("Absolute error and bias over time")
+            ax.legend(loc="upper left")
+            return ax
         for column, color in (("accuracy", "#4C72B0"), ("precision", "#DD8452")):
             ax.plot(t["bucket_start"], t[column], label=column, color=color)
             ax.fill_between(t["bucket_start"], t[f"{column}_lo"], t[f"{column}_hi"],
@@ -274,6 +316,14 @@ def model_performance(
             NotAssessed(ID, "requests carry no predictions"),))
     if not case.has("labels"):
         return PerformanceResult(**base, not_assessed=(NotAssessed(ID, "the case has no labels"),))
+    info = case.task
+    if info.task == "generative":
+        return PerformanceResult(**base, task=info.task, not_assessed=(NotAssessed(
+            ID, "generative endpoints: accuracy needs a predicted class or value (this "
+            "diagnostic assesses binary, multiclass and regression tasks)"),))
+    if info.task in ("multiclass", "regression"):
+        run = _multiclass if info.task == "multiclass" else _regression
+        return run(case, base, info, bucket)
     record = Recorder(joins_as_written=True)  # the labels join: see Recorder
     positive = positive or positive_class(case, record, Window(baseline.start, incident.end)
                                           if baseline.start < incident.start else
@@ -434,3 +484,477 @@ def ranking_from_counts(p: np.ndarray, positives: np.ndarray, negatives: np.ndar
     seen = (n_pos + n_neg) - (np.cumsum(pos + neg) - (pos + neg))
     ap = float(np.sum(pos * tp / seen) / n_pos)
     return {"roc_auc": roc, "pr_auc": ap}
+
+
+# --- multiclass -------------------------------------------------------------------------------
+
+#: Scores are rounded to this many decimals for the one-vs-rest ROC / PR AUC (the groups per
+#: distinct score stay bounded on millions of rows; exact for scores logged at that precision).
+AUC_DECIMALS = 4
+#: Confusion moves listed in a finding's evidence.
+TOP_MOVES = 3
+
+
+def _windows_and_totals(case: CaseView, record: Recorder, baseline: Window, incident: Window,
+                        info: Any) -> tuple[Window, pd.DataFrame]:
+    from toolkit.diagnose._tasks import task_filter
+
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    requests = task_filter(case, info, case.table("requests"))
+    in_span = requests.filter(within(requests.ts, span))
+    in_span = in_span.mutate(_window=window_label(in_span.ts, baseline, incident))
+    totals = record(in_span.group_by(window=in_span._window).aggregate(
+        requests=in_span.count()))
+    return span, totals
+
+
+def _delays(record: Recorder, windows: ibis.Table) -> pd.DataFrame:
+    delay = (epoch_us(windows.labeled_at) - epoch_us(windows.ts)) / 3.6e9
+    frame = record(windows.group_by(window=windows._window).aggregate(
+        delay_q=delay.approx_quantile([0.5, 0.9])))
+    q = np.array([d if isinstance(d, (list, np.ndarray)) else [np.nan, np.nan]
+                  for d in frame.pop("delay_q")], dtype=float).reshape(len(frame), 2)
+    frame["delay_p50_h"], frame["delay_p90_h"] = q[:, 0], q[:, 1]
+    return frame
+
+
+def _multiclass(case: CaseView, base: dict[str, Any], info: Any, bucket: timedelta | None
+                ) -> PerformanceResult:
+    """Multiclass performance: accuracy, macro / weighted F1, per-class precision and recall,
+    the confusion matrix per window and its change, one-vs-rest ROC / PR AUC with ``scores``."""
+    from toolkit.diagnose._tasks import other_tasks, task_labelled
+
+    baseline, incident = base["baseline"], base["incident"]
+    record = Recorder(joins_as_written=True)
+    span, totals = _windows_and_totals(case, record, baseline, incident, info)
+    width = bucket or choose_bucket(span.duration)
+    t = task_labelled(case, record, span, info)
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
+    gaps = list(other_tasks(case, info, ID))
+    has_version = "model_version" in t.columns
+    windows = t.filter(t._window.notnull())
+    keys = {"window": windows._window, "label": windows.label,
+            "prediction": windows.prediction}
+    if has_version:
+        keys["model_version"] = windows.model_version
+    # the confusion counts per window (and version): every classification metric is a sum
+    cells = record(windows.group_by(**keys).aggregate(n=windows.count(),
+                                                      first_seen=windows.ts.min()))
+    missing = [w for w in ("baseline", "incident") if w not in set(cells["window"])]
+    if missing:
+        return PerformanceResult(**base, task="multiclass", sql=record.sql, not_assessed=(
+            *gaps, *(NotAssessed(ID, f"no labels in the {m} window") for m in missing)))
+    buckets = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
+        labelled=t.count(), correct=t.correct.cast("int64").sum()))
+    confusion = cells.groupby(["window", "label", "prediction"], as_index=False)["n"].sum()
+    rows, per_class = [], []
+    for window in ("baseline", "incident"):
+        metrics, classes = multiclass_metrics(confusion[confusion["window"] == window])
+        rows.append({"window": window} | metrics)
+        per_class.append(classes.assign(window=window))
+    per_window = pd.DataFrame(rows)
+    lo, hi = st.wilson_interval(per_window["correct"].to_numpy(float),
+                                per_window["labelled"].to_numpy(float))
+    per_window["accuracy_lo"], per_window["accuracy_hi"] = lo, hi
+    ranking, gap = _ovr_ranking(case, record, windows, info)
+    if gap is not None:
+        gaps.append(gap)
+    per_window = per_window.merge(totals, on="window", how="left").merge(
+        _delays(record, windows), on="window", how="left").merge(ranking, on="window",
+                                                                 how="left")
+    per_window["coverage"] = per_window["labelled"] / per_window["requests"]
+    by_version = pd.DataFrame()
+    if has_version:
+        versions = cells.assign(ok=(cells["label"] == cells["prediction"]) * cells["n"])
+        by_version = versions.groupby(["window", "model_version"], as_index=False,
+                                      dropna=False).agg(
+            labelled=("n", "sum"), correct=("ok", "sum"), first_seen=("first_seen", "min"))
+        by_version["accuracy"] = by_version["correct"] / by_version["labelled"]
+        lo, hi = st.wilson_interval(by_version["correct"].to_numpy(float),
+                                    by_version["labelled"].to_numpy(float))
+        by_version["accuracy_lo"], by_version["accuracy_hi"] = lo, hi
+    timeline = buckets[buckets["labelled"] >= MIN_LABELS].sort_values(
+        "bucket_start", ignore_index=True)
+    timeline["accuracy"] = timeline["correct"] / timeline["labelled"]
+    lo, hi = st.wilson_interval(timeline["correct"].to_numpy(float),
+                                timeline["labelled"].to_numpy(float))
+    timeline["accuracy_lo"], timeline["accuracy_hi"] = lo, hi
+    timeline["precision"] = timeline["precision_lo"] = timeline["precision_hi"] = np.nan
+    return PerformanceResult(
+        **base, task="multiclass", table=per_window, by_version=by_version,
+        timeline=timeline, per_class=pd.concat(per_class, ignore_index=True),
+        confusion=confusion.sort_values(["window", "label", "prediction"], ignore_index=True),
+        confusion_change=confusion_change(confusion), sql=record.sql, not_assessed=tuple(gaps))
+
+
+def multiclass_metrics(confusion: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
+    """Accuracy, macro and weighted precision / recall / F1 from confusion counts.
+
+    ``confusion`` has ``label``, ``prediction`` and ``n``. The classes are those seen as a
+    label or a prediction (scikit-learn's default ``labels``); a class with no predicted (or
+    no true) rows has precision (recall) 0, as scikit-learn's ``zero_division=0``. Weighted
+    averages weight each class by its support (true rows). Per class: ``support``,
+    ``predicted``, ``tp``, precision and recall with Wilson intervals, F1.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"label": ["a", "a", "b", "c"], "prediction": ["a", "b", "b", "a"],
+    ...                   "n": [3, 1, 2, 2]})
+    >>> m, per = multiclass_metrics(c)
+    >>> round(m["accuracy"], 3), round(m["macro_f1"], 4), per["tp"].tolist()
+    (0.625, 0.4667, [3, 2, 0])
+    """
+    labels = confusion["label"].astype(str)
+    predictions = confusion["prediction"].astype(str)
+    n = confusion["n"].to_numpy(float)
+    classes = sorted(set(labels) | set(predictions))
+    support = np.array([n[(labels == c).to_numpy()].sum() for c in classes])
+    predicted = np.array([n[(predictions == c).to_numpy()].sum() for c in classes])
+    tp = np.array([n[((labels == c) & (predictions == c)).to_numpy()].sum() for c in classes])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+    total = n.sum()
+    weights = support / support.sum() if support.sum() else np.zeros(len(classes))
+    p_lo, p_hi = st.wilson_interval(tp, predicted)
+    r_lo, r_hi = st.wilson_interval(tp, support)
+    per_class = pd.DataFrame({
+        "class": classes, "support": support.astype(int), "predicted": predicted.astype(int),
+        "tp": tp.astype(int), "precision": precision, "precision_lo": p_lo,
+        "precision_hi": p_hi, "recall": recall, "recall_lo": r_lo, "recall_hi": r_hi, "f1": f1})
+    metrics = {
+        "labelled": total, "correct": tp.sum(), "accuracy": tp.sum() / total if total else
+        float("nan"),
+        "macro_precision": float(precision.mean()), "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()), "weighted_precision": float((weights * precision).sum()),
+        "weighted_recall": float((weights * recall).sum()),
+        "weighted_f1": float((weights * f1).sum()), "classes": len(classes)}
+    # the binary columns carry the macro averages, so that tables and rules read one schema
+    metrics |= {"precision": metrics["macro_precision"], "recall": metrics["macro_recall"],
+                "f1": metrics["macro_f1"]}
+    return metrics, per_class
+
+
+def confusion_change(confusion: pd.DataFrame) -> pd.DataFrame:
+    """Where each true class's rows went, baseline against incident.
+
+    One row per (``label``, ``prediction``) cell: its share of the label's rows in each window
+    (``baseline_share``, ``incident_share``), the ``change``, and a two-proportion z-test
+    ``pvalue``; sorted by the size of the change, off-diagonal moves first on ties. The largest
+    positive off-diagonal changes say which classes moved where.
+    """
+    wide = confusion.pivot_table(index=["label", "prediction"], columns="window", values="n",
+                                 aggfunc="sum", fill_value=0)
+    for window in ("baseline", "incident"):
+        if window not in wide:
+            wide[window] = 0
+    wide = wide.reset_index()
+    totals = {w: wide.groupby("label")[w].transform("sum").to_numpy(float)
+              for w in ("baseline", "incident")}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = wide["baseline"].to_numpy(float) / totals["baseline"]
+        i = wide["incident"].to_numpy(float) / totals["incident"]
+    pvalues = [st.two_proportion_z(kb, nb, ki, ni)[1] for kb, nb, ki, ni in zip(
+        wide["baseline"], totals["baseline"], wide["incident"], totals["incident"],
+        strict=True)]
+    out = pd.DataFrame({"label": wide["label"].astype(str),
+                        "prediction": wide["prediction"].astype(str),
+                        "baseline_n": wide["baseline"].astype(int),
+                        "incident_n": wide["incident"].astype(int),
+                        "baseline_share": b, "incident_share": i, "change": i - b,
+                        "pvalue": pvalues})
+    out["_size"] = out["change"].abs().fillna(0)
+    out["_diagonal"] = out["label"] == out["prediction"]
+    return out.sort_values(["_size", "_diagonal", "label", "prediction"],
+                           ascending=[False, True, True, True], ignore_index=True).drop(
+        columns=["_size", "_diagonal"])
+
+
+def _ovr_ranking(case: CaseView, record: Recorder, rows: ibis.Table, info: Any
+                 ) -> tuple[pd.DataFrame, NotAssessed | None]:
+    """Macro one-vs-rest ROC AUC and PR AUC per window from ``scores`` (scikit-learn's
+    ``roc_auc_score(multi_class="ovr")`` and ``average_precision_score`` on the binarised
+    labels, averaged over the classes that occur as labels in the window). Scores are rounded
+    to :data:`AUC_DECIMALS` decimals in the engine, then counted per window, class and score."""
+    from toolkit.diagnose._tasks import class_scores
+
+    empty = pd.DataFrame({"window": ["baseline", "incident"], "roc_auc": np.nan,
+                          "pr_auc": np.nan})
+    check = f"{ID}:auc"
+    if "scores" not in rows.columns:
+        return empty, NotAssessed(check, "ROC and PR AUC from score are for binary tasks; "
+                                  f"this multiclass task ({len(info.classes)} classes) needs "
+                                  "per-class scores (the scores column) for one-vs-rest AUC")
+    classes = info.classes
+    if len(classes) < 2:
+        return empty, NotAssessed(check, "fewer than two classes for ROC and PR AUC")
+    rows = rows.filter(rows.scores.notnull())
+    probabilities = class_scores(rows.scores, classes)
+    pairs = ibis.array([ibis.struct({"c": ibis.literal(k, type="int64"),
+                                     "p": p.round(AUC_DECIMALS)})
+                        for k, p in enumerate(probabilities)])
+    labels = ibis.cases(*((rows.label == ibis.literal(c), k) for k, c in enumerate(classes)),
+                        else_=-1)
+    long = rows.select(_w=rows._window == "incident", _y=labels, _pair=pairs.unnest())
+    long = long.select(long._w, long._y, _c=long._pair["c"], _p=long._pair["p"])
+    counts = record(long.group_by(incident=long._w, c=long._c, p=long._p).aggregate(
+        pos=(long._y == long._c).cast("int64").sum(), n=long.count()))
+    if counts.empty:
+        return empty, NotAssessed(check, "no labelled prediction has scores")
+    out = []
+    for window in ("baseline", "incident"):
+        part = counts[counts["incident"].astype(bool) == (window == "incident")]
+        roc, ap = [], []
+        for _, cls in part.groupby("c"):
+            if cls["pos"].sum() == 0:
+                continue  # a class absent from the window's labels has no curve
+            r = ranking_from_counts(cls["p"].to_numpy(float), cls["pos"].to_numpy(float),
+                                    (cls["n"] - cls["pos"]).to_numpy(float))
+            roc.append(r["roc_auc"])
+            ap.append(r["pr_auc"])
+        out.append({"window": window, "roc_auc": float(np.mean(roc)) if roc else np.nan,
+                    "pr_auc": float(np.mean(ap)) if ap else np.nan})
+    return pd.DataFrame(out), None
+
+
+def _with_task(result: PerformanceResult, finding: Finding) -> Finding:
+    """A multiclass finding: the binary evidence plus the task, macro / weighted F1 and the
+    largest confusion moves."""
+    evidence = dict(finding.evidence, task=result.task)
+    if finding.id == "model.accuracy_drop":
+        moves = result.confusion_change
+        moves = moves[(moves["label"] != moves["prediction"]) & (moves["change"] > 0)]
+        evidence |= {
+            "macro_f1_baseline": result.value("baseline", "macro_f1"),
+            "macro_f1_incident": result.value("incident", "macro_f1"),
+            "weighted_f1_baseline": result.value("baseline", "weighted_f1"),
+            "weighted_f1_incident": result.value("incident", "weighted_f1"),
+            "moves": [{"label": r.label, "prediction": r.prediction, "change": float(r.change)}
+                      for r in moves.head(TOP_MOVES).itertuples()]}
+        if evidence["moves"]:
+            top = evidence["moves"][0]
+            finding = replace(finding, summary=finding.summary + (
+                f" Largest move: true {top['label']} predicted {top['prediction']} "
+                f"{top['change']:+.1%} of its rows."))
+    return replace(finding, evidence=evidence)
+
+
+# --- regression -------------------------------------------------------------------------------
+
+#: A relative MAE increase from which the error rose (10%; high from 25%).
+MIN_ERROR_RISE = 0.10
+MAJOR_ERROR_RISE = 0.25
+#: MAPE is reported when the smallest |label| in the window is at least this share of the
+#: mean |label| (a label near 0 makes the percentage error explode).
+MAPE_FLOOR = 0.01
+#: Columns whose values are segments of the regression error (those the case has).
+SEGMENTS = ("endpoint", "model_version", "host", "client_version", "pipeline_version")
+_Z = 1.959963984540054
+
+
+def _error_sums(rows: ibis.Table) -> dict[str, ibis.Value]:
+    e = rows._e
+    ape = ibis.cases((rows._y != 0, e.abs() / rows._y.abs()), else_=ibis.null("float64"))
+    return {"labelled": e.count(), "se": e.sum(), "se2": (e * e).sum(),
+            "se4": (e * e * e * e).sum(), "sae": e.abs().sum(),
+            "sape": ape.sum(), "sape2": (ape * ape).sum(), "min_abs_y": rows._y.abs().min(where=rows._e.notnull()),
+            "sabs_y": rows._y.abs().sum(where=rows._e.notnull())}
+
+
+def regression_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """MAE, RMSE, bias, MAPE and their 95% intervals from per-group error sums.
+
+    ``frame`` has ``labelled`` (n) and the sums of ``e = prediction - label``: ``se``,
+    ``se2``, ``se4``, ``sae`` (|e|), ``sape``, ``sape2`` (|e| / |label|), ``min_abs_y`` and
+    ``sabs_y``. Intervals are analytic (central limit): ``mean +- 1.96 sd / sqrt(n)`` for MAE,
+    bias and MAPE; the MSE's interval, square-rooted, for RMSE. MAPE is NaN when a label is
+    near 0 (see :data:`MAPE_FLOOR`).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"labelled": [4], "se": [2.0], "se2": [10.0], "se4": [82.0],
+    ...     "sae": [6.0], "sape": [1.5], "sape2": [0.75], "min_abs_y": [2.0],
+    ...     "sabs_y": [16.0]})
+    >>> m = regression_metrics(f)
+    >>> float(m["mae"][0]), float(m["rmse"][0]), float(m["bias"][0]), float(m["mape"][0])
+    (1.5, 1.5811388300841898, 0.5, 0.375)
+    """
+    out = frame.copy()
+    n = out["labelled"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_e, mean_e2 = out["se"] / n, out["se2"] / n
+        mae = out["sae"] / n
+        mse = mean_e2
+        mape = out["sape"] / n
+        sd_abs = np.sqrt(np.maximum(mean_e2 - mae**2, 0) * n / np.maximum(n - 1, 1))
+        sd_e = np.sqrt(np.maximum(mean_e2 - mean_e**2, 0) * n / np.maximum(n - 1, 1))
+        sd_sq = np.sqrt(np.maximum(out["se4"] / n - mse**2, 0) * n / np.maximum(n - 1, 1))
+        sd_ape = np.sqrt(np.maximum(out["sape2"] / n - mape**2, 0) * n / np.maximum(n - 1, 1))
+        root = np.sqrt(n)
+        meaningful = out["min_abs_y"] >= MAPE_FLOOR * out["sabs_y"] / n
+    out["mae"], out["bias"], out["rmse"] = mae, mean_e, np.sqrt(mse)
+    out["mae_lo"], out["mae_hi"] = mae - _Z * sd_abs / root, mae + _Z * sd_abs / root
+    out["bias_lo"], out["bias_hi"] = mean_e - _Z * sd_e / root, mean_e + _Z * sd_e / root
+    out["rmse_lo"] = np.sqrt(np.maximum(mse - _Z * sd_sq / root, 0))
+    out["rmse_hi"] = np.sqrt(mse + _Z * sd_sq / root)
+    out["mape"] = np.where(meaningful, mape, np.nan)
+    out["mape_lo"] = np.where(meaningful, mape - _Z * sd_ape / root, np.nan)
+    out["mape_hi"] = np.where(meaningful, mape + _Z * sd_ape / root, np.nan)
+    out["mae_sd"] = sd_abs
+    return out
+
+
+def numeric_errors(rows: ibis.Table) -> ibis.Table:
+    """``rows`` with ``_yhat`` and ``_y`` (prediction and label as numbers) and ``_e = _yhat -
+    _y``; rows where either does not parse as a number keep NULLs (counted apart)."""
+    rows = rows.mutate(_yhat=rows.prediction.try_cast("float64"),
+                       _y=rows.label.try_cast("float64"))
+    return rows.mutate(_e=rows._yhat - rows._y)
+
+
+def _regression(case: CaseView, base: dict[str, Any], info: Any, bucket: timedelta | None
+                ) -> PerformanceResult:
+    """Regression performance: MAE, RMSE, bias and MAPE with analytic intervals per window,
+    model version, time bucket and segment."""
+    from toolkit.diagnose._tasks import other_tasks, task_labelled
+
+    baseline, incident = base["baseline"], base["incident"]
+    record = Recorder(joins_as_written=True)
+    span, totals = _windows_and_totals(case, record, baseline, incident, info)
+    width = bucket or choose_bucket(span.duration)
+    t = task_labelled(case, record, span, info)
+    t = numeric_errors(t.mutate(_window=window_label(t.ts, baseline, incident)))
+    gaps = list(other_tasks(case, info, ID))
+    has_version = "model_version" in t.columns
+    keys = {"bucket_start": bucket_expr(t.ts, width), "window": t._window}
+    if has_version:
+        keys["model_version"] = t.model_version
+    # one scan: the error sums per bucket, window and version (rows whose prediction or label
+    # is no number are counted apart, never mixed in)
+    cells = record(t.group_by(**keys).aggregate(**_error_sums(t), first_seen=t.ts.min(),
+                                                unparsed=t._e.isnull().cast("int64").sum()))
+    unparsed = cells.loc[cells["window"].notna(), "unparsed"].sum()
+    cells = cells[cells["labelled"] > 0]
+    if unparsed:
+        gaps.append(NotAssessed(f"{ID}:unparsed", f"{int(unparsed)} labelled predictions in "
+                                "the windows have a prediction or a label that is not a "
+                                "number; they are left out of the error metrics"))
+    summed = ["labelled", "se", "se2", "se4", "sae", "sape", "sape2", "sabs_y"]
+    agg = {c: (c, "sum") for c in summed} | {"min_abs_y": ("min_abs_y", "min")}
+    in_windows = cells[cells["window"].notna()]
+    missing = [w for w in ("baseline", "incident") if w not in set(in_windows["window"])]
+    if missing:
+        return PerformanceResult(**base, task="regression", sql=record.sql, not_assessed=(
+            *gaps, *(NotAssessed(ID, f"no numeric labels in the {m} window") for m in missing)))
+    per_window = regression_metrics(in_windows.groupby("window", as_index=False).agg(**agg))
+    windows = t.filter(t._window.notnull())
+    per_window = per_window.merge(totals, on="window", how="left").merge(
+        _delays(record, windows), on="window", how="left")
+    per_window["coverage"] = per_window["labelled"] / per_window["requests"]
+    per_window = per_window.set_index("window").loc[["baseline", "incident"]].reset_index()
+    for w in ("baseline", "incident"):
+        row = per_window[per_window["window"] == w].iloc[0]
+        if row["mape"] != row["mape"]:
+            gaps.append(NotAssessed(f"{ID}:mape", f"MAPE in the {w} window: a label is near 0 "
+                                    f"(smallest |label| {row['min_abs_y']:.4g} against a mean "
+                                    f"|label| of {row['sabs_y'] / row['labelled']:.4g})"))
+    by_version = pd.DataFrame()
+    if has_version:
+        by_version = regression_metrics(in_windows.groupby(
+            ["window", "model_version"], as_index=False, dropna=False).agg(
+            **agg, first_seen=("first_seen", "min")))
+    timeline = regression_metrics(cells.groupby("bucket_start", as_index=False).agg(**agg))
+    timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
+        "bucket_start", ignore_index=True)
+    segments = []
+    wparsed = t.filter(t._window.notnull() & t._e.notnull())
+    for column in SEGMENTS:
+        if column not in t.columns or column == "model_version":
+            continue
+        frame = record(wparsed.group_by(window=wparsed._window, value=wparsed[column])
+                       .aggregate(**_error_sums(wparsed)))
+        if frame["value"].nunique(dropna=False) < 2:
+            continue
+        segments.append(regression_metrics(frame).assign(segment=column))
+    by_segment = pd.concat(segments, ignore_index=True) if segments else pd.DataFrame()
+    if not by_segment.empty:
+        by_segment = by_segment[["segment", "value", "window", "labelled", "mae", "mae_lo",
+                                 "mae_hi", "rmse", "bias", "mape"]].sort_values(
+            ["segment", "value", "window"], ignore_index=True)
+    return PerformanceResult(**base, task="regression", table=per_window,
+                             by_version=by_version, timeline=timeline, by_segment=by_segment,
+                             sql=record.sql, not_assessed=tuple(gaps))
+
+
+def _mean_test(m1: float, sd1: float, n1: float, m2: float, sd2: float, n2: float) -> float:
+    """Two-sided p-value of a Welch z-test of two means (large samples)."""
+    from scipy import stats
+
+    se = np.sqrt(sd1**2 / n1 + sd2**2 / n2)
+    if not se > 0:
+        return 0.0 if m1 != m2 else 1.0
+    return float(2 * stats.norm.sf(abs(m2 - m1) / se))
+
+
+def _regression_findings(result: PerformanceResult) -> list[Finding]:
+    """``model.accuracy_drop`` (the error rose) and ``model.version_regression`` for a
+    regression: the same ids as the classification findings, ``task = "regression"`` in the
+    evidence, the statistic the relative MAE increase."""
+    b = result.table.set_index("window").loc["baseline"]
+    i = result.table.set_index("window").loc["incident"]
+    out = []
+    rise = i["mae"] / b["mae"] - 1 if b["mae"] > 0 else float("inf")
+    p = _mean_test(b["mae"], b["mae_sd"], b["labelled"], i["mae"], i["mae_sd"], i["labelled"])
+    if rise >= MIN_ERROR_RISE and p < 1e-3:
+        out.append(Finding(
+            id="model.accuracy_drop", pathway="model",
+            severity="high" if rise >= MAJOR_ERROR_RISE else "medium",
+            statistic=float(rise), threshold=MIN_ERROR_RISE,
+            summary=(f"mean absolute error rose {rise:.1%} ({b['mae']:.4g} -> {i['mae']:.4g}); "
+                     f"RMSE {b['rmse']:.4g} -> {i['rmse']:.4g}, bias {b['bias']:+.4g} -> "
+                     f"{i['bias']:+.4g}."),
+            evidence={"task": "regression", "mae_baseline": b["mae"], "mae_incident": i["mae"],
+                      "mae_change": float(rise), "rmse_baseline": b["rmse"],
+                      "rmse_incident": i["rmse"], "bias_baseline": b["bias"],
+                      "bias_incident": i["bias"], "mape_baseline": b["mape"],
+                      "mape_incident": i["mape"], "pvalue": p,
+                      "labelled_incident": int(i["labelled"])},
+            onset=coarse_onset(result.timeline, "mae", after=result.baseline.end,
+                               weights="labelled", direction=1),
+            diagnostic=result.id))
+    v = result.by_version
+    if v.empty:
+        return out
+    base = v[v["window"] == "baseline"].sort_values("labelled", ascending=False)
+    inc = v[(v["window"] == "incident") & (v["labelled"] >= MIN_LABELS)]
+    if base.empty or inc.empty:
+        return out
+    reference = base.iloc[0]
+    worst = None
+    for row in inc.itertuples():
+        if str(row.model_version) == str(reference["model_version"]):
+            continue
+        rise = row.mae / reference["mae"] - 1 if reference["mae"] > 0 else float("inf")
+        p = _mean_test(reference["mae"], reference["mae_sd"], reference["labelled"], row.mae,
+                       row.mae_sd, row.labelled)
+        if rise >= MIN_ERROR_RISE and p < 1e-3 and (worst is None or rise > worst[0]):
+            worst = (rise, row, p)
+    if worst is not None:
+        rise, row, p = worst
+        new = str(row.model_version) not in set(base["model_version"].astype(str))
+        out.append(Finding(
+            id="model.version_regression", pathway="model",
+            severity="high" if rise >= MAJOR_ERROR_RISE else "medium", statistic=float(rise),
+            threshold=MIN_ERROR_RISE,
+            summary=(f"model {row.model_version} has {rise:.1%} more absolute error than "
+                     f"{reference['model_version']} (MAE {row.mae:.4g} vs "
+                     f"{reference['mae']:.4g})."),
+            evidence={"task": "regression", "version": str(row.model_version),
+                      "reference_version": str(reference["model_version"]),
+                      "mae": float(row.mae), "reference_mae": float(reference["mae"]),
+                      "mae_change": float(rise), "new_version": new,
+                      "first_seen": pd.Timestamp(row.first_seen), "pvalue": p},
+            onset=pd.Timestamp(row.first_seen).to_pydatetime() if new else None,
+            diagnostic=result.id))
+    return out

@@ -1,0 +1,354 @@
+"""The task of every endpoint: declared in the ``endpoints`` catalog, else inferred.
+
+DESIGN section 3a: an endpoint is ``binary``, ``multiclass``, ``regression`` or ``generative``.
+A row of the ``endpoints`` catalog (``endpoint, task, positive_class, classes, interval_coverage``)
+declares it; an endpoint without one gets its task from the engine, in two aggregates over
+``requests`` (and one over ``labels``):
+
+* **generative**: no endpoint request carries a ``prediction`` while some carry token counts
+  (``input_tokens`` / ``output_tokens``);
+* **regression**: every prediction (and every label, when there are labels) parses as a
+  number, and either some of them have a fractional part, more than :data:`MAX_CLASSES`
+  distinct values occur, or a prediction interval (``pred_lower``/``pred_upper``) is logged;
+* **multiclass**: more than two classes among the predictions and the labels;
+* **binary**: anything else (including an endpoint with a single class seen so far).
+
+Distinct values are counted approximately in the engine (HyperLogLog) to choose between
+classes and numbers; the classes themselves are listed exactly (a group-by) only for endpoints
+with at most :data:`MAX_CLASSES` of them. Requests without an ``endpoint`` form one endpoint
+whose key is ``None``.
+
+Examples
+--------
+>>> import pandas as pd, toolkit as tk
+>>> from toolkit.diagnose._case import case_view
+>>> con = tk.connect()
+>>> ts = pd.Timestamp("2026-03-01", tz="UTC")
+>>> _ = tk.load(con, pd.DataFrame({"request_id": ["a", "b", "c", "d"], "ts": ts,
+...     "endpoint": ["cls", "cls", "reg", "reg"], "prediction": ["cat", "dog", "1.5", "2.25"]}),
+...     table="requests")
+>>> _ = tk.load(con, pd.DataFrame({"request_id": ["a", "b"], "label": ["cow", "dog"]}),
+...     table="labels")
+>>> tasks = case_view(con).tasks
+>>> tasks["cls"].task, tasks["cls"].classes, tasks["reg"].task
+('multiclass', ('cat', 'cow', 'dog'), 'regression')
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import ibis.expr.datatypes as dt
+
+from toolkit.diagnose._engine import Recorder
+from toolkit.types import Window
+
+if TYPE_CHECKING:  # pragma: no cover
+    from toolkit.diagnose._case import CaseView
+
+__all__ = ["TaskInfo", "infer_tasks", "main_task", "MAX_CLASSES", "TASK_COLUMNS", "class_scores",
+           "json_pointer", "task_filter", "task_labelled", "other_tasks"]
+
+#: At most this many distinct values make classes; more (all numeric) make a regression.
+MAX_CLASSES = 100
+#: Request columns whose values mark a generative (token-streaming) endpoint.
+TASK_COLUMNS = ("input_tokens", "output_tokens")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """The task of one endpoint (or of the case's main task, merged over its endpoints).
+
+    Attributes
+    ----------
+    endpoint
+        The endpoint (``None``: requests without an endpoint, or a merged view).
+    task
+        ``binary``, ``multiclass``, ``regression`` or ``generative``.
+    source
+        ``declared`` (the ``endpoints`` catalog) or ``inferred``.
+    positive_class
+        The declared positive class of a binary endpoint (``None``: undeclared).
+    classes
+        The classes, sorted: declared, else seen in predictions and labels (empty for
+        regression and generative endpoints).
+    interval_coverage
+        The nominal coverage of ``[pred_lower, pred_upper]`` (regression; ``None``: undeclared).
+    requests
+        Requests of the endpoint.
+    endpoints
+        The endpoints this information covers (one, or several for the merged main task).
+    """
+
+    endpoint: str | None
+    task: str
+    source: str
+    positive_class: str | None = None
+    classes: tuple[str, ...] = ()
+    interval_coverage: float | None = None
+    requests: int = 0
+    endpoints: tuple[str | None, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (``forensics info``)."""
+        return {"endpoint": self.endpoint, "task": self.task, "source": self.source,
+                "positive_class": self.positive_class, "classes": list(self.classes),
+                "interval_coverage": self.interval_coverage, "requests": self.requests}
+
+
+def infer_tasks(case: CaseView) -> dict[str | None, TaskInfo]:
+    """The task of every endpoint seen in ``requests`` or declared in ``endpoints``.
+
+    Declared endpoints keep the catalog's task (their classes are the declared ones, else the
+    classes seen); the others are inferred as the module documentation says.
+    """
+    declared = _declared(case)
+    record = Recorder()
+    seen = _request_profile(case, record) if case.counts.get("requests") else {}
+    labels = _label_profile(case, record, seen) if seen and case.has("labels", "label") else {}
+    out: dict[str | None, TaskInfo] = {}
+    for endpoint in [*seen, *(e for e in declared if e not in seen)]:
+        profile = seen.get(endpoint, {})
+        label = labels.get(endpoint, {})
+        classes = tuple(sorted(set(profile.get("classes", ())) | set(label.get("classes", ()))))
+        n = int(profile.get("n", 0))
+        if endpoint in declared:
+            row = declared[endpoint]
+            task = row["task"]
+            listed = row["classes"]
+            out[endpoint] = TaskInfo(
+                endpoint, task, "declared", row["positive_class"],
+                tuple(sorted(listed)) if listed else
+                (classes if task in ("binary", "multiclass") else ()),
+                row["interval_coverage"], n, (endpoint,))
+            continue
+        task = _decide(profile, label, classes)
+        out[endpoint] = TaskInfo(endpoint, task, "inferred", None,
+                                 classes if task in ("binary", "multiclass") else (), None, n,
+                                 (endpoint,))
+    return out
+
+
+def main_task(tasks: dict[str | None, TaskInfo]) -> TaskInfo:
+    """The case's main task, merged over the endpoints that have it.
+
+    The task serving the most requests (ties: the order of :data:`~toolkit.store.schema.TASKS`);
+    its classes are the union of its endpoints' classes, its positive class and nominal coverage
+    the declared ones when the endpoints agree. A case without requests or declarations is
+    ``binary`` (the canonical schema's default reading of ``prediction``/``score``).
+    """
+    from toolkit.store.schema import TASKS
+
+    if not tasks:
+        return TaskInfo(None, "binary", "inferred")
+    totals: dict[str, int] = {}
+    for info in tasks.values():
+        totals[info.task] = totals.get(info.task, 0) + info.requests
+    task = max(totals, key=lambda t: (totals[t], -TASKS.index(t)))
+    members = [info for info in tasks.values() if info.task == task]
+    if len(members) == 1:
+        return members[0]
+    positives = {m.positive_class for m in members}
+    coverages = {m.interval_coverage for m in members}
+    return TaskInfo(
+        None, task, "declared" if all(m.source == "declared" for m in members) else "inferred",
+        positives.pop() if len(positives) == 1 else None,
+        tuple(sorted({c for m in members for c in m.classes})),
+        coverages.pop() if len(coverages) == 1 else None,
+        sum(m.requests for m in members), tuple(m.endpoint for m in members))
+
+
+def _decide(profile: dict[str, Any], label: dict[str, Any], classes: tuple[str, ...]) -> str:
+    n_pred = int(profile.get("predicted", 0))
+    if not n_pred:
+        return "generative" if profile.get("tokens") else "binary"
+    numeric = profile["numeric"] == n_pred and (not label or label["numeric"] == label["n"])
+    many = max(profile["distinct"], label.get("distinct", 0)) > MAX_CLASSES
+    fractional = profile["fractional"] > 0 or label.get("fractional", 0) > 0
+    if numeric and (fractional or many or profile.get("intervals")):
+        return "regression"
+    if len(classes) > 2 or many:
+        return "multiclass"
+    return "binary"
+
+
+def _number_profile(column: ibis.StringValue) -> dict[str, ibis.Value]:
+    number = column.try_cast("float64")
+    return {"numeric": number.count(),
+            "fractional": (number != number.floor()).cast("int64").sum(),
+            "distinct": column.approx_nunique()}
+
+
+def _request_profile(case: CaseView, record: Recorder) -> dict[str | None, dict[str, Any]]:
+    """Per endpoint: requests, predictions, numeric and fractional predictions, distinct
+    predictions (approximate), token and interval counts; then the classes of endpoints with
+    few distinct predictions."""
+    requests = case.table("requests")
+    present = case.columns["requests"]
+    key = requests.endpoint if "endpoint" in present else ibis.null("string")
+    aggs: dict[str, Any] = {"n": requests.count()}
+    if "prediction" in present:
+        aggs |= {"predicted": requests.prediction.count(), **_number_profile(requests.prediction)}
+    tokens = [c for c in TASK_COLUMNS if c in present]
+    if tokens:
+        aggs["tokens"] = sum((requests[c].count() for c in tokens), ibis.literal(0))
+    if "pred_lower" in present or "pred_upper" in present:
+        aggs["intervals"] = sum((requests[c].count() for c in ("pred_lower", "pred_upper")
+                                 if c in present), ibis.literal(0))
+    frame = record(requests.group_by(endpoint=key).aggregate(**aggs))
+    out: dict[str | None, dict[str, Any]] = {}
+    for row in frame.to_dict("records"):
+        row = {k: (0 if v is None or v != v else v) if k != "endpoint" else v
+               for k, v in row.items()}
+        out[row.pop("endpoint")] = row
+    few = [e for e, p in out.items() if p.get("predicted") and p["distinct"] <= MAX_CLASSES]
+    if few:
+        rows = requests.filter(requests.prediction.notnull())
+        key = rows.endpoint if "endpoint" in present else ibis.null("string")
+        listed = record(rows.group_by(endpoint=key, value=rows.prediction).aggregate(
+            n=rows.count()))
+        for endpoint, part in listed.groupby("endpoint", dropna=False):
+            endpoint = None if endpoint is None or endpoint != endpoint else endpoint
+            if endpoint in few and len(part) <= MAX_CLASSES:
+                out[endpoint]["classes"] = [str(v) for v in part["value"]]
+    return out
+
+
+def _label_profile(case: CaseView, record: Recorder, seen: dict[str | None, dict[str, Any]]
+                   ) -> dict[str | None, dict[str, Any]]:
+    """The same profile of the labels, per endpoint (labels alone when the case has one
+    endpoint; joined to their requests' endpoint otherwise)."""
+    labels = case.table("labels")
+    if len(seen) == 1:
+        endpoint = next(iter(seen))
+        rows, key = labels, ibis.literal(endpoint, type="string")
+    else:
+        requests = case.table("requests").select("request_id", "endpoint")
+        rows = labels.select("request_id", "label").inner_join(requests, "request_id")
+        key = rows.endpoint
+    frame = record(rows.group_by(endpoint=key).aggregate(
+        n=rows.label.count(), **_number_profile(rows.label)))
+    out = {(None if r["endpoint"] != r["endpoint"] else r["endpoint"]): r
+           for r in frame.to_dict("records")}
+    few = [e for e, p in out.items() if p["distinct"] <= MAX_CLASSES]
+    if few:
+        rows = rows.filter(rows.label.notnull())
+        key = key if len(seen) == 1 else rows.endpoint
+        listed = record(rows.group_by(endpoint=key, value=rows.label).aggregate(k=rows.count()))
+        for endpoint, part in listed.groupby("endpoint", dropna=False):
+            endpoint = None if endpoint is None or endpoint != endpoint else endpoint
+            if endpoint in few and len(part) <= MAX_CLASSES:
+                out[endpoint]["classes"] = [str(v) for v in part["value"]]
+    return out
+
+
+def _declared(case: CaseView) -> dict[str | None, dict[str, Any]]:
+    if not case.counts.get("endpoints"):
+        return {}
+    rows = case.con.execute(
+        "SELECT endpoint, task, positive_class, CAST(classes AS VARCHAR), interval_coverage "
+        "FROM endpoints").fetchall()
+    out = {}
+    for endpoint, task, positive, classes, coverage in rows:
+        listed = json.loads(classes) if classes else None
+        out[endpoint] = {"task": task, "positive_class": positive,
+                         "classes": [str(c) for c in listed] if isinstance(listed, list) else None,
+                         "interval_coverage": None if coverage is None else float(coverage)}
+    return out
+
+
+# --- rows of one task -------------------------------------------------------------------------
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _json_strings(value: dt.JSON, paths: dt.Array(dt.string)) -> dt.Array(dt.string):
+    """DuckDB ``json_extract_string(json, [paths])``: every path from one parse of the value."""
+
+
+def json_pointer(key: str) -> str:
+    """The JSON pointer (RFC 6901) of an object key: any class name is safe in it.
+
+    Examples
+    --------
+    >>> json_pointer("a/b~c")
+    '/a~1b~0c'
+    """
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def class_scores(scores: ibis.Value, classes: tuple[str, ...]) -> list[ibis.FloatingValue]:
+    """The probability of each class from a ``scores`` JSON object (one parse per row); a class
+    missing from a row's object counts 0, a row without ``scores`` stays NULL."""
+    paths = ibis.literal([json_pointer(c) for c in classes], type="array<string>")
+    parsed = _json_strings(scores.cast("json"), paths)
+    return [ibis.cases((scores.isnull(), ibis.null("float64")),
+                       else_=parsed[k].try_cast("float64").fill_null(0.0))
+            for k in range(len(classes))]
+
+
+def task_filter(case: CaseView, info: TaskInfo, rows: ibis.Table) -> ibis.Table:
+    """``rows`` restricted to ``info``'s endpoints when the case serves several tasks (a case
+    of one task is left whole)."""
+    if len({t.task for t in case.tasks.values()}) < 2 or "endpoint" not in rows.columns:
+        return rows
+    named = [e for e in info.endpoints if e is not None]
+    keep = rows.endpoint.isin(named) if named else ibis.literal(False)
+    if None in info.endpoints:
+        keep = keep | rows.endpoint.isnull()
+    return rows.filter(keep)
+
+
+def other_tasks(case: CaseView, info: TaskInfo, check: str) -> tuple:
+    """One ``not_assessed`` entry naming the endpoints of other tasks than ``info``'s (a
+    diagnostic assesses the case's main task; the others are left out, not mixed in)."""
+    from toolkit.diagnose._base import NotAssessed
+
+    others = sorted((str(t.endpoint), t.task) for t in case.tasks.values()
+                    if t.task != info.task)
+    if not others:
+        return ()
+    named = ", ".join(f"{e} ({t})" for e, t in others)
+    return (NotAssessed(check, f"endpoints of other tasks than {info.task} are left out of "
+                               f"this result: {named}"),)
+
+
+_task_names = itertools.count(1)
+
+#: Columns of :func:`task_labelled` beyond ``_labels.LABELLED_COLUMNS`` (those the case has).
+TASK_COLUMNS_EXTRA = ("endpoint", "host", "client_version", "pipeline_version", "scores",
+                      "pred_lower", "pred_upper")
+
+
+def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
+                  ) -> ibis.Table:
+    """Labelled predictions of ``span`` on ``info``'s endpoints, with the columns multiclass
+    and regression diagnostics read (``scores``, ``pred_lower``/``pred_upper``, segments), as
+    a temporary table made once per case view (see :func:`~._labels.labelled_table`; ``record``
+    must build joins as written)."""
+    from toolkit.diagnose._labels import LABELLED_COLUMNS, labelled_rows
+
+    key = ("task_labelled", span.start, span.end, info.endpoints)
+    if key in case.cache:
+        table, sql = case.cache[key]
+        record.note(sql)
+        return table
+    rows = task_filter(case, info, labelled_rows(case, span))
+    wanted = (*LABELLED_COLUMNS, *TASK_COLUMNS_EXTRA)
+    rows = rows.select(*(c for c in wanted if c in rows.columns and
+                         (c in ("label", "labeled_at", "correct") or
+                          c in case.columns["requests"])))
+    name = f"_forensics_task_{next(_task_names)}"
+    table = record.temp_table(case.backend, name, rows)
+    weakref.finalize(case, _drop, case.con, name)
+    case.cache[key] = (table, record.sql[-1])
+    return table
+
+
+def _drop(con: Any, name: str) -> None:
+    from toolkit.diagnose._labels import _drop_temp_table
+
+    _drop_temp_table(con, name)

@@ -14,6 +14,7 @@ in the underscore modules (``_case`` for the case view, ``_engine`` for the quer
 
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose.case.batch_runs import BatchRunsResult, run_over_run
 from toolkit.diagnose.case.segments import SegmentsResult, failure_concentration
 from toolkit.diagnose.case.traffic import TrafficResult, traffic_shape
 from toolkit.diagnose.data.data_quality import DataQualityResult, data_quality
@@ -39,6 +40,7 @@ from toolkit.diagnose.registry import REGISTRY, Diagnosis, register, run_diagnos
 
 register("case.traffic", traffic_shape)
 register("case.segments", failure_concentration)
+register("case.batch_runs", run_over_run)
 register("data.drift", feature_drift)
 register("data.quality", data_quality)
 register("data.units", unit_change)
@@ -110,4 +112,6 @@ __all__ = [
     "HostsResult",
     "failure_concentration",
     "SegmentsResult",
+    "run_over_run",
+    "BatchRunsResult",
 ]

@@ -20,6 +20,7 @@ from toolkit.diagnose.case.traffic import TrafficResult, traffic_shape
 from toolkit.diagnose.data.data_quality import DataQualityResult, data_quality
 from toolkit.diagnose.data.drift import FeatureDriftResult, feature_drift
 from toolkit.diagnose.data.permutation import PermutationResult, feature_permutation
+from toolkit.diagnose.data.prompt_mix import PromptMixResult, prompt_mix
 from toolkit.diagnose.data.units import UnitChangeResult, unit_change
 from toolkit.diagnose.infra.accelerators import AcceleratorResult, accelerator_faults
 from toolkit.diagnose.infra.capacity import CapacityResult, latency_vs_concurrency
@@ -29,6 +30,7 @@ from toolkit.diagnose.infra.latency import LatencyResult, latency_profile
 from toolkit.diagnose.infra.memory import MemoryResult, memory_pressure
 from toolkit.diagnose.integration.cache import CacheStalenessResult, cache_staleness
 from toolkit.diagnose.integration.client_errors import ClientErrorsResult, errors_by_client
+from toolkit.diagnose.integration.prefix_cache import PrefixCacheResult, prefix_cache
 from toolkit.diagnose.integration.timeouts import TimeoutResult, timeout_budget
 from toolkit.diagnose.integration.versions import VersionMatrixResult, version_matrix
 from toolkit.diagnose.model.calibration import CalibrationResult, calibration
@@ -45,6 +47,7 @@ register("data.drift", feature_drift)
 register("data.quality", data_quality)
 register("data.units", unit_change)
 register("data.permutation", feature_permutation)
+register("data.prompt_mix", prompt_mix)
 register("model.performance", model_performance)
 register("model.calibration", calibration)
 register("model.estimation", estimation)
@@ -60,6 +63,7 @@ register("integration.versions", version_matrix)
 register("integration.client_errors", errors_by_client)
 register("integration.timeouts", timeout_budget)
 register("integration.cache", cache_staleness)
+register("integration.prefix_cache", prefix_cache)
 
 __all__ = [
     "REGISTRY",
@@ -114,4 +118,8 @@ __all__ = [
     "SegmentsResult",
     "run_over_run",
     "BatchRunsResult",
+    "prompt_mix",
+    "PromptMixResult",
+    "prefix_cache",
+    "PrefixCacheResult",
 ]

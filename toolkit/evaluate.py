@@ -17,6 +17,14 @@ see :mod:`toolkit.simulate.world`):
 * varied world: seeds 1-20 (:data:`VARIED_TUNING_SEEDS`) are for tuning rules and detectors;
   report seeds are 2001 and above (default :data:`VARIED_REPORT_SEEDS`, 2001-2003).
 
+Per task (``task="binary"``, the default, or ``"multiclass"``, ``"regression"``,
+``"generative"``: the model behind the simulated endpoint, DESIGN section 3a): the binary
+task keeps the worlds' seeds above; the other tasks tune on seeds 1-15
+(:data:`TASK_TUNING_SEEDS`) and report on 1001-1003 (:data:`TASK_REPORT_SEEDS`) in the classic
+world, and their default modes are the ones their simulator offers
+(:func:`toolkit.simulate.case.task_modes`). A multiclass or regression case is loaded with its
+``endpoints`` catalog, so the diagnostics know the task and the interval's nominal coverage.
+
 :func:`evaluate` refuses to report on a tuning seed unless it is told the run is a tuning run
 (``tuning=True``), and the report says which kind of run it was.
 """
@@ -39,7 +47,7 @@ from toolkit.errors import InvalidParameterError
 
 __all__ = ["evaluate", "EvaluationReport", "TUNING_SEEDS", "REPORT_SEEDS",
            "VARIED_TUNING_SEEDS", "VARIED_REPORT_SEEDS", "bootstrap_interval", "macro_f1",
-           "window_iou", "seeds_for"]
+           "window_iou", "seeds_for", "TASK_TUNING_SEEDS", "TASK_REPORT_SEEDS", "TASKS"]
 
 #: Classic world: seeds the rules and the window detector were tuned on.
 TUNING_SEEDS = tuple(range(1, 16))
@@ -55,12 +63,28 @@ CI_LEVEL = 0.90
 #: An onset counts as found when it is within this many minutes of the true one.
 ONSET_TOLERANCE_MIN = 30.0
 _WORLDS = ("classic", "varied")
+#: Tasks a suite can simulate.
+TASKS = ("binary", "multiclass", "regression", "generative")
+#: Multiclass, regression and generative services: seeds for tuning (never reported on).
+TASK_TUNING_SEEDS = tuple(range(1, 16))
+#: Multiclass, regression and generative services: default report seeds.
+TASK_REPORT_SEEDS = (1001, 1002, 1003)
 
 
-def seeds_for(world: str, *, tuning: bool = False) -> tuple[int, ...]:
-    """The tuning or (default) report seeds of ``world``."""
+def seeds_for(world: str, *, tuning: bool = False, task: str = "binary") -> tuple[int, ...]:
+    """The tuning or (default) report seeds of ``world`` and ``task``.
+
+    Examples
+    --------
+    >>> seeds_for("classic", task="regression"), seeds_for("varied", tuning=True)[-1]
+    ((1001, 1002, 1003), 20)
+    """
     if world not in _WORLDS:
         raise InvalidParameterError(f"Unknown world {world!r}; choose classic or varied.")
+    if task not in TASKS:
+        raise InvalidParameterError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    if task != "binary":
+        return TASK_TUNING_SEEDS if tuning else TASK_REPORT_SEEDS
     if world == "varied":
         return VARIED_TUNING_SEEDS if tuning else VARIED_REPORT_SEEDS
     return TUNING_SEEDS if tuning else REPORT_SEEDS
@@ -85,6 +109,7 @@ class CaseOutcome:
     window_iou: float = float("nan")
     world: str = "classic"
     draws: dict[str, Any] = field(default_factory=dict)
+    task: str = "binary"
 
 
 @dataclass(frozen=True)
@@ -99,6 +124,7 @@ class EvaluationReport:
     world: str = "classic"
     tuning: bool = False
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    task: str = "binary"
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(o) for o in self.outcomes])
@@ -110,7 +136,7 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"given_window": self.given_window, "rows": self.rows, "seeds": list(self.seeds),
-                "world": self.world, "tuning_run": self.tuning,
+                "world": self.world, "task": self.task, "tuning_run": self.tuning,
                 "summary": self.summary,
                 "intervals": {k: list(v) for k, v in self.intervals.items()},
                 "ci_level": CI_LEVEL,
@@ -139,6 +165,7 @@ def evaluate(
     progress: Callable[[CaseOutcome], None] | None = None,
     world: str = "classic",
     tuning: bool = False,
+    task: str = "binary",
 ) -> EvaluationReport:
     """Simulate, ingest, diagnose and classify a suite of incidents; score the verdicts.
 
@@ -152,7 +179,7 @@ def evaluate(
     given_window
         Classify with the true incident and baseline windows instead of detected ones.
     modes
-        Failure modes (default: all and ``none``).
+        Failure modes (default: all the task's modes and ``none``).
     jobs
         Cases evaluated in parallel.
     progress
@@ -161,26 +188,40 @@ def evaluate(
         ``classic`` or ``varied`` (see :func:`toolkit.simulate.make_case`).
     tuning
         This is a tuning run: tuning seeds are allowed and the report says so. Without it, a
-        tuning seed of ``world`` is refused.
+        tuning seed of ``world`` (or of ``task``) is refused.
+    task
+        The model behind the simulated endpoint: ``binary`` (default), ``multiclass``,
+        ``regression`` or ``generative`` (classic world only).
 
     Raises
     ------
     InvalidParameterError
-        Unknown world, or a tuning seed in a report run.
+        Unknown world or task, a mode the task does not simulate, the varied world with
+        another task than binary, or a tuning seed in a report run.
     """
-    from toolkit.simulate import FAILURE_MODES
+    from toolkit.simulate.case import task_modes
 
-    tuning_seeds = seeds_for(world, tuning=True)
-    seeds = tuple(seeds) if seeds is not None else seeds_for(world)
+    if task != "binary" and world != "classic":
+        raise InvalidParameterError(f"The {task} service is simulated in the classic world "
+                                    "only; leave out world='varied'.")
+    tuning_seeds = seeds_for(world, tuning=True, task=task)
+    seeds = tuple(seeds) if seeds is not None else seeds_for(world, task=task)
     if not tuning:
         bad = sorted(set(seeds) & set(tuning_seeds))
         if bad:
+            where = f"the {task} service" if task != "binary" else f"the {world} world"
             raise InvalidParameterError(
-                f"Seeds {', '.join(map(str, bad))} are tuning seeds of the {world} world "
+                f"Seeds {', '.join(map(str, bad))} are tuning seeds of {where} "
                 f"({tuning_seeds[0]}-{tuning_seeds[-1]}); report on others, or mark the run "
                 "as a tuning run.")
-    modes = list(modes) if modes is not None else list(FAILURE_MODES)
-    tasks = [(mode, seed, rows, given_window, world) for mode in modes for seed in seeds]
+    offered = task_modes(task)
+    modes = list(modes) if modes is not None else list(offered)
+    unknown = [m for m in modes if m not in offered]
+    if unknown:
+        raise InvalidParameterError(
+            f"The {task} service does not simulate {', '.join(unknown)}. Its modes: "
+            f"{', '.join(offered)}.")
+    tasks = [(mode, seed, rows, given_window, world, task) for mode in modes for seed in seeds]
     outcomes = []
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -195,19 +236,37 @@ def evaluate(
             if progress:
                 progress(outcome)
     report = EvaluationReport(tuple(outcomes), given_window, rows, seeds, world=world,
-                              tuning=tuning)
+                              tuning=tuning, task=task)
     summary, intervals = _summary(report)
     return EvaluationReport(report.outcomes, given_window, rows, seeds, summary, world, tuning,
-                            intervals)
+                            intervals, task)
 
 
-def _run_case(task: tuple[str, int, int, bool, str]) -> CaseOutcome:
+def _ingest(case: Any, folder: str):
+    """Write and load ``case`` into ``folder``, with its ``endpoints`` catalog when it has
+    one (multiclass and regression cases declare their task and interval coverage there)."""
+    from toolkit.load import load
+    from toolkit.simulate import ingest_case, write_case
+    from toolkit.simulate.tasks import write_endpoints
+    from toolkit.store import connect
+
+    if not hasattr(case, "endpoints") or case.endpoints() is None:
+        return ingest_case(case, folder)
+    raw = Path(folder) / "raw"
+    write_case(case, raw)
+    write_endpoints(case, raw)
+    con = connect(Path(folder) / "case.duckdb")
+    load(con, raw)
+    return con
+
+
+def _run_case(spec: tuple[str, int, int, bool, str, str]) -> CaseOutcome:
     from toolkit.classify import classify_incident
-    from toolkit.simulate import ingest_case, make_case
+    from toolkit.simulate import make_case
 
-    mode, seed, rows, given_window, world = task
+    mode, seed, rows, given_window, world, task = spec
     start = time.perf_counter()
-    case = make_case(mode, seed=seed, rows=rows, world=world)
+    case = make_case(mode, seed=seed, rows=rows, world=world, task=task)
     truth = case.truth()
     true_window = tuple(truth["incident"]) if truth.get("onset") else None
     draws = {}
@@ -220,7 +279,7 @@ def _run_case(task: tuple[str, int, int, bool, str]) -> CaseOutcome:
                  "onset_position": w["onset_position"], "confounders": w["confounders"]}
     try:
         with tempfile.TemporaryDirectory(prefix="forensics-eval-") as folder:
-            con = ingest_case(case, folder)
+            con = _ingest(case, folder)
             kwargs = {}
             if given_window:
                 kwargs = {"incident": "/".join(truth["incident"]),
@@ -236,12 +295,12 @@ def _run_case(task: tuple[str, int, int, bool, str]) -> CaseOutcome:
                            truth.get("onset"), result.pathway, result.failure_mode,
                            float(result.confidence), onset, error,
                            time.perf_counter() - start, None, true_window, found, iou, world,
-                           draws)
+                           draws, task)
     except Exception as exc:  # an evaluation run reports a crash as an outcome, not a stop
         return CaseOutcome(mode, seed, truth["pathway"], truth["failure_mode"], truth.get("onset"),
                            "error", "error", 0.0, None, float("nan"),
                            time.perf_counter() - start, f"{type(exc).__name__}: {exc}",
-                           true_window, None, float("nan"), world, draws)
+                           true_window, None, float("nan"), world, draws, task)
 
 
 def _onset_error(truth: str | None, predicted: str | None) -> float:

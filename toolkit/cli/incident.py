@@ -141,20 +141,26 @@ def evaluate(
     seeds: str | None = typer.Option(
         None, "--seeds", help="Comma-separated seeds (default: the world's report seeds, "
         "1001-1003 classic, 2001-2003 varied; tuning seeds, 1-15 classic and 1-20 varied, are "
-        "refused unless --tuning)."),
+        "refused unless --tuning; multiclass, regression and generative: report 1001-1003, "
+        "tuning 1-15)."),
     rows: int = typer.Option(30_000, "--rows", help="Requests per simulated case (varied "
                              "world: requests served; the log keeps a 1-in-2 to 1-in-50 "
                              "sample)."),
     given_window: bool = typer.Option(False, "--given-window",
                                       help="Use the true windows instead of detecting them."),
     modes: str | None = typer.Option(None, "--modes", help="Comma-separated failure modes "
-                                     "(default: all 16 and none)."),
+                                     "(default: all the task's modes and none: 16 for "
+                                     "binary)."),
     jobs: int = typer.Option(2, "--jobs", help="Cases evaluated in parallel."),
     world: str = typer.Option("classic", "--world", help="classic (the published scenarios' "
                               "service) or varied (service, sampling, tables, traffic, "
                               "strength, confounders drawn per case)."),
     tuning: bool = typer.Option(False, "--tuning", help="A tuning run: allow tuning seeds "
                                 "(the report says so)."),
+    task: str = typer.Option("binary", "--task", help="The model behind the simulated "
+                             "endpoint: binary, multiclass (3-10 classes), regression (with a "
+                             "prediction interval) or generative; classic world only for all "
+                             "but binary."),
     out: Path | None = typer.Option(None, "--out", help="Write the full report as JSON."),
 ) -> None:
     """Score the classifier on simulated incidents of every failure mode."""
@@ -165,7 +171,7 @@ def evaluate(
 
     with usage_errors():
         seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else \
-            list(seeds_for(world))
+            list(seeds_for(world, task=task))
     mode_list = [m.strip() for m in modes.split(",")] if modes else None
     done = []
 
@@ -179,10 +185,11 @@ def evaluate(
                           f"{' ' + outcome.error if outcome.error else ''}", markup=False)
 
     report = run(seeds=seed_list, rows=rows, given_window=given_window, modes=mode_list,
-                 jobs=jobs, progress=tick, world=world, tuning=tuning)
+                 jobs=jobs, progress=tick, world=world, tuning=tuning, task=task)
     s = report.summary
     seed_text = ",".join(map(str, report.seeds))
     summary = Table(title=f"{s['cases']} cases, {world} world, "
+                          f"{'' if task == 'binary' else task + ' task, '}"
                           f"{'given' if given_window else 'detected'} windows, {rows:,} rows, "
                           f"seeds {seed_text}{' (TUNING run)' if tuning else ''}",
                     show_edge=False)

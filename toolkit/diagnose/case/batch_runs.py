@@ -709,7 +709,7 @@ def _accuracy(case: CaseView, record: Recorder, t: ibis.Table, cols: dict[str, s
     if "prediction" not in cols or not case.has("labels", "request_id", "label"):
         return NotAssessed(f"{ID}.accuracy", "no predictions with labels: accuracy per run "
                                              "not assessed")
-    tasks = _tasks(case, record)
+    tasks = _tasks(case)
     if tasks and tasks <= {"regression", "generative"}:
         return NotAssessed(f"{ID}.accuracy", f"endpoints are {', '.join(sorted(tasks))}: "
                                              "accuracy per run is for classifiers")
@@ -726,11 +726,11 @@ def _accuracy(case: CaseView, record: Recorder, t: ibis.Table, cols: dict[str, s
     return None
 
 
-def _tasks(case: CaseView, record: Recorder) -> set[str]:
-    if not case.has("endpoints", "task"):
-        return set()
-    e = case.table("endpoints")
-    return {str(v) for v in record(e.select("task").distinct())["task"] if v is not None}
+def _tasks(case: CaseView) -> set[str]:
+    """The tasks of the batch endpoints (declared or inferred, :attr:`CaseView.tasks`)."""
+    tasks = case.tasks
+    batch = {k: v for k, v in tasks.items() if k and str(k).startswith(BATCH_PREFIX)}
+    return {info.task for info in (batch or tasks).values()}
 
 
 def _accuracy_test(table: pd.DataFrame, alpha: float, min_failures: int,

@@ -1,0 +1,116 @@
+"""infra.prefill_interference on hand-built traffic with long-prompt bursts, against pandas/scipy."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from tests.diagnose.conftest import make_case
+
+mod = importlib.import_module("toolkit.diagnose.infra.prefill")
+prefill_interference = mod.prefill_interference
+
+T0 = pd.Timestamp("2026-03-01T00:00Z")
+CUT = T0 + timedelta(hours=6)
+END = CUT + timedelta(hours=6)
+WIDTH = timedelta(minutes=5)
+LONG = 20_000
+
+
+def traffic(*, bursts: bool, tpot_factor: float = 1.0, seed: int = 11):
+    """20 requests a minute for 12 hours. With ``bursts``, every other 5-minute bucket of the
+    incident carries 15% prompts of 20k tokens, and the short prompts of those buckets wait
+    800 ms more for their first token."""
+    rng = np.random.default_rng(seed)
+    n = 12 * 60 * 20
+    ts = T0 + pd.to_timedelta(np.arange(n) * 3, unit="s")
+    bucket = ((ts - T0) // WIDTH).to_numpy()
+    burst = (ts >= CUT) & (bucket % 2 == 0) if bursts else np.zeros(n, dtype=bool)
+    tokens = np.round(rng.lognormal(5.3, 0.6, n)).astype(int) + 1
+    long_ = rng.random(n) < np.where(burst, 0.15, 0.005)
+    tokens[long_] = LONG
+    ttft = 60.0 + tokens * 0.05 + rng.gamma(4.0, 10.0, n)
+    ttft[burst & ~long_] += 800.0
+    tpot = rng.gamma(20.0, 1.0, n) * np.where(ts >= CUT, tpot_factor, 1.0)
+    return pd.DataFrame({"request_id": np.arange(n).astype(str), "ts": ts,
+                         "input_tokens": tokens, "output_tokens": 100, "ttft_ms": ttft,
+                         "tpot_ms": tpot})
+
+
+def test_interference_numbers_against_pandas_and_scipy():
+    frame = traffic(bursts=True)
+    con = make_case(requests=frame)
+    result = prefill_interference(con, (T0, CUT), (CUT, END), short_tokens=300,
+                                  long_tokens=10_000, bucket=WIDTH)
+    table = result.table.set_index("window")
+    for name, part in (("baseline", frame[frame.ts < CUT]), ("incident", frame[frame.ts >= CUT])):
+        short = part[part.input_tokens <= 300]
+        long_ = part[part.input_tokens >= 10_000]
+        assert table.loc[name, "short_requests"] == len(short)
+        assert table.loc[name, "long_requests"] == len(long_)
+        assert table.loc[name, "long_token_share"] == pytest.approx(
+            long_.input_tokens.sum() / part.input_tokens.sum())
+        assert table.loc[name, "short_ttft_p90_ms"] == pytest.approx(
+            np.quantile(short.ttft_ms, 0.9), rel=0.02)
+        assert table.loc[name, "tpot_p50_ms"] == pytest.approx(np.median(part.tpot_ms), rel=0.02)
+        assert table.loc[name, "long_per_hour"] == pytest.approx(len(long_) / 6)
+    # exceedance of the baseline short-prompt p90, counted exactly
+    base_p90 = table.loc["baseline", "short_ttft_p90_ms"]
+    inc_short = frame[(frame.ts >= CUT) & (frame.input_tokens <= 300)]
+    assert table.loc["incident", "short_exceed_share"] == pytest.approx(
+        (inc_short.ttft_ms > base_p90).mean())
+    # the bucket correlation, from pandas buckets and scipy (p90 from t-digest: rank-exact,
+    # so Spearman over buckets is compared with a small tolerance)
+    key = frame.ts.dt.floor(WIDTH)
+    shares = frame.assign(long=np.where(frame.input_tokens >= 10_000, frame.input_tokens, 0)
+                          ).groupby(key)[["long", "input_tokens"]].sum()
+    share = shares["long"] / shares["input_tokens"]
+    short_p90 = frame[frame.input_tokens <= 300].groupby(key)["ttft_ms"].quantile(0.9)
+    timeline = result.timeline.set_index("bucket_start")
+    assert timeline["long_token_share"].to_numpy() == pytest.approx(share.to_numpy())
+    rho = stats.spearmanr(share.loc[short_p90.index], short_p90).statistic
+    assert result.rho == pytest.approx(rho, abs=0.03) and rho > 0.5
+    assert result.buckets == len(short_p90)
+    [finding] = result.findings()
+    assert finding.id == "infrastructure.prefill_interference" and finding.severity == "high"
+    ev = finding.evidence
+    assert ev["long_share_up"] and ev["correlated"] and ev["decode_unchanged"] is True
+    assert ev["tpot_p50_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert finding.statistic == pytest.approx(table.loc["incident", "short_ttft_p90_ms"]
+                                              / table.loc["baseline", "short_ttft_p90_ms"])
+    assert abs(pd.Timestamp(finding.onset) - CUT) <= WIDTH
+
+
+def test_default_prompt_classes_are_baseline_quantiles():
+    frame = traffic(bursts=True)
+    result = prefill_interference(make_case(requests=frame), (T0, CUT), (CUT, END))
+    base = frame[frame.ts < CUT].input_tokens
+    assert result.short_tokens == pytest.approx(np.quantile(base, 0.5), rel=0.02)
+    assert result.long_tokens == pytest.approx(np.quantile(base, 0.95), rel=0.03)
+    assert [f.id for f in result.findings()] == ["infrastructure.prefill_interference"]
+
+
+def test_no_bursts_no_finding():
+    result = prefill_interference(make_case(requests=traffic(bursts=False)), (T0, CUT),
+                                  (CUT, END))
+    assert result.findings() == []
+    assert result.evidence()["long_share_up"] is False
+
+
+def test_slower_decode_lowers_the_severity():
+    frame = traffic(bursts=True, tpot_factor=2.0)
+    [finding] = prefill_interference(make_case(requests=frame), (T0, CUT), (CUT, END),
+                                     short_tokens=300, long_tokens=10_000).findings()
+    assert finding.evidence["decode_unchanged"] is False and finding.severity == "medium"
+
+
+def test_without_ttft_it_is_not_assessed():
+    frame = traffic(bursts=True).drop(columns=["ttft_ms"])
+    result = prefill_interference(make_case(requests=frame), (T0, CUT), (CUT, END))
+    assert result.table.empty and result.findings() == []
+    assert "requests have no ttft_ms" in result.not_assessed[0].reason

@@ -121,12 +121,38 @@ class CalibrationResult(DiagnosticResult):
     reliability_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     by_version: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    task: str = "binary"
+    #: multiclass: classwise ECE per window and class (``window``, ``class``, ``n``, ``ece``)
+    classwise: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: multiclass: reliability bins per class (``window``, ``class``, ``bin``, ``lo``, ``hi``,
+    #: ``n``, ``confidence``, ``frequency``)
+    class_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: multiclass: classwise ECE per window (the mean over classes of the class's ECE)
+    classwise_ece: dict[str, float] = field(default_factory=dict, repr=False)
+    #: regression: the nominal coverage of ``[pred_lower, pred_upper]`` (None: undeclared)
+    nominal: float | None = None
+    #: regression: residual counts per window on the baseline's residual deciles
+    residual_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def value(self, window: str, column: str) -> float:
         rows = self.table[self.table["window"] == window]
         return float(rows[column].iloc[0]) if len(rows) else float("nan")
 
     def headline(self) -> dict[str, Any]:
+        if self.task == "regression" and not self.table.empty:
+            return {"task": self.task, "nominal coverage": self.nominal} | {
+                f"{name} {w}": self.value(w, column) for name, column in (
+                    ("interval coverage", "coverage"), ("residual mean", "residual_mean"))
+                for w in ("baseline", "incident")} | {
+                "residual PSI": self.value("incident", "residual_psi")}
+        if self.task == "multiclass" and self.classwise_ece:
+            extra = {"task": self.task,
+                     "classwise ECE baseline": self.classwise_ece.get("baseline", np.nan),
+                     "classwise ECE incident": self.classwise_ece.get("incident", np.nan)}
+            return (self._binary_headline() if not self.table.empty else {}) | extra
+        return self._binary_headline()
+
+    def _binary_headline(self) -> dict[str, Any]:
         if self.table.empty:
             return {}
         return {
@@ -141,6 +167,14 @@ class CalibrationResult(DiagnosticResult):
         }
 
     def findings(self) -> list[Finding]:
+        if self.task == "regression":
+            return _interval_findings(self)
+        found = self._top_label_findings()
+        if self.task != "multiclass":
+            return found
+        return _classwise_findings(self, found)
+
+    def _top_label_findings(self) -> list[Finding]:
         if len(self.table) < 2:
             return []
         b_ece, i_ece = self.value("baseline", "ece"), self.value("incident", "ece")
@@ -317,6 +351,25 @@ def calibration(
     check_option("score_is", score_is, SCORE_IS)
     base = dict(baseline=baseline, incident=incident, kind=kind, threshold=threshold,
                 bins=bins, strategy=strategy, score_is=score_is)
+    info = case.task
+    if info.task == "generative":
+        return CalibrationResult(**base, task=info.task, not_assessed=(NotAssessed(
+            ID, "generative endpoints: calibration needs a scored class or a prediction "
+            "interval (this diagnostic assesses binary, multiclass and regression tasks)"),))
+    if info.task == "regression":
+        return _interval_calibration(case, base, info, bucket)
+    result = _scored(case, base, baseline, incident, positive=positive, score_is=score_is,
+                     kind=kind, threshold=threshold, bins=bins, strategy=strategy,
+                     bucket=bucket)
+    if info.task == "multiclass":
+        result = _classwise(case, result, info)
+    return result
+
+
+def _scored(case: CaseView, base: dict[str, Any], baseline: Window, incident: Window, *,
+            positive: str | None, score_is: str, kind: str, threshold: float, bins: int,
+            strategy: str, bucket: timedelta | None) -> CalibrationResult:
+    """Calibration of ``score`` (binary tasks; the top label of a multiclass task)."""
     if not case.has("requests", "score", "prediction"):
         return CalibrationResult(**base, not_assessed=(
             NotAssessed(ID, "requests carry no score (confidence) or prediction"),))
@@ -609,3 +662,313 @@ def score_problem(check: dict[str, Any], score_is: str, positive: str | None) ->
         return (what + "; declare score_is='p_positive' (with the positive class) to convert "
                 "it, or map the confidence to score")
     return None
+
+
+# --- multiclass: classwise calibration --------------------------------------------------------
+
+def _classwise(case: CaseView, result: CalibrationResult, info: Any) -> CalibrationResult:
+    """Add classwise ECE (Kull et al. 2019) to a multiclass result, from ``scores``.
+
+    For each class ``k`` the forecast is ``p_k`` (its probability in ``scores``; 0 when the
+    object lacks it) and the outcome ``[label == k]``; ``ECE_k = sum_b (n_b / n) |freq_b -
+    conf_b|`` over the same ``bins`` equal-width bins as the top-label ECE, and the classwise
+    ECE is the mean of ``ECE_k`` over the task's classes. One engine scan: the rows are
+    unnested to (class, probability) pairs and summed per window, class and bin.
+    """
+    from toolkit.diagnose._tasks import class_scores, other_tasks, task_labelled
+
+    check = f"{ID}:classwise"
+    base = replace(result, task="multiclass")
+    gaps = [*result.not_assessed, *other_tasks(case, info, ID)]
+    if not case.has("requests", "scores"):
+        return replace(base, not_assessed=(*gaps, NotAssessed(
+            check, "requests carry no per-class scores (the scores column): classwise "
+            "calibration needs them")))
+    if not case.has("labels") or len(info.classes) < 2:
+        return replace(base, not_assessed=(*gaps, NotAssessed(
+            check, "no labels" if not case.has("labels") else "fewer than two classes")))
+    record = Recorder(joins_as_written=True)
+    baseline, incident = result.baseline, result.incident
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    t = task_labelled(case, record, span, info)
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
+    t = t.filter(t._window.notnull() & t.scores.notnull())
+    classes = info.classes
+    bins = result.bins
+    probabilities = class_scores(t.scores, classes)
+    pairs = ibis.array([ibis.struct({"c": ibis.literal(k, type="int64"),
+                                     "p": p.clip(0.0, 1.0)})
+                        for k, p in enumerate(probabilities)])
+    labels = ibis.cases(*((t.label == ibis.literal(c), k) for k, c in enumerate(classes)),
+                        else_=-1)
+    long = t.select(_window=t._window, _y=labels, _pair=pairs.unnest())
+    long = long.select(long._window, long._y, _c=long._pair["c"], _p=long._pair["p"])
+    long = long.mutate(_bin=_uniform_bin(long._p, bins))
+    sums = record(long.group_by(window=long._window, c=long._c, bin=long._bin).aggregate(
+        n=long.count(), sp=long._p.sum(), sy=(long._y == long._c).cast("int64").sum()))
+    missing = {"baseline", "incident"} - set(sums["window"])
+    if missing:
+        return replace(base, sql=(*result.sql, *record.sql), not_assessed=(*gaps, *(
+            NotAssessed(check, f"no labelled prediction with scores in the {m} window")
+            for m in sorted(missing))))
+    sums["class"] = np.asarray(classes, dtype=object)[sums["c"].to_numpy(int)]
+    per_class = classwise_summary(sums)
+    bins_frame = sums.assign(lo=sums["bin"] / bins, hi=(sums["bin"] + 1) / bins,
+                             confidence=sums["sp"] / sums["n"],
+                             frequency=sums["sy"] / sums["n"])[
+        ["window", "class", "bin", "lo", "hi", "n", "confidence", "frequency"]].sort_values(
+        ["window", "class", "bin"], ignore_index=True)
+    overall = per_class.groupby("window")["ece"].mean().to_dict()
+    return replace(base, classwise=per_class, class_bins=bins_frame,
+                   classwise_ece={str(k): float(v) for k, v in overall.items()},
+                   sql=(*result.sql, *record.sql), not_assessed=tuple(gaps))
+
+
+def classwise_summary(sums: pd.DataFrame) -> pd.DataFrame:
+    """ECE of each class per window from per-(window, class, bin) sums ``n``, ``sp`` (the
+    class's probabilities) and ``sy`` (rows labelled the class).
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"window": ["b"] * 4, "class": ["x", "x", "y", "y"],
+    ...     "bin": [0, 1, 0, 1], "n": [2, 2, 2, 2], "sp": [0.4, 1.6, 0.4, 1.6],
+    ...     "sy": [0, 2, 1, 1]})
+    >>> classwise_summary(s)["ece"].round(3).tolist()    # (0.4 + 0.4) / 4; (0.6 + 0.6) / 4
+    [0.2, 0.3]
+    """
+    rows = []
+    for (window, cls), part in sums.groupby(["window", "class"], sort=True):
+        n = part["n"].to_numpy(float)
+        gap = np.abs(part["sy"].to_numpy(float) - part["sp"].to_numpy(float))
+        rows.append({"window": window, "class": cls, "n": n.sum(),
+                     "ece": float(gap.sum() / n.sum()),
+                     "mean_probability": float(part["sp"].sum() / n.sum()),
+                     "frequency": float(part["sy"].sum() / n.sum())})
+    return pd.DataFrame(rows)
+
+
+def _classwise_findings(result: CalibrationResult, found: list[Finding]) -> list[Finding]:
+    """Multiclass ``model.calibration_shift``: the top-label finding with the classwise ECE in
+    its evidence, else one raised by the classwise ECE alone (same thresholds)."""
+    cw = result.classwise_ece
+    b_cw, i_cw = cw.get("baseline", float("nan")), cw.get("incident", float("nan"))
+    worst: dict[str, Any] = {}
+    if not result.classwise.empty:
+        wide = result.classwise.pivot_table(index="class", columns="window", values="ece")
+        if {"baseline", "incident"} <= set(wide.columns):
+            change = (wide["incident"] - wide["baseline"]).sort_values(ascending=False)
+            top = change.index[0]
+            worst = {"worst_class": str(top),
+                     "worst_class_ece_baseline": float(wide.loc[top, "baseline"]),
+                     "worst_class_ece_incident": float(wide.loc[top, "incident"])}
+    extra = {"task": "multiclass", "classwise_ece_baseline": b_cw,
+             "classwise_ece_incident": i_cw, **worst}
+    if found:
+        return [replace(f, evidence=dict(f.evidence, basis="top-label", **extra))
+                for f in found]
+    counts = result.classwise.groupby("window")["n"].max() if not result.classwise.empty \
+        else pd.Series(dtype=float)
+    enough = min(counts.get("baseline", 0), counts.get("incident", 0))
+    shift = i_cw - b_cw
+    if not (enough >= MIN_WINDOW_LABELS and shift >= MIN_SHIFT and i_cw >= MIN_RATIO * b_cw):
+        return []
+    high = shift >= MAJOR_SHIFT and i_cw >= MAJOR_RATIO * b_cw
+    evidence = {"basis": "classwise", **extra,
+                "ece_baseline": result.value("baseline", "ece"),
+                "ece_incident": result.value("incident", "ece"),
+                "accuracy_change": result.value("incident", "accuracy") -
+                result.value("baseline", "accuracy")}
+    onset = None
+    versions = result._version_change() if not result.by_version.empty else {}
+    if versions:
+        evidence["versions"] = versions
+        if versions["after"] not in set(result.by_version.loc[
+                result.by_version["window"] == "baseline", "model_version"].astype(str)):
+            onset = pd.Timestamp(versions["first_seen_after"]).to_pydatetime()
+    return [Finding(
+        id="model.calibration_shift", pathway="model", severity="high" if high else "medium",
+        statistic=i_cw, threshold=b_cw + MIN_SHIFT,
+        summary=(f"classwise ECE rose from {b_cw:.3f} to {i_cw:.3f}"
+                 + (f" (class {worst['worst_class']}: {worst['worst_class_ece_baseline']:.3f}"
+                    f" -> {worst['worst_class_ece_incident']:.3f})" if worst else "")
+                 + f"; accuracy changed by {evidence['accuracy_change']:+.1%}."),
+        evidence=evidence, onset=onset, diagnostic=result.id)]
+
+
+# --- regression: interval coverage and residuals ----------------------------------------------
+
+#: A fall in interval coverage from which the intervals stopped covering (5 points; high 15).
+MIN_COVERAGE_DROP = 0.05
+MAJOR_COVERAGE_DROP = 0.15
+
+
+def _interval_calibration(case: CaseView, base: dict[str, Any], info: Any,
+                          bucket: timedelta | None) -> CalibrationResult:
+    """Regression calibration: coverage of ``[pred_lower, pred_upper]`` against the nominal
+    coverage per window, version and time bucket (Wilson intervals), and the drift of the
+    residuals ``label - prediction`` (mean, spread, PSI and KS on the baseline's residual
+    deciles)."""
+    from toolkit.diagnose import _stats as st
+    from toolkit.diagnose._engine import histogram_at
+    from toolkit.diagnose._tasks import other_tasks, task_labelled
+
+    base = dict(base, task="regression", nominal=info.interval_coverage)
+    if not case.has("requests", "prediction"):
+        return CalibrationResult(**base, not_assessed=(
+            NotAssessed(ID, "requests carry no predictions"),))
+    if not case.has("labels"):
+        return CalibrationResult(**base, not_assessed=(NotAssessed(ID, "the case has no labels"),))
+    baseline, incident = base["baseline"], base["incident"]
+    record = Recorder(joins_as_written=True)
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    width = bucket or choose_bucket(span.duration)
+    t = task_labelled(case, record, span, info)
+    gaps = list(other_tasks(case, info, ID))
+    t = t.mutate(_window=window_label(t.ts, baseline, incident),
+                 _r=t.label.try_cast("float64") - t.prediction.try_cast("float64"))
+    has_interval = "pred_lower" in t.columns and "pred_upper" in t.columns
+    aggs: dict[str, Any] = {"labelled": t._r.count(), "sr": t._r.sum(),
+                            "sr2": (t._r * t._r).sum(), "sar": t._r.abs().sum()}
+    if has_interval:
+        y = t.label.try_cast("float64")
+        inside = t.pred_lower.notnull() & t.pred_upper.notnull() & y.notnull()
+        aggs |= {"intervals": inside.cast("int64").sum(),
+                 "covered": (inside & (y >= t.pred_lower) & (y <= t.pred_upper))
+                 .cast("int64").sum(),
+                 "width": (t.pred_upper - t.pred_lower).sum(where=inside)}
+    else:
+        gaps.append(NotAssessed(f"{ID}:coverage", "requests carry no prediction interval "
+                                "(pred_lower and pred_upper): coverage not assessed"))
+    keys = {"bucket_start": bucket_expr(t.ts, width), "window": t._window}
+    if "model_version" in t.columns:
+        keys["model_version"] = t.model_version
+    cells = record(t.group_by(**keys).aggregate(**aggs, first_seen=t.ts.min()))
+    summed = [c for c in ("labelled", "sr", "sr2", "sar", "intervals", "covered", "width")
+              if c in cells]
+    in_windows = cells[cells["window"].notna()]
+    per_window = in_windows.groupby("window", as_index=False)[summed].sum()
+    missing = [w for w in ("baseline", "incident")
+               if w not in set(per_window.loc[per_window["labelled"] > 0, "window"])]
+    if missing:
+        return CalibrationResult(**base, sql=record.sql, not_assessed=(*gaps, *(
+            NotAssessed(ID, f"no numeric labels in the {m} window") for m in missing)))
+    if info.interval_coverage is None and has_interval:
+        gaps.append(NotAssessed(f"{ID}:nominal", "the endpoints catalog declares no nominal "
+                                "interval coverage: coverage is compared between the windows "
+                                "only"))
+    # residual drift on the baseline's residual deciles
+    windows = t.filter(t._window.notnull() & t._r.notnull())
+    before = windows.filter(windows._window == "baseline")
+    edges = record(before.aggregate(q=before._r.quantile([k / 10 for k in range(1, 10)])
+                                    )).iloc[0]["q"]
+    edges = [] if edges is None else [float(e) for e in np.unique(np.asarray(edges, float))]
+    residual_bins = pd.DataFrame()
+    psi = ks = float("nan")
+    if edges:
+        hist = record(windows.group_by(window=windows._window).aggregate(
+            h=histogram_at(windows._r, ibis.literal(edges, type="array<float64>"))))
+        uppers = [*edges, float("inf")]
+        counts = {w: np.array([(m or {}).get(u, 0) for u in uppers], dtype=float)
+                  for w, m in zip(hist["window"], hist["h"], strict=True)}
+        psi = st.psi(counts["baseline"], counts["incident"])
+        ks = st.ks_from_counts(counts["baseline"], counts["incident"])[0]
+        residual_bins = pd.DataFrame({
+            "window": ["baseline"] * len(uppers) + ["incident"] * len(uppers),
+            "upper": uppers * 2, "n": np.r_[counts["baseline"], counts["incident"]]})
+    table = _interval_table(per_window, info.interval_coverage)
+    table["residual_psi"] = np.where(table["window"] == "incident", psi, 0.0)
+    table["residual_ks"] = np.where(table["window"] == "incident", ks, 0.0)
+    by_version = pd.DataFrame()
+    if "model_version" in cells:
+        versions = in_windows.groupby(["window", "model_version"], as_index=False,
+                                      dropna=False).agg(**{c: (c, "sum") for c in summed},
+                                                        first_seen=("first_seen", "min"))
+        by_version = _interval_table(versions, info.interval_coverage)
+    timeline = _interval_table(cells.groupby("bucket_start", as_index=False)[summed].sum(),
+                               info.interval_coverage)
+    timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
+        "bucket_start", ignore_index=True)
+    return CalibrationResult(**base, table=table, by_version=by_version, timeline=timeline,
+                             residual_bins=residual_bins, sql=record.sql,
+                             not_assessed=tuple(gaps))
+
+
+def _interval_table(frame: pd.DataFrame, nominal: float | None) -> pd.DataFrame:
+    """Coverage (with Wilson interval), mean interval width and residual moments from sums."""
+    from toolkit.diagnose import _stats as st
+
+    out = frame.copy()
+    n = out["labelled"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["residual_mean"] = out["sr"] / n
+        out["residual_sd"] = np.sqrt(np.maximum(out["sr2"] / n - out["residual_mean"] ** 2, 0))
+        out["mae"] = out["sar"] / n
+        if "intervals" in out:
+            k, m = out["covered"].to_numpy(float), out["intervals"].to_numpy(float)
+            out["coverage"] = k / m
+            out["coverage_lo"], out["coverage_hi"] = st.wilson_interval(k, m)
+            out["mean_width"] = out["width"] / m
+        else:
+            out["coverage"] = out["coverage_lo"] = out["coverage_hi"] = np.nan
+            out["intervals"] = 0
+    out["nominal"] = np.nan if nominal is None else nominal
+    out["shortfall"] = out["nominal"] - out["coverage"]
+    return out
+
+
+def _interval_findings(result: CalibrationResult) -> list[Finding]:
+    """Regression ``model.calibration_shift``: the intervals' coverage fell by at least 5
+    points (two-proportion z-test p < 0.001; high from 15 points)."""
+    from toolkit.diagnose import _stats as st
+
+    t = result.table
+    if len(t) < 2 or "covered" not in t:
+        return []
+    b = t.set_index("window").loc["baseline"]
+    i = t.set_index("window").loc["incident"]
+    if min(b["intervals"], i["intervals"]) < MIN_LABELS:
+        return []
+    drop = b["coverage"] - i["coverage"]
+    _, p = st.two_proportion_z(b["covered"], b["intervals"], i["covered"], i["intervals"])
+    if not (drop >= MIN_COVERAGE_DROP and p < 1e-3):
+        return []
+    mae_change = i["mae"] / b["mae"] - 1 if b["mae"] > 0 else float("nan")
+    evidence = {"task": "regression", "basis": "interval_coverage",
+                "coverage_baseline": b["coverage"], "coverage_incident": i["coverage"],
+                "nominal": result.nominal, "coverage_drop": float(drop), "pvalue": p,
+                "mean_width_baseline": b["mean_width"], "mean_width_incident": i["mean_width"],
+                "residual_mean_baseline": b["residual_mean"],
+                "residual_mean_incident": i["residual_mean"],
+                "residual_sd_baseline": b["residual_sd"],
+                "residual_sd_incident": i["residual_sd"],
+                "residual_psi": i["residual_psi"], "mae_change": mae_change,
+                # a calibration collapse keeps the error: the relative MAE change, negated,
+                # reads like the accuracy change of a classifier (rules test |change| small)
+                "accuracy_change": -mae_change}
+    onset = coarse_onset(result.timeline, "coverage", after=result.baseline.end,
+                         weights="intervals", direction=-1) if not result.timeline.empty \
+        else None
+    v = result.by_version
+    if not v.empty:
+        old = v[v["window"] == "baseline"].sort_values("labelled", ascending=False)
+        new = v[(v["window"] == "incident") & (v["intervals"] >= MIN_LABELS)]
+        if not old.empty and not new.empty:
+            old, new = old.iloc[0], new.sort_values("coverage").iloc[0]
+            if str(new["model_version"]) != str(old["model_version"]):
+                evidence["versions"] = {
+                    "before": str(old["model_version"]), "after": str(new["model_version"]),
+                    "first_seen_after": pd.Timestamp(new["first_seen"]),
+                    "coverage_before": float(old["coverage"]),
+                    "coverage_after": float(new["coverage"])}
+                if str(new["model_version"]) not in set(
+                        v.loc[v["window"] == "baseline", "model_version"].astype(str)):
+                    onset = pd.Timestamp(new["first_seen"]).to_pydatetime()
+    nominal = "" if result.nominal is None else f" (nominal {result.nominal:.0%})"
+    return [Finding(
+        id="model.calibration_shift", pathway="model",
+        severity="high" if drop >= MAJOR_COVERAGE_DROP else "medium", statistic=float(drop),
+        threshold=MIN_COVERAGE_DROP,
+        summary=(f"prediction intervals covered {b['coverage']:.1%} of labels in the baseline "
+                 f"and {i['coverage']:.1%} in the incident{nominal}; MAE changed by "
+                 f"{mae_change:+.1%}."),
+        evidence=evidence, onset=onset, diagnostic=result.id)]

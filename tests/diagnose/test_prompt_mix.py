@@ -47,12 +47,13 @@ def _requests(base_tokens, inc_tokens, *, base_adapters=None, inc_adapters=None,
 def _hand_psi(b: np.ndarray, i: np.ndarray) -> tuple[float, float]:
     """PSI and JS on the baseline's decile bins, right-closed, computed here from scratch."""
     edges = np.unique(np.quantile(b, np.linspace(0.1, 0.9, 9)))
-    cb = np.array([(b <= edges[0]).sum(), *[((b > lo) & (b <= hi)).sum()
-                                             for lo, hi in zip(edges[:-1], edges[1:])],
-                   (b > edges[-1]).sum()], dtype=float)
-    ci = np.array([(i <= edges[0]).sum(), *[((i > lo) & (i <= hi)).sum()
-                                             for lo, hi in zip(edges[:-1], edges[1:])],
-                   (i > edges[-1]).sum()], dtype=float)
+
+    def counts(x: np.ndarray) -> np.ndarray:
+        inner = [((x > lo) & (x <= hi)).sum() for lo, hi in zip(edges[:-1], edges[1:],
+                                                                 strict=True)]
+        return np.array([(x <= edges[0]).sum(), *inner, (x > edges[-1]).sum()], dtype=float)
+
+    cb, ci = counts(b), counts(i)
     pb, pi = np.maximum(cb / cb.sum(), 1e-4), np.maximum(ci / ci.sum(), 1e-4)
     return float(np.sum((pi - pb) * np.log(pi / pb))), float(
         distance.jensenshannon(cb / cb.sum(), ci / ci.sum(), base=2))

@@ -25,9 +25,13 @@ from toolkit.diagnose.data.units import UnitChangeResult, unit_change
 from toolkit.diagnose.infra.accelerators import AcceleratorResult, accelerator_faults
 from toolkit.diagnose.infra.capacity import CapacityResult, latency_vs_concurrency
 from toolkit.diagnose.infra.cold_start import ColdStartResult, cold_start_effect
+from toolkit.diagnose.infra.context_errors import ContextErrorsResult, context_errors
 from toolkit.diagnose.infra.hosts import HostsResult, host_outliers
+from toolkit.diagnose.infra.kv_cache import KVCacheResult, kv_cache_pressure
 from toolkit.diagnose.infra.latency import LatencyResult, latency_profile
 from toolkit.diagnose.infra.memory import MemoryResult, memory_pressure
+from toolkit.diagnose.infra.prefill import PrefillResult, prefill_interference
+from toolkit.diagnose.infra.token_latency import TokenLatencyResult, token_latency
 from toolkit.diagnose.integration.cache import CacheStalenessResult, cache_staleness
 from toolkit.diagnose.integration.client_errors import ClientErrorsResult, errors_by_client
 from toolkit.diagnose.integration.prefix_cache import PrefixCacheResult, prefix_cache
@@ -59,6 +63,10 @@ register("infra.memory", memory_pressure)
 register("infra.cold_start", cold_start_effect)
 register("infra.hosts", host_outliers)
 register("infra.accelerators", accelerator_faults)
+register("infra.token_latency", token_latency)
+register("infra.kv_cache", kv_cache_pressure)
+register("infra.prefill_interference", prefill_interference)
+register("infra.context_errors", context_errors)
 register("integration.versions", version_matrix)
 register("integration.client_errors", errors_by_client)
 register("integration.timeouts", timeout_budget)
@@ -122,4 +130,12 @@ __all__ = [
     "PromptMixResult",
     "prefix_cache",
     "PrefixCacheResult",
+    "token_latency",
+    "TokenLatencyResult",
+    "kv_cache_pressure",
+    "KVCacheResult",
+    "prefill_interference",
+    "PrefillResult",
+    "context_errors",
+    "ContextErrorsResult",
 ]

@@ -187,6 +187,84 @@ REMEDIATION: dict[str, dict[str, list[str]]] = {
         "real-time": ["Flush the cache now."],
         "batch": ["Invalidate cached results produced before the update and recompute them."],
     },
+    # -- generative endpoints (DESIGN 3a) ----------------------------------------------------
+    "prompt_shift": {
+        "always": [
+            "Find which tenant, adapter or client moved the prompt population (length, "
+            "language, task) and whether it is expected growth or a misbehaving caller.",
+            "Re-plan capacity and cost for the new prompt mix (KV cache, prefill budget, "
+            "max_model_len); per-tenant token quotas keep one tenant from starving the others.",
+            "Evaluate answer quality on the new prompt population before relying on it; alert "
+            "on prompt-length PSI and adapter mix per hour.",
+        ],
+        "real-time": ["Rate-limit or route the shifted tenant to its own replicas until "
+                      "capacity and quality are confirmed."],
+        "batch": ["Schedule the shifted tenant's batch jobs off-peak and re-run the requests "
+                  "that missed their SLO."],
+    },
+    "kv_cache_exhaustion": {
+        "always": [
+            "Give the KV cache room: raise gpu_memory_utilization (or add replicas), and cap "
+            "concurrency with max_num_seqs / max_num_batched_tokens so the running batch fits "
+            "the cache instead of preempting.",
+            "Enable chunked prefill and prefix caching; review max_model_len against the "
+            "prompts actually served.",
+            "Alert on KV-cache usage above 90%, on the preemption rate and on waiting "
+            "requests, and autoscale on them rather than on CPU.",
+        ],
+        "real-time": ["Revert the configuration change that shrank the cache, or scale out "
+                      "now; shed or queue low-priority traffic at the gateway meanwhile."],
+        "batch": ["Lower the batch job's concurrency to what the cache holds and re-run the "
+                  "requests that timed out or were cut short."],
+    },
+    "prefill_interference": {
+        "always": [
+            "Enable chunked prefill (bounded max_num_batched_tokens) so long prompts are "
+            "prefilled in slices between decode steps instead of blocking short requests.",
+            "Route very long prompts to dedicated replicas (or a disaggregated prefill pool) "
+            "and give short interactive requests priority.",
+            "Track TTFT of short prompts separately from long ones, against the long-prompt "
+            "token share.",
+        ],
+        "real-time": ["Roll back the change that disabled chunked prefill, or divert the "
+                      "long-prompt tenant to its own pool now."],
+        "batch": ["Run long-document batch jobs on separate replicas or off-peak."],
+    },
+    "prefix_cache_regression": {
+        "always": [
+            "Keep the system prompt prefix stable: move per-request content (timestamps, ids, "
+            "user names) after the shared prefix.",
+            "Version prompts and chat templates with the client release and test the prefix "
+            "cache hit rate before rollout.",
+            "Alert on the prefix-cache hit share (hits / queries) per client version.",
+        ],
+        "real-time": ["Roll back the client or prompt change that broke the shared prefix."],
+        "batch": ["Re-order the batch prompts so the shared prefix comes first before "
+                  "re-running them."],
+    },
+    "sampling_config_drift": {
+        "always": [
+            "Pin the generation config: set explicit sampling defaults on the server "
+            "(e.g. vLLM --generation-config vllm, or explicit temperature, top_p and "
+            "max_tokens) so a model's generation_config.json cannot override them silently.",
+            "Log the effective sampling parameters of every request and compare them across "
+            "releases in CI.",
+        ],
+        "real-time": ["Roll back the serving release, or set the previous defaults "
+                      "explicitly, now."],
+        "batch": ["Re-run the requests answered with the drifted parameters (truncated or "
+                  "off-temperature outputs)."],
+    },
+    "template_mismatch": {
+        "always": [
+            "Version the chat template and tokenizer with the model: release them together "
+            "and check the served pair against lineage at startup.",
+            "Test a release on a few prompts for stop behaviour (finish_reason length share, "
+            "special tokens in outputs) before routing traffic.",
+        ],
+        "real-time": ["Restore the template released with this model now."],
+        "batch": ["Re-run the requests answered with the wrong template."],
+    },
     "none": {
         "always": ["No incident pattern found in these windows: check the windows, and the "
                    "signals listed as not assessed."],

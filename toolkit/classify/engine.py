@@ -26,7 +26,14 @@ from toolkit.classify.rules import (
     load_rules,
     severity_of,
 )
-from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, PATHWAYS, UNDETERMINED
+from toolkit.classify.taxonomy import (
+    FAILURE_MODES,
+    NONE,
+    PATHWAY_OF,
+    PATHWAYS,
+    UNDETERMINED,
+    applicable_modes,
+)
 from toolkit.diagnose._base import SEVERITIES, Finding, NotAssessed
 from toolkit.diagnose._stats import psi
 from toolkit.types import Window
@@ -96,16 +103,20 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
     findings = _with_unexplained_drift(_strongest(evidence.findings))
     onset = _provisional_onset(evidence, findings)
     context = Context(findings, _events(evidence.events), onset)
-    prior_total = sum(rules.priors.values())
-    logits = {mode: math.log(rules.priors[mode] / prior_total * len(PATHWAY_OF)) + rules.base
-              for mode in PATHWAY_OF}
+    # only the modes that apply to the case's task (generative ones need generative evidence)
+    modes = applicable_modes(f.id for f in evidence.findings)
+    prior_total = sum(rules.priors[mode] for mode in modes)
+    logits = {mode: math.log(rules.priors[mode] / prior_total * len(modes)) + rules.base
+              for mode in modes}
     hits = []
     for rule in rules.rules:
         if not all(holds(condition, context) for condition in rule.when):
             continue
         factor = SEVERITY_SCALE.get(severity_of(rule, context) or "high", 1.0) if rule.scale \
             else 1.0
-        added = {mode: weight * factor for mode, weight in rule.add.items()}
+        added = {mode: weight * factor for mode, weight in rule.add.items() if mode in logits}
+        if rule.add and not added:
+            continue
         for mode, weight in added.items():
             logits[mode] += weight
         hits.append(RuleHit(rule.name, added, tuple(
@@ -118,12 +129,14 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
     weights[NONE] = math.exp(none - top)
     total = sum(weights.values())
     probabilities = {mode: w / total for mode, w in weights.items()}
-    pathway_p = {p: sum(probabilities[m] for m in FAILURE_MODES[p]) for p in PATHWAYS}
+    pathway_p = {p: sum(probabilities[m] for m in FAILURE_MODES[p] if m in logits)
+                 for p in PATHWAYS}
     p_none = probabilities[NONE]
     ranked = sorted(pathway_p.items(), key=lambda kv: -kv[1])
     best_pathway, best_p = ranked[0]
     runner_up = ranked[1][1]
-    best_mode = max(FAILURE_MODES[best_pathway], key=lambda m: probabilities[m])
+    best_mode = max((m for m in FAILURE_MODES[best_pathway] if m in logits),
+                    key=lambda m: probabilities[m])
     min_confidence = float(rules.scoring.get("min_confidence", 0.5))
     min_margin = float(rules.scoring.get("min_margin", 0.15))
     if p_none >= best_p:
@@ -134,7 +147,7 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
         pathway, mode, confidence = best_pathway, best_mode, best_p
     alternatives = tuple(
         {"pathway": PATHWAY_OF[m], "failure_mode": m, "probability": round(probabilities[m], 4)}
-        for m in sorted(PATHWAY_OF, key=lambda m: -probabilities[m])[:4]
+        for m in sorted(logits, key=lambda m: -probabilities[m])[:4]
         if m != mode
     )
     final_onset = _final_onset(evidence, hits, mode, onset)
@@ -149,7 +162,9 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
         remediation = tuple(remediation_for(mode, evidence.serving_mode))
     return Verdict(
         pathway=pathway, failure_mode=mode, confidence=round(confidence, 4), scores=scores_out,
-        mode_scores={m: round(p, 4) for m, p in probabilities.items()}, onset=final_onset,
+        mode_scores={**{m: round(p, 4) for m, p in probabilities.items()},
+                     **{m: 0.0 for m in PATHWAY_OF if m not in probabilities}},
+        onset=final_onset,
         hits=tuple(hits), remediation=remediation,
         alternatives=alternatives,
         trigger=None if trigger is None else {

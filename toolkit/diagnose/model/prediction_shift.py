@@ -31,7 +31,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, histogram_at, window_label
+from toolkit.diagnose._engine import Recorder, bucket_expr, double, histogram_at, window_label
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.diagnose.data.drift import MODERATE_PSI, FeatureDriftResult, feature_drift
 from toolkit.diagnose.model.performance import PerformanceResult, model_performance
@@ -72,8 +72,34 @@ class PredictionShiftResult(DiagnosticResult):
     max_feature_psi: float = float("nan")
     drifted_features: tuple[str, ...] = ()
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    task: str = "binary"
+    #: the predicted-class mix between the windows: chi-square test of the 2 x K table and
+    #: Jensen-Shannon distance (base 2, 0..1)
+    class_chi2: float = float("nan")
+    class_chi2_pvalue: float = float("nan")
+    class_js: float = float("nan")
+    #: regression: the predicted values' distribution, PSI on the baseline's deciles, exact
+    #: two-sample KS statistic and Wasserstein-1 distance, and the mean per window
+    output_psi: float = float("nan")
+    output_ks: float = float("nan")
+    output_ks_pvalue: float = float("nan")
+    output_wasserstein: float = float("nan")
+    mean_output: tuple[float, float] = (float("nan"), float("nan"))
+    output_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def headline(self) -> dict[str, Any]:
+        if self.task == "regression":
+            return {"task": self.task, "output PSI": self.output_psi, "output KS": self.output_ks,
+                    "output Wasserstein": self.output_wasserstein,
+                    "mean prediction baseline": self.mean_output[0],
+                    "mean prediction incident": self.mean_output[1],
+                    "error rise": self.accuracy_drop, "largest feature PSI": self.max_feature_psi}
+        if self.task == "multiclass":
+            return {"task": self.task, "class-mix JS": self.class_js,
+                    "class-mix chi-square p": self.class_chi2_pvalue,
+                    "largest class-share change": self.max_share_change,
+                    "score PSI": self.score_psi, "accuracy drop": self.accuracy_drop,
+                    "largest feature PSI": self.max_feature_psi}
         return {"score PSI": self.score_psi, "mean score baseline": self.mean_score[0],
                 "mean score incident": self.mean_score[1],
                 "largest class-share change": self.max_share_change,
@@ -86,6 +112,11 @@ class PredictionShiftResult(DiagnosticResult):
                 not self.max_feature_psi >= MODERATE_PSI)
 
     def findings(self) -> list[Finding]:
+        if self.task == "binary":
+            return self._binary_findings()
+        return _task_findings(self)
+
+    def _binary_findings(self) -> list[Finding]:
         out = []
         moved = abs(self.max_share_change)
         share_moved = moved >= 0.05 and self.share_change_pvalue < 1e-3
@@ -118,8 +149,14 @@ class PredictionShiftResult(DiagnosticResult):
         return out
 
     def coarse_onset(self) -> datetime | None:
-        """The bucket where the per-bucket score PSI starts to rise."""
-        return coarse_onset(self.timeline, "score_psi", after=self.baseline.end,
+        """The bucket where the per-bucket score PSI (regression: output PSI; multiclass
+        without scores: class-mix JS) starts to rise."""
+        column = {"regression": "output_psi"}.get(self.task, "score_psi")
+        if self.task == "multiclass" and "score_psi" not in self.timeline:
+            column = "class_js"
+        if column not in self.timeline:
+            return None
+        return coarse_onset(self.timeline, column, after=self.baseline.end,
                             weights="requests", direction=1)
 
     def signals(self) -> pd.DataFrame:
@@ -127,7 +164,8 @@ class PredictionShiftResult(DiagnosticResult):
         if self.timeline.empty:
             return super().signals()
         frame = self.timeline.melt(id_vars="bucket_start",
-                                   value_vars=[c for c in ("score_psi", "new_version_share")
+                                   value_vars=[c for c in ("score_psi", "new_version_share",
+                                                           "class_js", "output_psi")
                                                if c in self.timeline],
                                    var_name="signal", value_name="value")
         frame["signal"] = "model." + frame["signal"]
@@ -179,6 +217,14 @@ def prediction_shift(
     baseline, incident = check_windows(baseline, incident)
     case = case or case_view(con)
     base = dict(baseline=baseline, incident=incident)
+    info = case.task
+    if info.task == "generative":
+        return PredictionShiftResult(**base, task=info.task, not_assessed=(NotAssessed(
+            ID, "generative endpoints: their outputs are tokens, not a class or a value (this "
+            "diagnostic assesses binary, multiclass and regression tasks)"),))
+    if info.task != "binary":
+        return _task_shift(con, case, base, info, drift=drift, performance=performance,
+                           bucket=bucket)
     if not case.has("requests", "score") and not case.has("requests", "prediction"):
         return PredictionShiftResult(**base, not_assessed=(
             NotAssessed(ID, "requests carry no score or prediction"),))
@@ -326,3 +372,230 @@ def _class_shift(record: Recorder, t: ibis.Table) -> dict[str, Any]:
     return {"table": counts.sort_values(["window", "prediction"], ignore_index=True),
             "max_share_change": float(change[top]), "changed_class": str(top),
             "share_change_pvalue": p}
+
+
+# --- multiclass and regression ----------------------------------------------------------------
+
+#: Jensen-Shannon distance (base 2) of the class mix from which the mix moved (high from 0.2).
+MIN_CLASS_JS = 0.1
+MAJOR_CLASS_JS = 0.2
+
+
+def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, Any],
+                info: Any, *, drift: FeatureDriftResult | None,
+                performance: PerformanceResult | None, bucket: timedelta | None
+                ) -> PredictionShiftResult:
+    """Prediction shift of a multiclass (class mix; score PSI when ``score`` is logged) or a
+    regression (output distribution) task, and the concept-drift signal."""
+    from toolkit.diagnose._tasks import other_tasks, task_filter
+
+    baseline, incident = base["baseline"], base["incident"]
+    base = dict(base, task=info.task)
+    if not case.has("requests", "prediction"):
+        return PredictionShiftResult(**base, not_assessed=(
+            NotAssessed(ID, "requests carry no prediction"),))
+    record = Recorder()
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    width = bucket or choose_bucket(span.duration)
+    requests = task_filter(case, info, case.table("requests"))
+    t = requests.filter(within(requests.ts, span) & requests.prediction.notnull())
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
+    gaps = list(other_tasks(case, info, ID))
+    short = case.window_gaps(ID, baseline, incident, column="prediction")
+    if short:
+        return PredictionShiftResult(**base, not_assessed=(*gaps, *short), sql=record.sql)
+    if info.task == "multiclass":
+        values = _class_mix(record, t, width)
+        if "score" in case.columns["requests"]:
+            windows = t.filter(t._window.notnull())
+            edges = _score_edges(record, windows)
+            scored = _score_scan(case, record, baseline, incident, span, edges, width)
+            scored.pop("score_edges", None)
+            timeline = scored.pop("timeline")
+            if "score_psi" in timeline:
+                values["timeline"] = values["timeline"].merge(
+                    timeline[["bucket_start", "score_psi"]], on="bucket_start", how="left")
+            values |= scored
+    else:
+        values = _output_shift(record, t, width)
+    if performance is None and case.has("labels"):
+        performance = model_performance(con, baseline, incident, bucket=bucket, case=case)
+    if drift is None and case.feature_names():
+        drift = feature_drift(con, baseline, incident, bucket=bucket, case=case)
+    if performance is not None and not performance.table.empty:
+        drop = [f for f in performance.findings() if f.id == "model.accuracy_drop"]
+        if info.task == "regression":
+            values["accuracy_drop"] = performance.value("incident", "mae") / \
+                performance.value("baseline", "mae") - 1
+        else:
+            values["accuracy_drop"] = -performance.accuracy_change
+        values["accuracy_drop_severity"] = drop[0].severity if drop else None
+    else:
+        gaps.append(NotAssessed(f"{ID}:concept_drift", "no labels to measure accuracy"))
+    if drift is not None and not drift.table.empty:
+        values["max_feature_psi"] = float(drift.table["psi"].max())
+        material = drift.table[drift.table["severity"].isin(["medium", "high"])]
+        values["drifted_features"] = tuple(material["feature"])
+    return PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
+
+
+def _class_mix(record: Recorder, t: ibis.Table, width: timedelta) -> dict[str, Any]:
+    """Class shares per window, the chi-square test and JS distance of the mix, the class
+    that moved most, and the mix's JS distance from the baseline per time bucket (buckets of
+    at least 30 predictions), from one scan grouped by bucket, window and class."""
+    frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window,
+                              prediction=t.prediction).aggregate(requests=t.count()))
+    windows = frame[frame["window"].notna()]
+    counts = windows.groupby(["window", "prediction"], as_index=False)["requests"].sum()
+    out = _class_shift_from_counts(counts)
+    wide = counts.pivot_table(index="prediction", columns="window", values="requests",
+                              aggfunc="sum", fill_value=0)
+    reference = wide["baseline"] if "baseline" in wide else None
+    per_bucket = frame.pivot_table(index="bucket_start", columns="prediction",
+                                   values="requests", aggfunc="sum", fill_value=0)
+    timeline = pd.DataFrame({"bucket_start": per_bucket.index,
+                             "requests": per_bucket.sum(axis=1).to_numpy()})
+    if reference is not None:
+        aligned = per_bucket.reindex(columns=sorted(set(per_bucket.columns) |
+                                                    set(reference.index)), fill_value=0)
+        ref = reference.reindex(aligned.columns, fill_value=0).to_numpy(float)
+        timeline["class_js"] = [st.js_distance(ref, row) if row.sum() >= 30 else np.nan
+                                for row in aligned.to_numpy(float)]
+    out["timeline"] = timeline.reset_index(drop=True)
+    return out
+
+
+def _class_shift_from_counts(counts: pd.DataFrame) -> dict[str, Any]:
+    if set(counts["window"]) != {"baseline", "incident"}:
+        return {"table": counts}
+    counts = counts.copy()
+    counts["share"] = counts["requests"] / counts.groupby("window")["requests"].transform("sum")
+    wide = counts.pivot_table(index="prediction", columns="window", values="requests",
+                              fill_value=0)
+    b, i = wide["baseline"].to_numpy(float), wide["incident"].to_numpy(float)
+    n_b, n_i = b.sum(), i.sum()
+    change = wide["incident"] / n_i - wide["baseline"] / n_b
+    top = change.abs().idxmax()
+    _, p = st.two_proportion_z(wide.loc[top, "baseline"], n_b, wide.loc[top, "incident"], n_i)
+    chi2, chi2_p, _ = st.chi2_contingency_test(b, i)
+    return {"table": counts.sort_values(["window", "prediction"], ignore_index=True),
+            "max_share_change": float(change[top]), "changed_class": str(top),
+            "share_change_pvalue": p, "class_chi2": chi2, "class_chi2_pvalue": chi2_p,
+            "class_js": st.js_distance(b, i)}
+
+
+def _output_shift(record: Recorder, t: ibis.Table, width: timedelta) -> dict[str, Any]:
+    """The distribution of a regression's predicted values: PSI on the baseline's deciles per
+    window and time bucket (one scan), and the exact two-sample KS statistic and
+    Wasserstein-1 distance between the windows (one more scan: counts per distinct value, the
+    two empirical CDFs as running sums in the engine)."""
+    y = t.prediction.try_cast("float64")
+    t = t.mutate(_y=y).filter(y.notnull())
+    windows = t.filter(t._window.notnull())
+    before = windows.filter(windows._window == "baseline")
+    edges = record(before.aggregate(q=before._y.quantile([k / 10 for k in range(1, 10)])
+                                    )).iloc[0]["q"]
+    if edges is None:
+        return {}
+    edges = [float(e) for e in np.unique(np.asarray(edges, dtype=float))]
+    frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window)
+                   .aggregate(requests=t.count(), s=t._y.sum(),
+                              h=histogram_at(t._y, ibis.literal(edges, type="array<float64>"))))
+    uppers = [*edges, float("inf")]
+    counts = np.array([[(m or {}).get(u, 0) for u in uppers] for m in frame["h"]],
+                      dtype=float).reshape(len(frame), len(uppers))
+    names = frame["window"].to_numpy(dtype=object)
+    if not {"baseline", "incident"} <= set(names):
+        return {}
+    b, i = (counts[names == w].sum(axis=0) for w in ("baseline", "incident"))
+    means = tuple(float(frame.loc[names == w, "s"].sum() / frame.loc[names == w,
+                                                                        "requests"].sum())
+                  for w in ("baseline", "incident"))
+    per_bucket = pd.DataFrame(counts).groupby(frame["bucket_start"].to_numpy(), sort=True).sum()
+    requests = frame.groupby("bucket_start", sort=True)["requests"].sum()
+    timeline = pd.DataFrame({"bucket_start": requests.index, "requests": requests.to_numpy(),
+                             "output_psi": [st.psi(b, row) if row.sum() >= 30 else np.nan
+                                            for row in per_bucket.to_numpy()]})
+    ks, wasserstein = _ks_wasserstein(record, windows, b.sum(), i.sum())
+    return {"output_psi": st.psi(b, i), "output_ks": ks,
+            "output_ks_pvalue": st.ks_pvalue(ks, int(b.sum()), int(i.sum())),
+            "output_wasserstein": wasserstein, "mean_output": means, "timeline": timeline,
+            "output_bins": pd.DataFrame({
+                "window": ["baseline"] * len(uppers) + ["incident"] * len(uppers),
+                "upper": uppers * 2, "n": np.r_[b, i]})}
+
+
+def _ks_wasserstein(record: Recorder, windows: ibis.Table, n_b: float, n_i: float
+                    ) -> tuple[float, float]:
+    """Exact ``max |F_b - F_i|`` and ``integral |F_b - F_i| dx`` (scipy's ``ks_2samp``
+    statistic and ``wasserstein_distance``): counts per distinct value and window, running
+    sums in value order, and the gap to the next value, all in the engine."""
+    per_value = windows.group_by(v=windows._y).aggregate(
+        b=(windows._window == "baseline").cast("int64").sum(),
+        i=(windows._window == "incident").cast("int64").sum())
+    running = ibis.cumulative_window(order_by=per_value.v)
+    cdf = per_value.mutate(
+        d=(per_value.b.sum().over(running) / double(n_b) -
+           per_value.i.sum().over(running) / double(n_i)).abs(),
+        step=per_value.v.lead().over(ibis.window(order_by=per_value.v)) - per_value.v)
+    row = record(cdf.aggregate(ks=cdf.d.max(), w=(cdf.d * cdf.step).sum())).iloc[0]
+    return float(row["ks"]), float(row["w"])
+
+
+def _task_findings(result: PredictionShiftResult) -> list[Finding]:
+    """``model.prediction_shift`` and ``model.concept_drift`` of a multiclass or regression
+    task (the binary ids and evidence keys, with ``task`` and the task's statistics)."""
+    out = []
+    onset = result.coarse_onset()
+    if result.task == "regression":
+        psi = result.output_psi
+        if psi >= MODERATE_PSI:
+            out.append(Finding(
+                id="model.prediction_shift", pathway="model",
+                severity="high" if psi >= 0.25 else "medium", statistic=float(psi),
+                threshold=MODERATE_PSI,
+                summary=(f"predicted values moved: PSI {psi:.2f}, KS {result.output_ks:.2f}, "
+                         f"Wasserstein {result.output_wasserstein:.4g}, mean "
+                         f"{result.mean_output[0]:.4g} -> {result.mean_output[1]:.4g}."),
+                evidence={"task": "regression", "output_psi": psi, "ks": result.output_ks,
+                          "ks_pvalue": result.output_ks_pvalue,
+                          "wasserstein": result.output_wasserstein,
+                          "mean_output": list(result.mean_output)},
+                onset=onset, diagnostic=result.id))
+    else:
+        moved = abs(result.max_share_change)
+        share_moved = moved >= 0.05 and result.share_change_pvalue < 1e-3
+        mix_moved = result.class_js >= MIN_CLASS_JS and result.class_chi2_pvalue < 1e-3
+        if result.score_psi >= MODERATE_PSI or share_moved or mix_moved:
+            high = (result.score_psi >= 0.25 or moved >= 0.15 or
+                    result.class_js >= MAJOR_CLASS_JS)
+            out.append(Finding(
+                id="model.prediction_shift", pathway="model",
+                severity="high" if high else "medium", statistic=float(result.class_js),
+                threshold=MIN_CLASS_JS,
+                summary=(f"predicted class mix moved: JS distance {result.class_js:.2f} "
+                         f"(chi-square p {result.class_chi2_pvalue:.1e}), class "
+                         f"{result.changed_class} share {result.max_share_change:+.1%}"
+                         + (f"; score PSI {result.score_psi:.2f}."
+                            if result.score_psi == result.score_psi else ".")),
+                evidence={"task": "multiclass", "score_psi": result.score_psi,
+                          "mean_score": list(result.mean_score),
+                          "class": result.changed_class,
+                          "class_share_change": result.max_share_change,
+                          "class_js": result.class_js, "chi2": result.class_chi2,
+                          "chi2_pvalue": result.class_chi2_pvalue},
+                onset=onset, diagnostic=result.id))
+    if result.concept_drift:
+        what = ("the mean absolute error rose" if result.task == "regression" else
+                "accuracy fell")
+        out.append(Finding(
+            id="model.concept_drift", pathway="model",
+            severity="high" if result.accuracy_drop_severity == "high" else "medium",
+            statistic=float(result.accuracy_drop),
+            threshold=0.10 if result.task == "regression" else 0.03,
+            summary=(f"{what} {result.accuracy_drop:.1%} while inputs stayed close to the "
+                     f"baseline (largest feature PSI {result.max_feature_psi:.2f})."),
+            evidence={"task": result.task, "accuracy_drop": result.accuracy_drop,
+                      "max_feature_psi": result.max_feature_psi},
+            diagnostic=result.id))
+    return out

@@ -101,12 +101,12 @@ def make_task_case(mode: str, task: str, *, seed: int, rows: int, world: str = "
     if task not in TASK_BUILDERS:
         raise InvalidParameterError(f"Unknown task {task!r}; choose one of binary, "
                                     f"{', '.join(TASK_BUILDERS)} or generative.")
-    if mode not in MODES:
-        raise InvalidParameterError(
-            f"The {task} service does not simulate {mode!r}. Its modes: {', '.join(MODES)}.")
     if options.get("preset") is not None:
         raise InvalidParameterError("Presets are binary scenarios; leave out the preset for "
                                     f"task={task!r}.")
+    if mode not in MODES:
+        raise InvalidParameterError(
+            f"The {task} service does not simulate {mode!r}. Its modes: {', '.join(MODES)}.")
     base = make_case(mode, seed=seed, rows=rows, world=world, **options)
     rng = np.random.default_rng([*base.plan.key, 20, _TASK_KEY[task]])
     head = TASK_BUILDERS[task](base.plan, base.injected, rng)

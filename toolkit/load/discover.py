@@ -28,6 +28,7 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".json", "json"),
     (".txt", "text"),
     (".log", "text"),
+    (".prom", "text"),
 )
 #: Compressions and containers the loader does not read, with what to do about them.
 _UNREAD: tuple[tuple[str, str], ...] = (

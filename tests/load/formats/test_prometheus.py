@@ -56,7 +56,8 @@ def test_vllm_histogram_quantiles_with_a_counter_reset(con):
     assert series(con, "latency_p99_ms") == [(T1, "llm-0", 2500.0), (T2, "llm-0", 2500.0)]
     # mean over the step: (68 - 20) s / (120 - 40) requests = 600 ms
     assert series(con, "latency_avg_ms") == [(T1, "llm-0", pytest.approx(600.0))]
-    assert series(con, "in_flight") == [(T0, "llm-0", 7.0)]
+    # DESIGN 3a: the engine's scheduler gauge is requests_running (the source name in labels)
+    assert series(con, "requests_running") == [(T0, "llm-0", 7.0)]
     # the raw buckets stay, with `le` in labels
     assert con.execute("SELECT count(*) FROM metrics WHERE name = "
                        "'vllm:e2e_request_latency_seconds_bucket'").fetchone()[0] == 15
@@ -99,8 +100,8 @@ def test_one_response_per_line_with_error_truncated_and_bad_value(con):
     ]
     assert con.execute("SELECT DISTINCT file FROM rejects").fetchall() == [
         (str(PROM / "responses.jsonl"),)]
-    assert series(con, "queue_depth") == [(T0, "llm-0", 3.0), (T0, "llm-1", 0.0),
-                                          (T1, "llm-0", 4.0)]
+    assert series(con, "requests_waiting") == [(T0, "llm-0", 3.0), (T0, "llm-1", 0.0),
+                                              (T1, "llm-0", 4.0)]
     # a scalar result has no labels: named after the file; millisecond time kept
     assert series(con, "responses") == [(at("2026-03-02T14:00:00.781Z"), None, 42.0)]
     counts_hold(con)

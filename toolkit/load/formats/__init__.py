@@ -20,9 +20,13 @@ reader          recognises                                                    ta
 ``kserve``      KServe / Seldon payload-logger CloudEvents: event_display     requests
                 and HTTP echo dumps, structured JSON, blob-sink objects
 ``prometheus``  HTTP API ``query_range`` / ``query`` responses                metrics
+``prometheus-   text exposition (``/metrics`` scrapes of vLLM, SGLang, TGI,     metrics
+text``          Triton; times from the lines, ``# time:`` markers or the name)
 ``kubernetes``  ``kubectl get events|pods -o json``                           events
 ``otlp``        OTLP/JSON trace exports (server spans)                        requests
 ``vertex``      Vertex AI request-response logging (NDJSON / Parquet)         requests
+``openai``      OpenAI-compatible request/response logs (chat / completions,   requests
+                proxy logs, Batch API output; usage tokens, finish reasons)
 ==============  ============================================================  ==================
 
 Content is recognised before a file's name is believed (:func:`resolve`): a KServe dump called
@@ -210,3 +214,5 @@ from toolkit.load.formats import prometheus  # noqa: E402,F401  isort: skip
 from toolkit.load.formats import kubernetes  # noqa: E402,F401  isort: skip
 from toolkit.load.formats import otlp  # noqa: E402,F401  isort: skip
 from toolkit.load.formats import vertex  # noqa: E402,F401  isort: skip
+from toolkit.load.formats import openai_log  # noqa: E402,F401  isort: skip
+from toolkit.load.formats import prometheus_text  # noqa: E402,F401  isort: skip

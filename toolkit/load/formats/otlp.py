@@ -23,7 +23,8 @@ error_type             ``error.type``
 endpoint               resource ``service.name``
 host                   resource ``k8s.pod.name``, ``host.name`` or ``service.instance.id``
 model_name             ``model.name``, ``ml.model.name``, ``gen_ai.request.model``
-model_version          ``model.version``, ``ml.model.version``, ``model_version``
+model_version          ``model.version``, ``ml.model.version``, ``model_version``,
+                       ``gen_ai.response.model``
 pipeline_version       ``pipeline.version``, ``preprocessing.version``
 client_version         ``client.version``, ``app.client.version``, ``client_version``,
                        ``http.request.header.x-client-version``
@@ -34,6 +35,11 @@ prediction, score      ``prediction`` / ``model.prediction``, ``score`` / ``mode
 input/output_tokens    ``gen_ai.usage.input_tokens`` (``prompt_tokens``),
                        ``gen_ai.usage.output_tokens`` (``completion_tokens``)
 ttft_ms                ``gen_ai.latency.time_to_first_token`` (seconds) x 1000
+queue_ms               ``gen_ai.latency.time_in_queue`` (seconds) x 1000
+finish_reason          ``gen_ai.response.finish_reasons`` (the first)
+params                 ``gen_ai.request.temperature``, ``top_p``, ``top_k``, ``max_tokens``,
+                       ``n``, ``seed``, ``presence_penalty``, ``frequency_penalty`` as a JSON
+                       object of the ones present (vLLM's ``--otlp-traces-endpoint`` spans)
 =====================  ==================================================================
 
 Span attributes are looked up first, then resource attributes. ``_row`` is the line of the
@@ -54,6 +60,9 @@ from toolkit.store.schema import quote_ident, quote_literal
 
 __all__ = ["OTLPReader"]
 
+#: Sampling parameters read from ``gen_ai.request.*`` into the ``params`` JSON.
+_SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "n", "seed", "presence_penalty",
+             "frequency_penalty")
 #: canonical column -> attribute keys, first found wins
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "request_id": ("request.id", "request_id", "app.request.id", "gen_ai.request.id",
@@ -63,7 +72,8 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "endpoint": ("service.name",),
     "host": ("k8s.pod.name", "host.name", "service.instance.id"),
     "model_name": ("model.name", "ml.model.name", "gen_ai.request.model"),
-    "model_version": ("model.version", "ml.model.version", "model_version"),
+    "model_version": ("model.version", "ml.model.version", "model_version",
+                      "gen_ai.response.model"),
     "pipeline_version": ("pipeline.version", "preprocessing.version"),
     "client_version": ("client.version", "app.client.version", "client_version",
                        "http.request.header.x-client-version"),
@@ -74,6 +84,9 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
     "_ttft_s": ("gen_ai.latency.time_to_first_token",),
+    "_queue_s": ("gen_ai.latency.time_in_queue",),
+    "finish_reason": ("gen_ai.response.finish_reasons", "gen_ai.response.finish_reason"),
+    **{f"_p_{name}": (f"gen_ai.request.{name}",) for name in _SAMPLING},
 }
 _RESOURCE_ONLY = ("endpoint", "host")
 
@@ -165,6 +178,15 @@ def _spans_sql(records: str, mode: str) -> str:
     )
 
 
+def _params_sql() -> str:
+    """SQL: the sampling parameters the span carries, as a JSON object (NULL when none)."""
+    entries = ", ".join(
+        f"{{'k': {quote_literal(name)}, 'v': TRY_CAST(_p_{name} AS DOUBLE)}}" for name in _SAMPLING)
+    present = f"list_filter([{entries}], lambda e: e.v IS NOT NULL)"
+    return (f"CASE WHEN len({present}) > 0 THEN CAST(to_json(map_from_entries({present})) "
+            "AS JSON) END")
+
+
 def _requests_sql(spans: str) -> str:
     span_keys = "list_transform(CAST(coalesce(span->'attributes', '[]') AS JSON[]), " \
                 "lambda a: a->>'key')"
@@ -208,8 +230,9 @@ def _requests_sql(spans: str) -> str:
         "ELSE 'ok' END AS status, http_status, error_type, endpoint, host, model_name, "
         "model_version, pipeline_version, client_version, cache_hit, cache_model_version, "
         "prediction, score, "
-        "input_tokens, output_tokens, TRY_CAST(_ttft_s AS DOUBLE) * 1000 AS ttft_ms "
-        f"FROM {with_attrs}"
+        "input_tokens, output_tokens, TRY_CAST(_ttft_s AS DOUBLE) * 1000 AS ttft_ms, "
+        "TRY_CAST(_queue_s AS DOUBLE) * 1000 AS queue_ms, finish_reason, "
+        f"{_params_sql()} AS params FROM {with_attrs}"
     )
 
 

@@ -47,6 +47,7 @@ from toolkit.load.discover import SourceFile, strip_suffix
 from toolkit.load.formats import FormatOptions, register
 from toolkit.load.formats._common import finish, head_text, json_records, materialize
 from toolkit.load.formats._metric_names import (
+    COUNT_HISTOGRAMS,
     GAUGES,
     HISTOGRAMS,
     MIB,
@@ -207,7 +208,9 @@ def _final_sql(responses: str, samples: str) -> str:
     s = quote_ident(samples)
     gauges = _values([(src, key, val, name, factor) for src, key, val, name, factor in GAUGES])
     summaries = _values([(src, prefix, factor) for src, (prefix, factor) in SUMMARIES.items()])
-    histograms = _values([(base, prefix, factor) for base, (prefix, factor) in HISTOGRAMS.items()])
+    histograms = _values([(base, prefix, factor, "_ms") for base, (prefix, factor)
+                          in HISTOGRAMS.items()]
+                         + [(base, prefix, 1.0, "") for base, prefix in COUNT_HISTOGRAMS.items()])
     ratios = _values(list(RATIOS))
     rates = _values(list(RATES))
     quantiles = ", ".join(repr(q) for q in QUANTILES)
@@ -270,11 +273,11 @@ def _final_sql(responses: str, samples: str) -> str:
     )
     quantile_rows = (
         "SELECT _row, NULL AS _raw, NULL AS _parse_error, NULL, ts, host, CASE WHEN h.prefix IS NOT "
-        "NULL THEN h.prefix || '_p' || format('{:g}', q * 100) || '_ms' ELSE base || '_p' || "
+        "NULL THEN h.prefix || '_p' || format('{:g}', q * 100) || h.unit ELSE base || '_p' || "
         "format('{:g}', q * 100) END AS name, value * coalesce(h.factor, 1.0) AS value, "
         "json_merge_patch(g, json_object('histogram', base, 'quantile', q)) AS labels FROM "
         f"(SELECT *, {quantile_value} AS value FROM {hits}) "
-        f"LEFT JOIN (VALUES {histograms}) h(hbase, prefix, factor) ON base = h.hbase "
+        f"LEFT JOIN (VALUES {histograms}) h(hbase, prefix, factor, unit) ON base = h.hbase "
         "WHERE value IS NOT NULL"
     )
     counters = (

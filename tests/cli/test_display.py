@@ -70,3 +70,20 @@ def test_json_safe_is_the_same_json_value():
     text = json_safe(frame.to_json(orient="records", force_ascii=False))
     assert not any(0x7f <= ord(c) <= 0x9f or c == "\x1b" for c in text)
     assert json.loads(text) == [{"v": "a\x9bb\x7f\x1b[2J"}]
+
+
+def test_table_cells_and_headers_are_text_not_rich_markup():
+    import io
+
+    from rich.console import Console
+
+    from toolkit.cli.display import print_table
+
+    buffer = io.StringIO()
+    frame = pd.DataFrame({"[b]col[/b]": ["[error] boom", "name{labels} value [timestamp]"]})
+    print_table(frame, Console(file=buffer, width=200, force_terminal=False))
+    out = buffer.getvalue()
+    # rich would have eaten "[error]", "[timestamp]" and the [b] tags as markup
+    assert "[error] boom" in out
+    assert "value [timestamp]" in out
+    assert "[b]col[/b]" in out

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from toolkit.cli.app import safe
 
@@ -102,10 +103,12 @@ def print_table(frame: pd.DataFrame, console: Console, *, notice: Console | None
     columns = []
     for name in frame.columns:
         cells, justify = column_cells(frame[name])
-        table.add_column(safe(name, newlines=False), justify=justify, no_wrap=True)
+        # Text, not str: a cell is data, never rich markup ("[error] ..." in a log line would
+        # otherwise be read as a style tag and vanish)
+        table.add_column(Text(safe(name, newlines=False)), justify=justify, no_wrap=True)
         columns.append(cells)
     for row in zip(*columns, strict=True) if columns else ():
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     natural = console.measure(table, options=console.options.update_width(1_000_000)).maximum
     width = max(natural, console.width)
     out = Console(width=width, file=console.file, highlight=False,

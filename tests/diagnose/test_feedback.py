@@ -164,3 +164,17 @@ def test_free_text_labels_are_not_guessed(tmp_path):
     assert r.table.empty
     assert "'meh'" in next(g.reason for g in r.not_assessed if g.check ==
                            "model.feedback:labels")
+
+
+def test_a_classifiers_labels_are_not_feedback(tmp_path):
+    """Labels 0/1 of a classifier's predictions are ground truth, not good/bad judgements."""
+    frame = _requests(canary=True)
+    frame["prediction"] = "1"
+    con = _case(tmp_path, requests=frame.drop(columns=["_bad", "input_tokens",
+                                                       "finish_reason"]),
+                labels=pd.DataFrame({"request_id": frame["request_id"],
+                                     "label": np.where(frame["_bad"], "0", "1")}))
+    r = fb.feedback(con, BASELINE, INCIDENT)
+    assert r.table.empty and r.findings() == []
+    assert "model.performance" in next(g.reason for g in r.not_assessed
+                                       if g.check == "model.feedback:labels")

@@ -167,22 +167,37 @@ def test_release_is_reported_as_artifact_change(tmp_path):
 def test_missing_columns_are_not_assessed(tmp_path):
     ts = T0 + pd.to_timedelta(np.arange(100) * 360, unit="s")
     con = _case(tmp_path, pd.DataFrame({"request_id": range(100), "ts": ts,
-                                        "latency_ms": 1.0}))
+                                        "latency_ms": 1.0, "client_version": "c1"}))
     r = pm.prompt_mix(con, BASELINE, INCIDENT)
     assert r.table.empty and r.findings() == []
-    reasons = " ".join(g.reason for g in r.not_assessed)
-    assert "input_tokens" in reasons and "adapter" in reasons
+    assert "no generative request" in r.not_assessed[0].reason
+
+
+def test_classifier_requests_are_not_read(tmp_path):
+    """A case serving a classifier and a generative endpoint: only the token-carrying rows
+    count (the classifier's client mix moved; the generative one did not)."""
+    rng = np.random.default_rng(2)
+    gen = _requests(rng.integers(100, 200, 300), rng.integers(100, 200, 300),
+                    base_adapters=["a"] * 300, inc_adapters=["a"] * 300)
+    gen["client_version"] = "g1"
+    cls = gen[["ts"]].copy()
+    cls["request_id"] = [f"c{k}" for k in range(600)]
+    cls["client_version"] = ["c1"] * 300 + ["c2"] * 300
+    con = _case(tmp_path, pd.concat([gen, cls], ignore_index=True))
+    r = pm.prompt_mix(con, BASELINE, INCIDENT)
+    assert r.findings() == [] and r.row("client_version")["n_incident"] == 300
 
 
 def test_mix_only_case_says_length_not_assessed(tmp_path):
     ts = T0 + pd.to_timedelta(np.arange(200) * 180, unit="s")
     adapters = ["a"] * 100 + ["b"] * 100
     con = _case(tmp_path, pd.DataFrame({"request_id": range(200), "ts": ts,
-                                        "adapter": adapters}))
+                                        "output_tokens": 50, "adapter": adapters}))
     r = pm.prompt_mix(con, BASELINE, INCIDENT)
     assert [g.check for g in r.not_assessed] == ["data.prompt_mix:length"]
     assert [f.id for f in r.findings()] == ["data.mix_shift"]
     assert r.findings()[0].evidence["unseen_share"] == 1.0
+    assert r.findings()[0].evidence["release_attribute"] is False
 
 
 def test_id_like_attribute_is_not_a_mix(tmp_path):

@@ -17,8 +17,11 @@ From those counts, exactly:
 * per time bucket: requests, mean prompt and output length, PSI of the bucket against the
   baseline bins (buckets with at least 30 requests).
 
+Only generative requests are read (those with ``input_tokens`` or ``output_tokens``); a case
+without any is not assessed (a classifier's input mix is ``data.drift``'s).
+
 **Mix** of each categorical request attribute in ``attributes`` (default ``adapter``,
-``endpoint``, ``client_version``, ``model_name``; those with values): counts per window and
+``endpoint``, ``tenant`` (a column the mapping kept), ``client_version``; those with values): counts per window and
 value (``histogram`` in one scan), **chi-square** test of the 2 x K table (no continuity
 correction), **JS distance** (base 2), the share of incident requests whose value never served
 in the baseline, and per time bucket the JS distance against the baseline mix. An attribute
@@ -44,8 +47,9 @@ mean), ``output_psi``, ``output_ratio`` (mean output tokens, incident / baseline
 JS >= 0.1 and chi-square p-value below 1e-3; high from JS 0.25, else medium. Evidence:
 ``attribute``, ``js``, ``chi2``, ``pvalue``, ``dof``, ``unseen_share``, ``movers`` (the five
 values whose share moved most: ``{value, share_baseline, share_incident}``), ``attributes``
-(every shifted attribute -> ``{js, pvalue}``), ``artifact_changed``, ``events``,
-``new_versions``.
+(every shifted attribute -> ``{js, pvalue}``), ``release_attribute`` (True when the attribute is
+a version column, ``client_version``, with values new in the incident: a release rather than a
+population move), ``artifact_changed``, ``events``, ``new_versions``.
 
 Onsets come from the per-bucket mean prompt length and the per-bucket JS distance of the mix
 (buckets with at least 5 requests), fitted as a ramp after the baseline.
@@ -87,7 +91,9 @@ MAJOR_JS = 0.25
 ALPHA = 1e-3
 #: An attribute with more distinct values than this is an id, not a mix.
 MAX_CATEGORIES = 200
-DEFAULT_ATTRIBUTES = ("adapter", "endpoint", "client_version", "model_name")
+DEFAULT_ATTRIBUTES = ("adapter", "endpoint", "tenant", "client_version")
+#: A request with one of these is generative (the only requests this diagnostic reads).
+TOKEN_COLUMNS = ("input_tokens", "output_tokens")
 VERSION_COLUMNS = ("model_version", "pipeline_version", "client_version", "template_version")
 RELEASE_KINDS = ("deploy", "rollback", "config_change")
 _DECILES = np.linspace(0.1, 0.9, 9)
@@ -215,6 +221,8 @@ class PromptMixResult(DiagnosticResult):
             evidence={"attribute": attribute, "js": js, "chi2": float(top["chi2"]),
                       "pvalue": float(top["pvalue"]), "dof": int(top["dof"]),
                       "unseen_share": float(top["unseen_share"]), "movers": movers,
+                      "release_attribute": bool(attribute in VERSION_COLUMNS
+                                                and top["unseen_share"] > 0),
                       "attributes": {str(r.quantity): {"js": float(r.js),
                                                        "pvalue": float(r.pvalue)}
                                      for r in mixes.itertuples()},
@@ -303,9 +311,14 @@ def prompt_mix(
     base = dict(baseline=baseline, incident=incident)
     if not case.has("requests"):
         return PromptMixResult(**base, not_assessed=(NotAssessed(ID, "the case has no requests"),))
+    columns = case.columns["requests"]
+    if not any(c in columns for c in TOKEN_COLUMNS):
+        return PromptMixResult(**base, not_assessed=(NotAssessed(
+            ID, "no generative request: requests carry no input_tokens or output_tokens (a "
+                "classifier's input mix is data.drift's)"),))
     wanted = DEFAULT_ATTRIBUTES if attributes is None else tuple(attributes)
-    present = [a for a in wanted if a in case.columns["requests"]]
-    has_length = "input_tokens" in case.columns["requests"]
+    present = [a for a in wanted if a in columns]
+    has_length = "input_tokens" in columns
     gaps: list[NotAssessed] = []
     if not has_length:
         gaps.append(NotAssessed(f"{ID}:length", "requests carry no input_tokens"))
@@ -322,7 +335,8 @@ def prompt_mix(
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
     requests = case.table("requests")
-    rows = requests.filter(within(requests.ts, span))
+    generative = ibis.or_(*(requests[c].notnull() for c in TOKEN_COLUMNS if c in columns))
+    rows = requests.filter(within(requests.ts, span) & generative)
     rows = rows.mutate(_window=window_label(rows.ts, baseline, incident),
                        _bucket=bucket_expr(rows.ts, width))
     in_windows = rows.filter(rows._window.notnull())

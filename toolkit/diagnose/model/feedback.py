@@ -2,8 +2,10 @@
 
 Recipes
 -------
-Requests of the windows are joined with their latest label (``labels``: user feedback or an
-eval score per ``request_id``; :func:`~.._labels.latest_labels`) in the engine. The labels are
+Generative requests of the windows (with ``input_tokens``, ``output_tokens`` or
+``finish_reason``, and no ``prediction``: a classifier's labels are ground truth, read by
+``model.performance``) are joined with their latest label (``labels``: user feedback or an eval
+score per ``request_id``; :func:`~.._labels.latest_labels`) in the engine. The labels are
 read as one of two kinds, decided from their distinct values (counted in the engine):
 
 * **judgements**: every label is in :data:`GOOD` or :data:`BAD` (case-insensitive;
@@ -90,6 +92,8 @@ MAJOR_REFUSAL_RISE = 0.05
 ALPHA = 1e-3
 Z = 1.959964
 _NONE = "(none)"
+#: A request with one of these (and no ``prediction``) is generative: its label is feedback.
+GENERATIVE_COLUMNS = ("input_tokens", "output_tokens", "finish_reason")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -400,9 +404,16 @@ def feedback(
     if not case.has("labels"):
         gaps.append(NotAssessed(f"{ID}:labels", "the case has no labels (feedback or eval "
                                                 "scores)"))
+    elif not any(c in columns for c in GENERATIVE_COLUMNS):
+        gaps.append(NotAssessed(f"{ID}:labels", "no generative request (none carries "
+                                + ", ".join(GENERATIVE_COLUMNS) + "): the labels of a "
+                                "classifier or a regression are model.performance's"))
     else:
         labels = latest_labels(case)
-        joined = rows.inner_join(labels, "request_id")
+        generative = ibis.or_(*(rows[c].notnull() for c in GENERATIVE_COLUMNS if c in columns))
+        if "prediction" in columns:
+            generative = generative & rows.prediction.isnull()
+        joined = rows.filter(generative).inner_join(labels, "request_id")
         metric, reason = _label_kind(record, joined)
         if reason:
             gaps.append(NotAssessed(f"{ID}:labels", reason))

@@ -34,11 +34,13 @@ from toolkit.diagnose.infra.prefill import PrefillResult, prefill_interference
 from toolkit.diagnose.infra.token_latency import TokenLatencyResult, token_latency
 from toolkit.diagnose.integration.cache import CacheStalenessResult, cache_staleness
 from toolkit.diagnose.integration.client_errors import ClientErrorsResult, errors_by_client
+from toolkit.diagnose.integration.generation import GenerationResult, generation
 from toolkit.diagnose.integration.prefix_cache import PrefixCacheResult, prefix_cache
 from toolkit.diagnose.integration.timeouts import TimeoutResult, timeout_budget
 from toolkit.diagnose.integration.versions import VersionMatrixResult, version_matrix
 from toolkit.diagnose.model.calibration import CalibrationResult, calibration
 from toolkit.diagnose.model.estimation import EstimationResult, estimation
+from toolkit.diagnose.model.feedback import FeedbackResult, feedback
 from toolkit.diagnose.model.ood import OODResult, ood_bursts
 from toolkit.diagnose.model.performance import PerformanceResult, model_performance
 from toolkit.diagnose.model.prediction_shift import PredictionShiftResult, prediction_shift
@@ -57,6 +59,7 @@ register("model.calibration", calibration)
 register("model.estimation", estimation)
 register("model.prediction_shift", prediction_shift)
 register("model.ood", ood_bursts)
+register("model.feedback", feedback)
 register("infra.latency", latency_profile)
 register("infra.capacity", latency_vs_concurrency)
 register("infra.memory", memory_pressure)
@@ -72,6 +75,7 @@ register("integration.client_errors", errors_by_client)
 register("integration.timeouts", timeout_budget)
 register("integration.cache", cache_staleness)
 register("integration.prefix_cache", prefix_cache)
+register("integration.generation", generation)
 
 __all__ = [
     "REGISTRY",
@@ -130,6 +134,10 @@ __all__ = [
     "PromptMixResult",
     "prefix_cache",
     "PrefixCacheResult",
+    "generation",
+    "GenerationResult",
+    "feedback",
+    "FeedbackResult",
     "token_latency",
     "TokenLatencyResult",
     "kv_cache_pressure",

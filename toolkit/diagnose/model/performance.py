@@ -311,16 +311,16 @@ def model_performance(
     score_is, positive = case.score_semantics(score_is, positive)
     check_option("score_is", score_is, SCORE_IS)
     base = dict(baseline=baseline, incident=incident, score_is=score_is)
-    if not case.has("requests", "prediction"):
-        return PerformanceResult(**base, not_assessed=(
-            NotAssessed(ID, "requests carry no predictions"),))
-    if not case.has("labels"):
-        return PerformanceResult(**base, not_assessed=(NotAssessed(ID, "the case has no labels"),))
     info = case.task
     if info.task == "generative":
         return PerformanceResult(**base, task=info.task, not_assessed=(NotAssessed(
             ID, "generative endpoints: accuracy needs a predicted class or value (this "
             "diagnostic assesses binary, multiclass and regression tasks)"),))
+    if not case.has("requests", "prediction"):
+        return PerformanceResult(**base, not_assessed=(
+            NotAssessed(ID, "requests carry no predictions"),))
+    if not case.has("labels"):
+        return PerformanceResult(**base, not_assessed=(NotAssessed(ID, "the case has no labels"),))
     if info.task in ("multiclass", "regression"):
         run = _multiclass if info.task == "multiclass" else _regression
         return run(case, base, info, bucket)

@@ -1,0 +1,122 @@
+"""Task per endpoint: declared in the endpoints catalog, else inferred in the engine."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from tests.diagnose.conftest import make_case
+from toolkit.diagnose._case import case_view
+
+tasks_module = importlib.import_module("toolkit.diagnose._tasks")
+TS = pd.Timestamp("2026-03-01", tz="UTC")
+
+
+def _requests(endpoint, predictions, **extra):
+    n = len(predictions)
+    return pd.DataFrame({"request_id": [f"{endpoint}{i}" for i in range(n)], "ts": TS,
+                         "endpoint": endpoint, "prediction": predictions, **extra})
+
+
+def test_each_endpoint_gets_its_inferred_task():
+    rng = np.random.default_rng(0)
+    frames = [
+        _requests("bin", ["0", "1"] * 50),
+        _requests("multi", ["cat", "dog", "cow", "dog"] * 25),
+        _requests("reg", rng.normal(50, 10, 100).round(3)),
+        # integers, but more distinct values than classes could be: a count regression
+        _requests("counts", np.arange(300)),
+        _requests("digits", [str(d) for d in range(10)] * 10),
+    ]
+    gen = pd.DataFrame({"request_id": [f"g{i}" for i in range(40)], "ts": TS, "endpoint": "gen",
+                        "input_tokens": 100, "output_tokens": 20})
+    con = make_case(requests=pd.concat([*frames, gen], ignore_index=True))
+    tasks = case_view(con).tasks
+    assert {e: t.task for e, t in tasks.items()} == {
+        "bin": "binary", "multi": "multiclass", "reg": "regression", "counts": "regression",
+        "digits": "multiclass", "gen": "generative"}
+    assert tasks["multi"].classes == ("cat", "cow", "dog")
+    assert tasks["digits"].classes == tuple(str(d) for d in range(10))
+    assert tasks["reg"].classes == () and tasks["gen"].classes == ()
+    assert all(t.source == "inferred" for t in tasks.values())
+    assert tasks["counts"].requests == 300
+
+
+def test_labels_add_classes_and_decide_numbers():
+    # predictions only ever say two classes; the labels show a third: multiclass
+    requests = _requests("e", ["a", "b"] * 30)
+    labels = pd.DataFrame({"request_id": requests["request_id"], "label": ["a", "b", "c"] * 20})
+    tasks = case_view(make_case(requests=requests, labels=labels)).tasks
+    assert tasks["e"].task == "multiclass" and tasks["e"].classes == ("a", "b", "c")
+    # integral predictions with fractional labels: a regression
+    requests = _requests("r", [1, 2, 3] * 20)
+    labels = pd.DataFrame({"request_id": requests["request_id"], "label": [1.5, 2.25, 3] * 20})
+    assert case_view(make_case(requests=requests, labels=labels)).tasks["r"].task == "regression"
+    # fractional predictions but a label that is no number: classes, not a regression
+    requests = _requests("x", [0.5, 1.5] * 30)
+    labels = pd.DataFrame({"request_id": requests["request_id"],
+                           "label": ["0.5"] * 59 + ["unknown"]})
+    x = case_view(make_case(requests=requests, labels=labels)).tasks["x"]
+    assert x.task == "multiclass" and x.classes == ("0.5", "1.5", "unknown")
+
+
+def test_labels_are_profiled_per_endpoint():
+    requests = pd.concat([_requests("one", ["a", "b"] * 20), _requests("two", ["a", "b"] * 20)],
+                         ignore_index=True)
+    # only endpoint two's labels hold a third class
+    label = ["a"] * 40 + ["a", "b", "c", "b"] * 10
+    con = make_case(requests=requests, labels=pd.DataFrame(
+        {"request_id": requests["request_id"], "label": label}))
+    tasks = case_view(con).tasks
+    assert tasks["one"].task == "binary" and tasks["one"].classes == ("a", "b")
+    assert tasks["two"].task == "multiclass" and tasks["two"].classes == ("a", "b", "c")
+
+
+def test_a_declaration_wins_and_carries_its_facts():
+    requests = pd.concat([_requests("e", ["1", "2", "3"] * 20),
+                          _requests("f", ["0", "1"] * 20)], ignore_index=True)
+    endpoints = pd.DataFrame({"endpoint": ["e", "f", "declared_only"],
+                              "task": ["regression", "binary", "multiclass"],
+                              "positive_class": [None, "1", None],
+                              "classes": [None, None, json.dumps(["z", "y", "x"])],
+                              "interval_coverage": [0.9, None, None]})
+    tasks = case_view(make_case(requests=requests, endpoints=endpoints)).tasks
+    assert tasks["e"].task == "regression" and tasks["e"].source == "declared"
+    assert tasks["e"].interval_coverage == 0.9 and tasks["e"].classes == ()
+    assert tasks["f"].positive_class == "1" and tasks["f"].classes == ("0", "1")
+    assert tasks["declared_only"].classes == ("x", "y", "z")
+    assert tasks["declared_only"].requests == 0
+
+
+def test_requests_without_endpoint_and_the_main_task():
+    requests = pd.DataFrame({"request_id": [f"r{i}" for i in range(90)], "ts": TS,
+                             "prediction": ["a", "b", "c"] * 30})
+    view = case_view(make_case(requests=requests))
+    assert list(view.tasks) == [None]
+    assert view.task.task == "multiclass" and view.task.endpoints == (None,)
+    # two multiclass endpoints outweigh one binary endpoint: merged classes, both endpoints
+    requests = pd.concat([_requests("m1", ["a", "b", "c"] * 10), _requests("m2", ["c", "d", "e"] * 10),
+                          _requests("b", ["0", "1"] * 20)], ignore_index=True)
+    main = case_view(make_case(requests=requests)).task
+    assert main.task == "multiclass" and main.requests == 60
+    assert main.classes == ("a", "b", "c", "d", "e") and set(main.endpoints) == {"m1", "m2"}
+
+
+def test_a_case_without_requests_is_binary_by_default():
+    view = case_view(make_case())
+    assert view.tasks == {} and view.task.task == "binary"
+
+
+def test_class_scores_reads_any_class_name():
+    con = make_case(requests=pd.DataFrame({
+        "request_id": ["a", "b", "c"], "ts": TS,
+        "scores": [json.dumps({'it"s': 0.25, "a/b~c": 0.75}), json.dumps({"a/b~c": 1.0}), None]}))
+    view = case_view(con)
+    t = view.table("requests")
+    p = tasks_module.class_scores(t.scores, ('it"s', "a/b~c"))
+    got = t.select("request_id", q=p[0], r=p[1]).order_by("request_id").execute()
+    assert got["q"].tolist()[:2] == [0.25, 0.0] and got["r"].tolist()[:2] == [0.75, 1.0]
+    assert got[["q", "r"]].iloc[2].isna().all()  # no scores: unknown, not 0

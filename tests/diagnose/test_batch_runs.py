@@ -60,9 +60,10 @@ def test_failures_at_run_three_against_scipy():
     assert t["run"].tolist() == [1, 2, 3, 4]
     assert t["job"].tolist() == [f"score-2026-03-0{d}" for d in (1, 2, 3, 4)]
     assert t["failures"].tolist() == [2, 2, 60, 3]
-    # each run against the runs before it, pooled: one-sided Fisher, then Holm over runs 2-4
+    # each run against the healthy runs before it, pooled (run 4 against runs 1-2, not 3):
+    # one-sided Fisher, then Holm over runs 2-4
     p = [stats.fisher_exact([[k, n - k], [kb, nb - kb]], alternative="greater").pvalue
-         for k, n, kb, nb in ((2, 400, 2, 400), (60, 400, 4, 800), (3, 400, 64, 1200))]
+         for k, n, kb, nb in ((2, 400, 2, 400), (60, 400, 4, 800), (3, 400, 4, 800))]
     np.testing.assert_allclose(t["failure_pvalue"].iloc[1:], p, rtol=1e-9)
     adjusted = multipletests(p, method="holm")[1]
     np.testing.assert_allclose(t["failure_p_adjusted"].iloc[1:], adjusted, rtol=1e-9)
@@ -76,6 +77,16 @@ def test_failures_at_run_three_against_scipy():
     assert f.severity == "high"  # 15% >= max(5 x 0.5%, 0.5% + 5 points)
     assert "score-2026-03-03" in f.summary and "15.0%" in f.summary
     assert not t["partial"].any() and t["retry_of"].isna().all()
+
+
+def test_a_second_bad_run_is_compared_with_the_healthy_runs():
+    # pooled with run 3 (104 of 1,200 before it), run 4's 10% would not stand out
+    con = _case(_run(1), _run(2), _run(3, failures=100), _run(4, failures=40))
+    t = run_over_run(con, BASELINE, INCIDENT).table
+    assert t["failure_flagged"].tolist() == [False, False, True, True]
+    assert t["prior_failure_rate"].iloc[3] == pytest.approx(4 / 800)
+    p4 = stats.fisher_exact([[40, 360], [4, 796]], alternative="greater").pvalue
+    assert t["failure_pvalue"].iloc[3] == pytest.approx(p4, rel=1e-9)
 
 
 def test_a_run_that_fails_no_more_than_before_is_not_flagged():
@@ -144,7 +155,7 @@ def test_accuracy_drop_at_run_three_after_a_model_change_without_drift():
     t = result.table
     np.testing.assert_allclose(t["accuracy"], [0.9, 0.91, 0.75, 0.74])
     p = [stats.fisher_exact([[w, 400 - w], [wb, nb - wb]], alternative="greater").pvalue
-         for w, wb, nb in ((36, 40, 400), (100, 76, 800), (104, 176, 1200))]
+         for w, wb, nb in ((36, 40, 400), (100, 76, 800), (104, 76, 800))]
     np.testing.assert_allclose(t["accuracy_pvalue"].iloc[1:], p, rtol=1e-9)
     np.testing.assert_allclose(t["accuracy_p_adjusted"].iloc[1:],
                                multipletests(p, method="holm")[1], rtol=1e-9)

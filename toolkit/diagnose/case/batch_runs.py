@@ -40,10 +40,12 @@ most 50 values), accuracy (requests joined with their latest label: ``prediction
 not for regression or generative endpoints), request ids seen in more than one run, and the
 feature histograms below.
 
-*Failures run over run.* Run ``r`` (from the second) against all runs before it pooled: ``k``
+*Failures run over run.* Run ``r`` (from the second) against the runs before it pooled: ``k``
 failures in ``n`` outcomes, against ``K`` in ``N`` before; one-sided Fisher exact test
 (``P(X >= k)``, ``X ~ Hypergeometric(n + N, k + K, n)``, :func:`.segments.fisher_greater`);
-Holm's step-down over the runs tested. Flagged when ``p_adjusted < alpha`` (0.01),
+Holm's step-down over the runs tested. Two passes: the first pools every earlier run, the
+second only the earlier runs the first did not flag, so that a run after a bad one is compared
+with the healthy runs (a second bad run is not hidden by the first). Flagged when ``p_adjusted < alpha`` (0.01),
 ``k >= min_failures`` (5) and the rate at least twice the earlier runs'. Severity: **high**
 when the rate is at least ``max(5 x before, before + 0.05)``, **medium** when it exceeds the
 earlier rate by at least 1 point, else **low**.
@@ -51,7 +53,7 @@ earlier rate by at least 1 point, else **low**.
 *Accuracy run over run.* The same test on the wrong predictions among labelled rows (more
 errors than before), Holm over the runs tested; flagged when ``p_adjusted < alpha``, at least
 ``min_failures`` wrong predictions and accuracy at least ``min_accuracy_drop`` (0.02) below
-the earlier runs'; **high** from a 10-point drop, else **medium**.
+the earlier runs'; **high** from a 5-point drop, else **medium**.
 
 *Partial runs.* A run with fewer rows than ``partial_share`` (0.5) of the median run's; the
 share is in the table and the evidence. **medium** below 0.2, else **low**.
@@ -133,7 +135,7 @@ STRONG_RATIO = 5.0
 STRONG_EXCESS = 0.05
 MEDIUM_EXCESS = 0.01
 MIN_ACCURACY_DROP = 0.02
-HIGH_ACCURACY_DROP = 0.10
+HIGH_ACCURACY_DROP = 0.05
 PARTIAL_SHARE = 0.5
 PARTIAL_MEDIUM = 0.2
 RETRY_SHARE = 0.5
@@ -223,7 +225,8 @@ class BatchRunsResult(DiagnosticResult):
         return {"new_versions": versions, "events": events,
                 "model_changed": "model" in artifacts,
                 "pipeline_changed": "pipeline" in artifacts,
-                "client_changed": "client" in artifacts}
+                "client_changed": "client" in artifacts,
+                "artifact_changed": bool(versions or events)}
 
     def _failure_finding(self) -> Finding | None:
         t = self.table
@@ -680,25 +683,46 @@ def _per_run(record: Recorder, t: ibis.Table, cols: dict[str, str], features: li
     return frame
 
 
+def _against_earlier(k: np.ndarray, n: np.ndarray, alpha: float, flag) -> dict[str, Any]:
+    """Each run's ``k`` of ``n`` against the earlier runs pooled, in two passes.
+
+    Pass 1 pools every earlier run; pass 2 pools the earlier runs pass 1 did not flag, so a run
+    after a bad one is compared with the healthy runs, not with the bad one too. One-sided
+    Fisher (``P(X >= k)``), Holm over the runs tested; ``flag(k, n, rate_before, adjusted)``
+    decides. Returns the pooled rate before, the p-values, the adjusted ones and the flags.
+    """
+    healthy = np.ones(len(k), dtype=bool)
+    for _ in range(2):
+        big_k = np.concatenate([[0.0], np.cumsum(np.where(healthy, k, 0.0))[:-1]])
+        big_n = np.concatenate([[0.0], np.cumsum(np.where(healthy, n, 0.0))[:-1]])
+        testable = (n > 0) & (big_n > 0)
+        p = np.full(len(k), np.nan)
+        p[testable] = fisher_greater(k[testable], n[testable], (k + big_k)[testable],
+                                     (n + big_n)[testable])
+        adjusted = np.full(len(k), np.nan)
+        adjusted[testable] = holm(p[testable])
+        with np.errstate(all="ignore"):
+            before = np.where(big_n > 0, big_k / big_n, np.nan)
+        flagged = testable & flag(k, n, before, np.nan_to_num(adjusted, nan=1.0))
+        healthy = ~flagged
+    return {"before": before, "pvalue": p, "adjusted": adjusted, "flagged": flagged}
+
+
 def _failures_test(table: pd.DataFrame, alpha: float, min_failures: int) -> None:
-    """Each run's failures against the runs before it pooled (one-sided Fisher, Holm)."""
+    """Each run's failures against the healthy runs before it (:func:`_against_earlier`)."""
     k, n = table["failures"].to_numpy(float), table["outcomes"].to_numpy(float)
-    big_k = np.concatenate([[0.0], np.cumsum(k)[:-1]])
-    big_n = np.concatenate([[0.0], np.cumsum(n)[:-1]])
-    testable = (n > 0) & (big_n > 0)
-    p = np.full(len(table), np.nan)
-    p[testable] = fisher_greater(k[testable], n[testable], (k + big_k)[testable],
-                                 (n + big_n)[testable])
-    adjusted = np.full(len(table), np.nan)
-    adjusted[testable] = holm(p[testable])
-    with np.errstate(all="ignore"):
-        before = np.where(big_n > 0, big_k / big_n, np.nan)
-        rate = np.where(n > 0, k / n, 0.0)
-    table["prior_failure_rate"] = before
-    table["failure_pvalue"] = p
-    table["failure_p_adjusted"] = adjusted
-    table["failure_flagged"] = (testable & (adjusted < alpha) & (k >= min_failures)
-                                & (rate >= RATE_RATIO * np.nan_to_num(before)))
+
+    def flag(k, n, before, adjusted):
+        with np.errstate(all="ignore"):
+            rate = np.where(n > 0, k / n, 0.0)
+        return (adjusted < alpha) & (k >= min_failures) & \
+            (rate >= RATE_RATIO * np.nan_to_num(before))
+
+    out = _against_earlier(k, n, alpha, flag)
+    table["prior_failure_rate"] = out["before"]
+    table["failure_pvalue"] = out["pvalue"]
+    table["failure_p_adjusted"] = out["adjusted"]
+    table["failure_flagged"] = out["flagged"]
 
 
 def _accuracy(case: CaseView, record: Recorder, t: ibis.Table, cols: dict[str, str],
@@ -735,26 +759,23 @@ def _tasks(case: CaseView) -> set[str]:
 
 def _accuracy_test(table: pd.DataFrame, alpha: float, min_failures: int,
                    min_drop: float) -> None:
-    """Each run's wrong predictions against the runs before it pooled (Fisher, Holm)."""
+    """Each run's wrong predictions against the healthy runs before it
+    (:func:`_against_earlier`)."""
     n = table["labelled"].to_numpy(float)
     wrong = n - table["correct"].to_numpy(float)
-    big_n = np.concatenate([[0.0], np.cumsum(n)[:-1]])
-    big_w = np.concatenate([[0.0], np.cumsum(wrong)[:-1]])
+
+    def flag(k, n, before, adjusted):
+        with np.errstate(all="ignore"):
+            drop = np.where(n > 0, k / n, 0.0) - np.nan_to_num(before)
+        return (adjusted < alpha) & (k >= min_failures) & (drop >= min_drop)
+
+    out = _against_earlier(wrong, n, alpha, flag)
     with np.errstate(all="ignore"):
-        accuracy = np.where(n > 0, 1 - wrong / n, np.nan)
-        before = np.where(big_n > 0, 1 - big_w / big_n, np.nan)
-    testable = (n > 0) & (big_n > 0)
-    p = np.full(len(table), np.nan)
-    p[testable] = fisher_greater(wrong[testable], n[testable], (wrong + big_w)[testable],
-                                 (n + big_n)[testable])
-    adjusted = np.full(len(table), np.nan)
-    adjusted[testable] = holm(p[testable])
-    table["accuracy"] = accuracy
-    table["prior_accuracy"] = before
-    table["accuracy_pvalue"] = p
-    table["accuracy_p_adjusted"] = adjusted
-    table["accuracy_flagged"] = (testable & (adjusted < alpha) & (wrong >= min_failures)
-                                 & (np.nan_to_num(before - accuracy) >= min_drop))
+        table["accuracy"] = np.where(n > 0, 1 - wrong / n, np.nan)
+    table["prior_accuracy"] = 1 - out["before"]
+    table["accuracy_pvalue"] = out["pvalue"]
+    table["accuracy_p_adjusted"] = out["adjusted"]
+    table["accuracy_flagged"] = out["flagged"]
 
 
 def _retries(record: Recorder, t: ibis.Table, table: pd.DataFrame, fingerprint: bool,

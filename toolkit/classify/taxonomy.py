@@ -47,12 +47,11 @@ TASK_FINDINGS: dict[str, frozenset[str]] = {
     "generative": frozenset({
         "infrastructure.ttft_regression", "infrastructure.tpot_regression",
         "infrastructure.goodput_drop", "infrastructure.kv_cache_pressure",
-        "infrastructure.prefill_interference", "infrastructure.context_errors",
-        "infrastructure.long_prompt_errors", "infrastructure.oom_long_prompts",
+        "infrastructure.prefill_interference", "infrastructure.long_prompt_errors",
         "data.prompt_length_shift", "integration.prefix_cache_drop",
         "integration.truncation_rise", "integration.sampling_params_changed",
         "integration.template_outside_lineage", "integration.output_length_shift",
-        "model.feedback_drop", "model.refusal_rise",
+        "model.feedback_regression", "model.feedback_drop", "model.refusal_rise",
     }),
 }
 #: Verdict when the logs show no incident.

@@ -47,7 +47,7 @@ from toolkit.errors import InvalidParameterError
 
 __all__ = ["evaluate", "EvaluationReport", "TUNING_SEEDS", "REPORT_SEEDS",
            "VARIED_TUNING_SEEDS", "VARIED_REPORT_SEEDS", "bootstrap_interval", "macro_f1",
-           "window_iou", "seeds_for", "TASK_TUNING_SEEDS", "TASK_REPORT_SEEDS", "TASKS"]
+           "window_iou", "seeds_for", "check_suite", "TASK_TUNING_SEEDS", "TASK_REPORT_SEEDS", "TASKS"]
 
 #: Classic world: seeds the rules and the window detector were tuned on.
 TUNING_SEEDS = tuple(range(1, 16))
@@ -199,11 +199,7 @@ def evaluate(
         Unknown world or task, a mode the task does not simulate, the varied world with
         another task than binary, or a tuning seed in a report run.
     """
-    from toolkit.simulate.case import task_modes
-
-    if task != "binary" and world != "classic":
-        raise InvalidParameterError(f"The {task} service is simulated in the classic world "
-                                    "only; leave out world='varied'.")
+    modes = check_suite(world, task, modes)
     tuning_seeds = seeds_for(world, tuning=True, task=task)
     seeds = tuple(seeds) if seeds is not None else seeds_for(world, task=task)
     if not tuning:
@@ -214,24 +210,17 @@ def evaluate(
                 f"Seeds {', '.join(map(str, bad))} are tuning seeds of {where} "
                 f"({tuning_seeds[0]}-{tuning_seeds[-1]}); report on others, or mark the run "
                 "as a tuning run.")
-    offered = task_modes(task)
-    modes = list(modes) if modes is not None else list(offered)
-    unknown = [m for m in modes if m not in offered]
-    if unknown:
-        raise InvalidParameterError(
-            f"The {task} service does not simulate {', '.join(unknown)}. Its modes: "
-            f"{', '.join(offered)}.")
-    tasks = [(mode, seed, rows, given_window, world, task) for mode in modes for seed in seeds]
+    specs = [(mode, seed, rows, given_window, world, task) for mode in modes for seed in seeds]
     outcomes = []
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for outcome in pool.map(_run_case, tasks):
+            for outcome in pool.map(_run_case, specs):
                 outcomes.append(outcome)
                 if progress:
                     progress(outcome)
     else:
-        for task in tasks:
-            outcome = _run_case(task)
+        for spec in specs:
+            outcome = _run_case(spec)
             outcomes.append(outcome)
             if progress:
                 progress(outcome)
@@ -240,6 +229,37 @@ def evaluate(
     summary, intervals = _summary(report)
     return EvaluationReport(report.outcomes, given_window, rows, seeds, summary, world, tuning,
                             intervals, task)
+
+
+def check_suite(world: str, task: str, modes: Iterable[str] | None = None) -> list[str]:
+    """The failure modes of a suite: ``modes``, checked against what the ``task``'s simulator
+    offers, or all of them (and ``none``) by default.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown world or task, a task other than binary in the varied world, or a mode the
+        task's service does not simulate.
+
+    Examples
+    --------
+    >>> check_suite("classic", "regression")[:2]
+    ['covariate_shift', 'concept_drift']
+    """
+    from toolkit.simulate.case import task_modes
+
+    seeds_for(world, task=task)  # checks both names
+    if task != "binary" and world != "classic":
+        raise InvalidParameterError(f"The {task} service is simulated in the classic world "
+                                    "only; leave out the varied world.")
+    offered = task_modes(task)
+    chosen = list(modes) if modes is not None else list(offered)
+    unknown = [m for m in chosen if m not in offered]
+    if unknown:
+        raise InvalidParameterError(
+            f"The {task} service does not simulate {', '.join(unknown)}. Its modes: "
+            f"{', '.join(offered)}.")
+    return chosen
 
 
 def _ingest(case: Any, folder: str):

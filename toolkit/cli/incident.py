@@ -166,13 +166,14 @@ def evaluate(
     """Score the classifier on simulated incidents of every failure mode."""
     from rich.table import Table
 
-    from toolkit.evaluate import CI_LEVEL, seeds_for, write_report
+    from toolkit.evaluate import CI_LEVEL, check_suite, seeds_for, write_report
     from toolkit.evaluate import evaluate as run
 
     with usage_errors():
         seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else \
             list(seeds_for(world, task=task))
-    mode_list = [m.strip() for m in modes.split(",")] if modes else None
+        mode_list = check_suite(world, task, [m.strip() for m in modes.split(",")]
+                                if modes else None)
     done = []
 
     def tick(outcome) -> None:

@@ -36,6 +36,39 @@ rate, so a 96%-accurate model sits near 0.005), which is why the rule is relativ
 includes the accuracy change (a calibration collapse keeps accuracy within 1-2 points) and the
 confident-error shares; the versions compared are named when a new model version serves the
 incident.
+
+**Tasks** (the case's main task, :attr:`CaseView.task`): ``binary`` (above, unchanged),
+``multiclass`` and ``regression``; ``generative`` is not assessed, with the reason.
+
+* **multiclass**: everything above on the top label (``score``, the confidence in the
+  prediction), plus the **classwise ECE** from ``scores`` (Kull et al. 2019): for each class
+  ``k``, ``ECE_k = sum_b (n_b / n) |freq_b - conf_b|`` with forecast ``p_k`` (0 when missing
+  from a row's object) and outcome ``[label == k]`` on the same equal-width ``bins``; the
+  classwise ECE is the mean over the task's classes (``classwise``, ``class_bins`` for the
+  per-class reliability diagrams, ``classwise_ece`` per window). Without ``scores``:
+  ``model.calibration:classwise`` in ``not_assessed``.
+* **regression**: the coverage of ``[pred_lower, pred_upper]`` (labels inside, bounds
+  included) with Wilson intervals against the nominal coverage the ``endpoints`` catalog
+  declares (``shortfall = nominal - coverage``), the mean interval width, and the drift of
+  the residuals ``label - prediction`` (mean, spread, PSI and KS on the baseline's residual
+  deciles), per window, model version and time bucket.
+
+Findings keep the id ``model.calibration_shift`` with ``task`` in the evidence:
+
+* multiclass, ``basis = "top-label"``: the rule above; evidence adds ``task``,
+  ``classwise_ece_baseline``/``_incident``, ``worst_class`` and
+  ``worst_class_ece_baseline``/``_incident``. ``basis = "classwise"``: raised when only the
+  classwise ECE rises, by the same thresholds (statistic the incident classwise ECE); evidence
+  the same keys plus ``ece_baseline``/``_incident`` (top label), ``accuracy_change`` and
+  ``versions`` as above.
+* regression, ``basis = "interval_coverage"``: coverage fell by at least 5 points
+  (two-proportion z-test p < 0.001, at least 30 intervals per window; high from 15 points);
+  statistic the fall; evidence ``task``, ``coverage_baseline``/``_incident``, ``nominal``,
+  ``coverage_drop``, ``pvalue``, ``mean_width_baseline``/``_incident``,
+  ``residual_mean_baseline``/``_incident``, ``residual_sd_baseline``/``_incident``,
+  ``residual_psi``, ``mae_change`` (relative), ``accuracy_change`` (= -``mae_change``, so
+  that rules testing "accuracy held" read the error the same way) and ``versions``
+  (``before``, ``after``, ``first_seen_after``, ``coverage_before``, ``coverage_after``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,42 @@ Findings: ``model.accuracy_drop`` when incident accuracy is lower than baseline 
 least 3 points with a two-proportion z-test p < 0.001 (high from 8 points);
 ``model.version_regression`` when a model version serving in the incident is at least 3 points
 less accurate than the baseline's main version (p < 0.001; high from 8 points).
+
+**Tasks** (DESIGN section 3a; the case's main task, :attr:`CaseView.task`). Assessed:
+``binary`` (above, unchanged), ``multiclass`` and ``regression``; ``generative`` is not
+assessed, with the reason. In a case whose endpoints have different tasks, only the main
+task's endpoints are measured and the others are named in ``not_assessed``.
+
+* **multiclass**: accuracy (Wilson), macro and weighted precision / recall / F1 (the
+  ``precision``, ``recall`` and ``f1`` columns carry the macro averages), per-class precision
+  and recall with Wilson intervals (``per_class``), the confusion matrix per window
+  (``confusion``) and its change (``confusion_change``: for each true class, the share of its
+  rows predicted as each class in each window, the change and a two-proportion p-value), and
+  with ``scores`` the macro one-vs-rest ROC AUC and average precision (scikit-learn's
+  ``roc_auc_score(multi_class="ovr")``; scores rounded to 4 decimals in the engine, exact
+  for scores logged at that precision). Classes a window never saw as a label or prediction
+  do not enter its averages (scikit-learn's default ``labels``; ``zero_division=0``).
+* **regression**: ``prediction`` and ``label`` cast to numbers (rows where either is no
+  number are counted in ``not_assessed``, never mixed in); MAE, RMSE, bias (mean of
+  prediction - label) and MAPE (only when the smallest |label| is at least 1% of the mean
+  |label|) with 95% analytic intervals (central limit: mean +- 1.96 standard errors; RMSE from
+  the MSE's interval), per window, model version, time bucket and segment (``by_segment``:
+  endpoint, host, client and pipeline version).
+
+Findings keep the binary ids, with ``task`` in the evidence:
+
+* ``model.accuracy_drop`` multiclass: the binary rule on accuracy; evidence adds
+  ``task``, ``macro_f1_baseline``/``_incident``, ``weighted_f1_baseline``/``_incident`` and
+  ``moves`` (up to 3 ``{label, prediction, change}``: where true classes moved).
+  Regression: MAE up by at least 10% (Welch z-test on the mean absolute error p < 0.001; high
+  from 25%); statistic the relative MAE change; evidence ``task``, ``mae_baseline``,
+  ``mae_incident``, ``mae_change``, ``rmse_baseline``/``_incident``,
+  ``bias_baseline``/``_incident``, ``mape_baseline``/``_incident``, ``pvalue``,
+  ``labelled_incident``.
+* ``model.version_regression`` multiclass: the binary rule, evidence plus ``task``.
+  Regression: a version with at least 10% more MAE than the baseline's main version
+  (p < 0.001); evidence ``task``, ``version``, ``reference_version``, ``mae``,
+  ``reference_mae``, ``mae_change``, ``new_version``, ``first_seen``, ``pvalue``.
 """
 
 from __future__ import annotations

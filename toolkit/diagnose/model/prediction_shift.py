@@ -14,6 +14,27 @@ Recipes:
 Findings: ``model.prediction_shift`` (score PSI >= 0.1 or a class share moving by >= 5 points
 with p < 0.001; high from PSI 0.25 / 15 points; dated where the per-bucket score PSI starts to
 rise), ``model.concept_drift`` (high when the accuracy drop is high).
+
+**Tasks** (the case's main task): ``binary`` (above, unchanged), ``multiclass`` and
+``regression``; ``generative`` is not assessed, with the reason.
+
+* **multiclass**: the class mix per window, its chi-square test of independence (2 x K) and
+  Jensen-Shannon distance (base 2), the class whose share moved most, the mix's JS distance
+  from the baseline mix per time bucket (``timeline.class_js``), and the score PSI when
+  ``score`` is logged. ``model.prediction_shift`` when a class share moved by 5 points
+  (p < 0.001), the JS distance is at least 0.1 with chi-square p < 0.001, or the score PSI is
+  at least 0.1 (high from 15 points, JS 0.2 or PSI 0.25); statistic the JS distance; evidence
+  ``task``, ``score_psi``, ``mean_score``, ``class``, ``class_share_change``, ``class_js``,
+  ``chi2``, ``chi2_pvalue``.
+* **regression**: the predicted values' distribution: PSI on the baseline's deciles per
+  window and per time bucket (``timeline.output_psi``), the exact two-sample KS statistic (with
+  its asymptotic p-value) and Wasserstein-1 distance (running sums over the distinct values
+  in the engine: scipy's ``ks_2samp`` and ``wasserstein_distance``), the mean per window.
+  ``model.prediction_shift`` when the PSI is at least 0.1 (high from 0.25); evidence
+  ``task``, ``output_psi``, ``ks``, ``ks_pvalue``, ``wasserstein``, ``mean_output``.
+* ``model.concept_drift`` for both: the binary rule on the performance diagnostic's
+  ``model.accuracy_drop`` (regression: the relative MAE rise as ``accuracy_drop``); evidence
+  ``task``, ``accuracy_drop``, ``max_feature_psi``.
 """
 
 from __future__ import annotations

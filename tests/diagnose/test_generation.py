@@ -142,6 +142,16 @@ def test_template_known_from_the_baseline_without_lineage(tmp_path):
     r = gen.generation(con, BASELINE, INCIDENT)
     f = next(f for f in r.findings() if f.id == "integration.template_outside_lineage")
     assert f.evidence["known_from"] == "baseline"
+    assert [v["template_version"] for v in f.evidence["versions"]] == ["t2"]
+
+
+def test_new_model_on_a_known_template_is_no_template_mismatch(tmp_path):
+    """Without lineage, a new model version served with the baseline's template is a release
+    (the bench case found it flagged when known pairs were (model, template))."""
+    frame = _requests()
+    frame.loc[frame["ts"] >= CHANGE, "model_version"] = "m2"
+    r = gen.generation(_case(tmp_path, requests=frame), BASELINE, INCIDENT)
+    assert r.findings() == [] and r.templates["known"].all()
 
 
 def test_healthy_generation_has_no_finding(tmp_path):

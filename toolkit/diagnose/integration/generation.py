@@ -18,7 +18,8 @@ Recipes (all counts and sums are aggregated in the engine; Python compares the s
   :data:`MIN_TVD` (0.5: most requests ran with another value).
 * **Template against lineage**: the known-good ``(model_version, template_version)`` pairs are
   the lineage rows with a ``template_version`` (a lineage row without ``model_version`` allows
-  the template with any model); without any, the pairs that served in the baseline. Incident
+  the template with any model); without any, the templates that served in the baseline (with
+  any model: a new model version on a known template is a release, not a mismatch). Incident
   requests served with a pair outside them are counted, with their ``length`` share and mean
   output length against the other incident requests.
 
@@ -583,14 +584,15 @@ def _templates(case: CaseView, record: Recorder, rows: ibis.Table, cells: pd.Dat
             else:
                 known_pairs.add((model, template))
     else:
+        # without lineage a template is known when it served in the baseline, with any model:
+        # a new model version on the known template is a release, not a template mismatch
         base = grouped[grouped["window"] == "baseline"]
-        known_pairs = {(None if pd.isna(m) else m, t) for m, t in
-                       zip(base["model_version"], base["template_version"], strict=True)}
+        any_model = set(base["template_version"].dropna())
     inc = grouped[(grouped["window"] == "incident") & grouped["template_version"].notna()]
     inc = inc.copy()
     inc["model_version"] = inc["model_version"].map(lambda v: None if pd.isna(v) else v)
     inc["known"] = [t in any_model or (m, t) in known_pairs or
-                    (not has_model and any((t == kt) for _, kt in known_pairs))
+                    (not has_model and any(t == kt for _, kt in known_pairs))
                     for m, t in zip(inc["model_version"], inc["template_version"], strict=True)]
     return inc.drop(columns=["window"]).reset_index(drop=True), known_from
 

@@ -120,3 +120,36 @@ def test_class_scores_reads_any_class_name():
     got = t.select("request_id", q=p[0], r=p[1]).order_by("request_id").execute()
     assert got["q"].tolist()[:2] == [0.25, 0.0] and got["r"].tolist()[:2] == [0.75, 1.0]
     assert got[["q", "r"]].iloc[2].isna().all()  # no scores: unknown, not 0
+
+
+def test_info_shows_the_task_per_endpoint(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import toolkit as tk
+
+    requests = pd.concat([_requests("<b>fraud</b>", ["0", "1"] * 20),
+                          _requests("animals", ["ant", "bee", "cat"] * 20)], ignore_index=True)
+    db = tmp_path / "case.duckdb"
+    con = tk.connect(db)
+    for name, frame in (("requests", requests), ("endpoints", pd.DataFrame(
+            {"endpoint": ["<b>fraud</b>"], "task": ["binary"], "positive_class": ["1"]}))):
+        tk.load(con, frame, table=name)
+    summary = tk.summarize(con)
+    assert summary.tasks == [
+        {"endpoint": "animals", "task": "multiclass", "source": "inferred",
+         "positive_class": None, "classes": ["ant", "bee", "cat"], "interval_coverage": None,
+         "requests": 60},
+        {"endpoint": "<b>fraud</b>", "task": "binary", "source": "declared",
+         "positive_class": "1", "classes": ["0", "1"], "interval_coverage": None,
+         "requests": 40}]
+    page = summary._repr_html_()
+    assert "&lt;b&gt;fraud&lt;/b&gt;: binary (declared, positive 1)" in page
+    assert "<b>fraud</b>" not in page
+    con.close()
+    forensics = shutil.which("forensics", path=str(Path(sys.executable).parent))
+    out = subprocess.run([forensics, "info", "--db", str(db), "--json"], capture_output=True,
+                         text=True, check=True, env={"CI": "true", "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout)["tasks"] == summary.tasks

@@ -11,7 +11,7 @@ import pandas as pd
 
 from toolkit.store.schema import DATA_TABLES, STATUSES, quote_ident
 
-__all__ = ["CaseSummary", "summarize"]
+__all__ = ["CaseSummary", "summarize", "task_text"]
 
 _TIME_COLUMNS = {
     "requests": "ts",
@@ -42,6 +42,11 @@ class CaseSummary:
         ``requests.status`` values outside ``ok`` / ``error`` / ``timeout`` with their row
         counts (e.g. ``pending`` from an export whose states no mapping translated): the
         diagnostics count such rows as neither successes nor failures.
+    tasks
+        The task of every endpoint (DESIGN section 3a), most requests first: ``endpoint``
+        (``None`` for requests without one), ``task``, ``source`` (``declared`` in the
+        ``endpoints`` catalog or ``inferred``), ``positive_class``, ``classes``,
+        ``interval_coverage`` and ``requests``.
     """
 
     schema_version: int
@@ -54,6 +59,7 @@ class CaseSummary:
     loads: int
     rejects: pd.DataFrame = field(repr=False)
     unknown_statuses: dict[str, int] = field(default_factory=dict)
+    tasks: list[dict] = field(default_factory=list)
 
     @property
     def time_range(self) -> tuple[datetime | None, datetime | None]:
@@ -97,6 +103,9 @@ class CaseSummary:
         ):
             listed = ", ".join(f"{html.escape(str(k))} ({v:,})" for k, v in values.items())
             parts.append(f"<p><b>{title}:</b> {listed or '—'}</p>")
+        if self.tasks:
+            listed = ", ".join(html.escape(task_text(t)) for t in self.tasks)
+            parts.append(f"<p><b>tasks:</b> {listed}</p>")
         parts.append(f"<p><b>features:</b> {len(self.features)}; <b>rejected rows:</b> "
                      f"{self.rows_rejected:,}</p>")
         if self.unknown_statuses:
@@ -166,4 +175,38 @@ def summarize(con: duckdb.DuckDBPyConnection) -> CaseSummary:
         loads=int(con.execute("SELECT count(*) FROM loads").fetchall()[0][0]),
         rejects=rejects,
         unknown_statuses={str(value): int(n) for value, n in unknown},
+        tasks=_tasks(con),
     )
+
+
+def _tasks(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The task per endpoint, as the diagnostics read it (declared or inferred in the engine:
+    :mod:`toolkit.diagnose._tasks`; imported here, late, so that ``info`` and the diagnostics
+    can never disagree)."""
+    from toolkit.diagnose._case import case_view
+
+    tasks = case_view(con).tasks.values()
+    return [t.to_dict() for t in sorted(tasks, key=lambda t: (-t.requests, str(t.endpoint)))]
+
+
+def task_text(task: dict) -> str:
+    """One endpoint's task in a line: ``fraud: binary (declared, positive 1)``.
+
+    Examples
+    --------
+    >>> task_text({"endpoint": None, "task": "multiclass", "source": "inferred",
+    ...             "classes": ["a", "b", "c"], "positive_class": None,
+    ...             "interval_coverage": None})
+    '(no endpoint): multiclass (inferred, 3 classes: a, b, c)'
+    """
+    facts = [task["source"]]
+    if task.get("positive_class") is not None:
+        facts.append(f"positive {task['positive_class']}")
+    classes = task.get("classes") or []
+    if task["task"] == "multiclass" and classes:
+        shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+        facts.append(f"{len(classes)} classes: {shown}")
+    if task.get("interval_coverage") is not None:
+        facts.append(f"nominal interval coverage {task['interval_coverage']:g}")
+    name = "(no endpoint)" if task["endpoint"] is None else str(task["endpoint"])
+    return f"{name}: {task['task']} ({', '.join(facts)})"

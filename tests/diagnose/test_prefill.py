@@ -23,23 +23,51 @@ LONG = 20_000
 
 
 def traffic(*, bursts: bool, tpot_factor: float = 1.0, seed: int = 11):
-    """20 requests a minute for 12 hours. With ``bursts``, every other 5-minute bucket of the
-    incident carries 15% prompts of 20k tokens, and the short prompts of those buckets wait
-    800 ms more for their first token."""
+    """A request every 3 s for 12 hours on two replicas (alternating). With ``bursts``, every
+    other 5-minute bucket of the incident carries 15% prompts of 20k tokens, prefilled whole
+    (10 s, chunked prefill off): a short prompt that arrives on the same replica while one is
+    being prefilled waits until it is done. Elsewhere long prompts are rare and chunked (no
+    wait)."""
     rng = np.random.default_rng(seed)
     n = 12 * 60 * 20
     ts = T0 + pd.to_timedelta(np.arange(n) * 3, unit="s")
+    host = np.arange(n) % 2
     bucket = ((ts - T0) // WIDTH).to_numpy()
     burst = (ts >= CUT) & (bucket % 2 == 0) if bursts else np.zeros(n, dtype=bool)
     tokens = np.round(rng.lognormal(5.3, 0.6, n)).astype(int) + 1
     long_ = rng.random(n) < np.where(burst, 0.15, 0.005)
     tokens[long_] = LONG
     ttft = 60.0 + tokens * 0.05 + rng.gamma(4.0, 10.0, n)
-    ttft[burst & ~long_] += 800.0
+    whole = long_ & (ts >= CUT) & bursts
+    ttft[whole] = 60.0 + tokens[whole] * 0.5
+    seconds = (ts - T0).total_seconds().to_numpy()
+    for h in (0, 1):  # the wait behind a whole prefill on the same replica
+        busy = -np.inf
+        for k in np.flatnonzero(host == h):
+            if not long_[k] and seconds[k] < busy:
+                ttft[k] += (busy - seconds[k]) * 1000
+            if whole[k]:
+                busy = max(busy, seconds[k] + ttft[k] / 1000)
     tpot = rng.gamma(20.0, 1.0, n) * np.where(ts >= CUT, tpot_factor, 1.0)
     return pd.DataFrame({"request_id": np.arange(n).astype(str), "ts": ts,
+                         "host": np.where(host == 0, "gpu-a", "gpu-b"),
                          "input_tokens": tokens, "output_tokens": 100, "ttft_ms": ttft,
                          "tpot_ms": tpot})
+
+
+def behind_long_prefill(frame, short_tokens, long_tokens):
+    """Short prompts that arrived on a replica while a long prompt there had no first token
+    yet, by brute force over every pair."""
+    seconds = (frame.ts - T0).dt.total_seconds().to_numpy()
+    until = seconds + frame.ttft_ms.to_numpy() / 1000
+    out = np.zeros(len(frame), dtype=bool)
+    longs = np.flatnonzero(frame.input_tokens.to_numpy() >= long_tokens)
+    short = frame.input_tokens.to_numpy() <= short_tokens
+    hosts = frame.host.to_numpy()
+    for k in longs:
+        hit = (hosts == hosts[k]) & (seconds > seconds[k]) & (seconds < until[k]) & short
+        out |= hit
+    return out
 
 
 def test_interference_numbers_against_pandas_and_scipy():
@@ -55,8 +83,9 @@ def test_interference_numbers_against_pandas_and_scipy():
         assert table.loc[name, "long_requests"] == len(long_)
         assert table.loc[name, "long_token_share"] == pytest.approx(
             long_.input_tokens.sum() / part.input_tokens.sum())
-        assert table.loc[name, "short_ttft_p90_ms"] == pytest.approx(
-            np.quantile(short.ttft_ms, 0.9), rel=0.02)
+        for q, label in ((0.9, "p90"), (0.99, "p99")):
+            assert table.loc[name, f"short_ttft_{label}_ms"] == pytest.approx(
+                np.quantile(short.ttft_ms, q), rel=0.02)
         assert table.loc[name, "tpot_p50_ms"] == pytest.approx(np.median(part.tpot_ms), rel=0.02)
         assert table.loc[name, "long_per_hour"] == pytest.approx(len(long_) / 6)
     # exceedance of the baseline short-prompt p90, counted exactly
@@ -76,13 +105,29 @@ def test_interference_numbers_against_pandas_and_scipy():
     rho = stats.spearmanr(share.loc[short_p90.index], short_p90).statistic
     assert result.rho == pytest.approx(rho, abs=0.03) and rho > 0.5
     assert result.buckets == len(short_p90)
+    # head of line: who waited behind a long prefill, and the Welch test on log TTFT
+    blocked = behind_long_prefill(frame, 300, 10_000)
+    short = frame.input_tokens <= 300
+    for name, inside in (("baseline", frame.ts < CUT), ("incident", frame.ts >= CUT)):
+        assert table.loc[name, "blocked_requests"] == (blocked & inside).sum()
+        assert table.loc[name, "clear_requests"] == (short & ~blocked & inside).sum()
+    inc = frame.ts >= CUT
+    a = np.log(frame.ttft_ms[blocked & inc])
+    b = np.log(frame.ttft_ms[short & ~blocked & inc])
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    ev = result.evidence()
+    assert ev["blocked_ratio_incident"] == pytest.approx(np.exp(a.mean() - b.mean()), rel=1e-9)
+    assert ev["blocked_pvalue"] == pytest.approx(welch.pvalue, rel=1e-6, abs=1e-300)
+    assert ev["head_of_line"] is True and (blocked & ~inc).sum() == 0
     [finding] = result.findings()
     assert finding.id == "infrastructure.prefill_interference" and finding.severity == "high"
     ev = finding.evidence
     assert ev["long_share_up"] and ev["correlated"] and ev["decode_unchanged"] is True
     assert ev["tpot_p50_ratio"] == pytest.approx(1.0, abs=0.05)
-    assert finding.statistic == pytest.approx(table.loc["incident", "short_ttft_p90_ms"]
-                                              / table.loc["baseline", "short_ttft_p90_ms"])
+    assert finding.statistic == pytest.approx(max(
+        table.loc["incident", f"short_ttft_{q}_ms"] / table.loc["baseline", f"short_ttft_{q}_ms"]
+        for q in ("p90", "p99")))
+    assert finding.statistic > 10  # the p99: fewer than 10% of short prompts were blocked
     assert abs(pd.Timestamp(finding.onset) - CUT) <= WIDTH
 
 

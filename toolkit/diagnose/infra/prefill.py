@@ -10,30 +10,44 @@ Recipe
 * **Prompt classes.** *Short* prompts have ``input_tokens <=`` the baseline median, *long* ones
   ``>=`` the baseline p95 (``short_tokens`` / ``long_tokens`` override them); the baseline
   quantiles are DuckDB ``approx_quantile``.
-* **Per window** (one query): short-prompt TTFT p50 / p90, TPOT p50 over all requests, the share
+* **Per window** (one query): short-prompt TTFT p50 / p90 / p99, TPOT p50 over all requests, the share
   of input tokens that came from long prompts (``long_token_share``), long prompts per hour and
   long input tokens per second.
 * **Per time bucket** (one query, by bucket and window): the same, plus the count of short
   prompts whose TTFT is above the baseline's short-prompt p90 (the exceedance test: a
   two-proportion z-test of that share, incident against baseline).
+* **Head of line** (same windows query): a short prompt is *behind a long prefill* when it
+  arrived on the same replica (``host``; one engine without hosts) after a long prompt and
+  before that prompt's first token (arrival + its ``ttft_ms``): a running maximum of
+  ``arrival + TTFT`` over the replica's long prompts, in time order (a window function in the
+  engine). Per window: how many short prompts were behind one, their TTFT p90 against the
+  others', and Welch's t-test on log TTFT from the engine's count, sum and sum of squares
+  (``scipy.stats.ttest_ind_from_stats``); the ratio is the geometric-mean TTFT ratio.
 * **Relation**: Spearman's rank correlation over the time buckets of both windows
   (``scipy.stats.spearmanr`` on the bucket summaries) between the long-token share and the
   short-prompt TTFT p90; NaN with fewer than :data:`MIN_BUCKETS` buckets holding both.
 
 Finding ``infrastructure.prefill_interference``
 -----------------------------------------------
-Statistic: incident / baseline short-prompt TTFT p90, threshold 1.5. Fires when that ratio is
->= 1.5, the p90 rose by >= 20 ms, the incident share of short prompts above the baseline p90 is
->= 2x the baseline's with p < 1e-3, and either the long-token share rose (``long_share_up``:
+Statistic: incident / baseline short-prompt TTFT, the larger of the p90 and p99 ratios,
+threshold 1.5 (blocking often hits fewer than one short prompt in ten: the p99 shows it first).
+Fires when that ratio is >= 1.5, the p90 or p99 rose by >= 20 ms, the incident share of short
+prompts above the baseline p90 is above the baseline's with p < 1e-3, and either the long-token share rose (``long_share_up``:
 >= 1.5x and >= 0.05 above the baseline's) or the bucket correlation holds (``correlated``:
-rho >= 0.5 with p < 0.01). **high** when both hold and decode did not slow
-(``decode_unchanged`` is not False); else **medium**. Evidence: ``short_ttft_p90_baseline_ms``,
-``short_ttft_p90_incident_ms``, ``short_ttft_ratio``, ``short_exceed_share_baseline`` /
+rho >= 0.5 with p < 0.01) or the head-of-line test holds (``head_of_line``: incident
+geometric-mean ratio >= 1.5 with Welch p < 1e-3 over at least 30 short prompts behind a long
+prefill). **high** when ``head_of_line`` holds with ``long_share_up`` or ``correlated`` and
+decode did not slow (``decode_unchanged`` is not False); else **medium**. Evidence: ``short_ttft_p90_baseline_ms``,
+``short_ttft_p90_incident_ms``, ``short_ttft_p99_baseline_ms`` / ``_incident_ms``,
+``short_ttft_ratio``, ``short_exceed_share_baseline`` /
 ``_incident``, ``pvalue``, ``long_token_share_baseline`` / ``_incident``,
 ``long_per_hour_baseline`` / ``_incident``, ``long_tokens_per_s_baseline`` / ``_incident``,
 ``long_share_up`` (bool), ``rho``, ``rho_pvalue``, ``buckets``, ``correlated`` (bool),
 ``tpot_p50_ratio``, ``decode_unchanged`` (bool, or None without ``tpot_ms``: within 0.8 to
-1.25x), ``short_tokens``, ``long_tokens``. Onset: the ramp of the short-prompt TTFT p90
+1.25x), ``short_tokens``, ``long_tokens``, ``blocked_share_incident`` (share of short
+prompts behind a long prefill), ``blocked_requests_incident``,
+``blocked_ttft_p90_incident_ms``, ``clear_ttft_p90_incident_ms``, ``blocked_ratio_baseline`` /
+``_incident``, ``blocked_pvalue``, ``head_of_line`` (bool). Onset: the ramp of the short-prompt TTFT p90
 timeline.
 """
 
@@ -45,6 +59,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import ibis
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -53,9 +68,9 @@ from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, double, window_label
+from toolkit.diagnose._engine import Recorder, bucket_expr, double, epoch_us, window_label
 from toolkit.diagnose._onset import coarse_onset
-from toolkit.diagnose.infra.token_latency import split_quantiles
+from toolkit.diagnose.infra.token_latency import NO_HOST, split_quantiles
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,6 +89,8 @@ RHO_PVALUE = 0.01
 MIN_BUCKETS = 6
 #: TPOT p50 ratios read as "decode unchanged".
 DECODE_BAND = (0.8, 1.25)
+#: Geometric-mean TTFT ratio (behind a long prefill / not) read as head-of-line blocking.
+HOL_RATIO = 1.5
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -84,8 +101,11 @@ class PrefillResult(DiagnosticResult):
     ----------
     table
         One row per window: ``requests``, ``short_requests``, ``long_requests``,
-        ``short_ttft_p50_ms``, ``short_ttft_p90_ms``, ``tpot_p50_ms``, ``long_token_share``,
-        ``long_per_hour``, ``long_tokens_per_s``, ``short_exceed_share``.
+        ``short_ttft_p50_ms``, ``short_ttft_p90_ms``, ``short_ttft_p99_ms``, ``tpot_p50_ms``, ``long_token_share``,
+        ``long_per_hour``, ``long_tokens_per_s``, ``short_exceed_share``,
+        ``blocked_requests`` / ``clear_requests`` (short prompts behind a long prefill or
+        not), ``blocked_ttft_p90_ms`` / ``clear_ttft_p90_ms``, ``blocked_share``,
+        ``blocked_log_mean`` / ``_var`` and ``clear_log_mean`` / ``_var`` (log TTFT).
     timeline
         Per time bucket: ``bucket_start``, ``requests``, ``short_requests``,
         ``long_requests``, ``long_token_share``, ``short_ttft_p90_ms``, ``tpot_p50_ms``.
@@ -127,10 +147,16 @@ class PrefillResult(DiagnosticResult):
         _, p = st.two_proportion_z(s_b * n_b, n_b, s_i * n_i, n_i)
         l_b, l_i = v("baseline", "long_token_share"), v("incident", "long_token_share")
         tpot = self._ratio("tpot_p50_ms")
+        hol = {window: self._head_of_line(window) for window in ("baseline", "incident")}
+        ratio_i, p_hol, n_blocked = hol["incident"]
+        ratios = [r for r in (self._ratio("short_ttft_p90_ms"), self._ratio("short_ttft_p99_ms"))
+                  if not math.isnan(r)]
         return {
             "short_ttft_p90_baseline_ms": v("baseline", "short_ttft_p90_ms"),
             "short_ttft_p90_incident_ms": v("incident", "short_ttft_p90_ms"),
-            "short_ttft_ratio": self._ratio("short_ttft_p90_ms"),
+            "short_ttft_p99_baseline_ms": v("baseline", "short_ttft_p99_ms"),
+            "short_ttft_p99_incident_ms": v("incident", "short_ttft_p99_ms"),
+            "short_ttft_ratio": max(ratios) if ratios else float("nan"),
             "short_exceed_share_baseline": s_b, "short_exceed_share_incident": s_i,
             "pvalue": p,
             "long_token_share_baseline": l_b, "long_token_share_incident": l_i,
@@ -145,19 +171,43 @@ class PrefillResult(DiagnosticResult):
             "decode_unchanged": None if math.isnan(tpot) else bool(
                 DECODE_BAND[0] <= tpot <= DECODE_BAND[1]),
             "short_tokens": self.short_tokens, "long_tokens": self.long_tokens,
+            "blocked_share_incident": v("incident", "blocked_share"),
+            "blocked_requests_incident": n_blocked,
+            "blocked_ttft_p90_incident_ms": v("incident", "blocked_ttft_p90_ms"),
+            "clear_ttft_p90_incident_ms": v("incident", "clear_ttft_p90_ms"),
+            "blocked_ratio_baseline": hol["baseline"][0], "blocked_ratio_incident": ratio_i,
+            "blocked_pvalue": p_hol,
+            "head_of_line": bool(ratio_i >= HOL_RATIO and p_hol < PVALUE
+                                 and n_blocked >= MIN_WINDOW_ROWS),
         }
+
+    def _head_of_line(self, window: str) -> tuple[float, float, float]:
+        """Geometric-mean TTFT ratio of short prompts behind a long prefill to the other short
+        prompts, Welch's p-value on log TTFT, and the count behind a long prefill."""
+        v = self.value
+        n_b, n_c = v(window, "blocked_requests"), v(window, "clear_requests")
+        if not (n_b >= 2 and n_c >= 2):
+            return float("nan"), float("nan"), n_b
+        m_b, m_c = v(window, "blocked_log_mean"), v(window, "clear_log_mean")
+        s_b = math.sqrt(max(v(window, "blocked_log_var"), 0.0))
+        s_c = math.sqrt(max(v(window, "clear_log_var"), 0.0))
+        if s_b == 0 and s_c == 0:
+            return math.exp(m_b - m_c), float("nan"), n_b
+        test = stats.ttest_ind_from_stats(m_b, s_b, n_b, m_c, s_c, n_c, equal_var=False)
+        return math.exp(m_b - m_c), float(test.pvalue), n_b
 
     def findings(self) -> list[Finding]:
         if self.table.empty:
             return []
         ev = self.evidence()
         ratio = ev["short_ttft_ratio"]
-        delta = ev["short_ttft_p90_incident_ms"] - ev["short_ttft_p90_baseline_ms"]
+        delta = max(ev["short_ttft_p90_incident_ms"] - ev["short_ttft_p90_baseline_ms"],
+                    ev["short_ttft_p99_incident_ms"] - ev["short_ttft_p99_baseline_ms"])
         slowed = (ratio >= RATIO and delta >= MIN_DELTA_MS and ev["pvalue"] < PVALUE
-                  and ev["short_exceed_share_incident"] >= 2 * ev["short_exceed_share_baseline"])
-        if not (slowed and (ev["long_share_up"] or ev["correlated"])):
+                  and ev["short_exceed_share_incident"] > ev["short_exceed_share_baseline"])
+        if not (slowed and (ev["long_share_up"] or ev["correlated"] or ev["head_of_line"])):
             return []
-        severity = "high" if (ev["long_share_up"] and ev["correlated"]
+        severity = "high" if (ev["head_of_line"] and (ev["long_share_up"] or ev["correlated"])
                               and ev["decode_unchanged"] is not False) else "medium"
         onset = coarse_onset(self.timeline, "short_ttft_p90_ms", after=self.baseline.end,
                              direction=1)
@@ -167,11 +217,16 @@ class PrefillResult(DiagnosticResult):
             id="infrastructure.prefill_interference", pathway="infrastructure",
             severity=severity, statistic=ratio, threshold=RATIO,
             summary=(f"short-prompt TTFT p90 {ev['short_ttft_p90_baseline_ms']:.0f} -> "
-                     f"{ev['short_ttft_p90_incident_ms']:.0f} ms while long prompts "
+                     f"{ev['short_ttft_p90_incident_ms']:.0f} ms, p99 "
+                     f"{ev['short_ttft_p99_baseline_ms']:.0f} -> "
+                     f"{ev['short_ttft_p99_incident_ms']:.0f} ms while long prompts "
                      f"(>= {self.long_tokens:.0f} tokens) made "
                      f"{ev['long_token_share_baseline']:.0%} -> "
                      f"{ev['long_token_share_incident']:.0%} of input tokens "
-                     f"(rho {self.rho:.2f} over {self.buckets} buckets){decode}."),
+                     f"(rho {self.rho:.2f} over {self.buckets} buckets)" + (
+                         f"; short prompts behind a long prefill waited "
+                         f"{ev['blocked_ratio_incident']:.1f}x longer" if ev["head_of_line"]
+                         else "") + f"{decode}."),
             evidence=ev, onset=onset, diagnostic=self.id)]
 
     def signals(self) -> pd.DataFrame:
@@ -280,15 +335,39 @@ def prefill_interference(
             "short_with_ttft": (rows._short & rows.ttft_ms.notnull()).cast("int64").sum(),
             "input_tokens": rows._tokens.sum(),
             "long_input_tokens": rows._tokens.sum(where=rows._long),
-            "_short_q": rows.ttft_ms.approx_quantile([0.5, 0.9], where=rows._short),
+            "_short_q": rows.ttft_ms.approx_quantile([0.5, 0.9, 0.99], where=rows._short),
         }
         if has_tpot:
             out["_tpot_q"] = rows.tpot_ms.approx_quantile([0.5])
         return out
 
     inside = t.filter(t._window.notnull())
-    windows = record(inside.group_by(window=inside._window).aggregate(**measures(inside)))
-    split_quantiles(windows, "_short_q", "short_ttft", names=("p50", "p90"))
+    # head of line: a short prompt that arrived while a long prompt on its replica was still
+    # before its first token (between the long prompt's arrival and arrival + its TTFT)
+    long_until = ibis.cases((inside._long & inside.ttft_ms.notnull(),
+                             epoch_us(inside.ts) + (inside.ttft_ms * 1000).cast("int64")),
+                            else_=ibis.null("int64"))
+    replica = ibis.window(group_by=[_host(case, inside)], order_by=[inside.ts],
+                          preceding=None, following=0)
+    inside = inside.mutate(_busy=long_until.max().over(replica))
+    blocked = inside._short & (epoch_us(inside.ts) < inside._busy).fill_null(False)
+    clear = inside._short & ~blocked
+    inside = inside.mutate(_blocked=blocked & inside.ttft_ms.notnull(),
+                           _clear=clear & inside.ttft_ms.notnull())
+    log_ttft = ibis.greatest(inside.ttft_ms, double(1e-3)).ln()
+    windows = record(inside.group_by(window=inside._window).aggregate(
+        **measures(inside),
+        blocked_requests=inside._blocked.cast("int64").sum(),
+        clear_requests=inside._clear.cast("int64").sum(),
+        _blocked_q=inside.ttft_ms.approx_quantile([0.9], where=inside._blocked),
+        _clear_q=inside.ttft_ms.approx_quantile([0.9], where=inside._clear),
+        _blocked_log_sum=log_ttft.sum(where=inside._blocked),
+        _blocked_log_sq=(log_ttft * log_ttft).sum(where=inside._blocked),
+        _clear_log_sum=log_ttft.sum(where=inside._clear),
+        _clear_log_sq=(log_ttft * log_ttft).sum(where=inside._clear)))
+    split_quantiles(windows, "_short_q", "short_ttft", names=("p50", "p90", "p99"))
+    split_quantiles(windows, "_blocked_q", "blocked_ttft", names=("p90",))
+    split_quantiles(windows, "_clear_q", "clear_ttft", names=("p90",))
     split_quantiles(windows, "_tpot_q", "tpot", names=("p50",))
     windows = windows.set_index("window").reindex(["baseline", "incident"]).reset_index()
     if windows["short_with_ttft"].fillna(0).min() < MIN_WINDOW_ROWS:
@@ -302,7 +381,7 @@ def prefill_interference(
     exceed = (t._short & (t.ttft_ms > double(threshold))).cast("int64").sum()
     cells = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window)
                    .aggregate(**measures(t), short_exceed=exceed))
-    split_quantiles(cells, "_short_q", "short_ttft", names=("p50", "p90"))
+    split_quantiles(cells, "_short_q", "short_ttft", names=("p50", "p90", "p99"))
     split_quantiles(cells, "_tpot_q", "tpot", names=("p50",))
     exceeded = cells.dropna(subset=["window"]).groupby("window")["short_exceed"].sum()
     seconds = {"baseline": baseline.duration.total_seconds(),
@@ -316,6 +395,14 @@ def prefill_interference(
             seconds) * 3600
         windows["long_tokens_per_s"] = windows["long_input_tokens"].fillna(0) / \
             windows["window"].map(seconds)
+        windows["blocked_share"] = windows["blocked_requests"] / (
+            windows["blocked_requests"] + windows["clear_requests"])
+        for group in ("blocked", "clear"):
+            n = windows[f"{group}_requests"]
+            mean = windows.pop(f"_{group}_log_sum") / n
+            windows[f"{group}_log_mean"] = mean
+            windows[f"{group}_log_var"] = (windows.pop(f"_{group}_log_sq") - n * mean ** 2) / (
+                n - 1)
     timeline = _timeline(cells)
     pair = timeline[["long_token_share", "short_ttft_p90_ms"]].dropna()
     rho = p = float("nan")
@@ -325,6 +412,13 @@ def prefill_interference(
     return PrefillResult(**base, table=windows, timeline=timeline, sql=record.sql,
                          short_tokens=short_tokens, long_tokens=long_tokens, rho=rho,
                          rho_pvalue=p, buckets=len(pair))
+
+
+def _host(case: CaseView, t: ibis.Table) -> ibis.Value:
+    """The replica a request ran on (:data:`NO_HOST` without hosts: one engine)."""
+    if "host" in case.columns["requests"]:
+        return t.host.cast("string").fill_null(NO_HOST)
+    return ibis.literal(NO_HOST)
 
 
 def _timeline(cells: pd.DataFrame) -> pd.DataFrame:

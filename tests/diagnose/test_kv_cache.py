@@ -22,7 +22,8 @@ MINUTES = pd.date_range(T0, END, freq="min", inclusive="left")
 HOSTS = ("gpu-0", "gpu-1")
 
 
-def engine_metrics(*, pressure: bool, seed: int = 3, percent: bool = False):
+def engine_metrics(*, pressure: bool, seed: int = 3, percent: bool = False,
+                   kv_full: bool = True):
     """Per host and minute: KV usage, waiting requests and a cumulative preemption counter
     (restarted from 0 once on gpu-1 during the incident)."""
     rng = np.random.default_rng(seed)
@@ -32,8 +33,9 @@ def engine_metrics(*, pressure: bool, seed: int = 3, percent: bool = False):
         kv = rng.uniform(0.3, 0.8, len(MINUTES))
         waiting = rng.poisson(0.5, len(MINUTES)).astype(float)
         step = rng.poisson(0.05, len(MINUTES)).astype(float)
-        if pressure:
+        if pressure and kv_full:
             kv = np.where(incident, rng.uniform(0.93, 1.0, len(MINUTES)), kv)
+        if pressure:
             waiting = np.where(incident, rng.poisson(8, len(MINUTES)), waiting)
             step = np.where(incident, rng.poisson(2.0, len(MINUTES)), step)
         counter = np.cumsum(step) + 10.0
@@ -98,6 +100,16 @@ def test_pressure_numbers_against_pandas_and_scipy():
     assert ev["waiting_source"] == "requests_waiting" and ev["latency_column"] == "ttft_ms"
     assert ev["corr_kv_ttft"] == pytest.approx(rho, abs=1e-12)
     assert abs(pd.Timestamp(finding.onset) - CUT) <= timedelta(minutes=5)
+
+
+def test_queueing_with_room_in_the_cache_is_not_high():
+    metrics, _ = engine_metrics(pressure=True, kv_full=False)
+    requests = requests_following(metrics)[0].assign(ttft_ms=lambda d: np.where(
+        d.ts >= CUT, 900.0, 100.0))
+    [finding] = kv_cache_pressure(make_case(metrics=metrics, requests=requests), (T0, CUT),
+                                  (CUT, END)).findings()
+    assert finding.evidence["signs"] == ["preemptions_up", "waiting_up", "ttft_up"]
+    assert finding.severity == "medium"  # three signs, but the KV cache was not full
 
 
 def test_healthy_engine_has_no_finding():

@@ -37,7 +37,9 @@ Signs, each a boolean evidence key:
 
 Fires when ``kv_pinned`` or ``preemptions_up``. Statistic: the incident pinned share (threshold
 0.25) when KV usage is measured, else the preemption rate ratio (threshold 2)
-(``statistic_kind``). **high** with at least three signs, **medium** with two, **low** with one.
+(``statistic_kind``). **high** with at least three signs (and ``kv_pinned`` when KV usage is
+measured: preempting and queueing with room in the cache is a slow engine, e.g. a bad GPU, more
+than an exhausted cache), **medium** with two, **low** with one.
 Evidence also: ``signs`` (list), ``n_signs``, ``kv_usage_max_baseline`` / ``_incident``,
 ``kv_usage_mean_baseline`` / ``_incident``, ``kv_pinned_share_baseline`` / ``_incident``,
 ``preemptions_baseline`` / ``_incident`` (counts), ``preemptions_per_hour_baseline`` /
@@ -234,6 +236,8 @@ class KVCacheResult(DiagnosticResult):
         ev["statistic_kind"] = kind
         n = ev["n_signs"]
         severity = "high" if n >= 3 else "medium" if n == 2 else "low"
+        if severity == "high" and kv_measured and not ev["kv_pinned"]:
+            severity = "medium"  # preempting and queueing with room in the KV cache
         onset = coarse_onset(self.timeline, column, after=self.baseline.end, direction=1)
         parts = []
         if kv_measured:

@@ -82,6 +82,7 @@ def test_context_length_refusals_are_named():
     frame = traffic(long_failures="context_length_exceeded")
     [finding] = context_errors(make_case(requests=frame), (T0, CUT), (CUT, END)).findings()
     assert finding.evidence["dominant_kind"] == "context_length"
+    assert (finding.id, finding.pathway) == ("data.long_prompt_refusals", "data")
     assert "context-length refusals" in finding.summary
 
 

@@ -21,8 +21,12 @@ Recipe
   not depend on length), its failure rate against the other deciles' (two-proportion z-test),
   and Spearman's rho of failure rate on decile (``scipy.stats.spearmanr`` on the ten rates).
 
-Finding ``infrastructure.long_prompt_errors``
----------------------------------------------
+Findings ``infrastructure.long_prompt_errors`` and ``data.long_prompt_refusals``
+-------------------------------------------------------------------------------
+One finding, named after the dominant kind of the incident failures: context-length refusals
+(``dominant_kind = 'context_length'``) are ``data.long_prompt_refusals`` (the prompts outgrew
+the window: a prompt-population signal), OOM and other failures are
+``infrastructure.long_prompt_errors`` (the engine fails on long prompts: memory exhaustion).
 Statistic: the share of incident failures in the top decile, threshold 0.3. Fires with at
 least 10 incident failures, a share >= 0.3, a top-decile rate >= 3x the other deciles' and a
 z-test p < 1e-3. **high** when the share is >= 0.5 and the incident failure rate is >= 2x the
@@ -173,8 +177,10 @@ class ContextErrorsResult(DiagnosticResult):
                              weights="top_requests", direction=1)
         kind = {"oom": "out-of-memory errors", "context_length": "context-length refusals",
                 "other": "errors"}[ev["dominant_kind"]]
+        refusals = ev["dominant_kind"] == "context_length"
         return [Finding(
-            id="infrastructure.long_prompt_errors", pathway="infrastructure",
+            id="data.long_prompt_refusals" if refusals else "infrastructure.long_prompt_errors",
+            pathway="data" if refusals else "infrastructure",
             severity=severity, statistic=share, threshold=SHARE,
             summary=(f"{share:.0%} of {ev['failures_incident']:.0f} incident failures (mostly "
                      f"{kind}) came from the longest tenth of prompts (> "

@@ -153,3 +153,48 @@ def test_info_shows_the_task_per_endpoint(tmp_path):
     out = subprocess.run([forensics, "info", "--db", str(db), "--json"], capture_output=True,
                          text=True, check=True, env={"CI": "true", "PATH": "/usr/bin:/bin"})
     assert json.loads(out.stdout)["tasks"] == summary.tasks
+
+
+def test_a_mapping_declares_the_task_and_its_facts():
+    import pytest
+
+    from toolkit.errors import MappingError
+    from toolkit.load.mapping import Mapping, declare_task
+
+    assert Mapping.from_dict({"task": "regression"}).task == {"task": "regression"}
+    spec = Mapping.from_dict({"task": {"task": "multiclass", "classes": ["a", "b", 3]}}).task
+    assert spec == {"task": "multiclass", "classes": ["a", "b", "3"]}
+    section = Mapping.from_dict({"files": {"reg*": {"task": "regression"}}})
+    assert section.for_file("reg-1.csv").task == {"task": "regression"}
+    assert section.for_file("other.csv").task is None
+    for bad, words in (({"task": "ranking"}, "'ranking' is not one of"),
+                       ({"task": {"task": "multiclass", "positive": "1"}},
+                        "task.positive belongs to a binary task"),
+                       ({"task": {"task": "regression", "interval_coverage": 1.5}},
+                        "between 0 and 1"),
+                       ({"task": {"task": "multiclass", "classes": ["only"]}}, "at least two"),
+                       ({"task": {"kind": "binary"}}, "task must be one of")):
+        with pytest.raises(MappingError, match="my.toml") as info:
+            Mapping.from_dict(bad, origin="my.toml")
+        assert words in str(info.value)
+
+    requests = pd.concat([_requests("e1", ["1.5", "2"] * 20), _requests("e2", ["3", "4"] * 20),
+                          pd.DataFrame({"request_id": ["x"], "ts": [TS], "prediction": ["1"]})],
+                         ignore_index=True)
+    con = make_case(requests=requests)
+    (load_id,) = con.execute("SELECT max(load_id) FROM loads").fetchone()
+    mapping = Mapping.from_dict({"task": {"task": "regression", "interval_coverage": 0.8}})
+    notes = declare_task(con, mapping, load_id)
+    assert len(notes) == 1 and "1 request(s) without an endpoint" in notes[0]
+    tasks = case_view(con).tasks
+    assert {e: (t.task, t.source, t.interval_coverage) for e, t in tasks.items()} == {
+        "e1": ("regression", "declared", 0.8), "e2": ("regression", "declared", 0.8),
+        None: ("binary", "inferred", None)}
+    # declared again: replaced, one row per endpoint; a named endpoint only
+    named = Mapping.from_dict({"task": {"task": "multiclass", "endpoint": "e2",
+                                        "classes": ["3", "4", "5"]}})
+    assert declare_task(con, named, load_id) == ()
+    rows = con.execute("SELECT endpoint, task, CAST(classes AS VARCHAR) FROM endpoints "
+                       "ORDER BY endpoint").fetchall()
+    assert rows == [("e1", "regression", None), ("e2", "multiclass", '["3", "4", "5"]')]
+    assert case_view(con).tasks["e2"].classes == ("3", "4", "5")

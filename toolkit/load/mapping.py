@@ -38,6 +38,18 @@ prediction); it is recorded in ``case_meta`` under ``score_semantics`` (``semant
 ``confidence`` or ``p_positive``; ``positive`` the positive class) for the calibration and
 performance diagnostics.
 
+Task. ``task = "multiclass"`` declares the task (DESIGN section 3a: ``binary``,
+``multiclass``, ``regression`` or ``generative``) of every endpoint whose requests the mapping
+loads; the table form adds the facts of the task and may name the endpoint::
+
+    task = { task = "binary", positive = "fraud" }
+    task = { task = "multiclass", classes = ["ant", "bee", "cat"] }
+    task = { task = "regression", interval_coverage = 0.9, endpoint = "price" }
+
+The loader writes the declaration into the ``endpoints`` catalog (:func:`declare_task`), where
+it wins over the task the diagnostics would infer. Requests without an endpoint cannot carry a
+declaration (map one: ``endpoint = { value = "..." }``); the load's notes say so.
+
 Percent. ``value = { source = "gpu_util", unit = "percent" }`` (any number column that is not a
 time or a duration, features included) divides the values by 100: utilisation is stored as a
 0..1 fraction.
@@ -71,10 +83,10 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import MappingError
-from toolkit.store.schema import DATA_TABLES, canonical_columns
+from toolkit.store.schema import DATA_TABLES, TASKS, canonical_columns
 
-__all__ = ["ColumnSpec", "Mapping", "read_mapping", "shipped_mappings", "EPOCH_UNITS",
-           "DURATION_UNITS", "COARSE_UNITS"]
+__all__ = ["ColumnSpec", "Mapping", "read_mapping", "shipped_mappings", "declare_task",
+           "EPOCH_UNITS", "DURATION_UNITS", "COARSE_UNITS"]
 
 #: Microseconds per unit of an epoch timestamp.
 EPOCH_UNITS: dict[str, float] = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}
@@ -117,6 +129,9 @@ class Mapping:
     ids: tuple[str, ...] = ()
     score: dict[str, str] | None = None
     files: tuple[tuple[str, Mapping], ...] = ()
+    #: the declared task: ``task`` and, when given, ``endpoint``, ``positive``, ``classes``,
+    #: ``interval_coverage`` (see the module documentation)
+    task: dict[str, Any] | None = None
 
     def for_file(self, name: str) -> Mapping:
         """This mapping with the first ``[files."pattern"]`` section matching ``name`` laid
@@ -130,7 +145,7 @@ class Mapping:
                     section.table or self.table, columns, tables,
                     {**self.features, **section.features}, (*self.drop, *section.drop),
                     f"{self.origin} [files.{pattern!r}]", (*self.ids, *section.ids),
-                    section.score or self.score, (),
+                    section.score or self.score, (), section.task or self.task,
                 )
         return self
 
@@ -153,7 +168,7 @@ class Mapping:
         MappingError
             On unknown sections, tables, units or kinds; the message names ``origin``.
         """
-        known = {"table", "columns", "features", "drop", "tables", "roles", "files"}
+        known = {"table", "columns", "features", "drop", "tables", "roles", "files", "task"}
         unknown = set(data) - known
         if unknown:
             raise MappingError(
@@ -215,8 +230,83 @@ class Mapping:
                     path=origin,
                 )
             files.append((pattern, cls.from_dict(section, origin=f"{origin} [files.{pattern!r}]")))
+        task = _parse_task(data["task"], origin) if "task" in data else None
         return cls(table, columns, tables, features, tuple(drop), origin, ids, score,
-                   tuple(files))
+                   tuple(files), task)
+
+
+def _parse_task(spec: Any, origin: str) -> dict[str, Any]:
+    """``task = "..."`` or ``task = { task = "...", endpoint, positive, classes,
+    interval_coverage }``, each fact allowed only for the task it belongs to."""
+    if isinstance(spec, str):
+        spec = {"task": spec}
+    allowed = {"task", "endpoint", "positive", "classes", "interval_coverage"}
+    if not isinstance(spec, dict) or "task" not in spec or set(spec) - allowed:
+        raise MappingError(f"{origin}: task must be one of {', '.join(TASKS)} or "
+                           "{ task = \"...\", endpoint = \"...\", positive = \"...\", "
+                           "classes = [...], interval_coverage = 0.9 }.", path=origin)
+    task = spec["task"]
+    if task not in TASKS:
+        raise MappingError(f"{origin}: task {task!r} is not one of {', '.join(TASKS)}.",
+                           path=origin)
+    for fact, owner in (("positive", "binary"), ("classes", "multiclass"),
+                        ("interval_coverage", "regression")):
+        if fact in spec and task != owner:
+            raise MappingError(f"{origin}: task.{fact} belongs to a {owner} task, not "
+                               f"{task}.", path=origin)
+    out: dict[str, Any] = {"task": task}
+    if "endpoint" in spec:
+        out["endpoint"] = str(spec["endpoint"])
+    if "positive" in spec:
+        out["positive"] = str(spec["positive"])
+    if "classes" in spec:
+        classes = spec["classes"]
+        if not isinstance(classes, list) or len(classes) < 2 or not all(
+                isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes):
+            raise MappingError(f"{origin}: task.classes must list at least two class names.",
+                               path=origin)
+        out["classes"] = [str(c) for c in classes]
+    if "interval_coverage" in spec:
+        coverage = spec["interval_coverage"]
+        if isinstance(coverage, bool) or not isinstance(coverage, (int, float)) or \
+                not 0 < coverage < 1:
+            raise MappingError(f"{origin}: task.interval_coverage must be a number between 0 "
+                               f"and 1 (the nominal coverage, e.g. 0.9); got {coverage!r}.",
+                               path=origin)
+        out["interval_coverage"] = float(coverage)
+    return out
+
+
+def declare_task(con: Any, mapping: Mapping, load_id: int) -> tuple[str, ...]:
+    """Write ``mapping``'s task declaration into the ``endpoints`` catalog for the endpoints
+    of the requests load ``load_id`` (or the endpoint the declaration names); returns notes
+    for the load (requests without an endpoint cannot carry it).
+
+    One row per endpoint, replaced when declared again (the catalog's ``INSERT OR
+    REPLACE``); values are bound parameters.
+    """
+    spec = mapping.task
+    if not spec:
+        return ()
+    if "endpoint" in spec:
+        endpoints, unnamed = [spec["endpoint"]], 0
+    else:
+        rows = con.execute("SELECT endpoint, count(*) FROM requests WHERE load_id = ? "
+                           "GROUP BY endpoint ORDER BY endpoint", [load_id]).fetchall()
+        endpoints = [e for e, _ in rows if e is not None]
+        unnamed = sum(int(n) for e, n in rows if e is None)
+    import json
+
+    classes = json.dumps(spec["classes"]) if "classes" in spec else None
+    for endpoint in endpoints:
+        con.execute("INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?::JSON, ?)",
+                    [endpoint, spec["task"], spec.get("positive"), classes,
+                     spec.get("interval_coverage")])
+    if unnamed:
+        return (f"task {spec['task']!r} not declared for {unnamed} request(s) without an "
+                "endpoint: map one (endpoint = { value = \"...\" }) or name it "
+                "(task = { endpoint = \"...\" }); their task is inferred",)
+    return ()
 
 
 def _parse_roles(section: Any, origin: str) -> tuple[tuple[str, ...], str | None]:

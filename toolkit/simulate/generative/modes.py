@@ -178,8 +178,9 @@ def accelerator_fault(b: Builder) -> None:
 def cold_start(b: Builder) -> None:
     """The autoscaler flaps (scale-down stabilisation 600 s -> 60 s): every 35-120 minutes one
     to three replicas are added and removed; a new replica loads weights and captures CUDA
-    graphs, so its first requests queue for 1 + K exp(-age / tau) times the normal TTFT
-    (K 20-200, tau 2-8 minutes) with an empty prefix cache."""
+    graphs, so its first requests wait K x 150 ms exp(-age / tau) longer for their first token
+    and decode 1 + K / 10 exp(-age / tau) times slower (K 20-200, tau 2-8 minutes), with an
+    empty prefix cache."""
     n = len(b.platform.pods)
     b.event(b.onset, "config_change", "infra", None, None, autoscaler="hpa",
             scale_down_stabilization_s=60, previous_scale_down_stabilization_s=600)

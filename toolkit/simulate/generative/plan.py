@@ -86,6 +86,7 @@ class GenPlatform:
     peak_hour: float
     gpu_model_bytes: int
     kv_bytes_per_token: int
+    gpu_memory_utilization: float = 0.85
     # capability flags read by the generic writer (toolkit.simulate.writer)
     labels: bool = True
     metrics: bool = True
@@ -144,6 +145,7 @@ def draw_platform(rng: np.random.Generator) -> GenPlatform:
         peak_hour=float(rng.uniform(13.0, 19.0)),
         gpu_model_bytes=int(rng.uniform(16, 30) * (1 << 30)),
         kv_bytes_per_token=131_072,
+        gpu_memory_utilization=float(rng.uniform(0.8, 0.88)),
     )
 
 

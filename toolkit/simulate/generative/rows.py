@@ -142,7 +142,8 @@ def chunk(plan: GenPlan, c: int) -> tuple[pa.Table, pa.Table]:
     ttft = queue + prefill + wait
     preemptions = rng.poisson(st.preempt_rate[cell]).astype(np.int64)
     recompute = preemptions * (input_tokens + out / 2) * cost
-    tpot = st.tpot_ms[cell] * np.exp(0.08 * rng.standard_normal(n)) + \
+    # a cold replica also decodes slowly until its CUDA graphs and kernels are warm
+    tpot = st.tpot_ms[cell] * np.exp(0.08 * rng.standard_normal(n)) * (1 + cold_factor / 10) + \
         recompute / np.maximum(out - 1, 1)
     latency = ttft + tpot * np.maximum(out - 1, 0)
     in_flight = rng.poisson(np.maximum(st.running[cell], 0.0)).astype(np.int64)

@@ -90,7 +90,9 @@ def metric_tables(plan: GenPlan) -> Iterator[pa.Table]:
         if fault is not None and fault[1] == host:
             stuck = fault[0].active(mid)
             util = np.where(stuck, np.clip(1.0 + rng.normal(0, 0.002, len(a)), 0.0, 1.0), util)
-        used = np.full(len(a), 0.9 * _GPU_BYTES) + rng.normal(0, 0.002 * _GPU_BYTES, len(a))
+        # vLLM preallocates gpu_memory_utilization of the GPU (weights + KV cache) at start
+        used = np.full(len(a), p.gpu_memory_utilization * _GPU_BYTES) + \
+            rng.normal(0, 0.001 * _GPU_BYTES, len(a))
         for t_crash in crashes.get(str(j), ()):
             near = (mid >= t_crash - 3 * step) & (mid < t_crash)
             used = np.where(near, 0.995 * _GPU_BYTES, used)

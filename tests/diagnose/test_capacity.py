@@ -214,3 +214,109 @@ def test_histogram_helpers_against_numpy():
     for threshold in (10.0, 55.0, 300.0):
         assert hist_count_above(frame, threshold) == pytest.approx(
             (values > threshold).sum(), rel=0.01, abs=3)
+
+
+# --- queue build-up from the queue_depth metric (issue 20 notes) ----------------------------
+
+QUEUE_AT = CUT + timedelta(hours=2)
+TEN = timedelta(minutes=10)
+
+
+def _queue_metrics(*, rise=12.0, until=None, seed=2, name="queue_depth"):
+    """queue_depth of 4 hosts every minute: Poisson(2) each, Poisson(``rise``) from
+    ``QUEUE_AT`` (to ``until``)."""
+    rng = np.random.default_rng(seed)
+    minutes = pd.date_range(T0, INCIDENT[1], freq="1min", inclusive="left")
+    frame = pd.DataFrame([(t, f"pod-{k}") for t in minutes for k in range(4)],
+                         columns=["ts", "host"])
+    up = (frame["ts"] >= QUEUE_AT) & (frame["ts"] < (until or INCIDENT[1]))
+    frame["value"] = rng.poisson(np.where(up, rise, 2.0)).astype(float)
+    frame["name"] = name
+    return frame
+
+
+def _bucket_queue(metrics: pd.DataFrame) -> pd.Series:
+    """Independent pandas: per 10-minute bucket, each host's mean, summed over the hosts."""
+    bucket = metrics["ts"].dt.floor("10min")
+    return metrics.groupby([bucket, "host"])["value"].mean().groupby(level=0).sum()
+
+
+def _slow_after_queue(frame, factor=3.0):
+    return frame.assign(latency_ms=np.where(frame["ts"] >= QUEUE_AT,
+                                            frame["latency_ms"] * factor, frame["latency_ms"]))
+
+
+def test_queue_that_climbs_and_stays_up_with_latency_is_a_finding():
+    metrics = _queue_metrics()
+    requests = _slow_after_queue(_requests().drop(columns="in_flight"))
+    result = latency_vs_concurrency(make_case(requests=requests, metrics=metrics), BASELINE,
+                                    INCIDENT, bucket=TEN)
+    expected = _bucket_queue(metrics)
+    queue = result.queue.set_index("bucket_start")["queue"]
+    np.testing.assert_allclose(queue.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    base = expected[expected.index < CUT]
+    q95 = float(np.quantile(base.to_numpy(), 0.95))
+    (f,) = [f for f in result.findings() if f.id == "infrastructure.queue_buildup"]
+    assert f.threshold == pytest.approx(max(2 * q95, q95 + 1))
+    inc = expected[expected.index >= CUT]
+    assert f.statistic == pytest.approx(float(inc[inc.index >= QUEUE_AT].median()))
+    assert pd.Timestamp(f.onset) == QUEUE_AT
+    assert f.evidence["high_buckets"] == 24 and f.evidence["incident_buckets"] == 36
+    assert f.evidence["stay_share"] == 1.0
+    assert f.evidence["latency_ratio"] == pytest.approx(3.0, rel=0.15)
+    assert f.evidence["spearman_queue_p99"] > 0.5
+    assert f.severity == "high" and f.pathway == "infrastructure"
+    # no concurrency in this case: the curve is not assessed, the queue still is
+    assert result.table.empty and [g.check for g in result.not_assessed] == [ID]
+    assert "capacity.queue_depth" in set(result.signals()["signal"])
+    json.dumps(f.to_dict())
+
+
+def test_queue_without_a_latency_rise_is_low_and_a_spike_is_nothing():
+    requests = _requests().drop(columns="in_flight")
+    flat = latency_vs_concurrency(make_case(requests=requests, metrics=_queue_metrics()),
+                                  BASELINE, INCIDENT, bucket=TEN)
+    (f,) = [f for f in flat.findings() if f.id == "infrastructure.queue_buildup"]
+    assert f.severity == "low" and f.evidence["latency_ratio"] < 1.5
+    # 20 minutes of queue (two buckets), then back to normal: not a build-up
+    spike = _queue_metrics(until=QUEUE_AT + timedelta(minutes=20))
+    result = latency_vs_concurrency(make_case(requests=requests, metrics=spike), BASELINE,
+                                    INCIDENT, bucket=TEN)
+    assert result.queue_buildup() is None
+    assert not [f for f in result.findings() if f.id == "infrastructure.queue_buildup"]
+
+
+def test_queue_from_metrics_alone_with_a_latency_metric():
+    metrics = _queue_metrics(name="requests_waiting")
+    minutes = metrics[metrics["host"] == "pod-0"]["ts"]
+    latency = pd.DataFrame({"ts": minutes, "host": "pod-0", "name": "latency_p99_ms",
+                            "value": np.where(minutes >= QUEUE_AT, 900.0, 300.0)})
+    result = latency_vs_concurrency(make_case(metrics=pd.concat([metrics, latency])),
+                                    BASELINE, INCIDENT, bucket=TEN)
+    (f,) = result.findings()
+    assert f.id == "infrastructure.queue_buildup" and f.severity == "high"
+    assert f.evidence["latency_ratio"] == pytest.approx(3.0)
+    assert f.evidence["latency_source"] == "metrics.latency_p99_ms (mean per bucket)"
+
+
+def test_saturation_evidence_carries_the_queue(saturated):
+    frame, _ = saturated
+    metrics = _queue_metrics(rise=2.0)  # a queue series that does not move
+    result = latency_vs_concurrency(make_case(requests=frame, metrics=metrics), BASELINE,
+                                    INCIDENT)
+    (f,) = result.findings()
+    assert f.id == "infrastructure.capacity_saturation"
+    queue = _bucket_queue(metrics)
+    assert f.evidence["queue_depth_mean_baseline"] > 0
+    assert f.evidence["queue_depth_mean_incident"] == pytest.approx(
+        result.queue.loc[result.queue["window"] == "incident", "queue"].mean())
+    assert queue.mean() == pytest.approx(8.0, rel=0.05)
+
+
+def test_queue_needs_a_baseline():
+    metrics = _queue_metrics()
+    metrics = metrics[metrics["ts"] >= CUT]
+    result = latency_vs_concurrency(make_case(requests=_requests(), metrics=metrics), BASELINE,
+                                    INCIDENT, bucket=TEN)
+    assert result.queue_buildup() is None
+    assert any(g.check == f"{ID}.queue" for g in result.not_assessed)

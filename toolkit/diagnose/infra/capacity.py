@@ -39,6 +39,23 @@ above the knee; threshold 0.05):
 * **high** when the share is >= 0.10 and >= 3x the baseline share and the incident p99 above
   the knee is >= 3x ``p99_low_ms``; **medium** when the share is >= 0.05; else **low**.
 
+**Queue build-up** (independent of the concurrency curve: a case with only metrics has it too).
+The ``metrics`` series ``queue_depth`` (Triton pending requests, vLLM waiting requests, Knative
+revision queue; also ``requests_waiting``) is averaged per host and time bucket and summed over
+the hosts: the requests queued in the service per bucket (``queue`` table). Each bucket's p99
+latency comes from the requests (``approx_quantile``: t-digest, approximate) or, without
+request latencies, from the ``latency_p99_ms`` (else ``latency_ms``) metric's mean. The *high*
+level is ``max(2 x q95, q95 + 1)``, ``q95`` the baseline buckets' 95th percentile queue (numpy
+linear). Finding ``infrastructure.queue_buildup`` (statistic: median queue of the incident's high
+buckets; threshold: the high level) when the queue *climbs and stays up*: at least
+``MIN_QUEUE_BUCKETS`` (3) consecutive high incident buckets (the first such stretch dates the
+onset) and at least half of the incident buckets from the onset on high. Its latency ratio is the
+median p99 of those high buckets over the median p99 of the baseline buckets: **high** from 2,
+**medium** from 1.5, else **low** (a queue the service absorbed). The evidence also carries the
+Spearman correlation of queue and p99 over the incident buckets. Without at least 3 baseline
+buckets with a queue sample the check is ``not_assessed``. The saturation finding's evidence
+carries the mean queue of both windows when the series exists.
+
 Concurrency also rises *because* latency rises (Little's law), whatever slowed the service, so
 a knee alone does not prove saturation: the evidence carries the request-rate ratio
 (incident / baseline requests per hour) for the classifier to weigh. A brief blip puts only a
@@ -57,6 +74,7 @@ import duckdb
 import ibis
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
@@ -85,6 +103,13 @@ ZERO_BIN = -1_000_000
 _LOG_RATIO = math.log(LATENCY_RATIO)
 _Q = (0.5, 0.95, 0.99)
 _NICE = (1, 2, 5)
+#: Metric series read as the number of requests queued on a host.
+QUEUE_NAMES = ("queue_depth", "requests_waiting")
+#: Latency metric series read per bucket when requests carry no latency, in order.
+QUEUE_LATENCY_METRICS = ("latency_p99_ms", "latency_ms")
+QUEUE_FACTOR = 2.0
+MIN_QUEUE_BUCKETS = 3
+QUEUE_STAY_SHARE = 0.5
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,6 +240,12 @@ class CapacityResult(DiagnosticResult):
         p99 at low concurrency (levels up to the baseline median).
     level_source
         ``requests.in_flight`` or ``metrics.in_flight (...)``.
+    queue
+        Per time bucket with a queue sample: ``bucket_start``, ``window`` (``baseline``,
+        ``incident`` or None), ``hosts``, ``samples``, ``queue`` (the hosts' mean queue depths
+        summed), ``p99_ms`` (approximate; NaN without latency); empty without a queue series.
+    latency_source
+        Where :attr:`queue`'s ``p99_ms`` comes from.
     """
 
     id = ID
@@ -228,6 +259,8 @@ class CapacityResult(DiagnosticResult):
     level_source: str = ""
     windows: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    queue: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    latency_source: str = ""
 
     def value(self, window: str, column: str) -> float:
         if self.windows.empty:
@@ -255,7 +288,83 @@ class CapacityResult(DiagnosticResult):
             "incident p99 above knee ms": self.value("incident", "p99_above_knee_ms"),
         }
 
+    def queue_mean(self, window: str) -> float:
+        """Mean over ``window``'s buckets of the queue summed over hosts (NaN: no samples)."""
+        if self.queue.empty:
+            return float("nan")
+        part = self.queue[self.queue["window"] == window]
+        return float(part["queue"].mean()) if len(part) else float("nan")
+
     def findings(self) -> list[Finding]:
+        queue = self._queue_finding()
+        return [*self._saturation_findings(), *([queue] if queue is not None else [])]
+
+    def queue_buildup(self) -> dict[str, Any] | None:
+        """The queue build-up measures (see the module docstring), or None when the queue
+        does not climb and stay up (or cannot be judged)."""
+        q = self.queue
+        if q.empty:
+            return None
+        base = q[q["window"] == "baseline"]
+        inc = q[q["window"] == "incident"].sort_values("bucket_start", ignore_index=True)
+        if len(base) < MIN_QUEUE_BUCKETS or inc.empty:
+            return None
+        q95 = float(np.quantile(base["queue"].to_numpy(float), 0.95))
+        high_level = max(QUEUE_FACTOR * q95, q95 + 1.0)
+        high = (inc["queue"] >= high_level).to_numpy()
+        start, run = None, 0
+        for k, flag in enumerate(high):
+            run = run + 1 if flag else 0
+            if run >= MIN_QUEUE_BUCKETS:
+                start = k - run + 1
+                break
+        if start is None:
+            return None
+        stay = float(high[start:].mean())
+        if stay < QUEUE_STAY_SHARE:
+            return None
+        up = inc.iloc[start:][high[start:]]
+        base_p99 = float(base["p99_ms"].median()) if base["p99_ms"].notna().any() else \
+            float("nan")
+        up_p99 = float(up["p99_ms"].median()) if up["p99_ms"].notna().any() else float("nan")
+        ratio = up_p99 / base_p99 if base_p99 > 0 else float("nan")
+        both = inc.dropna(subset=["queue", "p99_ms"])
+        rho = float(stats.spearmanr(both["queue"], both["p99_ms"]).statistic) \
+            if len(both) >= 3 and both["queue"].nunique() > 1 and both["p99_ms"].nunique() > 1 \
+            else float("nan")
+        return {"onset": inc["bucket_start"].iloc[start].to_pydatetime(),
+                "baseline_q95": q95, "high_level": high_level,
+                "queue_median_high": float(up["queue"].median()),
+                "queue_max": float(inc["queue"].max()),
+                "queue_mean_baseline": self.queue_mean("baseline"),
+                "queue_mean_incident": self.queue_mean("incident"),
+                "high_buckets": int(high.sum()), "incident_buckets": int(len(inc)),
+                "stay_share": stay, "p99_baseline_ms": base_p99, "p99_high_ms": up_p99,
+                "latency_ratio": ratio, "spearman_queue_p99": rho,
+                "latency_source": self.latency_source}
+
+    def _queue_finding(self) -> Finding | None:
+        m = self.queue_buildup()
+        if m is None:
+            return None
+        ratio = m["latency_ratio"]
+        severity = "high" if ratio >= 2.0 else "medium" if ratio >= 1.5 else "low"
+        latency = (f"p99 latency in those buckets {ratio:.1f}x its baseline "
+                   f"({m['p99_baseline_ms']:.0f} -> {m['p99_high_ms']:.0f} ms"
+                   + (f", Spearman {m['spearman_queue_p99']:.2f} with the queue"
+                      if not math.isnan(m["spearman_queue_p99"]) else "") + ")"
+                   if not math.isnan(ratio) else "no latency to compare")
+        return Finding(
+            id="infrastructure.queue_buildup", pathway="infrastructure", severity=severity,
+            statistic=m["queue_median_high"], threshold=m["high_level"],
+            summary=(f"Requests queue up from {pd.Timestamp(m['onset']):%Y-%m-%d %H:%M} UTC: "
+                     f"queue depth (summed over hosts) {m['queue_median_high']:.1f} against "
+                     f"{m['baseline_q95']:.1f} at the baseline's 95th percentile, high in "
+                     f"{m['stay_share']:.0%} of the buckets since; {latency}."),
+            evidence={k: v for k, v in m.items() if k != "onset"},
+            onset=m["onset"], diagnostic=self.id)
+
+    def _saturation_findings(self) -> list[Finding]:
         if self.table.empty or math.isnan(self.knee):
             return []
         s_i = self.value("incident", "share_above_knee")
@@ -290,20 +399,27 @@ class CapacityResult(DiagnosticResult):
                       "p99_in_flight_baseline": self.value("baseline", "p99_level"),
                       "p99_in_flight_incident": self.value("incident", "p99_level"),
                       "request_rate_ratio": self.rate_ratio, "level_source": self.level_source,
+                      "queue_depth_mean_baseline": self.queue_mean("baseline"),
+                      "queue_depth_mean_incident": self.queue_mean("incident"),
                       "high_if": "share >= 0.10, >= 3x baseline share, p99 above knee >= 3x"},
             onset=onset, diagnostic=self.id,
         )]
 
     def signals(self) -> pd.DataFrame:
+        frames = []
+        if not self.queue.empty:
+            frames.append(pd.DataFrame({"bucket_start": self.queue["bucket_start"],
+                                        "signal": "capacity.queue_depth",
+                                        "value": self.queue["queue"].to_numpy(float)}))
         if self.timeline.empty:
-            return super().signals()
+            return pd.concat(frames, ignore_index=True) if frames else super().signals()
         columns = ["level_mean", "level_max"]
         if self.timeline["above_knee_share"].notna().any():
             columns.append("above_knee_share")
         frame = self.timeline.melt(id_vars="bucket_start", value_vars=columns,
                                    var_name="signal", value_name="value")
         frame["signal"] = "capacity." + frame["signal"]
-        return frame
+        return pd.concat([frame, *frames], ignore_index=True)
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """p99 against concurrency per window (pooled p50 dashed), with the knee marked."""
@@ -388,17 +504,21 @@ def latency_vs_concurrency(
     """
     baseline, incident = check_windows(baseline, incident)
     case = case or case_view(con)
-    base = dict(baseline=baseline, incident=incident, knee_factor=knee_factor)
-    if not case.has("requests", "latency_ms"):
-        return CapacityResult(**base, not_assessed=(NotAssessed(ID, "no latency in requests"),))
     record = Recorder()
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width_t = bucket or choose_bucket(span.duration)
+    queue, latency_source, queue_gaps = _queue(case, record, baseline, incident, span, width_t)
+    base = dict(baseline=baseline, incident=incident, knee_factor=knee_factor, queue=queue,
+                latency_source=latency_source)
+    if not case.has("requests", "latency_ms"):
+        return CapacityResult(**base, sql=record.sql, not_assessed=(
+            NotAssessed(ID, "no latency in requests"), *queue_gaps))
     t = case.table("requests")
     t = t.filter(within(t.ts, span))
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
 
     rows, source, gaps = _levels(case, t, span, record)
+    gaps = (*gaps, *queue_gaps)
     if rows is None:
         return CapacityResult(**base, sql=record.sql, not_assessed=gaps)
     # Q0: requests and concurrency range per window (tiny).
@@ -457,6 +577,66 @@ def latency_vs_concurrency(
                                  finding.onset, around=3 * width_t, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
+
+
+def _queue(case: CaseView, record: Recorder, baseline: Window, incident: Window, span: Window,
+           width: timedelta) -> tuple[pd.DataFrame, str, tuple[NotAssessed, ...]]:
+    """The queue per time bucket (hosts' means summed) with the bucket's p99 latency, the
+    latency's source, and the gaps (see the module docstring)."""
+    if not case.has("metrics", "host", "name", "value"):
+        return pd.DataFrame(), "", ()
+    m = case.table("metrics")
+    m = m.filter(m.name.isin(list(QUEUE_NAMES)) & m.host.notnull() & m.value.notnull()
+                 & ~m.value.isnan() & within(m.ts, span))
+    per_host = m.group_by(_b=bucket_index(m.ts, width), _h=m.host).aggregate(
+        _q=m.value.mean(), _n=m.count())
+    frame = record(per_host.group_by("_b").aggregate(
+        hosts=per_host.count(), samples=per_host._n.sum(), queue=per_host._q.sum()))
+    if frame.empty:
+        return pd.DataFrame(), "", ()
+    latency, source = _bucket_latency(case, record, span, width)
+    frame = frame.merge(latency, on="_b", how="left") if len(latency) else \
+        frame.assign(p99_ms=np.nan)
+    frame = frame.sort_values("_b", ignore_index=True)
+    frame.insert(0, "bucket_start", bucket_starts(frame.pop("_b"), width))
+    starts = frame["bucket_start"]
+    frame.insert(1, "window", np.select(
+        [(starts >= pd.Timestamp(w.start)) & (starts < pd.Timestamp(w.end))
+         for w in (baseline, incident)], ["baseline", "incident"], default=None))
+    frame["window"] = frame["window"].astype(object).where(frame["window"].notna(), None)
+    frame = frame[["bucket_start", "window", "hosts", "samples", "queue", "p99_ms"]]
+    gaps = []
+    if (frame["window"] == "baseline").sum() < MIN_QUEUE_BUCKETS:
+        gaps.append(NotAssessed(f"{ID}.queue", f"queue_depth has samples in fewer than "
+                                f"{MIN_QUEUE_BUCKETS} baseline buckets of {width}: a queue "
+                                "build-up cannot be told from the usual level"))
+    if not source:
+        gaps.append(NotAssessed(f"{ID}.queue_latency", "no request latency and no "
+                                + " or ".join(QUEUE_LATENCY_METRICS) + " metric: the queue "
+                                "is judged without latency"))
+    return frame, source, tuple(gaps)
+
+
+def _bucket_latency(case: CaseView, record: Recorder, span: Window, width: timedelta
+                    ) -> tuple[pd.DataFrame, str]:
+    """p99 latency per bucket (``_b``, ``p99_ms``): the requests' (approximate), else a
+    latency metric's mean."""
+    if case.has("requests", "latency_ms"):
+        r = case.table("requests")
+        r = r.filter(within(r.ts, span) & r.latency_ms.notnull())
+        frame = record(r.group_by(_b=bucket_index(r.ts, width)).aggregate(
+            p99_ms=r.latency_ms.approx_quantile(0.99)))
+        if len(frame):
+            return frame, "requests.latency_ms (approx_quantile 0.99 per bucket)"
+    for name in QUEUE_LATENCY_METRICS:
+        m = case.table("metrics")
+        m = m.filter((m.name == name) & m.value.notnull() & ~m.value.isnan()
+                     & within(m.ts, span))
+        frame = record(m.group_by(_b=bucket_index(m.ts, width)).aggregate(
+            p99_ms=m.value.mean()))
+        if len(frame):
+            return frame, f"metrics.{name} (mean per bucket)"
+    return pd.DataFrame(columns=["_b", "p99_ms"]), ""
 
 
 def _levels(case: CaseView, t: ibis.Table, span: Window, record: Recorder):

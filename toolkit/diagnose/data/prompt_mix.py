@@ -59,12 +59,14 @@ with the reason, without ``input_tokens`` (the mix part runs on whatever attribu
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import ibis
+import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
@@ -100,6 +102,11 @@ _DECILES = np.linspace(0.1, 0.9, 9)
 #: Fewest requests of a bucket whose mix is compared with the baseline's (for the onset; the
 #: distance of a small bucket is biased up, the same in every bucket, which a ramp fit absorbs).
 MIN_BUCKET_ROWS = 5
+
+
+@ibis.udf.agg.builtin(name="histogram")
+def _int_counts(arg: dt.int64) -> dt.Map(dt.int64, dt.int64):
+    """DuckDB ``histogram(x)`` over BIGINT: the count of every distinct value."""
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -342,25 +349,28 @@ def prompt_mix(
     in_windows = rows.filter(rows._window.notnull())
     table_rows: list[dict[str, Any]] = []
     edges, input_counts = None, None
-    if has_length:
-        for column in ("input_tokens", "output_tokens"):
-            if column not in case.columns["requests"]:
-                continue
-            valued = in_windows.filter(in_windows[column].notnull())
-            counts = record(valued.group_by(window=valued._window, value=valued[column])
-                            .aggregate(n=valued.count()))
-            row, column_edges = length_row(column, counts)
-            if row is not None:
-                table_rows.append(row)
-                if column == "input_tokens":
-                    edges, input_counts = column_edges, counts
-        if edges is None:
-            gaps.append(NotAssessed(f"{ID}:length", "too few requests with input_tokens in a "
-                                    f"window (fewer than {MIN_WINDOW_ROWS})"))
-    mixes, shares, compared = _mixes(record, in_windows, present, gaps)
+    lengths = [c for c in TOKEN_COLUMNS if c in columns] if has_length else []
+    # one scan: per window, the count of every token length and of every attribute value
+    per = record(in_windows.group_by(window=in_windows._window).aggregate(
+        **{f"l_{k}": _int_counts(in_windows[c].cast("int64")) for k, c in enumerate(lengths)},
+        **{f"m_{k}": value_counts(in_windows[a].cast("string"))
+           for k, a in enumerate(present)}))
+    for k, column in enumerate(lengths):
+        counts = pd.DataFrame([{"window": r["window"], "value": v, "n": n}
+                               for _, r in per.iterrows() for v, n in (r[f"l_{k}"] or {}).items()],
+                              columns=["window", "value", "n"])
+        row, column_edges = length_row(column, counts)
+        if row is not None:
+            table_rows.append(row)
+            if column == "input_tokens":
+                edges, input_counts = column_edges, counts
+    if has_length and edges is None:
+        gaps.append(NotAssessed(f"{ID}:length", "too few requests with input_tokens in a "
+                                f"window (fewer than {MIN_WINDOW_ROWS})"))
+    mixes, shares, compared = _mixes(per, present, gaps)
     table_rows.extend(mixes)
     timeline = _timeline(record, rows, case, edges, input_counts, compared, shares)
-    context = artifact_changes(case, record, in_windows, baseline, incident)
+    context = artifact_changes(case, record, baseline, incident)
     table = pd.DataFrame(table_rows)
     return PromptMixResult(**base, table=table, timeline=timeline, shares=shares,
                            context=context, sql=record.sql, not_assessed=tuple(gaps))
@@ -450,13 +460,12 @@ def _bin(values: np.ndarray, counts: np.ndarray, edges: np.ndarray) -> np.ndarra
     return np.bincount(index, weights=counts, minlength=len(edges) + 1)
 
 
-def _mixes(record: Recorder, rows: ibis.Table, attributes: list[str],
-           gaps: list[NotAssessed]) -> tuple[list[dict[str, Any]], pd.DataFrame, list[str]]:
-    """Chi-square, JS and unseen share of every attribute's mix; one scan for all of them."""
+def _mixes(per: pd.DataFrame, attributes: list[str], gaps: list[NotAssessed]
+           ) -> tuple[list[dict[str, Any]], pd.DataFrame, list[str]]:
+    """Chi-square, JS and unseen share of every attribute's mix, from the value counts per
+    window (columns ``m_<k>``)."""
     if not attributes:
         return [], pd.DataFrame(columns=["attribute", "window", "value", "n", "share"]), []
-    per = record(rows.group_by(window=rows._window).aggregate(
-        **{f"m_{k}": value_counts(rows[a].cast("string")) for k, a in enumerate(attributes)}))
     out, frames, compared = [], [], []
     for k, attribute in enumerate(attributes):
         maps = {r["window"]: (r[f"m_{k}"] or {}) for _, r in per.iterrows()}
@@ -543,18 +552,26 @@ def _padded(values, size: int) -> list[float]:
     return values + [0.0] * (size - len(values))
 
 
-def artifact_changes(case: CaseView, record: Recorder, rows: ibis.Table, baseline: Window,
-                     incident: Window) -> dict[str, Any]:
+def artifact_changes(case: CaseView, record: Recorder, baseline: Window, incident: Window
+                     ) -> dict[str, Any]:
     """Releases between the baseline's end and the incident's end: ``deploy``, ``rollback``
     and ``config_change`` events, and versions serving in the incident but not in the
-    baseline (one scan over ``rows``, which carry ``_window``).
+    baseline (one scan of the windows' requests, shared by the diagnostics of one case view:
+    the later ones record its SQL without running it again).
 
     Returns
     -------
     dict
         ``artifact_changed`` (bool), ``events`` (list of ``{ts, kind, artifact, version}``),
-        ``new_versions`` (column -> sorted list of new values).
+        ``new_versions`` (column -> sorted list of new values). A fresh copy each call.
     """
+    key = ("artifact_changes", baseline.start, baseline.end, incident.start, incident.end)
+    if key in case.cache:
+        found, sql = case.cache[key]
+        for statement in sql:
+            record.note(statement)
+        return copy.deepcopy(found)
+    own = Recorder()
     events = case.events
     start, end = pd.Timestamp(min(baseline.end, incident.start)), pd.Timestamp(incident.end)
     if not events.empty:
@@ -564,10 +581,15 @@ def artifact_changes(case: CaseView, record: Recorder, rows: ibis.Table, baselin
                "artifact": None if pd.isna(r.artifact) else str(r.artifact),
                "version": None if pd.isna(r.version) else str(r.version)}
               for r in events.itertuples()] if not events.empty else []
-    columns = [c for c in VERSION_COLUMNS if c in case.columns["requests"]]
+    columns = [c for c in VERSION_COLUMNS if c in case.columns.get("requests", {})]
     new: dict[str, list[str]] = {}
     if columns:
-        per = record(rows.group_by(window=rows._window).aggregate(
+        requests = case.table("requests")
+        rows = requests.filter(within(requests.ts, Window(
+            min(baseline.start, incident.start), max(baseline.end, incident.end))))
+        rows = rows.mutate(_window=window_label(rows.ts, baseline, incident))
+        rows = rows.filter(rows._window.notnull())
+        per = own(rows.group_by(window=rows._window).aggregate(
             **{c: value_counts(rows[c]) for c in columns}))
         maps = {r["window"]: r for _, r in per.iterrows()}
         for column in columns:
@@ -575,4 +597,8 @@ def artifact_changes(case: CaseView, record: Recorder, rows: ibis.Table, baselin
             after = set((maps["incident"][column] or {}) if "incident" in maps else {})
             if after - before:
                 new[column] = sorted(after - before)
-    return {"artifact_changed": bool(listed or new), "events": listed, "new_versions": new}
+    found = {"artifact_changed": bool(listed or new), "events": listed, "new_versions": new}
+    case.cache[key] = (found, own.sql)
+    for statement in own.sql:
+        record.note(statement)
+    return copy.deepcopy(found)

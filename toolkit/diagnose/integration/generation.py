@@ -76,7 +76,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, value_counts, window_label
+from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import artifact_changes
 from toolkit.types import Window
@@ -102,9 +102,9 @@ _COLUMNS = ("output_tokens", "finish_reason", "params", "template_version")
 
 
 @ibis.udf.scalar.builtin(name="json_extract_string")
-def _json_text(value: dt.JSON, path: str) -> str:
-    """DuckDB ``json_extract_string(json, path)``: the value at ``path`` as text (NULL when
-    absent)."""
+def _json_texts(value: dt.JSON, paths: dt.Array(dt.string)) -> dt.Array(dt.string):
+    """DuckDB ``json_extract_string(json, [path, ...])``: the values at every path as text
+    (NULL where absent), from one parse of the document."""
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -436,89 +436,86 @@ def generation(
     record = Recorder()
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
-    requests = case.table("requests")
-    rows = requests.filter(within(requests.ts, span))
-    rows = rows.mutate(_window=window_label(rows.ts, baseline, incident),
-                       _bucket=bucket_expr(rows.ts, width))
-    params = _param_values(record, rows) if "params" in columns else {}
-    rows = _with_columns(rows, columns, params)
-    in_windows = rows.filter(rows._window.notnull())
+    cells = _cells(record, case, span, width, baseline, incident)
+    params = [p for p in PARAMS if f"p_{p}" in cells and cells[f"p_{p}"].notna().any()]
+    in_windows = cells[cells["window"].notna()]
+    table = pd.DataFrame({"window": ["baseline", "incident"]}).merge(
+        _finish_counts(_pool(in_windows, ["window"])), on="window", how="left")
     has_version = "model_version" in columns
-    keys = {"window": in_windows._window}
-    if has_version:
-        keys["model_version"] = in_windows.model_version
-    cells = record(in_windows.group_by(**keys).aggregate(**_summary(in_windows)))
-    table = _finish_counts(_pool(cells, ["window"]))
-    table = pd.DataFrame({"window": ["baseline", "incident"]}).merge(table, on="window",
-                                                                     how="left")
-    by_version = _finish_counts(cells) if has_version else pd.DataFrame()
+    by_version = _finish_counts(_pool(in_windows, ["window", "model_version"])) \
+        if has_version else pd.DataFrame()
     finish = pd.DataFrame()
     if "finish_reason" in columns:
-        per = record(in_windows.group_by(window=in_windows._window).aggregate(
-            mix=value_counts(in_windows.finish_reason)))
-        finish = pd.DataFrame([{"window": r["window"], "finish_reason": k, "n": n}
-                               for _, r in per.iterrows() for k, n in (r["mix"] or {}).items()])
-        if not finish.empty:
-            finish["share"] = finish["n"] / finish.groupby("window")["n"].transform("sum")
-    param_table = _param_table(record, in_windows, params)
-    templates, known_from = (_templates(case, record, in_windows, cells)
+        finish = in_windows.groupby(["window", "finish_reason"], as_index=False)[
+            "requests"].sum().rename(columns={"requests": "n"})
+        finish = finish[finish["n"] > 0]
+        finish["share"] = finish["n"] / finish.groupby("window")["n"].transform("sum")
+    param_table = _param_table(in_windows, params)
+    templates, known_from = (_templates(case, in_windows)
                              if "template_version" in columns else (pd.DataFrame(), ""))
-    timeline = _timeline(record, rows, params)
-    context = artifact_changes(case, record, in_windows, baseline, incident)
-    for event in context["events"]:
-        event["params"] = _named_params(case, event)
+    timeline = _timeline(cells, params)
+    context = artifact_changes(case, record, baseline, incident)
+    context["events"] = [e | {"params": _named_params(case, e)} for e in context["events"]]
     return GenerationResult(**base, table=table, by_version=by_version, finish=finish,
                             params=param_table, templates=templates, timeline=timeline,
                             known_from=known_from, context=context, sql=record.sql,
                             not_assessed=tuple(gaps))
 
 
-def _param_values(record: Recorder, rows: ibis.Table) -> dict[str, ibis.Value]:
-    """The sampling parameters some request sets (one scan counting each key's values)."""
-    found = record(rows.aggregate(**{p: _json_text(rows.params, f"$.{p}").count()
-                                     for p in PARAMS}))
-    return {p: None for p in PARAMS if int(found[p].iloc[0]) > 0}
+#: Columns a cell is keyed by, when the case has them (besides bucket, window and params).
+_KEYS = ("model_version", "template_version", "finish_reason")
 
 
-def _with_columns(rows: ibis.Table, columns: dict[str, str], params: dict) -> ibis.Table:
-    extra: dict[str, ibis.Value] = {}
-    for p in params:
-        extra[f"_p_{p}"] = _json_text(rows.params, f"$.{p}")
-    if "finish_reason" in columns:
-        extra["_length"] = (rows.finish_reason == "length").cast("int64")
-        extra["_finished"] = rows.finish_reason.notnull().cast("int64")
-    if "max_tokens" in params and "output_tokens" in columns:
-        limit = _json_text(rows.params, "$.max_tokens").try_cast("float64")
-        known = limit.notnull() & rows.output_tokens.notnull()
-        extra["_with_max"] = known.cast("int64")
-        extra["_at_max"] = (known & (rows.output_tokens >= limit)).cast("int64")
-    return rows.mutate(**extra) if extra else rows
+def _cells(record: Recorder, case: CaseView, span: Window, width: timedelta,
+           baseline: Window, incident: Window) -> pd.DataFrame:
+    """The one scan: requests per bucket, window, version, template, finish reason and value
+    of every sampling parameter (``params`` parsed once per row), with output / prompt sums
+    and the count reaching ``max_tokens``. Everything else is a sum of these cells."""
+    columns = case.columns["requests"]
+    requests = case.table("requests")
+    rows = requests.filter(within(requests.ts, span))
+    keys: dict[str, ibis.Value] = {"bucket_start": bucket_expr(rows.ts, width),
+                                   "window": window_label(rows.ts, baseline, incident)}
+    keys |= {k: rows[k] for k in _KEYS if k in columns}
+    limit = None
+    if "params" in columns:
+        texts = _json_texts(rows.params, ibis.literal([f"$.{p}" for p in PARAMS],
+                                                      type="array<string>"))
+        keys |= {f"p_{p}": texts[k] for k, p in enumerate(PARAMS)}
+        limit = texts[PARAMS.index("max_tokens")].try_cast("float64")
+    sums: dict[str, ibis.Value] = {"requests": rows.count(), "first_seen": rows.ts.min()}
+    if "output_tokens" in columns:
+        x = rows.output_tokens.cast("float64")
+        sums |= {"output_n": x.count(), "output_sum": x.sum(), "output_sq": (x * x).sum()}
+        if limit is not None:
+            known = limit.notnull() & x.notnull()
+            sums |= {"with_max": known.cast("int64").sum(),
+                     "at_max": (known & (x >= limit)).cast("int64").sum()}
+    if "input_tokens" in columns:
+        x = rows.input_tokens.cast("float64")
+        sums |= {"input_n": x.count(), "input_sum": x.sum()}
+    cells = record(rows.group_by(**keys).aggregate(**sums))
+    if "finish_reason" in cells:
+        cells["length"] = np.where(cells["finish_reason"] == "length", cells["requests"], 0)
+        cells["finished"] = np.where(cells["finish_reason"].notna(), cells["requests"], 0)
+    return cells
 
 
-def _summary(t: ibis.Table) -> dict[str, ibis.Value]:
-    out: dict[str, ibis.Value] = {"requests": t.count(), "first_seen": t.ts.min()}
-    if "output_tokens" in t.columns:
-        x = t.output_tokens.cast("float64")
-        out |= {"output_n": x.count(), "output_sum": x.sum(), "output_sq": (x * x).sum()}
-    if "input_tokens" in t.columns:
-        x = t.input_tokens.cast("float64")
-        out |= {"input_n": x.count(), "input_sum": x.sum()}
-    for column in ("_length", "_finished", "_at_max", "_with_max"):
-        if column in t.columns:
-            out[column.lstrip("_")] = t[column].sum()
-    return out
+_SUMMED = ("requests", "output_n", "output_sum", "output_sq", "input_n", "input_sum",
+           "length", "finished", "at_max", "with_max")
 
 
 def _pool(cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    sums = [c for c in cells.columns if c not in ("window", "model_version", "first_seen")]
-    return cells.groupby(keys, as_index=False, dropna=False)[sums].sum()
+    sums = [c for c in _SUMMED if c in cells]
+    out = cells.groupby(keys, as_index=False, dropna=False)[sums].sum()
+    first = cells.groupby(keys, as_index=False, dropna=False)["first_seen"].min()
+    return out.merge(first, on=keys, how="left")
 
 
 def _finish_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Means, variances and shares from the summed columns (NaN where absent)."""
     frame = frame.copy()
-    for column in ("output_n", "output_sum", "output_sq", "input_n", "input_sum", "length",
-                   "finished", "at_max", "with_max"):
+    for column in _SUMMED:
         if column not in frame:
             frame[column] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -535,40 +532,36 @@ def _finish_counts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _param_table(record: Recorder, rows: ibis.Table, params: dict) -> pd.DataFrame:
-    """Value distributions of every parameter per window (one scan) and their TVD."""
-    if not params:
-        return pd.DataFrame(columns=["param", "baseline_value", "incident_value", "tvd",
-                                     "changed", "n_baseline", "n_incident"])
-    per = record(rows.group_by(window=rows._window).aggregate(
-        **{p: value_counts(rows[f"_p_{p}"].fill_null(UNSET)) for p in params}))
-    maps = {r["window"]: r for _, r in per.iterrows()}
+def _param_table(cells: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """Value distributions of every parameter per window and their TVD."""
     out = []
     for p in params:
-        b = dict(maps["baseline"][p] or {}) if "baseline" in maps else {}
-        i = dict(maps["incident"][p] or {}) if "incident" in maps else {}
-        nb, ni = sum(b.values()), sum(i.values())
-        values = sorted(set(b) | set(i))
-        pb = np.array([b.get(v, 0) / nb if nb else 0 for v in values])
-        pi = np.array([i.get(v, 0) / ni if ni else 0 for v in values])
+        values = cells.assign(value=cells[f"p_{p}"].fillna(UNSET)).groupby(
+            ["window", "value"])["requests"].sum()
+        b = values.get("baseline", pd.Series(dtype=float))
+        i = values.get("incident", pd.Series(dtype=float))
+        b, i = b[b > 0], i[i > 0]
+        nb, ni = float(b.sum()), float(i.sum())
+        both = b.index.union(i.index)
+        pb = b.reindex(both, fill_value=0).to_numpy(float) / nb if nb else None
+        pi = i.reindex(both, fill_value=0).to_numpy(float) / ni if ni else None
         tvd = float(0.5 * np.abs(pb - pi).sum()) if nb and ni else float("nan")
-        out.append({"param": p, "baseline_value": max(b, key=b.get) if b else None,
-                    "incident_value": max(i, key=i.get) if i else None, "tvd": tvd,
+        out.append({"param": p, "baseline_value": str(b.idxmax()) if nb else None,
+                    "incident_value": str(i.idxmax()) if ni else None, "tvd": tvd,
                     "changed": bool(tvd >= MIN_TVD and ni >= MIN_WINDOW_ROWS),
-                    "n_baseline": nb, "n_incident": ni})
+                    "n_baseline": int(nb), "n_incident": int(ni)})
+    if not out:
+        return pd.DataFrame(columns=["param", "baseline_value", "incident_value", "tvd",
+                                     "changed", "n_baseline", "n_incident"])
     return pd.DataFrame(out)
 
 
-def _templates(case: CaseView, record: Recorder, rows: ibis.Table, cells: pd.DataFrame
-               ) -> tuple[pd.DataFrame, str]:
+def _templates(case: CaseView, cells: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Incident requests per (model_version, template_version), flagged known or not."""
-    has_model = "model_version" in case.columns["requests"]
-    keys = {"template_version": rows.template_version}
-    if has_model:
-        keys["model_version"] = rows.model_version
-    grouped = record(rows.group_by(window=rows._window, **keys).aggregate(**_summary(rows)))
-    grouped = _finish_counts(grouped)
-    if "model_version" not in grouped:
+    has_model = "model_version" in cells
+    keys = ["window", "template_version"] + (["model_version"] if has_model else [])
+    grouped = _finish_counts(_pool(cells, keys))
+    if not has_model:
         grouped["model_version"] = None
     known_pairs: set[tuple[Any, Any]] = set()
     any_model: set[Any] = set()
@@ -579,40 +572,35 @@ def _templates(case: CaseView, record: Recorder, rows: ibis.Table, cells: pd.Dat
             "WHERE template_version IS NOT NULL").fetchall()
         known_from = "lineage"
         for model, template in lineage:
-            if model is None:
+            if model is None or not has_model:
                 any_model.add(template)
             else:
                 known_pairs.add((model, template))
     else:
         # without lineage a template is known when it served in the baseline, with any model:
-        # a new model version on the known template is a release, not a template mismatch
+        # a new model version on a known template is a release, not a template mismatch
         base = grouped[grouped["window"] == "baseline"]
         any_model = set(base["template_version"].dropna())
     inc = grouped[(grouped["window"] == "incident") & grouped["template_version"].notna()]
     inc = inc.copy()
     inc["model_version"] = inc["model_version"].map(lambda v: None if pd.isna(v) else v)
-    inc["known"] = [t in any_model or (m, t) in known_pairs or
-                    (not has_model and any(t == kt for _, kt in known_pairs))
+    inc["known"] = [t in any_model or (m, t) in known_pairs
                     for m, t in zip(inc["model_version"], inc["template_version"], strict=True)]
     return inc.drop(columns=["window"]).reset_index(drop=True), known_from
 
 
-def _timeline(record: Recorder, rows: ibis.Table, params: dict) -> pd.DataFrame:
-    metrics: dict[str, ibis.Value] = {"requests": rows.count()}
-    if "output_tokens" in rows.columns:
-        metrics["output_mean"] = rows.output_tokens.mean()
-    if "_length" in rows.columns:
-        metrics["length"] = rows._length.sum()
-        metrics["finished"] = rows._finished.sum()
+def _timeline(cells: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    frame = _finish_counts(_pool(cells, ["bucket_start"]))
+    keep = ["bucket_start", "requests", "output_mean", "length_share"]
     for p in params:
-        metrics[f"{p}_mean"] = rows[f"_p_{p}"].try_cast("float64").mean()
-    frame = record(rows.group_by(bucket_start=rows._bucket).aggregate(**metrics))
-    frame = frame.sort_values("bucket_start", ignore_index=True)
-    if "length" in frame:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frame["length_share"] = frame["length"] / frame["finished"].where(
-                frame["finished"] > 0)
-    return frame
+        value = pd.to_numeric(cells[f"p_{p}"], errors="coerce")
+        weight = cells["requests"].where(value.notna(), 0)
+        sums = pd.DataFrame({"bucket_start": cells["bucket_start"], "w": weight,
+                             "wx": weight * value.fillna(0)}).groupby("bucket_start").sum()
+        frame[f"{p}_mean"] = frame["bucket_start"].map(
+            sums["wx"] / sums["w"].where(sums["w"] > 0))
+        keep.append(f"{p}_mean")
+    return frame[keep].sort_values("bucket_start", ignore_index=True)
 
 
 def _named_params(case: CaseView, event: dict[str, Any]) -> list[str]:

@@ -250,13 +250,7 @@ def prefix_cache(
         if row.empty or not row["queries"].iloc[0] > 0:
             gaps.append(NotAssessed(ID, f"no prefix-cache data ({source}) in the {name} "
                                         "window"))
-    context = {}
-    if case.has("requests"):
-        requests = case.table("requests")
-        rows = requests.filter(within(requests.ts, span))
-        rows = rows.mutate(_window=window_label(rows.ts, baseline, incident))
-        context = artifact_changes(case, record, rows.filter(rows._window.notnull()),
-                                   baseline, incident)
+    context = artifact_changes(case, record, baseline, incident)
     if gaps:
         return PrefixCacheResult(**base, source=source, timeline=timeline, sql=record.sql,
                                  not_assessed=tuple(gaps))
@@ -298,17 +292,19 @@ def _from_cached_tokens(case: CaseView, record: Recorder, span: Window, width: t
     timeline = _shares(timeline.sort_values("bucket_start", ignore_index=True))
     frames = []
     incident_rows = rows.filter(rows._window == "incident")
-    for column in BREAKDOWN:
-        if column not in case.columns["requests"]:
-            continue
-        per = record(incident_rows.group_by(version=incident_rows[column]).aggregate(
+    breakdown = [c for c in BREAKDOWN if c in case.columns["requests"]]
+    if breakdown:  # one scan by every version column; each breakdown is a sum of its cells
+        per = record(incident_rows.group_by(*breakdown).aggregate(
             hits=incident_rows.cached_tokens.cast("int64").sum(),
             queries=incident_rows.input_tokens.cast("int64").sum(),
             requests=incident_rows.count()))
-        if per["version"].nunique(dropna=True) < 2:
-            continue  # one version serves everything: no version to single out
-        per.insert(0, "column", column)
-        frames.append(_shares(per.dropna(subset=["version"])))
+        for column in breakdown:
+            part = per.groupby(column, as_index=False)[["hits", "queries", "requests"]].sum()
+            if len(part) < 2:
+                continue  # one version serves everything: no version to single out
+            part = part.rename(columns={column: "version"})
+            part.insert(0, "column", column)
+            frames.append(_shares(part))
     by_version = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return _shares(windows), timeline, by_version
 

@@ -5,8 +5,10 @@ Recipes
 Generative requests of the windows (with ``input_tokens``, ``output_tokens`` or
 ``finish_reason``, and no ``prediction``: a classifier's labels are ground truth, read by
 ``model.performance``) are joined with their latest label (``labels``: user feedback or an eval
-score per ``request_id``; :func:`~.._labels.latest_labels`) in the engine. The labels are
-read as one of two kinds, decided from their distinct values (counted in the engine):
+score per ``request_id``; :func:`~.._labels.latest_labels`) in the engine, and counted once
+per time bucket, window and model version (count, sum and sum of squares of the label: the
+window and timeline statistics are sums of these cells). The labels are read as one of two
+kinds, decided from the values of the labels table (counted in the engine):
 
 * **judgements**: every label is in :data:`GOOD` or :data:`BAD` (case-insensitive;
   ``good``/``bad``, ``thumbs_up``/``thumbs_down``, ``pass``/``fail``, ``1``/``0``, ...). The
@@ -414,7 +416,7 @@ def feedback(
         if "prediction" in columns:
             generative = generative & rows.prediction.isnull()
         joined = rows.filter(generative).inner_join(labels, "request_id")
-        metric, reason = _label_kind(record, joined)
+        metric, reason = _label_kind(record, case.table("labels"))
         if reason:
             gaps.append(NotAssessed(f"{ID}:labels", reason))
         else:
@@ -429,22 +431,23 @@ def feedback(
                           timeline=timeline, sql=record.sql, not_assessed=tuple(gaps))
 
 
-def _label_kind(record: Recorder, joined: ibis.Table) -> tuple[str, str]:
-    """``(metric, "")`` or ``("", reason)`` from the distinct label values (engine counts)."""
-    label = joined.label.lower().strip()
-    counts = record(joined.aggregate(
-        n=joined.count(),
+def _label_kind(record: Recorder, labels: ibis.Table) -> tuple[str, str]:
+    """``(metric, "")`` or ``("", reason)`` from the label values (counted in the engine over
+    the labels table: cheaper than over the join, and a case's labels are of one kind)."""
+    label = labels.label.lower().strip()
+    counts = record(labels.aggregate(
+        n=labels.label.count(),
         judged=label.isin(GOOD + BAD).cast("int64").sum(),
         numeric=label.try_cast("float64").notnull().cast("int64").sum()))
-    n, judged, numeric = (int(counts[c].iloc[0]) for c in ("n", "judged", "numeric"))
+    n, judged, numeric = (int(counts[c].iloc[0] or 0) for c in ("n", "judged", "numeric"))
     if n == 0:
-        return "", "no request in the windows has a label"
+        return "", "the labels table holds no label value"
     if judged == n:
         return "bad_share", ""
     if numeric == n:
         return "score", ""
-    sample = record(joined.filter(~label.isin(GOOD + BAD) & label.try_cast("float64").isnull())
-                    .select("label").distinct().limit(3))
+    sample = record(labels.filter(~label.isin(GOOD + BAD) & label.try_cast("float64").isnull())
+                    .select("label").distinct().order_by("label").limit(3))
     values = ", ".join(repr(v) for v in sample["label"])
     return "", (f"labels are neither good/bad judgements nor numeric eval scores (e.g. "
                 f"{values})")
@@ -452,24 +455,35 @@ def _label_kind(record: Recorder, joined: ibis.Table) -> tuple[str, str]:
 
 def _quality(record: Recorder, joined: ibis.Table, metric: str, width: timedelta
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Count, sum and sum of squares of the label per bucket, window and version (one scan
+    of the join); the window table and the timeline are sums of these cells."""
     label = joined.label.lower().strip()
-    if metric == "bad_share":
-        joined = joined.mutate(_y=label.isin(BAD).cast("float64"))
-    else:
-        joined = joined.mutate(_y=label.try_cast("float64"))
+    y = label.isin(BAD).cast("float64") if metric == "bad_share" else \
+        label.try_cast("float64")
+    joined = joined.mutate(_y=y)
+    cells = record(joined.group_by(bucket_start=bucket_expr(joined.ts, width),
+                                   window=joined._window, model_version=joined._version)
+                   .aggregate(labelled=joined._y.count(), sum=joined._y.sum(),
+                              sum_sq=(joined._y * joined._y).sum(),
+                              input_sum=(joined._input * joined._y.notnull().cast("float64"))
+                              .sum(), input_n=(joined._input.notnull() & joined._y.notnull())
+                              .cast("int64").sum(), first_seen=joined.ts.min()))
+    cells = cells[cells["labelled"] > 0]
 
-    def sums(t: ibis.Table) -> dict[str, ibis.Value]:
-        return {"labelled": t.count(), "sum": t._y.sum(), "sum_sq": (t._y * t._y).sum(),
-                "input_mean": t._input.mean(), "first_seen": t.ts.min()}
+    def pool(keys: list[str]) -> pd.DataFrame:
+        frame = cells.groupby(keys, as_index=False)[
+            ["labelled", "sum", "sum_sq", "input_sum", "input_n"]].sum()
+        frame = frame.merge(cells.groupby(keys, as_index=False)["first_seen"].min(), on=keys)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame["input_mean"] = frame.pop("input_sum") / frame.pop("input_n").where(
+                lambda n: n > 0)
+        return _values(frame, metric)
 
-    in_windows = joined.filter(joined._window.notnull())
-    table = record(in_windows.group_by(window=in_windows._window,
-                                       model_version=in_windows._version).aggregate(
-        **sums(in_windows)))
-    timeline = record(joined.group_by(bucket_start=bucket_expr(joined.ts, width),
-                                      model_version=joined._version).aggregate(**sums(joined)))
-    return _values(table, metric), _values(
-        timeline.sort_values("bucket_start", ignore_index=True), metric)
+    table = pool(["window", "model_version"]) if cells["window"].notna().any() else \
+        pd.DataFrame(columns=["window", "model_version", "labelled"])
+    timeline = pool(["bucket_start", "model_version"]).sort_values(
+        ["bucket_start", "model_version"], ignore_index=True)
+    return table, timeline
 
 
 def _values(frame: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -8,10 +8,16 @@ factor of :data:`UNIT_FACTORS` (or its reciprocal) within 6% of the estimate is 
 directly: the incident quantiles divided by the factor are compared with the baseline quantiles
 (mean absolute difference over the baseline interquartile range, a normalised Wasserstein-1
 distance). The closest factor matches when that distance is at most 0.1, i.e. the rescaled
-incident looks like the baseline up to sampling noise. Last, a unit change is a step: the
-factor must hold in the middle and the last third of the incident window (each within 6% of
-the known factor; the first third may still hold the rollout), whereas a gradual shift of a
-log-normal feature (also a pure rescaling) keeps growing. A step that ends inside the window
+incident looks like the baseline up to sampling noise. A log-sampled request log can leave a
+few hundred values in a window, and the quantiles of a heavy-tailed feature then scatter by
+more than 6% (and the tail dominates the distance): for factors of at least 10, whose
+rescaled values leave the baseline's range, the band widens to the sampling noise of the
+estimate (:func:`factor_band`: 2.5 standard errors of the log quantile ratio, at most 25%)
+and the rescaled incident may instead pass a two-sample Kolmogorov-Smirnov check against the
+baseline (:func:`rescaled_ks` within ``1.36 sqrt(1/n_b + 1/n_i)``). Last, a unit change is a
+step: the factor must hold in the middle and the last third of the incident window (each
+within the band of the known factor; the first third may still hold the rollout), whereas a
+gradual shift of a log-normal feature (also a pure rescaling) keeps growing. A step that ends inside the window
 (mitigated, or the detected window runs past the fix) or starts late in it passes too when
 one of those thirds holds the factor and the other is a mix of rescaled and unchanged rows
 (factors of 10 and more, see :func:`holds_over_time`). The feature's catalog unit limits the
@@ -37,7 +43,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, float_array, quantiles_at
 from toolkit.diagnose._onset import refine_onset
-from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
+from toolkit.diagnose._profile import LEVELS, SAMPLE_ROWS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,6 +97,11 @@ MIN_RESCALED_SHARE = 0.5
 MIN_MIXTURE_FACTOR = 10.0
 #: One-sample Kolmogorov-Smirnov critical value at 5%: ``KS_95 / sqrt(n)``.
 KS_95 = 1.36
+#: Standard errors of the log scale factor that the band of a factor of at least
+#: :data:`MIN_MIXTURE_FACTOR` spans (:func:`factor_band`) ...
+NOISE_Z = 2.5
+#: ... up to this relative width.
+MAX_BAND = 0.25
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -190,7 +201,9 @@ def unit_change(
                          "matched": np.nan, "meaning": None, "distance": np.nan})
             continue
         factor, dispersion = scale_factor(qb[keep], qi[keep])
-        matched, meaning, distance = match_factor(factor, dispersion, qb, qi, units.get(feature))
+        counts = (_count(profile, feature, "baseline"), _count(profile, feature, "incident"))
+        matched, meaning, distance = match_factor(factor, dispersion, qb, qi, units.get(feature),
+                                                  counts=counts)
         rows.append({"feature": feature, "factor": factor, "dispersion": dispersion,
                      "matched": matched, "meaning": meaning, "distance": distance})
     table = pd.DataFrame(rows)
@@ -202,7 +215,8 @@ def unit_change(
         for k, row in candidates.iterrows():
             thirds = stable.get(row["feature"], [])
             qb = profile.quantiles[(row["feature"], "baseline")]
-            if not holds_over_time(qb, thirds, row["matched"], units.get(row["feature"])):
+            if not holds_over_time(qb, thirds, row["matched"], units.get(row["feature"]),
+                                   n_baseline=_count(profile, row["feature"], "baseline")):
                 table.loc[k, ["matched", "meaning"]] = [np.nan, None]
             table.loc[k, "halves"] = ", ".join(f"{f:.4g}" for f, *_ in thirds)
     result = UnitChangeResult(**base, table=table, sql=profile.sql + record.sql)
@@ -219,6 +233,12 @@ def unit_change(
     if refined:
         result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
     return result
+
+
+def _count(profile: FeatureProfile, feature: str, window: str) -> int | None:
+    """Values the window's quantiles of ``feature`` rest on (non-null, at most the sample)."""
+    n = profile.stat(feature, window, "nonnull")
+    return None if math.isnan(n) else int(min(n, SAMPLE_ROWS))
 
 
 def _stable_factors(case: CaseView, record: Recorder, profile: FeatureProfile,
@@ -255,11 +275,13 @@ def _stable_factors(case: CaseView, record: Recorder, profile: FeatureProfile,
 
 
 def holds_over_time(q_baseline: np.ndarray, thirds: list[tuple[float, np.ndarray, int]],
-                    matched: float, unit: str | None = None) -> bool:
+                    matched: float, unit: str | None = None, *,
+                    n_baseline: int | None = None) -> bool:
     """Whether the incident's later thirds look like a unit change by ``matched``.
 
-    A step: every third is rescaled (its factor within :data:`BAND` of ``matched``, or mostly
-    rescaled rows by :func:`mixture_match`). A step that ended inside the window (mitigated,
+    A step: every third is rescaled (its factor within :data:`BAND` of ``matched``, or, with
+    ``n_baseline`` given, within the sampling band of :func:`factor_band` for a factor of at
+    least :data:`MIN_MIXTURE_FACTOR`; or mostly rescaled rows by :func:`mixture_match`). A step that ended inside the window (mitigated,
     rolled back) or began late in it (a window opened early) also counts: one third rescaled
     and the other a mix of rescaled and unchanged rows in any proportion (the
     :func:`mixture_fit` within :data:`MIX_TOLERANCE`, or within the 95% Kolmogorov bound
@@ -271,8 +293,13 @@ def holds_over_time(q_baseline: np.ndarray, thirds: list[tuple[float, np.ndarray
     """
     if len(thirds) < 2:
         return False
-    rescaled = [abs(f / matched - 1) <= BAND or mixture_match(q_baseline, q, unit)[0] == matched
-                for f, q, _ in thirds]
+    def band(q: np.ndarray, n: int) -> float:
+        if n_baseline is None or max(matched, 1 / matched) < MIN_MIXTURE_FACTOR:
+            return BAND
+        return factor_band(q_baseline, q, (n_baseline, n))
+
+    rescaled = [abs(f / matched - 1) <= band(q, n) or
+                mixture_match(q_baseline, q, unit)[0] == matched for f, q, n in thirds]
     if all(rescaled):
         return True
     if max(matched, 1 / matched) < MIN_MIXTURE_FACTOR or not any(rescaled):
@@ -296,12 +323,16 @@ def scale_factor(q_baseline: np.ndarray, q_incident: np.ndarray) -> tuple[float,
 
 
 def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
-                 q_incident: np.ndarray, unit: str | None = None
+                 q_incident: np.ndarray, unit: str | None = None, *,
+                 counts: tuple[int | None, int | None] | None = None
                  ) -> tuple[float, str | None, float]:
     """The known unit factor whose rescaling makes the incident look like the baseline.
 
     When the feature's ``unit`` (from the feature catalog) is in a known family, only factors
-    that make sense for it are tried (a duration is not rescaled by 1024).
+    that make sense for it are tried (a duration is not rescaled by 1024). With ``counts``
+    (the values behind the baseline's and the incident's quantiles), a factor of at least
+    :data:`MIN_MIXTURE_FACTOR` is also matched within the sampling noise of few values
+    (:func:`noisy_match`).
     Returns ``(factor, meaning, distance)``, or ``(nan, None, distance)`` when none matches.
     """
     if math.isnan(factor) or math.isnan(dispersion):
@@ -310,7 +341,97 @@ def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
     if not math.isnan(direct[0]):
         return direct
     mixed = mixture_match(q_baseline, q_incident, unit)
-    return mixed if not math.isnan(mixed[0]) else direct
+    if not math.isnan(mixed[0]):
+        return mixed
+    if counts is not None and None not in counts:
+        noisy = noisy_match(factor, dispersion, q_baseline, q_incident, counts, unit)
+        if not math.isnan(noisy[0]):
+            return noisy
+    return direct
+
+
+def factor_band(q_baseline: np.ndarray, q_incident: np.ndarray,
+                counts: tuple[int, int]) -> float:
+    """Relative width within which a scale factor estimated from these quantiles is noise.
+
+    The standard error of a sample quantile is ``sqrt(p (1 - p) / n) / f(q_p)``, and
+    ``1 / f(q_p)`` is the slope of the quantile function (finite differences over
+    :data:`~toolkit.diagnose._profile.LEVELS`); on the log scale it is divided by ``q_p``. The
+    log ratio of the two windows' quantiles then has the root sum of squares of the two
+    windows' errors; the band is :data:`NOISE_Z` times its median over the 5%..95% levels,
+    never narrower than :data:`BAND` nor wider than :data:`MAX_BAND`.
+
+    Examples
+    --------
+    >>> from toolkit.diagnose._profile import LEVELS
+    >>> q = np.exp(np.quantile(np.random.default_rng(0).normal(0, 1.7, 100_000), LEVELS))
+    >>> round(factor_band(q, q * 60, (1746, 302)), 2), factor_band(q, q * 60, (10**6, 10**6))
+    (0.25, 0.06)
+    """
+    levels = np.asarray(LEVELS)
+    keep = (levels >= 0.05) & (levels <= 0.95)
+    errors = []
+    for q, n in ((np.asarray(q_baseline, float), counts[0]),
+                 (np.asarray(q_incident, float), counts[1])):
+        if q.size != levels.size or n is None or n < 2 or not np.isfinite(q).all():
+            return BAND
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = np.sqrt(levels * (1 - levels) / n) * np.gradient(q, levels) / np.abs(q)
+        errors.append(se[keep])
+    combined = np.sqrt(errors[0] ** 2 + errors[1] ** 2)
+    combined = combined[np.isfinite(combined)]
+    if not combined.size:
+        return BAND
+    return float(min(MAX_BAND, max(BAND, math.expm1(NOISE_Z * float(np.median(combined))))))
+
+
+def rescaled_ks(q_baseline: np.ndarray, q_incident: np.ndarray, factor: float) -> float:
+    """Kolmogorov-Smirnov distance between the baseline and the incident divided by ``factor``,
+    read on the quantile levels (the baseline's CDF interpolated at the rescaled incident
+    quantiles); ``inf`` when the quantiles cannot be compared."""
+    levels = np.asarray(LEVELS)
+    qb, qi = np.asarray(q_baseline, float), np.asarray(q_incident, float)
+    if qb.size != levels.size or qi.size != levels.size or not np.isfinite(qb).all() or \
+            not np.isfinite(qi).all() or qb[-1] <= qb[0]:
+        return float("inf")
+    return float(np.max(np.abs(levels - np.interp(qi / factor, qb, levels, left=0.0,
+                                                   right=1.0))))
+
+
+def noisy_match(factor: float, dispersion: float, q_baseline: np.ndarray,
+                q_incident: np.ndarray, counts: tuple[int, int], unit: str | None = None
+                ) -> tuple[float, str | None, float]:
+    """A known factor of at least :data:`MIN_MIXTURE_FACTOR` that few values cannot reject.
+
+    With a few hundred values of a heavy-tailed feature the estimate scatters by more than
+    :data:`BAND` and the tail dominates the distance of :func:`_direct_match`. A known factor
+    (or its reciprocal) matches when the estimate is within :func:`factor_band` of it, the
+    log ratios are as tight as for a direct match (:data:`MAX_DISPERSION`), and the incident
+    divided by it passes a two-sample Kolmogorov-Smirnov test against the baseline at 5%
+    (:func:`rescaled_ks` at most ``1.36 sqrt(1/n_b + 1/n_i)``). Only such factors: their
+    rescaled values leave the baseline's range, so a shift or reshaping of the feature does
+    not pass for them, whereas x1.609 or x2.54 can pass for a gradual shift of a skewed one.
+    Returns ``(factor, meaning, ks distance)`` or ``(nan, None, nan)``; the closest in KS wins.
+    """
+    if dispersion > MAX_DISPERSION or min(counts) < 2:
+        return float("nan"), None, float("nan")
+    band = factor_band(q_baseline, q_incident, counts)
+    critical = KS_95 * math.sqrt(1 / counts[0] + 1 / counts[1])
+    best = (float("inf"), float("nan"), None)
+    for known, meaning in UNIT_FACTORS.items():
+        if known not in allowed_factors(unit) or known < MIN_MIXTURE_FACTOR:
+            continue
+        for value, text in ((known, meaning), (1 / known, f"/{known:g} (the reverse of "
+                                                          f"{meaning})")):
+            if abs(factor / value - 1) > band:
+                continue
+            ks = rescaled_ks(q_baseline, q_incident, value)
+            if ks <= critical and ks < best[0]:
+                best = (ks, value, f"{text} (within the sampling noise of {counts[1]} incident "
+                                   f"values)")
+    if math.isnan(best[1]):
+        return float("nan"), None, float("nan")
+    return best[1], best[2], best[0]
 
 
 def mixture_match(q_baseline: np.ndarray, q_incident: np.ndarray, unit: str | None = None

@@ -25,7 +25,7 @@ from toolkit.errors import (
 from toolkit.load import formats
 from toolkit.load.convert import ConversionPlan, plan_conversion
 from toolkit.load.discover import SourceFile, survey
-from toolkit.load.mapping import Mapping, read_mapping
+from toolkit.load.mapping import Mapping, declare_task, read_mapping
 from toolkit.load.provenance import (
     next_load_id,
     previous_load,
@@ -467,6 +467,9 @@ def _load_in_transaction(
             # what `score` means, for the calibration and performance diagnostics
             con.execute("INSERT OR REPLACE INTO case_meta VALUES ('score_semantics', ?)",
                         [json.dumps(mapping.score)])
+        if mapping is not None and table == "requests":
+            # the task the mapping declares, into the endpoints catalog (DESIGN 3a)
+            plan.notes.extend(declare_task(con, mapping, load_id))
         con.execute(
             "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), false, ?)",
             [load_id, key, sha, table, fmt, stats.rows_read, stats.rows_loaded,

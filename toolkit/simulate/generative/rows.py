@@ -125,7 +125,7 @@ def chunk(plan: GenPlan, c: int) -> tuple[pa.Table, pa.Table]:
     out = np.where(aborted, np.maximum(1, (out * rng.random(n)).astype(np.int64)), out)
     length = out >= max_tokens
     out = np.minimum(out, max_tokens)
-    finish = np.where(refused, 4, np.where(aborted, 2, np.where(length, 1, 0)))
+    finish = np.where(refused, 4, np.where(length, 1, np.where(aborted, 2, 0)))
 
     # engine timings
     cell = (g, pod)

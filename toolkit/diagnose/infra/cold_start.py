@@ -2,11 +2,15 @@
 
 Recipe
 ------
-* **Replica starts**: ``restart``, ``scale``, ``deploy``, ``rollback`` and ``oom_kill`` events
-  that name a host (not a ``scale`` event whose ``detail.direction`` says the replica was
-  removed: ``down``, ``in``, ...), plus the first request of every host that first appears
-  more than ``appear_margin`` (5 minutes) after the case's first request (a new pod). Starts
-  of one host less than a minute apart count once (an ``oom_kill`` and its ``restart``). Hosts
+* **Replica starts**: ``restart``, ``scale``, ``deploy`` and ``rollback`` events that name a
+  host (not a ``scale`` event whose ``detail.direction`` says the replica was removed:
+  ``down``, ``in``, ...), plus the first request of every host that first appears more than
+  ``appear_margin`` (5 minutes) after the case's first request (a new pod). A restart of a
+  host within :data:`OOM_RESTART_WITHIN` (5 minutes) after an ``oom_kill`` of it is an *OOM
+  restart*, not a start: memory killed that replica (memory exhaustion or a leak), and its
+  slow first requests are that failure's symptom, not a cold start's; OOM kills are counted
+  per window (``oom_restarts``) and carried in the finding's evidence. Starts of one host less
+  than a minute apart count once. Hosts
   serving from the start of the case have no known start: their requests in the case's first
   ``edges_min[-1]`` minutes have an ``unknown`` age. Events without a host are counted (as
   ``fleet_events``) but start no replica.
@@ -64,7 +68,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["cold_start_effect", "ColdStartResult", "ID"]
 
 ID = "infra.cold_start"
-START_KINDS = ("restart", "scale", "deploy", "rollback", "oom_kill")
+START_KINDS = ("restart", "scale", "deploy", "rollback")
+#: A restart this soon after an ``oom_kill`` of its host is the OOM kill's, not a cold start.
+OOM_RESTART_WITHIN = timedelta(minutes=5)
 #: ``detail.direction`` values of a ``scale`` event that removes a replica (not a start).
 SCALE_DOWN = ("down", "in", "scale_down", "scale-down", "scale_in", "scale-in")
 _KEY_US = 600_000_000
@@ -92,7 +98,8 @@ class ColdStartResult(DiagnosticResult):
         Every replica start: ``host``, ``ts``, ``kind`` (event kind or ``first_seen``).
     windows
         One row per window: ``hours``, ``requests``, ``starts``, ``starts_per_hour``,
-        ``fleet_events`` (scale / deploy events without a host), ``cold_share``.
+        ``fleet_events`` (scale / deploy events without a host), ``oom_restarts`` (``oom_kill``
+        events: their restarts are not starts), ``cold_share``.
     """
 
     id = ID
@@ -178,6 +185,8 @@ class ColdStartResult(DiagnosticResult):
                       "starts_per_hour_incident": self.value("incident", "starts_per_hour"),
                       "cold_share_incident": self.value("incident", "cold_share"),
                       "cold_share_baseline": self.value("baseline", "cold_share"),
+                      "oom_restarts_baseline": self.value("baseline", "oom_restarts"),
+                      "oom_restarts_incident": self.value("incident", "oom_restarts"),
                       "hosts_started": sorted(inc["host"].astype(str).unique().tolist())},
             onset=onset, diagnostic=self.id,
         )]
@@ -371,8 +380,15 @@ def _starts(case: CaseView, span: Window, appear_after) -> ibis.Table:
     ev = case.table("events")
     direction = ev.detail["direction"].str.lower()
     down = (ev.kind == "scale") & direction.isin(SCALE_DOWN).fill_null(False)
+    hosted = ev.filter(ev.host.notnull() & (ev.ts < ibis.literal(span.end)))
+    kills = hosted.filter(hosted.kind == "oom_kill").select(_k_host=hosted.host,
+                                                            _k_ts=hosted.ts)
     ev = ev.filter(ev.kind.isin(START_KINDS) & ev.host.notnull() & ~down
                    & (ev.ts < ibis.literal(span.end)))
+    # a restart right after an OOM kill of its host is the kill's (see the module recipe)
+    within_kill = ev.ts <= kills._k_ts + ibis.interval(
+        seconds=int(OOM_RESTART_WITHIN.total_seconds()))
+    ev = ev.anti_join(kills, [ev.host == kills._k_host, ev.ts >= kills._k_ts, within_kill])
     return ev.select(host=ev.host, ts=ev.ts, kind=ev.kind).union(first)
 
 
@@ -449,6 +465,7 @@ def _summarise(base: dict, hist: pd.DataFrame, starts: pd.DataFrame, labels: lis
                                                 f"{min_requests} requests: no steady state"))
 
     fleet = case.events
+    kills_ts = pd.to_datetime(fleet.loc[fleet["kind"] == "oom_kill", "ts"], utc=True)
     fleet = fleet[fleet["kind"].isin(("scale", "deploy", "rollback")) & fleet["host"].isna()]
     fleet_ts = pd.to_datetime(fleet["ts"], utc=True)
     rows = []
@@ -462,6 +479,8 @@ def _summarise(base: dict, hist: pd.DataFrame, starts: pd.DataFrame, labels: lis
                      "starts": int(inside.sum()), "starts_per_hour": inside.sum() / hours,
                      "fleet_events": int(((fleet_ts >= pd.Timestamp(span.start)) & (
                          fleet_ts < pd.Timestamp(span.end))).sum()),
+                     "oom_restarts": int(((kills_ts >= pd.Timestamp(span.start)) & (
+                         kills_ts < pd.Timestamp(span.end))).sum()),
                      "cold_share": float(part[part["bin"].isin(cold_bins)]["share"].sum())})
     windows = pd.DataFrame(rows)
     k_b, k_i = windows["starts"].iloc[0], windows["starts"].iloc[1]

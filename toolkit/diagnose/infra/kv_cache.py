@@ -15,7 +15,8 @@ Recipe
   samples at >= 0.95 (``kv`` *pinned*; both the fraction and the percent threshold are counted,
   the scale picks one) and the sum of counter increases. Windows and the timeline are sums of
   these cells. **Two requests queries**: per window (TTFT p90, preempted requests) and per time
-  bucket (TTFT p90, preemptions); TTFT is ``ttft_ms``, else ``latency_ms`` (``latency_column``).
+  bucket (TTFT p90, exact ``quantile_cont``, and preemptions); TTFT is ``ttft_ms``, else
+  ``latency_ms`` (``latency_column``).
 * **Relation to TTFT**: Spearman's rank correlation over the time buckets of both windows
   (``scipy.stats.spearmanr`` on the bucket summaries) between TTFT p90 and each of mean KV
   usage, mean waiting requests and preemptions per bucket; NaN with fewer than
@@ -414,14 +415,18 @@ def _metric_cells(case: CaseView, record: Recorder, names: dict[str, str], span:
     margin = Window(span.start - width, span.end)
     rows = m.filter(m.name.isin(list(names.values())) & m.value.notnull() & ~m.value.isnan()
                     & within(m.ts, margin))
-    host = rows.host.cast("string").fill_null(NO_HOST)
-    rows = rows.mutate(_host=host)
-    step = ibis.window(group_by=[rows._host, rows.name], order_by=[rows.ts])
-    previous = rows.value.lag().over(step)
-    increase = ibis.cases((previous.isnull(), ibis.null("float64")),
-                          (rows.value >= previous, rows.value - previous),
-                          else_=rows.value)  # a reset: counting restarted from 0
-    rows = rows.mutate(_increase=increase)
+    rows = rows.select("ts", "name", "value", _host=rows.host.cast("string").fill_null(NO_HOST))
+    counter_names = [names[role] for role in COUNTERS if role in names]
+    counters = rows.filter(rows.name.isin(counter_names or [""]))
+    step = ibis.window(group_by=[counters._host, counters.name], order_by=[counters.ts])
+    previous = counters.value.lag().over(step)
+    counters = counters.mutate(_increase=ibis.cases(
+        (previous.isnull(), ibis.null("float64")),
+        (counters.value >= previous, counters.value - previous),
+        else_=counters.value))  # a reset: counting restarted from 0
+    gauges = rows.filter(~rows.name.isin(counter_names or [""])).mutate(
+        _increase=ibis.null("float64"))
+    rows = gauges.union(counters)  # the window function only sorts the counters' samples
     rows = rows.filter(within(rows.ts, span))
     rows = rows.mutate(_window=window_label(rows.ts, baseline, incident))
     cells = record(rows.group_by(bucket_start=bucket_expr(rows.ts, width),
@@ -450,7 +455,7 @@ def _request_summaries(case: CaseView, record: Recorder, span: Window, baseline:
     def measures(rows) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": rows.count()}
         if latency:
-            out["_q"] = rows[latency].approx_quantile([0.9])
+            out["_q"] = rows[latency].quantile([0.9])
         if "preemptions" in cols:
             out["preempted"] = (rows.preemptions > 0).cast("int64").sum()
             out["request_preemptions"] = rows.preemptions.cast("int64").sum()

@@ -8,8 +8,9 @@ Recipe
   rest (the Azure and Mooncake traces have token counts and arrival times only: throughput is
   measured, TTFT, TPOT and goodput are not).
 * **Percentiles** p50 / p90 / p99 of each latency, per window and per time bucket
-  (``choose_bucket``), are DuckDB ``approx_quantile`` (t-digest; exact on a few hundred values,
-  relative error well below 1% in the tails on millions).
+  (``choose_bucket``), are exact: DuckDB ``quantile_cont`` (numpy's default interpolation).
+  Grouped by window or bucket it is faster than the t-digest ``approx_quantile`` (three
+  latencies by bucket on 1M rows: 0.22 against 0.62 s).
 * **SLOs.** ``ttft_slo_ms`` / ``tpot_slo_ms`` as given, else ``case_meta`` keys of the same
   names, else **2 x the baseline p99** of the same latency (``slo_source`` names which).
 * **Goodput** = share of requests that met both targets: not failed (``status`` ``error`` or
@@ -414,7 +415,7 @@ def token_latency(
     def quantiles(rows) -> dict[str, Any]:
         out: dict[str, Any] = {"requests": rows.count()}
         for name in measured:
-            out[f"_{name}_q"] = rows[LATENCIES[name]].approx_quantile(list(QUANTILES))
+            out[f"_{name}_q"] = rows[LATENCIES[name]].quantile(list(QUANTILES))
             out[f"_{name}_count"] = rows[LATENCIES[name]].count()
         return out
 

@@ -180,3 +180,24 @@ def test_missing_columns_not_assessed(tmp_path):
         "integration.generation:template_version"}
     assert [f.id for f in r.findings()] == ["integration.output_length_shift"]
     assert r.findings()[0].statistic == pytest.approx(4.0)
+
+
+def test_params_documents_are_read_by_value_not_by_text(tmp_path):
+    """Documents that differ in key order or spacing hold the same parameters; a request
+    without params counts as 'unset'; at_max uses each document's own max_tokens."""
+    frame = _requests(n=400)
+    variants = ['{"temperature": 0.7, "max_tokens": 100}',
+                '{"max_tokens":100,"temperature":0.7}',
+                '{"temperature": 0.7, "max_tokens": 300}', None]
+    frame["params"] = [variants[k % 4] for k in range(len(frame))]
+    r = gen.generation(_case(tmp_path, requests=frame), BASELINE, INCIDENT)
+    assert r.changed_params == []
+    temperature = r.params.set_index("param").loc["temperature"]
+    b, i = _split(frame)
+    assert temperature["baseline_value"] == "0.7" and temperature["tvd"] == pytest.approx(
+        abs(b["params"].isna().mean() - i["params"].isna().mean()))
+    limit = frame["params"].map(lambda p: json.loads(p)["max_tokens"] if p else np.nan)
+    for name, part in (("baseline", b), ("incident", i)):
+        known = limit[part.index].notna()
+        assert r.value(name, "at_max_share") == pytest.approx(
+            (part["output_tokens"][known] >= limit[part.index][known]).mean())

@@ -1,0 +1,81 @@
+"""The hard distinctions of issue 22, rule by rule: each test gives the findings and events a
+tuning case showed and checks the verdict, and that the rule stays silent without the
+evidence that makes the distinction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from toolkit.classify import score
+from toolkit.classify.engine import Evidence
+from toolkit.diagnose import Finding, NotAssessed
+from toolkit.types import Window
+
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+BASELINE = Window(T0 - timedelta(days=7), T0)
+INCIDENT = Window(T0, T0 + timedelta(hours=20))
+COLUMNS = ["ts", "kind", "artifact", "version", "host", "detail"]
+NO_EVENTS = pd.DataFrame(columns=COLUMNS)
+
+
+def finding(id_: str, severity: str = "high", evidence: dict | None = None,
+            onset: datetime | None = T0) -> Finding:
+    return Finding(id_, id_.split(".")[0], severity, 1.0, 0.0, id_, evidence or {}, onset)
+
+
+def events(*rows: tuple) -> pd.DataFrame:
+    return pd.DataFrame([dict(zip(COLUMNS, row, strict=True)) for row in rows], columns=COLUMNS)
+
+
+def verdict(*findings: Finding, ev: pd.DataFrame = NO_EVENTS, gaps: tuple = ()):
+    return score(Evidence(tuple(findings), tuple(gaps), ev, BASELINE, INCIDENT))
+
+
+def fired(result) -> set[str]:
+    return {hit.name for hit in result.hits}
+
+
+# ---------------------------------------------------------------- calibration, few labels
+QUANTIZED = events((T0, "deploy", "model", "2.7.6-int8", None,
+                    {"base_model": "2.7.6", "quantization": "int8"}))
+PLAIN_DEPLOY = events((T0, "deploy", "model", "2.8.0", None, {"training_run": "run-1"}))
+
+
+def more_confident(class_share_change: float = 0.002) -> Finding:
+    # varied tuning seed 1: score PSI 2.46, mean score 0.975 -> 0.993, class share +0.2%
+    return finding("model.prediction_shift", "high", {
+        "score_psi": 2.46, "mean_score": [0.975, 0.993], "class": "0",
+        "class_share_change": class_share_change})
+
+
+def test_scores_moving_after_a_quantized_release_are_a_calibration_collapse():
+    result = verdict(more_confident(), ev=QUANTIZED)
+    assert "scores moved with the class mix unchanged after a quantized model release" in \
+        fired(result)
+    assert (result.pathway, result.failure_mode) == ("model", "calibration_collapse")
+    # before the rule: the output shift alone left the verdict undetermined
+    assert verdict(more_confident()).failure_mode == "undetermined"
+
+
+def test_the_quantized_release_rule_needs_the_quantization_and_the_class_mix():
+    plain = verdict(more_confident(), ev=PLAIN_DEPLOY)
+    assert plain.failure_mode != "calibration_collapse"
+    # the predicted classes moved too: the release changed the decisions, not only the scores
+    moved = verdict(more_confident(class_share_change=0.12), ev=QUANTIZED)
+    assert "scores moved with the class mix unchanged after a quantized model release" \
+        not in fired(moved)
+
+
+def test_an_announced_release_pair_is_not_version_skew():
+    # varied tuning seed 2: the int8 build's new model x pipeline pair, announced by its deploy
+    skew = finding("integration.version_skew", "low", {"announced_release": True,
+                                                       "known_source": "baseline"})
+    result = verdict(more_confident(), skew, ev=QUANTIZED)
+    assert result.mode_scores["version_skew"] < result.mode_scores["calibration_collapse"]
+    assert sum(h.add.get("version_skew", 0.0) for h in result.hits) == 0.0
+    assert result.failure_mode == "calibration_collapse"
+    # an unannounced pair still counts
+    unannounced = finding("integration.version_skew", "medium", {"announced_release": False})
+    assert sum(h.add.get("version_skew", 0.0) for h in verdict(unannounced).hits) > 2.5

@@ -167,6 +167,17 @@ pm.diagnostic("integration.timeouts")
 pm.diagnostic("integration.cache")
 
 # %% [markdown]
+# ### Generative serving: tokens, KV cache, prefix cache, outputs
+#
+# For LLM and other token-streaming endpoints (DESIGN section 3a): time to first token and per
+# output token against their SLOs, goodput, KV-cache pressure, head-of-line blocking behind long
+# prefills, errors against prompt length, prefix-cache reuse, output length and finish reasons,
+# sampling parameters and templates per version, prompt mix and user feedback.
+
+# %%
+pm.generative()
+
+# %% [markdown]
 # ## Action items
 #
 # From the remediation rules for the failure mode; owners and due dates are for the author.

@@ -42,6 +42,16 @@ report.slo_infrastructure()
 report.slo_model()
 
 # %% [markdown]
+# ## Generative serving
+#
+# For LLM endpoints: time to first token, time per output token and goodput, KV-cache pressure,
+# prefix-cache reuse, output length and finish reasons, and the prompt mix, this week against
+# the last.
+
+# %%
+report.generative()
+
+# %% [markdown]
 # ## Drift per feature
 
 # %%

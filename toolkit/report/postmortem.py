@@ -97,6 +97,19 @@ DIAGNOSTIC_SECTIONS = (
     ("integration.cache", "Cache staleness over time", {}),
 )
 
+#: Token-level sections of a generative endpoint (DESIGN 3a), in reading order: (diagnostic id,
+#: title). Shown by :meth:`Postmortem.generative` only when the case serves one.
+GENERATIVE_SECTIONS = (
+    ("infra.token_latency", "Time to first token, time per output token and goodput"),
+    ("infra.kv_cache", "KV-cache pressure, waiting requests and preemptions"),
+    ("infra.prefill_interference", "Short prompts behind long prefills"),
+    ("infra.context_errors", "Errors against prompt length"),
+    ("integration.prefix_cache", "Prefix-cache hit share"),
+    ("integration.generation", "Output length, finish reasons and sampling parameters"),
+    ("data.prompt_mix", "Prompt length and tenant / adapter mix"),
+    ("model.feedback", "Feedback per model version"),
+)
+
 #: Injected once at the top of the report: readable tables and notes.
 STYLE = Html("""<style>
 .jp-RenderedHTMLCommon table.forensics-table {border-collapse: collapse; font-size: 0.85em;
@@ -493,6 +506,22 @@ class Postmortem:
         if fig is None:
             return note("No drifted feature to show.")
         return figure_html(fig, "Drifted features: reference vs current")
+
+    def generative(self) -> Html:
+        """The token-level sections (TTFT / TPOT / goodput, KV cache, prefill, prompt-length
+        errors, prefix cache, outputs, prompt mix, feedback) when the case serves a generative
+        endpoint; one line saying why they do not apply otherwise."""
+        tasks = sorted({info.task for info in self.case.tasks.values()})
+        if "generative" not in tasks:
+            shown = ", ".join(tasks) if tasks else "no requests"
+            return note(f"No generative endpoint in this case (task: {shown}): the token-level "
+                        "sections do not apply.")
+        parts = []
+        for diagnostic_id, title in GENERATIVE_SECTIONS:
+            parts.append(heading(title, 4))
+            parts.append(self.diagnostic(diagnostic_id))
+            parts.append(self.diagnostic_details(diagnostic_id))
+        return Html("".join(p.fragment for p in parts))
 
     def diagnostic_details(self, diagnostic_id: str) -> Html:
         """Headline numbers and the findings of one diagnostic."""

@@ -38,7 +38,7 @@ from toolkit.report.format import (
     is_missing,
     missing,
 )
-from toolkit.report.html import Html, figure_html, heading, key_values, note, table
+from toolkit.report.html import Html, figure_html, heading, items, key_values, note, table
 from toolkit.report.postmortem import STYLE
 from toolkit.report.trend import ECE_BINS, trend_figure, weekly_measures
 from toolkit.store import connect
@@ -52,6 +52,9 @@ TREND_WEEKS = 6
 _IDS = ["case.traffic", "data.drift", "data.quality", "model.performance", "model.calibration",
         "infra.latency", "integration.versions", "integration.client_errors",
         "integration.timeouts", "integration.cache"]
+#: Run too when the case serves a generative endpoint (the "Generative serving" section).
+_GENERATIVE_IDS = ["infra.token_latency", "infra.kv_cache", "integration.prefix_cache",
+                   "integration.generation", "data.prompt_mix"]
 
 
 @dataclass
@@ -94,7 +97,9 @@ class WeeklyReport:
                 "FROM requests", {"a": previous.start, "b": current.start, "c": current.end}
             ).fetchall()[0]
             if counts[0] and counts[1]:
-                diagnosis = run_diagnostics(con, previous, current, case=case, ids=_IDS)
+                generative = any(t.task == "generative" for t in case.tasks.values())
+                ids = _IDS + (_GENERATIVE_IDS if generative else [])
+                diagnosis = run_diagnostics(con, previous, current, case=case, ids=ids)
         report = cls(week, current, previous, case, diagnosis, db=str(db))
         report.incidents = report._incidents(con)
         drift = report.diagnosis.results.get("data.drift") if report.diagnosis else None
@@ -255,6 +260,33 @@ class WeeklyReport:
                              "case_meta" if "ece_slo" in meta else "default 0.05",
                              calibration.value("incident", "ece"), higher=False))
         return pd.DataFrame(rows, columns=_SLO_COLUMNS)
+
+    def generative(self) -> Html:
+        """Token-level serving this week against the last (generative endpoints only): TTFT,
+        TPOT and goodput, KV-cache pressure, prefix-cache reuse, output length and finish
+        reasons, prompt mix; each with its headline numbers and findings."""
+        if not any(t.task == "generative" for t in self.case.tasks.values()):
+            return note("No generative endpoint in this case: no token-level section.")
+        if self.diagnosis is None:
+            return note("This week or the week before has no requests: token-level serving "
+                        "not compared.")
+        parts: list[Html] = []
+        for diagnostic_id in _GENERATIVE_IDS:
+            result = self.diagnosis.results.get(diagnostic_id)
+            if result is None:
+                continue
+            parts.append(heading(result.title, 4))
+            if result.table.empty and result.not_assessed:
+                parts.append(note(f"Not assessed: {result.not_assessed[0].reason}."))
+                continue
+            headline = result.headline()
+            if headline:
+                parts.append(key_values(headline))
+            found = result.findings()
+            if found:
+                parts.append(items([f"[{f.severity}] {f.summary}" for f in found]))
+            parts.append(figure_html(result.plot().figure, result.title))
+        return Html("".join(p.fragment for p in parts))
 
     def drift(self) -> Html:
         result = self.diagnosis.results.get("data.drift") if self.diagnosis else None

@@ -45,7 +45,8 @@ _COUNT_WORDS = ("requests", "count", "rows", "labelled", "scored", "errors", "ti
 #: Columns whose values are p-values.
 _PVALUE_WORDS = ("pvalue", "p_value", "p-value", "pvalue_adjusted", "p")
 #: Columns whose values are shares in 0..1 (shown as percentages).
-_SHARE_WORDS = ("share", "rate", "coverage", "compliance", "accuracy", "precision", "recall")
+_SHARE_WORDS = ("share", "rate", "coverage", "compliance", "accuracy", "precision", "recall",
+                "goodput")
 
 
 def is_missing(value: Any) -> bool:
@@ -213,6 +214,9 @@ def fmt_value(value: Any, column: str = "", *, reason: str | None = None) -> str
     ('yes', '—', '< 1e-12')
     >>> fmt_value(0.01234, "error_rate"), fmt_value(7800.0, "requests")
     ('1.23%', '7,800')
+    >>> fmt_value(0.01004, "goodput incident")
+    '1.00%'
+
     """
     if isinstance(value, (list, tuple, set, frozenset)) and not isinstance(value, str):
         shown = [fmt_value(v) for v in value]

@@ -9,8 +9,12 @@ import nbformat
 import papermill
 import pytest
 
+from tests.conftest import REALDATA
+
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "notebooks" / "examples").glob("*.py"))
 pytestmark = pytest.mark.slow
+#: Walk-throughs of the real traces in ../shared/realdata (skipped when it is absent).
+REAL = "-real-"
 
 
 def test_there_is_a_quickstart_and_one_walkthrough_per_pathway():
@@ -22,6 +26,11 @@ def test_there_is_a_quickstart_and_one_walkthrough_per_pathway():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(path, tmp_path):
+    parameters = {"workdir": str(tmp_path / "work")}
+    if REAL in path.stem:
+        if not REALDATA.exists():
+            pytest.skip(f"real data not available: {REALDATA}")
+        parameters["realdata"] = str(REALDATA)
     notebook = jupytext.read(path)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
@@ -29,7 +38,7 @@ def test_example_runs(path, tmp_path):
     nbformat.write(notebook, source)
     executed = papermill.execute_notebook(
         str(source), str(tmp_path / f"{path.stem}.out.ipynb"),
-        parameters={"workdir": str(tmp_path / "work")}, kernel_name="python3",
+        parameters=parameters, kernel_name="python3",
         execution_timeout=600, progress_bar=False, cwd=str(tmp_path))
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]

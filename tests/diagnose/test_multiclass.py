@@ -263,3 +263,28 @@ def test_generative_endpoints_are_not_assessed():
         result = fn(con, (TS[0], TS[50]), (TS[50], TS[100]))
         assert result.table.empty
         assert any("generative" in g.reason for g in result.not_assessed)
+
+
+def test_many_scored_rows_are_read_on_a_named_deterministic_sample(data, con, monkeypatch):
+    tasks = importlib.import_module("toolkit.diagnose._tasks")
+    full_cal = calibration_module.calibration(con, BASELINE, INCIDENT)
+    full_perf = performance.model_performance(con, BASELINE, INCIDENT)
+    assert full_cal.scores_fraction == 1.0
+    assert set(full_perf.table["scores_fraction"]) == {1.0}
+    monkeypatch.setattr(tasks, "SCORES_SAMPLE_ROWS", 2 * N // 3)
+    runs = [(calibration_module.calibration(con, BASELINE, INCIDENT),
+             performance.model_performance(con, BASELINE, INCIDENT)) for _ in range(2)]
+    cal, perf = runs[0]
+    assert cal.scores_fraction == pytest.approx(1 / 3)
+    assert perf.table["scores_fraction"].tolist() == pytest.approx([1 / 3, 1 / 3])
+    read = cal.classwise.groupby("window")["n"].max()
+    assert read["baseline"] == pytest.approx(N / 3, rel=0.15)  # a third of the rows, by hash
+    # the same rows every run, and estimates close to the full data's
+    assert runs[1][0].classwise_ece == cal.classwise_ece
+    for w in ("baseline", "incident"):
+        assert cal.classwise_ece[w] == pytest.approx(full_cal.classwise_ece[w], abs=0.02)
+        assert perf.value(w, "roc_auc") == pytest.approx(full_perf.value(w, "roc_auc"),
+                                                         abs=0.02)
+        # what does not need scores is still measured on every row
+        assert perf.value(w, "labelled") == N
+        assert cal.value(w, "ece") == full_cal.value(w, "ece")

@@ -52,7 +52,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from toolkit.diagnose._case import CaseView
 
 __all__ = ["TaskInfo", "infer_tasks", "main_task", "MAX_CLASSES", "TASK_COLUMNS", "class_scores",
-           "json_pointer", "task_filter", "task_labelled", "other_tasks"]
+           "json_pointer", "class_probabilities", "scored_rows", "ScoredRows", "task_filter",
+           "task_labelled", "SCORES_SAMPLE_ROWS", "other_tasks", "scores_share"]
 
 #: At most this many distinct values make classes; more (all numeric) make a regression.
 MAX_CLASSES = 100
@@ -281,13 +282,93 @@ def json_pointer(key: str) -> str:
 
 
 def class_scores(scores: ibis.Value, classes: tuple[str, ...]) -> list[ibis.FloatingValue]:
-    """The probability of each class from a ``scores`` JSON object (one parse per row); a class
-    missing from a row's object counts 0, a row without ``scores`` stays NULL."""
-    paths = ibis.literal([json_pointer(c) for c in classes], type="array<string>")
-    parsed = _json_strings(scores.cast("json"), paths)
-    return [ibis.cases((scores.isnull(), ibis.null("float64")),
-                       else_=parsed[k].try_cast("float64").fill_null(0.0))
+    """The probability of each class from a ``scores`` JSON object, as one column each; a
+    class missing from a row's object counts 0, a row without ``scores`` stays NULL. (For
+    many rows use :func:`class_probabilities`, which parses each object once.)"""
+    listed = class_probabilities(scores, classes)
+    return [ibis.cases((scores.isnull(), ibis.null("float64")), else_=listed[k])
             for k in range(len(classes))]
+
+
+def class_probabilities(scores: ibis.Value, classes: tuple[str, ...]) -> ibis.ArrayValue:
+    """The probabilities of ``classes`` from a ``scores`` JSON object as one DOUBLE[] per row,
+    in the order of ``classes``: one parse of the object (``json_extract_string`` with every
+    path) and one lambda over the list; a class missing from the object counts 0.
+
+    Unnest it together with ``ibis.range(len(classes))`` to get (class, probability) rows.
+    """
+    paths = ibis.literal([json_pointer(c) for c in classes], type="array<string>")
+    return _json_strings(scores.cast("json"), paths).map(
+        lambda v: v.try_cast("float64").fill_null(0.0))
+
+
+#: Predictions with ``scores`` beyond which the per-class diagnostics (classwise ECE, one-vs-rest
+#: AUC) read a deterministic sample of this many: parsing a JSON object of 10 classes costs
+#: about 3 us per row on 2 cores (6M labelled rows: 18 s). The share read is reported with the
+#: results.
+SCORES_SAMPLE_ROWS = 500_000
+
+_scored_names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """The labelled predictions of the windows with their class probabilities parsed once.
+
+    Attributes
+    ----------
+    table
+        ``_window`` (``baseline``/``incident``), ``_y`` (the label's index in ``classes``; -1
+        for a label outside them) and ``_probs`` (DOUBLE[], in the order of ``classes``).
+    classes
+        The classes, in the order of ``_probs``.
+    rows, fraction
+        Predictions with scores in the span of the windows, and the share of them whose
+        labelled rows are in ``table`` (1.0 unless more than :data:`SCORES_SAMPLE_ROWS`: then
+        a deterministic sample by hashed time, see :func:`task_labelled`).
+    """
+
+    table: ibis.Table
+    classes: tuple[str, ...]
+    rows: int
+    fraction: float
+
+    def pairs(self) -> ibis.Table:
+        """One row per (row, class): ``_window``, ``_y``, ``_c`` (the class's index) and
+        ``_p`` (its probability clipped to [0, 1]); DuckDB zips the two unnests of one
+        select."""
+        t = self.table
+        return t.select(t._window, t._y, _c=ibis.range(len(self.classes)).unnest(),
+                        _p=t._probs.map(lambda v: v.clip(0.0, 1.0)).unnest())
+
+
+def scored_rows(case: CaseView, record: Recorder, baseline: Window, incident: Window,
+                info: TaskInfo) -> ScoredRows:
+    """:class:`ScoredRows` of the windows, made once per case view (a temporary table);
+    ``record`` must build joins as written (it may make :func:`task_labelled`'s table)."""
+    from toolkit.diagnose._engine import window_label
+
+    key = ("scored_rows", baseline.start, baseline.end, incident.start, incident.end,
+           info.endpoints, info.classes)
+    if key in case.cache:
+        scored, sql = case.cache[key]
+        record.note(sql)
+        return scored
+    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
+    t = task_labelled(case, record, span, info)
+    rows, fraction = case.cache[("scores_share", span.start, span.end, info.endpoints)]
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
+    t = t.filter(t._window.notnull() & t.scores.notnull())
+    classes = info.classes
+    labels = ibis.cases(*((t.label == ibis.literal(c), k) for k, c in enumerate(classes)),
+                        else_=-1)
+    selected = t.select(t._window, _y=labels, _probs=class_probabilities(t.scores, classes))
+    name = f"_forensics_scored_{next(_scored_names)}"
+    table = record.temp_table(case.backend, name, selected)
+    weakref.finalize(case, _drop, case.con, name)
+    scored = ScoredRows(table, classes, rows, fraction)
+    case.cache[key] = (scored, record.sql[-1])
+    return scored
 
 
 def task_filter(case: CaseView, info: TaskInfo, rows: ibis.Table) -> ibis.Table:
@@ -319,16 +400,26 @@ def other_tasks(case: CaseView, info: TaskInfo, check: str) -> tuple:
 _task_names = itertools.count(1)
 
 #: Columns of :func:`task_labelled` beyond ``_labels.LABELLED_COLUMNS`` (those the case has).
-TASK_COLUMNS_EXTRA = ("endpoint", "host", "client_version", "pipeline_version", "scores",
-                      "pred_lower", "pred_upper")
+TASK_COLUMNS_EXTRA = ("endpoint", "host", "client_version", "pipeline_version", "pred_lower",
+                      "pred_upper")
 
 
 def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
                   ) -> ibis.Table:
     """Labelled predictions of ``span`` on ``info``'s endpoints, with the columns multiclass
-    and regression diagnostics read (``scores``, ``pred_lower``/``pred_upper``, segments), as
-    a temporary table made once per case view (see :func:`~._labels.labelled_table`; ``record``
-    must build joins as written)."""
+    and regression diagnostics read (``pred_lower``/``pred_upper``, segments, and for a
+    multiclass task ``scores``), as a temporary table made once per case view (see
+    :func:`~._labels.labelled_table`; ``record`` must build joins as written).
+
+    ``scores`` is kept for at most :data:`SCORES_SAMPLE_ROWS` of the span's scored
+    predictions (a deterministic sample by hashed time, the share in :func:`scores_share`),
+    NULL for the others: the JSON objects of millions of rows would double the table and
+    every parse costs (see :func:`scored_rows`).
+
+    In a case of one task the rows are those of :func:`~._labels.labelled_table` with more
+    columns, so the table also serves as that one for the view: the requests-labels join runs
+    once for every diagnostic."""
+    from toolkit.diagnose._engine import sample_by_time
     from toolkit.diagnose._labels import LABELLED_COLUMNS, labelled_rows
 
     key = ("task_labelled", span.start, span.end, info.endpoints)
@@ -337,15 +428,46 @@ def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
         record.note(sql)
         return table
     rows = task_filter(case, info, labelled_rows(case, span))
-    wanted = (*LABELLED_COLUMNS, *TASK_COLUMNS_EXTRA)
-    rows = rows.select(*(c for c in wanted if c in rows.columns and
-                         (c in ("label", "labeled_at", "correct") or
-                          c in case.columns["requests"])))
+    present = case.columns["requests"]
+    wanted = [c for c in (*LABELLED_COLUMNS, *TASK_COLUMNS_EXTRA) if c in rows.columns and
+              (c in ("label", "labeled_at", "correct") or c in present)]
+    columns: dict[str, Any] = {c: rows[c] for c in wanted}
+    if info.task == "multiclass" and "scores" in present:
+        fraction = scores_share(case, record, span, info)
+        keep = sample_by_time(rows, fraction) if fraction < 1 else None
+        if keep is None:
+            columns["scores"] = rows.scores
+        else:
+            # the same hashed-time rule as sample_by_time, as a column: scores where kept
+            from toolkit.diagnose._engine import _SAMPLE_SLOTS, _hash, epoch_us
+
+            kept = (_hash(epoch_us(rows.ts)) % _SAMPLE_SLOTS) / _SAMPLE_SLOTS < \
+                ibis.literal(float(fraction))
+            columns["scores"] = ibis.cases((kept, rows.scores), else_=ibis.null("json"))
+    rows = rows.select(**columns)
     name = f"_forensics_task_{next(_task_names)}"
     table = record.temp_table(case.backend, name, rows)
     weakref.finalize(case, _drop, case.con, name)
     case.cache[key] = (table, record.sql[-1])
+    if len({t.task for t in case.tasks.values()}) < 2:
+        case.cache.setdefault(("labelled_table", span.start, span.end), case.cache[key])
     return table
+
+
+def scores_share(case: CaseView, record: Recorder, span: Window, info: TaskInfo) -> float:
+    """The share of ``span``'s predictions with ``scores`` (on ``info``'s endpoints) whose
+    scores :func:`task_labelled` keeps: 1.0 up to :data:`SCORES_SAMPLE_ROWS` of them, else
+    that many over their number (one count, cached on the view)."""
+    from toolkit.diagnose._case import within
+
+    key = ("scores_share", span.start, span.end, info.endpoints)
+    if key not in case.cache:
+        requests = task_filter(case, info, case.table("requests"))
+        requests = requests.filter(within(requests.ts, span) & requests.prediction.notnull()
+                                   & requests.scores.notnull())
+        rows = int(record(requests.aggregate(n=requests.count())).iloc[0]["n"])
+        case.cache[key] = (rows, min(1.0, SCORES_SAMPLE_ROWS / rows) if rows else 1.0)
+    return case.cache[key][1]
 
 
 def _drop(con: Any, name: str) -> None:

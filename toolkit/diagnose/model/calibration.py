@@ -45,7 +45,9 @@ incident.
   ``k``, ``ECE_k = sum_b (n_b / n) |freq_b - conf_b|`` with forecast ``p_k`` (0 when missing
   from a row's object) and outcome ``[label == k]`` on the same equal-width ``bins``; the
   classwise ECE is the mean over the task's classes (``classwise``, ``class_bins`` for the
-  per-class reliability diagrams, ``classwise_ece`` per window). Without ``scores``:
+  per-class reliability diagrams, ``classwise_ece`` per window). Beyond 500,000 labelled
+  predictions with scores, a deterministic sample of 500,000 is read (parsing every JSON
+  object would dominate the run); ``scores_fraction`` says the share. Without ``scores``:
   ``model.calibration:classwise`` in ``not_assessed``.
 * **regression**: the coverage of ``[pred_lower, pred_upper]`` (labels inside, bounds
   included) with Wilson intervals against the nominal coverage the ``endpoints`` catalog
@@ -162,6 +164,9 @@ class CalibrationResult(DiagnosticResult):
     class_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     #: multiclass: classwise ECE per window (the mean over classes of the class's ECE)
     classwise_ece: dict[str, float] = field(default_factory=dict, repr=False)
+    #: multiclass: the share of the windows' labelled predictions the classwise ECE read (1.0
+    #: unless more than ``_tasks.SCORES_SAMPLE_ROWS``: then a deterministic sample)
+    scores_fraction: float = float("nan")
     #: regression: the nominal coverage of ``[pred_lower, pred_upper]`` (None: undeclared)
     nominal: float | None = None
     #: regression: residual counts per window on the baseline's residual deciles
@@ -705,10 +710,13 @@ def _classwise(case: CaseView, result: CalibrationResult, info: Any) -> Calibrat
     For each class ``k`` the forecast is ``p_k`` (its probability in ``scores``; 0 when the
     object lacks it) and the outcome ``[label == k]``; ``ECE_k = sum_b (n_b / n) |freq_b -
     conf_b|`` over the same ``bins`` equal-width bins as the top-label ECE, and the classwise
-    ECE is the mean of ``ECE_k`` over the task's classes. One engine scan: the rows are
-    unnested to (class, probability) pairs and summed per window, class and bin.
+    ECE is the mean of ``ECE_k`` over the task's classes. The ``scores`` objects are parsed
+    once per case view (:func:`~toolkit.diagnose._tasks.scored_rows`; beyond
+    ``SCORES_SAMPLE_ROWS`` labelled predictions a deterministic sample, its share in
+    ``scores_fraction``), unnested to (class, probability) pairs and summed per window, class
+    and bin in one query.
     """
-    from toolkit.diagnose._tasks import class_scores, other_tasks, task_labelled
+    from toolkit.diagnose._tasks import other_tasks, scored_rows
 
     check = f"{ID}:classwise"
     base = replace(result, task="multiclass")
@@ -721,23 +729,12 @@ def _classwise(case: CaseView, result: CalibrationResult, info: Any) -> Calibrat
         return replace(base, not_assessed=(*gaps, NotAssessed(
             check, "no labels" if not case.has("labels") else "fewer than two classes")))
     record = Recorder(joins_as_written=True)
-    baseline, incident = result.baseline, result.incident
-    span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
-    t = task_labelled(case, record, span, info)
-    t = t.mutate(_window=window_label(t.ts, baseline, incident))
-    t = t.filter(t._window.notnull() & t.scores.notnull())
-    classes = info.classes
     bins = result.bins
-    probabilities = class_scores(t.scores, classes)
-    pairs = ibis.array([ibis.struct({"c": ibis.literal(k, type="int64"),
-                                     "p": p.clip(0.0, 1.0)})
-                        for k, p in enumerate(probabilities)])
-    labels = ibis.cases(*((t.label == ibis.literal(c), k) for k, c in enumerate(classes)),
-                        else_=-1)
-    long = t.select(_window=t._window, _y=labels, _pair=pairs.unnest())
-    long = long.select(long._window, long._y, _c=long._pair["c"], _p=long._pair["p"])
-    long = long.mutate(_bin=_uniform_bin(long._p, bins))
-    sums = record(long.group_by(window=long._window, c=long._c, bin=long._bin).aggregate(
+    scored = scored_rows(case, record, result.baseline, result.incident, info)
+    classes = scored.classes
+    long = scored.pairs()
+    binned = ibis.greatest(ibis.least((long._p * bins).floor().cast("int64"), bins - 1), 0)
+    sums = record(long.group_by(window=long._window, c=long._c, bin=binned).aggregate(
         n=long.count(), sp=long._p.sum(), sy=(long._y == long._c).cast("int64").sum()))
     missing = {"baseline", "incident"} - set(sums["window"])
     if missing:
@@ -754,6 +751,7 @@ def _classwise(case: CaseView, result: CalibrationResult, info: Any) -> Calibrat
     overall = per_class.groupby("window")["ece"].mean().to_dict()
     return replace(base, classwise=per_class, class_bins=bins_frame,
                    classwise_ece={str(k): float(v) for k, v in overall.items()},
+                   scores_fraction=scored.fraction,
                    sql=(*result.sql, *record.sql), not_assessed=tuple(gaps))
 
 

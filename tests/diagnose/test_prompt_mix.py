@@ -197,7 +197,6 @@ def test_mix_only_case_says_length_not_assessed(tmp_path):
     assert [g.check for g in r.not_assessed] == ["data.prompt_mix:length"]
     assert [f.id for f in r.findings()] == ["data.mix_shift"]
     assert r.findings()[0].evidence["unseen_share"] == 1.0
-    assert r.findings()[0].evidence["release_attribute"] is False
 
 
 def test_id_like_attribute_is_not_a_mix(tmp_path):
@@ -222,3 +221,21 @@ def test_quantiles_from_counts_match_numpy():
     values, counts = np.unique(x, return_counts=True)
     levels = np.linspace(0, 1, 21)
     assert np.allclose(pm.quantiles_from_counts(values, counts, levels), np.quantile(x, levels))
+
+
+def test_a_client_rollout_is_a_release_not_a_mix_shift(tmp_path):
+    """Clients moving to a new version (new values in the incident) are a rollout, listed in
+    new_versions; the same clients' shares moving among known versions are a mix shift. (A
+    healthy simulated period with a client rollout was read as a mix shift.)"""
+    rng = np.random.default_rng(4)
+    frame = _requests(rng.integers(100, 200, 300), rng.integers(100, 200, 300))
+    frame["client_version"] = ["web/1.0"] * 300 + ["web/1.1"] * 200 + ["web/1.0"] * 100
+    r = pm.prompt_mix(_case(tmp_path, frame), BASELINE, INCIDENT)
+    assert r.row("client_version")["js"] > 0.5 and r.findings() == []
+    assert r.context["new_versions"] == {"client_version": ["web/1.1"]}
+    frame["client_version"] = ["web/1.0"] * 250 + ["mobile/2.0"] * 50 + \
+        ["web/1.0"] * 100 + ["mobile/2.0"] * 200
+    (tmp_path / "b").mkdir()
+    r = pm.prompt_mix(_case(tmp_path / "b", frame), BASELINE, INCIDENT)
+    [f] = r.findings()
+    assert f.id == "data.mix_shift" and f.evidence["attribute"] == "client_version"

@@ -47,9 +47,11 @@ mean), ``output_psi``, ``output_ratio`` (mean output tokens, incident / baseline
 JS >= 0.1 and chi-square p-value below 1e-3; high from JS 0.25, else medium. Evidence:
 ``attribute``, ``js``, ``chi2``, ``pvalue``, ``dof``, ``unseen_share``, ``movers`` (the five
 values whose share moved most: ``{value, share_baseline, share_incident}``), ``attributes``
-(every shifted attribute -> ``{js, pvalue}``), ``release_attribute`` (True when the attribute is
-a version column, ``client_version``, with values new in the incident: a release rather than a
-population move), ``artifact_changed``, ``events``, ``new_versions``.
+(every shifted attribute -> ``{js, pvalue}``), ``artifact_changed``, ``events``,
+``new_versions``. A version column (``client_version``) whose incident holds values the
+baseline never had is a rollout, a release listed in ``new_versions``, and never the mix
+shift (a healthy simulated period with a client rollout read as one); its shares moving among
+known versions are.
 
 Onsets come from the per-bucket mean prompt length and the per-bucket JS distance of the mix
 (buckets with at least 5 requests), fitted as a ramp after the baseline.
@@ -200,8 +202,12 @@ class PromptMixResult(DiagnosticResult):
     def _mix_finding(self) -> Finding | None:
         if self.table.empty:
             return None
+        # a version column whose incident brings new values is a rollout (a release, in
+        # ``new_versions``), not a population move
+        rollout = self.table["quantity"].isin(VERSION_COLUMNS) & (
+            self.table["unseen_share"] > 0)
         mixes = self.table[(self.table["kind"] == "mix") & (self.table["js"] >= MODERATE_JS)
-                           & (self.table["pvalue"] < ALPHA)]
+                           & (self.table["pvalue"] < ALPHA) & ~rollout]
         if mixes.empty:
             return None
         mixes = mixes.sort_values("js", ascending=False)
@@ -228,8 +234,6 @@ class PromptMixResult(DiagnosticResult):
             evidence={"attribute": attribute, "js": js, "chi2": float(top["chi2"]),
                       "pvalue": float(top["pvalue"]), "dof": int(top["dof"]),
                       "unseen_share": float(top["unseen_share"]), "movers": movers,
-                      "release_attribute": bool(attribute in VERSION_COLUMNS
-                                                and top["unseen_share"] > 0),
                       "attributes": {str(r.quantity): {"js": float(r.js),
                                                        "pvalue": float(r.pvalue)}
                                      for r in mixes.itertuples()},

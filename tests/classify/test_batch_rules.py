@@ -100,7 +100,7 @@ def test_drift_starting_at_a_run():
 # ---------------------------------------------------------------- end to end
 
 
-def build(scenario: str, runs: int = 6, n: int = 600, bad: int = 4):
+def build(scenario: str, runs: int = 6, n: int = 600, bad: int = 4, path=None):
     """A nightly batch job at 02:00 on March 1-6, one SageMaker-style batch-transform
     endpoint per run, labels for every record. From run ``bad`` on: ``pipeline`` (a new
     pipeline version fails 30% of the records with validation errors), ``drift`` (x1 moves
@@ -131,7 +131,7 @@ def build(scenario: str, runs: int = 6, n: int = 600, bad: int = 4):
             "x1": x1, "x2": x2, "x3": rng.choice(["a", "b", "c"], n),
             "prediction": pred.astype(str), "score": np.where(pred == 1, p, 1 - p)}))
         labels.append(pd.DataFrame({"request_id": ids, "label": truth.astype(str)}))
-    con = tk.connect()
+    con = tk.connect(path)
     tk.load(con, pd.concat(frames, ignore_index=True), table="requests")
     tk.load(con, pd.concat(labels, ignore_index=True), table="labels")
     if scenario == "model":

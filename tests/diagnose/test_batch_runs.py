@@ -285,3 +285,18 @@ def test_sql_reruns_in_the_engine():
         last = con.execute(str(sql)).df()
     # the last statement counts the colours per run: 3 runs x 3 colours, every row once
     assert (len(last), int(last["n"].sum())) == (9, 1200)
+
+
+def test_accuracy_is_for_classifiers():
+    runs = [_run(d, prediction=np.round(np.linspace(0, 9, 400), 1).astype(str))
+            for d in (1, 2, 3)]
+    labels = pd.concat([pd.DataFrame({"request_id": r["request_id"], "label": "4.5"})
+                        for r in runs])
+    endpoints = pd.DataFrame({"endpoint": [r["endpoint"].iloc[0] for r in runs],
+                              "task": "regression"})
+    con = make_case(requests=pd.concat(runs, ignore_index=True), labels=labels,
+                    endpoints=endpoints)
+    result = run_over_run(con, BASELINE, INCIDENT)
+    assert ("case.batch_runs.accuracy", "endpoints are regression: accuracy per run is for "
+            "classifiers") in [(g.check, g.reason) for g in result.not_assessed]
+    assert result.table["accuracy"].isna().all() and not result.table["accuracy_flagged"].any()

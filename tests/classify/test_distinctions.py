@@ -79,3 +79,29 @@ def test_an_announced_release_pair_is_not_version_skew():
     # an unannounced pair still counts
     unannounced = finding("integration.version_skew", "medium", {"announced_release": False})
     assert sum(h.add.get("version_skew", 0.0) for h in verdict(unannounced).hits) > 2.5
+
+
+# ---------------------------------------------------------------- nothing could be assessed
+HEALTH = ("infra.latency", "integration.client_errors", "case.segments", "model.performance",
+          "model.prediction_shift", "data.drift", "data.quality")
+
+
+def too_few(*checks: str) -> tuple[NotAssessed, ...]:
+    return tuple(NotAssessed(c, "12 requests in the incident window: fewer than 50 are too "
+                                "few to assess") for c in checks)
+
+
+def test_no_finding_because_nothing_could_run_is_undetermined_not_none():
+    result = verdict(gaps=too_few(*HEALTH, "infra.memory", "integration.timeouts"))
+    assert (result.pathway, result.failure_mode) == ("undetermined", "undetermined")
+    assert result.remediation[0].startswith("The verdict is undetermined")
+    assert any("infra.latency" in step for step in result.remediation)
+
+
+def test_one_health_check_that_ran_and_saw_nothing_supports_none():
+    # latency and errors were looked at and are fine; labels are missing: still no incident
+    result = verdict(gaps=too_few(*(c for c in HEALTH if c != "infra.latency")))
+    assert result.failure_mode == "none"
+    # sub-checks (a part of a diagnostic) do not make a diagnostic unassessed
+    result = verdict(gaps=too_few(*(f"{c}.part" for c in HEALTH)))
+    assert result.failure_mode == "none"

@@ -139,8 +139,10 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
                     key=lambda m: probabilities[m])
     min_confidence = float(rules.scoring.get("min_confidence", 0.5))
     min_margin = float(rules.scoring.get("min_margin", 0.15))
-    if p_none >= best_p:
+    if p_none >= best_p and not _blind(evidence, rules):
         pathway, mode, confidence = NONE, NONE, p_none
+    elif p_none >= best_p:  # nothing that would show an incident could be looked at
+        pathway, mode, confidence = UNDETERMINED, UNDETERMINED, best_p
     elif best_p < min_confidence or best_p - runner_up < min_margin:
         pathway, mode, confidence = UNDETERMINED, UNDETERMINED, best_p
     else:
@@ -214,6 +216,20 @@ def undetermined_remediation(probabilities: dict[str, float], serving_mode: str,
             steps.append(f"If it is {candidate.replace('_', ' ')} (candidate, "
                          f"p={probabilities[candidate]:.2f}): " + " ".join(actions))
     return tuple(steps)
+
+
+def _blind(evidence: Evidence, rules: RuleTable) -> bool:
+    """Whether none of the checks that would see an incident could run.
+
+    "No incident" is a finding of its own: it needs at least one of the rule table's
+    ``[scoring] health_checks`` (the diagnostics that watch the service's errors, latency,
+    quality and inputs) to have been assessed. When every one of them is in ``not_assessed``
+    under its own id (the whole diagnostic could not run, e.g. too few requests in the
+    incident window), the case is ``undetermined``, not healthy.
+    """
+    needed = tuple(rules.scoring.get("health_checks", ()))
+    gaps = {gap.check for gap in evidence.not_assessed}
+    return bool(needed) and all(check in gaps for check in needed)
 
 
 def _strongest(findings: tuple[Finding, ...]) -> dict[str, Finding]:

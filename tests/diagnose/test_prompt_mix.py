@@ -229,10 +229,12 @@ def test_a_client_rollout_is_a_release_not_a_mix_shift(tmp_path):
     healthy simulated period with a client rollout was read as a mix shift.)"""
     rng = np.random.default_rng(4)
     frame = _requests(rng.integers(100, 200, 300), rng.integers(100, 200, 300))
-    frame["client_version"] = ["web/1.0"] * 300 + ["web/1.1"] * 200 + ["web/1.0"] * 100
+    # the rollout starts in the baseline's last minutes: 1 of its 300 requests
+    frame["client_version"] = ["web/1.0"] * 299 + ["web/1.1"] * 201 + ["web/1.0"] * 100
     r = pm.prompt_mix(_case(tmp_path, frame), BASELINE, INCIDENT)
-    assert r.row("client_version")["js"] > 0.5 and r.findings() == []
-    assert r.context["new_versions"] == {"client_version": ["web/1.1"]}
+    row = r.row("client_version")
+    assert row["js"] > 0.5 and r.findings() == []
+    assert row["unseen_share"] == 0 and row["emerging_share"] == pytest.approx(200 / 300)
     frame["client_version"] = ["web/1.0"] * 250 + ["mobile/2.0"] * 50 + \
         ["web/1.0"] * 100 + ["mobile/2.0"] * 200
     (tmp_path / "b").mkdir()

@@ -48,10 +48,11 @@ JS >= 0.1 and chi-square p-value below 1e-3; high from JS 0.25, else medium. Evi
 ``attribute``, ``js``, ``chi2``, ``pvalue``, ``dof``, ``unseen_share``, ``movers`` (the five
 values whose share moved most: ``{value, share_baseline, share_incident}``), ``attributes``
 (every shifted attribute -> ``{js, pvalue}``), ``artifact_changed``, ``events``,
-``new_versions``. A version column (``client_version``) whose incident holds values the
-baseline never had is a rollout, a release listed in ``new_versions``, and never the mix
-shift (a healthy simulated period with a client rollout read as one); its shares moving among
-known versions are.
+``new_versions``. A version column (``client_version``) whose incident serves at least 5% of
+its requests with values that were rare in the baseline (under 1% of it: the
+``emerging_share``; a rollout may start in the baseline's last minutes) is a rollout, a
+release, and never the mix shift (healthy simulated periods with a client rollout read as
+one); its shares moving among established versions are.
 
 Onsets come from the per-bucket mean prompt length and the per-bucket JS distance of the mix
 (buckets with at least 5 requests), fitted as a ramp after the baseline.
@@ -93,6 +94,11 @@ MAJOR_PSI = 0.25
 MODERATE_JS = 0.10
 MAJOR_JS = 0.25
 ALPHA = 1e-3
+#: A value below this share of the baseline is rare there; the incident's share of such values
+#: is the attribute's ``emerging_share``.
+RARE_SHARE = 0.01
+#: A version column whose emerging share reaches this is a rollout, not a population move.
+ROLLOUT_SHARE = 0.05
 #: An attribute with more distinct values than this is an id, not a mix.
 MAX_CATEGORIES = 200
 DEFAULT_ATTRIBUTES = ("adapter", "endpoint", "tenant", "client_version")
@@ -121,7 +127,7 @@ class PromptMixResult(DiagnosticResult):
         One row per compared quantity: ``quantity`` (``input_tokens``, ``output_tokens`` or
         an attribute name), ``kind`` (``length`` / ``mix``), ``n_baseline``, ``n_incident``,
         ``psi``, ``ks``, ``ks_pvalue`` (lengths), ``js``, ``chi2``, ``pvalue``, ``dof``,
-        ``unseen_share`` (mixes), ``mean_baseline``, ``mean_incident``, ``p50_*``, ``p90_*``.
+        ``unseen_share``, ``emerging_share`` (mixes), ``mean_baseline``, ``mean_incident``, ``p50_*``, ``p90_*``.
     timeline
         Per time bucket: ``bucket_start``, ``requests``, ``input_mean``, ``output_mean``,
         ``input_psi`` (buckets with at least 30 requests) and one ``js_<attribute>`` column
@@ -205,7 +211,7 @@ class PromptMixResult(DiagnosticResult):
         # a version column whose incident brings new values is a rollout (a release, in
         # ``new_versions``), not a population move
         rollout = self.table["quantity"].isin(VERSION_COLUMNS) & (
-            self.table["unseen_share"] > 0)
+            self.table["emerging_share"] >= ROLLOUT_SHARE)
         mixes = self.table[(self.table["kind"] == "mix") & (self.table["js"] >= MODERATE_JS)
                            & (self.table["pvalue"] < ALPHA) & ~rollout]
         if mixes.empty:
@@ -403,7 +409,7 @@ def length_row(column: str, counts: pd.DataFrame) -> tuple[dict[str, Any] | None
         "quantity": column, "kind": "length", "n_baseline": nb, "n_incident": ni,
         "psi": st.psi(b_bins, i_bins), "ks": ks, "ks_pvalue": st.ks_pvalue(ks, nb, ni),
         "js": st.js_distance(b_bins, i_bins), "chi2": np.nan, "pvalue": np.nan, "dof": 0,
-        "unseen_share": np.nan,
+        "unseen_share": np.nan, "emerging_share": np.nan,
         "mean_baseline": float(np.dot(b_values, b_counts) / nb),
         "mean_incident": float(np.dot(i_values, i_counts) / ni),
         "p50_baseline": qb[0], "p90_baseline": qb[1], "p50_incident": qi[0],
@@ -492,7 +498,8 @@ def _mixes(per: pd.DataFrame, attributes: list[str], gaps: list[NotAssessed]
                     "n_incident": int(ic.sum()), "psi": st.psi(bc, ic), "ks": np.nan,
                     "ks_pvalue": np.nan, "js": st.js_distance(bc, ic), "chi2": chi2,
                     "pvalue": p, "dof": dof,
-                    "unseen_share": float(ic[bc == 0].sum() / ic.sum())})
+                    "unseen_share": float(ic[bc == 0].sum() / ic.sum()),
+                    "emerging_share": float(ic[bc < RARE_SHARE * bc.sum()].sum() / ic.sum())})
         compared.append(attribute)
         for name, c in (("baseline", bc), ("incident", ic)):
             frames.append(pd.DataFrame({"attribute": attribute, "window": name,

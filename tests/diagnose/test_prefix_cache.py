@@ -67,7 +67,7 @@ def test_cached_token_share_equals_pandas_and_drop_fires_after_client_deploy(tmp
     assert f.id == "integration.prefix_cache_drop" and f.severity == "high"
     e = f.evidence
     assert e["worst_version"]["version"] == "c2" and e["worst_version"]["column"] == \
-        "client_version"
+        "client_version" and e["worst_version"]["new"] is True
     assert e["new_versions"] == {"client_version": ["c2"]}
     assert [ev["artifact"] for ev in e["events"]] == ["client"]
     assert e["ttft_ratio"] == pytest.approx(i["ttft_ms"].mean() / b["ttft_ms"].mean())

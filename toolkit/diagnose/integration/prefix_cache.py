@@ -31,8 +31,9 @@ Findings (ids and evidence keys, for the classifier's rules)
 high from a drop of :data:`MAJOR_DROP` (0.25). Statistic: the drop. Evidence: ``source``,
 ``share_baseline``, ``share_incident``, ``drop``, ``relative_drop``, ``ttft_ratio``,
 ``uncached_ratio``, ``input_ratio``, ``output_ratio`` (NaN when a column is missing),
-``worst_version`` (``{column, version, share, requests}``: the client / template / model version
-with the lowest incident hit share, or None), ``artifact_changed``, ``events``,
+``worst_version`` (``{column, version, share, requests, new}``: the client / template / model
+version with the lowest incident hit share, or None; ``new`` when it never served in the
+baseline: the change that broke the prefix), ``artifact_changed``, ``events``,
 ``new_versions``, ``estimated`` (True for the ``hash_ids`` source).
 
 Task: generative endpoints. Not assessed, with the reason, when none of the three sources exists.
@@ -124,8 +125,10 @@ class PrefixCacheResult(DiagnosticResult):
             candidates = self.by_version[self.by_version["requests"] >= MIN_WINDOW_ROWS]
             if len(candidates):
                 row = candidates.sort_values("share").iloc[0]
+                new = self.context.get("new_versions", {}).get(str(row["column"]), [])
                 worst = {"column": str(row["column"]), "version": str(row["version"]),
-                         "share": float(row["share"]), "requests": int(row["requests"])}
+                         "share": float(row["share"]), "requests": int(row["requests"]),
+                         "new": str(row["version"]) in new}
         ttft = self._ratio("ttft_mean")
         return [Finding(
             id="integration.prefix_cache_drop", pathway="integration",

@@ -148,10 +148,10 @@ def test_look_alikes_are_told_apart():
     assert diluted.mode_scores["prefix_cache_regression"] < \
         same.mode_scores["prefix_cache_regression"] / 5
     # context-length refusals in the longest prompts are not an out-of-memory crash
-    refused = verdict_of(finding("infrastructure.long_prompt_errors",
-                                 dominant_kind="context_length"),
+    refused = verdict_of(finding("data.long_prompt_refusals", dominant_kind="context_length"),
                          finding("data.prompt_length_shift", artifact_changed=False))
     assert refused.failure_mode == "prompt_shift"
+    assert refused.mode_scores["memory_exhaustion"] < 0.01
     # a template outside lineage outweighs the worse feedback it causes
     template = verdict_of(finding("integration.template_outside_lineage"),
                           finding("model.feedback_regression", "medium", new_version=True))

@@ -48,7 +48,7 @@ TASK_FINDINGS: dict[str, frozenset[str]] = {
         "infrastructure.ttft_regression", "infrastructure.tpot_regression",
         "infrastructure.goodput_drop", "infrastructure.kv_cache_pressure",
         "infrastructure.prefill_interference", "infrastructure.long_prompt_errors",
-        "data.prompt_length_shift", "integration.prefix_cache_drop",
+        "data.long_prompt_refusals", "data.prompt_length_shift", "integration.prefix_cache_drop",
         "integration.truncation_rise", "integration.sampling_params_changed",
         "integration.template_outside_lineage", "integration.output_length_shift",
         "model.feedback_regression", "model.feedback_drop", "model.refusal_rise",

@@ -4,6 +4,7 @@ covariate shift; and end to end on multi-run batch cases built from DataFrames."
 
 from __future__ import annotations
 
+import json
 import tomllib
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -181,6 +182,10 @@ def test_classify_a_model_release_picked_up_by_the_nightly_run(model_case):
     assert found.evidence["new_versions"] == {"model_version": ["m2"]}
     assert found.evidence["model_changed"] and not found.evidence["drift_at_run"]
     assert [e["version"] for e in found.evidence["events"]] == ["m2"]
+    payload = json.loads(result.to_json())  # the contract JSON carries the run evidence
+    (out,) = [f for f in payload["findings"] if f["id"] == ACCURACY]
+    assert out["evidence"]["events"][0]["ts"] == "2026-03-03T12:00:00Z"
+    assert out["onset"] == "2026-03-04T02:00:00Z"
 
 
 def test_without_the_batch_rules_the_release_reads_as_concept_drift(model_case):

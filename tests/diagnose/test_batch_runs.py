@@ -4,6 +4,7 @@ worse, stops half-way or repeats an earlier run; checked against scipy, statsmod
 from __future__ import annotations
 
 import importlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,9 @@ def test_drift_starts_at_run_three():
     assert f.onset == DAYS[2].to_pydatetime()
     assert f.severity == "high" and f.statistic > 0.25
     assert t["drifted_features"].tolist() == [[], [], ["x"], ["x"]]
+    evidence = json.loads(json.dumps(f.to_dict()))["evidence"]
+    assert evidence["psi_by_run"]["3"] == pytest.approx(d.loc[(3, "x"), "psi"])
+    assert evidence["run_start"] == "2026-03-03T02:00:00Z"
 
 
 def test_no_drift_between_runs_of_one_distribution():

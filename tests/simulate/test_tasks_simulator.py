@@ -309,3 +309,20 @@ def test_generative_task_missing_is_a_clear_error(monkeypatch):
         task_modes("generative")
     with pytest.raises(InvalidParameterError, match="mode, seed and rows only"):
         make_case("none", seed=1, rows=2_000, task="generative", world="varied")
+
+
+def test_varied_world_names_are_read_back():
+    """The varied world renames features and levels: the head reads them back (no level is
+    lost to the ``unknown`` code, every numeric value arrives)."""
+    case = make_case("none", seed=2, rows=6_000, task="multiclass", world="varied")
+    requests = case.tables().requests
+    d = decode(case.plan, pa.Table.from_pandas(requests, preserve_index=False))
+    for f in case.plan.features:
+        column = requests[case.plan.column(f.name)]
+        values = d.received[f.name]
+        if f.numeric:
+            assert np.isnan(values).sum() == column.isna().sum()
+        else:
+            assert ((values < 0) == column.isna().to_numpy()).all()
+            assert values.max() < len(f.levels)  # no value fell to "unknown"
+    assert case.plan.column("amount_usd") != "amount_usd"

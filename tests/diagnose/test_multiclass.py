@@ -288,3 +288,12 @@ def test_many_scored_rows_are_read_on_a_named_deterministic_sample(data, con, mo
         # what does not need scores is still measured on every row
         assert perf.value(w, "labelled") == N
         assert cal.value(w, "ece") == full_cal.value(w, "ece")
+
+
+def test_the_multiclass_plot_shows_accuracy_over_time(perf):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = perf.plot()
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), perf.timeline["accuracy"])
+    assert "multiclass" in ax.get_title()

@@ -202,3 +202,17 @@ def test_a_shifted_output_is_a_prediction_shift(data):
     assert finding.statistic == pytest.approx(result.output_psi)
     assert finding.onset is not None and abs(finding.onset - TS[N].to_pydatetime()) <= \
         pd.Timedelta("2h")
+
+
+def test_results_plot_the_task_s_signals(perf, con):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = perf.plot()
+    mae, bias = ax.get_lines()[:2]
+    np.testing.assert_allclose(mae.get_ydata(), perf.timeline["mae"])
+    np.testing.assert_allclose(bias.get_ydata(), perf.timeline["bias"])
+    assert "bias" in ax.get_title()
+    signals = perf.signals()
+    assert set(signals["signal"]) == {"model.mae", "model.bias"}
+    assert "MAE incident" in perf.headline()

@@ -325,7 +325,7 @@ class ScoredRows:
     rows, fraction
         Predictions with scores in the span of the windows, and the share of them whose
         labelled rows are in ``table`` (1.0 unless more than :data:`SCORES_SAMPLE_ROWS`: then
-        a deterministic sample by hashed time, see :func:`task_labelled`).
+        a deterministic sample by hashed time, :func:`~._engine.sample_by_time`).
     """
 
     table: ibis.Table
@@ -354,11 +354,23 @@ def scored_rows(case: CaseView, record: Recorder, baseline: Window, incident: Wi
         scored, sql = case.cache[key]
         record.note(sql)
         return scored
+    from toolkit.diagnose._case import within
+    from toolkit.diagnose._engine import sample_by_time
+    from toolkit.diagnose._labels import latest_labels
+
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
-    t = task_labelled(case, record, span, info)
-    rows, fraction = case.cache[("scores_share", span.start, span.end, info.endpoints)]
+    fraction = scores_share(case, record, span, info)
+    rows = case.cache[("scores_share", span.start, span.end, info.endpoints)][0]
+    requests = task_filter(case, info, case.table("requests"))
+    requests = requests.filter(within(requests.ts, span) & requests.prediction.notnull()
+                               & requests.scores.notnull())
+    if fraction < 1.0:
+        requests = sample_by_time(requests, fraction)
+    # the labels probe the (sampled) requests: the hash table is built on the smaller side
+    t = latest_labels(case).inner_join(requests.select("request_id", "ts", "scores"),
+                                       "request_id")
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
-    t = t.filter(t._window.notnull() & t.scores.notnull())
+    t = t.filter(t._window.notnull())
     classes = info.classes
     labels = ibis.cases(*((t.label == ibis.literal(c), k) for k, c in enumerate(classes)),
                         else_=-1)
@@ -407,19 +419,14 @@ TASK_COLUMNS_EXTRA = ("endpoint", "host", "client_version", "pipeline_version", 
 def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
                   ) -> ibis.Table:
     """Labelled predictions of ``span`` on ``info``'s endpoints, with the columns multiclass
-    and regression diagnostics read (``pred_lower``/``pred_upper``, segments, and for a
-    multiclass task ``scores``), as a temporary table made once per case view (see
-    :func:`~._labels.labelled_table`; ``record`` must build joins as written).
-
-    ``scores`` is kept for at most :data:`SCORES_SAMPLE_ROWS` of the span's scored
-    predictions (a deterministic sample by hashed time, the share in :func:`scores_share`),
-    NULL for the others: the JSON objects of millions of rows would double the table and
-    every parse costs (see :func:`scored_rows`).
+    and regression diagnostics read (``pred_lower``/``pred_upper``, segments), as a temporary
+    table made once per case view (see :func:`~._labels.labelled_table`; ``record`` must build
+    joins as written). ``scores`` stays out: reading millions of JSON objects through the
+    join cost 3 of its 10 s on 10M requests; :func:`scored_rows` fetches the few it needs.
 
     In a case of one task the rows are those of :func:`~._labels.labelled_table` with more
     columns, so the table also serves as that one for the view: the requests-labels join runs
     once for every diagnostic."""
-    from toolkit.diagnose._engine import sample_by_time
     from toolkit.diagnose._labels import LABELLED_COLUMNS, labelled_rows
 
     key = ("task_labelled", span.start, span.end, info.endpoints)
@@ -432,18 +439,6 @@ def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
     wanted = [c for c in (*LABELLED_COLUMNS, *TASK_COLUMNS_EXTRA) if c in rows.columns and
               (c in ("label", "labeled_at", "correct") or c in present)]
     columns: dict[str, Any] = {c: rows[c] for c in wanted}
-    if info.task == "multiclass" and "scores" in present:
-        fraction = scores_share(case, record, span, info)
-        keep = sample_by_time(rows, fraction) if fraction < 1 else None
-        if keep is None:
-            columns["scores"] = rows.scores
-        else:
-            # the same hashed-time rule as sample_by_time, as a column: scores where kept
-            from toolkit.diagnose._engine import _SAMPLE_SLOTS, _hash, epoch_us
-
-            kept = (_hash(epoch_us(rows.ts)) % _SAMPLE_SLOTS) / _SAMPLE_SLOTS < \
-                ibis.literal(float(fraction))
-            columns["scores"] = ibis.cases((kept, rows.scores), else_=ibis.null("json"))
     rows = rows.select(**columns)
     name = f"_forensics_task_{next(_task_names)}"
     table = record.temp_table(case.backend, name, rows)
@@ -455,8 +450,8 @@ def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
 
 
 def scores_share(case: CaseView, record: Recorder, span: Window, info: TaskInfo) -> float:
-    """The share of ``span``'s predictions with ``scores`` (on ``info``'s endpoints) whose
-    scores :func:`task_labelled` keeps: 1.0 up to :data:`SCORES_SAMPLE_ROWS` of them, else
+    """The share of ``span``'s predictions with ``scores`` (on ``info``'s endpoints) that
+    :func:`scored_rows` reads: 1.0 up to :data:`SCORES_SAMPLE_ROWS` of them, else
     that many over their number (one count, cached on the view)."""
     from toolkit.diagnose._case import within
 

@@ -293,7 +293,9 @@ class PerformanceResult(DiagnosticResult):
                         - 0.05), 1.0)
         ax.set_xlabel("request time (UTC)")
         ax.set_ylabel("share")
-        ax.set_title(f"Accuracy and precision (positive class {self.positive})")
+        ax.set_title("Accuracy (multiclass; macro precision per window in the table)"
+                     if self.task == "multiclass" else
+                     f"Accuracy and precision (positive class {self.positive})")
         ax.legend(loc="lower left")
         return ax
 

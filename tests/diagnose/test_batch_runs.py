@@ -304,3 +304,15 @@ def test_accuracy_is_for_classifiers():
     assert ("case.batch_runs.accuracy", "endpoints are regression: accuracy per run is for "
             "classifiers") in [(g.check, g.reason) for g in result.not_assessed]
     assert result.table["accuracy"].isna().all() and not result.table["accuracy_flagged"].any()
+
+
+def test_an_id_like_feature_is_not_drift():
+    # a customer id per record: every run scores other customers, by nature (300 values in
+    # 300 rows: fewer than the 500 categories a feature may have, but id-like)
+    runs = [_run(d, n=100, customer=[f"c{d}-{i}" for i in range(100)]) for d in (1, 2, 3)]
+    con = _case(*runs)
+    catalog = con.execute("SELECT name, kind FROM features ORDER BY name").fetchall()
+    assert ("customer", "categorical") in catalog
+    result = run_over_run(con, BASELINE, INCIDENT)
+    assert "customer" not in set(result.drift["feature"])
+    assert not result.drift["drifted"].any()

@@ -71,8 +71,8 @@ not a cause.
 accuracy, not partial, not a retry) that start in the baseline window; when none does, the
 first healthy run (the first run when none is). Numeric features are binned on the deciles of
 the reference runs (``quantile_cont``; the exact per-run counts with
-:func:`._binning.fine_histogram`), categorical features on their values (at most 500 distinct);
-per run and feature: PSI against the reference counts (:func:`._stats.psi`, epsilon 1e-4) and a
+:func:`._binning.fine_histogram`), categorical features on their values (at most 500
+distinct, and not id-like: at most half as many values as rows); per run and feature: PSI against the reference counts (:func:`._stats.psi`, epsilon 1e-4) and a
 chi-square test of the 2 x K table (:func:`._stats.chi2_contingency_test`), Holm over every
 (run, feature) tested. Runs with fewer than :data:`~toolkit.diagnose._case.MIN_WINDOW_ROWS`
 rows are not tested. A feature drifts at a run when ``PSI >= 0.1`` and ``p_adjusted < alpha``.
@@ -146,6 +146,7 @@ RETRY_SHARE = 0.5
 MODERATE_PSI = 0.10
 MAJOR_PSI = 0.25
 MAX_CATEGORIES = 500
+ID_RATIO = 0.5
 MAX_PREDICTIONS = 50
 RUN_GAP = timedelta(hours=1)
 _DECILES = np.linspace(0.1, 0.9, 9)
@@ -878,6 +879,7 @@ def _drift(case: CaseView, record: Recorder, t: ibis.Table, features: list[str],
                                      float_array(_DECILES))
     for i, f in enumerate(categorical):
         aggs[f"d{i}"] = t[f].approx_nunique()
+        aggs[f"c{i}"] = t[f].count()
     profile = record(t.aggregate(**aggs)).iloc[0].to_dict() if aggs else {}
     rows = []
     counts: dict[str, dict[int, np.ndarray]] = {}
@@ -903,8 +905,11 @@ def _drift(case: CaseView, record: Recorder, t: ibis.Table, features: list[str],
                     arr = np.asarray(value, dtype=float)
                     c[:len(arr)] = np.nan_to_num(arr)
                 counts[f][int(run)] = c
+    # an id-like column (more values than half its rows: a customer id) differs between runs
+    # by nature; it tells nothing about drift (as in case.segments)
     tested_cat = [f for i, f in enumerate(categorical)
-                  if 0 < int(profile.get(f"d{i}") or 0) <= MAX_CATEGORIES]
+                  if 0 < int(profile.get(f"d{i}") or 0) <= MAX_CATEGORIES
+                  and int(profile.get(f"d{i}") or 0) <= ID_RATIO * int(profile.get(f"c{i}") or 0)]
     if tested_cat:
         parts = []
         for k, f in enumerate(tested_cat):

@@ -33,6 +33,10 @@ Recipe
   ``warm_minutes``: ``attribution``), and those young slow requests as a share of all incident
   requests (``tail_share``). Starts per window are compared with a Poisson tail under the
   baseline rate per hour (half a start added to the baseline count).
+* **Few cold requests** (a log sampled 1 in 20 keeps a dozen): with fewer than
+  ``min_requests`` but at least :data:`MIN_FEW_COLD` cold incident requests, the cold p99 is
+  read from them only when their count above the reference's p90 has a one-sided binomial
+  tail (success rate 0.1) below :data:`FEW_COLD_P`; such a finding is at most **medium**.
 
 Finding ``infrastructure.cold_start`` (statistic: ``cold_ratio``; threshold 2) fires when cold
 p99 is at least twice the reference p99 (with ``min_requests`` cold incident requests).
@@ -71,6 +75,11 @@ ID = "infra.cold_start"
 START_KINDS = ("restart", "scale", "deploy", "rollback")
 #: A restart this soon after an ``oom_kill`` of its host is the OOM kill's, not a cold start.
 OOM_RESTART_WITHIN = timedelta(minutes=5)
+#: Fewer cold incident requests than ``min_requests`` but at least this many: their p99 is
+#: read only when they sit above the reference's p90 far more often than one in ten ...
+MIN_FEW_COLD = 10
+#: ... a one-sided binomial tail below this.
+FEW_COLD_P = 1e-3
 #: ``detail.direction`` values of a ``scale`` event that removes a replica (not a start).
 SCALE_DOWN = ("down", "in", "scale_down", "scale-down", "scale_in", "scale-in")
 _KEY_US = 600_000_000
@@ -117,6 +126,10 @@ class ColdStartResult(DiagnosticResult):
     attribution: float = float("nan")
     tail_share: float = float("nan")
     starts_pvalue: float = float("nan")
+    #: Cold incident requests, and (when they were fewer than ``min_requests``) the binomial
+    #: tail of their count above the reference's p90 (NaN when not needed).
+    cold_requests: float = float("nan")
+    few_cold_pvalue: float = float("nan")
     bucket: timedelta | None = None
     starts: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     windows: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
@@ -162,6 +175,8 @@ class ColdStartResult(DiagnosticResult):
             severity = "medium"
         else:
             severity = "low"
+        if not math.isnan(self.few_cold_pvalue) and severity == "high":
+            severity = "medium"  # a p99 of a few sampled cold requests: never decisive alone
         starts = self.starts
         inc = starts[(starts["ts"] >= pd.Timestamp(self.incident.start)) & (
             starts["ts"] < pd.Timestamp(self.incident.end))] if len(starts) else starts
@@ -185,6 +200,8 @@ class ColdStartResult(DiagnosticResult):
                       "starts_per_hour_incident": self.value("incident", "starts_per_hour"),
                       "cold_share_incident": self.value("incident", "cold_share"),
                       "cold_share_baseline": self.value("baseline", "cold_share"),
+                      "cold_requests": self.cold_requests,
+                      "few_cold_pvalue": self.few_cold_pvalue,
                       "oom_restarts_baseline": self.value("baseline", "oom_restarts"),
                       "oom_restarts_incident": self.value("incident", "oom_restarts"),
                       "hosts_started": sorted(inc["host"].astype(str).unique().tolist())},
@@ -396,9 +413,16 @@ def _p99(frame: pd.DataFrame, min_requests: int) -> float:
     """p99 of the merged latency bins of ``frame`` (NaN under ``min_requests`` requests)."""
     if frame["n"].sum() < min_requests:
         return float("nan")
+    return _quantile(frame, 0.99)
+
+
+def _quantile(frame: pd.DataFrame, q: float) -> float:
+    """Quantile ``q`` of the merged latency bins of ``frame`` (NaN when empty)."""
     merged = frame.groupby("lbin", as_index=False)[["n"]].sum()
-    q = hist_quantiles(merged, [], (0.99,), names=["p99"])
-    return float(q["p99"].iloc[0]) if len(q) else float("nan")
+    if merged["n"].sum() <= 0:
+        return float("nan")
+    out = hist_quantiles(merged, [], (q,), names=["value"])
+    return float(out["value"].iloc[0]) if len(out) else float("nan")
 
 
 def _dedupe(starts: pd.DataFrame, within: timedelta = timedelta(minutes=1)) -> pd.DataFrame:
@@ -452,7 +476,22 @@ def _summarise(base: dict, hist: pd.DataFrame, starts: pd.DataFrame, labels: lis
     else:
         reference, ref_label = steady, (f"steady state ({steady_window} {steady_bin})"
                                         if steady_bin else "")
-    cold_p99 = _p99(inc[inc["bin"].isin(cold_bins)], min_requests)
+    cold = inc[inc["bin"].isin(cold_bins)]
+    cold_p99 = _p99(cold, min_requests)
+    cold_n, few_p = float(cold["n"].sum()), float("nan")
+    if math.isnan(cold_p99) and cold_n >= MIN_FEW_COLD and not math.isnan(reference):
+        # a sampled log leaves too few cold requests for a p99: test instead whether they
+        # sit above the reference's p90 far more often than one in ten
+        if not math.isnan(concurrent):
+            ref_rows = hist[(hist["window"] == "incident") & hist["busy"].astype(bool)
+                            & hist["bin"].isin(warm_bins)]
+        else:
+            ref_rows = by_bin[(by_bin["window"] == steady_window) & (by_bin["bin"] == steady_bin)]
+        ref_p90 = _quantile(ref_rows, 0.90)
+        above = round(hist_count_above(cold, ref_p90))
+        few_p = float(stats.binom.sf(above - 1, int(cold_n), 0.10))
+        if few_p < FEW_COLD_P:
+            cold_p99 = _p99(cold, 1)
     young = inc[~inc["bin"].isin([*warm_bins, "unknown"])]
     attribution = tail = float("nan")
     if not math.isnan(reference):
@@ -490,6 +529,7 @@ def _summarise(base: dict, hist: pd.DataFrame, starts: pd.DataFrame, labels: lis
                            steady_bin=steady_bin, steady_window=steady_window,
                            steady_p99_ms=steady, concurrent_p99_ms=concurrent,
                            reference=ref_label, reference_p99_ms=reference,
-                           cold_p99_ms=cold_p99, attribution=attribution,
+                           cold_p99_ms=cold_p99, cold_requests=cold_n,
+                           few_cold_pvalue=few_p, attribution=attribution,
                            tail_share=tail, starts_pvalue=p, bucket=width, sql=record.sql,
                            not_assessed=tuple(gaps))

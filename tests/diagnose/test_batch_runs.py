@@ -208,8 +208,21 @@ def test_retry_by_request_ids_and_by_job_name():
                                  "score-2026-03-03"]
     assert t["repeated_ids"].tolist() == [0, 0, 400, 0]
     assert t["retry_of"].tolist()[2] == 2
-    assert t["retry_reason"].iloc[2] == ("same job name score-2026-03-02; 100% of its request "
-                                         "ids seen in run 2")
+    # starts 7 h after run 2, sooner than half the median spacing of runs (17 h / 2)
+    assert t["retry_reason"].iloc[2] == ("same job name score-2026-03-02 7.0 h after it; 100% "
+                                         "of its request ids seen in run 2")
+
+
+def test_a_job_name_that_recurs_on_schedule_is_not_a_retry():
+    runs = [_run(d).drop(columns="endpoint").assign(job_id="nightly-scoring")
+            for d in (1, 2, 3, 4)]
+    con = _case(*runs)
+    con.execute("INSERT INTO case_meta VALUES ('serving_mode', '\"batch\"')")
+    result = run_over_run(con, BASELINE, INCIDENT)
+    # one job name, four runs a day apart: the idle gaps cut the runs, none is a retry
+    assert result.table["job"].tolist() == ["nightly-scoring"] * 4
+    assert result.table["retry_of"].isna().all()
+    assert [f.id for f in result.findings()] == []
 
 
 def test_one_run_is_not_assessed():

@@ -62,7 +62,8 @@ the earlier runs'; **high** from a 5-point drop, else **medium**.
 share is in the table and the evidence. **medium** below 0.2, else **low**.
 
 *Retried runs.* A run is a retry of an earlier one when it has the same job name (the same name
-seen after an idle gap), the same input fingerprint (the same rows, in any order; needs
+seen after an idle gap) and starts sooner after it than half the median spacing of runs (a name
+that recurs on the schedule, such as a pipeline's name in a run column, is not a retry), the same input fingerprint (the same rows, in any order; needs
 feature columns), or at least ``retry_share`` (0.5) of its request ids were seen in an earlier
 run. Finding severity **low**: a retry is a fact for the timeline (outputs written twice),
 not a cause.
@@ -808,13 +809,19 @@ def _retries(record: Recorder, t: ibis.Table, table: pd.DataFrame, fingerprint: 
     table["retry_reason"] = None
     by_run = repeated.groupby("_run")["n"].sum() if len(repeated) else pd.Series(dtype=int)
     table["repeated_ids"] = table["run"].map(by_run).fillna(0).astype(int)
+    # a job name that recurs on the schedule (a run column holding the pipeline's name) is not
+    # a retry: only a repeat sooner than half the usual spacing of runs is
+    spacing = table["start"].sort_values().diff().dropna()
+    soon = spacing.median() / 2 if len(spacing) else pd.Timedelta(0)
     for i, row in table.iterrows():
         earlier = table[table["run"] < row["run"]]
         reasons, of = [], None
-        same_job = earlier[earlier["job"].notna() & (earlier["job"] == row["job"])]
+        same_job = earlier[earlier["job"].notna() & (earlier["job"] == row["job"])
+                           & (row["start"] - earlier["start"] < soon)]
         if row["job"] is not None and len(same_job):
-            of = int(same_job["run"].iloc[0])
-            reasons.append(f"same job name {row['job']}")
+            of = int(same_job["run"].iloc[-1])
+            reasons.append(f"same job name {row['job']} "
+                           f"{_hours(row['start'] - same_job['start'].iloc[-1])} after it")
         if fingerprint:
             mine = row["fingerprint"]
             same = earlier[(earlier["rows"] == row["rows"])
@@ -832,6 +839,11 @@ def _retries(record: Recorder, t: ibis.Table, table: pd.DataFrame, fingerprint: 
         if of is not None:
             table.at[i, "retry_of"] = of
             table.at[i, "retry_reason"] = "; ".join(reasons)
+
+
+def _hours(delta: pd.Timedelta) -> str:
+    hours = delta / pd.Timedelta(hours=1)
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def _versions_and_events(case: CaseView, table: pd.DataFrame) -> None:

@@ -130,7 +130,8 @@ class MulticlassHead:
                               mask=mask)
         score = pa.array(probs[np.arange(len(top)), top], pa.float64(), mask=mask)
         return {"prediction": prediction, "score": score,
-                "scores": pa.array(_json_objects(self.classes, probs), pa.string(), mask=mask),
+                "scores": pc.if_else(pa.array(mask), pa.scalar(None, pa.string()),
+                                     _json_objects(self.classes, probs)),
                 "_probs": probs}
 
     def truth_logits(self, X: dict[str, np.ndarray], t: np.ndarray | None) -> np.ndarray:
@@ -174,13 +175,13 @@ class MulticlassHead:
                 "drift_classes": [self.classes[k] for k in self.drift_classes], **self.facts}
 
 
-def _json_objects(classes: tuple[str, ...], probs: np.ndarray) -> list[str]:
+def _json_objects(classes: tuple[str, ...], probs: np.ndarray) -> pa.Array:
     """One JSON object ``{"class": p, ...}`` per row (built column-wise, not row by row)."""
     parts = [pc.binary_join_element_wise(
         f'"{name}": ', pc.cast(pa.array(probs[:, k]), pa.string()), "")
         for k, name in enumerate(classes)]
     joined = pc.binary_join_element_wise(*parts, ", ")
-    return pc.binary_join_element_wise("{", joined, "}", "").to_pylist()
+    return pc.binary_join_element_wise("{", joined, "}", "")
 
 
 def _accuracy(model_logits: np.ndarray, truth_logits: np.ndarray, gumbel: np.ndarray) -> float:

@@ -95,7 +95,8 @@ class Head(Protocol):
 
     def answer(self, d: Decoded) -> dict[str, pa.Array]:
         """The answer columns (``prediction``, ``score`` and the task's own), nulls where the
-        row is not answered."""
+        row is not answered; keys starting with ``_`` hold arrays for :meth:`truth` and are
+        not written."""
 
     def truth(self, d: Decoded, answers: dict[str, pa.Array],
               rng: np.random.Generator) -> pa.Array:

@@ -194,3 +194,12 @@ def test_without_the_batch_rules_the_release_reads_as_concept_drift(model_case):
     plain = resources.files("toolkit.classify") / "rules.toml"
     result = tk.classify_incident(model_case, rules=str(plain), **WINDOWS)
     assert result.failure_mode == "concept_drift"
+
+
+def test_classify_detects_the_failing_run_without_windows():
+    con = build("pipeline")
+    result = tk.classify_incident(con)
+    assert result.window_source == "detected"
+    assert result.failure_mode == "schema_mismatch"
+    assert pd.Timestamp(result.onset) == RUN4 == pd.Timestamp(result.incident.start)
+    con.close()

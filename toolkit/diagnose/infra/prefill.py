@@ -12,18 +12,21 @@ Recipe
   quantiles, like every quantile here, are exact (DuckDB ``quantile_cont``, numpy's default
   interpolation; grouped by window or time bucket it is faster than ``approx_quantile``: 0.22
   against 0.62 s for three latencies by bucket on 1M rows).
-* **Per window** (one query): short-prompt TTFT p50 / p90 / p99, TPOT p50 over all requests, the share
-  of input tokens that came from long prompts (``long_token_share``), long prompts per hour and
-  long input tokens per second.
-* **Per time bucket** (one query, by bucket and window): the same, plus the count of short
-  prompts whose TTFT is above the baseline's short-prompt p90 (the exceedance test: a
-  two-proportion z-test of that share, incident against baseline).
+* **Per window** (one query): short-prompt TTFT p50 / p90 / p99, TPOT p50 over all
+  requests, the share of input tokens that came from long prompts (``long_token_share``), long
+  prompts per hour and long input tokens per second.
+* **Per time bucket** (one query, by bucket and window): requests, long-token share and
+  short-prompt TTFT p90, plus the count of short prompts whose TTFT is above the baseline's
+  short-prompt p90 (the exceedance test: a two-proportion z-test of that share, incident
+  against baseline).
 * **Head of line** (one query): a short prompt is *behind a long prefill* when it arrived on
   the same replica (``host``; one engine without hosts) after a long prompt and before that
   prompt's first token (arrival + its ``ttft_ms``): the running maximum of ``arrival + TTFT``
   over the replica's long prompts in time order (a window function over the long prompts
-  only), ASOF-joined to each short prompt (a window function over every row took 3x longer). Per window: how many short prompts were behind one, their TTFT p90 against the
-  others', and Welch's t-test on log TTFT from the engine's count, sum and sum of squares
+  only), ASOF-joined to each short prompt (a window function over every row took 3x longer).
+  In the incident window only (the join sorts its rows: the baseline, often the longer
+  window, would double its cost): how many short prompts were behind one, and Welch's t-test on their log TTFT
+  against the other short prompts' from the engine's count, sum and sum of squares
   (``scipy.stats.ttest_ind_from_stats``); the ratio is the geometric-mean TTFT ratio.
 * **Relation**: Spearman's rank correlation over the time buckets of both windows
   (``scipy.stats.spearmanr`` on the bucket summaries) between the long-token share and the
@@ -34,23 +37,25 @@ Finding ``infrastructure.prefill_interference``
 Statistic: incident / baseline short-prompt TTFT, the larger of the p90 and p99 ratios,
 threshold 1.5 (blocking often hits fewer than one short prompt in ten: the p99 shows it first).
 Fires when that ratio is >= 1.5, the p90 or p99 rose by >= 20 ms, the incident share of short
-prompts above the baseline p90 is above the baseline's with p < 1e-3, and either the long-token share rose (``long_share_up``:
->= 1.5x and >= 0.05 above the baseline's) or the bucket correlation holds (``correlated``:
-rho >= 0.5 with p < 0.01) or the head-of-line test holds (``head_of_line``: incident
-geometric-mean ratio >= 1.5 with Welch p < 1e-3 over at least 30 short prompts behind a long
-prefill). **high** when ``head_of_line`` holds with ``long_share_up`` or ``correlated`` and
-decode did not slow (``decode_unchanged`` is not False); else **medium**. Evidence: ``short_ttft_p90_baseline_ms``,
-``short_ttft_p90_incident_ms``, ``short_ttft_p99_baseline_ms`` / ``_incident_ms``,
-``short_ttft_ratio``, ``short_exceed_share_baseline`` /
-``_incident``, ``pvalue``, ``long_token_share_baseline`` / ``_incident``,
-``long_per_hour_baseline`` / ``_incident``, ``long_tokens_per_s_baseline`` / ``_incident``,
-``long_share_up`` (bool), ``rho``, ``rho_pvalue``, ``buckets``, ``correlated`` (bool),
-``tpot_p50_ratio``, ``decode_unchanged`` (bool, or None without ``tpot_ms``: within 0.8 to
-1.25x), ``short_tokens``, ``long_tokens``, ``blocked_share_incident`` (share of short
-prompts behind a long prefill), ``blocked_requests_incident``,
-``blocked_ttft_p90_incident_ms``, ``clear_ttft_p90_incident_ms``, ``blocked_ratio_baseline`` /
-``_incident``, ``blocked_pvalue``, ``head_of_line`` (bool). Onset: the ramp of the short-prompt TTFT p90
-timeline.
+prompts above the baseline p90 is above the baseline's with p < 1e-3, and either the
+long-token share rose (``long_share_up``: >= 1.5x and >= 0.05 above the baseline's), or the
+bucket correlation holds (``correlated``: rho >= 0.5 with p < 0.01), or the head-of-line test
+holds (``head_of_line``: incident geometric-mean ratio >= 1.5 with Welch p < 1e-3 over at
+least 30 short prompts behind a long prefill). **high** when ``head_of_line`` holds with
+``long_share_up`` or ``correlated`` and decode did not slow (``decode_unchanged`` is not
+False); else **medium**.
+
+Evidence: ``short_ttft_p90_baseline_ms`` / ``_incident_ms``, ``short_ttft_p99_baseline_ms`` /
+``_incident_ms``, ``short_ttft_ratio``, ``short_exceed_share_baseline`` / ``_incident``,
+``pvalue``, ``long_token_share_baseline`` / ``_incident``, ``long_per_hour_baseline`` /
+``_incident``, ``long_tokens_per_s_baseline`` / ``_incident``, ``long_share_up`` (bool),
+``rho``, ``rho_pvalue``, ``buckets``, ``correlated`` (bool), ``tpot_p50_ratio``,
+``decode_unchanged`` (bool, or None without ``tpot_ms``: within 0.8 to 1.25x),
+``short_tokens``, ``long_tokens``, ``blocked_share_incident`` (share of short prompts behind a
+long prefill), ``blocked_requests_incident``, ``blocked_ttft_gmean_incident_ms``,
+``clear_ttft_gmean_incident_ms`` (geometric means), ``blocked_ratio_incident``,
+``blocked_pvalue``, ``head_of_line`` (bool). Onset: the ramp of the
+short-prompt TTFT p90 timeline.
 """
 
 from __future__ import annotations
@@ -106,11 +111,11 @@ class PrefillResult(DiagnosticResult):
         ``short_ttft_p50_ms``, ``short_ttft_p90_ms``, ``short_ttft_p99_ms``, ``tpot_p50_ms``, ``long_token_share``,
         ``long_per_hour``, ``long_tokens_per_s``, ``short_exceed_share``,
         ``blocked_requests`` / ``clear_requests`` (short prompts behind a long prefill or
-        not), ``blocked_ttft_p90_ms`` / ``clear_ttft_p90_ms``, ``blocked_share``,
+        not), ``blocked_share``,
         ``blocked_log_mean`` / ``_var`` and ``clear_log_mean`` / ``_var`` (log TTFT).
     timeline
         Per time bucket: ``bucket_start``, ``requests``, ``short_requests``,
-        ``long_requests``, ``long_token_share``, ``short_ttft_p90_ms``, ``tpot_p50_ms``.
+        ``long_requests``, ``long_token_share``, ``short_ttft_p90_ms``.
     """
 
     id = ID
@@ -149,8 +154,7 @@ class PrefillResult(DiagnosticResult):
         _, p = st.two_proportion_z(s_b * n_b, n_b, s_i * n_i, n_i)
         l_b, l_i = v("baseline", "long_token_share"), v("incident", "long_token_share")
         tpot = self._ratio("tpot_p50_ms")
-        hol = {window: self._head_of_line(window) for window in ("baseline", "incident")}
-        ratio_i, p_hol, n_blocked = hol["incident"]
+        ratio_i, p_hol, n_blocked = self._head_of_line("incident")
         ratios = [r for r in (self._ratio("short_ttft_p90_ms"), self._ratio("short_ttft_p99_ms"))
                   if not math.isnan(r)]
         return {
@@ -175,9 +179,9 @@ class PrefillResult(DiagnosticResult):
             "short_tokens": self.short_tokens, "long_tokens": self.long_tokens,
             "blocked_share_incident": v("incident", "blocked_share"),
             "blocked_requests_incident": n_blocked,
-            "blocked_ttft_p90_incident_ms": v("incident", "blocked_ttft_p90_ms"),
-            "clear_ttft_p90_incident_ms": v("incident", "clear_ttft_p90_ms"),
-            "blocked_ratio_baseline": hol["baseline"][0], "blocked_ratio_incident": ratio_i,
+            "blocked_ttft_gmean_incident_ms": math.exp(v("incident", "blocked_log_mean")),
+            "clear_ttft_gmean_incident_ms": math.exp(v("incident", "clear_log_mean")),
+            "blocked_ratio_incident": ratio_i,
             "blocked_pvalue": p_hol,
             "head_of_line": bool(ratio_i >= HOL_RATIO and p_hol < PVALUE
                                  and n_blocked >= MIN_WINDOW_ROWS),
@@ -345,10 +349,11 @@ def prefill_interference(
 
     inside = t.filter(t._window.notnull())
     windows = record(inside.group_by(window=inside._window).aggregate(**measures(inside)))
-    windows = windows.merge(_head_of_line(case, record, inside), on="window", how="left")
+    # the incident's rows by their time (a filter on the window label leaves DuckDB
+    # estimating one row, and it then runs the ASOF join as a nested loop: minutes on 10M)
+    windows = windows.merge(_head_of_line(case, record, t.filter(within(t.ts, incident))),
+                            on="window", how="left")
     split_quantiles(windows, "_short_q", "short_ttft", names=("p50", "p90", "p99"))
-    split_quantiles(windows, "_blocked_q", "blocked_ttft", names=("p90",))
-    split_quantiles(windows, "_clear_q", "clear_ttft", names=("p90",))
     split_quantiles(windows, "_tpot_q", "tpot", names=("p50",))
     windows = windows.set_index("window").reindex(["baseline", "incident"]).reset_index()
     if windows["short_with_ttft"].fillna(0).min() < MIN_WINDOW_ROWS:
@@ -361,9 +366,13 @@ def prefill_interference(
     threshold = float(windows.loc[0, "short_ttft_p90_ms"])
     exceed = (t._short & (t.ttft_ms > double(threshold))).cast("int64").sum()
     cells = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window)
-                   .aggregate(**measures(t), short_exceed=exceed))
-    split_quantiles(cells, "_short_q", "short_ttft", names=("p50", "p90", "p99"))
-    split_quantiles(cells, "_tpot_q", "tpot", names=("p50",))
+                   .aggregate(requests=t.count(), short_requests=t._short.cast("int64").sum(),
+                              long_requests=t._long.cast("int64").sum(),
+                              input_tokens=t._tokens.sum(),
+                              long_input_tokens=t._tokens.sum(where=t._long),
+                              _short_q=t.ttft_ms.quantile([0.9], where=t._short),
+                              short_exceed=exceed))
+    split_quantiles(cells, "_short_q", "short_ttft", names=("p90",))
     exceeded = cells.dropna(subset=["window"]).groupby("window")["short_exceed"].sum()
     seconds = {"baseline": baseline.duration.total_seconds(),
                "incident": incident.duration.total_seconds()}
@@ -396,8 +405,9 @@ def prefill_interference(
 
 
 def _head_of_line(case: CaseView, record: Recorder, inside: ibis.Table) -> pd.DataFrame:
-    """Per window: short prompts behind a long prefill on their replica or not, their TTFT
-    p90 and the count, sum and sum of squares of their log TTFT.
+    """Per window of ``inside``: short prompts behind a long prefill on their replica or not,
+    and the count, sum and sum of squares of their log TTFT (quantiles here cost more than the
+    join).
 
     The long prompts (a few percent of the rows) get the running maximum of arrival + TTFT on
     their replica in time order (a window function over them alone); each short prompt is
@@ -411,7 +421,9 @@ def _head_of_line(case: CaseView, record: Recorder, inside: ibis.Table) -> pd.Da
                          _busy=(epoch_us(longs.ts) + (longs.ttft_ms * 1000).cast("int64"))
                          .max().over(replica))
     shorts = inside.filter(inside._short & inside.ttft_ms.notnull())
-    shorts = shorts.mutate(_s_host=_host(case, shorts))
+    # only the columns used: an ASOF join carries every column it is given (with the whole
+    # requests row, 9.8 s on 10M rows)
+    shorts = shorts.select("ts", "ttft_ms", "_window", _s_host=_host(case, shorts))
     joined = shorts.asof_join(longs, on=shorts.ts >= longs._l_ts,
                               predicates=[shorts._s_host == longs._l_host])
     blocked = (epoch_us(joined.ts) < joined._busy).fill_null(False)
@@ -420,8 +432,6 @@ def _head_of_line(case: CaseView, record: Recorder, inside: ibis.Table) -> pd.Da
     out = record(joined.group_by(window=joined._window).aggregate(
         blocked_requests=blocked.cast("int64").sum(),
         clear_requests=clear.cast("int64").sum(),
-        _blocked_q=joined.ttft_ms.quantile([0.9], where=blocked),
-        _clear_q=joined.ttft_ms.quantile([0.9], where=clear),
         _blocked_log_sum=log_ttft.sum(where=blocked),
         _blocked_log_sq=(log_ttft * log_ttft).sum(where=blocked),
         _clear_log_sum=log_ttft.sum(where=clear),
@@ -443,10 +453,10 @@ def _timeline(cells: pd.DataFrame) -> pd.DataFrame:
     sums = cells.groupby("bucket_start")[["requests", "short_requests", "long_requests",
                                           "input_tokens", "long_input_tokens"]].sum(min_count=1)
     first = cells.drop_duplicates("bucket_start").set_index("bucket_start")[
-        ["short_ttft_p90_ms", "tpot_p50_ms"]]
+        ["short_ttft_p90_ms"]]
     timeline = sums.join(first).reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         timeline["long_token_share"] = timeline["long_input_tokens"].fillna(0) / \
             timeline["input_tokens"]
     return timeline[["bucket_start", "requests", "short_requests", "long_requests",
-                     "long_token_share", "short_ttft_p90_ms", "tpot_p50_ms"]]
+                     "long_token_share", "short_ttft_p90_ms"]]

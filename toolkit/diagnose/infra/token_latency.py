@@ -66,7 +66,14 @@ from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, double, window_label
+from toolkit.diagnose._engine import (
+    Recorder,
+    bucket_expr,
+    bucket_window_key,
+    decode_bucket_window,
+    double,
+    window_label,
+)
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
@@ -473,8 +480,12 @@ def token_latency(
                 False)).cast("int64").sum()
     if has_tokens:
         counts["output_tokens"] = t.output_tokens.cast("int64").sum()
-    cells = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window,
+    # one integer key for bucket and window: it hashes faster than a time and a string
+    cells = record(t.group_by(_key=bucket_window_key(t.ts, width, baseline, incident),
                               host=host_expr(case, t)).aggregate(**counts))
+    starts, names = decode_bucket_window(cells.pop("_key").to_numpy(), width)
+    cells.insert(0, "bucket_start", starts.to_numpy())
+    cells.insert(1, "window", names)
     windows, timeline, throughput = _assemble(windows, timeline, cells, baseline, incident,
                                               width, measured, has_tokens)
     result = TokenLatencyResult(

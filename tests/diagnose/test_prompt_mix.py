@@ -131,6 +131,15 @@ def test_timeline_bucket_psi_and_means_match_pandas(shifted):
     assert t.loc[T0 + pd.Timedelta("7h"), "input_psi"] == pytest.approx(
         _hand_psi(b, seventh)[0], rel=1e-9)
     assert t.loc[T0 + pd.Timedelta("7h"), "js_adapter"] > 0.1
+    # the bucket's adapter mix against the baseline's, as scipy computes it
+    adapters = con.execute("SELECT ts, adapter FROM requests").df()
+    in_bucket = adapters[adapters["ts"].dt.floor("1h") == T0 + pd.Timedelta("7h")]
+    base = adapters[adapters["ts"] < BASELINE[1]]["adapter"].value_counts()
+    now = in_bucket["adapter"].value_counts().reindex(base.index.union(
+        in_bucket["adapter"].unique()), fill_value=0)
+    base = base.reindex(now.index, fill_value=0)
+    assert t.loc[T0 + pd.Timedelta("7h"), "js_adapter"] == pytest.approx(
+        distance.jensenshannon(base / base.sum(), now / now.sum(), base=2), rel=1e-12)
     assert t.loc[T0 + pd.Timedelta("1h"), "input_psi"] < 0.25
 
 

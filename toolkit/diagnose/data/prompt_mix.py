@@ -99,6 +99,10 @@ ALPHA = 1e-3
 RARE_SHARE = 0.01
 #: A version column whose emerging share reaches this is a rollout, not a population move.
 ROLLOUT_SHARE = 0.05
+#: Attributes with at most this many values are counted per bucket by one sum per value.
+MAX_INDICATORS = 30
+#: Per-bucket count of values outside the windows' (see :data:`MAX_INDICATORS`).
+_OTHER = "\x00other"
 #: An attribute with more distinct values than this is an id, not a mix.
 MAX_CATEGORIES = 200
 DEFAULT_ATTRIBUTES = ("adapter", "endpoint", "tenant", "client_version")
@@ -524,8 +528,19 @@ def _timeline(record: Recorder, rows: ibis.Table, case: CaseView, edges,
     if edges is not None:
         counts, used, _ = fine_histogram(rows.input_tokens, edges)
         metrics["bins"] = counts
+    known: dict[str, list[str]] = {}
     for k, attribute in enumerate(compared):
-        metrics[f"m_{k}"] = value_counts(rows[attribute].cast("string"))
+        values = sorted(set(shares.loc[shares["attribute"] == attribute, "value"]))
+        text = rows[attribute].cast("string")
+        if len(values) <= MAX_INDICATORS:
+            # a sum per known value: 4x cheaper than a histogram per bucket (10M rows, three
+            # attributes: 0.27 against 1.14 s); values outside the windows count as "other"
+            known[attribute] = values
+            metrics |= {f"i_{k}_{j}": (text == v).cast("int64").sum()
+                        for j, v in enumerate(values)}
+            metrics[f"n_{k}"] = text.count()
+        else:
+            metrics[f"m_{k}"] = value_counts(text)
     frame = record(rows.group_by(bucket_start=rows._bucket).aggregate(**metrics))
     frame = frame.sort_values("bucket_start", ignore_index=True)
     for column in ("input_mean", "output_mean"):
@@ -543,7 +558,16 @@ def _timeline(record: Recorder, rows: ibis.Table, case: CaseView, edges,
         base = shares[(shares["attribute"] == attribute) & (shares["window"] == "baseline")]
         reference = dict(zip(base["value"], base["n"], strict=True))
         js = []
-        for mix, n in zip(frame.pop(f"m_{k}"), frame["requests"], strict=True):
+        if attribute in known:
+            values = known[attribute]
+            counts = frame[[f"i_{k}_{j}" for j in range(len(values))]].to_numpy(float)
+            other = frame.pop(f"n_{k}").to_numpy(float) - counts.sum(axis=1)
+            frame = frame.drop(columns=[f"i_{k}_{j}" for j in range(len(values))])
+            maps = [{**{v: c for v, c in zip(values, row, strict=True) if c}, **(
+                {_OTHER: o} if o else {})} for row, o in zip(counts, other, strict=True)]
+        else:
+            maps = frame.pop(f"m_{k}")
+        for mix, n in zip(maps, frame["requests"], strict=True):
             mix = mix or {}
             values = sorted(set(reference) | set(mix))
             if n < MIN_BUCKET_ROWS or not mix:

@@ -203,3 +203,14 @@ def test_classify_detects_the_failing_run_without_windows():
     assert result.failure_mode == "schema_mismatch"
     assert pd.Timestamp(result.onset) == RUN4 == pd.Timestamp(result.incident.start)
     con.close()
+
+
+def test_a_healthy_batch_case_is_none():
+    # one endpoint per run (batch-transform:<job>) is how batch rows are labelled, not a
+    # change in the traffic mix; nothing fails, drifts or scores worse run over run
+    con = build("healthy")
+    result = tk.classify_incident(con, **WINDOWS)
+    assert result.failure_mode == "none"
+    assert result.diagnosis.findings() == []
+    assert len(result.diagnosis["case.batch_runs"].table) == 6
+    con.close()

@@ -261,3 +261,47 @@ def test_simulated_timeout_misconfiguration_is_high_and_none_is_quiet(seed):
     assert abs(pd.Timestamp(finding.onset) - onset) <= timedelta(minutes=15)
     con, baseline, incident, _ = simulated("none", seed)
     assert all(f.severity != "high" for f in timeout_budget(con, baseline, incident).findings())
+
+
+def test_a_timeout_set_below_the_tail_of_a_log_without_timeouts_is_found():
+    # the log keeps only the answers the client waited for: from 12:00 a 100 ms timeout (the
+    # baseline's p90 is ~130 ms) and every slower request is missing, none marked a timeout
+    # (issue 22: varied tuning seed 1 of timeout_misconfiguration, 160 ms against a p99 of
+    # 256 ms, no timeout logged, read as none)
+    requests = _requests()
+    requests = requests[(requests["ts"] < CUT) | (requests["latency_ms"] <= 100)]
+    events = _config((CUT, "client", None, {"client": "all", "client_timeout_ms": 100,
+                                            "previous_client_timeout_ms": 3000}))
+    result = timeout_budget(make_case(requests=requests, events=events), BASELINE, INCIDENT)
+    (finding,) = result.findings()
+    frame = _windowed(requests)
+    base = frame[frame["window"] == "baseline"]["latency_ms"]
+    assert np.quantile(base, 0.90) > 100  # so "at least 10%" is what the baseline says
+    assert finding.severity == "medium" and finding.evidence["route"] == "cut_tail"
+    assert finding.evidence["baseline_share_over_timeout_at_least"] == 0.10
+    assert finding.evidence["baseline_p99_ms"] == pytest.approx(np.quantile(base, 0.99),
+                                                                rel=0.03)
+    assert finding.onset == CUT.to_pydatetime()
+    # the same log with the timeout set above the tail: nothing is cut, no finding
+    calm = _config((CUT, "client", None, {"client": "all", "client_timeout_ms": 5000}))
+    kept = _requests()
+    assert timeout_budget(make_case(requests=kept, events=calm), BASELINE,
+                          INCIDENT).findings() == []
+    # and without the configuration change nothing says the missing tail is a timeout
+    assert timeout_budget(make_case(requests=requests), BASELINE, INCIDENT).findings() == []
+
+
+def test_a_dozen_timeouts_of_a_sampled_log_count_when_far_beyond_chance():
+    # 1 request in 8 kept: ios-2 gets a 100 ms timeout at 12:00, 8-19 timeouts logged against
+    # none in the baseline (issue 22: varied tuning seed 3, 12 timeouts, no finding)
+    def budget(ts, client):
+        return 100.0 if client == "ios-2" and ts >= CUT else 5000.0
+
+    requests = _requests(timeout_ms=budget).iloc[::8]
+    frame = _windowed(requests)
+    k_i = int((frame[frame["window"] == "incident"]["status"] == "timeout").sum())
+    assert 8 <= k_i < 20
+    (finding,) = timeout_budget(make_case(requests=requests), BASELINE, INCIDENT).findings()
+    assert finding.evidence["incident_rate"] == pytest.approx(
+        k_i / (frame["window"] == "incident").sum())
+    assert finding.evidence["pvalue"] < 1e-6

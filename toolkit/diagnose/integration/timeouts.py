@@ -33,7 +33,7 @@ timeout and its status is ``ok`` (or not logged). Quantiles are DuckDB ``approx_
 threshold: the rise threshold ``max(2 x baseline rate, baseline rate + 0.5 point)``):
 
 * *timeouts rise*: incident rate >= 2x the baseline's, >= 0.5 point above it, >= 20 timeouts,
-  two-proportion z-test p < 1e-3;
+  two-proportion z-test p < 1e-3 (or, in a sampled log, >= 8 timeouts with p < 1e-6);
 * *server healthy*: completed p99 ratio (incident / baseline) <= 1.5 and p50 ratio <= 1.25;
 * *below the tail*: the smallest timeout in force in the incident is below the completed p99.9
   (the larger of the baseline's and the incident's).
@@ -42,7 +42,10 @@ Severity **high**: rise, healthy server and a timeout below the tail. **medium**
 healthy server with no timeout configuration known, or rise with a timeout below the
 *baseline's* p99.9 while the server also slowed. **low**: rise and healthy server, but the
 configured timeout sits above the tail (the timeouts are not explained by the budget), or no
-latency logged. No finding without a rise.
+latency logged. Without a rise, one route remains (**medium**, :meth:`TimeoutResult._cut_below_tail`):
+a configuration change set a timeout below the baseline's completed p99 and the incident's
+completed latency stops below it (p99.9 under the timeout, median unchanged): a log that keeps
+only the answers the client waited for loses the timed-out requests instead of marking them.
 
 Onset: the first timeout in the first bucket at or after the baseline's end whose timeout rate
 is at least halfway from the baseline rate to the incident rate, then refined on the raw rows
@@ -88,6 +91,10 @@ TIMEOUT_KEYS: dict[str, float] = {
 }
 TIMEOUT_PATTERN = r"timeout|timed.?out|deadline"
 MIN_TIMEOUTS = 20
+#: A sampled log may keep fewer timeouts: at least this many count when the rise is far
+#: beyond chance (p below :data:`FEW_PVALUE`).
+FEW_TIMEOUTS = 8
+FEW_PVALUE = 1e-6
 RATE_RATIO = 2.0
 MIN_RISE = 0.005
 PVALUE = 1e-3
@@ -169,8 +176,10 @@ class TimeoutResult(DiagnosticResult):
         r_b, r_i = k_b / n_b, k_i / n_i
         _, p = st.two_proportion_z(k_b, n_b, k_i, n_i)
         threshold = max(RATE_RATIO * r_b, r_b + MIN_RISE)
-        if not (r_i >= threshold and k_i >= MIN_TIMEOUTS and p < PVALUE):
-            return []
+        enough = k_i >= MIN_TIMEOUTS or (k_i >= FEW_TIMEOUTS and p < FEW_PVALUE)
+        if not (r_i >= threshold and enough and p < PVALUE):
+            censored = self._cut_below_tail()
+            return [censored] if censored is not None else []
         p99_ratio, p50_ratio = self.ratio("p99_ms"), self.ratio("p50_ms")
         healthy = bool(p99_ratio <= P99_HEALTHY and p50_ratio <= P50_HEALTHY)
         timeout = self.value("incident", "timeout_min_ms")
@@ -226,6 +235,52 @@ class TimeoutResult(DiagnosticResult):
                                      or self._onset(r_b, r_i)),
             diagnostic=self.id,
         )]
+
+    def _cut_below_tail(self) -> Finding | None:
+        """The *cut tail* route: a timeout set below the baseline's p99 with no timeouts logged.
+
+        A log that keeps only the requests the client waited for shows no timeouts: the
+        requests that ran past the timeout are missing, and the completed latency stops below
+        it. This fires (**medium**) when a configuration change in ``[baseline end -
+        lookback, incident end)`` set the timeout in force in the incident below the
+        baseline's completed p99 (at least 1% of healthy requests run longer), the incident's
+        completed p99.9 is below that timeout (the tail beyond it is gone) and the server's
+        median is unchanged (p50 ratio at most :data:`P50_HEALTHY`).
+        """
+        if self.config.empty or not self.has_latency:
+            return None
+        timeout = self.value("incident", "timeout_min_ms")
+        base_p90, base_p99 = self.value("baseline", "p90_ms"), self.value("baseline", "p99_ms")
+        inc_tail, p50_ratio = self.value("incident", "p999_ms"), self.ratio("p50_ms")
+        c = self.config
+        changes = c[c["ts"].notna() & (c["ts"] >= pd.Timestamp(self.baseline.end - self.lookback))
+                    & (c["ts"] < pd.Timestamp(self.incident.end)) & (c["timeout_ms"] <= timeout)]
+        if changes.empty or np.isnan(timeout) or np.isnan(base_p99) or np.isnan(inc_tail) or \
+                not (timeout < base_p99 and inc_tail < timeout and p50_ratio <= P50_HEALTHY):
+            return None
+        share = 0.10 if timeout < base_p90 else 0.01
+        change = changes.sort_values("ts").iloc[-1]
+        return Finding(
+            id=FINDING, pathway="integration", severity="medium",
+            statistic=timeout, threshold=base_p99,
+            summary=(f"A client timeout of {timeout:.0f} ms, set at "
+                     f"{pd.Timestamp(change['ts']):%Y-%m-%d %H:%M} UTC, sits below the "
+                     f"baseline's p99 latency ({base_p99:.0f} ms; at least {share:.0%} of "
+                     f"healthy requests run longer); no timeouts are logged and the incident's "
+                     f"completed latency stops below it (p99.9 {inc_tail:.0f} ms): the requests "
+                     f"past the timeout are cut off, while the server's median is unchanged "
+                     f"(p50 ratio {p50_ratio:.2f})."),
+            evidence={"route": "cut_tail", "timeout_ms": timeout, "baseline_p90_ms": base_p90,
+                      "baseline_p99_ms": base_p99, "incident_p999_ms": inc_tail,
+                      "baseline_share_over_timeout_at_least": share,
+                      "p50_ratio": p50_ratio, "server_healthy": True, "below_tail": True,
+                      "baseline_rate": self.value("baseline", "timeout_rate"),
+                      "incident_rate": self.value("incident", "timeout_rate"),
+                      "config_changes": [
+                          {"ts": r.ts, "client_version": r.client_version,
+                           "timeout_ms": r.timeout_ms} for r in changes.itertuples()]},
+            onset=pd.Timestamp(change["ts"]).to_pydatetime(), diagnostic=self.id,
+        )
 
     def _config_onset(self, tail: float, observed: datetime | None) -> datetime | None:
         """The configuration change that put a timeout below the tail in force, when one

@@ -105,3 +105,36 @@ def test_one_health_check_that_ran_and_saw_nothing_supports_none():
     # sub-checks (a part of a diagnostic) do not make a diagnostic unassessed
     result = verdict(gaps=too_few(*(f"{c}.part" for c in HEALTH)))
     assert result.failure_mode == "none"
+
+
+# ---------------------------------------------------------------- timeouts on one client
+def client_slice(timeout_share: float) -> Finding:
+    # varied tuning seed 3: 12 of 12 incident failures on ios-8.9.9, all client timeouts
+    return finding("integration.failure_segment", "high", {
+        "attribute": "client_version", "role": "client", "values": ["ios-8.9.9"],
+        "timeout_share": timeout_share})
+
+
+def test_timeouts_concentrated_on_one_client_are_its_timeout_not_its_contract():
+    rate = finding("infrastructure.timeout_rate", "medium", {"baseline_rate": 0.0,
+                                                             "incident_rate": 0.018})
+    result = verdict(client_slice(1.0), rate)
+    assert "timeouts concentrated on one client version" in fired(result)
+    assert (result.pathway, result.failure_mode) == ("integration", "timeout_misconfiguration")
+    # errors that are not timeouts on one client are a contract mismatch
+    errors = verdict(client_slice(0.0))
+    assert "timeouts concentrated on one client version" not in fired(errors)
+    assert errors.failure_mode == "api_contract_mismatch"
+    # the dedicated finding is not counted twice
+    found = verdict(client_slice(1.0), finding("integration.timeout_misconfiguration", "high"))
+    assert "timeouts concentrated on one client version" not in fired(found)
+
+
+def test_the_timeout_change_in_seconds_dates_the_onset():
+    change = T0 + timedelta(minutes=20)
+    ev = events((change, "config_change", "client", None, None,
+                 {"client": "ios", "client_timeout_s": 0.14}))
+    result = verdict(finding("integration.timeout_misconfiguration", "high",
+                             onset=T0 + timedelta(minutes=40)), ev=ev)
+    assert result.failure_mode == "timeout_misconfiguration"
+    assert result.onset == change

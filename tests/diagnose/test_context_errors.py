@@ -46,7 +46,7 @@ def test_deciles_rates_and_concentration_against_pandas_and_scipy():
     result = context_errors(make_case(requests=frame), (T0, CUT), (CUT, END))
     inc = frame[frame.ts >= CUT]
     levels = np.arange(1, 10) / 10
-    assert np.allclose(result.edges, np.quantile(inc.input_tokens, levels), rtol=0.03)
+    assert np.allclose(result.edges, np.quantile(inc.input_tokens, levels), rtol=1e-12)
     edges = np.asarray(result.edges)
     frame["decile"] = (frame.input_tokens.to_numpy()[:, None] > edges[None, :]).sum(axis=1)
     frame["window"] = np.where(frame.ts < CUT, "baseline", "incident")
@@ -57,6 +57,14 @@ def test_deciles_rates_and_concentration_against_pandas_and_scipy():
     assert got[["requests", "failures"]].astype(int).equals(expected.astype(int))
     assert (got.loc["incident", "oom"] + got.loc["incident", "other"]
             == got.loc["incident", "failures"]).all()
+    # the timeline: requests and failures of the longest decile per time bucket
+    bucket = frame.ts.dt.floor(result.timeline["bucket_start"].diff().dropna().iloc[0])
+    top_rows = frame[frame.decile == 9].groupby(bucket)
+    timeline = result.timeline.set_index("bucket_start")
+    assert timeline["top_requests"].reindex(top_rows.size().index).tolist() == \
+        top_rows.size().tolist()
+    assert timeline["top_failures"].reindex(top_rows.size().index).tolist() == \
+        top_rows.failed.sum().tolist()
     [finding] = result.findings()
     assert finding.id == "infrastructure.long_prompt_errors" and finding.severity == "high"
     ev = finding.evidence

@@ -11,12 +11,13 @@ Recipe
   latency, not this). Its *kind* comes from ``error_type`` (case-insensitive): ``oom`` when it
   matches :data:`OOM_PATTERN` (the memory diagnostic's), ``context_length`` when it matches
   :data:`CONTEXT_PATTERN`, else ``other``.
-* **Deciles** of ``input_tokens`` over the incident window (DuckDB ``approx_quantile`` at 0.1
-  ... 0.9; repeated edges merged). A request's decile is the number of edges its prompt
+* **Deciles** of ``input_tokens`` over the incident window (exact, DuckDB ``quantile_cont`` at
+  0.1 ... 0.9; repeated edges merged). A request's decile is the number of edges its prompt
   exceeds, so decile 9 holds the prompts longer than the incident p90.
-* **One query** counts requests, failures per kind and the longest prompt per window and
-  decile; a second counts, per time bucket, requests and failures in the top decile (the
-  timeline and the onset).
+* **One query** counts requests, failures per kind and the longest prompt per time bucket,
+  window and decile (an integer key for bucket and window); the per-window table and the
+  timeline (requests and failures in the top decile per bucket, for the onset) are sums of
+  those cells.
 * **Concentration**: the share of incident failures in the top decile (0.1 when failures do
   not depend on length), its failure rate against the other deciles' (two-proportion z-test),
   and Spearman's rho of failure rate on decile (``scipy.stats.spearmanr`` on the ten rates).
@@ -58,7 +59,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, double, window_label
+from toolkit.diagnose._engine import Recorder, bucket_window_key, decode_bucket_window, double
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.infra.memory import OOM_PATTERN
 from toolkit.types import Window
@@ -260,7 +261,7 @@ def context_errors(
     width = bucket or choose_bucket(span.duration)
     t = case.table("requests")
     inc = t.filter(within(t.ts, incident) & t.input_tokens.notnull())
-    q = record(inc.aggregate(q=inc.input_tokens.cast("float64").approx_quantile(_LEVELS)))
+    q = record(inc.aggregate(q=inc.input_tokens.cast("float64").quantile(_LEVELS)))
     edges = tuple(sorted({float(e) for e in q.iloc[0, 0]}))
     t = t.filter(within(t.ts, span) & t.input_tokens.notnull())
     tokens = t.input_tokens.cast("float64")
@@ -269,15 +270,23 @@ def context_errors(
     failed = _failed(t, cols)
     kind_text = t.error_type.cast("string").lower() if "error_type" in cols else \
         ibis.literal(None, "string")
-    oom = failed & kind_text.re_search(OOM_PATTERN).fill_null(False)
-    context = failed & ~oom & kind_text.re_search(CONTEXT_PATTERN).fill_null(False)
-    t = t.mutate(_window=window_label(t.ts, baseline, incident), _decile=decile,
-                 _failed=failed, _oom=oom, _context=context, _tokens=tokens)
-    inside = t.filter(t._window.notnull())
-    table = record(inside.group_by(window=inside._window, decile=inside._decile).aggregate(
-        requests=inside.count(), failures=inside._failed.cast("int64").sum(),
-        oom=inside._oom.cast("int64").sum(), context_length=inside._context.cast("int64").sum(),
-        longest_tokens=inside._tokens.max()))
+    # the patterns only on failed rows (a CASE evaluates its branch on those alone)
+    oom = ibis.cases((failed, kind_text.re_search(OOM_PATTERN).fill_null(False)),
+                     else_=False)
+    context = ibis.cases((failed & ~oom, kind_text.re_search(CONTEXT_PATTERN).fill_null(
+        False)), else_=False)
+    # one scan, grouped by decile and one integer key for time bucket and window; the
+    # windows' table and the timeline are sums of its cells
+    cells = record(t.group_by(_key=bucket_window_key(t.ts, width, baseline, incident),
+                              decile=decile).aggregate(
+        requests=t.count(), failures=failed.cast("int64").sum(),
+        oom=oom.cast("int64").sum(), context_length=context.cast("int64").sum(),
+        longest_tokens=tokens.max()))
+    starts, names = decode_bucket_window(cells.pop("_key").to_numpy(), width)
+    cells["bucket_start"], cells["window"] = starts.to_numpy(), names
+    counts = ["requests", "failures", "oom", "context_length"]
+    table = cells.dropna(subset=["window"]).groupby(["window", "decile"], as_index=False).agg(
+        **{c: (c, "sum") for c in counts}, longest_tokens=("longest_tokens", "max"))
     table["other"] = table["failures"] - table["oom"] - table["context_length"]
     table["failure_rate"] = table["failures"] / table["requests"]
     lower = (np.nan, *edges)
@@ -287,12 +296,10 @@ def context_errors(
          "other", "failure_rate", "longest_tokens"]]
     windows = table.groupby("window", as_index=False)[["requests", "failures"]].sum()
     windows["failure_rate"] = windows["failures"] / windows["requests"]
-    top = t._decile == len(edges)
-    timeline = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
-        requests=t.count(), failures=t._failed.cast("int64").sum(),
-        top_requests=top.cast("int64").sum(),
-        top_failures=(top & t._failed).cast("int64").sum())).sort_values(
-        "bucket_start", ignore_index=True)
+    top = cells[cells["decile"] == len(edges)].groupby("bucket_start")[
+        ["requests", "failures"]].sum().rename(columns=lambda c: f"top_{c}")
+    timeline = cells.groupby("bucket_start")[["requests", "failures"]].sum().join(
+        top, how="left").fillna({"top_requests": 0, "top_failures": 0}).reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         timeline["top_failure_rate"] = timeline["top_failures"] / timeline["top_requests"]
     return ContextErrorsResult(**base, table=table, windows=windows, timeline=timeline,

@@ -50,8 +50,9 @@ def _window(frame: pd.DataFrame, window) -> pd.DataFrame:
 
 def test_cached_token_share_equals_pandas_and_drop_fires_after_client_deploy(tmp_path):
     frame = _requests(regression=True)
-    events = pd.DataFrame({"ts": [T0 + pd.Timedelta("5h30min")], "kind": ["deploy"],
-                           "artifact": ["client"], "version": ["c2"]})
+    events = pd.DataFrame({"ts": [T0 + pd.Timedelta("5h30min"), T0 + pd.Timedelta("9h30min")],
+                           "kind": ["deploy", "deploy"], "artifact": ["client", "service"],
+                           "version": ["c2", "s2"]})
     con = _case(tmp_path, requests=frame, events=events)
     r = pc.prefix_cache(con, BASELINE, INCIDENT, bucket=timedelta(minutes=30))
     assert r.source == "cached_tokens"
@@ -69,7 +70,8 @@ def test_cached_token_share_equals_pandas_and_drop_fires_after_client_deploy(tmp
     assert e["worst_version"]["version"] == "c2" and e["worst_version"]["column"] == \
         "client_version" and e["worst_version"]["new"] is True
     assert e["new_versions"] == {"client_version": ["c2"]}
-    assert [ev["artifact"] for ev in e["events"]] == ["client"]
+    assert [ev["artifact"] for ev in e["events"]] == ["client", "service"]
+    assert [ev["version"] for ev in e["events_near_onset"]] == ["c2"]
     assert e["ttft_ratio"] == pytest.approx(i["ttft_ms"].mean() / b["ttft_ms"].mean())
     assert e["ttft_ratio"] > 1.5 and abs(e["output_ratio"] - 1) < 0.1
     uncached = (frame["input_tokens"] - frame["cached_tokens"])
@@ -128,6 +130,7 @@ def test_counter_increases_with_resets_give_the_share(tmp_path):
     assert r.value("baseline", "share") == pytest.approx(0.7, rel=1e-9)
     [f] = r.findings()
     assert f.evidence["source"] == "counters" and np.isnan(f.evidence["ttft_ratio"])
+    assert f.evidence["events_near_onset"] == []
     assert abs(f.onset - (T0 + pd.Timedelta("5h30min"))) <= timedelta(minutes=15)
 
 

@@ -34,7 +34,8 @@ high from a drop of :data:`MAJOR_DROP` (0.25). Statistic: the drop. Evidence: ``
 ``worst_version`` (``{column, version, share, requests, new}``: the client / template / model
 version with the lowest incident hit share, or None; ``new`` when it never served in the
 baseline: the change that broke the prefix), ``artifact_changed``, ``events``,
-``new_versions``, ``estimated`` (True for the ``hash_ids`` source).
+``new_versions``, ``events_near_onset`` (those of ``events`` within two timeline buckets, at
+least an hour, of the drop's onset), ``estimated`` (True for the ``hash_ids`` source).
 
 Task: generative endpoints. Not assessed, with the reason, when none of the three sources exists.
 """
@@ -130,6 +131,7 @@ class PrefixCacheResult(DiagnosticResult):
                          "share": float(row["share"]), "requests": int(row["requests"]),
                          "new": str(row["version"]) in new}
         ttft = self._ratio("ttft_mean")
+        onset = self._onset()
         return [Finding(
             id="integration.prefix_cache_drop", pathway="integration",
             severity="high" if drop >= MAJOR_DROP else "medium", statistic=float(drop),
@@ -143,8 +145,18 @@ class PrefixCacheResult(DiagnosticResult):
                       "ttft_ratio": ttft, "uncached_ratio": self._ratio("uncached_mean"),
                       "input_ratio": self._ratio("input_mean"),
                       "output_ratio": self._ratio("output_mean"), "worst_version": worst,
-                      "estimated": self.source == "hash_ids", **self.context},
-            onset=self._onset(), diagnostic=self.id)]
+                      "estimated": self.source == "hash_ids",
+                      "events_near_onset": self._near(onset), **self.context},
+            onset=onset, diagnostic=self.id)]
+
+    def _near(self, onset) -> list[dict[str, Any]]:
+        """The releases within two timeline buckets (at least an hour) of ``onset``."""
+        if onset is None or len(self.timeline) < 2:
+            return []
+        width = pd.Series(self.timeline["bucket_start"]).diff().min()
+        reach = max(2 * width, pd.Timedelta(hours=1))
+        return [e for e in self.context.get("events", [])
+                if abs(pd.Timestamp(e["ts"]) - pd.Timestamp(onset)) <= reach]
 
     def _onset(self):
         t = self.timeline

@@ -216,3 +216,17 @@ def test_results_plot_the_task_s_signals(perf, con):
     signals = perf.signals()
     assert set(signals["signal"]) == {"model.mae", "model.bias"}
     assert "MAE incident" in perf.headline()
+
+
+def test_calibration_signals_and_values_of_a_regression(con):
+    """Regression: classify read ``model.ece`` from every calibration timeline and crashed
+    (KeyError 'ece') on regression cases; the signals are coverage and the residual mean, and
+    a measure of another task reads NaN."""
+    result = calibration_module.calibration(con, BASELINE, INCIDENT, bucket=pd.Timedelta("6h"))
+    signals = result.signals()
+    assert set(signals["signal"]) == {"model.interval_coverage", "model.residual_mean"}
+    coverage = signals[signals["signal"] == "model.interval_coverage"]
+    np.testing.assert_allclose(coverage["value"], result.timeline["coverage"])
+    assert np.isnan(result.value("incident", "ece"))
+    perf = performance.model_performance(con, BASELINE, INCIDENT)
+    assert np.isnan(perf.value("incident", "accuracy"))

@@ -173,6 +173,10 @@ class CalibrationResult(DiagnosticResult):
     residual_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def value(self, window: str, column: str) -> float:
+        """``column`` of ``window``'s row; NaN when the window or the column (a measure of
+        another task, e.g. ``ece`` of a regression) is absent."""
+        if self.table.empty or column not in self.table:
+            return float("nan")
         rows = self.table[self.table["window"] == window]
         return float(rows[column].iloc[0]) if len(rows) else float("nan")
 
@@ -285,6 +289,13 @@ class CalibrationResult(DiagnosticResult):
     def signals(self) -> pd.DataFrame:
         if self.timeline.empty:
             return super().signals()
+        if self.task == "regression":
+            frame = self.timeline.melt(id_vars="bucket_start",
+                                       value_vars=["coverage", "residual_mean"],
+                                       var_name="signal", value_name="value")
+            frame["signal"] = frame["signal"].map({"coverage": "model.interval_coverage",
+                                                   "residual_mean": "model.residual_mean"})
+            return frame
         frame = self.timeline[["bucket_start", "ece"]].rename(columns={"ece": "value"})
         frame.insert(1, "signal", "model.ece")
         return frame

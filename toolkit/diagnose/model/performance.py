@@ -127,6 +127,10 @@ class PerformanceResult(DiagnosticResult):
     by_segment: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def value(self, window: str, column: str) -> float:
+        """``column`` of ``window``'s row; NaN when the window or the column (a measure of
+        another task, e.g. ``ece`` of a regression) is absent."""
+        if self.table.empty or column not in self.table:
+            return float("nan")
         rows = self.table[self.table["window"] == window]
         return float(rows[column].iloc[0]) if len(rows) else float("nan")
 

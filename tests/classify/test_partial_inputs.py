@@ -314,10 +314,12 @@ def test_llm_traces_without_outputs_classify(parts, mapping, windows):
     for kw in ({}, {"baseline": windows[0], "incident": windows[1]}):
         result = classify_incident(con, **kw)
         payload = json.loads(result.to_json())
-        # only arrival times and token counts: nothing a diagnostic tests, so no verdict
+        # only arrival times and token counts, and nothing moved in them: no verdict
         assert payload["pathway"] == "undetermined" and payload["findings"] == []
         reasons = {g["check"]: g["reason"] for g in payload["not_assessed"]}
-        assert reasons["model.prediction_shift"] == "requests carry no score or prediction"
+        # a token trace is a generative endpoint: no class or value to shift (DESIGN 3a)
+        assert reasons["model.prediction_shift"].startswith("generative endpoints: their "
+                                                              "outputs are tokens")
 
 
 @pytest.mark.realdata

@@ -89,19 +89,35 @@ def test_tiny_platform_samples_abstain_with_reasons(tmp_path_factory, parts):
 
 
 @pytest.mark.parametrize("parts,mapping", [
-    (("azure_llm_inference_2023", "AzureLLMInferenceTrace_conv.csv"), "azure-llm"),
     (("azure_llm_inference_2023", "AzureLLMInferenceTrace_code.csv"), "azure-llm"),
     (("mooncake", "conversation_trace.jsonl"), "mooncake"),
 ])
 def test_llm_traces_without_latency_or_outcome_abstain(tmp_path_factory, parts, mapping):
-    """Arrival times and token counts only: nothing the classic checks can compare, so no
-    finding and an abstention that says why (token-level diagnostics are issue 23)."""
+    """Arrival times and token counts only, and their mix holds over the hour: no finding,
+    and an abstention that says what could not be measured."""
     db = _case(tmp_path_factory, parts[0], *parts, mapping=mapping)
     verdict = _classify(db)
     assert verdict.pathway in ("undetermined", "none")
     assert not [f for f in verdict.diagnosis.findings() if f.severity in ("medium", "high")]
     checks = {g.check.split(":")[0] for g in verdict.diagnosis.not_assessed()}
-    assert {"model.performance", "infra.latency"} <= checks
+    assert {"model.performance", "infra.latency", "infra.token_latency.ttft"} <= checks
+
+
+def test_azure_conversation_trace_prompts_shorten_and_nothing_else_is_claimed(tmp_path_factory):
+    """The conversation trace's prompts shorten in its second half (recomputed from the file
+    in tests/realdata/test_generative_mix_realdata.py): a prompt-population move with no
+    artifact change, the only thing its columns can show; no latency, error or model claim."""
+    db = _case(tmp_path_factory, "azure-conv", "azure_llm_inference_2023",
+               "AzureLLMInferenceTrace_conv.csv", mapping="azure-llm")
+    verdict = _classify(db)
+    assert (verdict.pathway, verdict.failure_mode) == ("data", "prompt_shift")
+    (finding,) = [f for f in verdict.diagnosis.findings() if f.severity in ("medium", "high")]
+    assert finding.id == "data.prompt_length_shift"
+    assert finding.evidence["mean_incident"] < finding.evidence["mean_baseline"]
+    assert not finding.evidence["artifact_changed"]
+    source = pd.read_csv(realdata("azure_llm_inference_2023", "AzureLLMInferenceTrace_conv.csv"))
+    times = pd.to_datetime(source["TIMESTAMP"], utc=True)
+    assert times.min() <= pd.Timestamp(verdict.onset) <= times.max()
 
 
 def test_alibaba_metric_files_alone_are_evidence(tmp_path_factory):

@@ -138,3 +138,33 @@ def test_the_timeout_change_in_seconds_dates_the_onset():
                              onset=T0 + timedelta(minutes=40)), ev=ev)
     assert result.failure_mode == "timeout_misconfiguration"
     assert result.onset == change
+
+
+# ---------------------------------------------------------------- a new version, no lineage
+def regression() -> Finding:
+    return finding("model.version_regression", "high", {
+        "version": "2.13.0", "reference_version": "2.12.0", "accuracy": 0.853,
+        "reference_accuracy": 0.953, "new_version": True})
+
+
+def new_pair(recombined: bool = False, known_source: str = "baseline") -> Finding:
+    return finding("integration.version_skew", "medium", {
+        "known_source": known_source, "recombined": recombined, "announced_release": False,
+        "less_accurate": True})
+
+
+def test_a_new_less_accurate_version_without_lineage_is_a_bad_release():
+    # varied tuning seed 1 of bad_release: no events, no lineage, no pipeline version logged
+    drop = finding("model.accuracy_drop", "high", {"accuracy_baseline": 0.953,
+                                                   "accuracy_incident": 0.853})
+    drift = finding("model.concept_drift", "high", {"accuracy_drop": 0.10,
+                                                    "max_feature_psi": 0.013})
+    result = verdict(drop, regression(), drift, new_pair())
+    assert "a new model version is less accurate, and nothing says its pair is skewed" in \
+        fired(result)
+    assert (result.pathway, result.failure_mode) == ("model", "bad_release")
+    # versions recombined (a rollback of one artifact) or out of lineage: skew, not a release
+    for skew in (new_pair(recombined=True), new_pair(known_source="lineage")):
+        result = verdict(drop, regression(), drift, skew)
+        assert "a new model version is less accurate, and nothing says its pair is skewed" \
+            not in fired(result)

@@ -230,3 +230,14 @@ def test_calibration_signals_and_values_of_a_regression(con):
     assert np.isnan(result.value("incident", "ece"))
     perf = performance.model_performance(con, BASELINE, INCIDENT)
     assert np.isnan(perf.value("incident", "accuracy"))
+
+
+def test_the_coverage_plot(con):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = calibration_module.calibration(con, BASELINE, INCIDENT, bucket=pd.Timedelta("6h"))
+    ax = result.plot()
+    line, nominal = ax.get_lines()[:2]
+    np.testing.assert_allclose(line.get_ydata(), result.timeline["coverage"])
+    assert list(nominal.get_ydata()) == [0.9, 0.9]

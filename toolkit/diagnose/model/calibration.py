@@ -301,8 +301,29 @@ class CalibrationResult(DiagnosticResult):
         return frame
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
-        """Reliability diagram, baseline and incident overlaid, with the diagonal."""
+        """Reliability diagram, baseline and incident overlaid, with the diagonal (regression:
+        interval coverage over time with its Wilson band and the nominal coverage)."""
         from toolkit.plotting import WINDOW_COLORS, axes
+
+        if self.task == "regression":
+            ax = axes(ax, figsize=(10, 4))
+            t = self.timeline
+            if t.empty or t["coverage"].isna().all():
+                return super().plot(ax)
+            ax.plot(t["bucket_start"], t["coverage"], color="#4C72B0",
+                    label="interval coverage")
+            ax.fill_between(t["bucket_start"], t["coverage_lo"], t["coverage_hi"],
+                            color="#4C72B0", alpha=0.15, lw=0)
+            if self.nominal is not None:
+                ax.axhline(self.nominal, color="#8C8C8C", ls="--", lw=1,
+                           label=f"nominal {self.nominal:.0%}")
+            ax.axvspan(self.incident.start, self.incident.end,
+                       color=WINDOW_COLORS["incident"], alpha=0.08, label="incident")
+            ax.set_xlabel("request time (UTC)")
+            ax.set_ylabel("share of labels inside [pred_lower, pred_upper]")
+            ax.set_title("Prediction interval coverage")
+            ax.legend(loc="lower left")
+            return ax
 
         ax = axes(ax, figsize=(5, 5))
         if self.reliability_bins.empty:

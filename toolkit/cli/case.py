@@ -38,6 +38,7 @@ from toolkit.load import FileLoad, LoadReport, SourceFile, discover, load
 from toolkit.load.formats._batch import parse_run_time
 from toolkit.load.mapping import read_mapping, shipped_mappings
 from toolkit.store import connect, summarize
+from toolkit.store.meta import META_KEYS, get_meta, set_meta, unset_meta
 
 _DB_HELP = "The case database: an existing DuckDB case file, or a new path to create one."
 _QUIET_STATUSES = ("loaded", "replaced", "unchanged", "duplicate")
@@ -269,6 +270,55 @@ def info(
                           f"{safe(row.reason, newlines=False)}", markup=False)
     else:
         console.print("rejected rows: 0")
+
+
+@app.command()
+@handle_errors
+def meta(
+    key: str | None = typer.Argument(None, metavar="[KEY]",
+                                     help="A case fact: " + ", ".join(META_KEYS) + "."),
+    value: str | None = typer.Argument(None, metavar="[VALUE]", help="Its new value."),
+    db: Path = typer.Option(..., "--db", metavar="CASE", help="An existing case database."),
+    unset: bool = typer.Option(False, "--unset", help="Remove KEY (back to inference and "
+                               "defaults)."),
+) -> None:
+    """Show or set facts no log carries: serving mode (real-time / batch) and SLO targets.
+
+    Without KEY, lists the facts set; with KEY and VALUE, sets it (e.g. `forensics meta
+    serving_mode batch --db case.duckdb`, `forensics meta ttft_slo_ms 500 --db ...`).
+    """
+    writing = unset or value is not None
+    with usage_errors():
+        if not db.exists():
+            raise InvalidParameterError(f"No case database at {db}: create it with "
+                                        "`forensics ingest` first.")
+        if unset and (key is None or value is not None):
+            raise InvalidParameterError("--unset takes a KEY and no VALUE.")
+        if key is not None and not writing and key not in META_KEYS:
+            raise InvalidParameterError(
+                f"Unknown case fact {key!r}; choose one of: {', '.join(META_KEYS)}.")
+        con = connect(db, read_only=not writing)
+    try:
+        with usage_errors():
+            if unset:
+                found = unset_meta(con, key)
+                console.print(f"{key}: {'unset' if found else 'was not set'}", markup=False)
+                return
+            if value is not None:
+                stored = set_meta(con, key, value)
+                console.print(f"{key} = {json.dumps(stored)}", markup=False)
+                return
+        facts = get_meta(con)
+    finally:
+        con.close()
+    shown = {key: facts.get(key)} if key is not None else facts
+    if not shown or all(v is None for v in shown.values()):
+        console.print(f"{key}: not set" if key else "no case facts set (keys: "
+                      + ", ".join(META_KEYS) + ")", markup=False)
+        return
+    for name, fact in shown.items():
+        console.print(f"{safe(name, newlines=False)} = {safe(json.dumps(fact), newlines=False)}",
+                      markup=False)
 
 
 def _ts(value: object) -> str:

@@ -10,8 +10,11 @@ requests the mean score, the share with score >= 0.85 and, with labels, the accu
 Finding ``model.ood_burst`` when the incident's OOD share is at least 3x the baseline's and at
 least 1% of traffic, and at least 60% of the OOD requests come from one source value that is
 *narrow*: new or rare before (at most 5% of baseline traffic), with an OOD rate at least 5x that
-of the other sources. High when those answers are confident (mean score >= 0.85) or wrong
-(accuracy < 0.7).
+of the other sources. Hosts serve a fixed share of traffic and are never new: one or two hosts
+(:data:`MAX_HOSTS`) are narrow when together they carry at most a third of the incident's
+traffic (:data:`HOST_TRAFFIC`), under the same concentration and rate tests (a burst routed to
+one or two replicas; a global shift spreads its OOD requests over every host). High when those
+answers are confident (mean score >= 0.85) or wrong (accuracy < 0.7).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ __all__ = ["ood_bursts", "OODResult", "ID"]
 ID = "model.ood"
 SOURCES = ("client_version", "endpoint", "host")
 MIN_OOD_FEATURES = 2
+#: A burst may come from up to this many hosts together ...
+MAX_HOSTS = 2
+#: ... when they carry at most this share of the incident's traffic.
+HOST_TRAFFIC = 1 / 3
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -97,30 +104,43 @@ class OODResult(DiagnosticResult):
                       for r in base_rows.itertuples()} if n_base else {}
         t = self.table[self.table["window"] == "incident"]
         best = None
-        for row in t.itertuples():
-            concentration = row.ood / ood_inc if ood_inc else 0.0
-            traffic = row.requests / n_inc if n_inc else 1.0
-            rest_n = n_inc - row.requests
-            rest_rate = (ood_inc - row.ood) / rest_n if rest_n else 0.0
-            own_rate = row.ood / row.requests if row.requests else 0.0
-            narrow = base_share.get((row.source, row.value), 0.0) <= 0.05
+        for group in _candidates(t):
+            requests, ood = float(group["requests"].sum()), float(group["ood"].sum())
+            concentration = ood / ood_inc if ood_inc else 0.0
+            traffic = requests / n_inc if n_inc else 1.0
+            rest_n = n_inc - requests
+            rest_rate = (ood_inc - ood) / rest_n if rest_n else 0.0
+            own_rate = ood / requests if requests else 0.0
+            source = str(group["source"].iloc[0])
+            if source == "host":
+                narrow = traffic <= HOST_TRAFFIC
+            else:
+                narrow = sum(base_share.get((source, v), 0.0) for v in group["value"]) <= 0.05
+            # a single value first: two hosts only when no single source value qualifies
             if (concentration >= 0.6 and narrow and own_rate >= 5 * max(rest_rate, 1e-4) and
-                    (best is None or concentration > best[0])):
-                best = (concentration, traffic, row)
+                    (best is None or (len(group), -concentration) < (len(best[3]),
+                                                                     -best[0]))):
+                best = (concentration, traffic, source, group)
         if best is None:
             return []
-        concentration, traffic, row = best
-        accuracy = row.ood_correct / row.ood_labelled if row.ood_labelled else float("nan")
-        confident = row.ood_mean_score >= 0.85 or (not np.isnan(accuracy) and accuracy < 0.7)
+        concentration, traffic, source, group = best
+        values = [str(v) for v in group["value"]]
+        ood = float(group["ood"].sum())
+        labelled, correct = float(group["ood_labelled"].sum()), float(group["ood_correct"].sum())
+        accuracy = correct / labelled if labelled else float("nan")
+        mean_score = float((group["ood_mean_score"] * group["ood"]).sum() / ood) if ood else \
+            float("nan")
+        confident = mean_score >= 0.85 or (not np.isnan(accuracy) and accuracy < 0.7)
+        named = " and ".join(f"{source}={v}" for v in values)
         return [Finding(
             id="model.ood_burst", pathway="model", severity="high" if confident else "medium",
             statistic=float(concentration), threshold=0.6,
             summary=(f"{concentration:.0%} of out-of-distribution requests come from "
-                     f"{row.source}={row.value}, which carries {traffic:.0%} of traffic "
-                     f"(OOD share {base:.1%} -> {inc:.1%})."),
-            evidence={"source": row.source, "value": str(row.value),
+                     f"{named}, which carr{'ies' if len(values) == 1 else 'y'} {traffic:.0%} of "
+                     f"traffic (OOD share {base:.1%} -> {inc:.1%})."),
+            evidence={"source": source, "value": ", ".join(values), "values": values,
                       "ood_share_baseline": base, "ood_share_incident": inc,
-                      "traffic_share": traffic, "ood_mean_score": float(row.ood_mean_score),
+                      "traffic_share": traffic, "ood_mean_score": mean_score,
                       "ood_accuracy": accuracy},
             diagnostic=self.id,
         )]
@@ -145,6 +165,16 @@ class OODResult(DiagnosticResult):
         ax.set_ylabel("")
         ax.set_title("Where out-of-distribution inputs come from")
         return ax
+
+
+def _candidates(incident: pd.DataFrame) -> list[pd.DataFrame]:
+    """The source values a burst may come from: each value alone, and for ``host`` the
+    :data:`MAX_HOSTS` hosts with the most OOD requests together."""
+    out = [incident.iloc[[k]] for k in range(len(incident))]
+    hosts = incident[incident["source"] == "host"].sort_values("ood", ascending=False)
+    if len(hosts) > MAX_HOSTS:
+        out.append(hosts.head(MAX_HOSTS))
+    return out
 
 
 def ood_bursts(

@@ -406,3 +406,18 @@ def test_queue_depth_is_evidence_of_the_pressure():
     assert plain.queue.empty and "mean queue depth incident" not in plain.headline()
     bare = next(f for f in plain.findings() if f.id == "infrastructure.memory_pressure")
     assert bare.to_dict()["evidence"]["queue_depth_mean_incident"] is None
+
+
+def test_time_between_kills_tells_exhaustion_from_a_leak(exhaustion_case, leak_case):
+    # exhaustion: three kills per pod an hour apart; the leak at 8% of the limit per hour
+    # refills from 40% to 96% in 7 h before each kill (issue 22: memory exhaustion read as a
+    # leak from its OOM restarts)
+    *_, result = exhaustion_case
+    oom = {f.id: f for f in result.findings()}["infrastructure.oom_kills"]
+    assert oom.evidence["median_minutes_between_kills"] == pytest.approx(60.0)
+    _, events, result = leak_case
+    oom = {f.id: f for f in result.findings()}["infrastructure.oom_kills"]
+    kills = events[(events["kind"] == "oom_kill") & (events["ts"] >= CUT)].sort_values("ts")
+    expected = kills.groupby("host")["ts"].diff().dropna().median() / pd.Timedelta(minutes=1)
+    assert oom.evidence["median_minutes_between_kills"] == pytest.approx(expected)
+    assert expected >= (0.96 - 0.40) / 0.08 * 60 - 2

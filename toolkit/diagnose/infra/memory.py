@@ -42,7 +42,11 @@ touch the limit in both windows).
 
 ``infrastructure.oom_kills`` (statistic: incident count; threshold: count expected from the
 baseline rate per hour, with half an event added to the baseline so an empty baseline is not a
-zero rate). OOM-kill events: **high** with >= 3 and a Poisson tail p < 1e-3, **medium** with
+zero rate). Evidence ``median_minutes_between_kills``: the median time between consecutive
+incident OOM kills of the same host (a leak refills memory for hours after each restart;
+kills that return within the hour are a load or input that does not fit: exhaustion).
+OOM-kill events: **high** with >= 3 and a
+Poisson tail p < 1e-3, **medium** with
 >= 2 and p < 0.01, **low** with >= 1 and p < 0.05. OOM request errors (when no kill events
 fire): >= 10, >= 3x the baseline share and a two-proportion p < 1e-3: **high** when >= 1% of
 incident requests, else **medium**. Unplanned restarts alone: **medium** with >= 3 and
@@ -317,10 +321,15 @@ class MemoryResult(DiagnosticResult):
                 times["ts"] < pd.Timestamp(self.incident.end)) & ~times["planned"]]
             onset = None if inc.empty else inc["ts"].min().to_pydatetime()
         hosts = []
+        gap = float("nan")
         if not times.empty:
             inc = times[(times["ts"] >= pd.Timestamp(self.incident.start)) & (
                 times["ts"] < pd.Timestamp(self.incident.end))]
             hosts = sorted(inc["host"].dropna().astype(str).unique().tolist())
+            kills = inc[(inc["kind"] == "oom_kill") & inc["host"].notna()].sort_values("ts")
+            gaps = kills.groupby("host")["ts"].diff().dropna()
+            if len(gaps):
+                gap = float(gaps.median() / pd.Timedelta(minutes=1))
         return Finding(
             id="infrastructure.oom_kills", pathway="infrastructure", severity=severity,
             statistic=float(statistic), threshold=float(expected), summary=summary + ".",
@@ -331,7 +340,8 @@ class MemoryResult(DiagnosticResult):
                       "unplanned_restarts_incident": self.count("incident",
                                                                 "unplanned_restarts"),
                       "oom_errors_baseline": e_b, "oom_errors_incident": e_i,
-                      "hours_baseline": h_b, "hours_incident": h_i, "hosts": hosts},
+                      "hours_baseline": h_b, "hours_incident": h_i, "hosts": hosts,
+                      "median_minutes_between_kills": gap},
             onset=onset, diagnostic=self.id,
         )
 

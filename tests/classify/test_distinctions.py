@@ -168,3 +168,24 @@ def test_a_new_less_accurate_version_without_lineage_is_a_bad_release():
         result = verdict(drop, regression(), drift, skew)
         assert "a new model version is less accurate, and nothing says its pair is skewed" \
             not in fired(result)
+
+
+# ---------------------------------------------------------------- OOM: exhaustion or leak
+def kills(minutes_between: float) -> Finding:
+    return finding("infrastructure.oom_kills", "high", {
+        "oom_kills_incident": 162.0, "hours_incident": 6.05,
+        "median_minutes_between_kills": minutes_between})
+
+
+def test_oom_kills_minutes_apart_are_exhaustion_not_a_leak():
+    latency = finding("infrastructure.latency_regression", "high")
+    pressure = finding("infrastructure.memory_pressure", "low")
+    fast = verdict(kills(14.0), latency, pressure)
+    assert "OOM kills return to the same hosts within 90 minutes" in fired(fast)
+    assert fast.failure_mode == "memory_exhaustion"
+    assert fast.mode_scores["memory_leak"] < fast.mode_scores["memory_exhaustion"] / 4
+    # kills hours apart say nothing against a leak: the leak finding decides
+    leak = finding("infrastructure.memory_leak", "high")
+    slow = verdict(kills(420.0), latency, leak)
+    assert "OOM kills return to the same hosts within 90 minutes" not in fired(slow)
+    assert slow.failure_mode == "memory_leak"

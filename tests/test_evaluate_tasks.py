@@ -72,10 +72,9 @@ def test_evaluate_task_end_to_end(task):
     assert report.summary["failure_mode_accuracy"] == 1.0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "window detection on a regression case crashes: model.calibration's signals() reads the "
-    "'ece' column of a regression timeline, which has coverage instead (KeyError)"))
 def test_evaluate_regression_with_detected_windows():
+    """Window detection reads the regression calibration's signals (interval coverage; it
+    crashed on a KeyError 'ece' before 4892389)."""
     report = evaluate(task="regression", modes=["calibration_collapse"], seeds=[1],
                       rows=20_000, tuning=True, given_window=False)
     (outcome,) = report.outcomes

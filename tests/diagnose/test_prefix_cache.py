@@ -157,12 +157,12 @@ def _hashed(seed: int, *, break_at: int | None) -> pd.DataFrame:
         lists.append(head + conversation + tail if head[0] == 0 else head + tail)
     return pd.DataFrame({"request_id": [f"r{k}" for k in range(n)], "ts": ts,
                          "input_tokens": [512 * len(h) for h in lists],
-                         "hash_ids": [json.dumps(h) for h in lists]})
+                         "prefix_hashes": [json.dumps(h) for h in lists]})
 
 
 def _reuse_by_window(frame: pd.DataFrame) -> dict[str, float]:
     seen, counts = set(), {"baseline": [0, 0], "incident": [0, 0]}
-    for ts, hashes in zip(frame["ts"], frame["hash_ids"], strict=True):
+    for ts, hashes in zip(frame["ts"], frame["prefix_hashes"], strict=True):
         window = "baseline" if ts < BASELINE[1] else "incident"
         for h in json.loads(hashes):
             counts[window][0] += h in seen
@@ -175,12 +175,12 @@ def test_reuse_share_estimated_from_prefix_hashes(tmp_path):
     frame = _hashed(4, break_at=260)
     con = _case(tmp_path, requests=frame)
     r = pc.prefix_cache(con, BASELINE, INCIDENT)
-    assert r.source == "hash_ids"
+    assert r.source == "prefix_hashes"
     expected = _reuse_by_window(frame)
     assert r.value("baseline", "share") == pytest.approx(expected["baseline"], rel=1e-12)
     assert r.value("incident", "share") == pytest.approx(expected["incident"], rel=1e-12)
     [f] = r.findings()
-    assert f.evidence["estimated"] is True and f.evidence["source"] == "hash_ids"
+    assert f.evidence["estimated"] is True and f.evidence["source"] == "prefix_hashes"
     healthy = _hashed(4, break_at=None)
     (tmp_path / "healthy").mkdir()
     r = pc.prefix_cache(_case(tmp_path / "healthy", requests=healthy), BASELINE, INCIDENT)

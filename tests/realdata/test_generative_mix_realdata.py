@@ -120,18 +120,14 @@ def test_mooncake_prefix_reuse_estimated_from_block_hashes(tmp_path):
     """Mooncake's 12,031 requests re-use about 37% of their 512-token prefix blocks (a cache
     that never evicts; 28% in the first ten minutes while it warms, 40% in the last).
 
-    The shipped mapping drops ``hash_ids``; a copy without the ``drop`` line keeps them (as
-    JSON text), which is what the prefix-cache estimate reads."""
+    The shipped mapping loads ``hash_ids`` into the canonical ``prefix_hashes`` column, which
+    is what the prefix-cache estimate reads."""
     path = realdata("mooncake", "conversation_trace.jsonl")
-    shipped = (importlib.resources.files("toolkit.load.mappings") / "mooncake.toml").read_text()
-    mapping = tmp_path / "mooncake_hashes.toml"
-    mapping.write_text("\n".join(line for line in shipped.splitlines()
-                                 if not line.startswith("drop =")))
     con = tk.connect(tmp_path / "case.duckdb")
-    assert tk.load(con, path, mapping=mapping).rows_rejected == 0
+    assert tk.load(con, path, mapping="mooncake").rows_rejected == 0
     r = pc.prefix_cache(con, MOONCAKE_BASELINE, MOONCAKE_INCIDENT,
                         bucket=timedelta(minutes=10))
-    assert r.source == "hash_ids"
+    assert r.source == "prefix_hashes"
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     records.sort(key=lambda rec: rec["timestamp"])
     seen: set[int] = set()
@@ -155,13 +151,14 @@ def test_mooncake_prefix_reuse_estimated_from_block_hashes(tmp_path):
 
 
 def test_mooncake_with_the_shipped_mapping(tmp_path):
-    """With the shipped mapping (hash_ids dropped) the prefix cache cannot be assessed; the
-    prompt mix reads the token counts."""
+    """With the shipped mapping the prompt mix reads the token counts, and the prefix cache
+    the block hashes (a reuse share that rises as the cache warms: no drop)."""
     path = realdata("mooncake", "conversation_trace.jsonl")
     con = tk.connect(tmp_path / "case.duckdb")
     tk.load(con, path, mapping="mooncake")
     d = run_diagnostics(con, MOONCAKE_BASELINE, MOONCAKE_INCIDENT, ids=GENERATIVE)
-    assert not d["integration.prefix_cache"].assessed
+    assert d["integration.prefix_cache"].source == "prefix_hashes"
+    assert d["integration.prefix_cache"].findings() == []
     records = pd.read_json(path, lines=True)
     half = records["timestamp"] < 1_800_000
     b = records.loc[half, "input_length"].to_numpy()

@@ -111,8 +111,13 @@ def test_mooncake_trace(con):
     assert got[2] == span
     # relative milliseconds are placed after the mapping's declared origin, never in 1970
     assert pd.Timestamp(got[3]) == pd.Timestamp("2025-02-21T00:00:00Z")
+    # the block hashes land in the canonical prefix_hashes column, not as a feature
     assert con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'requests' "
                        "AND column_name = 'hash_ids'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM features").fetchone() == (0,)
+    first = json.loads(con.execute("SELECT CAST(prefix_hashes AS VARCHAR) FROM requests "
+                                   "ORDER BY ts, request_id LIMIT 1").fetchone()[0])
+    assert first == sorted(records, key=lambda r: r["timestamp"])[0]["hash_ids"]
 
 
 _SAGEMAKER = [

@@ -27,7 +27,7 @@ EXPECTED = {
         "cached_tokens": "INTEGER", "tpot_ms": "DOUBLE", "queue_ms": "DOUBLE",
         "finish_reason": "VARCHAR", "preemptions": "INTEGER", "params": "JSON",
         "template_version": "VARCHAR", "adapter": "VARCHAR", "scores": "JSON",
-        "pred_lower": "DOUBLE", "pred_upper": "DOUBLE",
+        "prefix_hashes": "JSON", "pred_lower": "DOUBLE", "pred_upper": "DOUBLE",
     },
     "labels": {"request_id": "VARCHAR", "label": "VARCHAR",
                "labeled_at": "TIMESTAMP WITH TIME ZONE", "load_id": "INTEGER"},

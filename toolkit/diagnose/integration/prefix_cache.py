@@ -10,8 +10,8 @@ Sources, the first the case has (``source`` in the result):
   increases between consecutive samples (a decrease is a counter reset: the new value is the
   increase) and sums them per window and bucket; hit share = hits / queries. An increase is
   dated at its later sample;
-* ``hash_ids``: an estimate from prompt-prefix block hashes (a ``hash_ids`` request column
-  holding a list of block hashes, as the Mooncake trace publishes; a JSON array text works).
+* ``prefix_hashes``: an estimate from prompt-prefix block hashes (the ``prefix_hashes`` request
+  column: a JSON array of block hashes, as the Mooncake trace publishes its ``hash_ids``).
   A block is *reused* when an earlier request (in time, from the start of the data) already
   held the same hash, i.e. the share a cache that never evicts would hit; the blocks are
   unnested and counted in the engine (blocks per bucket minus first occurrences per bucket).
@@ -35,7 +35,7 @@ high from a drop of :data:`MAJOR_DROP` (0.25). Statistic: the drop. Evidence: ``
 version with the lowest incident hit share, or None; ``new`` when it never served in the
 baseline: the change that broke the prefix), ``artifact_changed``, ``events``,
 ``new_versions``, ``events_near_onset`` (those of ``events`` within two timeline buckets, at
-least an hour, of the drop's onset), ``estimated`` (True for the ``hash_ids`` source).
+least an hour, of the drop's onset), ``estimated`` (True for the ``prefix_hashes`` source).
 
 Task: generative endpoints. Not assessed, with the reason, when none of the three sources exists.
 """
@@ -69,7 +69,7 @@ ID = "integration.prefix_cache"
 MIN_DROP = 0.10
 MIN_RELATIVE = 0.25
 MAJOR_DROP = 0.25
-SOURCES = ("cached_tokens", "counters", "hash_ids")
+SOURCES = ("cached_tokens", "counters", "prefix_hashes")
 HITS, QUERIES = "prefix_cache_hits_total", "prefix_cache_queries_total"
 BREAKDOWN = ("client_version", "template_version", "model_version")
 
@@ -81,7 +81,7 @@ class PrefixCacheResult(DiagnosticResult):
     Attributes
     ----------
     source
-        ``cached_tokens``, ``counters`` or ``hash_ids`` (see the module documentation).
+        ``cached_tokens``, ``counters`` or ``prefix_hashes`` (see the module documentation).
     table
         One row per window: ``window``, ``hits``, ``queries``, ``share``, ``requests``,
         ``ttft_mean``, ``uncached_mean``, ``input_mean``, ``output_mean``.
@@ -137,7 +137,7 @@ class PrefixCacheResult(DiagnosticResult):
             severity="high" if drop >= MAJOR_DROP else "medium", statistic=float(drop),
             threshold=MIN_DROP,
             summary=(f"prefix-cache hit share fell from {b:.0%} to {i:.0%}"
-                     + (" (estimated from prompt-prefix hashes)" if self.source == "hash_ids"
+                     + (" (estimated from prompt-prefix hashes)" if self.source == "prefix_hashes"
                         else "")
                      + (f"; mean TTFT x{ttft:.1f}" if np.isfinite(ttft) else "") + "."),
             evidence={"source": self.source, "share_baseline": b, "share_incident": i,
@@ -145,7 +145,7 @@ class PrefixCacheResult(DiagnosticResult):
                       "ttft_ratio": ttft, "uncached_ratio": self._ratio("uncached_mean"),
                       "input_ratio": self._ratio("input_mean"),
                       "output_ratio": self._ratio("output_mean"), "worst_version": worst,
-                      "estimated": self.source == "hash_ids",
+                      "estimated": self.source == "prefix_hashes",
                       "events_near_onset": self._near(onset), **self.context},
             onset=onset, diagnostic=self.id)]
 
@@ -244,7 +244,7 @@ def prefix_cache(
     elif not available:
         return PrefixCacheResult(**base, not_assessed=(NotAssessed(
             ID, "no prefix-cache evidence: requests carry no cached_tokens with input_tokens "
-                f"or hash_ids, and metrics hold no {HITS} / {QUERIES} counters"),))
+                f"or prefix_hashes, and metrics hold no {HITS} / {QUERIES} counters"),))
     source = source or available[0]
     record = Recorder()
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
@@ -275,15 +275,16 @@ def prefix_cache(
 
 def _sources(case: CaseView) -> list[str]:
     out = []
-    if case.has("requests", "cached_tokens", "input_tokens"):
+    # the columns exist in every case (schema 3): a source needs values in them
+    if case.non_null("requests", "cached_tokens") and case.non_null("requests", "input_tokens"):
         out.append("cached_tokens")
     if case.has("metrics"):
         names = set(case.con.execute("SELECT DISTINCT name FROM metrics WHERE name IN (?, ?)",
                                      [HITS, QUERIES]).fetchall())
         if names == {(HITS,), (QUERIES,)}:
             out.append("counters")
-    if case.has("requests", "hash_ids"):
-        out.append("hash_ids")
+    if case.non_null("requests", "prefix_hashes"):
+        out.append("prefix_hashes")
     return out
 
 
@@ -351,8 +352,8 @@ def _from_hashes(case: CaseView, record: Recorder, span: Window, width: timedelt
                  baseline: Window, incident: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Blocks per bucket and window, and first occurrences per bucket and window, as one SQL
     query (unnest is DuckDB's; the block list may be a LIST or JSON array text)."""
-    column = quote_ident("hash_ids")
-    kind = case.columns["requests"]["hash_ids"]
+    column = quote_ident("prefix_hashes")
+    kind = case.columns["requests"]["prefix_hashes"]
     hashes = column if kind.endswith("[]") else f"CAST({column} AS BIGINT[])"
     seconds = max(1, round(width.total_seconds()))
 

@@ -11,6 +11,7 @@ ALTER TABLE requests ADD COLUMN IF NOT EXISTS preemptions INTEGER;       -- time
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS params JSON;               -- sampling parameters as sent
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS template_version VARCHAR;  -- chat template / tokenizer artifact version
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS adapter VARCHAR;           -- LoRA adapter / checkpoint served
+ALTER TABLE requests ADD COLUMN IF NOT EXISTS prefix_hashes JSON;        -- prompt-prefix block hashes (Mooncake's hash_ids): prefix reuse can be estimated
 
 -- Multiclass and regression endpoints.
 ALTER TABLE requests ADD COLUMN IF NOT EXISTS scores JSON;               -- multiclass: class -> probability

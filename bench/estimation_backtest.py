@@ -1,0 +1,163 @@
+"""Backtest of label-free performance estimation (CBPE, ``model.estimation``) per weekly window.
+
+    python bench/estimation_backtest.py [--seeds 1-15] [--rows 40000]
+        [--modes covariate_shift,bad_release,calibration_collapse,concept_drift] [--json OUT]
+
+Issue 25's criterion: on simulated cases with the labels hidden, the estimated accuracy is
+within 2 points of the later-realized one for at least 80% of weekly windows (covariate shift,
+bad release, calibration collapse), and on concept drift it abstains or says its assumptions
+fail. For every mode and seed (classic world, tuning seeds only: 1-15) this script
+
+1. simulates the case (``make_case(mode, seed=, rows=)``) and loads it into a fresh DuckDB file
+   (``ingest_case``), with the true baseline and incident windows;
+2. estimates with the labels hidden: ``estimation(con, baseline, incident, as_of=incident
+   start)`` (no label of the incident is known; the baseline's labels calibrate);
+3. reads the realized accuracy from the labels that arrived since (the same call without
+   ``as_of``), on the same window.
+
+**Weekly windows.** A simulated incident lasts 2 to 7 days (the simulator's cases span two to
+three weeks), so one seed gives one window of at most a week: the whole incident window,
+pooled (the estimation's ``overall``). The windows of the 15 seeds are pooled per mode. With
+``--calendar-weeks`` the incident is instead cut into epoch-aligned 7-day buckets (Thursday to
+Thursday), so an incident that straddles a week boundary gives two (shorter) windows. A window
+counts when at least ``--min-labels`` of its predictions got a label in the end.
+
+Printed per mode: windows, windows it abstained on (before the labels: model version, score
+support, reference calibration), the share within 2 points and the mean absolute error of the
+estimates it made, the coverage of its 95% band, the mean signed error (estimate minus
+realized), and what the abstained windows' estimate would have been off by (the reason to
+abstain); for concept drift also the windows where the estimate fails its assumption once the
+labels arrive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from importlib import import_module
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MODES = ("covariate_shift", "bad_release", "calibration_collapse", "concept_drift")
+#: Tuning seeds of the classic world (the report seeds 1001-1003 are never used to tune).
+TUNING = range(1, 16)
+WITHIN = 0.02
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int) -> list[dict]:
+    """The weekly windows of one simulated case: estimate (labels hidden) vs realized."""
+    from toolkit.simulate import ingest_case, make_case
+    from toolkit.types import Window
+
+    est = import_module("toolkit.diagnose.model.estimation")
+    case = make_case(mode, seed=seed, rows=rows)
+    truth = case.truth()
+    with tempfile.TemporaryDirectory() as folder:
+        con = ingest_case(case, folder)
+        try:
+            b, i = Window(*truth["baseline"]), Window(*truth["incident"])
+            week = timedelta(days=7)
+            hidden = est.estimation(con, b, i, bucket=week, as_of=i.start)
+            later = est.estimation(con, b, i, bucket=week)
+        finally:
+            con.close()
+    drift_later = any("concept drift" in g.reason for g in later.not_assessed)
+    base = {"mode": mode, "seed": seed, "days": i.duration.total_seconds() / 86400,
+            "drift_once_labelled": drift_later}
+    if hidden.table.empty:  # the reference failed its checks: nothing estimated at all
+        reason = "; ".join(g.reason for g in hidden.not_assessed)
+        return [base | {"window": str(i.start), "abstained": True, "reason": reason,
+                        "estimate": np.nan, "lo": np.nan, "hi": np.nan,
+                        "realized": later.overall.get("realized_accuracy", np.nan),
+                        "labelled": later.overall.get("labelled", 0)}]
+    if calendar:
+        h = hidden.table.set_index("bucket_start")
+        r = later.table.set_index("bucket_start")
+        parts = [(str(k), h.loc[k].to_dict(), r.loc[k].to_dict()) for k in h.index]
+    else:
+        status = ("estimated" if not hidden.abstained else
+                  "; ".join(g.reason for g in hidden.not_assessed if g.check == est.ID))
+        parts = [(str(i.start), hidden.overall | {"status": status}, later.overall)]
+    out = []
+    for key, h, r in parts:
+        if r["labelled"] < min_labels:
+            continue
+        out.append(base | {"window": key, "abstained": h["status"] != "estimated",
+                           "reason": "" if h["status"] == "estimated" else h["status"],
+                           "estimate": h["accuracy"], "lo": h["accuracy_lo"],
+                           "hi": h["accuracy_hi"], "realized": r["realized_accuracy"],
+                           "labelled": int(r["labelled"])})
+    return out
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per mode: windows, abstentions, share within 2 points, MAE, band coverage, bias."""
+    rows = []
+    for mode, g in frame.groupby("mode", sort=False):
+        ok = g[~g["abstained"]]
+        err = ok["estimate"] - ok["realized"]
+        off = (g.loc[g["abstained"], "estimate"] - g.loc[g["abstained"], "realized"]).abs()
+        rows.append({
+            "mode": mode, "windows": len(g), "abstained": int(g["abstained"].sum()),
+            "estimated": len(ok),
+            "within_2pt": float((err.abs() <= WITHIN).mean()) if len(ok) else np.nan,
+            "mae": float(err.abs().mean()) if len(ok) else np.nan,
+            "bias": float(err.mean()) if len(ok) else np.nan,
+            "band_coverage": float(((ok["realized"] >= ok["lo"]) &
+                                    (ok["realized"] <= ok["hi"])).mean()) if len(ok) else np.nan,
+            "abstained_would_be_off": float(off.mean()) if off.notna().any() else np.nan,
+            "drift_once_labelled": int(g.drop_duplicates("seed")["drift_once_labelled"].sum()),
+            "seeds": g["seed"].nunique(),
+        })
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="1-15", help="tuning seeds, e.g. 1-15 or 1,2,5")
+    parser.add_argument("--rows", type=int, default=40_000)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--calendar-weeks", action="store_true",
+                        help="epoch-aligned 7-day buckets instead of one window per incident")
+    parser.add_argument("--min-labels", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="write every window as JSON lines")
+    args = parser.parse_args(argv)
+    seeds = _seeds(args.seeds)
+    if any(s not in TUNING for s in seeds):
+        parser.error("tuning seeds only (classic world 1-15): report seeds are never tuned on")
+    found = []
+    for mode in args.modes.split(","):
+        for seed in seeds:
+            tick = time.perf_counter()
+            got = windows(mode, seed, args.rows, args.calendar_weeks, args.min_labels)
+            found += got
+            for w in got:
+                print(f"{mode:22s} seed {seed:2d} {w['window'][:16]} est {w['estimate']:.4f} "
+                      f"[{w['lo']:.4f}, {w['hi']:.4f}] realized {w['realized']:.4f} "
+                      f"({w['labelled']} labels, {w['days']:.1f} d) "
+                      f"{'ABSTAINED: ' + w['reason'][:90] if w['abstained'] else ''}"
+                      f" [{time.perf_counter() - tick:.0f}s]", file=sys.stderr, flush=True)
+    frame = pd.DataFrame(found)
+    if args.json:
+        frame.to_json(args.json, orient="records", lines=True)
+    with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
+        print(summarize(frame).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

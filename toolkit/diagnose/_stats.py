@@ -13,6 +13,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 __all__ = [
+    "p_text",
     "PSI_EPSILON",
     "psi",
     "psi_evidently",
@@ -262,6 +263,21 @@ def two_proportion_z(k1: float, n1: float, k2: float, n2: float) -> tuple[float,
         return 0.0, 1.0
     z = (p2 - p1) / se
     return float(z), float(2 * stats.norm.sf(abs(z)))
+
+
+def p_text(p: float, relation: str = "") -> str:
+    """A p-value for a finding's sentence: ``< 1e-12`` below double precision's useful range
+    (a p-value of 0.0 is an underflow, not a certainty), else two significant digits.
+
+    Examples
+    --------
+    >>> p_text(0.0), p_text(3.16e-7, "<="), p_text(0.0412)
+    ('< 1e-12', '<= 3.2e-07', '0.041')
+    """
+    if p < 1e-12:
+        return "< 1e-12"
+    shown = f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
+    return f"{relation} {shown}" if relation else shown
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:

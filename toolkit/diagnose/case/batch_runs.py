@@ -1001,10 +1001,5 @@ def _num(value: Any) -> Any:
 
 
 def _p_text(p: Any) -> str:
-    if p is None or pd.isna(p):
-        return "n/a"
-    p = float(p)
-    if p < 1e-12:
-        return "< 1e-12"
-    return f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
+    return "n/a" if p is None or pd.isna(p) else st.p_text(float(p))
 

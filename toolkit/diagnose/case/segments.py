@@ -123,6 +123,7 @@ import pandas as pd
 from scipy import stats
 
 from toolkit._validation import check_windows
+from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import SEVERITIES, DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, window_label
@@ -408,7 +409,7 @@ class SegmentsResult(DiagnosticResult):
                          f"{worst['slow_share']:.0%} of its requests above {self.slow_ms:.0f} ms "
                          f"(baseline p95) against {worst['rest_slow_share']:.0%} for the rest "
                          f"and {_pct(worst['baseline_slow_share'])} in its own baseline; "
-                         f"Holm-adjusted p {_p_text(worst['latency_p_adjusted'])}."),
+                         f"Holm-adjusted p {st.p_text(worst['latency_p_adjusted'])}."),
                 evidence={"attribute": worst["attribute"], "role": worst["role"],
                           "value": worst["value"], "slow_share": float(worst["slow_share"]),
                           "rest_slow_share": float(worst["rest_slow_share"]),
@@ -1006,7 +1007,7 @@ def _summary(attribute: str, chosen: pd.DataFrame, always: list, k: float, big_k
     p = float(chosen["p_adjusted"].max())
     return (f"{what}: {int(k):,} of {int(big_k):,} failures {where} ({k / big_k:.0%}) from "
             f"{n / big_n:.1%} of the requests; failure rate {k / n:.1%} against "
-            f"{_pct(rest)} for the rest (Fisher exact, Holm-adjusted p {_p_text(p, '<=')} over "
+            f"{_pct(rest)} for the rest (Fisher exact, Holm-adjusted p {st.p_text(p, '<=')} over "
             f"{tests} values tested); {when}{since}.")
 
 
@@ -1033,17 +1034,3 @@ def _replace(result: SegmentsResult, **changes: Any) -> SegmentsResult:
 
     return replace(result, **changes)
 
-
-def _p_text(p: float, relation: str = "") -> str:
-    """A p-value for a sentence: ``< 1e-12`` below double precision's useful range (a Fisher
-    p-value of 0.0 is an underflow, not a certainty), else two significant digits.
-
-    Examples
-    --------
-    >>> _p_text(0.0), _p_text(3.16e-7, "<="), _p_text(0.0412)
-    ('< 1e-12', '<= 3.2e-07', '0.041')
-    """
-    if p < 1e-12:
-        return "< 1e-12"
-    shown = f"{p:.1e}" if p < 1e-3 else f"{p:.2g}"
-    return f"{relation} {shown}" if relation else shown

@@ -239,7 +239,7 @@ class PromptMixResult(DiagnosticResult):
             severity="high" if js >= MAJOR_JS else "medium", statistic=js,
             threshold=MODERATE_JS,
             summary=(f"the {attribute} mix moved (JS {js:.2f}, chi-square p "
-                     f"{top['pvalue']:.1g}): {lead['value']} {lead['share_baseline']:.0%} -> "
+                     f"{st.p_text(float(top['pvalue']))}): {lead['value']} {lead['share_baseline']:.0%} -> "
                      f"{lead['share_incident']:.0%} of requests."),
             evidence={"attribute": attribute, "js": js, "chi2": float(top["chi2"]),
                       "pvalue": float(top["pvalue"]), "dof": int(top["dof"]),

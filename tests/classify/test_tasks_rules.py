@@ -104,3 +104,18 @@ def test_a_classwise_only_rise_without_a_model_change_is_weak():
 def test_binary_calibration_evidence_is_left_alone():
     finding = calibration(accuracy_change=-0.004, ece_baseline=0.01, ece_incident=0.08)
     assert task_hits(finding) == {} and task_hits(finding, events=MODEL_DEPLOY) == {}
+
+
+def test_an_error_rise_with_an_ood_burst_from_one_source_is_not_concept_drift():
+    drift = Finding("model.concept_drift", "model", "high", 0.55, 0.10, "error rose",
+                    {"task": "regression", "accuracy_drop": 0.55}, T0, "model.prediction_shift")
+    burst = Finding("model.ood_burst", "model", "high", 0.97, 0.5, "one source",
+                    {"source": {"client_version": "android-5.8.6"}}, T0, "model.ood")
+    name = "the error rose while one source sent out-of-distribution inputs"
+    assert task_hits(drift, burst) == {name: {"concept_drift": -2.0}}
+    assert verdict(drift, burst).failure_mode == "adversarial_inputs"
+    assert task_hits(drift) == {} and verdict(drift).failure_mode == "concept_drift"
+    # the binary finding (no task in its evidence) is left to rules.toml
+    binary = Finding("model.concept_drift", "model", "high", 0.1, 0.03, "accuracy fell",
+                     {"accuracy_drop": 0.1}, T0, "model.prediction_shift")
+    assert task_hits(binary, burst) == {}

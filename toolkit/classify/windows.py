@@ -4,8 +4,11 @@ Recipe (:func:`locate_incident`): every diagnostic runs once against a provision
 first quarter of the span); the onsets of its medium and high findings are candidates, and the
 onset is the candidate supported by the most severe findings within two buckets of it (high
 counts 2, medium 1; ties go to the earliest), dated by the findings' own onsets (refined on raw
-rows) rather than by the start of a timeline bucket. Its end comes from the change points of the
-timelines below (when every supporting signal recovered), else the end of the data.
+rows) rather than by the start of a timeline bucket. Where the symptoms of a slow mode pile up is later
+than where it starts (a leak's memory climbs for a day before the OOM kills): a finding of the
+cluster's pathway refined on raw rows up to two days before it is the incident's lead-in and
+dates it. Its end comes from the change points of the timelines below (when every supporting
+signal, including those of the pile-up, recovered), else the end of the data.
 
 Change points on the timelines alone (:func:`detect_windows`, used when no finding fires):
 
@@ -49,6 +52,16 @@ _RELEASE_SIGNALS = ("versions.", "model.new_version_share", "model.score_psi", "
 #: Signals that repeat another one (the latency tail and the timeout rate measured twice).
 _DUPLICATE_SIGNALS = {"timeouts.p99_ms", "timeouts.timeout_rate"}
 SUSTAIN = 3
+#: How long before its symptoms pile up a slow mode may show in its own signals (a memory leak
+#: takes a day or more to exhaust memory).
+LEAD_IN = pd.Timedelta(hours=48)
+#: The pathway each family of timeline signals points to; latency, traffic and failure-segment
+#: signals are symptoms of every pathway and point to none.
+_SIGNAL_PATHWAYS = (("memory.", "infrastructure"), ("capacity.", "infrastructure"),
+                    ("hosts.", "infrastructure"), ("cold_start.", "infrastructure"),
+                    ("drift.", "data"), ("data.", "data"), ("model.", "model"),
+                    ("cache.", "integration"), ("client_errors.", "integration"),
+                    ("versions.", "integration"), ("timeouts.", "integration"))
 MAX_BASELINE = timedelta(days=14)
 
 
@@ -213,11 +226,18 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
         if total > support + 1e-9 or (abs(total - support) <= 1e-9 and earliest < best[0]):
             best, support = (earliest, near), total
     onset, near = best
+    pile_up = onset
+    lead = _lead_in(near, candidates, changes, {f.id: f.pathway for f in findings}, onset,
+                    bucket)
+    if lead:
+        near = near + lead
+        onset = min(onset, *(c[0] for c in lead))
     onset = _sharpest_onset(near, {f.id for f in findings}, bucket, onset)
-    # symptoms that start with the incident (or unfold over its first half day) keep it open
+    # symptoms that start with the incident (or unfold over its first half day, or pile up
+    # after its lead-in) keep it open
     horizon = max(4 * pd.Timedelta(bucket), pd.Timedelta(hours=12))
     supporting = [c for c in changes
-                  if onset - pd.Timedelta(bucket) <= pd.Timestamp(c.at) <= onset + horizon]
+                  if onset - pd.Timedelta(bucket) <= pd.Timestamp(c.at) <= pile_up + horizon]
     # A release changes the version mix for good; the incident ends when the symptoms do. A
     # signal that repeats another one does not end it on its own either: when its twin did not
     # change, its recovery is a blip of one measurement, not the end of the symptoms.
@@ -236,6 +256,39 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
         onset=onset.to_pydatetime(), changes=tuple(sorted(changes, key=lambda c: c.at)),
         supporting=tuple(sorted({c[2] for c in near} | {c.signal for c in supporting})),
     )
+
+
+def _lead_in(near: list, candidates: list, changes: list[SignalChange],
+             pathway_of: dict[str, str], onset: pd.Timestamp, bucket: timedelta) -> list:
+    """Earlier evidence of the same incident: the start of a slow mode before its symptoms
+    pile up (a leak's memory climbing hours before the OOM kills and the latency tail).
+
+    The most supported cluster of candidates is where the symptoms pile up, which for a slow
+    mode is later than its start. Its onset moves back to a finding of the same pathway as the
+    cluster that fired up to :data:`LEAD_IN` before it: the same failure already under way.
+    Only findings dated on raw rows lead in; change points and findings dated by their
+    timeline are placed to within a bucket or two, and the cluster already holds them. Generic symptoms (latency, failure segments) and releases
+    do not date a lead-in, and findings or signals of another pathway are another story.
+    """
+    pathways = {_pathway(name, pathway_of) for _, _, name in near} - {None}
+    if not pathways:
+        return []
+    start = onset - LEAD_IN
+    # a change point is placed to within two buckets, and so is a finding dated by its timeline
+    # (a coarse accuracy or calibration onset may be a day early): only a finding refined on
+    # raw rows dates a lead-in
+    lead = [c for c in candidates
+            if c[2] in pathway_of and start <= c[0] < onset and not _on_grid(c[0], bucket)
+            and _pathway(c[2], pathway_of) in pathways]
+    return lead
+
+
+def _pathway(name: str, pathway_of: dict[str, str]) -> str | None:
+    """The pathway a finding (by id) or a timeline signal (by prefix) points to; ``None`` for
+    generic symptoms that every pathway can cause."""
+    if name in pathway_of:
+        return pathway_of[name]
+    return next((p for prefix, p in _SIGNAL_PATHWAYS if name.startswith(prefix)), None)
 
 
 def _sharpest_onset(near: list, finding_ids: set[str], bucket: timedelta,

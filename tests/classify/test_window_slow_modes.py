@@ -1,0 +1,96 @@
+"""Window detection for slow modes: the onset is where the failure starts, not where its
+symptoms pile up (issue 22)."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from toolkit.diagnose._base import Finding
+from toolkit.types import Window
+
+windows = importlib.import_module("toolkit.classify.windows")
+
+START = pd.Timestamp("2026-03-01", tz="UTC")
+HOUR = timedelta(hours=1)
+SPAN = Window(START, START + 240 * HOUR)
+
+
+def series(name: str, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"bucket_start": START + pd.to_timedelta(np.arange(len(values)), "h"),
+                         "signal": name, "value": values})
+
+
+def finding(id_: str, pathway: str, onset, severity: str = "high") -> Finding:
+    return Finding(id=id_, pathway=pathway, severity=severity, statistic=1.0, threshold=0.5,
+                   summary=id_, evidence={}, onset=onset, diagnostic=id_.split(".")[0])
+
+
+def pile_up(rng: np.random.Generator, at: int) -> pd.DataFrame:
+    """OOM kills, restarts and the latency tail of a leak that exhausts memory at ``at``."""
+    kills = np.zeros(240)
+    kills[at:] = rng.poisson(5, 240 - at) + 3
+    p99 = rng.normal(200, 10, 240)
+    p99[at:] += 500
+    return pd.concat([series("memory.oom_kills", kills), series("memory.restarts", kills),
+                      series("latency.p99_ms", p99)])
+
+
+def test_a_late_pile_up_does_not_move_the_onset_of_a_leak():
+    # the leak starts at hour 120 (dated on raw rows by its own finding); memory runs out 30
+    # hours later, where three findings and three timeline changes pile up
+    rng = np.random.default_rng(11)
+    leak = START + 120 * HOUR + timedelta(minutes=17)
+    found = [finding("infrastructure.memory_leak", "infrastructure", leak),
+             finding("infrastructure.oom_kills", "infrastructure",
+                     START + 150 * HOUR + timedelta(minutes=5)),
+             finding("infrastructure.memory_pressure", "infrastructure",
+                     START + 150 * HOUR + timedelta(minutes=40)),
+             finding("infrastructure.latency_regression", "infrastructure",
+                     START + 151 * HOUR + timedelta(minutes=2), "medium")]
+    located = windows.locate_incident(found, pile_up(rng, 150), SPAN, HOUR)
+    assert located.onset == leak
+    assert located.incident.start == leak
+    # the symptoms that piled up keep the incident open to the end of the data
+    assert located.incident.end == SPAN.end
+    assert located.baseline.end == leak - HOUR
+
+
+def test_a_finding_of_another_pathway_before_the_pile_up_is_another_story():
+    # a feature drifts a day before an unrelated latency incident: the drift does not date it
+    rng = np.random.default_rng(12)
+    incident = START + 150 * HOUR + timedelta(minutes=5)
+    found = [finding("data.feature_drift", "data", START + 126 * HOUR + timedelta(minutes=33)),
+             finding("infrastructure.oom_kills", "infrastructure", incident),
+             finding("infrastructure.memory_pressure", "infrastructure",
+                     START + 150 * HOUR + timedelta(minutes=40))]
+    located = windows.locate_incident(found, pile_up(rng, 150), SPAN, HOUR)
+    assert located.onset == incident
+
+
+def test_a_finding_dated_by_its_timeline_does_not_lead_in():
+    # a calibration onset on a bucket start a day before the accuracy drop: timelines place a
+    # change only to within a bucket or two, so it does not date the incident
+    rng = np.random.default_rng(13)
+    accuracy = rng.normal(0.9, 0.005, 240)
+    accuracy[150:] -= 0.12
+    drop = START + 150 * HOUR + timedelta(minutes=47)
+    found = [finding("model.calibration_shift", "model", START + 126 * HOUR),
+             finding("model.accuracy_drop", "model", drop)]
+    located = windows.locate_incident(found, series("model.accuracy", accuracy), SPAN, HOUR)
+    assert located.onset == drop
+
+
+def test_a_lead_in_longer_than_two_days_is_not_the_same_incident():
+    rng = np.random.default_rng(14)
+    incident = START + 150 * HOUR + timedelta(minutes=5)
+    found = [finding("infrastructure.memory_leak", "infrastructure",
+                     incident - windows.LEAD_IN - HOUR),
+             finding("infrastructure.oom_kills", "infrastructure", incident),
+             finding("infrastructure.memory_pressure", "infrastructure",
+                     START + 150 * HOUR + timedelta(minutes=40))]
+    located = windows.locate_incident(found, pile_up(rng, 150), SPAN, HOUR)
+    assert located.onset == incident

@@ -12,7 +12,8 @@ least 1% of traffic, and at least 60% of the OOD requests come from one source v
 *narrow*: new or rare before (at most 5% of baseline traffic), with an OOD rate at least 5x that
 of the other sources. Hosts serve a fixed share of traffic and are never new: one or two hosts
 (:data:`MAX_HOSTS`) are narrow when together they carry at most a third of the incident's
-traffic (:data:`HOST_TRAFFIC`), under the same concentration and rate tests (a burst routed to
+traffic (:data:`HOST_TRAFFIC`) and hold more OOD requests than that share explains (binomial
+tail below :data:`HOST_PVALUE`), under the same concentration and rate tests (a burst routed to
 one or two replicas; a global shift spreads its OOD requests over every host). High when those
 answers are confident (mean score >= 0.85) or wrong (accuracy < 0.7).
 """
@@ -27,6 +28,7 @@ import duckdb
 import ibis
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
@@ -46,8 +48,10 @@ SOURCES = ("client_version", "endpoint", "host")
 MIN_OOD_FEATURES = 2
 #: A burst may come from up to this many hosts together ...
 MAX_HOSTS = 2
-#: ... when they carry at most this share of the incident's traffic.
+#: ... when they carry at most this share of the incident's traffic, and the OOD requests on
+#: them are more than chance: a binomial tail (at their traffic share) below this.
 HOST_TRAFFIC = 1 / 3
+HOST_PVALUE = 1e-6
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -113,7 +117,10 @@ class OODResult(DiagnosticResult):
             own_rate = ood / requests if requests else 0.0
             source = str(group["source"].iloc[0])
             if source == "host":
-                narrow = traffic <= HOST_TRAFFIC
+                # the OOD requests are many, and far more on these hosts than their traffic
+                # share explains (a binomial tail; the hosts were picked as the top ones)
+                chance = float(stats.binom.sf(ood - 1, ood_inc, traffic)) if ood_inc else 1.0
+                narrow = traffic <= HOST_TRAFFIC and chance < HOST_PVALUE
             else:
                 narrow = sum(base_share.get((source, v), 0.0) for v in group["value"]) <= 0.05
             # a single value first: two hosts only when no single source value qualifies

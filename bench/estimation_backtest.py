@@ -33,7 +33,6 @@ labels arrive.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -58,26 +57,42 @@ def _seeds(text: str) -> list[int]:
     return out
 
 
-def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int) -> list[dict]:
-    """The weekly windows of one simulated case: estimate (labels hidden) vs realized."""
+def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int,
+            variants: tuple[bool, ...]) -> list[dict]:
+    """The weekly windows of one simulated case: estimate (labels hidden) vs realized, per
+    variant (``False``: plain CBPE; ``True``: the reference reweighted to the incident)."""
     from toolkit.simulate import ingest_case, make_case
     from toolkit.types import Window
 
     est = import_module("toolkit.diagnose.model.estimation")
     case = make_case(mode, seed=seed, rows=rows)
     truth = case.truth()
+    b, i = Window(*truth["baseline"]), Window(*truth["incident"])
+    week = timedelta(days=7)
+    runs = {}
     with tempfile.TemporaryDirectory() as folder:
         con = ingest_case(case, folder)
         try:
-            b, i = Window(*truth["baseline"]), Window(*truth["incident"])
-            week = timedelta(days=7)
-            hidden = est.estimation(con, b, i, bucket=week, as_of=i.start)
-            later = est.estimation(con, b, i, bucket=week)
+            for reweight in variants:
+                runs[reweight] = (
+                    est.estimation(con, b, i, bucket=week, as_of=i.start, reweight=reweight),
+                    est.estimation(con, b, i, bucket=week, reweight=reweight))
         finally:
             con.close()
-    drift_later = any("concept drift" in g.reason for g in later.not_assessed)
-    base = {"mode": mode, "seed": seed, "days": i.duration.total_seconds() / 86400,
-            "drift_once_labelled": drift_later}
+    out = []
+    for reweight, (hidden, later) in runs.items():
+        variant = {"variant": "reweighted" if reweight else "plain"}
+        out += [w | variant for w in _compare(hidden, later, i, calendar, min_labels)]
+    return [w | {"mode": mode, "seed": seed, "days": i.duration.total_seconds() / 86400}
+            for w in out]
+
+
+def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
+    """Windows of one estimate (labels hidden) against the realized accuracy (``later``)."""
+    rw = hidden.reference.get("reweighting", {})
+    base = {"drift_once_labelled": any("concept drift" in g.reason for g in later.not_assessed),
+            "reweighted": bool(rw.get("applied")),
+            "reweighted_on": " x ".join(rw.get("features", [])) if rw.get("applied") else ""}
     if hidden.table.empty:  # the reference failed its checks: nothing estimated at all
         reason = "; ".join(g.reason for g in hidden.not_assessed)
         return [base | {"window": str(i.start), "abstained": True, "reason": reason,
@@ -90,7 +105,7 @@ def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int) ->
         parts = [(str(k), h.loc[k].to_dict(), r.loc[k].to_dict()) for k in h.index]
     else:
         status = ("estimated" if not hidden.abstained else
-                  "; ".join(g.reason for g in hidden.not_assessed if g.check == est.ID))
+                  "; ".join(g.reason for g in hidden.not_assessed if g.check == hidden.id))
         parts = [(str(i.start), hidden.overall | {"status": status}, later.overall)]
     out = []
     for key, h, r in parts:
@@ -134,28 +149,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calendar-weeks", action="store_true",
                         help="epoch-aligned 7-day buckets instead of one window per incident")
     parser.add_argument("--min-labels", type=int, default=200)
+    parser.add_argument("--plain", action="store_true",
+                        help="plain CBPE only (no reweighting of the reference to the "
+                             "incident's inputs); by default both are run and printed")
     parser.add_argument("--json", type=Path, help="write every window as JSON lines")
     args = parser.parse_args(argv)
     seeds = _seeds(args.seeds)
     if any(s not in TUNING for s in seeds):
         parser.error("tuning seeds only (classic world 1-15): report seeds are never tuned on")
+    variants = (False,) if args.plain else (False, True)
     found = []
     for mode in args.modes.split(","):
         for seed in seeds:
             tick = time.perf_counter()
-            got = windows(mode, seed, args.rows, args.calendar_weeks, args.min_labels)
+            got = windows(mode, seed, args.rows, args.calendar_weeks, args.min_labels, variants)
             found += got
             for w in got:
-                print(f"{mode:22s} seed {seed:2d} {w['window'][:16]} est {w['estimate']:.4f} "
-                      f"[{w['lo']:.4f}, {w['hi']:.4f}] realized {w['realized']:.4f} "
-                      f"({w['labelled']} labels, {w['days']:.1f} d) "
+                print(f"{mode:22s} seed {seed:2d} {w['variant'][:5]:5s} {w['window'][:16]} "
+                      f"est {w['estimate']:.4f} [{w['lo']:.4f}, {w['hi']:.4f}] realized "
+                      f"{w['realized']:.4f} ({w['labelled']} labels, {w['days']:.1f} d) "
+                      f"{w['reweighted_on']} "
                       f"{'ABSTAINED: ' + w['reason'][:90] if w['abstained'] else ''}"
                       f" [{time.perf_counter() - tick:.0f}s]", file=sys.stderr, flush=True)
     frame = pd.DataFrame(found)
     if args.json:
         frame.to_json(args.json, orient="records", lines=True)
-    with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
-        print(summarize(frame).to_string(index=False))
+    with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
+        for variant, part in frame.groupby("variant", sort=False):
+            print(f"--- {variant} CBPE ---")
+            print(summarize(part).to_string(index=False))
     return 0
 
 

@@ -10,6 +10,24 @@ Recipe (binary tasks; NannyML's CBPE, ``nannyml/performance_estimation/confidenc
    isotonic_regression``, the same fit as scikit-learn's ``IsotonicRegression``, which NannyML
    uses, on the same distinct values) and applies it with linear interpolation between the
    fitted points, clipped at the ends (``out_of_bounds="clip"``).
+1b. **Reweight the reference to the incident's inputs** (``reweight=True``, the default). CBPE
+   assumes P(y | score) is the reference's; under a covariate shift only P(y | x) holds, and
+   a model whose calibration differs between regions of its inputs (a linear model that
+   extrapolates where the truth saturates) is then over- or under-estimated by the
+   reference's mix of regions (about 1.5 points too high on the simulated covariate shifts).
+   Importance weighting restores it: each reference row counts ``w = P_incident(cell) /
+   P_reference(cell)``, where the cells cross the :data:`MAX_SEGMENT_FEATURES` features
+   whose population stability index between the baseline's and the incident's scored
+   requests is largest and at least :data:`MIN_SEGMENT_PSI` (bins: :data:`SEGMENT_BINS`
+   baseline quantiles of a numeric feature, the commonest :data:`SEGMENT_BINS` - 1
+   categories and the rest of a categorical one, and missing values), counted in the
+   engine; weights are capped at :data:`MAX_WEIGHT`, and the weighting is dropped when the
+   weighted reference keeps fewer than :data:`MIN_REFERENCE_LABELS` effective labels
+   (``(sum w)^2 / sum w^2``). The calibrators (full and per fold) are fitted on the weighted
+   counts; the reference's own checks below use the reference as it is. The weights are the
+   pooled incident window's (every bucket uses them). ``reference["reweighting"]`` says what
+   was done. It cannot help where the incident's inputs leave the reference's (a cell the
+   reference barely holds): ``uncovered_share`` and ``capped_share`` say how much.
 2. **Estimate.** The analysis (incident) window's predictions are counted per time bucket,
    predicted class and P(positive) in the engine. With ``c`` the calibrated P(positive), the
    expected confusion matrix of a bucket is ``TP = sum_{pred=pos} c``, ``FP = sum_{pred=pos}
@@ -79,7 +97,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr
-from toolkit.diagnose._labels import labelled_table, positive_class
+from toolkit.diagnose._labels import labelled_rows, labelled_table, positive_class
 from toolkit.diagnose.model.calibration import SCORE_IS, score_problem, score_semantics
 from toolkit.types import Window, to_utc
 
@@ -110,6 +128,13 @@ Z = 1.959964
 MIN_DROP = 0.03
 MAJOR_DROP = 0.08
 METRICS = ("accuracy", "precision", "recall", "f1")
+#: Covariate-shift reweighting: bins per feature (reference quantiles, or the commonest
+#: categories and the rest), the features that define the cells, the PSI from which a feature
+#: counts as shifted, the largest weight, and the effective reference size it must keep.
+SEGMENT_BINS = 10
+MAX_SEGMENT_FEATURES = 2
+MIN_SEGMENT_PSI = 0.1
+MAX_WEIGHT = 20.0
 
 
 @dataclass(frozen=True)
@@ -211,7 +236,9 @@ class EstimationResult(DiagnosticResult):
         minus that estimate) and ``status`` (``estimated`` or ``cannot estimate: ...``).
     reference
         The reference's labelled rows, realised metrics, ``ece_before`` (uncalibrated, 10
-        equal-width bins) and ``residual_ece`` (cross-fitted, after calibration).
+        equal-width bins), ``residual_ece`` (cross-fitted, after calibration) and
+        ``reweighting`` (``applied``, ``reason``, each feature's ``psi``, the ``features``
+        of the cells, ``effective_labels``, ``uncovered_share``, ``capped_share``).
     overall
         The pooled incident window: the same estimates and realised accuracy as a bucket.
     assumptions
@@ -350,6 +377,7 @@ def estimation(
     positive: str | None = None,
     score_is: str | None = None,
     as_of: datetime | str | None = None,
+    reweight: bool = True,
 ) -> EstimationResult:
     """Estimate accuracy, precision, recall and F1 of the incident window without its labels.
 
@@ -373,6 +401,9 @@ def estimation(
     as_of
         Use only the labels that had arrived by then (``labeled_at < as_of``; a label without
         ``labeled_at`` is left out): a backtest of the estimate before the labels came.
+    reweight
+        Reweight the reference to the incident's inputs before calibrating (see the module
+        docstring, step 1b); ``False`` is plain CBPE.
 
     Examples
     --------
@@ -446,11 +477,22 @@ def estimation(
     def hit(t: ibis.Table) -> ibis.IntegerValue:
         return (t.correct if multiclass else t.label == pos).cast("int64").sum()
 
-    # the engine counts, Python decides: reference per fold and P(positive)
+    # the engine counts, Python decides: reference per fold and P(positive) (and per cell of
+    # the shifted features, when the reference is reweighted to the incident's inputs)
     middle = baseline.start + (baseline.end - baseline.start) / 2
+    segment, reweighting = None, {"applied": False, "reason": "reweighting off"}
+    if reweight:
+        segment, reweighting = _shift_segments(case, record, baseline, incident)
+    keys: dict[str, Any] = {}
+    if segment is not None:
+        ref = _labelled(case, record, baseline, as_of, features=True)
+        keys["segment"] = segment(ref)
     reference = record(ref.group_by(fold=(ref.ts >= ibis.literal(middle)).cast("int64"),
-                                    p=p_of(ref), pred_pos=pred_pos(ref)).aggregate(
+                                    p=p_of(ref), pred_pos=pred_pos(ref), **keys).aggregate(
         n=ref.count(), k=hit(ref)))
+    if segment is not None:
+        cells = record(rows.group_by(segment=segment(rows)).aggregate(n=rows.count()))
+        reference["w"], reweighting = _weights(reference, cells, reweighting)
     versions: list[str] = []
     known = ibis.literal(True)
     if "model_version" in case.columns["requests"]:
@@ -475,7 +517,7 @@ def estimation(
         per_class = (NotAssessed(f"{ID}:per_class", f"multiclass ({classes} classes): "
                                  "precision, recall, F1 and the confusion matrix need every "
                                  "class's probability; the score is the top class's only"),)
-    base["reference"] = ref_summary | {"model_versions": versions}
+    base["reference"] = ref_summary | {"model_versions": versions, "reweighting": reweighting}
     base["sql"] = record.sql
     failed = assumptions[~assumptions["passed"]]
     if calibrators is None:
@@ -507,9 +549,11 @@ def _top_label_only(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _labelled(case: CaseView, record: Recorder, window: Window, as_of: datetime | None
-              ) -> ibis.Table:
-    t = labelled_table(case, record, window)
+def _labelled(case: CaseView, record: Recorder, window: Window, as_of: datetime | None,
+              *, features: bool = False) -> ibis.Table:
+    """Labelled scored predictions of ``window`` (labels before ``as_of``); with
+    ``features``, every request column (the join itself, not the narrow cached table)."""
+    t = labelled_rows(case, window) if features else labelled_table(case, record, window)
     t = t.filter(t.score.notnull())
     if as_of is not None:
         t = t.filter(t.labeled_at.notnull() & (t.labeled_at < ibis.literal(as_of)))
@@ -589,7 +633,112 @@ def _reference(ref: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame, Any]:
         if excess != excess else
         f"cross-fitted ECE after calibration {residual:.3f} (chance level {noise:.3f})"))
     frame = pd.DataFrame(checks)
+    if ok and "w" in ref:  # the checks were on the reference as it is; estimate reweighted
+        full, folds = _weighted_calibrators(ref)
     return summary, frame, ((full, folds) if ok else None)
+
+
+def _weighted_calibrators(ref: pd.DataFrame) -> tuple[Calibrator, dict[int, Calibrator]]:
+    """The full and per-fold calibrators fitted on the reference's counts times ``w``."""
+    w = ref["w"].to_numpy(float)
+    k, n = ref["k"].to_numpy(float) * w, ref["n"].to_numpy(float) * w
+    full = fit_calibrator(ref["p"].to_numpy(float), k, n)
+    folds = {}
+    for f in (0, 1):
+        part = (ref["fold"] == f).to_numpy()
+        if not 0 < k[part].sum() < n[part].sum():
+            return full, {}
+        folds[f] = fit_calibrator(ref["p"].to_numpy(float)[part], k[part], n[part])
+    return full, folds
+
+
+def _shift_segments(case: CaseView, record: Recorder, baseline: Window, incident: Window
+                    ) -> tuple[Any, dict[str, Any]]:
+    """The cells of the most shifted features, as a function of a table (or None), and what
+    was found: each feature's PSI between the baseline's and the incident's scored requests.
+
+    Bins come from the baseline: :data:`SEGMENT_BINS` quantile bins of a numeric feature,
+    the :data:`SEGMENT_BINS` - 1 commonest categories and the rest of a categorical one, and
+    a bin for missing values. Counted in the engine, one query per feature.
+    """
+    names = [str(f) for f in case.feature_names() if f in case.columns["requests"]]
+    if not names:
+        return None, {"applied": False, "reason": "no features in the requests"}
+    numeric = set(case.feature_names("numeric"))
+    requests = case.table("requests")
+    both = requests.filter((within(requests.ts, baseline) | within(requests.ts, incident)) &
+                           requests.prediction.notnull() & requests.score.notnull())
+    base_rows = both.filter(within(both.ts, baseline))
+    qs = [j / SEGMENT_BINS for j in range(1, SEGMENT_BINS)]
+    edges: dict[str, list[float]] = {}
+    num = [f for f in names if f in numeric]
+    if num:
+        got = record(base_rows.aggregate(**{f"q{i}_{j}": base_rows[f].cast("float64").quantile(q)
+                                            for i, f in enumerate(num)
+                                            for j, q in enumerate(qs)})).iloc[0]
+        for i, f in enumerate(num):
+            values = [got[f"q{i}_{j}"] for j in range(len(qs))]
+            edges[f] = sorted({float(v) for v in values if v is not None and v == v})
+    cats: dict[str, list[str]] = {}
+    for f in (f for f in names if f not in numeric):
+        seen = base_rows.mutate(v=base_rows[f].cast("string")).filter(lambda t: t.v.notnull())
+        top = record(seen.group_by("v").aggregate(n=seen.count())
+                     .order_by([ibis.desc("n"), "v"]).limit(SEGMENT_BINS - 1))
+        cats[f] = [str(c) for c in top["v"]]
+
+    def bin_of(t: ibis.Table, f: str) -> ibis.IntegerValue:
+        if f in edges:
+            x = t[f].cast("float64")
+            return ibis.cases((x.isnull(), 0), *((x < e, j + 1) for j, e in enumerate(edges[f])),
+                              else_=len(edges[f]) + 1)
+        v = t[f].cast("string")
+        return ibis.cases((v.isnull(), 0), *((v == c, j + 1) for j, c in enumerate(cats[f])),
+                          else_=len(cats[f]) + 1)
+
+    side = within(both.ts, incident).cast("int64")
+    psi = {}
+    for f in names:
+        counts = record(both.group_by(side=side, b=bin_of(both, f)).aggregate(n=both.count()))
+        table = counts.pivot_table(index="b", columns="side", values="n", fill_value=0)
+        if 0 in table and 1 in table:
+            psi[f] = st.psi(table[0].to_numpy(float), table[1].to_numpy(float))
+    shifted = sorted((f for f in psi if psi[f] >= MIN_SEGMENT_PSI), key=lambda f: -psi[f])
+    shifted = shifted[:MAX_SEGMENT_FEATURES]
+    info: dict[str, Any] = {"applied": False, "psi": {f: float(v) for f, v in psi.items()},
+                            "features": shifted}
+    if not shifted:
+        return None, info | {"reason": f"no feature shifted (PSI below {MIN_SEGMENT_PSI})"}
+
+    def segment(t: ibis.Table) -> ibis.IntegerValue:
+        out = ibis.literal(0)
+        for f in shifted:
+            out = out * (SEGMENT_BINS + 2) + bin_of(t, f)
+        return out
+
+    return segment, info
+
+
+def _weights(reference: pd.DataFrame, cells: pd.DataFrame, info: dict[str, Any]
+             ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Importance weight of each reference row group: the incident's share of its cell over
+    the labelled reference's, capped at :data:`MAX_WEIGHT`; all ones (not applied) when the
+    weighted reference keeps fewer than :data:`MIN_REFERENCE_LABELS` effective labels."""
+    ref_n = reference.groupby("segment")["n"].sum()
+    inc_n = cells.set_index("segment")["n"].astype(float)
+    ratio = (inc_n.reindex(ref_n.index, fill_value=0.0) / inc_n.sum()) / (ref_n / ref_n.sum())
+    capped = ratio.clip(upper=MAX_WEIGHT)
+    ess = float((ref_n * capped).sum() ** 2 / (ref_n * capped**2).sum()) if capped.any() else 0.0
+    uncovered = float(inc_n[~inc_n.index.isin(ref_n.index)].sum() / inc_n.sum())
+    info = info | {"effective_labels": ess, "uncovered_share": uncovered,
+                   "capped_share": float((ref_n[ratio > MAX_WEIGHT]).sum() / ref_n.sum()),
+                   "cells": int(len(ref_n))}
+    if ess < MIN_REFERENCE_LABELS:
+        return np.ones(len(reference)), info | {
+            "reason": f"the reweighted reference keeps {ess:.0f} effective labels (fewer than "
+                      f"{MIN_REFERENCE_LABELS}): plain CBPE"}
+    w = reference["segment"].map(capped).to_numpy(float)
+    return w, info | {"applied": True, "reason": "reference reweighted to the incident's "
+                      f"{' x '.join(info['features'])} cells"}
 
 
 def _support(ref: pd.DataFrame) -> tuple[float, float, np.ndarray]:

@@ -118,6 +118,15 @@ pm.diagnostic("model.calibration")
 # %%
 pm.diagnostic_details("model.calibration")
 
+# %% [markdown]
+# ### Model: classes and residuals
+#
+# For a multiclass endpoint, where each true class's rows went between the windows; for a
+# regression endpoint, the distribution of its residuals.
+
+# %%
+pm.task_details()
+
 # %%
 pm.diagnostic("model.prediction_shift")
 

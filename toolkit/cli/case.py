@@ -38,6 +38,7 @@ from toolkit.load import FileLoad, LoadReport, SourceFile, discover, load
 from toolkit.load.formats._batch import parse_run_time
 from toolkit.load.mapping import read_mapping, shipped_mappings
 from toolkit.store import connect, summarize
+from toolkit.store.summary import task_text
 from toolkit.store.meta import META_KEYS, get_meta, set_meta, unset_meta
 
 _DB_HELP = "The case database: an existing DuckDB case file, or a new path to create one."
@@ -250,6 +251,8 @@ def info(
                           for k, v in list(values.items())[:12])
         more = f" and {len(values) - 12} more" if len(values) > 12 else ""
         console.print(f"{title}: {shown or '-'}{more}", markup=False)
+    for task in summary.tasks:
+        console.print(f"task: {safe(task_text(task), newlines=False)}", markup=False)
     features = summary.features
     if len(features):
         listed = ", ".join(

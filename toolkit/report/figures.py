@@ -49,7 +49,10 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
             "failures", "#8172B3", False))
     performance = diagnosis.results.get("model.performance")
     if performance is not None and not performance.timeline.empty:
-        panels.append(("accuracy", performance.timeline, "accuracy", "#4C72B0", False))
+        if "accuracy" in performance.timeline:
+            panels.append(("accuracy", performance.timeline, "accuracy", "#4C72B0", False))
+        elif "mae" in performance.timeline:  # a regression endpoint: its error, not accuracy
+            panels.append(("MAE", performance.timeline, "mae", "#4C72B0", False))
     calibration = diagnosis.results.get("model.calibration")
     if calibration is not None and not calibration.timeline.empty and \
             "ece" in calibration.timeline:

@@ -197,7 +197,7 @@ def fmt_change(before: Any, after: Any, kind: str = "number") -> str:
     if kind == "share":
         return fmt_points(delta)
     if kind == "ms":
-        ratio = f" (x{float(after) / float(before):.1f})" if float(before) else ""
+        ratio = f" (x{_one_decimal(float(after) / float(before))})" if float(before) else ""
         return f"{'+' if delta >= 0 else ''}{fmt_ms(delta)}{ratio}".replace("+-", "-")
     if kind == "count":
         return f"{round(delta):+,}"

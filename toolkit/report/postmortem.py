@@ -507,6 +507,38 @@ class Postmortem:
             return note("No drifted feature to show.")
         return figure_html(fig, "Drifted features: reference vs current")
 
+    def task_details(self) -> Html:
+        """What the model sections cannot show for every task: for a multiclass endpoint, where
+        each true class's rows went (the confusion change, heatmap and largest moves); for a
+        regression endpoint, the residual distribution per window. One line otherwise."""
+        from toolkit.report.tasks import confusion_change_figure, residuals_figure
+
+        task = self.case.task.task
+        results = self.result.diagnosis.results
+        if task == "multiclass":
+            performance = results.get("model.performance")
+            fig = confusion_change_figure(performance) if performance is not None else None
+            if fig is None:
+                return note("Multiclass endpoint, but no labelled requests in both windows: "
+                            "the confusion change is not assessed.")
+            moves = performance.confusion_change
+            moves = moves[moves["label"] != moves["prediction"]].head(8)
+            shown = moves[["label", "prediction", "baseline_share", "incident_share", "change",
+                           "pvalue"]].rename(columns={"label": "true class",
+                                                      "prediction": "predicted as",
+                                                      "change": "share change"})
+            return (figure_html(fig, "confusion change")
+                    + table(shown, caption="Largest moves between classes"))
+        if task == "regression":
+            calibration = results.get("model.calibration")
+            fig = residuals_figure(calibration) if calibration is not None else None
+            if fig is None:
+                return note("Regression endpoint, but no labelled requests in both windows: "
+                            "the residuals are not compared.")
+            return figure_html(fig, "residual distribution")
+        return note(f"A {task} endpoint: the accuracy and calibration sections above are its "
+                    "model detail.")
+
     def generative(self) -> Html:
         """The token-level sections (TTFT / TPOT / goodput, KV cache, prefill, prompt-length
         errors, prefix cache, outputs, prompt mix, feedback) when the case serves a generative
@@ -738,11 +770,13 @@ class Postmortem:
         if performance is not None and not performance.by_version.empty:
             inc = performance.by_version[(performance.by_version["window"] == "incident") &
                                          (performance.by_version["labelled"] >= 30)]
+            regression = getattr(performance, "task", None) == "regression"
             for row in inc.itertuples():
+                quality = (f"MAE {fmt_number(row.mae)}" if regression
+                           else f"accuracy {fmt_percent(row.accuracy, 1)}")
                 frames.append({"slice": f"model_version={fmt_value(row.model_version)}",
                                "severity": "info",
-                               "summary": f"accuracy {fmt_percent(row.accuracy, 1)} on "
-                                          f"{fmt_count(row.labelled)} labels"})
+                               "summary": f"{quality} on {fmt_count(row.labelled)} labels"})
         if not frames:
             return None
         return table(pd.DataFrame(frames), caption="Slices named by other diagnostics")

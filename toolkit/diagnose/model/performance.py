@@ -287,13 +287,15 @@ class PerformanceResult(DiagnosticResult):
             ax.set_title("Absolute error and bias over time")
             ax.legend(loc="upper left")
             return ax
-        for column, color in (("accuracy", "#4C72B0"), ("precision", "#DD8452")):
+        shown = (("accuracy", "#4C72B0"),) if self.task == "multiclass" else (
+            ("accuracy", "#4C72B0"), ("precision", "#DD8452"))
+        for column, color in shown:
             ax.plot(t["bucket_start"], t[column], label=column, color=color)
             ax.fill_between(t["bucket_start"], t[f"{column}_lo"], t[f"{column}_hi"],
                             color=color, alpha=0.15, lw=0)
         ax.axvspan(self.incident.start, self.incident.end, color=WINDOW_COLORS["incident"],
                    alpha=0.08, label="incident")
-        ax.set_ylim(max(0.0, float(np.nanmin(t[["accuracy_lo", "precision_lo"]].to_numpy()))
+        ax.set_ylim(max(0.0, float(np.nanmin(t[[f"{c}_lo" for c, _ in shown]].to_numpy()))
                         - 0.05), 1.0)
         ax.set_xlabel("request time (UTC)")
         ax.set_ylabel("share")

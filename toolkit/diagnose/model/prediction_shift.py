@@ -197,6 +197,8 @@ class PredictionShiftResult(DiagnosticResult):
         from toolkit.plotting import WINDOW_COLORS, axes
 
         ax = axes(ax, figsize=(8, 4))
+        if self.task == "regression" and not self.output_bins.empty:
+            return self._plot_outputs(ax)
         if self.score_bins.empty:
             return super().plot(ax)
         import seaborn as sns
@@ -206,6 +208,28 @@ class PredictionShiftResult(DiagnosticResult):
         ax.set_xlabel("score bin (baseline deciles; upper edge)")
         ax.set_title(f"Score distribution (PSI {self.score_psi:.2f})")
         ax.tick_params(axis="x", rotation=45)
+        return ax
+
+
+    def _plot_outputs(self, ax: Axes) -> Axes:
+        """Regression: the predicted values' shares per window on the baseline's deciles."""
+        from toolkit.plotting import WINDOW_COLORS, plain_number
+
+        bins = self.output_bins
+        uppers = list(dict.fromkeys(bins["upper"]))
+        x = np.arange(len(uppers))
+        for offset, window in ((-0.2, "baseline"), (0.2, "incident")):
+            n = bins[bins["window"] == window].set_index("upper")["n"].reindex(uppers).fillna(0)
+            total = float(n.sum())
+            ax.bar(x + offset, n.to_numpy(float) / (total or 1.0), width=0.4,
+                   color=WINDOW_COLORS[window], label=window)
+        labels = [f"<= {plain_number(u)}" if np.isfinite(u) else
+                  f"> {plain_number(uppers[i - 1])}" for i, u in enumerate(uppers)]
+        ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=7)
+        ax.set_xlabel("predicted value (baseline deciles; upper edge)")
+        ax.set_ylabel("share of requests")
+        ax.set_title(f"Predicted values (PSI {self.output_psi:.2f}, KS {self.output_ks:.2f})")
+        ax.legend(fontsize=8)
         return ax
 
 
@@ -595,7 +619,7 @@ def _task_findings(result: PredictionShiftResult) -> list[Finding]:
                 severity="high" if high else "medium", statistic=float(result.class_js),
                 threshold=MIN_CLASS_JS,
                 summary=(f"predicted class mix moved: JS distance {result.class_js:.2f} "
-                         f"(chi-square p {result.class_chi2_pvalue:.1e}), class "
+                         f"(chi-square p {st.p_text(result.class_chi2_pvalue)}), class "
                          f"{result.changed_class} share {result.max_share_change:+.1%}"
                          + (f"; score PSI {result.score_psi:.2f}."
                             if result.score_psi == result.score_psi else ".")),

@@ -71,3 +71,10 @@ def test_the_token_sections_say_why_they_do_not_apply_to_a_classifier(tmp_path):
     assert "No generative endpoint in this case (task: binary)" in html
     assert "<img" not in html
     assert "No generative endpoint" in WeeklyReport.open(db, "2026-W49").generative().fragment
+
+
+def test_every_failure_mode_has_a_description_for_the_summary():
+    from toolkit.classify.taxonomy import PATHWAY_OF
+    from toolkit.report.postmortem import MODE_DESCRIPTIONS
+
+    assert set(PATHWAY_OF) <= set(MODE_DESCRIPTIONS)

@@ -71,6 +71,16 @@ MODE_DESCRIPTIONS = {
     "api_contract_mismatch": "a client version broke the API contract",
     "timeout_misconfiguration": "the client timeout was set below the server's latency tail",
     "cache_staleness": "the prediction cache kept serving the previous model's outputs",
+    "prompt_shift": "the prompt population moved (lengths, tenants, adapters) with no release",
+    "kv_cache_exhaustion": "the KV cache filled up: requests queued and were preempted, time "
+                           "to first token exploded",
+    "prefill_interference": "short prompts waited behind the prefill of very long ones",
+    "prefix_cache_regression": "a client or template change broke prompt-prefix reuse, so "
+                               "prefill work and time to first token rose",
+    "sampling_config_drift": "the effective sampling parameters changed with a deploy and the "
+                             "outputs followed",
+    "template_mismatch": "the model was served with a chat template or tokenizer it was not "
+                         "released with",
     "none": "no incident pattern was found",
     "undetermined": "the evidence does not decide between pathways",
 }

@@ -181,7 +181,9 @@ def _write_metrics(case: Case, out: Path) -> None:
     folder.mkdir()
     pending: list[pa.Table] = []
     size = part = 0
-    for table in metric_chunks(case.plan):
+    # a generative case models its engine metrics itself (KV cache, scheduler, counters)
+    chunks = case.metric_tables() if hasattr(case, "metric_tables") else metric_chunks(case.plan)
+    for table in chunks:
         pending.append(table)
         size += table.num_rows
         if size >= PART_ROWS:

@@ -20,7 +20,9 @@ three weeks), so one seed gives one window of at most a week: the whole incident
 pooled (the estimation's ``overall``). The windows of the 15 seeds are pooled per mode. With
 ``--calendar-weeks`` the incident is instead cut into epoch-aligned 7-day buckets (Thursday to
 Thursday), so an incident that straddles a week boundary gives two (shorter) windows. A window
-counts when at least ``--min-labels`` of its predictions got a label in the end.
+counts when at least ``--min-labels`` of its predictions got a label in the end (some classic
+seeds simulate a service that collects no labels: ``seeds`` counts the seeds, ``windows`` the
+ones that could be measured).
 
 Printed per mode: windows, windows it abstained on (before the labels: model version, score
 support, reference calibration), the share within 2 points and the mean absolute error of the
@@ -93,6 +95,8 @@ def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
     base = {"drift_once_labelled": any("concept drift" in g.reason for g in later.not_assessed),
             "reweighted": bool(rw.get("applied")),
             "reweighted_on": " x ".join(rw.get("features", [])) if rw.get("applied") else ""}
+    if later.overall.get("labelled", 0) < min_labels:
+        return []  # no realized accuracy to compare with (the simulated case has no labels)
     if hidden.table.empty:  # the reference failed its checks: nothing estimated at all
         reason = "; ".join(g.reason for g in hidden.not_assessed)
         return [base | {"window": str(i.start), "abstained": True, "reason": reason,

@@ -412,3 +412,104 @@ def test_backtest_healthy_case_neither_abstains_nor_alarms():
     assert not hidden.not_assessed and not later.not_assessed
     assert hidden.findings() == []
     assert (t["accuracy"] - t["realized"]).abs().mean() <= 0.015
+
+
+# --- regression: the error model (DLE) ------------------------------------------------------
+
+def _regression_case(*, n: int = 6000, seed: int = 11, ana_b: float = 0.8, drift: float = 1.0,
+                     shift_pred: float = 0.0, ana_labels: bool = False):
+    """Predictions ``yhat ~ U(10, 20)``; the error is N(0, 1) in segment ``a`` and N(0, 5)
+    in ``b`` (a heteroscedastic model). Reference: 20% ``b``; incident: ``ana_b`` ``b``, its
+    errors times ``drift`` (a concept drift when not 1), predictions shifted by
+    ``shift_pred``."""
+    rng = np.random.default_rng(seed)
+    seg = np.concatenate([np.where(rng.uniform(size=n) < 0.2, "b", "a"),
+                          np.where(rng.uniform(size=n) < ana_b, "b", "a")])
+    yhat = np.round(rng.uniform(10, 20, 2 * n), 3)
+    yhat[n:] += shift_pred
+    sd = np.where(seg == "a", 1.0, 5.0)
+    sd[n:] *= drift
+    y = np.round(yhat + rng.normal(0, 1, 2 * n) * sd, 3)
+    ts = T0 + pd.to_timedelta(np.arange(2 * n), unit="min")
+    requests = pd.DataFrame({"request_id": [f"r{i}" for i in range(2 * n)], "ts": ts,
+                             "prediction": [f"{v:.3f}" for v in yhat], "segment_x": seg,
+                             "noise_x": rng.normal(size=2 * n)})
+    m = 2 * n if ana_labels else n
+    labels = pd.DataFrame({"request_id": requests["request_id"][:m],
+                           "label": [f"{v:.3f}" for v in y[:m]],
+                           "labeled_at": ts[:m] + pd.Timedelta("1h")})
+    con = make_case(requests=requests, labels=labels)
+    b, i = Window(ts[0], ts[n]), Window(ts[n], ts[-1] + pd.Timedelta(minutes=1))
+    return con, b, i, yhat, y, seg, sd, n
+
+
+def test_regression_error_model_is_the_shrunk_cell_mean_of_the_absolute_error():
+    con, b, i, yhat, y, seg, sd, n = _regression_case()
+    r = est.estimation(con, b, i, bucket=timedelta(days=30))
+    assert r.task == "regression" and not r.not_assessed, r.not_assessed
+    assert r.reference["features"] == ["segment_x"]  # noise_x explains none of the error
+    # independent (pandas, per row): prediction deciles of the reference x segment, each
+    # cell's mean |error| a Buhlmann credibility mean of its own and its decile's (the decile's
+    # of its own and the global mean): Z = n / (n + sigma^2 / tau^2), sigma^2 the mean
+    # within-cell variance (ddof 0), tau^2 the between-cell variance beyond chance
+    ref = pd.DataFrame({"yhat": yhat[:n], "ae": np.abs(y[:n] - yhat[:n]), "seg": seg[:n]})
+    edges = np.quantile(ref["yhat"], np.arange(1, 10) / 10)  # linear, as quantile_cont
+
+    def decile(v):
+        return np.searchsorted(edges, v, side="right")
+
+    def credible(keys, parent_mean, parents):
+        grp = ref.groupby(keys)["ae"]
+        mean, count = grp.transform("mean"), grp.transform("count")
+        sigma2 = ((ref["ae"] - mean) ** 2).mean()
+        tau2 = (((mean - parent_mean) ** 2).sum() - (grp.ngroups - parents) * sigma2) / len(ref)
+        z = count / (count + sigma2 / tau2)
+        return z * mean + (1 - z) * parent_mean
+
+    ref["d"] = decile(ref["yhat"])
+    ref["m_d"] = credible(["d"], ref["ae"].mean(), 1)
+    ref["m"] = credible(["d", "seg"], ref["m_d"], 10)
+    cell = ref.groupby(["d", "seg"], as_index=False)["m"].first()
+    ana = pd.DataFrame({"d": decile(yhat[n:]), "seg": seg[n:]})
+    expected = ana.merge(cell[["d", "seg", "m"]], on=["d", "seg"], how="left")["m"].mean()
+    assert r.overall["mae"] == pytest.approx(expected, rel=1e-9)
+    assert r.reference["mae"] == pytest.approx(ref["ae"].mean(), rel=1e-12)
+
+
+def test_regression_estimate_follows_a_shift_to_the_noisier_segment():
+    con, b, i, yhat, y, seg, sd, n = _regression_case()
+    hidden = est.estimation(con, b, i, as_of=i.start, bucket=timedelta(days=30))
+    # E|N(0, sd)| = sd sqrt(2 / pi): the incident's true expected MAE
+    oracle = float(np.mean(sd[n:]) * np.sqrt(2 / np.pi))
+    realized = float(np.abs(y[n:] - yhat[n:]).mean())
+    o = hidden.overall
+    assert abs(o["mae"] - oracle) / oracle < 0.05
+    assert o["mae_lo"] <= realized <= o["mae_hi"]
+    # the reference's MAE (about 1.8) would be half the incident's (about 3.4)
+    assert hidden.reference["mae"] < 0.6 * oracle
+    [finding] = hidden.findings()
+    assert finding.id == "model.estimated_error_rise" and finding.severity == "medium"
+    assert finding.evidence["labelled_incident"] == 0
+    assert finding.statistic == pytest.approx(o["mae"] / hidden.reference["mae"] - 1)
+    assert list(hidden.signals()["signal"].unique()) == ["model.estimated_mae"]
+
+
+def test_regression_abstains_when_the_errors_change_given_the_inputs():
+    # concept drift: the same inputs, errors twice as large; the labels that arrive show it
+    con, b, i, *_ = _regression_case(drift=2.0, ana_labels=True)
+    hidden = est.estimation(con, b, i, as_of=i.start)
+    later = est.estimation(con, b, i)
+    assert not hidden.not_assessed  # before the labels nothing shows it
+    assert later.abstained and any("concept drift" in g.reason for g in later.not_assessed)
+    assert later.overall["gap"] > 0.5 * later.overall["estimated_on_labelled"]
+    # no drift: the labels agree with the error model and it keeps estimating
+    con, b, i, *_ = _regression_case(drift=1.0, ana_labels=True)
+    assert not est.estimation(con, b, i).not_assessed
+
+
+def test_regression_abstains_outside_the_references_predictions():
+    con, b, i, *_ = _regression_case(shift_pred=15.0)  # predictions 25-35 vs 10-20
+    r = est.estimation(con, b, i, as_of=i.start)
+    assert r.abstained and r.findings() == []
+    assert any("outside the reference's range" in g.reason for g in r.not_assessed)
+    assert r.overall["outside_share"] == pytest.approx(1.0)

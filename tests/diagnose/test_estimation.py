@@ -513,3 +513,19 @@ def test_regression_abstains_outside_the_references_predictions():
     assert r.abstained and r.findings() == []
     assert any("outside the reference's range" in g.reason for g in r.not_assessed)
     assert r.overall["outside_share"] == pytest.approx(1.0)
+
+
+def test_report_shows_a_regression_estimate_as_mae():
+    from toolkit.report.estimate import estimate
+
+    con, b, i, yhat, y, seg, sd, n = _regression_case(ana_labels=True)
+    shown = estimate(con, b, i)
+    assert shown.estimated and shown.regression
+    o = shown.result.overall
+    d = shown.to_dict()
+    assert d["estimated_mae"] == pytest.approx(o["mae"]) and d["task"] == "regression"
+    assert d["realized_mae"] == pytest.approx(np.abs(y[n:] - yhat[n:]).mean(), rel=1e-9)
+    rows = {r["measure"]: r for r in shown.rows()}
+    assert rows["estimated MAE (error model, no labels needed)"]["value"].startswith(
+        f"{o['mae']:.4g}"[:3])
+    assert "realized MAE (the labels that exist)" in rows

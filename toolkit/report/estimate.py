@@ -1,4 +1,5 @@
-"""Label-free accuracy (CBPE, ``toolkit.diagnose.model.estimation``) for the reports.
+"""Label-free accuracy (CBPE, ``toolkit.diagnose.model.estimation``) for the reports, or the
+estimated MAE (its error model) of a regression endpoint.
 
 The estimate is not in the diagnostic registry: the reports call it directly, guarded, so a
 failure or an abstention ("cannot estimate") is shown as ``not assessed: <reason>`` and never
@@ -45,6 +46,11 @@ class Estimate:
         return self.reason is None and self.result is not None and bool(self.result.overall)
 
     @property
+    def regression(self) -> bool:
+        """A regression endpoint's estimate: MAE from the error model, not CBPE's accuracy."""
+        return self.result is not None and getattr(self.result, "task", "") == "regression"
+
+    @property
     def has_table(self) -> bool:
         return self.result is not None and not self.result.table.empty
 
@@ -64,6 +70,18 @@ class Estimate:
             return None if value is None or is_missing(value) else float(value)
 
         ok = self.estimated
+        if self.regression:
+            return {
+                "status": "estimated" if ok else "not assessed", "reason": self.reason,
+                "task": "regression",
+                "estimated_mae": number("mae") if ok else None,
+                "band": [number("mae_lo"), number("mae_hi")] if ok else None,
+                "realized_mae": number("realized_mae"),
+                "labelled": int(overall.get("labelled", 0) or 0),
+                "gap_realized_minus_estimated": number("gap") if ok else None,
+                "reference_mae": _or_none(self.result.reference.get("mae")),
+                "buckets_not_estimated": self.not_estimated_buckets(),
+            }
         return {
             "status": "estimated" if ok else "not assessed",
             "reason": self.reason,
@@ -77,6 +95,33 @@ class Estimate:
             "buckets_not_estimated": self.not_estimated_buckets(),
         }
 
+    def _regression_rows(self, context: bool) -> list[dict[str, Any]]:
+        """:meth:`rows` of a regression endpoint: MAE in the target's unit."""
+        o, ref = self.result.overall, self.result.reference
+        out = []
+        if context and not is_missing(ref.get("mae", float("nan"))):
+            out.append({"measure": "reference MAE (baseline, realized)",
+                        "value": fmt_number(ref["mae"], 4), "95% band": "—"})
+        name = "estimated MAE (error model, no labels needed)"
+        if self.estimated:
+            value = fmt_number(o["mae"], 4)
+            buckets = self.not_estimated_buckets()
+            if buckets:
+                value += f" ({buckets:,} time bucket(s) cannot be estimated)"
+            out.append({"measure": name, "value": value,
+                        "95% band": f"{fmt_number(o['mae_lo'], 4)} – {fmt_number(o['mae_hi'], 4)}"})
+        else:
+            out.append({"measure": name, "value": f"not assessed: {self.reason}",
+                        "95% band": "—"})
+        if context and o.get("labelled"):
+            out.append({"measure": "realized MAE (the labels that exist)",
+                        "value": f"{fmt_number(o['realized_mae'], 4)} on "
+                                 f"{fmt_count(o['labelled'])} labels", "95% band": "—"})
+        if self.estimated and o.get("labelled"):
+            out.append({"measure": "gap: realized − estimated (same labelled requests)",
+                        "value": fmt_number(o.get("gap"), 4), "95% band": "—"})
+        return out
+
     def _reference_row(self) -> list[dict[str, Any]]:
         accuracy = self.result.reference.get("accuracy") if self.result is not None else None
         if accuracy is None or is_missing(accuracy):
@@ -89,6 +134,8 @@ class Estimate:
         its band (or why it is not assessed) and its gap to the realised accuracy on the
         same labelled requests; with ``context``, the reference's accuracy and the realised
         accuracy of the labels that exist too."""
+        if self.regression and self.result.overall:
+            return self._regression_rows(context)
         o = self.result.overall if self.result is not None else {}
         out = self._reference_row() if context else []
         name = "estimated accuracy (CBPE, no labels needed)"

@@ -94,3 +94,18 @@ def test_a_lead_in_longer_than_two_days_is_not_the_same_incident():
                      START + 150 * HOUR + timedelta(minutes=40))]
     located = windows.locate_incident(found, pile_up(rng, 150), SPAN, HOUR)
     assert located.onset == incident
+
+
+def test_a_stray_oom_kill_a_day_before_the_leak_does_not_open_the_window():
+    # varied tuning seed 17: one OOM kill 24 h before the leak starts, 40 h before the pile-up
+    rng = np.random.default_rng(15)
+    leak = START + 135 * HOUR + timedelta(minutes=44)
+    found = [finding("infrastructure.oom_kills", "infrastructure",
+                     START + 111 * HOUR + timedelta(minutes=10)),
+             finding("infrastructure.memory_leak", "infrastructure", leak),
+             finding("infrastructure.memory_pressure", "infrastructure",
+                     START + 150 * HOUR + timedelta(minutes=6)),
+             finding("infrastructure.latency_regression", "infrastructure",
+                     START + 150 * HOUR + timedelta(minutes=29), "medium")]
+    located = windows.locate_incident(found, pile_up(rng, 150), SPAN, HOUR)
+    assert located.onset == leak

@@ -4,11 +4,12 @@ Recipe (:func:`locate_incident`): every diagnostic runs once against a provision
 first quarter of the span); the onsets of its medium and high findings are candidates, and the
 onset is the candidate supported by the most severe findings within two buckets of it (high
 counts 2, medium 1; ties go to the earliest), dated by the findings' own onsets (refined on raw
-rows) rather than by the start of a timeline bucket. Where the symptoms of a slow mode pile up is later
-than where it starts (a leak's memory climbs for a day before the OOM kills): a finding of the
-cluster's pathway refined on raw rows up to two days before it is the incident's lead-in and
-dates it. Its end comes from the change points of the timelines below (when every supporting
-signal, including those of the pile-up, recovered), else the end of the data.
+rows) rather than by the start of a timeline bucket. Where the symptoms of a slow mode pile up
+is later than where it starts (a leak's memory climbs for a day before the OOM kills): a
+finding of the cluster's pathway refined on raw rows up to a day and a half before it is the
+incident's lead-in and dates it. Its end comes from the change points of the timelines below
+(when every supporting signal, including those of the pile-up, recovered), else the end of
+the data.
 
 Change points on the timelines alone (:func:`detect_windows`, used when no finding fires):
 
@@ -53,8 +54,9 @@ _RELEASE_SIGNALS = ("versions.", "model.new_version_share", "model.score_psi", "
 _DUPLICATE_SIGNALS = {"timeouts.p99_ms", "timeouts.timeout_rate"}
 SUSTAIN = 3
 #: How long before its symptoms pile up a slow mode may show in its own signals (a memory leak
-#: takes a day or more to exhaust memory).
-LEAD_IN = pd.Timedelta(hours=48)
+#: takes a day or more to exhaust memory). Longer, and a stray finding of the same pathway (one
+#: OOM kill a day before a leak starts) opens the window early.
+LEAD_IN = pd.Timedelta(hours=36)
 #: The pathway each family of timeline signals points to; latency, traffic and failure-segment
 #: signals are symptoms of every pathway and point to none.
 _SIGNAL_PATHWAYS = (("memory.", "infrastructure"), ("capacity.", "infrastructure"),

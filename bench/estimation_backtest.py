@@ -24,6 +24,9 @@ counts when at least ``--min-labels`` of its predictions got a label in the end 
 seeds simulate a service that collects no labels: ``seeds`` counts the seeds, ``windows`` the
 ones that could be measured).
 
+``--task regression`` backtests the error model's MAE (issue 25's DLE part) the same way,
+errors relative to the realized MAE, "within" meaning 5%.
+
 Printed per mode: windows, windows it abstained on (before the labels: model version, score
 support, reference calibration), the share within 2 points and the mean absolute error of the
 estimates it made, the coverage of its 95% band, the mean signed error (estimate minus
@@ -49,6 +52,10 @@ MODES = ("covariate_shift", "bad_release", "calibration_collapse", "concept_drif
 #: Tuning seeds of the classic world (the report seeds 1001-1003 are never used to tune).
 TUNING = range(1, 16)
 WITHIN = 0.02
+#: Regression (``--task regression``): the estimated MAE within 5% of the realized one.
+WITHIN_RELATIVE = 0.05
+REGRESSION_MODES = ("covariate_shift", "bad_release", "calibration_collapse", "concept_drift",
+                    "none")
 
 
 def _seeds(text: str) -> list[int]:
@@ -60,20 +67,21 @@ def _seeds(text: str) -> list[int]:
 
 
 def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int,
-            variants: tuple[bool, ...]) -> list[dict]:
+            variants: tuple[bool, ...], task: str = "binary") -> list[dict]:
     """The weekly windows of one simulated case: estimate (labels hidden) vs realized, per
     variant (``False``: plain CBPE; ``True``: the reference reweighted to the incident)."""
-    from toolkit.simulate import ingest_case, make_case
+    from toolkit.evaluate import _ingest  # loads a task's endpoints catalog, as evaluate does
+    from toolkit.simulate import make_case
     from toolkit.types import Window
 
     est = import_module("toolkit.diagnose.model.estimation")
-    case = make_case(mode, seed=seed, rows=rows)
+    case = make_case(mode, seed=seed, rows=rows, task=task)
     truth = case.truth()
     b, i = Window(*truth["baseline"]), Window(*truth["incident"])
     week = timedelta(days=7)
     runs = {}
     with tempfile.TemporaryDirectory() as folder:
-        con = ingest_case(case, folder)
+        con = _ingest(case, folder)
         try:
             for reweight in variants:
                 runs[reweight] = (
@@ -91,6 +99,7 @@ def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int,
 
 def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
     """Windows of one estimate (labels hidden) against the realized accuracy (``later``)."""
+    m = "mae" if hidden.task == "regression" else "accuracy"
     rw = hidden.reference.get("reweighting", {})
     base = {"drift_once_labelled": any("concept drift" in g.reason for g in later.not_assessed),
             "reweighted": bool(rw.get("applied")),
@@ -101,7 +110,7 @@ def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
         reason = "; ".join(g.reason for g in hidden.not_assessed)
         return [base | {"window": str(i.start), "abstained": True, "reason": reason,
                         "estimate": np.nan, "lo": np.nan, "hi": np.nan,
-                        "realized": later.overall.get("realized_accuracy", np.nan),
+                        "realized": later.overall.get(f"realized_{m}", np.nan),
                         "labelled": later.overall.get("labelled", 0)}]
     if calendar:
         h = hidden.table.set_index("bucket_start")
@@ -117,23 +126,28 @@ def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
             continue
         out.append(base | {"window": key, "abstained": h["status"] != "estimated",
                            "reason": "" if h["status"] == "estimated" else h["status"],
-                           "estimate": h["accuracy"], "lo": h["accuracy_lo"],
-                           "hi": h["accuracy_hi"], "realized": r["realized_accuracy"],
+                           "estimate": h[m], "lo": h[f"{m}_lo"],
+                           "hi": h[f"{m}_hi"], "realized": r[f"realized_{m}"],
                            "labelled": int(r["labelled"])})
     return out
 
 
-def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per mode: windows, abstentions, share within 2 points, MAE, band coverage, bias."""
+def summarize(frame: pd.DataFrame, relative: bool = False) -> pd.DataFrame:
+    """Per mode: windows, abstentions, share within 2 points, MAE, band coverage, bias.
+
+    ``relative`` (regression): errors relative to the realized MAE, "within" 5%."""
     rows = []
     for mode, g in frame.groupby("mode", sort=False):
         ok = g[~g["abstained"]]
-        err = ok["estimate"] - ok["realized"]
-        off = (g.loc[g["abstained"], "estimate"] - g.loc[g["abstained"], "realized"]).abs()
+        scale = ok["realized"] if relative else 1.0
+        err = (ok["estimate"] - ok["realized"]) / scale
+        ab = g[g["abstained"]]
+        off = ((ab["estimate"] - ab["realized"]) / (ab["realized"] if relative else 1.0)).abs()
         rows.append({
             "mode": mode, "windows": len(g), "abstained": int(g["abstained"].sum()),
             "estimated": len(ok),
-            "within_2pt": float((err.abs() <= WITHIN).mean()) if len(ok) else np.nan,
+            "within": float((err.abs() <= (WITHIN_RELATIVE if relative else WITHIN)).mean())
+            if len(ok) else np.nan,
             "mae": float(err.abs().mean()) if len(ok) else np.nan,
             "bias": float(err.mean()) if len(ok) else np.nan,
             "band_coverage": float(((ok["realized"] >= ok["lo"]) &
@@ -153,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calendar-weeks", action="store_true",
                         help="epoch-aligned 7-day buckets instead of one window per incident")
     parser.add_argument("--min-labels", type=int, default=200)
+    parser.add_argument("--task", default="binary", choices=("binary", "regression"),
+                        help="regression: the error model's MAE (errors relative, within 5%%)")
     parser.add_argument("--plain", action="store_true",
                         help="plain CBPE only (no reweighting of the reference to the "
                              "incident's inputs); by default both are run and printed")
@@ -161,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds = _seeds(args.seeds)
     if any(s not in TUNING for s in seeds):
         parser.error("tuning seeds only (classic world 1-15): report seeds are never tuned on")
-    variants = (False,) if args.plain else (False, True)
+    variants = (False,) if args.plain or args.task == "regression" else (False, True)
     found = []
     for mode in args.modes.split(","):
         for seed in seeds:
             tick = time.perf_counter()
-            got = windows(mode, seed, args.rows, args.calendar_weeks, args.min_labels, variants)
+            got = windows(mode, seed, args.rows, args.calendar_weeks, args.min_labels, variants,
+                          args.task)
             found += got
             for w in got:
                 print(f"{mode:22s} seed {seed:2d} {w['variant'][:5]:5s} {w['window'][:16]} "
@@ -180,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         frame.to_json(args.json, orient="records", lines=True)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4f}".format):
         for variant, part in frame.groupby("variant", sort=False):
-            print(f"--- {variant} CBPE ---")
-            print(summarize(part).to_string(index=False))
+            print(f"--- {variant} {'error model' if args.task == 'regression' else 'CBPE'} ---")
+            print(summarize(part, relative=args.task == "regression").to_string(index=False))
     return 0
 
 

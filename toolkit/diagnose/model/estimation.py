@@ -100,6 +100,7 @@ assessed (``model.estimation:per_class``), which does not count as abstaining.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,7 @@ from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr
 from toolkit.diagnose._labels import labelled_rows, labelled_table, positive_class
 from toolkit.diagnose.model.calibration import SCORE_IS, score_problem, score_semantics
+from toolkit.store.schema import quote_ident
 from toolkit.types import Window, to_utc
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,6 +148,7 @@ Z = 1.959964
 MIN_DROP = 0.03
 MAJOR_DROP = 0.08
 METRICS = ("accuracy", "precision", "recall", "f1")
+_TEMP_NAMES = itertools.count(1)
 #: Covariate-shift reweighting: bins per feature (reference quantiles, or the commonest
 #: categories and the rest), the features that define the cells, the PSI from which a feature
 #: counts as shifted, the largest weight, and the effective reference size it must keep.
@@ -979,6 +982,25 @@ def _regression_estimate(case: CaseView, record: Recorder, base: dict[str, Any],
     ref = ref.mutate(_yhat=ref.prediction.try_cast("float64"), _y=ref.label.try_cast("float64"))
     ref = ref.filter(ref._yhat.notnull() & ref._y.notnull())
     ref = ref.mutate(_ae=(ref._y - ref._yhat).abs())
+    keep = ["ts", "_yhat", "_ae", *names] + (
+        ["model_version"] if "model_version" in case.columns["requests"] else [])
+    # the reference is read once per feature: materialise the join once, drop it after
+    name = f"_forensics_estimation_{next(_TEMP_NAMES)}"
+    ref = record.temp_table(case.backend, name, ref.select(*keep))
+    try:
+        return _regression_fit(case, record, base, baseline, incident, width, as_of, ref,
+                               names, numeric, info)
+    finally:
+        case.con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_ident(name)}")
+
+
+def _regression_fit(case: CaseView, record: Recorder, base: dict[str, Any], baseline: Window,
+                    incident: Window, width: timedelta, as_of: datetime | None,
+                    ref: ibis.Table, names: list[str], numeric: set[str], info: Any
+                    ) -> EstimationResult:
+    """:func:`_regression_estimate` on the materialised reference ``ref``."""
+    from toolkit.diagnose._tasks import task_filter
+
     summary = record(ref.aggregate(n=ref.count(), s=ref._ae.sum(), lo=ref._yhat.min(),
                                    hi=ref._yhat.max())).iloc[0]
     n_ref = int(summary["n"])

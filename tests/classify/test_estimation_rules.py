@@ -28,6 +28,8 @@ INCIDENT = Window(T0 - timedelta(hours=12), T0 + timedelta(days=3))
 NO_EVENTS = pd.DataFrame(columns=["ts", "kind", "artifact", "version", "host", "detail"])
 DRIFTED = "estimated accuracy fell (no labels yet) while the inputs drifted"
 UNDRIFTED = "estimated accuracy fell (no labels yet) with no input drift"
+ERR_DRIFTED = "estimated error rose (no labels yet) while the inputs drifted"
+ERR_UNDRIFTED = "estimated error rose (no labels yet) with no input drift"
 
 
 def finding(id_: str, severity: str = "medium", **evidence) -> Finding:
@@ -42,14 +44,15 @@ def estimated(severity: str = "medium", labelled: int = 0) -> Finding:
 
 def hits(*findings: Finding) -> dict[str, dict[str, float]]:
     result = score(Evidence(tuple(findings), (), NO_EVENTS, BASELINE, INCIDENT))
-    return {h.name: h.add for h in result.hits if "estimated accuracy" in h.name}
+    return {h.name: h.add for h in result.hits if "estimated" in h.name}
 
 
 def test_the_estimation_rules_are_merged_and_weaker_than_realised_evidence():
     names = {r.name for r in load_rules().rules}
     data = tomllib.loads((resources.files("toolkit.classify") / "rules_estimation.toml")
                          .read_text(encoding="utf-8"))
-    assert {r["name"] for r in data["rules"]} == {DRIFTED, UNDRIFTED} <= names
+    assert {r["name"] for r in data["rules"]} == {DRIFTED, UNDRIFTED, ERR_DRIFTED,
+                                                  ERR_UNDRIFTED} <= names
     # weaker than a realised drop: rules.toml's unexplained drift adds 3 to covariate_shift
     assert all(0 < w <= 1.0 for r in data["rules"] for w in r["add"].values())
     # concept drift and calibration collapse leave the scores unchanged: CBPE cannot see them
@@ -126,3 +129,18 @@ def test_covariate_shift_without_incident_labels_gains_from_the_estimate():
         SEVERITY_SCALE[drop[0].severity])}}
     assert result.failure_mode == "covariate_shift"
     con.close()
+
+
+def test_regression_error_rise_reads_like_the_accuracy_drop():
+    # the finding the regression error model emits, from a real estimation
+    from tests.diagnose.test_estimation import _regression_case
+
+    con, b, i, *_ = _regression_case()
+    [rise] = est.estimation(con, b, i, as_of=i.start).findings()
+    assert rise.id == "model.estimated_error_rise" and rise.evidence["labelled_incident"] == 0
+    scale = SEVERITY_SCALE[rise.severity]
+    assert hits(rise, finding("data.feature_drift")) == {
+        ERR_DRIFTED: {"covariate_shift": pytest.approx(scale)}}
+    assert hits(rise) == {ERR_UNDRIFTED: {"bad_release": pytest.approx(0.5 * scale),
+                                          "adversarial_inputs": pytest.approx(0.5 * scale)}}
+    assert hits(rise, finding("model.accuracy_drop")) == {}

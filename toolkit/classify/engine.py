@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toolkit.classify.remediation import remediation_for
+from toolkit.classify.remediation import remediation_for, remediation_for_runs
 from toolkit.classify.rules import (
     SEVERITY_SCALE,
     Context,
@@ -162,6 +162,9 @@ def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
                                                evidence.not_assessed)
     else:
         remediation = tuple(remediation_for(mode, evidence.serving_mode))
+        if evidence.serving_mode == "batch":  # the runs to quarantine, complete or dedupe
+            runs = remediation_for_runs(evidence.findings)
+            remediation = (*runs, *(a for a in remediation if a not in runs))
     return Verdict(
         pathway=pathway, failure_mode=mode, confidence=round(confidence, 4), scores=scores_out,
         mode_scores={**{m: round(p, 4) for m, p in probabilities.items()},

@@ -7,8 +7,10 @@ fix, re-run. Each entry has actions for both, plus the ones that apply to either
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["REMEDIATION", "remediation_for", "SERVING_MODES", "SLICE_REMEDIATION",
-           "remediation_for_slice"]
+           "remediation_for_slice", "remediation_for_runs"]
 
 SERVING_MODES = ("real-time", "batch")
 
@@ -354,3 +356,52 @@ def remediation_for(failure_mode: str, serving_mode: str = "real-time") -> list[
         return []
     specific = entry.get(serving_mode, []) if serving_mode in SERVING_MODES else []
     return [*specific, *entry["always"]]
+
+
+def remediation_for_runs(findings: Any) -> list[str]:
+    """Run-specific actions for a case of batch runs, from ``case.batch_runs``' findings.
+
+    A batch pipeline can re-run: the verdict's generic "quarantine and re-run" becomes the
+    runs to quarantine and re-run (failing, less accurate or drifted runs), the partial runs to
+    complete, and the retried runs whose outputs may be duplicated.
+
+    Examples
+    --------
+    >>> from toolkit.diagnose import Finding
+    >>> partial = Finding("infrastructure.batch_partial_run", "infrastructure", "medium", 0.2,
+    ...                   0.5, "", {"runs": ["run 4 (2026-03-04 02:00 UTC)"],
+    ...                             "partial_runs": [4], "row_shares": {4: 0.25}},
+    ...                   diagnostic="case.batch_runs")
+    >>> remediation_for_runs([partial])
+    ['Re-run run 4 (2026-03-04 02:00 UTC): it wrote 25% of a typical run.']
+    """
+    actions: list[str] = []
+    for finding in findings:
+        if getattr(finding, "diagnostic", None) != "case.batch_runs":
+            continue
+        evidence = finding.evidence or {}
+        runs = [str(r) for r in evidence.get("runs") or []]
+        if not runs:
+            continue
+        listed = ", ".join(runs)
+        if finding.id in ("integration.batch_run_failures", "model.batch_run_accuracy",
+                          "data.batch_run_drift"):
+            what = {"integration.batch_run_failures": "failed far more often than the runs "
+                                                      "before",
+                    "model.batch_run_accuracy": "were less accurate than the runs before",
+                    "data.batch_run_drift": "scored inputs that drifted from the reference "
+                                            "runs"}[finding.id]
+            actions.append(f"Quarantine the outputs of {listed}, which {what}, and re-run "
+                           "them once the cause is fixed.")
+        elif finding.id == "infrastructure.batch_partial_run":
+            shares = evidence.get("row_shares") or {}
+            for run, label in zip(evidence.get("partial_runs") or [], runs, strict=False):
+                share = shares.get(run, shares.get(str(run)))
+                wrote = f": it wrote {share:.0%} of a typical run" if share is not None else ""
+                actions.append(f"Re-run {label}{wrote}.")
+        elif finding.id == "integration.batch_retried_run":
+            retries = evidence.get("retries") or {}
+            for label, retry in zip(runs, retries.values(), strict=False):
+                actions.append(f"Deduplicate the outputs of {label}: a retry of run "
+                               f"{retry.get('of')} ({retry.get('reason')}).")
+    return list(dict.fromkeys(actions))

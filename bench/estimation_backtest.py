@@ -33,6 +33,30 @@ estimates it made, the coverage of its 95% band, the mean signed error (estimate
 realized), and what the abstained windows' estimate would have been off by (the reason to
 abstain); for concept drift also the windows where the estimate fails its assumption once the
 labels arrive.
+
+Measured (2026-12-06, 40,000 rows, classic tuning seeds 1-15, one window per seed; seeds 4,
+10, 12, 14 and 15 of covariate_shift simulate a service without labels and cannot be
+measured):
+
+==================== ======= ========= ========== ====== ====== ======= ================
+mode (binary)        windows abstained within 2pt MAE    bias   band    would be off
+==================== ======= ========= ========== ====== ====== ======= ================
+covariate_shift      10      0         90% (9)    0.91pt +0.90  40%     -
+  plain CBPE         10      0         90% (9)    1.38pt +1.34  50%     -
+bad_release          15      15        -          -      -      -       9.0 pt
+calibration_collapse 15      15        -          -      -      -       3.4 pt
+concept_drift        15      0 (15 once labelled) 0%     13.3pt +13.3 0%      -
+==================== ======= ========= ========== ====== ====== ======= ================
+
+Per covariate-shift seed, estimate minus realized (points), reweighted / plain: 1: 0.36 /
+1.51, 2: 1.11 / 1.57, 3: 0.38 / 0.79, 5: 1.21 / 0.83, 6: 1.31 / 4.23, 7: 1.07 / 1.75, 8:
+0.58 / 0.70, 9: 2.66 / 1.88, 11: 0.35 / 0.35, 13: -0.02 / -0.18. The band (sampling and
+calibration noise only) misses the remaining bias: it covers 4 of 10. Regression (``--task
+regression``, seeds 1-8): covariate_shift 7 windows, 7 within 5%, mean relative error 1.1%,
+band coverage 71%; none 8/8 within 5%, coverage 88%; concept_drift under-estimates by 51%
+before the labels and abstains on 8 of 8 once they arrive; bad_release and
+calibration_collapse abstain on 8 of 8 (a new model version; the estimate would have been
+40% and 1.1% off).
 """
 
 from __future__ import annotations

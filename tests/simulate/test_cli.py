@@ -78,7 +78,7 @@ def test_preset_list_and_errors(tmp_path):
         (["--mode", "none", "--out", str(tmp_path / "full")], "not an empty folder"),
     ):
         result = runner.invoke(app, ["simulate", *args])
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 2, (args, result.output)  # usage errors (exit code contract)
         assert message in result.output
     usage = runner.invoke(app, ["simulate", "--mode", "none", "--rows", "many", "--out",
                                 str(tmp_path / "y")])
@@ -87,7 +87,7 @@ def test_preset_list_and_errors(tmp_path):
 
 def test_error_through_the_console_script(tmp_path):
     bad = run("simulate", "--mode", "nope", "--out", str(tmp_path / "x"))
-    assert bad.returncode == 1 and bad.stderr.startswith("error: Unknown failure mode")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: Unknown failure mode")
     assert len(bad.stderr.strip().splitlines()) == 1
 
 

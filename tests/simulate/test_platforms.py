@@ -291,4 +291,4 @@ def test_cli_format(tmp_path):
     assert con.execute("SELECT count(*) FROM requests").fetchall() == [(1000,)]
     bad = runner.invoke(app, ["simulate", "--mode", "none", "--format", "csv", "--out",
                               str(tmp_path / "d")])
-    assert bad.exit_code == 1 and "Unknown format 'csv'" in bad.output
+    assert bad.exit_code == 2 and "Unknown format 'csv'" in bad.output

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from toolkit.cli.app import app, console, err_console, handle_errors, interactive
+from toolkit.cli.app import app, console, err_console, handle_errors, interactive, usage_errors
 from toolkit.errors import InvalidParameterError
 
 
@@ -43,46 +43,59 @@ def simulate(
         "figures) or varied: service, features, log sampling (--rows is then the requests "
         "served), labels, tables and columns, metric cadence, event wording, traffic shape, "
         "strength, confounders and onset position drawn from the seed."),
+    task: str = typer.Option(
+        "binary", "--task", help="The model behind the endpoint: binary, multiclass (3-10 "
+        "classes, scores JSON), regression (a value with a prediction interval; endpoints.csv "
+        "declares its nominal coverage) or generative."),
     list_: bool = typer.Option(False, "--list", help="List failure modes and presets, then exit."),
 ) -> None:
     """Simulate an incident and write it as files that `forensics ingest` loads, with truth.json."""
-    from toolkit.simulate import FAILURE_MODES, PRESETS, make_case, write_case
+    from toolkit.classify.taxonomy import PATHWAY_OF
+    from toolkit.simulate import PRESETS, make_case, write_case
+    from toolkit.simulate.case import task_modes
     from toolkit.simulate.platforms import FORMATS
 
-    if list_:
-        for name, pathway in FAILURE_MODES.items():
-            console.print(f"{name:<26} {pathway}", markup=False)
-        for name, spec in PRESETS.items():
-            console.print(f"{name:<26} preset ({spec.failure_mode}): {spec.title}", markup=False)
-        return
-    if format not in ("generic", *FORMATS):
-        raise InvalidParameterError(
-            f"Unknown format {format!r}; choose one of generic, {', '.join(FORMATS)}.")
-    if out is None:
-        raise InvalidParameterError("--out is required: the folder to write the case to.")
-    if mode is None and preset is None:
-        raise InvalidParameterError("Give --mode MODE|all or --preset NAME (see --list).")
-    if world not in ("classic", "varied"):
-        raise InvalidParameterError(f"Unknown world {world!r}; choose classic or varied.")
-    if world == "varied" and preset is not None:
-        raise InvalidParameterError("--preset is a classic-world scenario; leave out "
-                                    "--world varied.")
-    if mode == "all" and preset is not None:
-        raise InvalidParameterError("--mode all and --preset cannot be combined.")
-    if mode == "all":
-        targets = [(name, out / name) for name in FAILURE_MODES]
-    else:
-        targets = [(mode, out)]
-    for name in [n for n, _ in targets]:
-        if preset is None and name not in FAILURE_MODES:
+    with usage_errors():  # a bad option is a usage error: exit 2
+        modes = task_modes(task)  # refuses an unknown task
+        if list_:
+            for name in modes:
+                console.print(f"{name:<26} {PATHWAY_OF.get(name, name)}", markup=False)
+            for name, spec in (PRESETS.items() if task == "binary" else ()):
+                console.print(f"{name:<26} preset ({spec.failure_mode}): {spec.title}", markup=False)
+            return
+        if format not in ("generic", *FORMATS):
             raise InvalidParameterError(
-                f"Unknown failure mode {name!r}. Modes: {', '.join(FAILURE_MODES)}, or all.")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InvalidParameterError(f"{out} exists and is not an empty folder.")
+                f"Unknown format {format!r}; choose one of generic, {', '.join(FORMATS)}.")
+        if out is None:
+            raise InvalidParameterError("--out is required: the folder to write the case to.")
+        if mode is None and preset is None:
+            raise InvalidParameterError("Give --mode MODE|all or --preset NAME (see --list).")
+        if world not in ("classic", "varied"):
+            raise InvalidParameterError(f"Unknown world {world!r}; choose classic or varied.")
+        if world == "varied" and preset is not None:
+            raise InvalidParameterError("--preset is a classic-world scenario; leave out "
+                                        "--world varied.")
+        if mode == "all" and preset is not None:
+            raise InvalidParameterError("--mode all and --preset cannot be combined.")
+        if task != "binary" and (preset is not None or world != "classic"):
+            raise InvalidParameterError(f"--task {task} takes no --preset and the classic world "
+                                        "only.")
+        if mode == "all":
+            targets = [(name, out / name) for name in modes]
+        else:
+            targets = [(mode, out)]
+        for name in [n for n, _ in targets]:
+            if preset is None and name not in modes:
+                raise InvalidParameterError(
+                    f"Unknown failure mode {name!r}. Modes: {', '.join(modes)}, or all.")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise InvalidParameterError(f"{out} exists and is not an empty folder.")
 
-    cases = [(make_case(name, seed=seed, rows=rows, confounders=not no_confounders,
-                        preset=preset, extra_features=extra_features, world=world), folder)
-             for name, folder in targets]
+    with usage_errors():  # make_case checks --rows and the other values
+        cases = [(make_case(name, seed=seed, rows=rows, confounders=not no_confounders,
+                            preset=preset, extra_features=extra_features, world=world,
+                            task=task), folder)
+                 for name, folder in targets]
     total = sum(case.rows for case, _ in cases)
     with _progress() as progress:
         task = progress.add_task("simulating", total=total)

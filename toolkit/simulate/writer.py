@@ -136,6 +136,9 @@ def write_tables(
         _write_metrics(case, out)
     if events is not None and len(events) and case.plan.platform.events:
         _write_events(events, out / "events.jsonl")
+    endpoints = case.endpoints()
+    if endpoints is not None:  # multiclass and regression cases declare their task
+        endpoints.to_csv(out / "endpoints.csv", index=False)
     lineage = case.lineage()
     if lineage is not None:
         frame = lineage.copy()

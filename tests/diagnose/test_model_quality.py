@@ -318,3 +318,36 @@ def test_empty_and_partial_windows_are_not_assessed(con):
         "requests carry no score")
     result = model_performance(bare, (TS[0], TS[1]), (TS[1], TS[3]))
     assert result.value("incident", "accuracy") == 0.0
+
+
+def _labelled_windows(correct_b: int, n_b: int, correct_i: int, n_i: int):
+    """Binary requests and labels: the baseline on 2026-03-01, the incident on 2026-03-02."""
+    rows, labels = [], []
+    for day, correct, n in ((1, correct_b, n_b), (2, correct_i, n_i)):
+        for k in range(n):
+            rid = f"d{day}-{k}"
+            ts = pd.Timestamp(f"2026-03-0{day}T00:00:00Z") + pd.Timedelta(seconds=60 * k)
+            rows.append({"request_id": rid, "ts": ts, "prediction": "1", "score": 0.9})
+            labels.append({"request_id": rid, "label": "1" if k < correct else "0",
+                           "labeled_at": ts + pd.Timedelta(hours=1)})
+    return make_case(requests=pd.DataFrame(rows), labels=pd.DataFrame(labels))
+
+
+def test_a_drop_on_few_labels_is_a_low_finding_when_its_interval_excludes_the_baseline():
+    from scipy import stats
+
+    windows = ("2026-03-01/2026-03-02", "2026-03-02/2026-03-03")
+    # 93.5% on 1,200 baseline labels; 46 of 54 (85.2%) in the incident (issue 22's tuning case)
+    con = _labelled_windows(1122, 1200, 46, 54)
+    finding = [f for f in model_performance(con, *windows).findings()
+               if f.id == "model.accuracy_drop"]
+    pooled = (1122 + 46) / 1254
+    z = (1122 / 1200 - 46 / 54) / np.sqrt(pooled * (1 - pooled) * (1 / 1200 + 1 / 54))
+    p = 2 * stats.norm.sf(abs(z))
+    assert 1e-3 < p < 0.05
+    assert len(finding) == 1 and finding[0].severity == "low"
+    assert finding[0].evidence["pvalue"] == pytest.approx(p)
+    # the same drop on 20 labels: the interval reaches the baseline, no finding
+    con = _labelled_windows(1122, 1200, 17, 20)
+    assert not [f for f in model_performance(con, *windows).findings()
+                if f.id == "model.accuracy_drop"]

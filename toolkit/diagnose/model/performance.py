@@ -22,7 +22,8 @@ declared a confidence (:func:`~.calibration.score_problem`). Every recipe, with 
 in ``docs/recipes.md``.
 
 Findings: ``model.accuracy_drop`` when incident accuracy is lower than baseline accuracy by at
-least 3 points with a two-proportion z-test p < 0.001 (high from 8 points);
+least 3 points with a two-proportion z-test p < 0.001 (high from 8 points), or, on few labels,
+low when p < 0.05 and the incident's 95% Wilson interval lies below the baseline accuracy;
 ``model.version_regression`` when a model version serving in the incident is at least 3 points
 less accurate than the baseline's main version (p < 0.001; high from 8 points).
 
@@ -92,6 +93,9 @@ __all__ = ["model_performance", "PerformanceResult", "ID"]
 
 ID = "model.performance"
 MIN_DROP = 0.03
+#: Below p 1e-3 a drop is medium or high; from there to this p-value, with the incident's
+#: Wilson interval entirely below the baseline accuracy, it is a low finding (few labels).
+WEAK_P = 0.05
 MAJOR_DROP = 0.08
 MIN_LABELS = 30
 
@@ -179,10 +183,16 @@ class PerformanceResult(DiagnosticResult):
         i = self.table.set_index("window").loc["incident"]
         drop = b["accuracy"] - i["accuracy"]
         _, p = st.two_proportion_z(b["correct"], b["labelled"], i["correct"], i["labelled"])
-        if drop >= MIN_DROP and p < 1e-3:
+        # few labels (a sampled or delayed label feed): a drop whose Wilson interval excludes
+        # the baseline accuracy is weak evidence still, a low finding rather than silence
+        _, upper = st.wilson_interval(np.array([float(i["correct"])]),
+                                      np.array([float(i["labelled"])]))
+        few_labels = p < WEAK_P and float(upper[0]) < b["accuracy"]
+        if drop >= MIN_DROP and (p < 1e-3 or few_labels):
             out.append(Finding(
                 id="model.accuracy_drop", pathway="model",
-                severity="high" if drop >= MAJOR_DROP else "medium",
+                severity=("low" if p >= 1e-3 else "high" if drop >= MAJOR_DROP
+                          else "medium"),
                 statistic=float(drop), threshold=MIN_DROP,
                 summary=(f"accuracy fell {drop:.1%} ({b['accuracy']:.1%} -> "
                          f"{i['accuracy']:.1%}); precision {b['precision']:.1%} -> "

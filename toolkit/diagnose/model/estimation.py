@@ -907,7 +907,7 @@ def _buckets(analysis: pd.DataFrame, labelled: pd.DataFrame, full, folds, suppor
         elif _drift(row):
             row["status"] = (f"cannot estimate: realized accuracy {row['realized_accuracy']:.1%}"
                              f" vs estimated {row['estimated_on_labelled']:.1%} on "
-                             f"{row['labelled']} labels (concept drift)")
+                             f"{int(row['labelled']):,} labels (concept drift)")
         else:
             row["status"] = "estimated"
         out.append(row)
@@ -946,14 +946,14 @@ def _window_checks(table: pd.DataFrame, overall: dict[str, Any]) -> pd.DataFrame
         detail = ("no labels in the incident window to check the estimate against"
                   if not overall["labelled"] else
                   f"realized accuracy {overall['realized_accuracy']:.1%} vs estimated "
-                  f"{overall['estimated_on_labelled']:.1%} on {overall['labelled']} labels")
+                  f"{overall['estimated_on_labelled']:.1%} on {int(overall['labelled']):,} labels")
     else:
         row = overall if pooled else drifted.iloc[0].to_dict()
         where = "in the incident window" if pooled else \
             f"in the bucket from {pd.Timestamp(row['bucket_start']):%Y-%m-%d %H:%M} UTC"
         detail = (f"evidence of concept drift {where}: realized accuracy "
                   f"{row['realized_accuracy']:.1%} vs estimated {row['estimated_on_labelled']:.1%}"
-                  f" on {row['labelled']} labels (gap beyond {Z_CHECK} standard errors and "
+                  f" on {int(row['labelled']):,} labels (gap beyond {Z_CHECK:g} standard errors and "
                   f"{MIN_DRIFT_GAP:.0%}); P(y | score) changed, so the estimate does not hold")
     checks.append(_check("concept drift", ok, overall["gap"] if overall["labelled"] else np.nan,
                          MIN_DRIFT_GAP, detail))
@@ -1191,7 +1191,7 @@ def _mae_status(row: dict[str, Any]) -> str:
                 "outside the reference's range")
     if _mae_drift(row):
         return (f"cannot estimate: realized MAE {row['realized_mae']:.4g} vs estimated "
-                f"{row['estimated_on_labelled']:.4g} on {row['labelled']} labels (the errors "
+                f"{row['estimated_on_labelled']:.4g} on {int(row['labelled']):,} labels (the errors "
                 "changed given the inputs)")
     return "estimated"
 
@@ -1217,12 +1217,12 @@ def _mae_checks(table: pd.DataFrame, overall: dict[str, Any]) -> pd.DataFrame:
         detail = ("no labels in the incident window to check the estimate against"
                   if not overall["labelled"] else
                   f"realized MAE {overall['realized_mae']:.4g} vs estimated "
-                  f"{overall['estimated_on_labelled']:.4g} on {overall['labelled']} labels")
+                  f"{overall['estimated_on_labelled']:.4g} on {int(overall['labelled']):,} labels")
     else:
         row = overall if pooled else drifted.iloc[0].to_dict()
         detail = (f"evidence of concept drift: realized MAE {row['realized_mae']:.4g} vs "
-                  f"estimated {row['estimated_on_labelled']:.4g} on {row['labelled']} labels "
-                  f"(beyond {Z_CHECK} standard errors and {MIN_ERROR_GAP:.0%}); the errors "
+                  f"estimated {row['estimated_on_labelled']:.4g} on {int(row['labelled']):,} labels "
+                  f"(beyond {Z_CHECK:g} standard errors and {MIN_ERROR_GAP:.0%}); the errors "
                   "given the inputs changed, so the error model does not hold")
     checks.append(_check("concept drift", ok, overall["gap"] if overall["labelled"] else np.nan,
                          MIN_ERROR_GAP, detail))

@@ -31,3 +31,21 @@ def test_a_real_time_verdict_gets_no_run_actions():
     latency = Finding("infrastructure.latency_regression", "infrastructure", "high", 3.0, 1.5,
                       "p99 up", {}, diagnostic="infra.latency")
     assert remediation_for_runs([latency]) == []
+
+
+def test_a_single_run_at_one_time_classifies_without_windows(tmp_path):
+    # every row stamped with the run's time (SageMaker batch transform): classify built an
+    # empty window and raised; the run is now the incident and the comparisons abstain
+    import pandas as pd
+
+    frame = pd.DataFrame({"request_id": [f"r{i}" for i in range(400)],
+                          "ts": pd.Timestamp("2026-01-01T02:00Z"), "prediction": "1",
+                          "score": 0.8, "amount": range(400)})
+    con = tk.connect(tmp_path / "case.duckdb")
+    tk.load(con, frame, table="requests")
+    result = tk.classify_incident(con)
+    con.close()
+    assert result.pathway in ("none", "undetermined")
+    assert result.window_source == ("detected (no change found: one point in time, the "
+                                    "whole span)")
+    assert result.incident.start == pd.Timestamp("2026-01-01T02:00Z")

@@ -259,7 +259,10 @@ def classify_incident(
     if incident is None:
         detected = _detect(con, case, span, baseline, progress)
         window_source = "detected"
-        if detected is None:
+        if detected is None and span.duration < MIN_DETECT_SPAN:
+            incident = span  # one time (a single batch run): the run is the incident
+            window_source = "detected (no change found: one point in time, the whole span)"
+        elif detected is None:
             incident = Window(span.start + (span.end - span.start) * 3 / 4, span.end)
             window_source = "detected (no change found: last quarter)"
         else:
@@ -362,6 +365,11 @@ def _analysed_span(case: CaseView) -> tuple[str, Window | None]:
     return "requests", None
 
 
+#: Below this span there is no change to locate (a single batch run stamps every row with one
+#: time): the whole span is the incident.
+MIN_DETECT_SPAN = timedelta(minutes=4)
+
+
 def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
             baseline: Window | str | None, progress: Progress | None = None
             ) -> DetectedWindows | None:
@@ -372,6 +380,8 @@ def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
         baseline = check_window("baseline", baseline)
         if baseline.start < span.end:
             search = Window(baseline.start, span.end)
+    if search.duration < MIN_DETECT_SPAN:
+        return None  # one batch run (every row at one time): no before and after to compare
     quarter = search.start + (search.end - search.start) / 4
     scan_baseline = Window(search.start, quarter) if baseline is None else baseline
     scan_start = max(quarter, scan_baseline.end)

@@ -80,5 +80,5 @@ def test_task_postmortems_render_cleanly(tmp_path, which, multiclass_db, regress
     rendered = tk.render_postmortem(db, tmp_path / "pm", incident_id=f"INC-{which}")
     _assert_clean(rendered)
     page = rendered.html.read_text()
-    assert ("Where each class" in page) if which == "multiclass" else (
-        "Residual distribution" in page)
+    assert ("Largest moves between classes" in page and 'alt="confusion change"' in page) \
+        if which == "multiclass" else 'alt="residual distribution"' in page

@@ -814,6 +814,9 @@ def _weights(reference: pd.DataFrame, cells: pd.DataFrame, info: dict[str, Any]
     weighted reference keeps fewer than :data:`MIN_REFERENCE_LABELS` effective labels."""
     ref_n = reference.groupby("segment")["n"].sum()
     inc_n = cells.set_index("segment")["n"].astype(float)
+    if not ref_n.sum() or not inc_n.sum():
+        return np.ones(len(reference)), info | {
+            "reason": "no labelled reference or no incident rows to weight by: plain CBPE"}
     ratio = (inc_n.reindex(ref_n.index, fill_value=0.0) / inc_n.sum()) / (ref_n / ref_n.sum())
     capped = ratio.clip(upper=MAX_WEIGHT)
     ess = float((ref_n * capped).sum() ** 2 / (ref_n * capped**2).sum()) if capped.any() else 0.0

@@ -13,6 +13,7 @@ Both read the diagnostics' results; nothing is recomputed here.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,9 +54,11 @@ def confusion_change_figure(performance: Any) -> Figure | None:
     values = np.round(grid.to_numpy(), 0) + 0.0  # + 0.0: no "-0"
     annot = np.vectorize(lambda v: f"{v:+.0f}" if v else "0")(values) \
         if len(classes) <= 8 else False
-    sns.heatmap(grid, ax=ax, cmap="RdBu_r", center=0, vmin=-limit, vmax=limit,
-                annot=annot, fmt="", linewidths=0.5,
-                cbar_kws={"label": "change (points of the true class's rows)"})
+    with warnings.catch_warnings():  # seaborn's own call of a deprecated matplotlib API
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(grid, ax=ax, cmap="RdBu_r", center=0, vmin=-limit, vmax=limit,
+                    annot=annot, fmt="", linewidths=0.5,
+                    cbar_kws={"label": "change (points of the true class's rows)"})
     ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right")
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     ax.set_xlabel("predicted class")

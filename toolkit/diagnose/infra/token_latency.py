@@ -338,7 +338,8 @@ class TokenLatencyResult(DiagnosticResult):
         ax.axvspan(self.incident.start, self.incident.end, color=WINDOW_COLORS["incident"],
                    alpha=0.08, label="incident")
         ax.set_xlabel("time (UTC)")
-        ax.legend(loc="upper left", fontsize="small")
+        # beside the axes: nine lines and two SLOs would cover the baseline's curves
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
         return ax
 
 

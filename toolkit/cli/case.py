@@ -38,8 +38,8 @@ from toolkit.load import FileLoad, LoadReport, SourceFile, discover, load
 from toolkit.load.formats._batch import parse_run_time
 from toolkit.load.mapping import read_mapping, shipped_mappings
 from toolkit.store import connect, summarize
-from toolkit.store.summary import task_text
 from toolkit.store.meta import META_KEYS, get_meta, set_meta, unset_meta
+from toolkit.store.summary import task_text
 
 _DB_HELP = "The case database: an existing DuckDB case file, or a new path to create one."
 _QUIET_STATUSES = ("loaded", "replaced", "unchanged", "duplicate")

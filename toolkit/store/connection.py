@@ -32,6 +32,7 @@ def connect(
     memory_limit: str | None = None,
     threads: int | None = None,
     external_access: bool = True,
+    temp_directory: str | os.PathLike[str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open (or create) a case database with the canonical schema.
 
@@ -54,6 +55,11 @@ def connect(
         read and write no file other than the case (no ``ATTACH``, ``COPY ... TO``,
         ``read_text``, ``read_csv``, extension loading). The case's own views and macros
         still work. Only with ``read_only=True``.
+    temp_directory
+        Where DuckDB spills what does not fit under the memory limit (created if missing).
+        Default: the ``FORENSICS_TEMP_DIRECTORY`` environment variable, else DuckDB's default
+        (``<case file>.tmp`` beside the case, ``.tmp`` in the working directory for an
+        in-memory case). Point it at a disk with room: a 100M-request case spills gigabytes.
 
     Returns
     -------
@@ -64,8 +70,9 @@ def connect(
     Raises
     ------
     InvalidParameterError
-        ``path`` exists but is not a DuckDB database file (a CSV, a README, ...), or the memory
-        limit is malformed or too small.
+        ``path`` exists but is not a DuckDB database file (a CSV, a README, ...), the memory
+        limit is malformed or too small, or the temp directory is a file or cannot be created
+        or written. The message names the parameter or environment variable it came from.
     CaseLockedError
         Another process holds the file (a writer, or readers when opening for writing).
     SchemaVersionError
@@ -80,7 +87,7 @@ def connect(
     """
     if not external_access and not read_only:
         raise InvalidParameterError("external_access=False needs read_only=True.")
-    config = _config(memory_limit, threads)
+    config = _config(memory_limit, threads, temp_directory)
     if path is None:
         if read_only:
             raise InvalidParameterError("An in-memory case cannot be opened read-only.")
@@ -183,16 +190,27 @@ def _check_readable(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         )
 
 
-def _config(memory_limit: str | None, threads: int | None) -> dict[str, object]:
-    """Session settings, given at connect time (a sandboxed connection locks them)."""
+def _config(memory_limit: str | None, threads: int | None,
+            temp_directory: str | os.PathLike[str] | None = None) -> dict[str, object]:
+    """Session settings, given at connect time (a sandboxed connection locks them).
+
+    An argument wins over its environment variable; an error names whichever was used.
+    """
     config: dict[str, object] = {}
-    memory_limit = memory_limit or os.environ.get("FORENSICS_MEMORY_LIMIT")
     if memory_limit:
-        config["memory_limit"] = _size(memory_limit)
+        config["memory_limit"] = _size(memory_limit, "memory_limit")
+    elif os.environ.get("FORENSICS_MEMORY_LIMIT"):
+        config["memory_limit"] = _size(os.environ["FORENSICS_MEMORY_LIMIT"],
+                                       "FORENSICS_MEMORY_LIMIT")
     if not threads and os.environ.get("FORENSICS_THREADS"):
         threads = _threads(os.environ["FORENSICS_THREADS"], "FORENSICS_THREADS")
     if threads:
         config["threads"] = _threads(threads, "threads")
+    if temp_directory is not None and str(temp_directory) != "":
+        config["temp_directory"] = _temp_directory(temp_directory, "temp_directory")
+    elif os.environ.get("FORENSICS_TEMP_DIRECTORY", "").strip():
+        config["temp_directory"] = _temp_directory(os.environ["FORENSICS_TEMP_DIRECTORY"],
+                                                   "FORENSICS_TEMP_DIRECTORY")
     return config
 
 
@@ -206,23 +224,48 @@ def _threads(value: object, name: str) -> int:
     return number
 
 
-def _size(text: str) -> str:
+def _size(text: str, name: str = "memory_limit") -> str:
     """Validate a memory size such as ``2GB`` or ``512MB`` of at least 64MB."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", str(text).strip(),
                          flags=re.IGNORECASE)
     if not match:
         raise InvalidParameterError(
-            f"memory_limit (FORENSICS_MEMORY_LIMIT) must look like '2GB' or '512MB'. "
-            f"Got {text!r}."
+            f"{name} must be a memory size such as '2GB' or '512MB' (units B, KB, MB, GB, TB, "
+            f"KiB, MiB, GiB, TiB). Got {text!r}."
         )
     unit = next(u for u in _UNITS if u.lower() == match.group(2).lower())
     size = float(match.group(1)) * _UNITS[unit]
     if size < MIN_MEMORY_LIMIT:
         raise InvalidParameterError(
-            f"memory_limit (FORENSICS_MEMORY_LIMIT) {str(text).strip()} is too small: DuckDB "
-            "needs at least 64MB to open and load a case (1GB or more is sensible)."
+            f"{name}={str(text).strip()} is too small: DuckDB needs at least 64MB to open and "
+            "load a case (1GB or more is sensible)."
         )
     return f"{match.group(1)}{unit}"
+
+
+def _temp_directory(value: str | os.PathLike[str], name: str) -> str:
+    """Validate (and create) the folder DuckDB spills to; return it as an absolute path.
+
+    DuckDB only finds a bad temp directory when it first spills, deep inside a large query;
+    checking here turns that into an error at connect time that names the setting.
+    """
+    folder = Path(os.path.expanduser(str(value).strip())).absolute()
+    if folder.exists() and not folder.is_dir():
+        raise InvalidParameterError(
+            f"{name}={value!s}: {folder} is a file; the temp directory must be a folder "
+            "(DuckDB spills its large sorts and aggregations there)."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"{name}={value!s}: cannot create {folder}: {exc.strerror or exc}."
+        ) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidParameterError(
+            f"{name}={value!s}: {folder} is not writable; DuckDB could not spill there."
+        )
+    return str(folder)
 
 
 def _check_database_file(path: Path) -> None:

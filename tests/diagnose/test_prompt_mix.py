@@ -250,3 +250,36 @@ def test_a_client_rollout_is_a_release_not_a_mix_shift(tmp_path):
     r = pm.prompt_mix(_case(tmp_path / "b", frame), BASELINE, INCIDENT)
     [f] = r.findings()
     assert f.id == "data.mix_shift" and f.evidence["attribute"] == "client_version"
+
+
+def test_batch_transform_rows_are_not_interactive_traffic(tmp_path):
+    """A nightly batch-transform job (``endpoint = 'batch-transform:<job>'``) in the incident
+    with long documents is not a prompt or mix shift of the served traffic: its rows are not
+    read (the old code read them: a prompt-length shift and an endpoint mix shift)."""
+    rng = np.random.default_rng(4)
+    chat = _requests(rng.integers(100, 200, 300), rng.integers(100, 200, 300))
+    chat["endpoint"] = "chat"
+    batch = pd.DataFrame({"request_id": [f"b{k}" for k in range(300)],
+                          "ts": T0 + pd.Timedelta("7h") + pd.to_timedelta(np.arange(300),
+                                                                         unit="s"),
+                          "input_tokens": rng.integers(3000, 6000, 300),
+                          "endpoint": "batch-transform:nightly-2026-03-01"})
+    con = _case(tmp_path, pd.concat([chat, batch], ignore_index=True))
+    r = pm.prompt_mix(con, BASELINE, INCIDENT)
+    assert r.findings() == []
+    row = r.row("input_tokens")
+    assert (row["n_baseline"], row["n_incident"]) == (300, 300)
+    expected = np.asarray(chat["input_tokens"][300:], dtype=float)
+    assert row["mean_incident"] == pytest.approx(expected.mean(), rel=1e-12)
+    assert r.row("endpoint")["n_incident"] == 300
+    assert int(r.timeline["requests"].sum()) == 600
+
+
+def test_a_case_of_batch_transform_rows_only_is_not_assessed(tmp_path):
+    rng = np.random.default_rng(6)
+    frame = _requests(rng.integers(100, 200, 300), rng.integers(100, 200, 300))
+    frame["endpoint"] = "batch-transform:nightly"
+    r = pm.prompt_mix(_case(tmp_path, frame), BASELINE, INCIDENT)
+    assert r.findings() == [] and r.table.empty
+    reasons = " ".join(g.reason for g in r.not_assessed)
+    assert "batch-transform rows are not read" in reasons

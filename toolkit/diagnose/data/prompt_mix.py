@@ -17,8 +17,11 @@ From those counts, exactly:
 * per time bucket: requests, mean prompt and output length, PSI of the bucket against the
   baseline bins (buckets with at least 30 requests).
 
-Only generative requests are read (those with ``input_tokens`` or ``output_tokens``); a case
-without any is not assessed (a classifier's input mix is ``data.drift``'s).
+Only interactive generative requests are read: those with ``input_tokens`` or
+``output_tokens`` whose ``endpoint`` is not a batch-transform job (``batch-transform:<job>``,
+:data:`~toolkit.diagnose.case.batch_runs.BATCH_PREFIX`: offline runs are not the served
+traffic's population, and ``case.batch_runs`` compares them run over run); a case without any
+is not assessed (a classifier's input mix is ``data.drift``'s).
 
 **Mix** of each categorical request attribute in ``attributes`` (default ``adapter``,
 ``endpoint``, ``tenant`` (a column the mapping kept), ``client_version``; those with values): counts per window and
@@ -80,6 +83,7 @@ from toolkit.diagnose._binning import fine_histogram
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, value_counts, window_label
 from toolkit.diagnose._onset import coarse_onset
+from toolkit.diagnose.case.batch_runs import BATCH_PREFIX
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -357,6 +361,8 @@ def prompt_mix(
     width = bucket or choose_bucket(span.duration)
     requests = case.table("requests")
     generative = ibis.or_(*(requests[c].notnull() for c in TOKEN_COLUMNS if c in columns))
+    if "endpoint" in columns:  # a batch-transform job is not interactive traffic
+        generative = generative & ~requests.endpoint.startswith(BATCH_PREFIX).fill_null(False)
     rows = requests.filter(within(requests.ts, span) & generative)
     rows = rows.mutate(_window=window_label(rows.ts, baseline, incident),
                        _bucket=bucket_expr(rows.ts, width))
@@ -380,7 +386,9 @@ def prompt_mix(
                 edges, input_counts = column_edges, counts
     if has_length and edges is None:
         gaps.append(NotAssessed(f"{ID}:length", "too few requests with input_tokens in a "
-                                f"window (fewer than {MIN_WINDOW_ROWS})"))
+                                f"window (fewer than {MIN_WINDOW_ROWS}" + (
+                                    "; batch-transform rows are not read"
+                                    if "endpoint" in columns else "") + ")"))
     mixes, shares, compared = _mixes(per, present, gaps)
     table_rows.extend(mixes)
     timeline = _timeline(record, rows, case, edges, input_counts, compared, shares)

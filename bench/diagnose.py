@@ -2,6 +2,7 @@
 
     python bench/diagnose.py [--rows 1000000 10000000] [--workdir bench/out]
                              [--memory-limit 1GB] [--evidently-rows 1000000] [--repeat 3]
+                             [--baseline-tree /tmp/base-worktree]
 
 For each size: the simulator writes a covariate-shift case with 20 features (chunked Parquet,
 bounded memory), `forensics ingest` loads it into a case file, then a fresh process opens the
@@ -16,6 +17,14 @@ Every measurement is repeated ``--repeat`` times, each in a fresh process, ours 
 taking turns so that a busy spell on the machine hits both; times are the medians (the range is
 printed too), peak RSS the largest seen. A fixed Python loop is timed before each run and after
 the last (``_gauge``): on a shared machine its time says which state each figure was taken in.
+Each run also reports its process CPU time (all DuckDB threads included) and the 1-minute load
+average when it started, so that wall times taken on a busy machine can be read for what they are.
+
+``--baseline-tree`` compares two versions of the toolkit on the same case files: it names a
+checkout of another commit (``git worktree add /tmp/base <commit>``) whose ``toolkit`` package
+the ``baseline`` runs import (through ``PYTHONPATH``) while the others import this tree's; the
+two take turns run by run, so a busy spell on the machine hits both. The case is simulated and
+ingested once, by this tree.
 """
 
 from __future__ import annotations
@@ -69,9 +78,11 @@ def run_diagnostics(db: Path, truth: dict, memory_limit: str | None) -> dict:
 
     con = tk.connect(db, read_only=True, memory_limit=memory_limit)
     baseline, incident = "/".join(truth["baseline"]), "/".join(truth["incident"])
+    load = os.getloadavg()[0]
+    cpu = time.process_time()
     start = time.perf_counter()
     case = case_view(con)
-    case.backend  # noqa: B018 - load ibis's DuckDB backend once, outside any diagnostic's time
+    getattr(case, "backend", None)  # load ibis's DuckDB backend once, outside any diagnostic
     times = {"case view + ibis backend": time.perf_counter() - start}
     results = {}
     for diagnostic_id, function in REGISTRY.items():
@@ -83,10 +94,11 @@ def run_diagnostics(db: Path, truth: dict, memory_limit: str | None) -> dict:
         results[diagnostic_id] = function(con, baseline, incident, case=case, **kwargs)
         times[diagnostic_id] = time.perf_counter() - tick
     total = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     findings = sorted({f.id for r in results.values() for f in r.findings()
                        if f.severity in ("medium", "high")})
-    return {"total_s": total, "times": times, "peak_rss_mb":
-            peak_rss_mib(), "findings": findings,
+    return {"total_s": total, "cpu_s": cpu, "load": load, "times": times, "peak_rss_mb":
+            peak_rss_mib(), "findings": findings, "toolkit": str(Path(tk.__file__).parent),
             "drifted": results["data.drift"].drifted}
 
 
@@ -112,21 +124,31 @@ def run_evidently(db: Path, truth: dict) -> dict:
     tick = time.perf_counter()
     import evidently.presets  # noqa: F401
     imported = time.perf_counter() - tick
+    load = os.getloadavg()[0]
     tick = time.perf_counter()
     verdicts = evidently_drift(frames[0], frames[1], numerical=numerical,
                                categorical=categorical)
     elapsed = time.perf_counter() - tick
-    return {"evidently_s": elapsed, "import_s": imported, "rows": rows,
+    return {"evidently_s": elapsed, "import_s": imported, "rows": rows, "load": load,
             "peak_rss_mb": peak_rss_mib(),
             "drifted": sorted(verdicts.loc[verdicts["drifted"], "feature"])}
 
 
-def child(kind: str, db: Path, workdir: Path, memory_limit: str | None) -> dict:
+def child(kind: str, db: Path, workdir: Path, memory_limit: str | None,
+          tree: Path | None = None) -> dict:
+    """Run one measurement in a fresh process; ``tree`` is the checkout whose toolkit it imports
+    (``None``: the installed one, i.e. this tree's)."""
     command = [sys.executable, __file__, "--child", kind, "--db", str(db), "--workdir",
                str(workdir)] + (["--memory-limit", memory_limit] if memory_limit else [])
-    out = subprocess.run(command, check=True, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONWARNINGS": "ignore"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree),
+                                                          os.environ.get("PYTHONPATH")]))
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if tree is not None and kind == "diagnose" and Path(result["toolkit"]) != tree / "toolkit":
+        raise SystemExit(f"--baseline-tree {tree}: the child imported {result['toolkit']}")
+    return result
 
 
 def main() -> None:
@@ -137,6 +159,9 @@ def main() -> None:
     parser.add_argument("--evidently-rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3,
                         help="fresh-process runs per measurement (medians are reported)")
+    parser.add_argument("--baseline-tree", type=Path, default=None,
+                        help="a checkout of another commit, timed against this tree's toolkit "
+                             "on the same case files, run by run")
     parser.add_argument("--child", choices=["diagnose", "evidently"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,26 +172,30 @@ def main() -> None:
                   else run_evidently(args.db, truth))
         print(json.dumps(result, default=str))
         return
+    base = args.baseline_tree.resolve() if args.baseline_tree else None
+    if base is not None and not (base / "toolkit" / "__init__.py").exists():
+        parser.error(f"--baseline-tree {base}: no toolkit package there")
     for rows in args.rows:
         db, truth = prepare(rows, args.workdir)
         print(f"\n== {rows:,} requests x {truth['n_features']} features "
               f"(simulated in {truth['simulate_s']:.0f} s, ingested in {truth['ingest_s']:.0f} s)")
         compare = rows == args.evidently_rows
-        ours, theirs, gauges = [], [], []
+        ours, theirs, before, gauges = [], [], [], []
         for _ in range(max(1, args.repeat)):
             gauges.append(speed_gauge())
+            if base is not None:
+                before.append(child("diagnose", db, args.workdir, args.memory_limit, base))
             ours.append(child("diagnose", db, args.workdir, args.memory_limit))
             if compare:
                 theirs.append(child("evidently", db, args.workdir, None))
         gauges.append(speed_gauge())
-        times = {name: statistics.median(r["times"][name] for r in ours)
-                 for name in ours[0]["times"]}
-        for name, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
-            print(f"   {name:28s} {seconds:7.2f} s")
-        totals = [r["total_s"] for r in ours]
-        print(f"   {'all diagnostics':28s} {statistics.median(totals):7.2f} s "
-              f"({_spread(totals)})   peak RSS {max(r['peak_rss_mb'] for r in ours):,.0f} MiB")
+        if base is None:
+            _print_times(ours)
+        else:
+            _print_comparison(before, ours, base)
         print(f"   findings: {', '.join(ours[0]['findings'])}")
+        if before and before[0]["findings"] != ours[0]["findings"]:
+            print(f"   findings of the baseline tree DIFFER: {', '.join(before[0]['findings'])}")
         print(f"   machine gauge (1M-step Python loop, before each run and after the last): "
               f"{', '.join(f'{g:.2f}' for g in gauges)} s")
         if compare:
@@ -175,13 +204,64 @@ def main() -> None:
             print(f"   Evidently DataDriftPreset on the same {theirs[0]['rows']:,} rows: "
                   f"{statistics.median(evidently):.1f} s ({_spread(evidently)}; its import, "
                   f"{statistics.median(r['import_s'] for r in theirs):.1f} s, not counted), "
-                  f"peak RSS {max(r['peak_rss_mb'] for r in theirs):,.0f} MiB")
+                  f"peak RSS {max(r['peak_rss_mb'] for r in theirs):,.0f} MiB, load "
+                  f"{_loads(theirs)}")
+            ratios = ", ".join(f"{e / d:.0f}x" for d, e in zip(drift, evidently, strict=True))
             print(f"   drift: toolkit {statistics.median(drift):.2f} s ({_spread(drift)}) vs "
                   f"Evidently {statistics.median(evidently):.1f} s -> "
                   f"{statistics.median(evidently) / statistics.median(drift):.0f}x faster "
-                  f"(run by run: {', '.join(f'{e / d:.0f}x' for d, e in zip(drift, evidently, strict=True))})")
+                  f"(run by run: {ratios})")
             print(f"   drifted features: toolkit {ours[0]['drifted']}; Evidently "
                   f"{theirs[0]['drifted']}")
+
+
+def _median_times(runs: list[dict]) -> dict[str, float]:
+    return {name: statistics.median(r["times"][name] for r in runs) for name in runs[0]["times"]}
+
+
+def _print_times(runs: list[dict]) -> None:
+    for name, seconds in sorted(_median_times(runs).items(), key=lambda kv: -kv[1]):
+        print(f"   {name:28s} {seconds:7.2f} s")
+    print(f"   {'all diagnostics':28s} {_summary(runs)}")
+
+
+def _print_comparison(before: list[dict], after: list[dict], base: Path) -> None:
+    """Per diagnostic: the baseline tree's median, this tree's, and their ratio."""
+    old, new = _median_times(before), _median_times(after)
+    print(f"   {'':28s} {'baseline':>8s} {'this':>8s}   ratio   (baseline: {base})")
+    for name in sorted(set(old) | set(new), key=lambda n: -max(old.get(n, 0), new.get(n, 0))):
+        a, b = old.get(name), new.get(name)
+        ratio = f"{b / a:6.2f}" if a and b else "     -"
+        print(f"   {name:28s} {_cell(a)} {_cell(b)}  {ratio}")
+    print(f"   all diagnostics, baseline  {_summary(before)}")
+    print(f"   all diagnostics, this tree {_summary(after)}")
+    ratios = [b["total_s"] / a["total_s"] for a, b in zip(before, after, strict=True)]
+
+    def median(runs: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    print(f"   this / baseline, run by run (back to back): "
+          f"{', '.join(f'{r:.3f}' for r in ratios)}; of the medians "
+          f"{median(after, 'total_s') / median(before, 'total_s'):.3f} wall, "
+          f"{median(after, 'cpu_s') / median(before, 'cpu_s'):.3f} CPU")
+
+
+def _cell(seconds: float | None) -> str:
+    return f"{seconds:7.2f}s" if seconds is not None else f"{'-':>8s}"
+
+
+def _summary(runs: list[dict]) -> str:
+    """Median wall (spread), median CPU, peak RSS and load of a list of diagnose runs."""
+    totals = [r["total_s"] for r in runs]
+    cpu = [r["cpu_s"] for r in runs]
+    return (f"{statistics.median(totals):7.2f} s wall ({_spread(totals)}), "
+            f"{statistics.median(cpu):.2f} s CPU, peak RSS "
+            f"{max(r['peak_rss_mb'] for r in runs):,.0f} MiB, load {_loads(runs)}")
+
+
+def _loads(runs: list[dict]) -> str:
+    """The 1-minute load averages at the start of each run."""
+    return "/".join(f"{r['load']:.1f}" for r in runs)
 
 
 def _spread(values: list[float]) -> str:

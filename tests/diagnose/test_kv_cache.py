@@ -159,3 +159,38 @@ def test_without_engine_signals_it_is_not_assessed():
     result = kv_cache_pressure(make_case(requests=frame), (T0, CUT), (CUT, END))
     assert result.table.empty and result.findings() == []
     assert "no kv_cache_usage or preemptions_total metric" in result.not_assessed[0].reason
+
+
+def test_request_summaries_are_shared_with_token_latency(monkeypatch):
+    """On one case view, infra.kv_cache reads infra.token_latency's TTFT summaries instead of
+    scanning the requests again (10M rows: two quantile scans less), with the same numbers as
+    a view of its own; a summary of another bucket width is not taken for its own."""
+    from toolkit.diagnose._case import case_view
+    from toolkit.diagnose._engine import Recorder
+
+    token_latency = importlib.import_module("toolkit.diagnose.infra.token_latency")
+    metrics, _ = engine_metrics(pressure=True)
+    requests, _ = requests_following(metrics)
+    con = make_case(metrics=metrics, requests=requests)
+    alone = kv_cache_pressure(con, (T0, CUT), (CUT, END), bucket=timedelta(minutes=5))
+    case = case_view(con)
+    token_latency.token_latency(con, (T0, CUT), (CUT, END), bucket=timedelta(minutes=10),
+                                case=case)
+    token_latency.token_latency(con, (T0, CUT), (CUT, END), bucket=timedelta(minutes=5),
+                                case=case)
+    calls = []
+    original = Recorder.__call__
+    monkeypatch.setattr(Recorder, "__call__",
+                        lambda self, expr: calls.append(1) or original(self, expr))
+    shared = kv_cache_pressure(con, (T0, CUT), (CUT, END), bucket=timedelta(minutes=5),
+                               case=case)
+    assert len(calls) == 2  # the metric names and cells: no requests scan
+    pd.testing.assert_frame_equal(shared.table, alone.table)
+    pd.testing.assert_frame_equal(shared.timeline, alone.timeline)
+    assert shared.sql == alone.sql  # the summaries' SQL is recorded as if it ran
+    ttft = requests.groupby(requests.ts.dt.floor("5min"))["ttft_ms"].quantile(0.9)
+    timeline = shared.timeline.set_index("bucket_start")["ttft_p90_ms"]
+    assert np.allclose(timeline.loc[ttft.index].to_numpy(), ttft.to_numpy(), rtol=1e-12)
+    table = shared.table.set_index("window")
+    assert table.loc["incident", "ttft_p90_ms"] == pytest.approx(
+        requests[requests.ts >= CUT]["ttft_ms"].quantile(0.9), rel=1e-12)

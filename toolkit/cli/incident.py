@@ -33,10 +33,12 @@ from toolkit.cli.app import (
     usage_errors,
 )
 from toolkit.cli.display import json_safe
+from toolkit.cli.lake import engine_option, open_case, tables_option
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
 _DB_HELP = "The case database (a DuckDB file)."
+_DB_OR_LAKE_HELP = _DB_HELP + " Or --engine spark --tables for a case in a lake."
 _WINDOW_HELP = "START/END in ISO 8601 (UTC unless an offset is given)."
 #: Windows and weeks must lie in this span: the diagnostics reach 14 days and a week beyond a
 #: window, and pandas timestamps end in 2262 (0001-01-01/9999-12-31 ended in an OverflowError).
@@ -52,7 +54,7 @@ app.add_typer(report_app, name="report")
 @app.command()
 @handle_errors
 def classify(
-    db: Path = typer.Option(..., "--db", help=_DB_HELP),
+    db: Path | None = typer.Option(None, "--db", help=_DB_OR_LAKE_HELP),
     incident: str | None = typer.Option(None, "--incident", help="Incident window: "
                                         + _WINDOW_HELP + " Detected from the data if omitted."),
     baseline: str | None = typer.Option(None, "--baseline", help="Baseline window: "
@@ -61,21 +63,22 @@ def classify(
                                  "(verdict, scores, onset, windows, evidence, remediation)."),
     rules: Path | None = typer.Option(None, "--rules", help="A rule table (TOML) to use "
                                       "instead of the packaged one."),
+    engine: str = engine_option(),
+    tables: list[str] | None = tables_option(),
 ) -> None:
     """Classify the incident: pathway, failure mode, onset, evidence, remediation."""
     from toolkit.classify import classify_incident
-    from toolkit.store import connect
 
     with usage_errors():
         _check_windows(incident, baseline)
-        con = connect(db, read_only=True)
+        con, close = open_case(db, engine, tables)  # the options are checked before Spark starts
     try:
         with DiagnosticProgress(err_console, enabled=interactive()) as progress:
             options = {"progress": progress} if progress.supported(classify_incident) else {}
             result = classify_incident(con, incident=incident, baseline=baseline,
                                        rules=str(rules) if rules else None, **options)
     finally:
-        con.close()
+        close()
     if as_json:
         sys.stdout.write(json_safe(result.to_json(indent=2)) + "\n")
     else:

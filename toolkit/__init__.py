@@ -5,6 +5,7 @@ The pipeline, one folder per step::
     load -> store -> diagnose -> classify -> report
 
 * :func:`connect` opens a case (a DuckDB database with the canonical schema);
+  :func:`connect_lake` a read-only case over the canonical tables in a lake (Spark);
 * :func:`load` loads exported logs into it (files, folders or DataFrames);
 * :func:`summarize` describes what the case holds.
 
@@ -29,6 +30,7 @@ __all__ = [
     "__version__",
     "errors",
     "connect",
+    "connect_lake",
     "load",
     "load_many",
     "LoadReport",
@@ -49,6 +51,7 @@ __all__ = [
 # `import toolkit` (and the CLI) stays quick.
 _LAZY_MODULES = {"diagnose", "classify", "report", "simulate", "plotting", "evaluate"}
 _LAZY_FUNCTIONS = {
+    "connect_lake": "toolkit.store.lake",
     "classify_incident": "toolkit.classify",
     "run_diagnostics": "toolkit.diagnose",
     "render_postmortem": "toolkit.report",

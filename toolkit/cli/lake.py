@@ -7,6 +7,10 @@ A command reads a DuckDB case file (``--db``, the default engine) or, with ``--e
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,9 +86,36 @@ def open_case(db: Path | None, engine: str, tables: list[str] | None
         return con, con.close
     from toolkit.store.lake import connect_lake, spark_session
 
-    session = spark_session(_CLI_CONF)
+    session = _quiet(spark_session)(_CLI_CONF)
     session.sparkContext.setLogLevel("ERROR")
     return connect_lake(spec, session=session), _nothing
+
+
+def _quiet(start: Callable[..., Any]) -> Callable[..., Any]:
+    """``start`` with the JVM's own output (launcher messages, log4j warnings) sent to a
+    scratch log instead of the terminal; when Spark cannot start, the log's first line (e.g.
+    ``.../bin/java: No such file or directory``) ends the one-line error."""
+
+    def quiet(*args: Any) -> Any:
+        log = tempfile.NamedTemporaryFile(prefix="forensics-spark-", suffix=".log",
+                                          delete=False)
+        atexit.register(Path(log.name).unlink, missing_ok=True)
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)  # the JVM inherits it for its lifetime
+        try:
+            return start(*args)
+        except InvalidParameterError as exc:
+            log.flush()
+            lines = Path(log.name).read_text(errors="replace").strip().splitlines()
+            detail = f" ({lines[0].strip()})" if lines else ""
+            raise InvalidParameterError(f"{exc}{detail}") from exc
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.close()
+
+    return quiet
 
 
 def _nothing() -> None:

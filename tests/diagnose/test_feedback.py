@@ -178,3 +178,25 @@ def test_a_classifiers_labels_are_not_feedback(tmp_path):
     assert r.table.empty and r.findings() == []
     assert "model.performance" in next(g.reason for g in r.not_assessed
                                        if g.check == "model.feedback:labels")
+
+
+def test_judgement_words_in_any_case_and_padding_count_as_good_or_bad(tmp_path):
+    """Every spelling of :data:`GOOD` / :data:`BAD` (upper case, padded) is a judgement: the
+    bad share is the hand count of the bad words (the test runs as a constant-list lookup)."""
+    frame = _requests(canary=False, seed=3)
+    rng = np.random.default_rng(5)
+    bad_words = np.array([" Thumbs_Down", "BAD", "dislike\n", "rejected", "0", "No "])
+    good_words = np.array(["Good", " thumbs_up", "ACCEPTED", "1", "yes", "Pass"])
+    words = np.where(frame["_bad"], rng.choice(bad_words, len(frame)),
+                     rng.choice(good_words, len(frame)))
+    labels = pd.DataFrame({"request_id": frame["request_id"], "label": words})
+    con = _case(tmp_path, requests=frame.drop(columns="_bad"), labels=labels)
+    r = fb.feedback(con, BASELINE, INCIDENT)
+    assert r.metric == "bad_share"
+    table = r.table.set_index(["window", "model_version"])
+    inside = frame["ts"] < BASELINE[1]
+    for window, version, part in (("baseline", "v1", frame[inside]),
+                                  ("incident", "v2", frame[~inside])):
+        row = table.loc[(window, version)]
+        assert row["labelled"] == len(part)
+        assert row["value"] == pytest.approx(part["_bad"].mean(), rel=1e-12)

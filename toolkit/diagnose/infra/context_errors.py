@@ -11,8 +11,9 @@ Recipe
   latency, not this). Its *kind* comes from ``error_type`` (case-insensitive): ``oom`` when it
   matches :data:`OOM_PATTERN` (the memory diagnostic's), ``context_length`` when it matches
   :data:`CONTEXT_PATTERN`, else ``other``.
-* **Deciles** of ``input_tokens`` over the incident window (exact, DuckDB ``quantile_cont`` at
-  0.1 ... 0.9; repeated edges merged). A request's decile is the number of edges its prompt
+* **Deciles** of ``input_tokens`` over the incident window (exact: the linear interpolation of
+  DuckDB's ``quantile_cont`` at 0.1 ... 0.9, from the engine's count of every token count;
+  repeated edges merged). A request's decile is the number of edges its prompt
   exceeds, so decile 9 holds the prompts longer than the incident p90.
 * **One query** counts requests, failures per kind and the longest prompt per time bucket,
   window and decile (an integer key for bucket and window); the per-window table and the
@@ -61,6 +62,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_window_key, decode_bucket_window, double
 from toolkit.diagnose._onset import coarse_onset
+from toolkit.diagnose.data.prompt_mix import quantiles_from_counts
 from toolkit.diagnose.infra.memory import OOM_PATTERN
 from toolkit.types import Window
 
@@ -261,8 +263,13 @@ def context_errors(
     width = bucket or choose_bucket(span.duration)
     t = case.table("requests")
     inc = t.filter(within(t.ts, incident) & t.input_tokens.notnull())
-    q = record(inc.aggregate(q=inc.input_tokens.cast("float64").quantile(_LEVELS)))
-    edges = tuple(sorted({float(e) for e in q.iloc[0, 0]}))
+    # the deciles from the count of every token count (integers: a few thousand values), the
+    # interpolation of quantile_cont: a hash aggregate costs a fifth of the exact quantile
+    # over 5M incident rows (0.06 against 0.30 CPU seconds)
+    counts = record(inc.group_by(value=inc.input_tokens).aggregate(n=inc.count())
+                    ).sort_values("value")
+    edges = tuple(sorted({float(e) for e in quantiles_from_counts(
+        counts["value"].to_numpy(float), counts["n"].to_numpy(), _LEVELS)}))
     t = t.filter(within(t.ts, span) & t.input_tokens.notnull())
     tokens = t.input_tokens.cast("float64")
     decile = sum((tokens > double(e)).cast("int64") for e in edges) if edges else \

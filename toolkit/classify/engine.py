@@ -100,7 +100,8 @@ class Verdict:
 def score(evidence: Evidence, rules: RuleTable | None = None) -> Verdict:
     """Score the evidence against the rule table and decide."""
     rules = rules or load_rules()
-    findings = _with_unexplained_drift(_strongest(evidence.findings))
+    findings = _with_outputs_moved(_with_unexplained_drift(_strongest(evidence.findings)),
+                                   evidence.not_assessed)
     onset = _provisional_onset(evidence, findings)
     context = Context(findings, _events(evidence.events), onset)
     # only the modes that apply to the case's task (generative ones need generative evidence)
@@ -253,6 +254,52 @@ def _with_unexplained_drift(findings: dict[str, Finding]) -> dict[str, Finding]:
     extra = _unexplained_drift(drift, findings.get("data.null_rate"),
                                findings.get("data.unit_change"))
     return findings | {"data.feature_drift": replace(drift, evidence={**drift.evidence, **extra})}
+
+
+#: The diagnostic whose findings say whether the model's outputs moved.
+OUTPUTS_CHECK = "model.prediction_shift"
+
+
+def _with_outputs_moved(findings: dict[str, Finding], not_assessed: tuple[NotAssessed, ...]
+                        ) -> dict[str, Finding]:
+    """``findings`` with the drift finding's evidence extended by ``outputs_moved``.
+
+    Whether the input drift moved the model's outputs: a drift of features the model relies
+    on moves its scores or its class mix (``model.prediction_shift``), one of features it
+    barely uses does not. ``outputs_moved`` is ``True`` when the output shift is high, or
+    when its score PSI is at least half the drift that nulls and unit changes leave
+    unexplained (``unexplained_psi``; a shift without a score PSI counts as moved); ``False``
+    when the output check ran and found less (no finding, or a smaller medium one); ``None``
+    when it could not run (no score or prediction logged, too few requests): then nothing is
+    known and rules that read the value do not fire. Rules read it to tell an accuracy loss
+    that the inputs' drift does not explain (concept drift beside a mild drift of unimportant
+    features) from a covariate shift.
+    """
+    drift = findings.get("data.feature_drift")
+    if drift is None:
+        return findings
+    if any(gap.check == OUTPUTS_CHECK for gap in not_assessed):
+        moved = None
+    else:
+        shift = findings.get("model.prediction_shift")
+        moved = shift is not None and SEVERITIES.index(shift.severity) >= SEVERITIES.index(
+            "medium") and _outputs_moved(shift, drift)
+    return findings | {"data.feature_drift": replace(
+        drift, evidence={**drift.evidence, "outputs_moved": moved})}
+
+
+def _outputs_moved(shift: Finding, drift: Finding) -> bool:
+    """Whether a medium or high output shift is as large as the drift behind it."""
+    if shift.severity == "high":
+        return True
+    try:
+        score_psi = float(shift.evidence.get("score_psi"))
+    except (TypeError, ValueError):
+        return True
+    if not math.isfinite(score_psi):
+        return True
+    inputs = float(drift.evidence.get("unexplained_psi", drift.statistic) or 0.0)
+    return score_psi >= 0.5 * inputs
 
 
 def _unexplained_drift(drift: Finding, nulls: Finding | None, units: Finding | None

@@ -361,11 +361,16 @@ def scored_rows(case: CaseView, record: Recorder, baseline: Window, incident: Wi
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     fraction = scores_share(case, record, span, info)
     rows = case.cache[("scores_share", span.start, span.end, info.endpoints)][0]
-    requests = task_filter(case, info, case.table("requests"))
-    requests = requests.filter(within(requests.ts, span) & requests.prediction.notnull()
-                               & requests.scores.notnull())
+    # the sample first, alone on the bare table: DuckDB then evaluates it inside the scan and
+    # reads ``scores`` and ``request_id`` for the sampled rows only; below the other filters
+    # it stayed a filter above a scan of every row's JSON object (10M requests: 1.28 -> 0.79
+    # CPU-s for this query). The same filters, the same rows.
+    requests = case.table("requests")
     if fraction < 1.0:
         requests = sample_by_time(requests, fraction)
+    requests = task_filter(case, info, requests)
+    requests = requests.filter(within(requests.ts, span) & requests.prediction.notnull()
+                               & requests.scores.notnull())
     # the labels probe the (sampled) requests: the hash table is built on the smaller side
     t = latest_labels(case).inner_join(requests.select("request_id", "ts", "scores"),
                                        "request_id")
@@ -436,7 +441,10 @@ def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
         return table
     rows = task_filter(case, info, labelled_rows(case, span))
     present = case.columns["requests"]
-    wanted = [c for c in (*LABELLED_COLUMNS, *TASK_COLUMNS_EXTRA) if c in rows.columns and
+    # the segments and the interval are read by regression diagnostics alone: a column less
+    # to write for millions of labelled rows of the other tasks
+    extra = TASK_COLUMNS_EXTRA if info.task == "regression" else ()
+    wanted = [c for c in (*LABELLED_COLUMNS, *extra) if c in rows.columns and
               (c in ("label", "labeled_at", "correct") or c in present)]
     columns: dict[str, Any] = {c: rows[c] for c in wanted}
     rows = rows.select(**columns)

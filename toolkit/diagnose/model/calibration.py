@@ -505,7 +505,8 @@ def _scored(case: CaseView, base: dict[str, Any], baseline: Window, incident: Wi
                           for w, part in per_bin.groupby("window")])
     if strategy == "uniform":
         table["ece_equal_width"] = table["ece"]
-        table["ece_equal_mass"] = table["window"].map(_equal_mass_ece(record, windows, bins))
+        table["ece_equal_mass"] = table["window"].map(
+            _equal_mass_ece(record, windows, bins, check.get("distinct")))
     else:
         table["ece_equal_width"] = table["window"].map(_equal_width_ece(record, windows, bins))
         table["ece_equal_mass"] = table["ece"]
@@ -633,17 +634,57 @@ def _bin_bounds(per_bin: pd.DataFrame, bins: int, edges: dict[str, np.ndarray]
     return lo, hi
 
 
-def _equal_mass_ece(record: Recorder, rows: ibis.Table, bins: int) -> dict[str, float]:
+#: Forecasts taking at most this many distinct values (approximately counted) get their
+#: equal-mass bins from counts per distinct value (one hash aggregate) rather than from a sort
+#: per window and a second scan: scores logged at a fixed precision (4 decimals: 10,001 values).
+EXACT_VALUES = 100_000
+
+
+def _equal_mass_ece(record: Recorder, rows: ibis.Table, bins: int,
+                    distinct: float | None = None) -> dict[str, float]:
     """ECE over ``bins`` equal-mass bins with edges at each window's own forecast quantiles.
 
     Two queries whatever the number of windows: the quantiles per window, then the per-bin
-    sums with each row compared against its own window's edges.
+    sums with each row compared against its own window's edges. With at most
+    :data:`EXACT_VALUES` ``distinct`` forecasts, one query instead (:func:`_value_counts_ece`:
+    the same edges and bins from counts per distinct forecast).
     """
+    if distinct is not None and distinct <= EXACT_VALUES:
+        return _value_counts_ece(record, rows, bins)
     edges = _quantile_edges(record, rows, bins)
     if not edges:
         return {}
     binned = rows.mutate(_mbin=_quantile_bin(rows, edges))
     return _ece_by_window(record, binned)
+
+
+def _value_counts_ece(record: Recorder, rows: ibis.Table, bins: int) -> dict[str, float]:
+    """:func:`_equal_mass_ece` from counts per window and distinct forecast: the rows and the
+    outcomes per value (a hash aggregate, no sort), then in numpy the window's quantiles at
+    ``k / bins`` (DuckDB's ``quantile_cont``: the order statistics around ``(n - 1) k / bins``
+    and ``lo (1 - d) + hi d`` with one rounding, as its fused multiply-add), each value's bin
+    (the edges below it: :func:`_quantile_bin`) and the ECE over the bins."""
+    per = record(rows.group_by(window=rows._window, f=rows._f).aggregate(
+        n=rows.count(), so=rows._o.sum()))
+    levels = np.arange(1, bins) / bins
+    out = {}
+    for window, part in per.groupby("window"):
+        part = part.sort_values("f")
+        f, n = part["f"].to_numpy(float), part["n"].to_numpy(float)
+        upto = np.cumsum(n)  # rows with a forecast <= f
+        position = levels * (upto[-1] - 1)
+        below, above = np.floor(position), np.ceil(position)
+        lo = f[np.searchsorted(upto, below, side="right")]
+        hi = f[np.searchsorted(upto, above, side="right")]
+        d = position - below
+        mixed = (np.longdouble(lo) * np.longdouble(1.0 - d) + np.longdouble(hi * d)).astype(float)
+        edges = np.where(below == above, lo, mixed)
+        k = np.searchsorted(edges, f, side="left")  # edges strictly below the forecast
+        n_b = np.bincount(k, weights=n, minlength=bins)
+        sf_b = np.bincount(k, weights=f * n, minlength=bins)
+        so_b = np.bincount(k, weights=part["so"].to_numpy(float), minlength=bins)
+        out[str(window)] = float(np.abs(so_b - sf_b).sum() / n_b.sum())
+    return out
 
 
 def _equal_width_ece(record: Recorder, rows: ibis.Table, bins: int) -> dict[str, float]:
@@ -664,14 +705,16 @@ def score_semantics(record: Recorder, rows: ibis.Table, positive: str | None) ->
     """What the scores of labelled predictions look like (one aggregate in the engine).
 
     Returns ``rows`` (with a score and a prediction), ``classes`` (distinct predictions),
-    ``label_classes`` (distinct labels, 0 without labels), ``min`` and ``max`` score, ``below_half`` (share with score < 0.5) and
-    ``agrees_with_positive`` (share where ``score >= 0.5`` exactly when the prediction is the
-    positive class; NaN without a positive class).
+    ``label_classes`` (distinct labels, 0 without labels), ``min`` and ``max`` score,
+    ``below_half`` (share with score < 0.5), ``agrees_with_positive`` (share where ``score >=
+    0.5`` exactly when the prediction is the positive class; NaN without a positive class) and
+    ``distinct`` (distinct scores, approximate: HyperLogLog).
     """
     rows = rows.filter(rows.score.notnull() & rows.prediction.notnull())
     score = rows.score.cast("float64")
     aggs = {"n": rows.count(), "classes": rows.prediction.nunique(), "lo": score.min(),
-            "hi": score.max(), "below": (score < 0.5).cast("int64").sum()}
+            "hi": score.max(), "below": (score < 0.5).cast("int64").sum(),
+            "distinct": score.approx_nunique()}
     if "label" in rows.columns:
         aggs["labels"] = rows.label.nunique()
     if positive is not None:
@@ -686,7 +729,7 @@ def score_semantics(record: Recorder, rows: ibis.Table, positive: str | None) ->
     return {"rows": n, "classes": int(row["classes"]), "label_classes": int(row.get("labels", 0)),
             "min": float(row["lo"]) if n else float("nan"),
             "max": float(row["hi"]) if n else float("nan"),
-            "below_half": share(row["below"]),
+            "below_half": share(row["below"]), "distinct": int(row["distinct"] or 0),
             "agrees_with_positive": share(row["agree"]) if positive is not None else float("nan")}
 
 

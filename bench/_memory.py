@@ -13,11 +13,12 @@ Example (a parent holding 2 GiB starts a child that uses 11 MiB): ``ru_maxrss`` 
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 from pathlib import Path
 
-__all__ = ["peak_rss_mib"]
+__all__ = ["peak_rss_mib", "children_peak_rss_mib"]
 
 
 def peak_rss_mib() -> float:
@@ -29,3 +30,36 @@ def peak_rss_mib() -> float:
                 return int(line.split()[1]) / 1024  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024**2 if sys.platform == "darwin" else peak / 1024
+
+
+def children_peak_rss_mib() -> float:
+    """The sum of the peak resident set sizes of this process's living descendants, in MiB
+    (e.g. the JVM that pyspark starts), read from their ``VmHWM``; 0 where ``/proc`` is
+    missing."""
+    proc = Path("/proc")
+    if not (proc / "self").exists():
+        return 0.0
+    total, pending, seen = 0.0, _children(os.getpid()), set()
+    while pending:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        pending += _children(pid)
+        try:
+            status = (proc / str(pid) / "status").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        total += next((int(line.split()[1]) / 1024 for line in status.splitlines()
+                       if line.startswith("VmHWM:")), 0.0)
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in task.read_text().split()]
+        except OSError:
+            continue
+    return out

@@ -3,6 +3,7 @@
     python bench/bench_scale.py [--rows 100000000] [--seed-rows 10000000]
                                 [--workdir /tmp/scale] [--memory-limit 4GB]
                                 [--temp-directory WORKDIR/spill]
+    python bench/bench_scale.py --engine spark [--rows 10000000] [--workdir /tmp/scale]
 
 How the 100M case is built (cheaply, and without a Python loop over rows):
 
@@ -14,9 +15,9 @@ How the 100M case is built (cheaply, and without a Python loop over rows):
    outcomes at the same times (a fleet that serves the same traffic ``k`` times over), replica
    ``r > 0`` with ``request_id || '.r<r>'`` and ``ts + r`` microseconds, so ids stay unique and
    the truth's windows and onset still hold. ``requests`` is written one hour of the seed at a
-   time (``INSERT ... SELECT ... FROM seed, range(k) ... ORDER BY ts``, a Python loop over the
-   ~340 hours, not the rows), so the table stays in time order and DuckDB's zone maps still
-   skip what a window does not need. ``labels`` is replicated in one statement; the metrics,
+   time (``INSERT ... SELECT ... FROM seed.requests, range(k) WHERE ts in the hour``, a Python
+   loop over the ~340 hours, not the rows), so the table stays in time order hour by hour and
+   DuckDB's zone maps still skip what a window does not need, as in an ingested case. ``labels`` is replicated in one statement; the metrics,
    events, lineage and catalog tables are the seed's. The build runs under the same memory
    limit.
 
@@ -27,6 +28,13 @@ size (bytes on disk, polled every 50 ms) and the process's peak RSS so far (``Vm
 ``_memory``), then the totals and the load average. A diagnostic that fails (an out-of-memory
 error above all) is reported with its error and the run goes on to the next one; the exit
 status is then 1.
+
+``--engine spark`` runs the same diagnostics through the Spark engine, for the record: the
+simulated case of ``--rows`` requests (10M by default; no replication) is exported table by
+table to Parquet by DuckDB (``COPY ... TO``, once), opened with ``connect_lake`` on a
+``local[2]`` session (UTC, 4 shuffle partitions, driver memory ``--memory-limit``, spilling
+to ``--temp-directory`` as ``spark.local.dir``), and timed the same way. Its peak RSS adds the
+JVM's (a child process) to Python's.
 """
 
 from __future__ import annotations
@@ -42,9 +50,9 @@ import time
 import traceback
 from pathlib import Path
 
-from _memory import peak_rss_mib
+from _memory import children_peak_rss_mib, peak_rss_mib
 
-DEFAULT_ROWS = 100_000_000
+DEFAULT_ROWS = {"duckdb": 100_000_000, "spark": 10_000_000}
 DEFAULT_SEED_ROWS = 10_000_000
 
 
@@ -72,6 +80,7 @@ def build_scaled_case(rows: int, seed_rows: int, workdir: Path,
     start = time.perf_counter()
     shutil.copyfile(seed_db, partial)
     con = tk.connect(partial, memory_limit=memory_limit, temp_directory=temp_directory)
+    con.execute("SET enable_progress_bar = false")
     con.execute("ATTACH ? AS seed (READ_ONLY)", [str(seed_db)])
     con.execute("DELETE FROM requests")
     con.execute("DELETE FROM labels")
@@ -85,7 +94,7 @@ def build_scaled_case(rows: int, seed_rows: int, workdir: Path,
         con.execute(
             f"INSERT INTO requests SELECT q.* REPLACE ({request_id} AS request_id, "
             f"ts + to_microseconds(r) AS ts) FROM seed.requests AS q, {replica} "
-            "WHERE q.ts >= $h AND q.ts < $h + INTERVAL 1 HOUR ORDER BY ts", {"h": hour})
+            "WHERE q.ts >= $h AND q.ts < $h + INTERVAL 1 HOUR", {"h": hour})
         if number % 24 == 0:
             print(f"   built {number}/{len(hours)} hours "
                   f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
@@ -107,10 +116,57 @@ def build_scaled_case(rows: int, seed_rows: int, workdir: Path,
     return db, truth
 
 
+def export_lake(db: Path, folder: Path) -> dict[str, str]:
+    """The case's non-empty canonical tables as Parquet files (written once), for Spark."""
+    import toolkit as tk
+    from toolkit.store.lake import LAKE_TABLES
+
+    done = folder / "tables.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    con = tk.connect(db, read_only=True)
+    tables = {}
+    for table in LAKE_TABLES:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                           [table]).fetchone()[0]:
+            continue
+        if not con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+            continue
+        path = folder / f"{table}.parquet"
+        con.execute(f"COPY {table} TO '{path}' (FORMAT parquet)")
+        tables[table] = str(path)
+    con.close()
+    done.write_text(json.dumps(tables))
+    return tables
+
+
+def open_spark(tables: dict[str, str], memory: str, temp_directory: Path) -> object:
+    """A lake case over the Parquet tables, on a local[2] Spark session."""
+    from toolkit.store.lake import connect_lake
+
+    gib = max(1, round(_bytes(memory) / 1024**3))
+    conf = {"spark.master": "local[2]", "spark.driver.memory": f"{gib}g",
+            "spark.sql.shuffle.partitions": "4", "spark.local.dir": str(temp_directory),
+            "spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"}
+    return connect_lake(tables, conf=conf)
+
+
+def _bytes(size: str) -> float:
+    """``4GB``, ``4GiB``, ``512MB`` ... in bytes (decimal and binary units alike)."""
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT])i?B", size.strip(), flags=re.IGNORECASE)
+    if not match:
+        raise SystemExit(f"--memory-limit {size!r}: give it as e.g. 4GB or 512MB")
+    return float(match.group(1)) * 1024 ** ("KMGT".index(match.group(2).upper()) + 1)
+
+
 # -- the measurement -----------------------------------------------------------------------
 
 class TempGauge:
-    """Polls a folder's size on disk (allocated blocks of its files) in a background thread.
+    """Polls a folder's size on disk (allocated blocks of the files in it and its sub-folders)
+    in a background thread.
 
     ``mark()`` starts a new interval; ``interval_peak`` and ``peak`` are the largest sizes seen
     since the last mark and since the start, in bytes.
@@ -138,15 +194,12 @@ class TempGauge:
 
     def _sample(self) -> None:
         size = 0
-        try:
-            with os.scandir(self.folder) as entries:
-                for entry in entries:
-                    try:
-                        size += entry.stat(follow_symlinks=False).st_blocks * 512
-                    except FileNotFoundError:  # DuckDB removed it meanwhile
-                        pass
-        except FileNotFoundError:
-            pass
+        for root, _, files in os.walk(self.folder):  # Spark spills into sub-folders
+            for name in files:
+                try:
+                    size += os.lstat(os.path.join(root, name)).st_blocks * 512
+                except FileNotFoundError:  # removed meanwhile
+                    pass
         self.peak = max(self.peak, size)
         self.interval_peak = max(self.interval_peak, size)
 
@@ -155,23 +208,39 @@ class TempGauge:
             self._sample()
 
 
-def run_diagnostics(db: Path, truth: dict, temp_directory: Path) -> dict:
+def run_diagnostics(db: Path, truth: dict, temp_directory: Path, engine: str = "duckdb",
+                    memory: str = "4GB") -> dict:
     """In this (fresh) process: every diagnostic, timed, with the spill folder watched."""
     import toolkit as tk
     from toolkit.diagnose import REGISTRY
     from toolkit.diagnose._case import case_view
 
-    con = tk.connect(db, read_only=True)  # memory limit and temp folder from the environment
-    settings = dict(con.execute("SELECT name, value FROM duckdb_settings() WHERE name IN "
-                                "('memory_limit', 'temp_directory', 'threads')").fetchall())
     baseline, incident = "/".join(truth["baseline"]), "/".join(truth["incident"])
     load = os.getloadavg()
     rows = []
     results = {}
     with TempGauge(temp_directory) as gauge:
         start, cpu_start = time.perf_counter(), time.process_time()
-        case = case_view(con)
+        if engine == "spark":
+            source = open_spark(export_lake(db, db.parent.parent / f"lake_{truth['rows']}"),
+                                memory, temp_directory)
+            conf = source._session.conf
+            settings = {k: conf.get(k) for k in ("spark.master", "spark.driver.memory",
+                                                 "spark.sql.shuffle.partitions",
+                                                 "spark.sql.session.timeZone")}
+            rows.append(_row("spark session + lake", start, cpu_start, gauge.mark(), None))
+            start, cpu_start = time.perf_counter(), time.process_time()
+        else:  # memory limit and temp folder from the environment
+            source = tk.connect(db, read_only=True)
+            source.execute("SET enable_progress_bar = false")
+            settings = dict(source.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN "
+                "('memory_limit', 'temp_directory', 'threads')").fetchall())
+        tick, cpu = time.perf_counter(), time.process_time()
+        case = case_view(source)
+        con = case.con
         getattr(case, "backend", None)  # load ibis's backend once, outside any diagnostic
+        rows.append(_row("case view + backend", tick, cpu, gauge.mark(), None))
         rows.append(_row("case view + backend", start, cpu_start, gauge.mark(), None))
         for diagnostic_id, function in REGISTRY.items():
             tick, cpu = time.perf_counter(), time.process_time()
@@ -184,12 +253,20 @@ def run_diagnostics(db: Path, truth: dict, temp_directory: Path) -> dict:
                 results[diagnostic_id] = function(con, baseline, incident, case=case, **kwargs)
             except Exception as exc:  # noqa: BLE001 - reported, and the next one runs
                 error = _error(exc)
+                sql = _failing_sql(exc)
+                if sql is not None:  # keep the query and its plan for the report
+                    stem = temp_directory.parent / f"failed_{diagnostic_id}"
+                    stem.with_suffix(".sql").write_text(sql + "\n")
+                    if engine == "duckdb":
+                        stem.with_suffix(".plan.txt").write_text(_plan(con, sql) + "\n")
+                    error += f"\n         query and plan: {stem}.sql, {stem}.plan.txt"
             rows.append(_row(diagnostic_id, tick, cpu, gauge.mark(), error))
             print(_line(rows[-1]), file=sys.stderr, flush=True)
         total, cpu_total = time.perf_counter() - start, time.process_time() - cpu_start
     findings = sorted({f.id for r in results.values() for f in r.findings()
                        if f.severity in ("medium", "high")})
     return {"rows": rows, "total_s": total, "cpu_s": cpu_total, "peak_rss_mb": peak_rss_mib(),
+            "children_peak_rss_mb": children_peak_rss_mib(), "engine": engine,
             "temp_peak_bytes": gauge.peak, "load_start": load, "load_end": os.getloadavg(),
             "settings": settings, "findings": findings,
             "failed": [r["id"] for r in rows if r["error"]]}
@@ -214,6 +291,27 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}{where}"
 
 
+def _failing_sql(exc: BaseException) -> str | None:
+    """The SQL text the engine was running when ``exc`` was raised (the deepest frame with a
+    ``sql`` string among its locals: the recorder's, the engine's run)."""
+    sql, tb = None, exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("sql")
+        if isinstance(candidate, str):
+            sql = candidate
+        tb = tb.tb_next
+    return sql
+
+
+def _plan(con: object, sql: str) -> str:
+    """DuckDB's physical plan of ``sql`` (EXPLAIN plans, it does not run the query)."""
+    try:
+        rows = con.execute(f"EXPLAIN {sql}").fetchall()
+    except Exception as exc:  # noqa: BLE001 - the plan is a help, not the measurement
+        return f"(no plan: {exc})"
+    return "\n".join(str(r[-1]) for r in rows)
+
+
 def _line(row: dict) -> str:
     text = (f"   {row['id']:28s} {row['wall_s']:8.2f} s wall {row['cpu_s']:8.2f} s CPU  "
             f"temp peak {_size(row['temp_peak_bytes']):>9s}  RSS peak so far "
@@ -232,12 +330,15 @@ def _size(count: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    parser.add_argument("--engine", choices=sorted(DEFAULT_ROWS), default="duckdb")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="requests (default 100M on DuckDB, 10M on Spark)")
     parser.add_argument("--seed-rows", type=int, default=DEFAULT_SEED_ROWS)
     parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
-    parser.add_argument("--memory-limit", default="4GB")
+    parser.add_argument("--memory-limit", default="4GB",
+                        help="DuckDB's memory limit, or the Spark driver's memory")
     parser.add_argument("--temp-directory", type=Path, default=None,
-                        help="where DuckDB spills (default WORKDIR/spill)")
+                        help="where DuckDB (or Spark) spills (default WORKDIR/spill)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -245,30 +346,43 @@ def main() -> None:
     temp_directory = (args.temp_directory or workdir / "spill").resolve()
     if args.child:
         truth = json.loads((args.db.parent / "truth.json").read_text())
-        print(json.dumps(run_diagnostics(args.db, truth, temp_directory), default=str))
+        print(json.dumps(run_diagnostics(args.db, truth, temp_directory, args.engine,
+                                         args.memory_limit), default=str))
         return
+    rows = args.rows or DEFAULT_ROWS[args.engine]
     workdir.mkdir(parents=True, exist_ok=True)
-    db, truth = build_scaled_case(args.rows, args.seed_rows, workdir, args.memory_limit,
-                                  temp_directory)
-    print(f"== {truth['rows']:,} requests x {truth['n_features']} features "
-          f"({truth['replicas']} replicas of a {truth['seed_rows']:,}-request simulated case; "
-          f"built in {truth['build_s']:.0f} s, case file {_size(truth['case_bytes'])})")
+    temp_directory.mkdir(parents=True, exist_ok=True)
+    if args.engine == "spark":
+        from diagnose import prepare
+
+        db, truth = prepare(rows, workdir)
+        print(f"== {rows:,} requests x {truth['n_features']} features on Spark local[2] "
+              f"(simulated case, exported to Parquet once)")
+    else:
+        db, truth = build_scaled_case(rows, args.seed_rows, workdir, args.memory_limit,
+                                      temp_directory)
+        print(f"== {truth['rows']:,} requests x {truth['n_features']} features "
+              f"({truth['replicas']} replicas of a {truth['seed_rows']:,}-request simulated "
+              f"case; built in {truth['build_s']:.0f} s, case file "
+              f"{_size(truth['case_bytes'])})")
     env = os.environ | {"PYTHONWARNINGS": "ignore", "FORENSICS_MEMORY_LIMIT": args.memory_limit,
                         "FORENSICS_TEMP_DIRECTORY": str(temp_directory)}
     command = [sys.executable, __file__, "--child", "--db", str(db), "--workdir", str(workdir),
-               "--temp-directory", str(temp_directory)]
-    out = subprocess.run(command, capture_output=True, text=True, env=env)
+               "--temp-directory", str(temp_directory), "--engine", args.engine,
+               "--memory-limit", args.memory_limit]
+    out = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
     if out.returncode:
-        sys.stderr.write(out.stderr)
         raise SystemExit(f"the diagnostics process failed (exit {out.returncode})")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"   DuckDB settings: {result['settings']}")
+    print(f"   settings: {result['settings']}")
     for row in result["rows"]:
         print(_line(row))
     load = "/".join(f"{x:.1f}" for x in result["load_start"])
+    jvm = (f" (+ {result['children_peak_rss_mb']:,.0f} MiB in child processes: the JVM)"
+           if result["children_peak_rss_mb"] else "")
     print(f"   {'all diagnostics':28s} {result['total_s']:8.2f} s wall "
           f"{result['cpu_s']:8.2f} s CPU  temp peak {_size(result['temp_peak_bytes'])}  "
-          f"peak RSS {result['peak_rss_mb']:,.0f} MiB")
+          f"peak RSS {result['peak_rss_mb']:,.0f} MiB{jvm}")
     print(f"   load average at start {load} (1/5/15 min), at end "
           f"{'/'.join(f'{x:.1f}' for x in result['load_end'])}")
     print(f"   findings: {', '.join(result['findings'])}")

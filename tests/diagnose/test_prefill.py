@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -159,3 +160,28 @@ def test_without_ttft_it_is_not_assessed():
     result = prefill_interference(make_case(requests=frame), (T0, CUT), (CUT, END))
     assert result.table.empty and result.findings() == []
     assert "requests have no ttft_ms" in result.not_assessed[0].reason
+
+
+def test_tpot_median_shared_with_token_latency_on_one_case_view():
+    """After infra.token_latency on the same case view, the TPOT median per window is read
+    from its summaries instead of one more quantile in the window query: same numbers as a
+    view of its own, and numpy's median of each window."""
+    from toolkit.diagnose._case import case_view
+
+    token_latency = importlib.import_module("toolkit.diagnose.infra.token_latency")
+    frame = traffic(bursts=True, tpot_factor=1.4)
+    con = make_case(requests=frame)
+    alone = prefill_interference(con, (T0, CUT), (CUT, END), bucket=WIDTH)
+    case = case_view(con)
+    token_latency.token_latency(con, (T0, CUT), (CUT, END), bucket=WIDTH, case=case)
+    shared = prefill_interference(con, (T0, CUT), (CUT, END), bucket=WIDTH, case=case)
+    def tpot_quantile(result) -> bool:
+        window_sql = next(s for s in result.sql if "short_with_ttft" in s)
+        return re.search(r"QUANTILE_CONT\([^,]*tpot_ms", window_sql) is not None
+
+    assert tpot_quantile(alone) and not tpot_quantile(shared)  # read from the summaries
+    pd.testing.assert_frame_equal(shared.table, alone.table)
+    pd.testing.assert_frame_equal(shared.timeline, alone.timeline)
+    table = shared.table.set_index("window")
+    for name, part in (("baseline", frame[frame.ts < CUT]), ("incident", frame[frame.ts >= CUT])):
+        assert table.loc[name, "tpot_p50_ms"] == pytest.approx(part.tpot_ms.median(), rel=1e-12)

@@ -79,7 +79,12 @@ from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, epoch_us, window_label
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import quantiles_from_counts
-from toolkit.diagnose.infra.token_latency import NO_HOST, split_quantiles
+from toolkit.diagnose.infra.token_latency import (
+    NO_HOST,
+    QUANTILES,
+    peek_latency_summaries,
+    split_quantiles,
+)
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -337,6 +342,9 @@ def prefill_interference(
     t = t.mutate(_window=window_label(t.ts, baseline, incident), _short=short, _long=long_,
                  _tokens=tokens)
     has_tpot = case.has("requests", "tpot_ms")
+    # the TPOT median per window is infra.token_latency's when it ran on this view already
+    shared = peek_latency_summaries(case, record, span, baseline, incident, width) \
+        if has_tpot else None
 
     def measures(rows) -> dict[str, Any]:
         out = {
@@ -348,12 +356,17 @@ def prefill_interference(
             "long_input_tokens": rows._tokens.sum(where=rows._long),
             "_short_q": rows.ttft_ms.quantile([0.5, 0.9, 0.99], where=rows._short),
         }
-        if has_tpot:
+        if has_tpot and shared is None:
             out["_tpot_q"] = rows.tpot_ms.quantile([0.5])
         return out
 
     inside = t.filter(t._window.notnull())
     windows = record(inside.group_by(window=inside._window).aggregate(**measures(inside)))
+    if shared is not None:
+        median = {w: [float(q[QUANTILES.index(0.5)])] if isinstance(q, (list, np.ndarray))
+                  else None for w, q in zip(shared[0]["window"], shared[0]["_tpot_q"],
+                                            strict=True)}
+        windows["_tpot_q"] = windows["window"].map(median)
     # the incident's rows by their time (a filter on the window label leaves DuckDB
     # estimating one row, and it then runs the ASOF join as a nested loop: minutes on 10M)
     windows = windows.merge(_head_of_line(case, record, t.filter(within(t.ts, incident))),

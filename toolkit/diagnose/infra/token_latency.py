@@ -81,7 +81,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
 __all__ = ["token_latency", "TokenLatencyResult", "ID", "LATENCIES", "QUANTILES",
-           "split_quantiles", "failed_expr", "host_expr", "NO_HOST", "latency_summaries"]
+           "split_quantiles", "failed_expr", "host_expr", "NO_HOST", "latency_summaries",
+           "peek_latency_summaries"]
 
 ID = "infra.token_latency"
 #: The latencies measured: short name -> requests column.
@@ -513,8 +514,7 @@ def latency_summaries(case: CaseView, record: Recorder, span: Window, baseline: 
     summaries are computed once per case view and windows (``case.cache``), and a later
     diagnostic records their SQL without running it again. Returns fresh copies.
     """
-    key = ("latency_summaries", span.start, span.end, baseline.start, baseline.end,
-           incident.start, incident.end, width)
+    key = _summaries_key(span, baseline, incident, width)
     if key not in case.cache:
         own = Recorder()
         cols = case.columns["requests"]
@@ -539,10 +539,28 @@ def latency_summaries(case: CaseView, record: Recorder, span: Window, baseline: 
         timeline = own(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
             **measures(t))).sort_values("bucket_start", ignore_index=True)
         case.cache[key] = ((windows, timeline), own.sql)
+    return peek_latency_summaries(case, record, span, baseline, incident, width)
+
+
+def peek_latency_summaries(case: CaseView, record: Recorder, span: Window, baseline: Window,
+                           incident: Window, width: timedelta
+                           ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """:func:`latency_summaries` when this case view holds them already (their SQL recorded),
+    else ``None``: for a diagnostic that needs only a little of them and would rather compute
+    that itself than both scans."""
+    key = _summaries_key(span, baseline, incident, width)
+    if key not in case.cache:
+        return None
     (windows, timeline), sql = case.cache[key]
     for statement in sql:
         record.note(statement)
     return windows.copy(), timeline.copy()
+
+
+def _summaries_key(span: Window, baseline: Window, incident: Window, width: timedelta
+                   ) -> tuple[Any, ...]:
+    return ("latency_summaries", span.start, span.end, baseline.start, baseline.end,
+            incident.start, incident.end, width)
 
 
 def _slos(case: CaseView, ttft: float | None, tpot: float | None, base_value

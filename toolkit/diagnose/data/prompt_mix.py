@@ -72,7 +72,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import ibis
-import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
@@ -118,11 +117,6 @@ _DECILES = np.linspace(0.1, 0.9, 9)
 #: Fewest requests of a bucket whose mix is compared with the baseline's (for the onset; the
 #: distance of a small bucket is biased up, the same in every bucket, which a ramp fit absorbs).
 MIN_BUCKET_ROWS = 5
-
-
-@ibis.udf.agg.builtin(name="histogram")
-def _int_counts(arg: dt.int64) -> dt.Map(dt.int64, dt.int64):
-    """DuckDB ``histogram(x)`` over BIGINT: the count of every distinct value."""
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -370,15 +364,17 @@ def prompt_mix(
     table_rows: list[dict[str, Any]] = []
     edges, input_counts = None, None
     lengths = [c for c in TOKEN_COLUMNS if c in columns] if has_length else []
-    # one scan: per window, the count of every token length and of every attribute value
+    # per window, the count of every token length (a hash aggregate per column: a third of
+    # the cost of a histogram map per window, 10M rows: 0.16 against 0.52 CPU s for the two
+    # columns) and of every attribute value (one scan of histograms)
     per = record(in_windows.group_by(window=in_windows._window).aggregate(
-        **{f"l_{k}": _int_counts(in_windows[c].cast("int64")) for k, c in enumerate(lengths)},
         **{f"m_{k}": value_counts(in_windows[a].cast("string"))
-           for k, a in enumerate(present)}))
-    for k, column in enumerate(lengths):
-        counts = pd.DataFrame([{"window": r["window"], "value": v, "n": n}
-                               for _, r in per.iterrows() for v, n in (r[f"l_{k}"] or {}).items()],
-                              columns=["window", "value", "n"])
+           for k, a in enumerate(present)})) if present else pd.DataFrame()
+    for column in lengths:
+        known = in_windows.filter(in_windows[column].notnull())
+        counts = record(known.group_by(window=known._window,
+                                       value=known[column].cast("int64")).aggregate(
+            n=known.count()))[["window", "value", "n"]]
         row, column_edges = length_row(column, counts)
         if row is not None:
             table_rows.append(row)

@@ -79,6 +79,7 @@ MODES = ("covariate_shift", "bad_release", "calibration_collapse", "concept_drif
 #: Tuning seeds of the classic world (the report seeds 1001-1003 are never used to tune).
 TUNING = range(1, 16)
 WITHIN = 0.02
+Z = 1.959964
 #: Regression (``--task regression``): the estimated MAE within 5% of the realized one.
 WITHIN_RELATIVE = 0.05
 REGRESSION_MODES = ("covariate_shift", "bad_release", "calibration_collapse", "concept_drift",
@@ -94,9 +95,13 @@ def _seeds(text: str) -> list[int]:
 
 
 def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int,
-            variants: tuple[bool, ...], task: str = "binary") -> list[dict]:
+            variants: tuple[bool, ...], task: str = "binary", labels_after: float = 0.0
+            ) -> list[dict]:
     """The weekly windows of one simulated case: estimate (labels hidden) vs realized, per
-    variant (``False``: plain CBPE; ``True``: the reference reweighted to the incident)."""
+    variant (``False``: plain CBPE; ``True``: the reference reweighted to the incident).
+
+    ``labels_after``: the estimate is made that many hours after the incident's start, with
+    the labels that had arrived by then (``as_of``); 0 hides every incident label."""
     from toolkit.evaluate import _ingest  # loads a task's endpoints catalog, as evaluate does
     from toolkit.simulate import make_case
     from toolkit.types import Window
@@ -112,7 +117,8 @@ def windows(mode: str, seed: int, rows: int, calendar: bool, min_labels: int,
         try:
             for reweight in variants:
                 runs[reweight] = (
-                    est.estimation(con, b, i, bucket=week, as_of=i.start, reweight=reweight),
+                    est.estimation(con, b, i, bucket=week, reweight=reweight,
+                                   as_of=i.start + timedelta(hours=labels_after)),
                     est.estimation(con, b, i, bucket=week, reweight=reweight))
         finally:
             con.close()
@@ -128,7 +134,10 @@ def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
     """Windows of one estimate (labels hidden) against the realized accuracy (``later``)."""
     m = "mae" if hidden.task == "regression" else "accuracy"
     rw = hidden.reference.get("reweighting", {})
+    heads = hidden.reference.get("versions") or {}
     base = {"drift_once_labelled": any("concept drift" in g.reason for g in later.not_assessed),
+            "own_version_labels": sum(int(h["labelled"]) for h in heads.values()
+                                      if h.get("calibrated")),
             "reweighted": bool(rw.get("applied")),
             "reweighted_on": " x ".join(rw.get("features", [])) if rw.get("applied") else ""}
     if later.overall.get("labelled", 0) < min_labels:
@@ -155,8 +164,67 @@ def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
                            "reason": "" if h["status"] == "estimated" else h["status"],
                            "estimate": h[m], "lo": h[f"{m}_lo"],
                            "hi": h[f"{m}_hi"], "realized": r[f"realized_{m}"],
+                           # the band before the bootstrap term (sampling and the two folds)
+                           "old_half": Z * float(np.hypot(h.get(f"{m}_se_sampling", np.nan),
+                                                           h.get(f"{m}_se_folds", np.nan))),
+                           "own_version_share": h.get("own_version_share", 0.0),
                            "labelled": int(r["labelled"])})
     return out
+
+
+def rule_effect(mode: str, seed: int, rows: int, labels_after: float) -> dict:
+    """Classify one simulated case with the incident's labels delayed (issue 25 item 4).
+
+    The labels that had not arrived ``labels_after`` hours after the incident's start are
+    deleted from the case (as if it were diagnosed then); the case is classified on its true
+    windows with the packaged rules, then rescored without ``rules_estimation.toml``'s rules
+    (the same findings). Returns the truth, both verdicts, the estimation rules that fired and
+    the estimate's state (finding, abstention, incident labels)."""
+    import tomllib
+    from dataclasses import replace
+    from importlib import resources
+
+    from toolkit.classify.api import _abstain_without_evidence, classify_incident
+    from toolkit.classify.engine import Evidence, score
+    from toolkit.classify.rules import load_rules
+    from toolkit.diagnose._case import case_view
+    from toolkit.evaluate import _ingest
+    from toolkit.simulate import make_case
+    from toolkit.types import Window
+
+    names = {r["name"] for r in tomllib.loads(
+        (resources.files("toolkit.classify") / "rules_estimation.toml").read_text("utf-8"))
+        ["rules"]}
+    case = make_case(mode, seed=seed, rows=rows)
+    truth = case.truth()
+    b, i = Window(*truth["baseline"]), Window(*truth["incident"])
+    as_of = i.start + timedelta(hours=labels_after)
+    with tempfile.TemporaryDirectory() as folder:
+        con = _ingest(case, folder)
+        try:
+            if "labels" in {t[0] for t in con.execute("SHOW TABLES").fetchall()}:
+                con.execute("DELETE FROM labels WHERE labeled_at IS NULL OR labeled_at >= ?",
+                            [as_of])
+            view = case_view(con)
+            got = classify_incident(con, incident=i, baseline=b, case=view)
+            table = load_rules()
+            without = replace(table, rules=tuple(r for r in table.rules if r.name not in names))
+            evidence = Evidence(tuple(got.diagnosis.findings()),
+                                tuple(got.diagnosis.not_assessed()), view.events, b, i,
+                                got.serving_mode)
+            other = _abstain_without_evidence(score(evidence, without), got.diagnosis)
+        finally:
+            con.close()
+    result = got.diagnosis.results.get("model.estimation")
+    ids = {f.id for f in got.diagnosis.findings()}
+    return {"mode": mode, "seed": seed, "truth": truth.get("failure_mode", mode),
+            "with": got.failure_mode, "without": other.failure_mode,
+            "fired": "; ".join(h.name for h in got.verdict.hits if h.name in names),
+            "estimated_drop": "model.estimated_accuracy_drop" in ids,
+            "realized_drop": "model.accuracy_drop" in ids,
+            "estimate_abstained": bool(result is not None and result.abstained),
+            "incident_labels": int(result.overall.get("labelled", 0))
+            if result is not None and result.overall else 0}
 
 
 def summarize(frame: pd.DataFrame, relative: bool = False) -> pd.DataFrame:
@@ -179,6 +247,10 @@ def summarize(frame: pd.DataFrame, relative: bool = False) -> pd.DataFrame:
             "bias": float(err.mean()) if len(ok) else np.nan,
             "band_coverage": float(((ok["realized"] >= ok["lo"]) &
                                     (ok["realized"] <= ok["hi"])).mean()) if len(ok) else np.nan,
+            "old_band_coverage": float(((ok["realized"] - ok["estimate"]).abs() <=
+                                        ok["old_half"]).mean())
+            if len(ok) and "old_half" in ok and ok["old_half"].notna().any() else np.nan,
+            "abstained_share": float(g["abstained"].mean()),
             "abstained_would_be_off": float(off.mean()) if off.notna().any() else np.nan,
             "drift_once_labelled": int(g.drop_duplicates("seed")["drift_once_labelled"].sum()),
             "seeds": g["seed"].nunique(),
@@ -199,18 +271,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", action="store_true",
                         help="plain CBPE only (no reweighting of the reference to the "
                              "incident's inputs); by default both are run and printed")
+    parser.add_argument("--reweighted", action="store_true",
+                        help="the reweighted estimate only (the default one)")
+    parser.add_argument("--labels-after", type=float, default=0.0, metavar="HOURS",
+                        help="estimate HOURS after the incident's start with the labels that "
+                             "had arrived by then (a new model version calibrates on its own "
+                             "labelled head); default 0: every incident label hidden")
     parser.add_argument("--json", type=Path, help="write every window as JSON lines")
+    parser.add_argument("--rules", action="store_true",
+                        help="classify each case with its labels delayed (--labels-after), with "
+                             "and without rules_estimation.toml's rules (issue 25 item 4)")
     args = parser.parse_args(argv)
     seeds = _seeds(args.seeds)
     if any(s not in TUNING for s in seeds):
         parser.error("tuning seeds only (classic world 1-15): report seeds are never tuned on")
-    variants = (False,) if args.plain or args.task == "regression" else (False, True)
+    if args.rules:
+        return _rules_main(args, seeds)
+    variants = ((False,) if args.plain or args.task == "regression" else
+                (True,) if args.reweighted else (False, True))
     found = []
     for mode in args.modes.split(","):
         for seed in seeds:
             tick = time.perf_counter()
             got = windows(mode, seed, args.rows, args.calendar_weeks, args.min_labels, variants,
-                          args.task)
+                          args.task, args.labels_after)
             found += got
             for w in got:
                 print(f"{mode:22s} seed {seed:2d} {w['variant'][:5]:5s} {w['window'][:16]} "
@@ -226,6 +310,32 @@ def main(argv: list[str] | None = None) -> int:
         for variant, part in frame.groupby("variant", sort=False):
             print(f"--- {variant} {'error model' if args.task == 'regression' else 'CBPE'} ---")
             print(summarize(part, relative=args.task == "regression").to_string(index=False))
+    return 0
+
+
+def _rules_main(args: argparse.Namespace, seeds: list[int]) -> int:
+    """``--rules``: the verdicts with and without the estimation rules, per case and mode."""
+    found = []
+    for mode in args.modes.split(","):
+        for seed in seeds:
+            tick = time.perf_counter()
+            r = rule_effect(mode, seed, args.rows, args.labels_after)
+            found.append(r)
+            print(f"{mode:22s} seed {seed:2d} with {r['with']:22s} without {r['without']:22s} "
+                  f"est.drop {r['estimated_drop']!s:5s} drop {r['realized_drop']!s:5s} "
+                  f"labels {r['incident_labels']:5d} fired: {r['fired'] or '-'} "
+                  f"[{time.perf_counter() - tick:.0f}s]", file=sys.stderr, flush=True)
+    frame = pd.DataFrame(found)
+    if args.json:
+        frame.to_json(args.json, orient="records", lines=True)
+    rows = []
+    for mode, g in frame.groupby("mode", sort=False):
+        rows.append({"mode": mode, "cases": len(g), "estimated_drop": int(g["estimated_drop"].sum()),
+                     "fired": int((g["fired"] != "").sum()),
+                     "right_with": int((g["with"] == g["truth"]).sum()),
+                     "right_without": int((g["without"] == g["truth"]).sum()),
+                     "changed": int((g["with"] != g["without"]).sum())})
+    print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
 

@@ -535,3 +535,72 @@ def test_report_shows_a_regression_estimate_as_mae():
     assert rows["estimated MAE (error model, no labels needed)"]["value"].startswith(
         f"{o['mae']:.4g}"[:3])
     assert "realized MAE (the labels that exist)" in rows
+
+
+# --- a new model version: calibrated on its own labelled head (issue 25 item 2) ------------------
+
+def _release_case(seed: int = 4, n_ref: int = 3000, n_new: int = 3000, shrink: float = 0.6):
+    """Reference: version v1, calibrated P(positive). Incident: version v2 whose scores are
+    overconfident (the truth is ``0.5 + shrink (p - 0.5)``), every row labelled an hour later."""
+    rng = np.random.default_rng(seed)
+    ref_p = np.round(rng.uniform(0, 1, n_ref), 3)
+    new_p = np.round(rng.uniform(0, 1, n_new), 3)
+    truth = 0.5 + shrink * (new_p - 0.5)
+    new_y = rng.uniform(size=n_new) < truth
+    con, b, i = _case(ref_p, rng.uniform(size=n_ref) < ref_p, new_p, ana_y=new_y,
+                      ana_version="v2")
+    return con, b, i, new_p, new_y
+
+
+def test_new_model_version_calibrates_on_its_own_labelled_head():
+    con, b, i, p, y = _release_case()
+    head = 1000  # rows of v2 whose label (an hour after the request) arrived by as_of
+    as_of = i.start + pd.Timedelta(minutes=head) + pd.Timedelta("1h")
+    r = est.estimation(con, b, i, as_of=as_of, bucket=timedelta(days=7))
+    assert not r.abstained, r.not_assessed
+    info = r.reference["versions"]["v2"]
+    assert info["calibrated"] and info["labelled"] == head
+    # independently: scikit-learn's isotonic fit on the head, applied to every v2 prediction
+    iso = IsotonicRegression(out_of_bounds="clip").fit(p[:head], y[:head].astype(int))
+    c = iso.predict(p)
+    expected = np.where(p >= 0.5, c, 1 - c).mean()
+    assert r.overall["accuracy"] == pytest.approx(expected, abs=1e-9)
+    assert r.overall["own_version_share"] == pytest.approx(1.0)
+    assert r.overall["unknown_version_share"] == pytest.approx(0.0)
+    # within 2 points of the accuracy the labels realise later; the reference's calibration
+    # (v1's: the scores taken at their word) would have been about 8 points too high
+    realized = est.estimation(con, b, i).overall["realized_accuracy"]
+    assert abs(r.overall["accuracy"] - realized) < 0.02
+    assert np.where(p >= 0.5, p, 1 - p).mean() - realized > 0.05
+    detail = r.assumptions.set_index("check").loc["model version", "detail"]
+    assert "v2 on 1,000 labels" in detail
+
+
+def test_new_model_version_without_enough_labels_still_abstains():
+    con, b, i, *_ = _release_case()
+    before = est.estimation(con, b, i, as_of=i.start)  # no label of v2 yet
+    assert before.abstained and before.reference["versions"]["v2"]["labelled"] == 0
+    assert any("model version" in g.reason and "v2: no label of this version" in g.reason
+               for g in before.not_assessed), before.not_assessed
+    few = est.estimation(con, b, i, as_of=i.start + pd.Timedelta(minutes=200) + pd.Timedelta("1h"))
+    assert few.abstained and not few.reference["versions"]["v2"]["calibrated"]
+    assert any("200 labelled reference predictions (at least 500" in g.reason
+               for g in few.not_assessed), few.not_assessed
+
+
+# --- the band: the calibration map's own uncertainty (issue 25 item 3) ------------------------
+
+def test_band_includes_the_bootstrap_spread_of_the_calibration_map():
+    # one score value: the calibrated P(positive) is the reference's positive share k/n, so the
+    # calibration map's standard error is the binomial sqrt(q (1 - q) / n) (0.0145 here)
+    n_ref, q = 1000, 0.7
+    ref_y = (np.arange(n_ref) % 10) < 7  # interleaved: both halves hold 70% positives
+    con, b, i = _case(np.full(n_ref, 0.8), ref_y, np.full(500, 0.8))
+    o = est.estimation(con, b, i, bucket=timedelta(days=7)).overall
+    assert o["accuracy"] == pytest.approx(q)
+    assert o["accuracy_se_folds"] == pytest.approx(0.0, abs=1e-12)  # the halves agree
+    assert o["accuracy_se_bootstrap"] == pytest.approx(np.sqrt(q * (1 - q) / n_ref), rel=0.15)
+    sampling = np.sqrt(500 * q * (1 - q)) / 500
+    assert o["accuracy_se_sampling"] == pytest.approx(sampling)
+    assert o["accuracy_se"] == pytest.approx(np.hypot(sampling, o["accuracy_se_bootstrap"]))
+    assert o["accuracy_hi"] - o["accuracy"] == pytest.approx(est.Z * o["accuracy_se"])

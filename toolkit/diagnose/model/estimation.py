@@ -131,6 +131,12 @@ Z_CHECK = 3.0
 Z = 1.959964
 MIN_DROP = 0.03
 MAJOR_DROP = 0.08
+#: New model versions (not served by the reference) calibrated on their own labelled head.
+MAX_NEW_VERSIONS = 5
+#: Poisson-bootstrap replicates of each calibration map for the band (a fixed seed: the same
+#: case gives the same band).
+BOOTSTRAP = 200
+BOOTSTRAP_SEED = 20251
 METRICS = ("accuracy", "precision", "recall", "f1")
 #: Covariate-shift reweighting: bins per feature (reference quantiles, or the commonest
 #: categories and the rest), the features that define the cells, the PSI from which a feature
@@ -528,18 +534,19 @@ def estimation(
         cells = record(rows.group_by(segment=segment(rows)).aggregate(n=rows.count()))
         reference["w"], reweighting = _weights(reference, cells, reweighting)
     versions: list[str] = []
-    known = ibis.literal(True)
+    by_version: dict[str, Any] = {}
     if "model_version" in case.columns["requests"]:
         seen = record(ref.group_by("model_version").aggregate(n=ref.count()))
         versions = sorted(str(v) for v in seen["model_version"] if v is not None)
-        known = rows.model_version.isin(versions) if versions else known
+        by_version = {"version": rows.model_version.cast("string")}
     analysis = record(rows.group_by(bucket_start=bucket_expr(rows.ts, width),
-                                    pred_pos=pred_pos(rows), p=p_of(rows),
-                                    known=known).aggregate(n=rows.count()))
-    analysis["known"] = analysis["known"].fillna(False).astype(bool)
+                                    pred_pos=pred_pos(rows), p=p_of(rows), **by_version
+                                    ).aggregate(n=rows.count()))
     inc = _labelled(case, record, incident, as_of)
     labelled = record(inc.group_by(bucket_start=bucket_expr(inc.ts, width),
-                                   pred_pos=pred_pos(inc), p=p_of(inc)).aggregate(
+                                   pred_pos=pred_pos(inc), p=p_of(inc),
+                                   **({"version": inc.model_version.cast("string")}
+                                      if by_version else {})).aggregate(
         n=inc.count(), k=hit(inc)))
     for frame in (reference, analysis, labelled):
         frame["pred_pos"] = frame["pred_pos"].astype(bool)
@@ -558,13 +565,28 @@ def estimation(
         return EstimationResult(**base, assumptions=assumptions, not_assessed=tuple(
             NotAssessed(ID, f"cannot estimate: {d}") for d in failed["detail"]) + per_class)
     full, folds = calibrators
-    support = _support(reference)
-    table = _buckets(analysis, labelled, full, folds, support)
-    overall = _pooled(analysis, labelled, full, folds, support)
+    own: dict[str, Any] = {}
+    heads: dict[str, pd.DataFrame] = {}
+    if by_version and versions:
+        new = sorted({str(v) for v in analysis["version"].dropna()} - set(versions))
+        own, heads, base["reference"]["versions"] = _version_heads(
+            case, record, baseline, incident, as_of, new[:MAX_NEW_VERSIONS], p_of, pred_pos,
+            hit)
+        base["sql"] = record.sql
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    boot_ref = _bootstrap(reference, BOOTSTRAP, rng)
+    boot_own = {v: _bootstrap(heads[v], BOOTSTRAP, rng) for v in own}
+    maps = _Maps(full, folds, _support(reference), own, tuple(
+        (boot_ref[j], {v: b[j] for v, b in boot_own.items()}) for j in range(BOOTSTRAP)))
+    analysis["known"] = (analysis["version"].isin([*versions, *own]).to_numpy(bool)
+                         if by_version and versions else True)
+    table = _buckets(analysis, labelled, maps)
+    overall = _pooled(analysis, labelled, maps)
     if multiclass:
         table, overall = _top_label_only(table), _top_label_only(pd.DataFrame([overall])
                                                                  ).iloc[0].to_dict()
-    assumptions = pd.concat([assumptions, _window_checks(table, overall)], ignore_index=True)
+    assumptions = pd.concat([assumptions, _window_checks(
+        table, overall, base["reference"].get("versions"))], ignore_index=True)
     gaps = [NotAssessed(ID, f"cannot estimate: {d}")
             for d in assumptions.loc[~assumptions["passed"], "detail"]]
     return EstimationResult(**base, table=table, overall=overall, assumptions=assumptions,
@@ -686,6 +708,23 @@ def _weighted_calibrators(ref: pd.DataFrame) -> tuple[Calibrator, dict[int, Cali
     return full, folds
 
 
+def _bootstrap(ref: pd.DataFrame, replicates: int, rng: np.random.Generator
+               ) -> list[Calibrator]:
+    """Calibrators refitted on Poisson-bootstrap replicates of the reference's counts: each
+    labelled row counts Poisson(1) times, so a group's positives and negatives count
+    Poisson(``k``) and Poisson(``n - k``) times (times its weight ``w`` when reweighted). Their
+    spread is the calibration map's own sampling uncertainty."""
+    p = ref["p"].to_numpy(float)
+    k, n = ref["k"].to_numpy(float), ref["n"].to_numpy(float)
+    w = ref["w"].to_numpy(float) if "w" in ref else np.ones(len(ref))
+    out = []
+    for _ in range(replicates):
+        kb = rng.poisson(k).astype(float)
+        nb = kb + rng.poisson(n - k)
+        out.append(fit_calibrator(p, kb * w, nb * w))
+    return out
+
+
 def _shift_segments(case: CaseView, record: Recorder, baseline: Window, incident: Window
                     ) -> tuple[Any, dict[str, Any]]:
     """The cells of the most shifted features, as a function of a table (or None), and what
@@ -800,35 +839,149 @@ def _support_bin(p: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(p * SUPPORT_BINS), 0, SUPPORT_BINS - 1).astype(int)
 
 
-def _outside(frame: pd.DataFrame, support: tuple[float, float, np.ndarray]) -> float:
+def _outside(p: np.ndarray, support: tuple[float, float, np.ndarray]) -> np.ndarray:
+    """Whether each P(positive) lies outside the support (range, or a thin bin)."""
     lo, hi, supported = support
-    p, n = frame["p"].to_numpy(float), frame["n"].to_numpy(float)
-    out = (p < lo) | (p > hi) | ~supported[_support_bin(p)]
-    return float(n[out].sum() / n.sum()) if n.sum() else np.nan
+    return (p < lo) | (p > hi) | ~supported[_support_bin(p)]
 
 
-def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, full, folds, support
-              ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Maps:
+    """The calibration of each prediction: the reference's (``full``, its two ``folds`` and
+    its score ``support``) and, for a model version the reference did not serve, the one fitted
+    on that version's own labelled head (``own[version] = (full, folds, support)``)."""
+
+    full: Calibrator
+    folds: dict[int, Calibrator]
+    support: tuple[float, float, np.ndarray]
+    own: dict[str, tuple[Calibrator, dict[int, Calibrator], Any]] = field(default_factory=dict)
+    #: Bootstrap replicates: (the reference's calibrator, {new version: its calibrator}).
+    boot: tuple[tuple[Calibrator, dict[str, Calibrator]], ...] = ()
+
+    def _parts(self, frame: pd.DataFrame):
+        """(mask, full, folds, support) per calibration, the reference's first."""
+        p = frame["p"].to_numpy(float)
+        version = (frame["version"].to_numpy(object) if "version" in frame
+                   else np.full(len(frame), None, dtype=object))
+        mine = np.zeros(len(frame), bool)
+        parts = []
+        for name, (full, folds, support) in self.own.items():
+            m = version == name
+            mine |= m
+            parts.append((m, full, folds, support))
+        return p, [(~mine, self.full, self.folds, self.support), *parts]
+
+    def calibrate(self, frame: pd.DataFrame, fold: int | None = None,
+                  replicate: int | None = None) -> np.ndarray:
+        """Calibrated P(positive) of each group: the full calibrators, a fold's, or a
+        bootstrap replicate's."""
+        p, parts = self._parts(frame)
+        c = np.empty(len(p))
+        names = [None, *self.own]
+        for name, (m, full, folds, _) in zip(names, parts, strict=True):
+            if replicate is not None:
+                ref, own = self.boot[replicate]
+                fit = ref if name is None else own[name]
+            else:
+                fit = folds.get(fold, full) if fold is not None else full
+            c[m] = fit(p[m])
+        return c
+
+    def outside(self, frame: pd.DataFrame) -> np.ndarray:
+        """Whether each group's P(positive) is outside its calibration's support."""
+        p, parts = self._parts(frame)
+        out = np.zeros(len(p), bool)
+        for m, _, _, support in parts:
+            out[m] = _outside(p[m], support)
+        return out
+
+    @property
+    def has_folds(self) -> bool:
+        return bool(self.folds) or bool(self.own)
+
+
+def _version_heads(case: CaseView, record: Recorder, baseline: Window, incident: Window,
+                   as_of: datetime | None, new: list[str], p_of, pred_pos, hit
+                   ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], dict[str, dict[str, Any]]]:
+    """Calibrators for the model versions the reference did not serve, each fitted on its own
+    labelled head: its labelled predictions after the reference (from the end of the baseline,
+    or the incident's start, to the incident's end) whose labels arrived before ``as_of``.
+
+    A new release or a quantized checkpoint changes P(y | score): the reference cannot vouch
+    for it, but labels that arrive with a delay can, once enough of them have come. Each head
+    passes the reference's own checks (:data:`MIN_REFERENCE_LABELS`, both classes, the
+    cross-fitted ECE between the first and second half of the head in time) or its version
+    stays uncalibrated (``cannot estimate``). Returns the calibrators, the heads' counts and,
+    per version, what was found (``labelled``, ``accuracy``, ``residual_ece``, ``calibrated``,
+    ``reason``).
+    """
+    if not new:
+        return {}, {}, {}
+    start = baseline.end if baseline.end <= incident.start else incident.start
+    head = _labelled(case, record, Window(start, incident.end), as_of)
+    head = head.filter(head.model_version.cast("string").isin(new))
+    version = head.model_version.cast("string")
+    span = record(head.group_by(version=version).aggregate(lo=head.ts.min(), hi=head.ts.max()))
+    middles = {str(r["version"]): (r["lo"] + (r["hi"] - r["lo"]) / 2).to_pydatetime()
+               for _, r in span.iterrows()}
+    info = {v: {"labelled": 0, "calibrated": False,
+                "reason": "no label of this version" + (" had arrived by as_of" if as_of else "")}
+            for v in new}
+    if not middles:
+        return {}, {}, info
+    fold = ibis.cases(*(((version == v) & (head.ts >= ibis.literal(m)), 1)
+                        for v, m in middles.items()), else_=0)
+    counts = record(head.group_by(version=version, fold=fold, p=p_of(head),
+                                  pred_pos=pred_pos(head)).aggregate(n=head.count(), k=hit(head)))
+    counts["pred_pos"] = counts["pred_pos"].astype(bool)
+    own, heads = {}, {}
+    for v, part in counts.groupby("version"):
+        summary, checks, calibrators = _reference(part)
+        failed = checks.loc[~checks["passed"], "detail"]
+        info[str(v)] = summary | {
+            "calibrated": calibrators is not None,
+            "reason": ("calibrated on its own labelled head" if calibrators is not None
+                       else "; ".join(failed))}
+        if calibrators is not None:
+            own[str(v)], heads[str(v)] = (*calibrators, _support(part)), part
+    return own, heads, info
+
+
+def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> dict[str, Any]:
     """Estimates, bands and the realised check of one bucket (or the pooled window)."""
-    pp, p, n = (frame["pred_pos"].to_numpy(bool), frame["p"].to_numpy(float),
-                frame["n"].to_numpy(float))
-    out = expected_metrics(pp, full(p), n)
-    per_fold = [expected_metrics(pp, folds[f](p), n) for f in sorted(folds)]
-    for m in METRICS:
-        cal_se = abs(per_fold[0][m] - per_fold[1][m]) / 2 if len(per_fold) == 2 else 0.0
-        se = float(np.hypot(out.pop(f"{m}_se"), cal_se))
+    pp, n = frame["pred_pos"].to_numpy(bool), frame["n"].to_numpy(float)
+    out = expected_metrics(pp, maps.calibrate(frame), n)
+    per_fold = ([expected_metrics(pp, maps.calibrate(frame, f), n) for f in (0, 1)]
+                if maps.has_folds else [])
+    boot = np.array([[expected_metrics(pp, maps.calibrate(frame, replicate=j), n)[m]
+                      for m in METRICS] for j in range(len(maps.boot))]).reshape(-1, len(METRICS))
+    with np.errstate(invalid="ignore"):
+        boot_se = (np.nanstd(boot, axis=0, ddof=1) if len(boot) > 1
+                   else np.zeros(len(METRICS)))
+    for j, m in enumerate(METRICS):
+        fold_se = abs(per_fold[0][m] - per_fold[1][m]) / 2 if len(per_fold) == 2 else 0.0
+        sampling = out.pop(f"{m}_se")
+        # the calibration map's error: the bootstrap's spread, or the two folds' (which also
+        # sees a calibration that moves in time) when it is larger
+        cal_se = float(np.nanmax([fold_se, boot_se[j], 0.0]))
+        se = float(np.hypot(sampling, cal_se))
+        if m == "accuracy":
+            out.update(accuracy_se_sampling=float(sampling), accuracy_se_folds=float(fold_se),
+                       accuracy_se_bootstrap=float(boot_se[j]))
         out[f"{m}_se"] = se
         out[f"{m}_lo"] = float(np.clip(out[m] - Z * se, 0.0, 1.0))
         out[f"{m}_hi"] = float(np.clip(out[m] + Z * se, 0.0, 1.0))
-    out["outside_share"] = _outside(frame, support)
+    out["outside_share"] = float(n[maps.outside(frame)].sum() / n.sum()) if n.sum() else np.nan
     out["unknown_version_share"] = (float(n[~frame["known"].to_numpy(bool)].sum() / n.sum())
                                     if "known" in frame and n.sum() else 0.0)
+    out["own_version_share"] = (float(n[frame["version"].isin(list(maps.own)).to_numpy(bool)]
+                                      .sum() / n.sum()) if maps.own and n.sum() else 0.0)
     nl = float(labelled["n"].sum()) if len(labelled) else 0.0
     out["labelled"] = int(nl)
     if nl:
-        lp, lpp = labelled["p"].to_numpy(float), labelled["pred_pos"].to_numpy(bool)
+        lpp = labelled["pred_pos"].to_numpy(bool)
         ln, lk = labelled["n"].to_numpy(float), labelled["k"].to_numpy(float)
-        c = full(lp)
+        c = maps.calibrate(labelled)
         correct = float(np.where(lpp, lk, ln - lk).sum())
         on_labelled = float(np.where(lpp, ln * c, ln * (1 - c)).sum() / nl)
         out["realized_accuracy"] = correct / nl
@@ -849,14 +1002,12 @@ def _drift(row: dict[str, Any]) -> bool:
                 abs(row["gap"]) > Z_CHECK * row["gap_se"])
 
 
-def _buckets(analysis: pd.DataFrame, labelled: pd.DataFrame, full, folds, support
-             ) -> pd.DataFrame:
+def _buckets(analysis: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> pd.DataFrame:
     out = []
     by_bucket = dict(tuple(labelled.groupby("bucket_start")))
     empty = labelled.iloc[0:0]
     for start, part in analysis.groupby("bucket_start"):
-        row = {"bucket_start": start} | _estimate(part, by_bucket.get(start, empty), full,
-                                                   folds, support)
+        row = {"bucket_start": start} | _estimate(part, by_bucket.get(start, empty), maps)
         if row["unknown_version_share"] > MAX_OUTSIDE_SHARE:
             row["status"] = (f"cannot estimate: {row['unknown_version_share']:.1%} of the "
                              "predictions from a model version the reference did not calibrate")
@@ -873,14 +1024,19 @@ def _buckets(analysis: pd.DataFrame, labelled: pd.DataFrame, full, folds, suppor
     return pd.DataFrame(out).sort_values("bucket_start", ignore_index=True)
 
 
-def _pooled(analysis: pd.DataFrame, labelled: pd.DataFrame, full, folds, support
-            ) -> dict[str, Any]:
-    a = analysis.groupby(["pred_pos", "p", "known"], as_index=False)["n"].sum()
-    lab = labelled.groupby(["pred_pos", "p"], as_index=False)[["n", "k"]].sum()
-    return _estimate(a, lab, full, folds, support)
+def _pooled(analysis: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> dict[str, Any]:
+    version = ["version"] if "version" in analysis else []
+    a = analysis.groupby(["pred_pos", "p", "known", *version], as_index=False,
+                         dropna=False)["n"].sum()
+    lab = labelled.groupby(["pred_pos", "p", *version], as_index=False,
+                           dropna=False)[["n", "k"]].sum()
+    return _estimate(a, lab, maps)
 
 
-def _window_checks(table: pd.DataFrame, overall: dict[str, Any]) -> pd.DataFrame:
+def _window_checks(table: pd.DataFrame, overall: dict[str, Any],
+                   heads: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """The incident's checks: score support, model version (``heads``: what
+    :func:`_version_heads` found for the versions the reference did not serve), concept drift."""
     checks = []
     worst = float(table["outside_share"].max())
     off = table[table["outside_share"] > MAX_OUTSIDE_SHARE]
@@ -893,11 +1049,20 @@ def _window_checks(table: pd.DataFrame, overall: dict[str, Any]) -> pd.DataFrame
         f"{worst:.1%} ({len(off)} bucket(s) above {MAX_OUTSIDE_SHARE:.0%} not estimated)"))
     share = overall["unknown_version_share"]
     ok = share <= MAX_OUTSIDE_SHARE
+    heads = heads or {}
+    uncalibrated = "; ".join(f"{v}: {h['reason']}" for v, h in heads.items()
+                             if not h["calibrated"])
+    own = ", ".join(f"{v} on {int(h['labelled']):,} labels" for v, h in heads.items()
+                    if h["calibrated"])
     checks.append(_check(
         "model version", ok, share, MAX_OUTSIDE_SHARE,
-        f"{share:.1%} of the incident's predictions come from a model version the reference "
-        "did not serve: the calibration is that of another model" if not ok else
-        f"{share:.1%} of the predictions from a model version the reference did not serve"))
+        (f"{share:.1%} of the incident's predictions come from a model version the reference "
+         "did not serve: the calibration is that of another model" + (
+             f" ({uncalibrated})" if uncalibrated else "")) if not ok else
+        f"{share:.1%} of the predictions from a model version the reference did not serve" + (
+            f"; {overall.get('own_version_share', 0.0):.1%} from a new version calibrated on "
+            f"its own labelled head ({own}: the labels that calibrate it cannot also check it "
+            "for concept drift)" if own else "")))
     drifted = table[table["status"].str.contains("concept drift")]
     pooled = _drift(overall)
     ok = not pooled and drifted.empty

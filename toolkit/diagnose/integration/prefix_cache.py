@@ -54,7 +54,13 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
-from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engine import (
+    Recorder,
+    bucket_expr,
+    bucket_window_key,
+    decode_bucket_window,
+    window_label,
+)
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import artifact_changes
 from toolkit.store.schema import quote_ident
@@ -294,33 +300,30 @@ def _from_cached_tokens(case: CaseView, record: Recorder, span: Window, width: t
     requests = case.table("requests")
     rows = requests.filter(within(requests.ts, span) & requests.cached_tokens.notnull()
                            & requests.input_tokens.notnull())
-    rows = rows.mutate(_window=window_label(rows.ts, baseline, incident),
-                       _bucket=bucket_expr(rows.ts, width))
-
-    def sums(t: ibis.Table) -> dict[str, ibis.Value]:
-        return {"hits": t.cached_tokens.cast("int64").sum(),
-                "queries": t.input_tokens.cast("int64").sum(), "cached_requests": t.count()}
-
-    in_windows = rows.filter(rows._window.notnull())
-    windows = record(in_windows.group_by(window=in_windows._window).aggregate(
-        **sums(in_windows)))
-    timeline = record(rows.group_by(bucket_start=rows._bucket).aggregate(**sums(rows)))
+    breakdown = [c for c in BREAKDOWN if c in case.columns["requests"]]
+    # one scan: sums per time bucket and window (one integer key) and version; the windows,
+    # the timeline and the incident's breakdowns are sums of these cells (integer sums, exact)
+    cells = record(rows.group_by(*breakdown, _key=bucket_window_key(rows.ts, width, baseline,
+                                                                    incident)).aggregate(
+        hits=rows.cached_tokens.cast("int64").sum(),
+        queries=rows.input_tokens.cast("int64").sum(), cached_requests=rows.count()))
+    starts, names = decode_bucket_window(cells.pop("_key").to_numpy(), width)
+    cells["bucket_start"], cells["window"] = starts.to_numpy(), names
+    sums = ["hits", "queries", "cached_requests"]
+    windows = cells.dropna(subset=["window"]).groupby("window", as_index=False)[sums].sum()
+    timeline = cells.groupby("bucket_start", as_index=False)[sums].sum()
     timeline = _shares(timeline.sort_values("bucket_start", ignore_index=True))
     frames = []
-    incident_rows = rows.filter(rows._window == "incident")
-    breakdown = [c for c in BREAKDOWN if c in case.columns["requests"]]
-    if breakdown:  # one scan by every version column; each breakdown is a sum of its cells
-        per = record(incident_rows.group_by(*breakdown).aggregate(
-            hits=incident_rows.cached_tokens.cast("int64").sum(),
-            queries=incident_rows.input_tokens.cast("int64").sum(),
-            requests=incident_rows.count()))
-        for column in breakdown:
-            part = per.groupby(column, as_index=False)[["hits", "queries", "requests"]].sum()
-            if len(part) < 2:
-                continue  # one version serves everything: no version to single out
-            part = part.rename(columns={column: "version"})
-            part.insert(0, "column", column)
-            frames.append(_shares(part))
+    incident_cells = cells[cells["window"] == "incident"].rename(
+        columns={"cached_requests": "requests"})
+    for column in breakdown:  # each breakdown is a sum of the incident's cells
+        part = incident_cells.groupby(column, as_index=False)[["hits", "queries",
+                                                              "requests"]].sum()
+        if len(part) < 2:
+            continue  # one version serves everything: no version to single out
+        part = part.rename(columns={column: "version"})
+        part.insert(0, "column", column)
+        frames.append(_shares(part))
     by_version = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return _shares(windows), timeline, by_version
 

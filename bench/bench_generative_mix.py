@@ -124,18 +124,20 @@ def run(db: Path, memory_limit: str | None) -> dict:
     from toolkit.diagnose._case import case_view
 
     con = tk.connect(db, read_only=True, memory_limit=memory_limit)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     case = case_view(con)
     case.backend  # noqa: B018 - load ibis's DuckDB backend once, outside any diagnostic's time
     times = {"case view + ibis backend": time.perf_counter() - start}
+    cpus = {"case view + ibis backend": time.process_time() - cpu}
     findings = {}
     for diagnostic_id in IDS:
-        tick = time.perf_counter()
+        tick, tock = time.perf_counter(), time.process_time()
         result = REGISTRY[diagnostic_id](con, BASELINE, INCIDENT, case=case)
         times[diagnostic_id] = time.perf_counter() - tick
+        cpus[diagnostic_id] = time.process_time() - tock
         findings[diagnostic_id] = sorted(f.id for f in result.findings())
-    return {"total_s": time.perf_counter() - start, "times": times,
-            "peak_rss_mb": peak_rss_mib(), "findings": findings}
+    return {"total_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
+            "times": times, "cpus": cpus, "peak_rss_mb": peak_rss_mib(), "findings": findings}
 
 
 def child(db: Path, memory_limit: str | None) -> dict:
@@ -162,21 +164,26 @@ def main() -> None:
     for rows in args.rows:
         print(f"\n== {rows:,} generative requests")
         db = prepare(rows, args.workdir)
-        runs, gauges = [], []
+        runs, gauges, loads = [], [], []
         for _ in range(max(1, args.repeat)):
             gauges.append(speed_gauge())
+            loads.append(os.getloadavg()[0])
             runs.append(child(db, args.memory_limit))
+        loads.append(os.getloadavg()[0])
         times = {name: statistics.median(r["times"][name] for r in runs)
                  for name in runs[0]["times"]}
+        cpus = {name: statistics.median(r["cpus"][name] for r in runs) for name in times}
         for name, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
-            print(f"   {name:28s} {seconds:7.2f} s")
+            print(f"   {name:28s} {seconds:7.2f} s wall {cpus[name]:6.2f} s CPU")
         totals = [r["total_s"] for r in runs]
-        print(f"   {'the four diagnostics':28s} {statistics.median(totals):7.2f} s "
+        print(f"   {'the four diagnostics':28s} {statistics.median(totals):7.2f} s wall "
+              f"{statistics.median(r['cpu_s'] for r in runs):6.2f} s CPU "
               f"(runs: {', '.join(f'{t:.2f}' for t in totals)})   peak RSS "
               f"{max(r['peak_rss_mb'] for r in runs):,.0f} MiB")
         for diagnostic_id, found in runs[0]["findings"].items():
             print(f"   {diagnostic_id}: {', '.join(found) or 'no finding'}")
-        print(f"   machine gauge (1M-step Python loop, before each run): "
+        print(f"   load average (1 min) before each run and after the last: "
+              f"{', '.join(f'{v:.1f}' for v in loads)}; machine gauge (1M-step Python loop): "
               f"{', '.join(f'{g:.2f}' for g in gauges)} s")
 
 

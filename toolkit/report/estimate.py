@@ -93,6 +93,7 @@ class Estimate:
             "reference_accuracy": (None if self.result is None else
                                    _or_none(self.result.reference.get("accuracy"))),
             "buckets_not_estimated": self.not_estimated_buckets(),
+            "calibrated_on_own_labels": self.own_versions(),
         }
 
     def _regression_rows(self, context: bool) -> list[dict[str, Any]]:
@@ -122,12 +123,26 @@ class Estimate:
                         "value": fmt_number(o.get("gap"), 4), "95% band": "—"})
         return out
 
+    def own_versions(self) -> dict[str, int]:
+        """Model versions the baseline did not serve, calibrated on their own labelled head
+        instead (version: labels that calibrate it)."""
+        heads = self.result.reference.get("versions") if self.result is not None else None
+        return {str(v): int(h["labelled"]) for v, h in (heads or {}).items()
+                if h.get("calibrated")}
+
     def _reference_row(self) -> list[dict[str, Any]]:
         accuracy = self.result.reference.get("accuracy") if self.result is not None else None
         if accuracy is None or is_missing(accuracy):
             return []
-        return [{"measure": "reference accuracy (baseline, realized)",
-                 "value": fmt_percent(accuracy, 1), "95% band": "—"}]
+        out = [{"measure": "reference accuracy (baseline, realized)",
+                "value": fmt_percent(accuracy, 1), "95% band": "—"}]
+        own = self.own_versions()
+        if own:
+            out.append({"measure": "new model version(s) calibrated on their own labels",
+                        "value": "; ".join(f"{v} on {fmt_count(n)} labels (the labels that "
+                                           "calibrate it cannot check it)"
+                                           for v, n in own.items()), "95% band": "—"})
+        return out
 
     def rows(self, *, context: bool = True) -> list[dict[str, Any]]:
         """Display rows (``measure``, ``value``, ``95% band``): the estimated accuracy with

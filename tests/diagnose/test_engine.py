@@ -105,6 +105,7 @@ def _build_side(con, sql: str) -> list[str]:
 @pytest.mark.parametrize("previous", ["", "compressed_materialization"])
 def test_joins_as_written_builds_on_the_right_and_restores_the_setting(previous):
     from toolkit.diagnose._engine import Recorder, quiet_ibis
+    from toolkit.diagnose._engines import DuckDBEngine
 
     backend = ibis.duckdb.connect()
     con = backend.con
@@ -120,7 +121,7 @@ def test_joins_as_written_builds_on_the_right_and_restores_the_setting(previous)
     # DuckDB on its own builds on the smaller table, whichever side it is written on
     assert _build_side(con, sql) == ["memory.main.small"]
     record = Recorder(joins_as_written=True)
-    with record._plan(con):
+    with record._plan(DuckDBEngine(con)):
         assert _build_side(con, sql) == ["memory.main.big"]
     assert con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == previous
     # the plan changes, the answer does not

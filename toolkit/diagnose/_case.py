@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import pandas as pd
 
+from toolkit.diagnose._engines import Engine, engine_of
 from toolkit.store.schema import DATA_TABLES, LOAD_ID, canonical_columns, quote_ident
 from toolkit.types import TIME_MAX, TIME_MIN, Window
 
@@ -65,14 +65,18 @@ class CaseView:
     Attributes
     ----------
     con
-        The case connection (read-only use).
+        The case connection (read-only use): DuckDB's, or on Spark an object whose
+        ``execute(sql, params)`` runs SQL written for DuckDB (see
+        :class:`~toolkit.diagnose._engines.SparkConnection`).
+    engine
+        The engine that runs the case's queries (:mod:`~toolkit.diagnose._engines`).
     counts
         Row count of every canonical table.
     columns
         Columns and DuckDB types of every canonical table.
     """
 
-    con: duckdb.DuckDBPyConnection
+    con: Any
     counts: dict[str, int]
     columns: dict[str, dict[str, str]]
     #: Every column of every table, including those that hold no value at all (``columns``
@@ -81,11 +85,16 @@ class CaseView:
     _features: pd.DataFrame = field(repr=False)
     #: Summaries shared between diagnostics of one run (e.g. feature profiles).
     cache: dict = field(default_factory=dict, repr=False)
+    engine: Engine | None = field(default=None, repr=False)
 
-    @cached_property
+    def __post_init__(self) -> None:
+        if self.engine is None:  # a view built around a DuckDB connection directly
+            object.__setattr__(self, "engine", engine_of(self.con))
+
+    @property
     def backend(self) -> Any:
-        """The ibis DuckDB backend sharing the case connection."""
-        return ibis.duckdb.from_connection(self.con)
+        """The ibis backend of the case's engine (DuckDB's shares the case connection)."""
+        return self.engine.backend
 
     def table(self, name: str) -> ibis.Table:
         """An ibis table expression over a canonical table (looked up once per view: ibis asks
@@ -95,7 +104,7 @@ class CaseView:
         key = ("table", name)
         if key not in self.cache:
             with quiet_ibis():
-                self.cache[key] = self.backend.table(name)
+                self.cache[key] = self.engine.table(name)
         return self.cache[key]
 
     def has(self, table: str, *columns: str) -> bool:
@@ -148,10 +157,7 @@ class CaseView:
     @cached_property
     def meta(self) -> dict[str, Any]:
         """Facts about the case from ``case_meta`` (serving mode, SLOs...)."""
-        exists = self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'case_meta'"
-        ).fetchall()[0][0]
-        if not exists:
+        if not self.engine.has_table("case_meta"):
             return {}
         rows = self.con.execute("SELECT key, CAST(value AS VARCHAR) FROM case_meta").fetchall()
         return {key: _parse_json(value) for key, value in rows}
@@ -262,24 +268,24 @@ class SpanOutliers:
                 "were left out of the analysed span (a broken clock?)")
 
 
-def case_view(con: duckdb.DuckDBPyConnection) -> CaseView:
+def case_view(source: Any) -> CaseView:
     """Build a :class:`CaseView` (catalog queries and one count of values per table).
+
+    ``source`` is a DuckDB connection, or an ibis backend (DuckDB, or PySpark with the canonical
+    tables registered under their names: a table that is not there counts as empty); its
+    engine is :attr:`CaseView.engine`.
 
     A column that exists but holds no value (the store creates every canonical column; an
     export without predictions leaves ``prediction`` all NULL) is left out of ``columns``, so
     ``has(table, column)`` means "has values": a diagnostic that needs it says ``not_assessed``.
     """
+    engine = engine_of(source)
+    con = engine.con
     counts = {}
     columns: dict[str, dict[str, str]] = {}
     declared: dict[str, dict[str, str]] = {}
     for table in DATA_TABLES:
-        declared[table] = dict(
-            con.execute(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
-                "AND table_name = ? ORDER BY column_index",
-                [table],
-            ).fetchall()
-        )
+        declared[table] = engine.table_columns(table)
         names = list(declared[table])
         if not names:
             counts[table], columns[table] = 0, {}
@@ -291,10 +297,11 @@ def case_view(con: duckdb.DuckDBPyConnection) -> CaseView:
         counts[table] = int(values[0])
         columns[table] = {c: t for (c, t), n in zip(declared[table].items(), values[1:],
                                                     strict=True) if n}
-    return CaseView(con, counts, columns, declared, _feature_catalog(con, columns))
+    return CaseView(con, counts, columns, declared, _feature_catalog(con, columns, counts),
+                    engine=engine)
 
 
-def _robust_span(con: duckdb.DuckDBPyConnection, table: str
+def _robust_span(con: Any, table: str
                  ) -> tuple[Window | None, SpanOutliers]:
     """The span of ``table``'s times without time outliers, from one scan in the engine: the
     row count, the extremes, and the largest gaps between consecutive times with their rank;
@@ -361,11 +368,13 @@ def _iso_or_raw(value: Any) -> str:
     return str(value)
 
 
-def _feature_catalog(con: duckdb.DuckDBPyConnection, columns: dict[str, dict[str, str]]
+def _feature_catalog(con: Any, columns: dict[str, dict[str, str]], counts: dict[str, int]
                      ) -> pd.DataFrame:
     core = set(canonical_columns("requests")) | {LOAD_ID}
     present = {c: t for c, t in columns.get("requests", {}).items() if c not in core}
-    catalog = con.execute("SELECT name, kind, position, unit FROM features ORDER BY position").df()
+    catalog = con.execute("SELECT name, kind, position, unit FROM features ORDER BY position"
+                          ).df() if counts.get("features") else \
+        pd.DataFrame(columns=["name", "kind", "position", "unit"])
     catalog = catalog[catalog["name"].isin(present)]
     missing = [c for c in present if c not in set(catalog["name"])]
     extra = pd.DataFrame({

@@ -1,8 +1,10 @@
 """Running ibis expressions on the case, and the DuckDB aggregates we borrow.
 
-Every query over raw rows is an ibis expression executed by DuckDB; Python receives only the
-aggregated result. Each diagnostic records the SQL it ran (``Recorder``) so that reports can show
-it and analysts can rerun it in the DuckDB CLI.
+Every query over raw rows is an ibis expression executed by the case's engine (DuckDB, or Spark:
+see :mod:`~toolkit.diagnose._engines`, which translates the DuckDB builtins declared here);
+Python receives only the aggregated result. Each diagnostic records the SQL it ran
+(``Recorder``), in the engine's dialect, so that reports can show it and analysts can rerun it
+in the engine's own shell (the DuckDB CLI, ``spark-sql``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from toolkit.store.schema import quote_ident, quote_literal
+from toolkit.diagnose._engines import engine_for_backend
+from toolkit.store.schema import quote_literal
 
 __all__ = [
     "Recorder",
@@ -188,7 +190,7 @@ class Recorder:
         that a filter keeps 20% of the rows, takes 10M filtered requests for 2M and builds on
         them instead of on the 4.3M labels (peak RSS 1,094 against 580 MiB for that join
         alone, 0.92 against 0.69 s). The setting changes the plan, never the result; it is
-        restored after each query.
+        restored after each query. (DuckDB only: Spark plans its joins itself.)
     """
 
     def __init__(self, *, joins_as_written: bool = False) -> None:
@@ -198,12 +200,11 @@ class Recorder:
     def __call__(self, expr: ibis.Expr) -> pd.DataFrame:
         # Compile once: the SQL that is recorded is the SQL that runs (ibis's own execute
         # would compile the expression a second time).
-        sql = ibis.to_sql(expr, dialect="duckdb")
+        engine = _engine_of(expr)
+        sql = engine.compile(expr)
         self._sql.append(sql)
-        with quiet_ibis():
-            con = expr._find_backend().con
-        with self._plan(con):
-            result = _plain(con.execute(sql).df())
+        with self._plan(engine):
+            result = _plain(engine.run(sql))
         if not isinstance(expr, ibis.Table) and result.shape[1] == 1:
             result.columns = ["value"]
         for column in result.columns:
@@ -216,27 +217,27 @@ class Recorder:
     def arrow(self, expr: ibis.Table) -> pa.Table:
         """Like calling the recorder, but the result as an Arrow table: list columns (per-bin
         counts) then reach numpy in one flat buffer instead of one Python object per cell."""
-        sql = ibis.to_sql(expr, dialect="duckdb")
+        engine = _engine_of(expr)
+        sql = engine.compile(expr)
         self._sql.append(sql)
-        with quiet_ibis():
-            con = expr._find_backend().con
-        with self._plan(con):
-            return con.sql(sql).to_arrow_table()
+        with self._plan(engine):
+            return engine.run_arrow(sql)
 
     def temp_table(self, backend, name: str, expr: ibis.Table) -> ibis.Table:
         """Materialise ``expr`` as the temporary table ``name`` and return it.
 
         For rows that several queries read (labelled predictions: a join that costs more than
-        every query on its result). The ``CREATE TEMP TABLE`` is recorded, so the recorded SQL
-        still runs as it stands. ``name`` must come from the code, never from data.
+        every query on its result). The statement that creates it (DuckDB: ``CREATE TEMP
+        TABLE``, Spark: ``CACHE TABLE``) is recorded, so the recorded SQL still runs as it
+        stands. ``name`` must come from the code, never from data.
         """
-        sql = (f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS\n"
-               f"{ibis.to_sql(expr, dialect='duckdb')}")
+        engine = engine_for_backend(backend)
+        sql = engine.temp_table_sql(name, engine.compile(expr))
         self._sql.append(sql)
-        with self._plan(backend.con):
-            backend.con.execute(sql)
+        with self._plan(engine):
+            engine.run_statement(sql)
         with quiet_ibis():
-            return backend.table(name, database=("temp", "main"))
+            return engine.temp_table(name)
 
     def note(self, sql: str) -> None:
         """Record ``sql`` that an earlier recorder ran on this view's behalf (a shared temporary
@@ -244,10 +245,11 @@ class Recorder:
         self._sql.append(sql)
 
     @contextmanager
-    def _plan(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-        if not self._joins_as_written:
+    def _plan(self, engine) -> Iterator[None]:
+        if not self._joins_as_written or engine.name != "duckdb":
             yield
             return
+        con = engine.con
         previous = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
         names = [n for n in str(previous or "").split(",") if n.strip()]
         wanted = sorted({*names, "join_order", "build_side_probe_side"})
@@ -266,36 +268,63 @@ class Recorder:
 
 
 @ibis.udf.scalar.builtin(name="hash")
-def _hash(value: dt.int64) -> dt.uint64:
-    """DuckDB ``hash(x)``: a 64-bit hash (Spark: ``xxhash64``)."""
-
-
-@ibis.udf.scalar.builtin(name="hash")
 def hash_text(value: dt.string) -> dt.uint64:
     """DuckDB ``hash(s)``: a 64-bit hash of a string (Spark: ``xxhash64``). Distinct hashes
     are counted faster than distinct strings (4.3M ids: 0.9-1.1 s against 1.3-1.5 s)."""
 
 
-#: Resolution of :func:`sample_by_time`'s keep probability.
-_SAMPLE_SLOTS = 1 << 20
+#: Park-Miller's minimal-standard generator: modulus 2**31 - 1 (a prime), multiplier 48271.
+_PM_MODULUS = 2**31 - 1
+_PM_MULTIPLIER = 48_271
+
+
+def time_hash(ts: ibis.TimestampValue) -> ibis.IntegerValue:
+    """A hash of a timestamp in ``[0, 2**31 - 1)`` from integer arithmetic only, the same on
+    every engine (DuckDB's ``hash`` is 64-bit, Spark's 32-bit: they would sample other rows).
+
+    Two Park-Miller rounds over the epoch microseconds: the low 31 bits, then the next 31 bits
+    added in. Every product stays below ``2**47``, so no engine overflows; the bit operations
+    keep pre-1970 (negative) times in range.
+
+    Examples
+    --------
+    >>> t = ibis.memtable({"ts": pd.to_datetime(["2026-03-29 16:00:00.000001"], utc=True)})
+    >>> x = 1774800000000001
+    >>> lo, hi = x & (2**31 - 1), (x >> 31) & (2**31 - 1)
+    >>> s = ((lo + 1) * 48271) % (2**31 - 1)
+    >>> expected = (((s + hi) % (2**31 - 1) + 1) * 48271) % (2**31 - 1)
+    >>> int(t.select(h=time_hash(t.ts)).execute()["h"][0]) == expected
+    True
+    """
+    x = epoch_us(ts)
+    low = x & _PM_MODULUS
+    high = (x >> 31) & _PM_MODULUS
+    first = ((low + 1) * _PM_MULTIPLIER) % _PM_MODULUS
+    return (((first + high) % _PM_MODULUS + 1) * _PM_MULTIPLIER) % _PM_MODULUS
 
 
 def sample_by_time(rows: ibis.Table, fraction: ibis.Value | float) -> ibis.Table:
     """The rows whose hashed timestamp falls in the first ``fraction`` of the hash range.
 
-    A deterministic sample (the same rows every run, no seed state) that DuckDB evaluates in
-    parallel, unlike a seeded ``TABLESAMPLE ... REPEATABLE``, which samples on one thread.
-    ``fraction`` may be an expression, so one scan can sample each window at its own rate.
-    Rows sharing a timestamp are kept or dropped together.
+    A deterministic sample (the same rows every run, no seed state, the same rows on every
+    engine: :func:`time_hash`) that DuckDB evaluates in parallel, unlike a seeded
+    ``TABLESAMPLE ... REPEATABLE``, which samples on one thread. ``fraction`` may be an
+    expression, so one scan can sample each window at its own rate. Rows sharing a timestamp
+    are kept or dropped together.
     """
     if isinstance(fraction, int | float):
         if fraction >= 1:
             return rows
         fraction = ibis.literal(float(fraction))
     # a float literal such as 0.1000400160064 reaches DuckDB as a DECIMAL(18, 16), whose
-    # product with the slot count overflows: divide the slot instead (a DOUBLE)
-    slot = _hash(epoch_us(rows.ts)) % _SAMPLE_SLOTS
-    return rows.filter(slot / _SAMPLE_SLOTS < fraction)
+    # product with the modulus overflows: divide the hash instead (a DOUBLE)
+    return rows.filter(time_hash(rows.ts) / _PM_MODULUS < fraction)
+
+
+def _engine_of(expr: ibis.Expr):
+    """The engine of the backend an expression reads from."""
+    with quiet_ibis():
+        return engine_for_backend(expr._find_backend())
 
 
 @ibis.udf.scalar.builtin(name="to_timestamp")

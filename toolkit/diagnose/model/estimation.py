@@ -36,10 +36,17 @@ Recipe (binary tasks; NannyML's CBPE, ``nannyml/performance_estimation/confidenc
    ``max(c, 1 - c)`` when the prediction is the likelier class).
 3. **Band.** Outcomes are independent Bernoulli(``c``) under the calibrated model: the standard
    error of the expected accuracy is ``sqrt(sum c (1 - c)) / n``; precision, recall and F1 use
-   the delta method on TP and FN (disjoint rows, independent). The calibration's own error is
-   added in quadrature: the reference is split in two folds (its first and second half in
-   time), each fold fits a calibrator, and half the difference of the two folds' estimates is
-   its standard error. The band is ``estimate +- 1.96 se``.
+   the delta method on TP and FN (disjoint rows, independent). The calibration map's own error
+   is added in quadrature: the larger of (a) the standard deviation of the estimate over
+   :data:`BOOTSTRAP` Poisson-bootstrap replicates of the labelled reference (each calibrator
+   refitted on counts ``k* ~ Poisson(k)``, ``(n - k)* ~ Poisson(n - k)``, times the weights
+   when reweighted; a fixed seed) and (b) half the difference of the estimates of two
+   calibrators fitted on the reference's first and second half in time (a one-degree-of-freedom
+   estimate that also sees a calibration moving in time). The band is ``estimate +- 1.96 se``
+   (``accuracy_se_sampling``, ``_bootstrap`` and ``_folds`` hold the parts). It does not hold
+   the bias of a calibration that the incident's inputs bend (a covariate shift the
+   reweighting does not fully undo): its measured coverage on the simulated backtests is in
+   ``bench/estimation_backtest.py``.
 4. **Assumptions** (CBPE holds only when P(y | score) is the reference's). It abstains ("cannot
    estimate": ``not_assessed`` with the reason, and ``status`` per bucket) when
 
@@ -60,7 +67,15 @@ Recipe (binary tasks; NannyML's CBPE, ``nannyml/performance_estimation/confidenc
    * more than :data:`MAX_OUTSIDE_SHARE` of the predictions come from a model version that
      served none of the reference's labelled predictions (the calibration is another model's:
      a new release or a quantized checkpoint can be confidently wrong in ways its scores do
-     not show);
+     not show) **and** that version has no labelled head of its own. Labels that arrive with
+     a delay give one: the version's labelled predictions after the baseline (to the end of
+     the incident) whose labels arrived before ``as_of`` calibrate it, when they pass the
+     reference's checks (:data:`MIN_REFERENCE_LABELS`, both classes, the cross-fitted ECE
+     between the head's halves in time; :func:`_version_heads`); its rows are then estimated
+     and bounded (support, band) with that calibrator. ``reference["versions"]`` says, per
+     new version, how many labels it had and why it was or was not calibrated. The labels
+     that calibrate a version cannot also check it for concept drift (on them the gap is
+     zero by construction): for those rows the head's cross-fitted ECE is the only check;
    * labels that exist in the analysis window contradict the estimate (concept drift: P(y|x)
      changed, which no score can show): realised accuracy differs from the estimate on the
      same labelled rows by more than :data:`MIN_DRIFT_GAP` and more than :data:`Z_CHECK`

@@ -39,8 +39,14 @@ import sqlglot.expressions as sge
 from toolkit.errors import ToolkitError
 from toolkit.store.schema import DATA_TABLES, canonical_columns, quote_ident
 
-__all__ = ["Engine", "DuckDBEngine", "SparkEngine", "EngineError", "engine_of",
+__all__ = ["CaseSource", "Engine", "DuckDBEngine", "SparkEngine", "EngineError", "engine_of",
            "engine_for_backend", "SparkCompiler", "SPARK_TYPES"]
+
+
+#: What a case is read from: a DuckDB connection, or an ibis DuckDB or PySpark backend whose
+#: canonical tables are registered under their names (see :func:`engine_of`). Diagnostics take
+#: it as their first argument and never use it directly: they go through the ``CaseView``.
+CaseSource = Any
 
 
 class EngineError(ToolkitError, ValueError):
@@ -212,7 +218,13 @@ def _histogram(compiler, op, kw, where):
     """``histogram(x, edges)``: DuckDB's map of right-closed bin counts ``(e[k-1], e[k]]`` (the
     first bin unbounded below), an overflow key (``inf``, or the largest BIGINT) only when a
     value lies above the last edge, NULL for a group without values. ``histogram(x)``: the
-    count of every distinct value, NULLs left out. Both exact."""
+    count of every distinct value, NULLs left out. Both exact.
+
+    Spark has no counting aggregate that returns a map: each value's bin number is collected
+    (``collect_list``) and counted by a lambda. One ``count_if`` per bin gives the same counts
+    without the list, but Spark's planner and code generator choke on the thousands of
+    aggregates a 20-feature profile then holds. The list costs memory in proportion to a
+    group's rows: fine for a case, not for billions of rows in one group."""
     args = list(kw.values())
     x = args[0]
 
@@ -238,19 +250,27 @@ def _histogram(compiler, op, kw, where):
         raise EngineError("histogram boundaries must be constants on Spark")
     element = edges_op.dtype.value_type
     keys = [_constant(e, element) for e in edges]
-    counts = []
-    for k, key in enumerate(keys):
-        inside = sge.LTE(this=x, expression=key)
-        if k:
-            inside = sge.and_(sge.GT(this=x, expression=keys[k - 1]), inside)
-        counts.append(sge.func("count_if", cond(inside)))
-    over = sge.func("count_if", cond(sge.GT(this=x, expression=keys[-1]))) if keys else present
     top = _double(float("inf")) if element.is_floating() else sge.cast(
         sge.convert(2**63 - 1), "BIGINT")
-    with_over = sge.func("map_from_arrays", sge.Array(expressions=[*keys, top]),
-                         sge.Array(expressions=[*counts, over]))
+    e, i, acc, c, j = (sge.to_identifier(n) for n in ("_e", "_i", "_acc", "_c", "_j"))
+    # each value's bin: the number of edges below it (the first edge >= x), K above them all
+    index = sge.func("size", sge.func("filter", sge.Array(expressions=keys), sge.Lambda(
+        this=sge.LT(this=e, expression=x), expressions=[e])))
+    index = sge.If(this=sge.Is(this=x, expression=sge.Null()), true=sge.Null(), false=index)
+    indexes = sge.func("collect_list", index)
+    if where is not None:
+        indexes = sge.Filter(this=indexes, expression=sge.Where(this=where))
+    zeros = sge.func("array_repeat", sge.cast(sge.convert(0), "BIGINT"),
+                     sge.convert(len(keys) + 1))
+    bump = sge.func("transform", acc, sge.Lambda(
+        this=sge.If(this=sge.EQ(this=j, expression=i),
+                    true=sge.Add(this=c, expression=sge.convert(1)), false=c),
+        expressions=[c, j]))
+    counts = sge.func("aggregate", indexes, zeros, sge.Lambda(this=bump, expressions=[acc, i]))
+    over = sge.func("element_at", counts, sge.convert(len(keys) + 1))
+    with_over = sge.func("map_from_arrays", sge.Array(expressions=[*keys, top]), counts)
     without = sge.func("map_from_arrays", sge.Array(expressions=keys),
-                       sge.Array(expressions=counts))
+                       sge.func("slice", counts, sge.convert(1), sge.convert(len(keys))))
     return sge.If(this=sge.EQ(this=present, expression=sge.convert(0)), true=sge.Null(),
                   false=sge.If(this=sge.GT(this=over, expression=sge.convert(0)),
                                true=with_over, false=without))
@@ -436,9 +456,13 @@ class SparkEngine:
                 call.set("this", "unix_micros")
         return tree.sql(dialect="spark")
 
-    def execute(self, sql: str, params: list | None = None) -> _SparkResult:
+    def execute(self, sql: str, params: list | dict | None = None) -> _SparkResult:
         text = self.transpile(sql)
-        frame = self.session.sql(text, args=list(params)) if params else self.session.sql(text)
+        if params:  # ``?`` positional, ``$name`` (Spark: ``:name``) named
+            args = dict(params) if isinstance(params, dict) else list(params)
+            frame = self.session.sql(text, args=args)
+        else:
+            frame = self.session.sql(text)
         return _SparkResult(frame)
 
     def table(self, name: str) -> ibis.Table:

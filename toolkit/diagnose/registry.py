@@ -10,12 +10,12 @@ from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, Va
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view
+from toolkit.diagnose._engines import CaseSource
 from toolkit.errors import UnknownDiagnosticError
 from toolkit.types import Window
 
@@ -178,7 +178,7 @@ class Diagnosis(Mapping[str, DiagnosticResult]):
 
 
 def run_diagnostics(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

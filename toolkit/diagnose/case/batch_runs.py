@@ -102,7 +102,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import numpy as np
@@ -114,9 +113,9 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._binning import fine_histogram
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view
 from toolkit.diagnose._engine import Recorder, epoch_us, float_array, hash_text, quantiles_at
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import latest_labels
 from toolkit.diagnose.case.segments import _flags, fisher_greater, holm
-from toolkit.store.schema import quote_ident
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -449,7 +448,7 @@ class BatchRunsResult(DiagnosticResult):
 
 
 def run_over_run(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,
@@ -523,7 +522,7 @@ def run_over_run(
         return _assess(case, record, runs_table, cols, base, method, gaps, min_failures,
                        min_accuracy_drop, partial_share, retry_share)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_ident(name)}")
+        case.engine.drop_temp(name)
 
 
 # ---------------------------------------------------------------------------- engine side

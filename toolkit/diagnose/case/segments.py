@@ -116,7 +116,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -127,6 +126,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import SEVERITIES, DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -475,7 +475,7 @@ class SegmentsResult(DiagnosticResult):
 
 
 def failure_concentration(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

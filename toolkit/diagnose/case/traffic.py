@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -23,6 +22,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,7 +81,7 @@ class TrafficResult(DiagnosticResult):
 
 
 def traffic_shape(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._profile import LEVELS, feature_profile
 from toolkit.types import Window
 
@@ -114,7 +114,7 @@ class PermutationResult(DiagnosticResult):
 
 
 def feature_permutation(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

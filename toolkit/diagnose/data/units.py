@@ -33,7 +33,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -42,6 +41,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, float_array, quantiles_at
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose._profile import LEVELS, SAMPLE_ROWS, FeatureProfile, feature_profile
 from toolkit.types import Window
@@ -156,7 +156,7 @@ class UnitChangeResult(DiagnosticResult):
 
 
 def unit_change(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

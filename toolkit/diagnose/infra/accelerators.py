@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -54,6 +53,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, percent_scale, within
 from toolkit.diagnose._engine import Recorder
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose.infra.capacity import bucket_index, bucket_starts
 from toolkit.types import Window
@@ -231,7 +231,7 @@ class AcceleratorResult(DiagnosticResult):
 
 
 def accelerator_faults(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

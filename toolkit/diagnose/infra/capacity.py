@@ -70,7 +70,6 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -85,6 +84,7 @@ from toolkit.diagnose._engine import (
     epoch_us,  # noqa: F401  (re-exported for the other modules)
     window_label,
 )
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
@@ -453,7 +453,7 @@ class CapacityResult(DiagnosticResult):
 
 
 def latency_vs_concurrency(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

@@ -66,7 +66,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import numpy as np
@@ -78,6 +77,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import artifact_changes
 from toolkit.types import Window
@@ -384,7 +384,7 @@ class GenerationResult(DiagnosticResult):
 
 
 def generation(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

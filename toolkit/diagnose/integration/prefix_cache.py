@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -61,6 +60,7 @@ from toolkit.diagnose._engine import (
     decode_bucket_window,
     window_label,
 )
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import artifact_changes
 from toolkit.store.schema import quote_ident
@@ -198,7 +198,7 @@ class PrefixCacheResult(DiagnosticResult):
 
 
 def prefix_cache(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

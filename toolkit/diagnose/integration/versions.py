@@ -61,7 +61,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import numpy as np
@@ -72,6 +71,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -362,7 +362,7 @@ class VersionMatrixResult(DiagnosticResult):
 
 
 def version_matrix(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

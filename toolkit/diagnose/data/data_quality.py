@@ -9,7 +9,8 @@ Recipes, per feature and window, from the shared feature profile (exact counts):
 * **schema**: a feature with values in the baseline and none in the incident is *missing*; one
   with values only in the incident is *new*; a feature of the reference table absent from
   ``requests`` is *missing* for the whole case; requests failing with an ``error_type`` that
-  names validation, schema or parsing are counted per window;
+  names validation, schema or parsing are counted per window, and so are requests without an
+  ``error_type`` rejected with HTTP 400 or 422 (a log that keeps the status code only);
 * **out of range**: share of incident values outside the baseline's central 99% (below its 0.5%
   or above its 99.5% quantile; the baseline itself has 1% there by construction);
 * **unseen categories**: share of incident values whose category never occurs in the baseline.
@@ -28,6 +29,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import ibis
 import numpy as np
 import pandas as pd
 
@@ -46,6 +48,8 @@ __all__ = ["data_quality", "DataQualityResult", "ID"]
 
 ID = "data.quality"
 _VALIDATION = ("validation", "schema", "parse", "invalid", "missing_feature", "type")
+#: HTTP statuses that reject a request's input (counted when no error_type says otherwise).
+_REJECTED = (400, 422)
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -342,16 +346,25 @@ def _null_timeline(profile: FeatureProfile) -> pd.DataFrame:
 
 def _validation_errors(case: CaseView, record: Recorder, baseline: Window,
                        incident: Window) -> dict[str, int]:
-    if not case.has("requests", "error_type"):
+    """Requests per window rejected as invalid input: an ``error_type`` naming validation,
+    schema or parsing (:data:`_VALIDATION`), or, with no ``error_type`` logged for the request
+    (or no such column), HTTP :data:`_REJECTED` (bad request, unprocessable entity)."""
+    has_type = case.has("requests", "error_type")
+    has_status = case.has("requests", "http_status")
+    if not (has_type or has_status):
         return {}
     t = case.table("requests")
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
-    t = t.filter(within(t.ts, span) & t.error_type.notnull())
+    t = t.filter(within(t.ts, span))
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
-    kind = t.error_type.lower()
-    matches = kind.contains(_VALIDATION[0])
-    for token in _VALIDATION[1:]:
-        matches = matches | kind.contains(token)
+    matches = ibis.literal(False)
+    if has_type:
+        kind = t.error_type.lower()
+        for token in _VALIDATION:
+            matches = matches | kind.contains(token).fill_null(False)
+    if has_status:
+        untyped = t.error_type.isnull() if has_type else ibis.literal(True)
+        matches = matches | (untyped & t.http_status.isin(_REJECTED).fill_null(False))
     t = t.filter(matches & t._window.notnull())
     counts = record(t.group_by(window=t._window).aggregate(n=t.count()))
     return {str(w): int(n) for w, n in zip(counts["window"], counts["n"], strict=True)}

@@ -16,8 +16,9 @@ Recipe
   the scale picks one) and the sum of counter increases. Windows and the timeline are sums of
   these cells. **Two requests queries**: per window (TTFT p90, preempted requests) and per time
   bucket (TTFT p90, exact ``quantile_cont``, and preemptions); TTFT is ``ttft_ms``, else
-  ``latency_ms`` (``latency_column``). They are ``infra.token_latency``'s latency summaries
-  (:func:`~toolkit.diagnose.infra.token_latency.latency_summaries`), run once per case view.
+  ``latency_ms`` (``latency_column``). When ``infra.token_latency`` ran on the case view
+  first (the registry's order) they are read from its summaries
+  (:func:`~toolkit.diagnose.infra.token_latency.peek_latency_summaries`) instead.
 * **Relation to TTFT**: Spearman's rank correlation over the time buckets of both windows
   (``scipy.stats.spearmanr`` on the bucket summaries) between TTFT p90 and each of mean KV
   usage, mean waiting requests and preemptions per bucket; NaN with fewer than
@@ -76,7 +77,8 @@ from toolkit.diagnose.infra.token_latency import (
     LATENCIES,
     NO_HOST,
     QUANTILES,
-    latency_summaries,
+    peek_latency_summaries,
+    split_quantiles,
 )
 from toolkit.types import Window
 
@@ -451,27 +453,48 @@ def _request_summaries(case: CaseView, record: Recorder, span: Window, baseline:
                        ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Per window and per bucket: requests, TTFT p90, preempted requests and preemptions.
 
-    From ``infra.token_latency``'s :func:`latency_summaries` (the same two scans, computed
-    once per case view): the p90 of its p50 / p90 / p99 array is the ``quantile_cont`` at 0.9
-    that a scan of its own would compute.
+    When ``infra.token_latency`` ran on this case view already, from its latency summaries
+    (:func:`peek_latency_summaries`: the p90 of its p50 / p90 / p99 array is the
+    ``quantile_cont`` at 0.9 a scan of its own would compute), else two scans of its own.
     """
     if not case.has("requests", "ts"):
         return pd.DataFrame(), pd.DataFrame(), ""
     cols = case.columns["requests"]
     latency = "ttft_ms" if "ttft_ms" in cols else "latency_ms" if "latency_ms" in cols else ""
-    name = {column: n for n, column in LATENCIES.items()}.get(latency)
-    summaries = latency_summaries(case, record, span, baseline, incident, width)
-    out = []
-    for frame in summaries:
-        keep = [c for c in ("window", "bucket_start", "requests", "preempted",
-                            "request_preemptions") if c in frame]
-        part = frame[keep].copy()
+    shared = peek_latency_summaries(case, record, span, baseline, incident, width)
+    if shared is not None:
+        name = {column: n for n, column in LATENCIES.items()}.get(latency)
+        out = []
+        for frame in shared:
+            keep = [c for c in ("window", "bucket_start", "requests", "preempted",
+                                "request_preemptions") if c in frame]
+            part = frame[keep].copy()
+            if latency:
+                part["ttft_p90_ms"] = [
+                    float(q[QUANTILES.index(0.9)]) if isinstance(q, (list, np.ndarray))
+                    else np.nan for q in frame[f"_{name}_q"]]
+            out.append(part)
+        return out[0], out[1], latency
+    t = case.table("requests")
+    t = t.filter(within(t.ts, span))
+    t = t.mutate(_window=window_label(t.ts, baseline, incident))
+
+    def measures(rows) -> dict[str, Any]:
+        out: dict[str, Any] = {"requests": rows.count()}
+        if "preemptions" in cols:
+            out["preempted"] = (rows.preemptions > 0).cast("int64").sum()
+            out["request_preemptions"] = rows.preemptions.cast("int64").sum()
         if latency:
-            part["ttft_p90_ms"] = [np.nan if q is None or not isinstance(q, (list, np.ndarray))
-                                   else float(q[QUANTILES.index(0.9)])
-                                   for q in frame[f"_{name}_q"]]
-        out.append(part)
-    return out[0], out[1], latency
+            out["_q"] = rows[latency].quantile([0.9])
+        return out
+
+    inside = t.filter(t._window.notnull())
+    per_window = record(inside.group_by(window=inside._window).aggregate(**measures(inside)))
+    per_bucket = record(t.group_by(bucket_start=bucket_expr(t.ts, width)).aggregate(
+        **measures(t)))
+    for frame in (per_window, per_bucket):
+        split_quantiles(frame, "_q", "ttft", names=("p90",))
+    return per_window, per_bucket, latency
 
 
 def _assemble(cells: pd.DataFrame, requests_w: pd.DataFrame, requests_t: pd.DataFrame,

@@ -7,6 +7,7 @@ checks) or by DuckDB from a simulated case (the same case classified on both eng
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -15,8 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import toolkit as tk
+from toolkit.cli import main
 from toolkit.errors import InvalidParameterError, SchemaMismatchError
-from toolkit.store.lake import connect_lake
+from toolkit.store.lake import LAKE_TABLES, connect_lake
+from toolkit.store.schema import quote_ident, quote_literal
 
 pytestmark = pytest.mark.spark
 
@@ -145,3 +149,87 @@ def test_two_lake_cases_keep_their_own_views(spark, tmp_path):
     assert one.table("requests").count().to_pyarrow().as_py() == 3
     assert two.table("requests").count().to_pyarrow().as_py() == 5
     assert "requests" not in [t.name for t in spark.catalog.listTables()]
+
+
+# --- the same case on both engines -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lake_case(tmp_path_factory):
+    """A small simulated version-skew case (2,000 requests) ingested into DuckDB, its
+    canonical tables written as Parquet folders, and its truth windows."""
+    from toolkit import simulate
+    from toolkit.simulate.writer import write_case
+
+    root = tmp_path_factory.mktemp("lake_case")
+    raw = write_case(simulate.make_case("version_skew", seed=3, rows=2000), root / "raw")
+    db = root / "case.duckdb"
+    con = tk.connect(db)
+    assert tk.load(con, raw).rows_rejected == 0
+    tables = {}
+    for table in LAKE_TABLES:
+        if con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]:
+            folder = root / "lake" / table
+            folder.mkdir(parents=True)
+            con.execute(f"COPY {quote_ident(table)} TO "
+                        f"{quote_literal(str(folder / 'part-0.parquet'))} (FORMAT parquet)")
+            tables[table] = str(folder)
+    con.close()
+    truth = json.loads((raw / "truth.json").read_text())
+    return db, tables, "/".join(truth["incident"]), "/".join(truth["baseline"])
+
+
+@pytest.mark.slow
+def test_cli_classifies_the_lake_as_duckdb_classifies_the_case(spark, lake_case, capsys,
+                                                               monkeypatch):
+    """``forensics classify --engine spark --tables ... --json`` on the Parquet tables gives
+    the DuckDB case's verdict: pathway, failure mode, onset, and every finding's id, severity
+    and onset (the windows given, so both engines diagnose the same pair)."""
+    db, tables, incident, baseline = lake_case
+    with tk.connect(db, read_only=True) as con:
+        expected = tk.classify_incident(con, incident=incident, baseline=baseline).to_dict()
+    assert (expected["pathway"], expected["failure_mode"]) == ("integration", "version_skew")
+    monkeypatch.setenv("CI", "true")
+    spec = ",".join(f"{table}={path}" for table, path in tables.items())
+    capsys.readouterr()
+    code = main(["classify", "--engine", "spark", "--tables", spec, "--incident", incident,
+                 "--baseline", baseline, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    got = json.loads(out)
+    for key in ("pathway", "failure_mode", "onset", "incident", "baseline", "serving_mode"):
+        assert got[key] == expected[key], key
+
+    def findings(result):
+        return sorted((f["id"], f["severity"], f.get("onset"), f["summary"])
+                      for f in result["findings"])
+
+    assert findings(got) == findings(expected)
+    statistics = {(f["id"], f["summary"]): f["statistic"] for f in expected["findings"]}
+    for finding in got["findings"]:
+        assert finding["statistic"] == pytest.approx(
+            statistics[finding["id"], finding["summary"]], rel=1e-9, nan_ok=True), finding["id"]
+    assert got["scores"] == pytest.approx(expected["scores"], rel=1e-9)
+
+
+def test_cli_schema_error_is_one_line_and_exit_1(spark, tmp_path, capsys, monkeypatch):
+    requests = _requests(tmp_path / "requests", latency_ms=pa.array(["10", "20", "30"]))
+    monkeypatch.setenv("CI", "true")
+    capsys.readouterr()
+    code = main(["classify", "--engine", "spark", "--tables", f"requests={requests}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert "requests.latency_ms has type string, expected DOUBLE" in err[0]
+
+
+def test_catalog_tables_and_the_temporary_view_hint(spark, tmp_path):
+    """A global temporary view is a catalog table the case's own session sees; a temporary
+    view of the caller's session is not, and the error says what to name instead."""
+    frame = spark.read.parquet(_requests(tmp_path / "requests"))
+    frame.createOrReplaceGlobalTempView("lake_test_requests")
+    lake = connect_lake({"requests": "global_temp.lake_test_requests"}, session=spark)
+    assert lake.table("requests").count().to_pyarrow().as_py() == 3
+    frame.createOrReplaceTempView("lake_test_local")
+    with pytest.raises(InvalidParameterError, match=r"catalog table lake_test_local\).*"
+                       r"global_temp\.NAME"):
+        connect_lake({"requests": "lake_test_local"}, session=spark)

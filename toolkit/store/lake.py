@@ -181,7 +181,9 @@ def connect_lake(tables: Mapping[str, str], *, session: Any = None,
         Canonical table name -> location: a path (a Parquet file or folder, a Delta table;
         ``s3a://``, ``abfss://``, ``gs://`` ... are passed to Spark as they are), optionally
         prefixed by its format (``delta:...``, ``iceberg:...``, ``parquet:...``), or the name
-        of a table of the session's catalog (``lake.serving.requests``). ``requests`` (or
+        of a table of the session's catalog (``lake.serving.requests``) or a global
+        temporary view (``global_temp.requests``; a session's own temporary views are not
+        visible to the case's session). ``requests`` (or
         ``metrics`` / ``events``) is needed for anything to classify; the other tables are
         optional, and a table not given reads as empty.
     session
@@ -310,8 +312,11 @@ def _read(lake: Any, source: LakeSource) -> Any:
         return lake.read.format(source.format).load(source.location)
     except Exception as exc:  # noqa: BLE001 - AnalysisException and friends, from the JVM
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "" if source.format else (
+            " (the case has its own session, which does not see your session's temporary "
+            "views: name a catalog table, or a global temporary view as global_temp.NAME)")
         raise InvalidParameterError(f"tables[{source.table!r}]: Spark cannot read "
-                                    f"{source.describe()}: {first}") from exc
+                                    f"{source.describe()}: {first}{hint}") from exc
 
 
 def _columns(table: str) -> dict[str, str]:

@@ -16,6 +16,14 @@ Measured (2026-12-06, 10M rows, 2 cores shared with other jobs at a load average
 infra.token_latency 9.8 s (peak RSS 1,033 MiB), infra.kv_cache 3.5 s (650 MiB),
 infra.prefill_interference 6.7 s (730 MiB), infra.context_errors 1.9 s (430 MiB); 21.9 s in
 all, each finding the generator's incident except prefill interference (none was injected).
+Again at 14:10 before issue 23's speed pass (load 11): 9.40, 4.06, 5.93, 2.49 s, 21.87 s; the
+process CPU of the same code, profiled right after: 3.02, 0.99, 1.83, 0.77 s (6.6 s). After
+the pass (14:55, load 18.5-19.7): 13.86 s wall / 3.23 s CPU, 6.15 / 1.13, 8.00 / 1.91,
+2.94 / 0.67; 30.95 s wall, 6.95 s CPU, peak RSS 1,038 MiB. Run one process each, these four
+share nothing and barely changed (the pass took the integer prompt quantiles of prefill and
+context errors from value counts: 0.1-0.25 CPU s; the rest is the load): the wall time is
+the load's, the CPU time says the work, 3.5 s a core. The pass's gains are in
+``bench_generative_all.py`` (all eight on one case view, as ``forensics diagnose`` runs them).
 
 Each diagnostic of :data:`DIAGNOSTICS` then runs in a fresh process that opens the case
 read-only (its time excludes the case view and ibis's backend, built before the clock starts);

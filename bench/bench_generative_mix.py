@@ -16,8 +16,17 @@ hour 12 a new client (``c2``) arrives with a changed system prompt (cache hit sh
 diagnostic has something to find, so the timings include the findings' work.
 
 A fresh process opens the case read-only and runs the four diagnostics on the windows
-(baseline hours 0-12, incident 12-24), timing each and reading its peak RSS (``VmHWM``). A fixed
-Python loop is timed before each run (``_gauge``) to show the shared machine's state.
+(baseline hours 0-12, incident 12-24), timing each (wall and process CPU seconds) and reading
+its peak RSS (``VmHWM``). A fixed Python loop is timed and the load average read before each
+run (``_gauge``) to show the shared machine's state.
+
+Measured on 10M rows (2026-12-06, 2 cores shared with six other engineers): before issue 23's
+speed pass at a load average of 13.6, 27.55 s wall (model.feedback 12.33, data.prompt_mix
+6.64, integration.generation 2.87, integration.prefix_cache 2.72, case view 2.65 s); the same
+code profiled at load 15: 3.05, 1.55, 0.59 and 0.61 CPU s. After it at load 17.9-16.5: 27.39 s
+wall, 6.14 s CPU (feedback 13.21 s / 2.73 s CPU, prompt_mix 6.57 / 1.71, generation 3.25 /
+0.60, prefix_cache 1.87 / 0.48, case view 2.21 / 0.56), peak RSS 510 MiB, the same findings.
+All generative diagnostics on one case: ``bench_generative_all.py``.
 """
 
 from __future__ import annotations

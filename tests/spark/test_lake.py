@@ -1,6 +1,6 @@
 """Cases on a lake (issue 26): ``tk.connect_lake`` and ``forensics classify --engine spark``.
 
-One Spark session per test process (SPa's shared ``spark_session`` fixture when it is there);
+One Spark session per test process (``spark_session`` of tests/spark/conftest.py);
 the lake tables are Parquet files written here, either by pyarrow with chosen types (schema
 checks) or by DuckDB from a simulated case (the same case classified on both engines).
 """
@@ -8,8 +8,6 @@ checks) or by DuckDB from a simulated case (the same case classified on both eng
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -28,24 +26,9 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def spark(request):
-    """The shared local Spark session (UTC)."""
-    try:
-        return request.getfixturevalue("spark_session")
-    except pytest.FixtureLookupError:
-        pass
-    pytest.importorskip("pyspark", reason="pyspark is not installed (the spark extra)")
-    if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Java is absent: Spark needs Java 17")
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[2]").appName("forensics-tests")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false").getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+def spark(spark_session):
+    """The shared local Spark session (UTC) of tests/spark/conftest.py."""
+    return spark_session
 
 
 def _write(path, columns: dict[str, pa.Array]) -> str:

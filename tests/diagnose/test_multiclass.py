@@ -240,7 +240,7 @@ def test_class_mix_shift_equals_scipy(data, con):
     assert after > before + 0.05
 
 
-def test_endpoints_of_another_task_are_left_out_and_named(data):
+def test_endpoints_of_another_task_are_measured_apart_and_named(data):
     binary = pd.DataFrame({"request_id": [f"b{i}" for i in range(200)], "ts": TS[:200],
                            "endpoint": "fraud", "prediction": ["0", "1"] * 100, "score": 0.9})
     con = _case(data, extra={"requests": binary, "labels": pd.DataFrame(
@@ -250,8 +250,12 @@ def test_endpoints_of_another_task_are_left_out_and_named(data):
     assert result.value("baseline", "labelled") == N
     assert result.value("baseline", "accuracy") == pytest.approx(
         accuracy_score(data["y"][BR], data["pred"][BR]))
+    # the fraud endpoint is measured on its own, as a binary task; it has no request in the
+    # incident window: said, naming the endpoint
+    fraud = result.endpoints["fraud"]
+    assert fraud.task == "binary" and fraud.positive == "1" and fraud.table.empty
     (gap,) = [g for g in result.not_assessed if g.check == "model.performance"]
-    assert "fraud (binary)" in gap.reason
+    assert gap.reason == "endpoint fraud (binary): no labels in the incident window"
 
 
 def test_generative_endpoints_are_not_assessed():

@@ -113,11 +113,13 @@ def labels_unique(case: CaseView) -> bool:
     return case.cache[key]
 
 
-def positive_class(case: CaseView, record: Recorder, window: Window) -> str | None:
+def positive_class(case: CaseView, record: Recorder, window: Window,
+                   labels: ibis.Table | None = None) -> str | None:
     """The positive class: a conventional token (1, true, yes, ...) when labels use one,
     else the rarer label (the class a binary detector looks for). Counted on the labels table
-    alone (small), whatever the window."""
-    labels = case.table("labels")
+    alone (small), whatever the window; on ``labels`` (a table with a ``label`` column, e.g.
+    one endpoint's labelled predictions) when given."""
+    labels = case.table("labels") if labels is None else labels
     counts = record(labels.group_by("label").aggregate(n=labels.count()))
     if counts.empty:
         return None

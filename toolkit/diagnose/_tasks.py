@@ -39,6 +39,7 @@ from __future__ import annotations
 import itertools
 import json
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +50,14 @@ from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
+    from toolkit.diagnose._base import Finding
     from toolkit.diagnose._case import CaseView
 
 __all__ = ["TaskInfo", "infer_tasks", "main_task", "MAX_CLASSES", "TASK_COLUMNS", "class_scores",
            "json_pointer", "class_probabilities", "scored_rows", "ScoredRows", "task_filter",
-           "task_labelled", "SCORES_SAMPLE_ROWS", "other_tasks", "scores_share"]
+           "task_labelled", "SCORES_SAMPLE_ROWS", "scores_share", "mixed_tasks",
+           "other_endpoints", "endpoint_name", "per_endpoint", "endpoint_findings",
+           "labelled_for"]
 
 #: At most this many distinct values make classes; more (all numeric) make a regression.
 MAX_CLASSES = 100
@@ -391,7 +395,7 @@ def scored_rows(case: CaseView, record: Recorder, baseline: Window, incident: Wi
 def task_filter(case: CaseView, info: TaskInfo, rows: ibis.Table) -> ibis.Table:
     """``rows`` restricted to ``info``'s endpoints when the case serves several tasks (a case
     of one task is left whole)."""
-    if len({t.task for t in case.tasks.values()}) < 2 or "endpoint" not in rows.columns:
+    if not mixed_tasks(case) or "endpoint" not in rows.columns:
         return rows
     named = [e for e in info.endpoints if e is not None]
     keep = rows.endpoint.isin(named) if named else ibis.literal(False)
@@ -400,18 +404,71 @@ def task_filter(case: CaseView, info: TaskInfo, rows: ibis.Table) -> ibis.Table:
     return rows.filter(keep)
 
 
-def other_tasks(case: CaseView, info: TaskInfo, check: str) -> tuple:
-    """One ``not_assessed`` entry naming the endpoints of other tasks than ``info``'s (a
-    diagnostic assesses the case's main task; the others are left out, not mixed in)."""
+def mixed_tasks(case: CaseView) -> bool:
+    """Whether the case's endpoints serve more than one task."""
+    return len({t.task for t in case.tasks.values()}) > 1
+
+
+def other_endpoints(case: CaseView, info: TaskInfo) -> list[TaskInfo]:
+    """The endpoints whose task is not ``info``'s, sorted by name: a model diagnostic measures
+    the case's main task over its endpoints, then each of these on its own with its own task
+    (:func:`per_endpoint`)."""
+    return sorted((t for t in case.tasks.values() if t.task != info.task),
+                  key=lambda t: endpoint_name(t.endpoint))
+
+
+def endpoint_name(endpoint: str | None) -> str:
+    """How results and findings name an endpoint (``(no endpoint)`` for requests without one).
+
+    Examples
+    --------
+    >>> endpoint_name("fraud"), endpoint_name(None)
+    ('fraud', '(no endpoint)')
+    """
+    return "(no endpoint)" if endpoint is None else str(endpoint)
+
+
+def per_endpoint(case: CaseView, info: TaskInfo, result: Any,
+                 assess: Callable[[TaskInfo], Any]) -> Any:
+    """``result`` (the main task's) with every endpoint of another task assessed by
+    ``assess`` on its own, in ``result.endpoints`` (name -> result of the same diagnostic).
+
+    Their SQL follows the main result's; their ``not_assessed`` entries join the main result's
+    with the endpoint named in the reason. A case of one task gets ``result`` unchanged.
+    """
+    from dataclasses import replace
+
     from toolkit.diagnose._base import NotAssessed
 
-    others = sorted((str(t.endpoint), t.task) for t in case.tasks.values()
-                    if t.task != info.task)
+    others = other_endpoints(case, info)
     if not others:
-        return ()
-    named = ", ".join(f"{e} ({t})" for e, t in others)
-    return (NotAssessed(check, f"endpoints of other tasks than {info.task} are left out of "
-                               f"this result: {named}"),)
+        return result
+    endpoints = {endpoint_name(t.endpoint): assess(t) for t in others}
+    gaps = [NotAssessed(g.check, f"endpoint {name} ({sub.task}): {g.reason}")
+            for name, sub in endpoints.items() for g in sub.not_assessed]
+    return replace(result, endpoints=endpoints, main_endpoints=tuple(
+        endpoint_name(e) for e in info.endpoints), sql=(
+        *result.sql, *(q for sub in endpoints.values() for q in sub.sql)),
+        not_assessed=(*result.not_assessed, *gaps))
+
+
+def endpoint_findings(result: Any, own: list[Finding]) -> list[Finding]:
+    """The findings of a result measured per endpoint: its own (the main task's) and those of
+    every endpoint of another task, each naming its endpoint(s) in the summary and in
+    ``evidence["endpoint"]``. A case of one task: ``own`` unchanged."""
+    if not result.endpoints:
+        return own
+    out = [_named(f, ", ".join(result.main_endpoints)) for f in own]
+    for name, sub in result.endpoints.items():
+        out += [_named(f, name) for f in sub.findings()]
+    return out
+
+
+def _named(finding: Finding, name: str) -> Finding:
+    from dataclasses import replace
+
+    return replace(finding, summary=f"endpoint {name}: {finding.summary}",
+                   evidence=dict(finding.evidence, endpoint=name))
 
 
 _task_names = itertools.count(1)
@@ -452,9 +509,21 @@ def task_labelled(case: CaseView, record: Recorder, span: Window, info: TaskInfo
     table = record.temp_table(case.backend, name, rows)
     weakref.finalize(case, _drop, case.con, name)
     case.cache[key] = (table, record.sql[-1])
-    if len({t.task for t in case.tasks.values()}) < 2:
+    if not mixed_tasks(case):
         case.cache.setdefault(("labelled_table", span.start, span.end), case.cache[key])
     return table
+
+
+def labelled_for(case: CaseView, record: Recorder, span: Window, info: TaskInfo
+                 ) -> ibis.Table:
+    """The labelled predictions of ``span`` a diagnostic of ``info``'s task reads: the case's
+    labelled table (:func:`~._labels.labelled_table`) when it serves one task, else
+    ``info``'s endpoints' rows (:func:`task_labelled`)."""
+    from toolkit.diagnose._labels import labelled_table
+
+    if not mixed_tasks(case):
+        return labelled_table(case, record, span)
+    return task_labelled(case, record, span, info)
 
 
 def scores_share(case: CaseView, record: Recorder, span: Window, info: TaskInfo) -> float:

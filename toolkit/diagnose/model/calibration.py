@@ -88,8 +88,9 @@ from toolkit._validation import check_interval, check_option, check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
-from toolkit.diagnose._labels import labelled_table, positive_class
+from toolkit.diagnose._labels import positive_class
 from toolkit.diagnose._onset import coarse_onset, refine_onset
+from toolkit.diagnose._tasks import endpoint_findings, per_endpoint
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
@@ -171,6 +172,11 @@ class CalibrationResult(DiagnosticResult):
     nominal: float | None = None
     #: regression: residual counts per window on the baseline's residual deciles
     residual_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: a case of several tasks: the result of every endpoint of another task than the main
+    #: one, by endpoint name (each measured on its own with its own task)
+    endpoints: dict[str, CalibrationResult] = field(default_factory=dict, repr=False)
+    #: the endpoints this result measures, named when ``endpoints`` is not empty
+    main_endpoints: tuple[str, ...] = ()
 
     def value(self, window: str, column: str) -> float:
         """``column`` of ``window``'s row; NaN when the window or the column (a measure of
@@ -209,6 +215,12 @@ class CalibrationResult(DiagnosticResult):
         }
 
     def findings(self) -> list[Finding]:
+        """The main task's findings and, in a case of several tasks, every other endpoint's,
+        each naming its endpoint (``evidence["endpoint"]``)."""
+        return endpoint_findings(self, self.own_findings())
+
+    def own_findings(self) -> list[Finding]:
+        """The findings of this result's own rows (the main task's endpoints)."""
         if self.task == "regression":
             return _interval_findings(self)
         found = self._top_label_findings()
@@ -422,24 +434,31 @@ def calibration(
     base = dict(baseline=baseline, incident=incident, kind=kind, threshold=threshold,
                 bins=bins, strategy=strategy, score_is=score_is)
     info = case.task
-    if info.task == "generative":
-        return CalibrationResult(**base, task=info.task, not_assessed=(NotAssessed(
-            ID, "generative endpoints: calibration needs a scored class or a prediction "
-            "interval (this diagnostic assesses binary, multiclass and regression tasks)"),))
-    if info.task == "regression":
-        return _interval_calibration(case, base, info, bucket)
-    result = _scored(case, base, baseline, incident, positive=positive, score_is=score_is,
-                     kind=kind, threshold=threshold, bins=bins, strategy=strategy,
-                     bucket=bucket)
-    if info.task == "multiclass":
-        result = _classwise(case, result, info)
-    return result
+
+    def assess(info: Any) -> CalibrationResult:
+        if info.task == "generative":
+            return CalibrationResult(**base, task=info.task, not_assessed=(NotAssessed(
+                ID, "generative endpoints: calibration needs a scored class or a prediction "
+                "interval (this diagnostic assesses binary, multiclass and regression tasks)"),))
+        if info.task == "regression":
+            return _interval_calibration(case, base, info, bucket)
+        result = _scored(case, base, baseline, incident, info, positive=positive,
+                         score_is=score_is, kind=kind, threshold=threshold, bins=bins,
+                         strategy=strategy, bucket=bucket)
+        if info.task == "multiclass":
+            result = _classwise(case, result, info)
+        return result
+
+    return per_endpoint(case, info, assess(info), assess)
 
 
-def _scored(case: CaseView, base: dict[str, Any], baseline: Window, incident: Window, *,
-            positive: str | None, score_is: str, kind: str, threshold: float, bins: int,
-            strategy: str, bucket: timedelta | None) -> CalibrationResult:
-    """Calibration of ``score`` (binary tasks; the top label of a multiclass task)."""
+def _scored(case: CaseView, base: dict[str, Any], baseline: Window, incident: Window,
+            info: Any, *, positive: str | None, score_is: str, kind: str, threshold: float,
+            bins: int, strategy: str, bucket: timedelta | None) -> CalibrationResult:
+    """Calibration of ``score`` (binary tasks; the top label of a multiclass task) on
+    ``info``'s endpoints (the whole case when it serves one task)."""
+    from toolkit.diagnose._tasks import labelled_for, mixed_tasks, task_filter
+
     if not case.has("requests", "score", "prediction"):
         return CalibrationResult(**base, not_assessed=(
             NotAssessed(ID, "requests carry no score (confidence) or prediction"),))
@@ -449,9 +468,11 @@ def _scored(case: CaseView, base: dict[str, Any], baseline: Window, incident: Wi
     record = Recorder(joins_as_written=True)  # the labels join: see Recorder
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
-    t = labelled_table(case, record, span)
+    t = labelled_for(case, record, span, info)
+    # a case of several tasks: this endpoint's labels (the labels table holds every task's)
+    positive = positive or info.positive_class or positive_class(
+        case, record, span, labels=t if mixed_tasks(case) else None)
     t = t.filter(t.score.notnull())
-    positive = positive or positive_class(case, record, span)
     check = score_semantics(record, t, positive)
     problem = score_problem(check, score_is, positive)
     if problem:
@@ -538,11 +559,11 @@ def _scored(case: CaseView, base: dict[str, Any], baseline: Window, incident: Wi
     result = CalibrationResult(**base, positive=positive, score_check=check, table=table,
                                reliability_bins=reliability, by_version=by_version,
                                timeline=timeline, sql=record.sql)
-    for finding in result.findings():
+    for finding in result.own_findings():
         if finding.onset is not None:
             # A calibration collapse moves the confidence of every answer, labelled or not:
             # locate the step in the mean confidence of all requests.
-            requests = case.table("requests")
+            requests = task_filter(case, info, case.table("requests"))
             requests = requests.filter(requests.score.notnull())
             onset = refine_onset(record, requests, requests.score.cast("float64"),
                                  finding.onset, around=3 * width, limits=span)
@@ -791,11 +812,11 @@ def _classwise(case: CaseView, result: CalibrationResult, info: Any) -> Calibrat
     ``scores_fraction``), unnested to (class, probability) pairs and summed per window, class
     and bin in one query.
     """
-    from toolkit.diagnose._tasks import other_tasks, scored_rows
+    from toolkit.diagnose._tasks import scored_rows
 
     check = f"{ID}:classwise"
     base = replace(result, task="multiclass")
-    gaps = [*result.not_assessed, *other_tasks(case, info, ID)]
+    gaps = list(result.not_assessed)
     if not case.has("requests", "scores"):
         return replace(base, not_assessed=(*gaps, NotAssessed(
             check, "requests carry no per-class scores (the scores column): classwise "
@@ -916,7 +937,7 @@ def _interval_calibration(case: CaseView, base: dict[str, Any], info: Any,
     deciles)."""
     from toolkit.diagnose import _stats as st
     from toolkit.diagnose._engine import histogram_at
-    from toolkit.diagnose._tasks import other_tasks, task_labelled
+    from toolkit.diagnose._tasks import task_labelled
 
     base = dict(base, task="regression", nominal=info.interval_coverage)
     if not case.has("requests", "prediction"):
@@ -929,7 +950,7 @@ def _interval_calibration(case: CaseView, base: dict[str, Any], info: Any,
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
     t = task_labelled(case, record, span, info)
-    gaps = list(other_tasks(case, info, ID))
+    gaps: list[NotAssessed] = []
     t = t.mutate(_window=window_label(t.ts, baseline, incident),
                  _r=t.label.try_cast("float64") - t.prediction.try_cast("float64"))
     has_interval = "pred_lower" in t.columns and "pred_upper" in t.columns

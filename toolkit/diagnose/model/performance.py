@@ -81,8 +81,9 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
-from toolkit.diagnose._labels import labelled_table, positive_class
+from toolkit.diagnose._labels import positive_class
 from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
+from toolkit.diagnose._tasks import endpoint_findings, per_endpoint
 from toolkit.diagnose.model.calibration import SCORE_IS, score_problem, score_semantics
 from toolkit.types import Window
 
@@ -129,6 +130,11 @@ class PerformanceResult(DiagnosticResult):
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     confusion_change: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     by_segment: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: a case of several tasks: the result of every endpoint of another task than the main
+    #: one, by endpoint name (each measured on its own with its own task)
+    endpoints: dict[str, PerformanceResult] = field(default_factory=dict, repr=False)
+    #: the endpoints this result measures, named when ``endpoints`` is not empty
+    main_endpoints: tuple[str, ...] = ()
 
     def value(self, window: str, column: str) -> float:
         """``column`` of ``window``'s row; NaN when the window or the column (a measure of
@@ -169,6 +175,12 @@ class PerformanceResult(DiagnosticResult):
         }
 
     def findings(self) -> list[Finding]:
+        """The main task's findings and, in a case of several tasks, every other endpoint's,
+        each naming its endpoint (``evidence["endpoint"]``)."""
+        return endpoint_findings(self, self.own_findings())
+
+    def own_findings(self) -> list[Finding]:
+        """The findings of this result's own rows (the main task's endpoints)."""
         if self.table.empty or len(self.table) < 2:
             return []
         if self.task == "regression":
@@ -367,6 +379,18 @@ def model_performance(
     check_option("score_is", score_is, SCORE_IS)
     base = dict(baseline=baseline, incident=incident, score_is=score_is)
     info = case.task
+    result = _performance(case, base, info, positive=positive, score_is=score_is, bucket=bucket)
+    return per_endpoint(case, info, result, lambda other: _performance(
+        case, base, other, positive=positive, score_is=score_is, bucket=bucket))
+
+
+def _performance(case: CaseView, base: dict[str, Any], info: Any, *, positive: str | None,
+                 score_is: str, bucket: timedelta | None) -> PerformanceResult:
+    """Performance of ``info``'s task on its endpoints (the whole case when it serves one
+    task)."""
+    from toolkit.diagnose._tasks import labelled_for, mixed_tasks, task_filter
+
+    baseline, incident = base["baseline"], base["incident"]
     if info.task == "generative":
         return PerformanceResult(**base, task=info.task, not_assessed=(NotAssessed(
             ID, "generative endpoints: accuracy needs a predicted class or value (this "
@@ -380,19 +404,21 @@ def model_performance(
         run = _multiclass if info.task == "multiclass" else _regression
         return run(case, base, info, bucket)
     record = Recorder(joins_as_written=True)  # the labels join: see Recorder
-    positive = positive or positive_class(case, record, Window(baseline.start, incident.end)
-                                          if baseline.start < incident.start else
-                                          Window(incident.start, baseline.end))
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     width = bucket or choose_bucket(span.duration)
+    # a case of several tasks: this endpoint's labels (the labels table holds every task's)
+    own = labelled_for(case, record, span, info) if mixed_tasks(case) else None
+    positive = positive or info.positive_class or positive_class(
+        case, record, Window(baseline.start, incident.end) if baseline.start < incident.start
+        else Window(incident.start, baseline.end), labels=own)
 
-    requests = case.table("requests")
+    requests = task_filter(case, info, case.table("requests"))
     in_span = requests.filter(within(requests.ts, span))
     in_span = in_span.mutate(_window=window_label(in_span.ts, baseline, incident))
     totals = record(in_span.group_by(window=in_span._window).aggregate(
         requests=in_span.count()))
     # a request that failed has no prediction to judge: it counts for errors, not accuracy
-    t = labelled_table(case, record, span)
+    t = labelled_for(case, record, span, info)
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
     pos = ibis.literal(positive)
     t = t.mutate(
@@ -445,10 +471,10 @@ def model_performance(
     result = PerformanceResult(**base, positive=positive, table=per_window,
                                by_version=by_version, timeline=timeline, sql=record.sql,
                                not_assessed=(gap,) if gap else ())
-    for finding in result.findings():
+    for finding in result.own_findings():
         gradual = gradual_onset(timeline, "accuracy", after=baseline.end, weights="labelled")
         if finding.id == "model.accuracy_drop" and finding.onset is not None and gradual is None:
-            rows = labelled_table(case, record, span)
+            rows = labelled_for(case, record, span, info)
             onset = refine_onset(record, rows, (~rows.correct).cast("float64"), finding.onset,
                                  around=3 * width, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
@@ -577,7 +603,7 @@ def _multiclass(case: CaseView, base: dict[str, Any], info: Any, bucket: timedel
                 ) -> PerformanceResult:
     """Multiclass performance: accuracy, macro / weighted F1, per-class precision and recall,
     the confusion matrix per window and its change, one-vs-rest ROC / PR AUC with ``scores``."""
-    from toolkit.diagnose._tasks import other_tasks, task_labelled
+    from toolkit.diagnose._tasks import task_labelled
 
     baseline, incident = base["baseline"], base["incident"]
     record = Recorder(joins_as_written=True)
@@ -585,7 +611,7 @@ def _multiclass(case: CaseView, base: dict[str, Any], info: Any, bucket: timedel
     width = bucket or choose_bucket(span.duration)
     t = task_labelled(case, record, span, info)
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
-    gaps = list(other_tasks(case, info, ID))
+    gaps: list[NotAssessed] = []
     has_version = "model_version" in t.columns
     windows = t.filter(t._window.notnull())
     keys = {"window": windows._window, "label": windows.label,
@@ -876,7 +902,7 @@ def _regression(case: CaseView, base: dict[str, Any], info: Any, bucket: timedel
                 ) -> PerformanceResult:
     """Regression performance: MAE, RMSE, bias and MAPE with analytic intervals per window,
     model version, time bucket and segment."""
-    from toolkit.diagnose._tasks import other_tasks, task_labelled
+    from toolkit.diagnose._tasks import task_labelled
 
     baseline, incident = base["baseline"], base["incident"]
     record = Recorder(joins_as_written=True)
@@ -884,7 +910,7 @@ def _regression(case: CaseView, base: dict[str, Any], info: Any, bucket: timedel
     width = bucket or choose_bucket(span.duration)
     t = task_labelled(case, record, span, info)
     t = numeric_errors(t.mutate(_window=window_label(t.ts, baseline, incident)))
-    gaps = list(other_tasks(case, info, ID))
+    gaps: list[NotAssessed] = []
     has_version = "model_version" in t.columns
     keys = {"bucket_start": bucket_expr(t.ts, width), "window": t._window}
     if has_version:

@@ -39,6 +39,7 @@ rise), ``model.concept_drift`` (high when the accuracy drop is high).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, histogram_at, window_label
 from toolkit.diagnose._onset import coarse_onset, refine_onset
+from toolkit.diagnose._tasks import endpoint_findings, endpoint_name, per_endpoint
 from toolkit.diagnose.data.drift import MODERATE_PSI, FeatureDriftResult, feature_drift
 from toolkit.diagnose.model.performance import PerformanceResult, model_performance
 from toolkit.types import Window
@@ -107,6 +109,11 @@ class PredictionShiftResult(DiagnosticResult):
     output_wasserstein: float = float("nan")
     mean_output: tuple[float, float] = (float("nan"), float("nan"))
     output_bins: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: a case of several tasks: the result of every endpoint of another task than the main
+    #: one, by endpoint name (each measured on its own with its own task)
+    endpoints: dict[str, PredictionShiftResult] = field(default_factory=dict, repr=False)
+    #: the endpoints this result measures, named when ``endpoints`` is not empty
+    main_endpoints: tuple[str, ...] = ()
 
     def headline(self) -> dict[str, Any]:
         if self.task == "regression":
@@ -133,6 +140,12 @@ class PredictionShiftResult(DiagnosticResult):
                 not self.max_feature_psi >= MODERATE_PSI)
 
     def findings(self) -> list[Finding]:
+        """The main task's findings and, in a case of several tasks, every other endpoint's,
+        each naming its endpoint (``evidence["endpoint"]``)."""
+        return endpoint_findings(self, self.own_findings())
+
+    def own_findings(self) -> list[Finding]:
+        """The findings of this result's own rows (the main task's endpoints)."""
         if self.task == "binary":
             return self._binary_findings()
         return _task_findings(self)
@@ -263,6 +276,40 @@ def prediction_shift(
     case = case or case_view(con)
     base = dict(baseline=baseline, incident=incident)
     info = case.task
+    given = {"drift": drift, "performance": performance}
+
+    def shared(name: str) -> Any:
+        """The drift or performance result given, else made once (on first need) for every
+        endpoint: the performance result holds every endpoint's in ``endpoints``."""
+        if given[name] is None and name == "drift" and case.feature_names():
+            given[name] = feature_drift(con, baseline, incident, bucket=bucket, case=case)
+        if given[name] is None and name == "performance" and case.has("labels") and \
+                "prediction" in case.columns["requests"]:
+            given[name] = model_performance(con, baseline, incident, bucket=bucket, case=case)
+        return given[name]
+
+    def assess(other: Any) -> PredictionShiftResult:
+        def performance_of() -> PerformanceResult | None:
+            found = shared("performance")
+            if found is None or other is info:
+                return found
+            return found.endpoints.get(endpoint_name(other.endpoint))
+
+        return _shift(con, case, base, other, drift=lambda: shared("drift"),
+                      performance=performance_of, bucket=bucket)
+
+    return per_endpoint(case, info, assess(info), assess)
+
+
+def _shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, Any], info: Any, *,
+           drift: Callable[[], FeatureDriftResult | None],
+           performance: Callable[[], PerformanceResult | None], bucket: timedelta | None
+           ) -> PredictionShiftResult:
+    """Prediction shift of ``info``'s task on its endpoints (the whole case when it serves one
+    task); ``drift`` and ``performance`` give the shared results when first needed."""
+    from toolkit.diagnose._tasks import task_filter
+
+    baseline, incident = base["baseline"], base["incident"]
     if info.task == "generative":
         return PredictionShiftResult(**base, task=info.task, not_assessed=(NotAssessed(
             ID, "generative endpoints: their outputs are tokens, not a class or a value (this "
@@ -275,7 +322,7 @@ def prediction_shift(
             NotAssessed(ID, "requests carry no score or prediction"),))
     record = Recorder()
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
-    t = case.table("requests")
+    t = task_filter(case, info, case.table("requests"))
     t = t.filter(within(t.ts, span))
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
     t = t.filter(t._window.notnull())
@@ -283,15 +330,12 @@ def prediction_shift(
     gaps = []
     edges = _score_edges(record, t) if "score" in case.columns["requests"] else []
     values |= _score_scan(case, record, baseline, incident, span, edges,
-                          bucket or choose_bucket(span.duration))
+                          bucket or choose_bucket(span.duration), info)
     if "prediction" in case.columns["requests"]:
         values |= _class_shift(record, t)
-    if performance is None and case.has("labels") and "prediction" in case.columns["requests"]:
-        performance = model_performance(con, baseline, incident, bucket=bucket, case=case)
-    if drift is None and case.feature_names():
-        drift = feature_drift(con, baseline, incident, bucket=bucket, case=case)
+    performance, drift = performance(), drift()
     if performance is not None and not performance.table.empty:
-        drop = [f for f in performance.findings() if f.id == "model.accuracy_drop"]
+        drop = [f for f in performance.own_findings() if f.id == "model.accuracy_drop"]
         values["accuracy_drop"] = -performance.accuracy_change
         values["accuracy_drop_severity"] = drop[0].severity if drop else None
     else:
@@ -305,21 +349,24 @@ def prediction_shift(
     coarse = result.coarse_onset()
     if edges and coarse is not None and result.score_psi >= MODERATE_PSI:
         onset = _refine(case, record, result, edges, coarse, span,
-                        bucket or choose_bucket(span.duration))
+                        bucket or choose_bucket(span.duration), info)
         result = replace(result, refined_onsets={"model.prediction_shift": onset},
                          sql=record.sql)
     return result
 
 
 def _refine(case: CaseView, record: Recorder, result: PredictionShiftResult,
-            edges: list[float], coarse: datetime, span: Window, width: timedelta) -> datetime:
-    """The score shift's onset on raw rows: the share of scores in the baseline decile whose
-    share moved most steps there."""
+            edges: list[float], coarse: datetime, span: Window, width: timedelta,
+            info: Any) -> datetime:
+    """The score shift's onset on raw rows (of ``info``'s endpoints): the share of scores in
+    the baseline decile whose share moved most steps there."""
+    from toolkit.diagnose._tasks import task_filter
+
     bins = result.score_bins  # (bin labels may repeat when scores saturate: go by position)
     before = bins.loc[bins["window"] == "baseline", "share"].to_numpy()
     after = bins.loc[bins["window"] == "incident", "share"].to_numpy()
     k = int(np.argmax(np.abs(after - before)))
-    requests = case.table("requests")
+    requests = task_filter(case, info, case.table("requests"))
     score = requests.score.cast("float64")
     lower = -np.inf if k == 0 else edges[k - 1]
     inside = score <= edges[k] if k < len(edges) else score > edges[-1]
@@ -340,15 +387,19 @@ def _score_edges(record: Recorder, t: ibis.Table) -> list[float]:
 
 
 def _score_scan(case: CaseView, record: Recorder, baseline: Window, incident: Window,
-                span: Window, edges: list[float], width: timedelta) -> dict[str, Any]:
-    """The score shift between the windows and the per-bucket timeline, from one scan.
+                span: Window, edges: list[float], width: timedelta, info: Any
+                ) -> dict[str, Any]:
+    """The score shift between the windows and the per-bucket timeline, from one scan of
+    ``info``'s endpoints' requests.
 
     The span is grouped by time bucket and window: requests, the score histogram on ``edges``
     with the scores' sum and count, and the requests answered by a model version the baseline
     never used (a release shows as a step). The windows' histograms and mean scores, and each
     bucket's score PSI against the baseline, are sums of those groups.
     """
-    requests = case.table("requests")
+    from toolkit.diagnose._tasks import task_filter
+
+    requests = task_filter(case, info, case.table("requests"))
     t = requests.filter(within(requests.ts, span))
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
     aggs: dict[str, Any] = {"requests": t.count()}
@@ -427,12 +478,12 @@ MAJOR_CLASS_JS = 0.2
 
 
 def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, Any],
-                info: Any, *, drift: FeatureDriftResult | None,
-                performance: PerformanceResult | None, bucket: timedelta | None
+                info: Any, *, drift: Callable[[], FeatureDriftResult | None],
+                performance: Callable[[], PerformanceResult | None], bucket: timedelta | None
                 ) -> PredictionShiftResult:
     """Prediction shift of a multiclass (class mix; score PSI when ``score`` is logged) or a
     regression (output distribution) task, and the concept-drift signal."""
-    from toolkit.diagnose._tasks import other_tasks, task_filter
+    from toolkit.diagnose._tasks import task_filter
 
     baseline, incident = base["baseline"], base["incident"]
     base = dict(base, task=info.task)
@@ -445,7 +496,7 @@ def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, 
     requests = task_filter(case, info, case.table("requests"))
     t = requests.filter(within(requests.ts, span) & requests.prediction.notnull())
     t = t.mutate(_window=window_label(t.ts, baseline, incident))
-    gaps = list(other_tasks(case, info, ID))
+    gaps: list[NotAssessed] = []
     short = case.window_gaps(ID, baseline, incident, column="prediction")
     if short:
         return PredictionShiftResult(**base, not_assessed=(*gaps, *short), sql=record.sql)
@@ -454,7 +505,7 @@ def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, 
         if "score" in case.columns["requests"]:
             windows = t.filter(t._window.notnull())
             edges = _score_edges(record, windows)
-            scored = _score_scan(case, record, baseline, incident, span, edges, width)
+            scored = _score_scan(case, record, baseline, incident, span, edges, width, info)
             scored.pop("score_edges", None)
             timeline = scored.pop("timeline")
             if "score_psi" in timeline:
@@ -463,12 +514,9 @@ def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, 
             values |= scored
     else:
         values = _output_shift(record, t, width)
-    if performance is None and case.has("labels"):
-        performance = model_performance(con, baseline, incident, bucket=bucket, case=case)
-    if drift is None and case.feature_names():
-        drift = feature_drift(con, baseline, incident, bucket=bucket, case=case)
+    performance, drift = performance(), drift()
     if performance is not None and not performance.table.empty:
-        drop = [f for f in performance.findings() if f.id == "model.accuracy_drop"]
+        drop = [f for f in performance.own_findings() if f.id == "model.accuracy_drop"]
         if info.task == "regression":
             values["accuracy_drop"] = performance.value("incident", "mae") / \
                 performance.value("baseline", "mae") - 1

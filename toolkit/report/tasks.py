@@ -4,6 +4,11 @@
   windows (incident share minus baseline share per cell of the row-normalised confusion
   matrix), so "which classes moved where" reads at a glance: a red off-diagonal cell is a class
   now predicted as another, a blue diagonal cell a class the model now gets right less often.
+* **Multiclass, reliability per class**: one small reliability diagram per class (its
+  probability in ``scores`` against how often the label is that class, baseline and incident,
+  on the calibration diagnostic's ``class_bins``), titled with the class's ECE in each window:
+  a quantised or temperature-broken release shows as the incident's curve leaving the diagonal
+  for some classes only.
 * **Regression, residuals**: the distribution of ``label - prediction`` per window on the
   baseline's residual deciles (the calibration diagnostic's ``residual_bins``), beside the
   interval coverage over time that the calibration plot draws.
@@ -24,7 +29,8 @@ from toolkit.plotting import WINDOW_COLORS, set_theme
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["confusion_change_figure", "residuals_figure", "MAX_CLASSES"]
+__all__ = ["confusion_change_figure", "class_reliability_figure", "residuals_figure",
+           "MAX_CLASSES", "MAX_PANELS"]
 
 #: Classes shown in the heatmap (the ones with the most rows); the rest are left out and said.
 MAX_CLASSES = 12
@@ -66,6 +72,59 @@ def confusion_change_figure(performance: Any) -> Figure | None:
     left_out = len(sizes) - len(classes)
     ax.set_title("Where each class's rows went: incident minus baseline"
                  + (f" ({left_out} smaller classes not shown)" if left_out > 0 else ""),
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+#: Classes given a reliability panel (those whose classwise ECE moved most); the rest are said.
+MAX_PANELS = 9
+
+
+def class_reliability_figure(calibration: Any) -> Figure | None:
+    """Reliability diagram per class (``class_bins``: mean probability against the share of
+    rows labelled the class, per bin and window), the classes whose ECE rose most first, each
+    panel titled with its ECE baseline -> incident. ``None`` without per-class bins (not
+    multiclass, no ``scores``, or no labels)."""
+    bins = getattr(calibration, "class_bins", pd.DataFrame())
+    per_class = getattr(calibration, "classwise", pd.DataFrame())
+    if bins is None or bins.empty or per_class is None or per_class.empty:
+        return None
+    set_theme()
+    import matplotlib.pyplot as plt
+
+    ece = per_class.pivot_table(index="class", columns="window", values="ece")
+    for window in ("baseline", "incident"):
+        if window not in ece:
+            ece[window] = np.nan
+    order = (ece["incident"] - ece["baseline"]).fillna(-np.inf).sort_values(
+        ascending=False, kind="stable").index
+    classes = [str(c) for c in order[:MAX_PANELS]]
+    columns = min(3, len(classes))
+    rows = -(-len(classes) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows),
+                             squeeze=False, sharex=True, sharey=True)
+    for ax, cls in zip(axes.ravel(), classes, strict=False):
+        ax.plot([0, 1], [0, 1], ls="--", color="#8C8C8C", lw=1)
+        for window in ("baseline", "incident"):
+            part = bins[(bins["class"].astype(str) == cls) & (bins["window"] == window)
+                        & (bins["n"] > 0)]
+            ax.plot(part["confidence"], part["frequency"], marker="o", ms=3,
+                    color=WINDOW_COLORS[window], label=window, gid=f"reliability:{cls}:{window}")
+        b, i = ece.loc[cls, "baseline"], ece.loc[cls, "incident"]
+        ax.set_title(f"{cls}: ECE {b:.3f} -> {i:.3f}", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    for ax in axes.ravel()[len(classes):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("mean probability of the class", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share labelled the class", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    left_out = len(order) - len(classes)
+    fig.suptitle("Reliability per class, classes whose ECE rose most first"
+                 + (f" ({left_out} more classes not shown)" if left_out > 0 else ""),
                  fontsize=10)
     fig.tight_layout()
     return fig

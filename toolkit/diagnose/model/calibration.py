@@ -53,7 +53,12 @@ incident.
   included) with Wilson intervals against the nominal coverage the ``endpoints`` catalog
   declares (``shortfall = nominal - coverage``), the mean interval width, and the drift of
   the residuals ``label - prediction`` (mean, spread, PSI and KS on the baseline's residual
-  deciles), per window, model version and time bucket.
+  deciles), per window, model version and time bucket. **PIT**: a PIT histogram needs the
+  predictive CDF at each label (logged quantiles or a distribution); the canonical schema
+  carries one interval, which gives the PIT in three bins only: ``below_share`` (label under
+  ``pred_lower``), ``coverage`` (inside) and ``above_share`` (over ``pred_upper``), each
+  expected near ``(1 - nominal) / 2`` outside a central interval. Their imbalance says on
+  which side the intervals miss (a bias), which the coverage alone does not.
 
 Findings keep the id ``model.calibration_shift`` with ``task`` in the evidence:
 
@@ -962,6 +967,8 @@ def _interval_calibration(case: CaseView, base: dict[str, Any], info: Any,
         aggs |= {"intervals": inside.cast("int64").sum(),
                  "covered": (inside & (y >= t.pred_lower) & (y <= t.pred_upper))
                  .cast("int64").sum(),
+                 "below": (inside & (y < t.pred_lower)).cast("int64").sum(),
+                 "above": (inside & (y > t.pred_upper)).cast("int64").sum(),
                  "width": (t.pred_upper - t.pred_lower).sum(where=inside)}
     else:
         gaps.append(NotAssessed(f"{ID}:coverage", "requests carry no prediction interval "
@@ -970,7 +977,8 @@ def _interval_calibration(case: CaseView, base: dict[str, Any], info: Any,
     if "model_version" in t.columns:
         keys["model_version"] = t.model_version
     cells = record(t.group_by(**keys).aggregate(**aggs, first_seen=t.ts.min()))
-    summed = [c for c in ("labelled", "sr", "sr2", "sar", "intervals", "covered", "width")
+    summed = [c for c in ("labelled", "sr", "sr2", "sar", "intervals", "covered", "below",
+                          "above", "width")
               if c in cells]
     in_windows = cells[cells["window"].notna()]
     per_window = in_windows.groupby("window", as_index=False)[summed].sum()
@@ -1033,10 +1041,13 @@ def _interval_table(frame: pd.DataFrame, nominal: float | None) -> pd.DataFrame:
         if "intervals" in out:
             k, m = out["covered"].to_numpy(float), out["intervals"].to_numpy(float)
             out["coverage"] = k / m
+            out["below_share"] = out["below"] / m
+            out["above_share"] = out["above"] / m
             out["coverage_lo"], out["coverage_hi"] = st.wilson_interval(k, m)
             out["mean_width"] = out["width"] / m
         else:
             out["coverage"] = out["coverage_lo"] = out["coverage_hi"] = np.nan
+            out["below_share"] = out["above_share"] = np.nan
             out["intervals"] = 0
     out["nominal"] = np.nan if nominal is None else nominal
     out["shortfall"] = out["nominal"] - out["coverage"]

@@ -330,6 +330,11 @@ def _unexplained_drift(drift: Finding, nulls: Finding | None, units: Finding | N
     return {"unexplained_psi": round(best, 4), "unexplained_feature": which}
 
 
+#: A feature whose incident values are NULL or the default at least this often has no other
+#: values left to drift: its whole drift is the nulls' and defaults'.
+GONE = 0.9
+
+
 def _null_bound(rates: dict[str, Any] | None) -> float:
     """The largest PSI a change of a feature's null and default rates alone can produce.
 
@@ -348,6 +353,10 @@ def _null_bound(rates: dict[str, Any] | None) -> float:
     except (TypeError, ValueError):
         return math.inf
     if not all(0.0 <= v <= 1.0 for v in (n_b, n_i, d_b, d_i)):
+        return math.inf
+    if n_i + d_i * (1 - n_i) >= GONE:
+        # (almost) every value is NULL or the default: the few others cannot show a move of
+        # their own, and PSI's smoothing of the near-empty bins makes any excess an artifact
         return math.inf
     present = psi(np.array([d_b, 1 - d_b]), np.array([d_i, 1 - d_i]))
     whole = psi(np.array([n_b, d_b * (1 - n_b), (1 - n_b) * (1 - d_b)]),

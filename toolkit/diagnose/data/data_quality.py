@@ -38,7 +38,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._onset import coarse_onset, refine_onset
-from toolkit.diagnose._profile import FeatureProfile, feature_profile
+from toolkit.diagnose._profile import DEFAULT_TOKENS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +65,8 @@ class DataQualityResult(DiagnosticResult):
     validation_errors
         Requests per window whose ``error_type`` names validation / schema / parsing.
     timeline
-        Null rate per feature and time bucket.
+        Null rate per feature and time bucket (``null_rate``), and the share that is NULL or
+        a categorical default token (``missing_rate``: what the null finding's onset reads).
     """
 
     id = ID
@@ -180,7 +181,8 @@ class DataQualityResult(DiagnosticResult):
         t = self.timeline
         if t.empty or not features:
             return None
-        return coarse_onset(t[t["feature"] == features[0]], "null_rate",
+        column = "missing_rate" if "missing_rate" in t else "null_rate"
+        return coarse_onset(t[t["feature"] == features[0]], column,
                             after=self.baseline.end, direction=1)
 
     def signals(self) -> pd.DataFrame:
@@ -273,6 +275,9 @@ def data_quality(
         if finding.id == "data.null_rate" and feature in profile.numeric:
             col = requests[feature].cast("float64")
             indicator = (col.isnull() | col.isin([0.0, -1.0])).cast("float64")
+        elif finding.id == "data.null_rate":  # a categorical default token counts too
+            col = requests[feature].cast("string").strip().lower()
+            indicator = (col.isnull() | col.isin(list(DEFAULT_TOKENS))).cast("float64")
         refined[finding.id] = refine_onset(record, requests, indicator, finding.onset,
                                            around=3 * profile.bucket, limits=span)
     if refined:
@@ -329,19 +334,35 @@ def _outside_central(profile: FeatureProfile, feature: str) -> float:
 
 
 def _null_timeline(profile: FeatureProfile) -> pd.DataFrame:
+    """Per time bucket and feature: the NULL share, and the share NULL or a categorical
+    default token (from the profile's per-group category counts; numeric defaults are not
+    counted per group, so a numeric feature's ``missing_rate`` is its ``null_rate``)."""
+    columns = ["bucket_start", "feature", "null_rate", "missing_rate"]
     groups = profile.groups
     timed = groups["bucket_start"].notna()
     if not timed.any() or profile.nonnull.empty:
-        return pd.DataFrame(columns=["bucket_start", "feature", "null_rate"])
+        return pd.DataFrame(columns=columns)
     frame = profile.nonnull[timed.to_numpy()].copy()
+    features = list(frame.columns)
+    defaults = pd.DataFrame(0.0, index=frame.index, columns=features)
+    for name, counts in profile.categorical_hist.items():
+        tokens = [c for c in counts.columns if str(c).strip().lower() in DEFAULT_TOKENS]
+        if name in defaults and tokens:
+            defaults[name] = counts[tokens].sum(axis=1).to_numpy()[timed.to_numpy()]
     frame["bucket_start"] = groups.loc[timed, "bucket_start"].to_numpy()
-    frame["n"] = groups.loc[timed, "n"].to_numpy()
-    per_bucket = frame.groupby("bucket_start").sum()
-    long = per_bucket.drop(columns="n").stack().rename("nonnull").reset_index()
+    defaults["bucket_start"] = frame["bucket_start"]
+    n = pd.Series(groups.loc[timed, "n"].to_numpy(), index=frame.index).groupby(
+        frame["bucket_start"]).sum()
+    nonnull = frame.groupby("bucket_start")[features].sum()
+    defaulted = defaults.groupby("bucket_start")[features].sum()
+    long = nonnull.stack().rename("nonnull").reset_index()
     long.columns = ["bucket_start", "feature", "nonnull"]
-    long["null_rate"] = 1 - long["nonnull"] / long["bucket_start"].map(per_bucket["n"])
+    long["defaults"] = defaulted.stack().to_numpy()
+    rows = long["bucket_start"].map(n)
+    long["null_rate"] = 1 - long["nonnull"] / rows
+    long["missing_rate"] = long["null_rate"] + long["defaults"] / rows
     long["bucket_start"] = pd.to_datetime(long["bucket_start"], utc=True)
-    return long[["bucket_start", "feature", "null_rate"]]
+    return long[columns]
 
 
 def _validation_errors(case: CaseView, record: Recorder, baseline: Window,

@@ -68,6 +68,10 @@ def build_scaled_case(rows: int, seed_rows: int, workdir: Path,
     if rows % seed_rows:
         raise SystemExit(f"--rows {rows:,} must be a multiple of --seed-rows {seed_rows:,}")
     replicas = rows // seed_rows
+    if replicas == 1:  # the simulated case itself
+        seed_db, truth = prepare(seed_rows, workdir)
+        return seed_db, truth | {"rows": rows, "replicas": 1, "seed_rows": seed_rows,
+                                 "build_s": 0.0, "case_bytes": seed_db.stat().st_size}
     folder = workdir / f"scale_{rows}"
     db = folder / "case.duckdb"
     truth_file = folder / "truth.json"
@@ -241,7 +245,6 @@ def run_diagnostics(db: Path, truth: dict, temp_directory: Path, engine: str = "
         con = case.con
         getattr(case, "backend", None)  # load ibis's backend once, outside any diagnostic
         rows.append(_row("case view + backend", tick, cpu, gauge.mark(), None))
-        rows.append(_row("case view + backend", start, cpu_start, gauge.mark(), None))
         for diagnostic_id, function in REGISTRY.items():
             tick, cpu = time.perf_counter(), time.process_time()
             kwargs = {}
@@ -255,10 +258,10 @@ def run_diagnostics(db: Path, truth: dict, temp_directory: Path, engine: str = "
                 error = _error(exc)
                 sql = _failing_sql(exc)
                 if sql is not None:  # keep the query and its plan for the report
-                    stem = temp_directory.parent / f"failed_{diagnostic_id}"
-                    stem.with_suffix(".sql").write_text(sql + "\n")
+                    stem = str(temp_directory.parent / f"failed_{diagnostic_id}")
+                    Path(f"{stem}.sql").write_text(sql + "\n")
                     if engine == "duckdb":
-                        stem.with_suffix(".plan.txt").write_text(_plan(con, sql) + "\n")
+                        Path(f"{stem}.plan.txt").write_text(_plan(con, sql) + "\n")
                     error += f"\n         query and plan: {stem}.sql, {stem}.plan.txt"
             rows.append(_row(diagnostic_id, tick, cpu, gauge.mark(), error))
             print(_line(rows[-1]), file=sys.stderr, flush=True)

@@ -76,7 +76,8 @@ def test_a_findings_refined_onset_beats_the_bucket_that_holds_it():
     p99[148:] += 400
     signals = pd.concat([series("drift.max_psi", psi), series("latency.p99_ms", p99)])
     found = locate_incident([_finding(onset)], signals, span, HOUR)
-    assert found.onset == START + 148 * HOUR
+    # (dated within its bucket: the noise of a full step moves it by minutes at most)
+    assert abs(found.onset - (START + 148 * HOUR)) <= timedelta(minutes=10)
 
 
 def test_one_symptom_measured_by_two_diagnostics_counts_once():

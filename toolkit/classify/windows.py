@@ -3,8 +3,11 @@
 Recipe (:func:`locate_incident`): every diagnostic runs once against a provisional baseline (the
 first quarter of the span); the onsets of its medium and high findings are candidates, and the
 onset is the candidate supported by the most severe findings within two buckets of it (high
-counts 2, medium 1; ties go to the earliest), dated by the findings' own onsets (refined on raw
-rows) rather than by the start of a timeline bucket. Where the symptoms of a slow mode pile up
+counts 2, medium 1; ties go to the earliest, unless only the later of two separate clusters holds
+a finding refined on raw rows), dated by the findings' own onsets (refined on raw rows) rather
+than by the start of a timeline bucket; a change point is dated inside its bucket by the share of
+the change's level the bucket holds (a change two hours into a three-hour bucket is dated there,
+not at the bucket's start). Where the symptoms of a slow mode pile up
 is later than where it starts (a leak's memory climbs for a day before the OOM kills): a
 finding of the cluster's pathway refined on raw rows up to a day and a half before it is the
 incident's lead-in and dates it. Its end comes from the change points of the timelines below
@@ -65,6 +68,9 @@ _SIGNAL_PATHWAYS = (("memory.", "infrastructure"), ("capacity.", "infrastructure
                     ("cache.", "integration"), ("client_errors.", "integration"),
                     ("versions.", "integration"), ("timeouts.", "integration"))
 MAX_BASELINE = timedelta(days=14)
+#: A change point dated within this share of a bucket of the bucket's start is at the start (the
+#: noise of a step that fills its bucket).
+WITHIN_NOISE = 0.03
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class SignalChange:
     at: datetime
     strength: float
     recovered: datetime | None
+    #: When the change began within its buckets (:func:`_within_bucket`); ``at`` is the start
+    #: of the first bucket that departs, up to a bucket earlier than the change itself.
+    began: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,42 @@ def _signal_change(name: str, series: pd.Series, provisional_end: datetime,
         else:
             break
     recovered = times[last_stop].to_pydatetime() if last_stop < len(z) else None
-    return SignalChange(name, times[first[0]].to_pydatetime(), first[2], recovered)
+    at = times[first[0]]
+    began = _within_bucket(z, first[0], first[1], at, bucket)
+    return SignalChange(name, at.to_pydatetime(), first[2], recovered, began.to_pydatetime())
+
+
+def _within_bucket(z: np.ndarray, start: int, stop: int, at: pd.Timestamp,
+                   bucket: timedelta) -> pd.Timestamp:
+    """When a step change began inside the bucket where the segmentation placed it.
+
+    A bucket's value is the mean over its rows, so the first bucket that departs holds the
+    change for part of its length only: its share of the level the change reaches (the median
+    of the next two buckets) is the part of the bucket after the change, and so is a share of
+    the bucket before (a change early in a bucket puts the break there, the bucket before
+    slightly off). ``at + bucket`` minus both shares of a bucket dates the change, between the
+    start of the bucket before and the end of the first one (a rate on a busy bucket dates a
+    stale cache to minutes instead of the start of a three-hour bucket). A change of one
+    bucket (nothing after it to measure the level on) keeps its bucket start.
+    """
+    after = z[start + 1:min(start + 3, stop)]
+    if len(after) == 0 or np.isnan(after).all():
+        return at
+    level = float(np.nanmedian(after))
+    if abs(level) < MIN_EFFECT:
+        return at
+    sign = np.sign(level)
+    if z[start] * sign < 1.0 and start + 2 < stop:
+        # the segmentation (segments of two buckets at least) put the break a bucket early
+        start += 1
+        at = at + pd.Timedelta(bucket)
+        after = z[start + 1:min(start + 3, stop)]
+        level = float(np.nanmedian(after)) if not np.isnan(after).all() else level
+        if abs(level) < MIN_EFFECT:
+            return at
+    share = float(np.clip(z[start] / level, 0.0, 1.0))
+    step = pd.Timedelta(bucket)
+    return at + step - share * step
 
 
 def _pelt(z: np.ndarray) -> list[int]:
@@ -219,14 +263,24 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
                 if c.signal.startswith(_RELEASE_SIGNALS)]
     if not candidates:
         return None
-    best, support = None, -1.0
+    # Equal support: the earliest cluster wins, unless the two are separate stories and only
+    # the later one holds a finding dated on raw rows (a finding its diagnostic left at a
+    # bucket start is placed no better than a change point, and may be days off).
+    ids = {f.id for f in findings}
+    best, support, rank = None, -1.0, None
     for at, _, _ in candidates:
         near = [c for c in candidates if at - bucket <= c[0] <= at + 2 * bucket]
         total = sum(c[1] for c in near) + max(
             (w for t, w in releases if at - bucket <= t <= at + bucket), default=0.0)
         earliest = min(c[0] for c in near)
-        if total > support + 1e-9 or (abs(total - support) <= 1e-9 and earliest < best[0]):
-            best, support = (earliest, near), total
+        key = (not any(c[2] in ids and not _on_grid(c[0], bucket) for c in near), earliest)
+        if abs(total - support) <= 1e-9 and not set(near) & set(best[1]):
+            better = key < rank
+        else:
+            better = total > support + 1e-9 or (abs(total - support) <= 1e-9 and
+                                                earliest < best[0])
+        if better:
+            best, support, rank = (earliest, near), total, key
     onset, near = best
     pile_up = onset
     lead = _lead_in(near, candidates, changes, {f.id: f.pathway for f in findings}, onset,
@@ -234,7 +288,8 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
     if lead:
         near = near + lead
         onset = min(onset, *(c[0] for c in lead))
-    onset = _sharpest_onset(near, {f.id for f in findings}, bucket, onset)
+    began = {c.signal: pd.Timestamp(c.began) for c in changes if c.began is not None}
+    onset = _sharpest_onset(near, {f.id for f in findings}, bucket, onset, began)
     # symptoms that start with the incident (or unfold over its first half day, or pile up
     # after its lead-in) keep it open
     horizon = max(4 * pd.Timedelta(bucket), pd.Timedelta(hours=12))
@@ -294,21 +349,34 @@ def _pathway(name: str, pathway_of: dict[str, str]) -> str | None:
 
 
 def _sharpest_onset(near: list, finding_ids: set[str], bucket: timedelta,
-                    earliest: pd.Timestamp) -> pd.Timestamp:
+                    earliest: pd.Timestamp, began: dict[str, pd.Timestamp] | None = None
+                    ) -> pd.Timestamp:
     """The onset of a cluster of candidates: a finding's onset (refined on raw rows) rather than
     the start of the timeline bucket that contains it, so that the incident window does not open
     with hours of healthy traffic. Change points on bucketed timelines are placed to within a
     bucket, so only a timeline change two buckets before every finding is an earlier start in its
     own right and wins. A finding whose onset is a bucket start (its diagnostic did not refine
     it) is placed no better than a change point and is treated like one: otherwise a coarse
-    accuracy or error-rate onset opens the window a bucket early, hours before the change."""
+    accuracy or error-rate onset opens the window a bucket early, hours before the change.
+    A change point is dated by when it began within its bucket (``began``, from
+    :func:`_within_bucket`) rather than by the bucket's start."""
+    began = began or {}
+
+    def dated(at: pd.Timestamp, name: str) -> pd.Timestamp:
+        return began.get(name, at) if name not in finding_ids else at
+
     refined = [at for at, _, name in near if name in finding_ids and not _on_grid(at, bucket)]
     if not refined:
-        return earliest
+        return min(dated(at, name) for at, _, name in near) if began else earliest
     first = min(refined)
-    coarse = [at for at, _, name in near
+    coarse = [dated(at, name) for at, _, name in near
               if (name not in finding_ids or _on_grid(at, bucket))
-              and at + 2 * pd.Timedelta(bucket) <= first]
+              and dated(at, name) + 2 * pd.Timedelta(bucket) <= first]
+    # a change point dated inside its bucket (by more than the noise of a full step, a few
+    # hundredths of a bucket) is placed as finely as a finding
+    coarse += [dated(at, name) for at, _, name in near
+               if name not in finding_ids
+               and abs(dated(at, name) - at) > WITHIN_NOISE * pd.Timedelta(bucket)]
     return min([first, *coarse])
 
 

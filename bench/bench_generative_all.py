@@ -47,8 +47,10 @@ all eight: wall s              62.54, 55.82 (FAIL)         54.06, 58.05 (FAIL)
 load average (1 min)           17.9-20.3, 20.7-20.5        20.4-20.5, 20.4-22.1
 =============================  ==========================  ==========================
 
+Once more on 4cfbd55 (the engine seam's changes in, 15:04, load 17.6-18.9): 49.68 s wall,
+11.39 s CPU (1.82, 2.55, 3.06, 0.22, 1.86, 0.66, 0.48, 0.61 in the order above).
 CPU seconds / 2 cores, the wall time a quiet machine would approach: 7.5 / 6.4 s before,
-6.1 / 5.9 s after, peak RSS about 1,070 MiB; every table, timeline and finding identical
+6.1 / 5.9 / 5.7 s after, peak RSS about 1,070 MiB; every table, timeline and finding identical
 (to 1e-12; prefill's ``blocked_log_var`` and ``blocked_pvalue`` differ at 1e-11 between two
 runs of the old code alone: a variance from parallel sums of squares). The FAIL lines are the
 load's: the machine was never quiet today, so the quiet figure is not measured; the CPU floor

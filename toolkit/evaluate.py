@@ -6,8 +6,9 @@ through the real loader into a fresh case, and classified, with the true windows
 accuracy, failure-mode accuracy, macro-F1 over pathways, the confusion matrix, the median onset
 error, the abstention rate and the time per case, with bootstrap 90% confidence intervals over
 cases (:func:`bootstrap_interval`), and scores the window detector on its own: onset error
-(median, share within 30 minutes) and the overlap (intersection over union) of the detected
-incident window with the true one.
+(median, share within 30 minutes), the overlap (intersection over union) of the detected
+incident window with the true one, and the share of incidents whose detected window holds the
+true onset (``window_holds_onset``).
 
 **Tuning and report seeds are kept apart.** Per world (``world="classic"`` or ``"varied"``,
 see :mod:`toolkit.simulate.world`):
@@ -405,6 +406,7 @@ def _summary(report: EvaluationReport) -> tuple[dict[str, float], dict[str, tupl
     # a missing onset is a miss of the 30-minute tolerance (it counts in the share's base)
     within = np.where(np.isnan(onset_err), 0.0, onset_err <= ONSET_TOLERANCE_MIN)
     iou = incidents["window_iou"].to_numpy(dtype=float)
+    holds = _holds_onset(incidents)
 
     def median_or_nan(x: np.ndarray) -> float:
         x = x[~np.isnan(x)]
@@ -418,6 +420,7 @@ def _summary(report: EvaluationReport) -> tuple[dict[str, float], dict[str, tupl
         "median_onset_error_min": median_or_nan(onset_err),
         "onset_within_30min": float(within.mean()) if len(within) else float("nan"),
         "onsets_missing": int(np.isnan(onset_err).sum()),
+        "window_holds_onset": float(holds.mean()) if len(holds) else float("nan"),
         "median_window_iou": median_or_nan(iou),
         "mean_window_iou": float(np.nanmean(iou)) if (~np.isnan(iou)).any() else float("nan"),
         "abstention_rate": float((frame["pathway"] == "undetermined").mean()),
@@ -434,8 +437,23 @@ def _summary(report: EvaluationReport) -> tuple[dict[str, float], dict[str, tupl
         "mean_window_iou": bootstrap_interval(
             m, lambda i: float(np.nanmean(iou[i])) if (~np.isnan(iou[i])).any()
             else float("nan")),
+        "window_holds_onset": bootstrap_interval(m, lambda i: holds[i].mean()),
     }
     return summary, intervals
+
+
+def _holds_onset(incidents: pd.DataFrame) -> np.ndarray:
+    """Per incident, 1.0 when the incident window classified holds the true onset (its start at
+    most :data:`ONSET_TOLERANCE_MIN` after it, its end after it), else 0.0 (no window, or one
+    that misses the onset: the diagnosis then compared the wrong periods)."""
+    found = incidents["incident"].map(lambda w: tuple(w) if isinstance(w, (tuple, list))
+                                      else (None, None))
+    start = pd.to_datetime(found.map(lambda w: w[0]), utc=True)
+    end = pd.to_datetime(found.map(lambda w: w[1]), utc=True)
+    onset = pd.to_datetime(incidents["truth_onset"], utc=True)
+    late = pd.Timedelta(minutes=ONSET_TOLERANCE_MIN)
+    held = (start - late <= onset) & (onset < end)  # NaT (no window, no onset) compares False
+    return held.to_numpy(dtype=float)
 
 
 def write_report(report: EvaluationReport, path: str | Path) -> Path:

@@ -117,8 +117,10 @@ def class_reliability_figure(calibration: Any) -> Figure | None:
         ax.set_ylim(0, 1)
     for ax in axes.ravel()[len(classes):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("mean probability of the class", fontsize=8)
+    for k, ax in enumerate(axes.ravel()[:len(classes)]):
+        if k + columns >= len(classes):  # nothing drawn below it: its own x axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("mean probability of the class", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("share labelled the class", fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="upper left")

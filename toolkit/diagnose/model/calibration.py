@@ -40,6 +40,13 @@ incident.
 **Tasks** (the case's main task, :attr:`CaseView.task`): ``binary`` (above, unchanged),
 ``multiclass`` and ``regression``; ``generative`` is not assessed, with the reason.
 
+**Per endpoint**: a case whose endpoints serve several tasks is measured for its main task
+(the one serving most requests, over its endpoints: the result's own tables), and every
+endpoint of another task on its own with its own task (``result.endpoints``, endpoint name ->
+a result of this diagnostic). Findings of such a case name their endpoint (``endpoint
+<name>:`` in the summary, ``evidence["endpoint"]``); the endpoints' ``not_assessed`` reasons
+join the result's, naming the endpoint. A case of one task is unchanged.
+
 * **multiclass**: everything above on the top label (``score``, the confidence in the
   prediction), plus the **classwise ECE** from ``scores`` (Kull et al. 2019): for each class
   ``k``, ``ECE_k = sum_b (n_b / n) |freq_b - conf_b|`` with forecast ``p_k`` (0 when missing

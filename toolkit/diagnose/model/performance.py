@@ -29,8 +29,14 @@ less accurate than the baseline's main version (p < 0.001; high from 8 points).
 
 **Tasks** (DESIGN section 3a; the case's main task, :attr:`CaseView.task`). Assessed:
 ``binary`` (above, unchanged), ``multiclass`` and ``regression``; ``generative`` is not
-assessed, with the reason. In a case whose endpoints have different tasks, only the main
-task's endpoints are measured and the others are named in ``not_assessed``.
+assessed, with the reason.
+
+**Per endpoint**: a case whose endpoints serve several tasks is measured for its main task
+(the one serving most requests, over its endpoints: the result's own tables), and every
+endpoint of another task on its own with its own task (``result.endpoints``, endpoint name ->
+a result of this diagnostic). Findings of such a case name their endpoint (``endpoint
+<name>:`` in the summary, ``evidence["endpoint"]``); the endpoints' ``not_assessed`` reasons
+join the result's, naming the endpoint. A case of one task is unchanged.
 
 * **multiclass**: accuracy (Wilson), macro and weighted precision / recall / F1 (the
   ``precision``, ``recall`` and ``f1`` columns carry the macro averages), per-class precision

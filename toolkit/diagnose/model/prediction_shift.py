@@ -18,6 +18,14 @@ rise), ``model.concept_drift`` (high when the accuracy drop is high).
 **Tasks** (the case's main task): ``binary`` (above, unchanged), ``multiclass`` and
 ``regression``; ``generative`` is not assessed, with the reason.
 
+**Per endpoint**: a case whose endpoints serve several tasks is measured for its main task
+(the one serving most requests, over its endpoints: the result's own tables), and every
+endpoint of another task on its own with its own task (``result.endpoints``, endpoint name ->
+a result of this diagnostic). Findings of such a case name their endpoint (``endpoint
+<name>:`` in the summary, ``evidence["endpoint"]``); the endpoints' ``not_assessed`` reasons
+join the result's, naming the endpoint. A case of one task is unchanged. The concept-drift signal of an endpoint reads that endpoint's
+performance (``performance.endpoints``).
+
 * **multiclass**: the class mix per window, its chi-square test of independence (2 x K) and
   Jensen-Shannon distance (base 2), the class whose share moved most, the mix's JS distance
   from the baseline mix per time bucket (``timeline.class_js``), and the score PSI when

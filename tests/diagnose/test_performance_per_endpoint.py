@@ -177,3 +177,27 @@ def test_prediction_shift_per_endpoint(frames, mixed):
     # the same with the performance result made inside
     again = shift.prediction_shift(mixed, BASELINE, INCIDENT)
     assert again.endpoints["fraud"].accuracy_drop == pytest.approx(fraud.accuracy_drop)
+
+
+def test_a_classifier_beside_a_generative_endpoint_is_measured(frames):
+    """An LLM endpoint (most requests; no predicted class) and the fraud classifier: the
+    generative main task is not assessed, with the reason, and the classifier is measured."""
+    binary = frames[0]
+    n = 5000
+    ts = START + pd.to_timedelta(np.linspace(0, 4 * 86_400 - 1, n), unit="s")
+    chat = pd.DataFrame({"request_id": [f"g{i}" for i in range(n)], "ts": ts,
+                         "endpoint": "chat", "input_tokens": 100, "output_tokens": 20})
+    con = make_case(requests=pd.concat([binary["requests"], chat], ignore_index=True),
+                    labels=binary["labels"])
+    for fn in (performance.model_performance, calibration.calibration,
+               shift.prediction_shift):
+        result = fn(con, BASELINE, INCIDENT)
+        assert result.task == "generative" and result.table.empty
+        assert any("generative" in g.reason for g in result.not_assessed)
+        fraud = result.endpoints["fraud"]
+        assert fraud.task == "binary" and not fraud.table.empty
+    perf = performance.model_performance(con, BASELINE, INCIDENT)
+    rows = _window_rows(binary["requests"], binary["labels"], INCIDENT)
+    assert perf.endpoints["fraud"].value("incident", "accuracy") == pytest.approx(
+        accuracy_score(rows["label"], rows["prediction"]), abs=1e-12)
+    assert [f.evidence["endpoint"] for f in perf.findings()] == ["fraud"]

@@ -152,6 +152,12 @@ def test_an_output_check_that_could_not_run_keeps_the_rule_silent():
 def test_a_large_drift_a_low_accuracy_drop_or_a_model_deploy_keep_it_silent():
     assert not fires(verdict(drop(), drift(0.6)))
     assert not fires(verdict(drop("low"), drift()))
+    # a low drift does not block model.concept_drift: nothing to take back
+    low = finding("data.feature_drift", "low", {"features": {"x2": {"psi": 0.06}}}, 0.06)
+    assert not fires(verdict(drop(), low))
+    # inputs out of the baseline's range: the inputs did not stay put
+    outside = finding("data.out_of_range", "medium", {"features": {"x2": 0.08}}, 0.08)
+    assert not fires(verdict(drop(), drift(), outside))
     deploy = pd.DataFrame([{"ts": pd.Timestamp(T0 - timedelta(hours=1)), "kind": "deploy",
                             "artifact": "model", "version": "2.0", "host": None,
                             "detail": {}}])

@@ -632,3 +632,17 @@ def test_backtest_bad_release_estimated_from_a_day_of_delayed_labels():
     o = day.overall
     assert abs(o["accuracy"] - later.overall["realized_accuracy"]) < 0.02
     assert o["accuracy_lo"] <= later.overall["realized_accuracy"] <= o["accuracy_hi"]
+
+
+def test_band_of_a_metric_undefined_in_every_replicate_warns_nothing():
+    # every prediction negative: precision is undefined in the estimate and in each bootstrap
+    # replicate; its spread is 0, without numpy's "degrees of freedom <= 0" RuntimeWarning
+    rng = np.random.default_rng(9)
+    ref_p = np.round(rng.uniform(0.0, 0.45, 1500), 3)
+    con, b, i = _case(ref_p, rng.uniform(size=1500) < ref_p, ref_p[:400])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        o = est.estimation(con, b, i, bucket=timedelta(days=7)).overall
+    assert np.isnan(o["precision"]) and o["accuracy_se_bootstrap"] > 0
+    values = np.array([[1.0, np.nan], [3.0, np.nan], [np.nan, 2.0]])
+    np.testing.assert_allclose(est._spread(values), [np.std([1.0, 3.0], ddof=1), 0.0])

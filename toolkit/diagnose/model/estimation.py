@@ -970,9 +970,7 @@ def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> dict[
                 if maps.has_folds else [])
     boot = np.array([[expected_metrics(pp, maps.calibrate(frame, replicate=j), n)[m]
                       for m in METRICS] for j in range(len(maps.boot))]).reshape(-1, len(METRICS))
-    with np.errstate(invalid="ignore"):
-        boot_se = (np.nanstd(boot, axis=0, ddof=1) if len(boot) > 1
-                   else np.zeros(len(METRICS)))
+    boot_se = _spread(boot)
     for j, m in enumerate(METRICS):
         fold_se = abs(per_fold[0][m] - per_fold[1][m]) / 2 if len(per_fold) == 2 else 0.0
         sampling = out.pop(f"{m}_se")
@@ -1010,6 +1008,17 @@ def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> dict[
                   "gap", "gap_se"):
             out[k] = np.nan
     return out
+
+
+def _spread(values: np.ndarray) -> np.ndarray:
+    """Per column, the standard deviation (``ddof=1``) of the finite values, 0 with fewer
+    than two (a metric undefined in every replicate, such as the precision of a bucket with no
+    positive prediction, has no spread; ``np.nanstd`` would warn)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    mean = np.where(finite, values, 0.0).sum(axis=0) / np.maximum(count, 1)
+    ss = (np.where(finite, values - mean, 0.0) ** 2).sum(axis=0)
+    return np.where(count > 1, np.sqrt(ss / np.maximum(count - 1, 1)), 0.0)
 
 
 def _drift(row: dict[str, Any]) -> bool:

@@ -395,8 +395,8 @@ def _score_edges(record: Recorder, t: ibis.Table) -> list[float]:
 
 
 def _score_scan(case: CaseView, record: Recorder, baseline: Window, incident: Window,
-                span: Window, edges: list[float], width: timedelta, info: Any
-                ) -> dict[str, Any]:
+                span: Window, edges: list[float], width: timedelta, info: Any, *,
+                by_prediction: bool = False) -> dict[str, Any]:
     """The score shift between the windows and the per-bucket timeline, from one scan of
     ``info``'s endpoints' requests.
 
@@ -422,10 +422,12 @@ def _score_scan(case: CaseView, record: Recorder, baseline: Window, incident: Wi
         if versions:
             new = t.model_version.notnull() & ~t.model_version.isin(versions)
             aggs["new"] = new.cast("int64").sum()
-    if len(aggs) == 1:
+    if len(aggs) == 1 and not by_prediction:
         return {"timeline": pd.DataFrame()}
-    frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window)
-                   .aggregate(**aggs))
+    keys = {"bucket_start": bucket_expr(t.ts, width), "window": t._window}
+    if by_prediction:  # the class mix's counts from the same scan (every sum below adds up)
+        keys["prediction"] = t.prediction
+    frame = record(t.group_by(**keys).aggregate(**aggs))
     per_bucket = frame.groupby("bucket_start", sort=True)
     timeline = pd.DataFrame({"requests": per_bucket["requests"].sum()})
     if "new" in frame:
@@ -451,6 +453,9 @@ def _score_scan(case: CaseView, record: Recorder, baseline: Window, incident: Wi
             timeline["score_psi"] = [st.psi(b, row) if row.sum() >= 30 else np.nan
                                      for row in bucket_counts]
     values["timeline"] = timeline.reset_index()
+    if by_prediction:
+        values["class_counts"] = frame.loc[frame["prediction"].notna(), [
+            "bucket_start", "window", "prediction", "requests"]]
     return values
 
 
@@ -508,18 +513,21 @@ def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, 
     short = case.window_gaps(ID, baseline, incident, column="prediction")
     if short:
         return PredictionShiftResult(**base, not_assessed=(*gaps, *short), sql=record.sql)
-    if info.task == "multiclass":
+    if info.task == "multiclass" and "score" not in case.columns["requests"]:
         values = _class_mix(record, t, width)
-        if "score" in case.columns["requests"]:
-            windows = t.filter(t._window.notnull())
-            edges = _score_edges(record, windows)
-            scored = _score_scan(case, record, baseline, incident, span, edges, width, info)
-            scored.pop("score_edges", None)
-            timeline = scored.pop("timeline")
-            if "score_psi" in timeline:
-                values["timeline"] = values["timeline"].merge(
-                    timeline[["bucket_start", "score_psi"]], on="bucket_start", how="left")
-            values |= scored
+    elif info.task == "multiclass":
+        # one scan of the requests for the class mix and the scores
+        windows = t.filter(t._window.notnull())
+        edges = _score_edges(record, windows)
+        scored = _score_scan(case, record, baseline, incident, span, edges, width, info,
+                             by_prediction=True)
+        values = _class_mix(record, t, width, frame=scored.pop("class_counts"))
+        scored.pop("score_edges", None)
+        timeline = scored.pop("timeline")
+        if "score_psi" in timeline:
+            values["timeline"] = values["timeline"].merge(
+                timeline[["bucket_start", "score_psi"]], on="bucket_start", how="left")
+        values |= scored
     else:
         values = _output_shift(record, t, width)
     performance, drift = performance(), drift()
@@ -540,12 +548,15 @@ def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, 
     return PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
 
 
-def _class_mix(record: Recorder, t: ibis.Table, width: timedelta) -> dict[str, Any]:
+def _class_mix(record: Recorder, t: ibis.Table, width: timedelta,
+               frame: pd.DataFrame | None = None) -> dict[str, Any]:
     """Class shares per window, the chi-square test and JS distance of the mix, the class
     that moved most, and the mix's JS distance from the baseline per time bucket (buckets of
-    at least 30 predictions), from one scan grouped by bucket, window and class."""
-    frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window,
-                              prediction=t.prediction).aggregate(requests=t.count()))
+    at least 30 predictions), from one scan grouped by bucket, window and class (``frame``:
+    those counts, made by the score scan)."""
+    if frame is None:
+        frame = record(t.group_by(bucket_start=bucket_expr(t.ts, width), window=t._window,
+                                  prediction=t.prediction).aggregate(requests=t.count()))
     windows = frame[frame["window"].notna()]
     counts = windows.groupby(["window", "prediction"], as_index=False)["requests"].sum()
     out = _class_shift_from_counts(counts)

@@ -45,8 +45,10 @@ Recipe (binary tasks; NannyML's CBPE, ``nannyml/performance_estimation/confidenc
    estimate that also sees a calibration moving in time). The band is ``estimate +- 1.96 se``
    (``accuracy_se_sampling``, ``_bootstrap`` and ``_folds`` hold the parts). It does not hold
    the bias of a calibration that the incident's inputs bend (a covariate shift the
-   reweighting does not fully undo): its measured coverage on the simulated backtests is in
-   ``bench/estimation_backtest.py``.
+   reweighting does not fully undo), so it is a 95% band for sampling and calibration error
+   only: on the classic tuning backtests (``bench/estimation_backtest.py``) it covers 93-100%
+   of the windows of a new version calibrated on its labelled head, but about 60% under a
+   covariate shift (a +0.9 point bias on average).
 4. **Assumptions** (CBPE holds only when P(y | score) is the reference's). It abstains ("cannot
    estimate": ``not_assessed`` with the reason, and ``status`` per bucket) when
 
@@ -390,7 +392,8 @@ class EstimationResult(DiagnosticResult):
         ax.plot(t["bucket_start"], t[m].where(ok), color=WINDOW_COLORS["baseline"], marker="o",
                 label=f"estimated {name} ({how})")
         ax.fill_between(t["bucket_start"], t[f"{m}_lo"].where(ok), t[f"{m}_hi"].where(ok),
-                        color=WINDOW_COLORS["baseline"], alpha=0.15, lw=0, label="95% band")
+                        color=WINDOW_COLORS["baseline"], alpha=0.15, lw=0,
+                        label="95% band (sampling + calibration error)")
         if (~ok).any():
             ax.scatter(t.loc[~ok, "bucket_start"], t.loc[~ok, m], marker="x",
                        color=SEVERITY_COLORS["info"], label="cannot estimate")

@@ -61,6 +61,7 @@ from toolkit.diagnose._engine import (
     value_counts,
     window_label,
 )
+from toolkit.diagnose._engines import engine_for_backend
 from toolkit.types import Window
 
 __all__ = ["FeatureProfile", "feature_profile", "LEVELS", "SAMPLE_ROWS", "DEFAULT_TOKENS",
@@ -391,7 +392,11 @@ def _quantiles(record: Recorder, requests: ibis.Table, period: Window,
     values = {f"v{k}": name for k, name in enumerate(numeric)}
 
     if window == "baseline" and reference is not None:
-        sample = reference if rate >= 1 else reference.sample(rate, method="row", seed=17)
+        # the reference has no time to hash: DuckDB samples it with a seed, which Spark cannot
+        # (ibis refuses a seeded sample there), so on Spark its quantiles are exact
+        seeded = engine_for_backend(reference._find_backend()).name == "duckdb"
+        sample = reference if rate >= 1 or not seeded else \
+            reference.sample(rate, method="row", seed=17)
     else:
         sample = sample_by_time(requests.filter(within(requests.ts, period)), rate)
     wide = sample.select(**{v: sample[name].cast("float64") for v, name in values.items()})

@@ -73,8 +73,9 @@ def test_wrong_types_are_all_named_in_one_error(spark, tmp_path):
 
 def test_lossless_types_are_converted_and_absent_columns_read_as_null(spark, tmp_path):
     """Integer ids and classes become text as ingest writes them (1.0 -> '1'), an integer
-    latency a double, a naive timestamp UTC wall-clock time; optional columns the lake lacks
-    exist and hold NULL; features and unknown tables stay as they are / empty."""
+    latency a double, a naive timestamp UTC wall-clock time, a struct JSON text; optional
+    columns the lake lacks exist and hold NULL; features stay as they are, a table not named
+    is empty."""
     naive = datetime(2026, 3, 1, 12, 0)
     requests = _requests(
         tmp_path / "requests",
@@ -83,7 +84,15 @@ def test_lossless_types_are_converted_and_absent_columns_read_as_null(spark, tmp
         latency_ms=pa.array([10, 20, 30], pa.int32()),
         prediction=pa.array([1.0, 0.0, 0.5]),
     )
-    lake = connect_lake({"requests": requests}, session=spark)
+    events = _write(tmp_path / "events", {
+        "ts": pa.array([T0], pa.timestamp("us", tz="UTC")),
+        "kind": pa.array(["config_change"]),
+        "detail": pa.array([{"client_timeout_ms": 200}],
+                           pa.struct([("client_timeout_ms", pa.int64())])),
+    })
+    lake = connect_lake({"requests": requests, "events": events}, session=spark)
+    assert lake.sql("SELECT detail FROM events").to_pandas()["detail"].tolist() == \
+        ['{"client_timeout_ms":200}']
     frame = lake.sql("SELECT request_id, unix_micros(ts) AS us, latency_ms, prediction, "
                      "score, amount_usd FROM requests ORDER BY request_id").to_pandas()
     assert frame["request_id"].tolist() == ["1", "2", "3"]

@@ -201,3 +201,20 @@ def test_a_classifier_beside_a_generative_endpoint_is_measured(frames):
     assert perf.endpoints["fraud"].value("incident", "accuracy") == pytest.approx(
         accuracy_score(rows["label"], rows["prediction"]), abs=1e-12)
     assert [f.evidence["endpoint"] for f in perf.findings()] == ["fraud"]
+
+
+def test_a_declared_endpoint_without_requests_is_said_not_measured(frames):
+    """The catalog declares a regression endpoint that served nothing: no result for it, one
+    not-assessed line naming it."""
+    binary = frames[0]
+    con = make_case(requests=binary["requests"], labels=binary["labels"],
+                    endpoints=pd.DataFrame({"endpoint": ["price"], "task": ["regression"]}))
+    alone = performance.model_performance(_case(binary), BASELINE, INCIDENT)
+    result = performance.model_performance(con, BASELINE, INCIDENT)
+    assert result.task == "binary" and not result.endpoints
+    (gap,) = [g for g in result.not_assessed if "price" in g.reason]
+    assert gap.reason == ("endpoint price (regression) is declared in the endpoints catalog "
+                          "but served no request")
+    # the binary endpoint's own measures as in the case without the catalog
+    np.testing.assert_allclose(result.table["accuracy"], alone.table["accuracy"], atol=1e-12)
+    assert [f.summary for f in result.findings()] == [f.summary for f in alone.findings()]

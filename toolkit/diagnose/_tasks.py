@@ -443,9 +443,15 @@ def per_endpoint(case: CaseView, info: TaskInfo, result: Any,
     others = other_endpoints(case, info)
     if not others:
         return result
-    endpoints = {endpoint_name(t.endpoint): assess(t) for t in others}
-    gaps = [NotAssessed(g.check, f"endpoint {name} ({sub.task}): {g.reason}")
-            for name, sub in endpoints.items() for g in sub.not_assessed]
+    # an endpoint the catalog declares but no request reached has nothing to measure
+    idle = [NotAssessed(result.id, f"endpoint {endpoint_name(t.endpoint)} ({t.task}) is "
+                                   "declared in the endpoints catalog but served no request")
+            for t in others if not t.requests]
+    endpoints = {endpoint_name(t.endpoint): assess(t) for t in others if t.requests}
+    if not endpoints:
+        return replace(result, not_assessed=(*result.not_assessed, *idle))
+    gaps = idle + [NotAssessed(g.check, f"endpoint {name} ({sub.task}): {g.reason}")
+                   for name, sub in endpoints.items() for g in sub.not_assessed]
     return replace(result, endpoints=endpoints, main_endpoints=tuple(
         endpoint_name(e) for e in info.endpoints), sql=(
         *result.sql, *(q for sub in endpoints.values() for q in sub.sql)),

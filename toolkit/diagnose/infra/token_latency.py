@@ -57,7 +57,6 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -74,6 +73,7 @@ from toolkit.diagnose._engine import (
     double,
     window_label,
 )
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
@@ -345,7 +345,7 @@ class TokenLatencyResult(DiagnosticResult):
 
 
 def token_latency(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

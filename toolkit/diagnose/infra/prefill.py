@@ -66,7 +66,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -77,6 +76,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, epoch_us, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import quantiles_from_counts
 from toolkit.diagnose.infra.token_latency import (
@@ -278,7 +278,7 @@ class PrefillResult(DiagnosticResult):
 
 
 def prefill_interference(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

@@ -60,7 +60,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -71,6 +70,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import latest_labels
 from toolkit.types import Window
 
@@ -332,7 +332,7 @@ class FeedbackResult(DiagnosticResult):
 
 
 def feedback(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

@@ -70,7 +70,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -81,6 +80,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._binning import fine_histogram
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, value_counts, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.case.batch_runs import BATCH_PREFIX
 from toolkit.types import Window
@@ -287,7 +287,7 @@ class PromptMixResult(DiagnosticResult):
 
 
 def prompt_mix(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

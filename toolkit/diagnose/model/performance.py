@@ -77,7 +77,6 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -87,6 +86,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import positive_class
 from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
 from toolkit.diagnose._tasks import endpoint_findings, per_endpoint
@@ -335,7 +335,7 @@ class PerformanceResult(DiagnosticResult):
 
 
 def model_performance(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

@@ -91,7 +91,6 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -100,6 +99,7 @@ from toolkit._validation import check_interval, check_option, check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import positive_class
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.diagnose._tasks import endpoint_findings, per_endpoint
@@ -371,7 +371,7 @@ class CalibrationResult(DiagnosticResult):
 
 
 def calibration(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -63,6 +62,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose.infra.capacity import epoch_us, hist_count_above, hist_quantiles, latency_bin
 from toolkit.types import Window
 
@@ -248,7 +248,7 @@ class ColdStartResult(DiagnosticResult):
 
 
 def cold_start_effect(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

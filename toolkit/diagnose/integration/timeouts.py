@@ -64,7 +64,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -74,6 +73,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, sample_by_time, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
@@ -349,7 +349,7 @@ class TimeoutResult(DiagnosticResult):
 
 
 def timeout_budget(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

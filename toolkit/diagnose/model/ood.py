@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -38,6 +37,7 @@ from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import latest_labels
 from toolkit.diagnose._profile import FeatureProfile, feature_profile
 from toolkit.types import Window
@@ -192,7 +192,7 @@ def _candidates(incident: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def ood_bursts(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

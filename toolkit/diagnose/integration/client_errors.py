@@ -54,7 +54,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -64,6 +63,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
@@ -284,7 +284,7 @@ class ClientErrorsResult(DiagnosticResult):
 
 
 def errors_by_client(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

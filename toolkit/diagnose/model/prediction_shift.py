@@ -52,7 +52,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -62,6 +61,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, histogram_at, window_label
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.diagnose._tasks import endpoint_findings, endpoint_name, per_endpoint
 from toolkit.diagnose.data.drift import MODERATE_PSI, FeatureDriftResult, feature_drift
@@ -255,7 +255,7 @@ class PredictionShiftResult(DiagnosticResult):
 
 
 def prediction_shift(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,
@@ -309,7 +309,7 @@ def prediction_shift(
     return per_endpoint(case, info, assess(info), assess)
 
 
-def _shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, Any], info: Any, *,
+def _shift(con: CaseSource, case: CaseView, base: dict[str, Any], info: Any, *,
            drift: Callable[[], FeatureDriftResult | None],
            performance: Callable[[], PerformanceResult | None], bucket: timedelta | None
            ) -> PredictionShiftResult:
@@ -490,7 +490,7 @@ MIN_CLASS_JS = 0.1
 MAJOR_CLASS_JS = 0.2
 
 
-def _task_shift(con: duckdb.DuckDBPyConnection, case: CaseView, base: dict[str, Any],
+def _task_shift(con: CaseSource, case: CaseView, base: dict[str, Any],
                 info: Any, *, drift: Callable[[], FeatureDriftResult | None],
                 performance: Callable[[], PerformanceResult | None], bucket: timedelta | None
                 ) -> PredictionShiftResult:

@@ -553,6 +553,8 @@ def engine_of(source: Any) -> Engine:
         return DuckDBEngine(source)
     if isinstance(source, DuckDBEngine | SparkEngine):
         return source
+    if isinstance(source, SparkConnection):  # ``case.con`` of a Spark case
+        return source._engine
     if hasattr(source, "name") and hasattr(source, "compiler"):
         return engine_for_backend(source)
     raise EngineError(f"a case is a DuckDB connection or an ibis DuckDB or PySpark backend, "

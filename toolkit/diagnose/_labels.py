@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from typing import Any
 
-import duckdb
 import ibis
 
 from toolkit.diagnose._case import CaseView
 from toolkit.diagnose._engine import Recorder, hash_text
-from toolkit.store.schema import quote_ident
 from toolkit.types import Window
 
 __all__ = ["labelled", "labelled_rows", "labelled_table", "latest_labels", "labels_unique",
@@ -73,11 +72,12 @@ def labelled_table(case: CaseView, record: Recorder, span: Window) -> ibis.Table
     return table
 
 
-def _drop_temp_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    try:
-        con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_ident(name)}")
-    except duckdb.Error:  # the connection is closed already: so is the table
-        pass
+def _drop_temp_table(con: Any, name: str) -> None:
+    """Drop a temporary table made here, through the engine of ``con`` (nothing to do when
+    the connection is closed already: so is the table)."""
+    from toolkit.diagnose._engines import engine_of
+
+    engine_of(con).drop_temp(name)
 
 
 def latest_labels(case: CaseView) -> ibis.Table:

@@ -34,6 +34,19 @@ diagnostic's line that asked for the query, and the query's SQL and DuckDB plan 
 the spill folder (``failed_<id>.sql``, ``failed_<id>.plan.txt``); the run goes on to the next
 diagnostic and the exit status is then 1.
 
+Measured on 2026-12-06, on a shared 2-core machine at load 16-19 (wall times ~6x CPU time):
+
+* 10M rows under ``--memory-limit 400MB`` (the 100M/4GB ratio): every diagnostic but one
+  completes, 399 s wall, 62.6 s CPU, peak RSS 722 MiB, temp directory peak 793 MiB
+  (``case.segments``; ``model.performance`` 457 MiB). ``model.estimation`` runs out of memory
+  in its reweighting bins (``_binner``): one ``Ungrouped Aggregate`` of 153 exact
+  ``QUANTILE_CONT`` (9 levels x 17 numeric features) over the baseline's scored rows; a
+  holistic aggregate keeps every value in memory and cannot spill (without a limit it takes
+  ~10 GB of RSS at 10M rows). It will fail at 100M under 4GB as well until it reads its edges
+  from a sample (as ``_profile`` does) or from the shared profile's quantiles.
+* 100M rows: the build of the case did not finish (48 of 336 hours in 16 minutes, at ~5%
+  of a core); not measured yet.
+
 ``--engine spark`` runs the same diagnostics through the Spark engine, for the record: the
 simulated case of ``--rows`` requests (10M by default; no replication) is exported table by
 table to Parquet by DuckDB (``COPY ... TO``, once), opened with ``connect_lake`` on a

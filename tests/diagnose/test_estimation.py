@@ -646,3 +646,17 @@ def test_band_of_a_metric_undefined_in_every_replicate_warns_nothing():
     assert np.isnan(o["precision"]) and o["accuracy_se_bootstrap"] > 0
     values = np.array([[1.0, np.nan], [3.0, np.nan], [np.nan, 2.0]])
     np.testing.assert_allclose(est._spread(values), [np.std([1.0, 3.0], ddof=1), 0.0])
+
+
+def test_replicate_metrics_are_expected_metrics_row_by_row():
+    rng = np.random.default_rng(12)
+    pp = rng.uniform(size=40) < 0.5
+    n = rng.integers(1, 9, 40).astype(float)
+    c = rng.uniform(size=(6, 40))
+    c[5, pp] = 0.0  # no expected true positive in one replicate
+    got = est._replicate_metrics(pp, c, n)
+    for row, values in zip(c, got, strict=True):
+        m = est.expected_metrics(pp, row, n)
+        np.testing.assert_allclose(values, [m[k] for k in est.METRICS], atol=1e-12)
+    # every prediction negative: precision undefined (NaN) in each replicate
+    assert np.isnan(est._replicate_metrics(np.zeros(40, bool), c, n)[:, 1]).all()

@@ -732,14 +732,19 @@ def _bootstrap(ref: pd.DataFrame, replicates: int, rng: np.random.Generator
     labelled row counts Poisson(1) times, so a group's positives and negatives count
     Poisson(``k``) and Poisson(``n - k``) times (times its weight ``w`` when reweighted). Their
     spread is the calibration map's own sampling uncertainty."""
-    p = ref["p"].to_numpy(float)
     k, n = ref["k"].to_numpy(float), ref["n"].to_numpy(float)
     w = ref["w"].to_numpy(float) if "w" in ref else np.ones(len(ref))
+    # fit_calibrator's pooling per distinct value, done once: bincount per replicate
+    values, inverse = np.unique(ref["p"].to_numpy(float), return_inverse=True)
     out = []
     for _ in range(replicates):
         kb = rng.poisson(k).astype(float)
         nb = kb + rng.poisson(n - k)
-        out.append(fit_calibrator(p, kb * w, nb * w))
+        kk = np.bincount(inverse, weights=kb * w, minlength=len(values))
+        nn = np.bincount(inverse, weights=nb * w, minlength=len(values))
+        keep = nn > 0
+        fitted = isotonic_regression(kk[keep] / nn[keep], weights=nn[keep], increasing=True).x
+        out.append(Calibrator(values[keep], np.asarray(fitted, float)))
     return out
 
 
@@ -971,8 +976,8 @@ def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> dict[
     out = expected_metrics(pp, maps.calibrate(frame), n)
     per_fold = ([expected_metrics(pp, maps.calibrate(frame, f), n) for f in (0, 1)]
                 if maps.has_folds else [])
-    boot = np.array([[expected_metrics(pp, maps.calibrate(frame, replicate=j), n)[m]
-                      for m in METRICS] for j in range(len(maps.boot))]).reshape(-1, len(METRICS))
+    boot = _replicate_metrics(pp, np.array([maps.calibrate(frame, replicate=j)
+                                             for j in range(len(maps.boot))]).reshape(-1, len(n)), n)
     boot_se = _spread(boot)
     for j, m in enumerate(METRICS):
         fold_se = abs(per_fold[0][m] - per_fold[1][m]) / 2 if len(per_fold) == 2 else 0.0
@@ -1011,6 +1016,22 @@ def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> dict[
                   "gap", "gap_se"):
             out[k] = np.nan
     return out
+
+
+def _replicate_metrics(pred_pos: np.ndarray, c: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`expected_metrics`' accuracy, precision, recall and F1 (the :data:`METRICS`
+    columns) for each row of ``c`` (one bootstrap replicate's calibrated P(positive) per
+    group), at once; NaN where a metric is undefined."""
+    pp = np.asarray(pred_pos, bool)
+    tp, fp = (c * n)[:, pp].sum(axis=1), ((1 - c) * n)[:, pp].sum(axis=1)
+    fn, tn = (c * n)[:, ~pp].sum(axis=1), ((1 - c) * n)[:, ~pp].sum(axis=1)
+    total = float(n.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.column_stack([
+            (tp + tn) / total if total else np.full(len(c), np.nan),
+            np.where(tp + fp > 0, tp / (tp + fp), np.nan),
+            np.where(tp + fn > 0, tp / (tp + fn), np.nan),
+            np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)])
 
 
 def _spread(values: np.ndarray) -> np.ndarray:

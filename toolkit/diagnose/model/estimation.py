@@ -945,8 +945,9 @@ def _version_heads(case: CaseView, record: Recorder, baseline: Window, incident:
     head = head.filter(head.model_version.cast("string").isin(new))
     version = head.model_version.cast("string")
     span = record(head.group_by(version=version).aggregate(lo=head.ts.min(), hi=head.ts.max()))
-    middles = {str(r["version"]): (r["lo"] + (r["hi"] - r["lo"]) / 2).to_pydatetime()
-               for _, r in span.iterrows()}
+    middles = {str(r["version"]): (pd.Timestamp(r["lo"]) + (pd.Timestamp(r["hi"]) -
+                                                            pd.Timestamp(r["lo"])) / 2
+                                   ).to_pydatetime() for _, r in span.iterrows()}
     info = {v: {"labelled": 0, "calibrated": False,
                 "reason": "no label of this version" + (" had arrived by as_of" if as_of else "")}
             for v in new}

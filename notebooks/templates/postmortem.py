@@ -19,12 +19,15 @@ incident = ""
 baseline = ""
 incident_id = "incident"
 title = ""
+engine = "duckdb"
+tables = ""
 
 # %%
 import toolkit as tk
 
 pm = tk.report.Postmortem.open(db, incident=incident or None, baseline=baseline or None,
-                               incident_id=incident_id, title=title)
+                               incident_id=incident_id, title=title, engine=engine,
+                               tables=tables)
 pm.header()
 
 # %% [markdown]

@@ -33,7 +33,7 @@ from toolkit.cli.app import (
     usage_errors,
 )
 from toolkit.cli.display import json_safe
-from toolkit.cli.lake import engine_option, open_case, tables_option
+from toolkit.cli.lake import check_source, engine_option, open_case, tables_option
 from toolkit.errors import InvalidParameterError
 from toolkit.types import Window
 
@@ -89,12 +89,14 @@ def classify(
 @app.command()
 @handle_errors
 def postmortem(
-    db: Path = typer.Option(..., "--db", help=_DB_HELP),
+    db: Path | None = typer.Option(None, "--db", help=_DB_OR_LAKE_HELP),
     out: Path = typer.Option(..., "--out", help="Folder for the notebook, HTML and results."),
     incident: str | None = typer.Option(None, "--incident", help=_WINDOW_HELP),
     baseline: str | None = typer.Option(None, "--baseline", help=_WINDOW_HELP),
     incident_id: str = typer.Option("incident", "--id", help="Incident id for the title."),
     show_code: bool = typer.Option(False, "--show-code", help="Keep code cells in the HTML."),
+    engine: str = engine_option(),
+    tables: list[str] | None = tables_option(),
 ) -> None:
     """Render the postmortem notebook (papermill) and its HTML (nbconvert)."""
     from toolkit.report import render_postmortem
@@ -102,11 +104,14 @@ def postmortem(
     with usage_errors():
         _check_windows(incident, baseline)
         _check_id(incident_id)
-        _check_case(db)
+        spec = check_source(db, engine, tables)  # before Spark starts in the notebook
+        if spec is None:
+            _check_case(db)
     start = time.perf_counter()
     with _spinner("rendering the postmortem"):
         rendered = render_postmortem(db, out, incident=incident, baseline=baseline,
-                                     incident_id=incident_id, hide_code=not show_code)
+                                     incident_id=incident_id, hide_code=not show_code,
+                                     engine=engine, tables=spec or "")
     verdict = json.loads(rendered.results.read_text())["classification"]
     console.print(safe(_verdict_line(verdict)), markup=False)
     console.print(f"postmortem: {rendered.html} ({time.perf_counter() - start:.0f} s)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from toolkit.errors import InvalidParameterError
@@ -23,7 +24,7 @@ __all__ = ["render_postmortem", "render_weekly", "Postmortem", "WeeklyReport", "
 
 
 def render_postmortem(
-    db: str | os.PathLike[str],
+    db: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
     *,
     incident: Window | str | None = None,
@@ -32,11 +33,22 @@ def render_postmortem(
     title: str = "",
     hide_code: bool = True,
     timeout: int = 900,
+    engine: str = "duckdb",
+    tables: str | Mapping[str, str] = "",
 ) -> Rendered:
     """Render the postmortem of the incident in case ``db`` into ``out_dir``.
 
     Writes ``postmortem.ipynb`` (executed), ``postmortem.html`` and ``results.json`` (the
     classification and headline numbers). Windows are detected from the data when omitted.
+    With ``engine="spark"``, ``db`` is ``None`` and ``tables`` names where the canonical
+    tables live (``requests=LOCATION,labels=LOCATION,...`` or a mapping; see
+    :func:`toolkit.store.lake.connect_lake`); the notebook's kernel starts its own Spark.
+
+    Raises
+    ------
+    InvalidParameterError
+        A missing case file, an unknown engine, ``db`` and ``tables`` mixed up, a malformed
+        ``tables`` or window (all checked before the notebook runs).
 
     Examples
     --------
@@ -44,10 +56,10 @@ def render_postmortem(
     >>> tk.render_postmortem("data/interim/INC-042.duckdb", "out/INC-042")  # doctest: +SKIP
     Rendered(notebook=PosixPath('out/INC-042/postmortem.ipynb'), ...)
     """
-    db_path = _existing_case(db)
+    source = _case_source(db, engine, tables)
     out = Path(out_dir).resolve()
     parameters = {
-        "db": str(db_path),
+        **source,
         "incident": str(incident) if incident is not None else "",
         "baseline": str(baseline) if baseline is not None else "",
         "incident_id": str(incident_id),
@@ -100,6 +112,38 @@ def _iso_week(week: str) -> str:
     if match is None:
         raise InvalidParameterError(f"week must be an ISO week such as 2026-W47. Got {week!r}.")
     return f"{int(match.group(1)):04d}-W{int(match.group(2)):02d}"
+
+
+def _case_source(db: str | os.PathLike[str] | None, engine: str,
+                 tables: str | Mapping[str, str]) -> dict[str, str]:
+    """The notebook parameters naming the case (``db``, ``engine``, ``tables``), validated:
+    an existing case file for DuckDB; for Spark, a ``tables`` spec rebuilt from its parsed
+    pairs (canonical table names, one location each, no control characters)."""
+    if engine == "duckdb":
+        if tables:
+            raise InvalidParameterError("tables goes with engine='spark' (a DuckDB case is one "
+                                        "file: db).")
+        if db is None or not str(db):
+            raise InvalidParameterError("give the case: db (or engine='spark' with tables).")
+        return {"db": str(_existing_case(db)), "engine": "duckdb", "tables": ""}
+    if engine != "spark":
+        raise InvalidParameterError(f"engine must be duckdb or spark; got {engine!r}.")
+    if db is not None and str(db):
+        raise InvalidParameterError("engine='spark' reads tables, not db: give one of them.")
+    from toolkit.store.lake import LakeSource, parse_tables_spec
+
+    if not tables:
+        raise InvalidParameterError("engine='spark' needs tables: "
+                                    "requests=LOCATION,labels=LOCATION,...")
+    pairs = dict(tables) if isinstance(tables, Mapping) else parse_tables_spec(tables)
+    for name, location in pairs.items():
+        text = str(location)
+        if any(ord(c) < 32 or ord(c) == 127 for c in text) or "," in text:
+            raise InvalidParameterError(f"tables[{name!r}]: the location {text!r} holds a "
+                                        "comma or a control character.")
+        LakeSource.parse(str(name), text)  # an unknown table or an empty location fails here
+    return {"db": "", "engine": "spark",
+            "tables": ",".join(f"{name}={location}" for name, location in pairs.items())}
 
 
 def _existing_case(db: str | os.PathLike[str]) -> Path:

@@ -20,6 +20,7 @@ import pandas as pd
 from toolkit._version import __version__
 from toolkit.classify import Classification, classify_incident
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.errors import InvalidParameterError
 from toolkit.report import distributions, figures
 from toolkit.report.estimate import Estimate, estimate, estimate_figure, label_gap
 from toolkit.report.events import bursts, select_bursts
@@ -46,6 +47,7 @@ from toolkit.report.html import (
 )
 from toolkit.report.slices import slice_actions, slices_section
 from toolkit.store import connect
+from toolkit.store.lake import LakeSource, connect_lake, parse_tables_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -156,6 +158,9 @@ class Postmortem:
         Path of the case database (for the appendix).
     incident_id
         Free-form id (e.g. ``INC-042``).
+    tables
+        A case in a lake: canonical table -> location (the provenance appendix lists them; a
+        lake case has no ``loads`` table). Empty for a DuckDB case.
     """
 
     result: Classification
@@ -164,6 +169,7 @@ class Postmortem:
     incident_id: str = "incident"
     title: str = ""
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tables: dict[str, str] = field(default_factory=dict)
     _estimate: Estimate | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -175,8 +181,36 @@ class Postmortem:
         baseline: str | None = None,
         incident_id: str = "incident",
         title: str = "",
+        engine: str = "duckdb",
+        tables: str = "",
     ) -> Postmortem:
-        """Open the case read-only and classify the incident (windows detected when omitted)."""
+        """Open the case read-only and classify the incident (windows detected when omitted).
+
+        ``engine="duckdb"`` reads the case file ``db``; ``engine="spark"`` reads the canonical
+        tables where they live (``tables``: ``requests=LOCATION,labels=LOCATION,...``, see
+        :func:`toolkit.store.lake.connect_lake`) and ``db`` must be empty.
+
+        Raises
+        ------
+        InvalidParameterError
+            An unknown engine, ``db`` with spark, no ``tables`` with spark or ``tables`` with
+            duckdb, or a malformed ``tables``.
+        """
+        if engine == "spark":
+            if str(db or ""):
+                raise InvalidParameterError("engine='spark' reads tables, not db: give one of "
+                                            "them.")
+            spec = parse_tables_spec(tables)
+            lake = connect_lake(spec, conf={"spark.ui.showConsoleProgress": "false"})
+            case = case_view(lake)
+            result = classify_incident(lake, incident=incident or None,
+                                       baseline=baseline or None, case=case)
+            return cls(result, case, "", incident_id, title, tables=spec)
+        if engine != "duckdb":
+            raise InvalidParameterError(f"engine must be duckdb or spark; got {engine!r}.")
+        if tables:
+            raise InvalidParameterError("tables goes with engine='spark' (a DuckDB case is one "
+                                        "file: db).")
         path = Path(db)
         con = connect(path, read_only=True)
         case = case_view(con)
@@ -511,6 +545,12 @@ class Postmortem:
     def drift_distributions(self) -> Html:
         """Reference vs current distributions of the most drifted features."""
         drift = self.result.diagnosis.results.get("data.drift")
+        if self.case.engine.name != "duckdb":
+            # distributions.py asks DuckDB's quantile_cont for a list of quantiles, which Spark
+            # does not accept: say so rather than fail the notebook
+            return note(f"Not shown on the {self.case.engine.name} engine yet: the "
+                        "distribution panels need DuckDB (the drift statistics above are "
+                        "the engine's own).")
         frame = distributions.feature_distributions(self.case.con, self.case, drift)
         fig = distributions.distributions_figure(frame)
         if fig is None:
@@ -660,6 +700,16 @@ class Postmortem:
         return Html("".join(parts)) if parts else note("No SQL recorded.")
 
     def appendix_provenance(self) -> Html:
+        """Where the case's rows come from: the files loaded into a DuckDB case, or the
+        locations of a lake case's tables (a lake case loads nothing: no ``loads`` table)."""
+        if self.tables:
+            sources = [LakeSource.parse(name, location)
+                       for name, location in self.tables.items()]
+            frame = pd.DataFrame({"table": [s.table for s in sources],
+                                  "format": [s.format or "catalog table" for s in sources],
+                                  "location": [s.location for s in sources]})
+            return table(frame, caption=f"Tables read in place on {self.case.engine.name} "
+                         "(provenance)", max_rows=50)
         loads = self.case.con.execute(
             "SELECT path, table_name, format, rows_read, rows_loaded, rows_rejected, "
             "left(sha256, 16) AS sha256_16, loaded_at FROM loads WHERE NOT replaced "

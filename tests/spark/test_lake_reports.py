@@ -1,0 +1,177 @@
+"""Postmortems on a lake case (issue 26): ``render_postmortem(engine="spark", tables=...)`` and
+``forensics postmortem --engine spark --tables ...``.
+
+The options are checked before any notebook or JVM starts (usage errors, exit code 2); the
+provenance appendix of a lake case lists where its tables live (it has no ``loads`` table); one
+slow end-to-end test renders the same simulated case from DuckDB and from Parquet on Spark and
+compares what the two reports say.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+
+import toolkit as tk
+from toolkit.cli import main
+from toolkit.errors import InvalidParameterError
+from toolkit.report import render_postmortem
+from toolkit.store.lake import LAKE_TABLES, connect_lake
+from toolkit.store.schema import quote_ident, quote_literal
+
+pytestmark = pytest.mark.spark
+
+#: Log content with HTML in it: the report must show it as text, never as markup.
+HOSTILE = "<script>alert('x')</script> & <b>bold</b>"
+
+
+# --- options, checked before anything starts ---------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"engine": "spark", "tables": ""}, "needs tables"),
+    ({"engine": "spark", "tables": "requests=/x", "db": "/tmp/case.duckdb"},
+     "reads tables, not db"),
+    ({"engine": "duckdb", "tables": "requests=/x", "db": "/tmp/case.duckdb"},
+     "tables goes with engine='spark'"),
+    ({"engine": "trino", "tables": "requests=/x"}, "engine must be duckdb or spark"),
+    ({"engine": "spark", "tables": "requets=/x"}, "'requets' is not a table of a case"),
+    ({"engine": "spark", "tables": "requests"}, "is not TABLE=LOCATION"),
+    ({"engine": "spark", "tables": {"requests": "/x\nimport os"}}, "control character"),
+    ({"engine": "spark", "tables": "requests=/x,requests=/y"}, "given twice"),
+])
+def test_render_refuses_bad_sources_before_the_notebook_runs(tmp_path, monkeypatch, kwargs,
+                                                             message):
+    started = []
+    monkeypatch.setattr("toolkit.report.render_template", lambda *a, **k: started.append(a))
+    db = kwargs.pop("db", None)
+    with pytest.raises(InvalidParameterError, match=re.escape(message)):
+        render_postmortem(db, tmp_path / "out", **kwargs)
+    assert started == []
+
+
+def test_render_passes_the_parsed_spec_to_the_notebook(tmp_path, monkeypatch):
+    """The notebook gets the spec rebuilt from its validated pairs (spaces stripped), no db."""
+    seen = {}
+
+    def fake(name, parameters, out, **kwargs):
+        seen.update(name=name, parameters=parameters)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("toolkit.report.render_template", fake)
+    with pytest.raises(RuntimeError, match="stop"):
+        render_postmortem(None, tmp_path / "out", engine="spark",
+                          tables=" requests = delta:/lake/r , labels=db.labels",
+                          incident_id="INC-1")
+    assert seen["name"] == "postmortem"
+    params = seen["parameters"]
+    assert params["engine"] == "spark" and params["db"] == ""
+    assert params["tables"] == "requests=delta:/lake/r,labels=db.labels"
+    assert params["incident_id"] == "INC-1"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--engine", "spark", "--db", "case.duckdb", "--tables", "requests=/x"],
+    ["--engine", "spark"],
+    ["--tables", "requests=/x"],
+    ["--engine", "spark", "--tables", "nope=/x"],
+])
+def test_cli_postmortem_usage_errors_exit_2(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.setenv("CI", "true")
+    started = []
+    monkeypatch.setattr("toolkit.report.render_template", lambda *a, **k: started.append(a))
+    capsys.readouterr()
+    code = main(["postmortem", "--out", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1
+    assert started == []
+
+
+# --- the same case on both engines -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lake_case(tmp_path_factory):
+    """A small simulated version-skew case (2,000 requests) in DuckDB, with one alert whose
+    text holds HTML, and its canonical tables written as Parquet folders."""
+    from toolkit import simulate
+    from toolkit.simulate.writer import write_case
+
+    root = tmp_path_factory.mktemp("lake_reports")
+    raw = write_case(simulate.make_case("version_skew", seed=3, rows=2000), root / "raw")
+    db = root / "case.duckdb"
+    con = tk.connect(db)
+    assert tk.load(con, raw).rows_rejected == 0
+    truth = json.loads((raw / "truth.json").read_text())
+    incident = tk.Window.parse("/".join(truth["incident"]))
+    con.execute("INSERT INTO events (ts, kind, artifact, version, host, detail) "
+                "VALUES (?, 'alert', 'infra', NULL, ?, ?)",
+                [incident.start + timedelta(minutes=5), HOSTILE,
+                 json.dumps({"message": HOSTILE})])
+    tables = {}
+    for table in LAKE_TABLES:
+        if con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]:
+            folder = root / "lake" / table
+            folder.mkdir(parents=True)
+            con.execute(f"COPY {quote_ident(table)} TO "
+                        f"{quote_literal(str(folder / 'part-0.parquet'))} (FORMAT parquet)")
+            tables[table] = str(folder)
+    con.close()
+    return db, tables, "/".join(truth["incident"]), "/".join(truth["baseline"])
+
+
+def test_provenance_lists_the_lake_locations(spark_session, lake_case):
+    """A lake case has no loads table: the appendix names each table, format and location
+    (escaped), and the drift panels say why they are not shown instead of failing."""
+    from toolkit.diagnose._case import case_view
+    from toolkit.report.postmortem import Postmortem
+
+    _, tables, _, _ = lake_case
+    case = case_view(connect_lake(tables, session=spark_session))
+    pm = Postmortem(None, case, tables={**tables, "labels": "parquet:/lake/<x>&y"})
+    html = pm.appendix_provenance().fragment
+    for table in tables:
+        assert f"<td>{table}</td>" in html
+    assert tables["requests"] in html
+    assert "/lake/&lt;x&gt;&amp;y" in html and "<x>" not in html
+    assert "on spark" in html
+
+
+def _verdict_text(html: str) -> str:
+    match = re.search(r'class="verdict">(.*?)</div>', html, re.S)
+    assert match, "no verdict block"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_postmortem_on_spark_says_what_the_duckdb_postmortem_says(spark_session, lake_case,
+                                                                    tmp_path, monkeypatch):
+    """The papermill notebook on the Parquet tables (its kernel starts its own Spark) names
+    the DuckDB report's verdict, failure mode and onset, lists the lake's tables as
+    provenance, and shows the alert's HTML as text."""
+    db, tables, incident, baseline = lake_case
+    duck = render_postmortem(db, tmp_path / "duckdb", incident=incident, baseline=baseline,
+                             incident_id="INC-7")
+    spec = ",".join(f"{table}={path}" for table, path in tables.items())
+    monkeypatch.setenv("CI", "true")
+    code = main(["postmortem", "--engine", "spark", "--tables", spec, "--incident", incident,
+                 "--baseline", baseline, "--id", "INC-7", "--out", str(tmp_path / "spark")])
+    assert code == 0
+    spark_html = (tmp_path / "spark" / "postmortem.html").read_text()
+    duck_html = duck.html.read_text()
+    expected = json.loads(duck.results.read_text())["classification"]
+    got = json.loads((tmp_path / "spark" / "results.json").read_text())["classification"]
+    assert (got["pathway"], got["failure_mode"]) == ("integration", "version_skew")
+    for key in ("pathway", "failure_mode", "onset", "incident", "baseline"):
+        assert got[key] == expected[key], key
+    assert _verdict_text(spark_html) == _verdict_text(duck_html)
+    assert "version skew" in _verdict_text(spark_html)
+    assert expected["onset"][:16].replace("T", " ") in spark_html
+    assert "Tables read in place on spark" in spark_html
+    assert tables["requests"] in spark_html
+    assert "<script>alert" not in spark_html
+    assert "&lt;script&gt;alert" in spark_html

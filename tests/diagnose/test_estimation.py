@@ -660,3 +660,42 @@ def test_replicate_metrics_are_expected_metrics_row_by_row():
         np.testing.assert_allclose(values, [m[k] for k in est.METRICS], atol=1e-12)
     # every prediction negative: precision undefined (NaN) in each replicate
     assert np.isnan(est._replicate_metrics(np.zeros(40, bool), c, n)[:, 1]).all()
+
+
+def test_segment_bins_are_exact_below_the_sample_size_and_sampled_above(monkeypatch):
+    """The segment binner's quantile edges: exact (numpy's linear quantile) on a small
+    baseline; from a time-hashed sample of about BINNER_SAMPLE_ROWS rows on a large one (an
+    ungrouped exact-quantile aggregate cannot spill), still close to the exact edges."""
+    import duckdb
+    import ibis
+
+    from toolkit.diagnose._engine import Recorder
+
+    est = import_module("toolkit.diagnose.model.estimation")
+    rng = np.random.default_rng(7)
+    n = 20_000
+    frame = pd.DataFrame({
+        "ts": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"),
+        "x": rng.normal(size=n)})
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("frame_view", frame)
+    con.execute("CREATE TABLE rows AS SELECT * FROM frame_view")
+    table = ibis.duckdb.from_connection(con).table("rows")
+
+    record = Recorder()
+    bin_of = est._binner(record, table, ["x"], {"x"})
+    bins = Recorder()(table.aggregate(b=bin_of(table, "x").max()))["b"].iloc[0]
+    assert bins == est.SEGMENT_BINS
+    # the edge between bins k and k+1 is exact: the share of rows below each is k/10
+    counts = Recorder()(table.group_by(b=bin_of(table, "x")).aggregate(n=table.count()))
+    assert sorted(counts.n) == [n // est.SEGMENT_BINS] * est.SEGMENT_BINS
+
+    monkeypatch.setattr(est, "BINNER_SAMPLE_ROWS", 4_000)
+    record = Recorder()
+    bin_of = est._binner(record, table, ["x"], {"x"})
+    counts = Recorder()(table.group_by(b=bin_of(table, "x")).aggregate(n=table.count()))
+    shares = counts.sort_values("b").n.to_numpy() / n
+    # sampled edges: not the exact ones, but each bin within 3 points of a tenth
+    assert not np.allclose(shares, 0.1, atol=1e-9)
+    assert np.allclose(shares, 0.1, atol=0.03)

@@ -236,7 +236,9 @@ class Postmortem:
             "incident window (UTC)": _window_text(self.result.incident),
             "baseline window (UTC)": _window_text(self.result.baseline),
             "windows": self.result.window_source,
-            "case database": self.db or "(in memory)",
+            "case database": self.db or (
+                f"none: {len(self.tables)} lake table(s) read on {self.case.engine.name} "
+                "(see the provenance appendix)" if self.tables else "(in memory)"),
             "generated": self.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
             "toolkit": f"inference-forensics {__version__}",
             "authors / owner": "to fill in",

@@ -128,3 +128,22 @@ def test_joins_as_written_builds_on_the_right_and_restores_the_setting(previous)
     assert record(expr).iloc[0].tolist() == Recorder()(expr).iloc[0].tolist() == [
         100, sum(range(100))]
     assert con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == previous
+
+
+def test_time_hashed_sample_keeps_the_rows_an_independent_park_miller_hash_picks(backend):
+    """The sample is an integer-only hash (two Park-Miller rounds over the epoch microseconds),
+    so every engine keeps the same rows; here numpy computes it independently, pre-1970 times
+    (negative epochs) included."""
+    rng = np.random.default_rng(11)
+    micros = np.concatenate([rng.integers(1_700_000_000_000_000, 1_800_000_000_000_000, 5_000),
+                             rng.integers(-100_000_000_000_000, 0, 500)])
+    ts = pd.to_datetime(micros, unit="us", utc=True)
+    table = ibis.memtable({"ts": ts, "i": np.arange(len(micros))})
+    kept = set(backend.execute(sample_by_time(table, 0.3).select("i"))["i"])
+    m, a = 2**31 - 1, 48_271
+    low, high = micros & m, (micros >> 31) & m
+    first = ((low + 1) * a) % m
+    hashed = (((first + high) % m + 1) * a) % m
+    expected = set(np.flatnonzero(hashed / m < 0.3))
+    assert kept == expected
+    assert 0.25 < len(kept) / len(micros) < 0.35

@@ -15,11 +15,13 @@
 # %% tags=["parameters"]
 db = ""
 week = "2026-W01"
+engine = "duckdb"
+tables = ""
 
 # %%
 import toolkit as tk
 
-report = tk.report.WeeklyReport.open(db, week)
+report = tk.report.WeeklyReport.open(db, week, engine=engine, tables=tables)
 report.header()
 
 # %% [markdown]

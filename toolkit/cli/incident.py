@@ -121,20 +121,25 @@ def postmortem(
 @report_app.command("weekly")
 @handle_errors
 def weekly(
-    db: Path = typer.Option(..., "--db", help=_DB_HELP),
+    db: Path | None = typer.Option(None, "--db", help=_DB_OR_LAKE_HELP),
     week: str = typer.Option(..., "--week", metavar="YYYY-Www",
                              help="ISO week, e.g. 2026-W47."),
     out: Path = typer.Option(..., "--out", help="Folder for the notebook, HTML and results."),
     show_code: bool = typer.Option(False, "--show-code", help="Keep code cells in the HTML."),
+    engine: str = engine_option(),
+    tables: list[str] | None = tables_option(),
 ) -> None:
     """Render the weekly health report of an ISO week (for cron / Airflow)."""
     from toolkit.report import render_weekly
 
     with usage_errors():
         week = _check_week(week)
-        _check_case(db)
+        spec = check_source(db, engine, tables)  # before Spark starts in the notebook
+        if spec is None:
+            _check_case(db)
     with _spinner(f"rendering the weekly report {week}"):
-        rendered = render_weekly(db, out, week=week, hide_code=not show_code)
+        rendered = render_weekly(db, out, week=week, hide_code=not show_code, engine=engine,
+                                 tables=spec or "")
     results = json.loads(rendered.results.read_text())
     met = results.get("slo_met")
     console.print(f"week {week}: SLOs {'met' if met else 'not met' if met is False else 'n/a'}, "

@@ -74,34 +74,44 @@ def render_postmortem(
 
 
 def render_weekly(
-    db: str | os.PathLike[str],
+    db: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
     *,
     week: str,
     hide_code: bool = True,
     timeout: int = 900,
+    engine: str = "duckdb",
+    tables: str | Mapping[str, str] = "",
 ) -> Rendered:
     """Render the weekly report of ISO week ``week`` (e.g. ``2026-W47``) into ``out_dir``.
+
+    With ``engine="spark"``, ``db`` is ``None`` and ``tables`` names where the canonical
+    tables live, as for :func:`render_postmortem`.
 
     Raises
     ------
     EmptyWindowError
-        The week has no requests and no metrics (checked before the notebook runs, so a
-        scheduler gets a clear error and no empty page).
+        The week has no requests and no metrics (checked before the notebook runs for a
+        DuckDB case, so a scheduler gets a clear error and no empty page; a lake case is
+        checked by the notebook's kernel, which starts Spark, and the render fails with it).
+    InvalidParameterError
+        A missing case file, an unknown engine, ``db`` and ``tables`` mixed up, a malformed
+        ``tables`` or week.
     """
-    db_path = _existing_case(db)
+    source = _case_source(db, engine, tables)
     week = _iso_week(week)
     window = Window.parse(week)
-    from toolkit.report.weekly import check_week_has_data
-    from toolkit.store import connect
+    if engine == "duckdb":
+        from toolkit.report.weekly import check_week_has_data
+        from toolkit.store import connect
 
-    con = connect(db_path, read_only=True)
-    try:
-        check_week_has_data(con, window, week, db_path)
-    finally:
-        con.close()
+        con = connect(source["db"], read_only=True)
+        try:
+            check_week_has_data(con, window, week, source["db"])
+        finally:
+            con.close()
     out = Path(out_dir).resolve()
-    rendered = render_template("weekly_report", {"db": str(db_path), "week": week}, out,
+    rendered = render_template("weekly_report", {**source, "week": week}, out,
                                stem=f"weekly-{week}", hide_code=hide_code, timeout=timeout)
     return Rendered(rendered.notebook, rendered.html, out / "results.json")
 

@@ -26,7 +26,8 @@ from toolkit._version import __version__
 from toolkit.diagnose import Diagnosis, run_diagnostics
 from toolkit.diagnose import _stats as st
 from toolkit.diagnose._case import CaseView, case_view
-from toolkit.errors import EmptyWindowError
+from toolkit.diagnose._engines import engine_of
+from toolkit.errors import EmptyWindowError, InvalidParameterError
 from toolkit.report.estimate import Estimate, estimate, estimate_figure
 from toolkit.report.format import (
     fmt_change,
@@ -42,6 +43,7 @@ from toolkit.report.html import Html, figure_html, heading, items, key_values, n
 from toolkit.report.postmortem import STYLE
 from toolkit.report.trend import ECE_BINS, trend_figure, weekly_measures
 from toolkit.store import connect
+from toolkit.store.lake import connect_lake, parse_tables_spec
 from toolkit.types import Window
 
 __all__ = ["WeeklyReport", "TREND_WEEKS", "check_week_has_data"]
@@ -75,20 +77,27 @@ class WeeklyReport:
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
-    def open(cls, db: str | os.PathLike[str], week: str, *, weeks: int = TREND_WEEKS
-             ) -> WeeklyReport:
+    def open(cls, db: str | os.PathLike[str], week: str, *, weeks: int = TREND_WEEKS,
+             engine: str = "duckdb", tables: str = "") -> WeeklyReport:
         """Open the case read-only and measure ``week`` against the week before.
+
+        ``engine="duckdb"`` reads the case file ``db``; ``engine="spark"`` reads the canonical
+        tables where they live (``tables``: ``requests=LOCATION,...``, see
+        :func:`toolkit.store.lake.connect_lake`) and ``db`` must be empty.
 
         Raises
         ------
         EmptyWindowError
             The week has no requests and no metrics: there is nothing to report (a scheduler
             must notice, not receive an empty page).
+        InvalidParameterError
+            An unknown engine, or ``db`` and ``tables`` mixed up or malformed.
         """
-        con = connect(Path(db), read_only=True)
-        case = case_view(con)
+        source, where = _open_source(db, engine, tables)
+        case = case_view(source)
+        con = case.con  # raw SQL: DuckDB's connection, or Spark's transpiling one
         current = Window.parse(week)
-        check_week_has_data(con, current, week, db)
+        check_week_has_data(source, current, week, where)
         previous = Window(current.start - timedelta(days=7), current.start)
         diagnosis = None
         if case.has("requests"):
@@ -99,9 +108,9 @@ class WeeklyReport:
             if counts[0] and counts[1]:
                 generative = any(t.task == "generative" for t in case.tasks.values())
                 ids = _IDS + (_GENERATIVE_IDS if generative else [])
-                diagnosis = run_diagnostics(con, previous, current, case=case, ids=ids)
-        report = cls(week, current, previous, case, diagnosis, db=str(db))
-        report.incidents = report._incidents(con)
+                diagnosis = run_diagnostics(source, previous, current, case=case, ids=ids)
+        report = cls(week, current, previous, case, diagnosis, db=where)
+        report.incidents = report._incidents(source)
         drift = report.diagnosis.results.get("data.drift") if report.diagnosis else None
         known = {current.start: len(drift.drifted) / len(drift.table)} \
             if drift is not None and not drift.table.empty else {}
@@ -439,13 +448,15 @@ class WeeklyReport:
 
 
 def check_week_has_data(con: Any, window: Window, week: str, db: Any) -> None:
-    """Raise :class:`EmptyWindowError` when ``window`` has no requests and no metrics."""
+    """Raise :class:`EmptyWindowError` when ``window`` has no requests and no metrics.
+
+    ``con`` is any case source (a DuckDB connection, an ibis DuckDB or pyspark backend): the
+    engine lists its tables and runs the two probes."""
+    engine = engine_of(con)
     found = 0
     for name in ("requests", "metrics"):
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                             [name]).fetchall()[0][0]
-        if exists:
-            found += con.execute(
+        if engine.has_table(name):
+            found += engine.execute(
                 f'SELECT count(*) FROM (SELECT 1 FROM "{name}" WHERE ts >= $a AND ts < $b '
                 "LIMIT 1)", {"a": window.start, "b": window.end}).fetchall()[0][0]
     if not found:
@@ -468,6 +479,23 @@ def _row(name: str, panel: str, target: float, source: str, value: float, *,
     return {"SLO": name, "panel": panel, "target": target, "source": source,
             "this week": value, "band_lo": band[0], "band_hi": band[1],
             "compliance": compliance, "met": met}
+
+
+def _open_source(db: Any, engine: str, tables: str) -> tuple[Any, str]:
+    """The case source for ``engine`` and how the header names it (the case file, or the
+    lake's tables)."""
+    if engine == "spark":
+        if str(db or ""):
+            raise InvalidParameterError("engine='spark' reads tables, not db: give one of them.")
+        spec = parse_tables_spec(tables)
+        lake = connect_lake(spec, conf={"spark.ui.showConsoleProgress": "false"})
+        return lake, "lake: " + ", ".join(f"{k}={v}" for k, v in spec.items())
+    if engine != "duckdb":
+        raise InvalidParameterError(f"engine must be duckdb or spark; got {engine!r}.")
+    if tables:
+        raise InvalidParameterError("tables goes with engine='spark' (a DuckDB case is one "
+                                    "file: db).")
+    return connect(Path(db), read_only=True), str(db)
 
 
 def _window(window: Window) -> str:

@@ -256,3 +256,25 @@ def test_week_check_runs_on_the_lake_engine(spark_session, lake_case):
                 check_week_has_data(source, tk.Window.parse("2020-W02"), "2020-W02", "case")
     only_metrics = connect_lake({"metrics": tables["metrics"]}, session=spark_session)
     check_week_has_data(only_metrics, tk.Window.parse(week), week, "case")
+
+
+@pytest.mark.slow
+def test_weekly_on_spark_reports_what_the_duckdb_weekly_reports(spark_session, lake_case,
+                                                                 tmp_path):
+    """The weekly notebook on the Parquet tables finds the DuckDB report's incident and
+    drifted features and SLO verdict, and says why its trend is missing."""
+    db, tables, incident, _ = lake_case
+    year, number, _ = tk.Window.parse(incident).start.isocalendar()
+    week = f"{year}-W{number:02d}"
+    duck = tk.render_weekly(db, tmp_path / "duckdb", week=week)
+    spark = tk.render_weekly(None, tmp_path / "spark", week=week, engine="spark",
+                             tables=",".join(f"{t}={p}" for t, p in tables.items()))
+    expected = json.loads(duck.results.read_text())
+    got = json.loads(spark.results.read_text())
+    assert got["incidents"] and got["incidents"] == expected["incidents"]
+    assert got["incidents"][0]["failure_mode"] == "version_skew"
+    assert got["drifted_features"] == expected["drifted_features"]
+    assert got["slo_met"] == expected["slo_met"]
+    html = spark.html.read_text()
+    assert "No trend on the spark engine yet" in html
+    assert "<script>alert" not in html

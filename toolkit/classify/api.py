@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pandas as pd
 
 from toolkit._validation import check_window
@@ -19,6 +18,7 @@ from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, UNDETERMI
 from toolkit.classify.windows import DetectedWindows, locate_incident
 from toolkit.diagnose import REGISTRY, Diagnosis, Finding, NotAssessed, run_diagnostics
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose.registry import Progress
 from toolkit.errors import EmptyWindowError
 from toolkit.plotting import PATHWAY_COLORS
@@ -202,7 +202,7 @@ class Classification:
 
 
 def classify_incident(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     *,
     incident: Window | str | None = None,
     baseline: Window | str | None = None,
@@ -370,7 +370,7 @@ def _analysed_span(case: CaseView) -> tuple[str, Window | None]:
 MIN_DETECT_SPAN = timedelta(minutes=4)
 
 
-def _detect(con: duckdb.DuckDBPyConnection, case: CaseView, span: Window,
+def _detect(con: CaseSource, case: CaseView, span: Window,
             baseline: Window | str | None, progress: Progress | None = None
             ) -> DetectedWindows | None:
     """Locate the incident: the findings of a scan against the span's first quarter date it,

@@ -107,7 +107,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import ibis
 import numpy as np
 import pandas as pd
@@ -118,6 +117,7 @@ from toolkit.diagnose import _stats as st
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, sample_by_time
+from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import labelled_rows, labelled_table, positive_class
 from toolkit.diagnose.model.calibration import SCORE_IS, score_problem, score_semantics
 from toolkit.types import Window, to_utc
@@ -420,7 +420,7 @@ class EstimationResult(DiagnosticResult):
 
 
 def estimation(
-    con: duckdb.DuckDBPyConnection,
+    con: CaseSource,
     baseline: Window | str,
     incident: Window | str,
     /,

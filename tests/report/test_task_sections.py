@@ -51,6 +51,10 @@ def test_confusion_change_heatmap_shows_the_diagnostic_s_changes(multiclass_db):
     assert "<img" in html and "Largest moves between classes" in html
     largest = change[change["label"] != change["prediction"]].iloc[0]
     assert str(largest["label"]) in html and str(largest["prediction"]) in html
+    # the simulator logs per-class scores: the reliability diagram per class follows
+    calibration = pm.result.diagnosis["model.calibration"]
+    assert not calibration.class_bins.empty
+    assert html.count("<img") == 2 and "alt='reliability per class'" in html
 
 
 def test_regression_residuals_outputs_and_slices(regression_db):

@@ -219,6 +219,7 @@ def evaluate(
         ("onsets_missing", "incidents without an onset", "{:d}"),
         ("mean_window_iou", "mean window overlap (IoU)", "{:.3f}"),
         ("median_window_iou", "median window overlap (IoU)", "{:.3f}"),
+        ("window_holds_onset", "windows holding the onset", "{:.3f}"),
         ("abstention_rate", "abstention rate", "{:.3f}"),
         ("errors", "crashes", "{:d}"),
         ("seconds_per_case", "seconds per case", "{:.1f}"),

@@ -562,8 +562,14 @@ class Postmortem:
     def task_details(self) -> Html:
         """What the model sections cannot show for every task: for a multiclass endpoint, where
         each true class's rows went (the confusion change, heatmap and largest moves); for a
-        regression endpoint, the residual distribution per window. One line otherwise."""
-        from toolkit.report.tasks import confusion_change_figure, residuals_figure
+        regression endpoint, the residual distribution per window. One line otherwise. A
+        multiclass endpoint logging per-class ``scores`` also gets its reliability diagram per
+        class (the classes whose calibration moved most first)."""
+        from toolkit.report.tasks import (
+            class_reliability_figure,
+            confusion_change_figure,
+            residuals_figure,
+        )
 
         task = self.case.task.task
         results = self.result.diagnosis.results
@@ -579,8 +585,14 @@ class Postmortem:
                            "pvalue"]].rename(columns={"label": "true class",
                                                       "prediction": "predicted as",
                                                       "change": "share change"})
-            return (figure_html(fig, "confusion change")
-                    + table(shown, caption="Largest moves between classes"))
+            out = (figure_html(fig, "confusion change")
+                   + table(shown, caption="Largest moves between classes"))
+            calibration = results.get("model.calibration")
+            reliability = (class_reliability_figure(calibration)
+                           if calibration is not None else None)
+            if reliability is not None:
+                out = out + figure_html(reliability, "reliability per class")
+            return out
         if task == "regression":
             calibration = results.get("model.calibration")
             fig = residuals_figure(calibration) if calibration is not None else None

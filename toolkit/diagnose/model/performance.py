@@ -281,6 +281,30 @@ class PerformanceResult(DiagnosticResult):
                 return t["bucket_start"].iloc[k].to_pydatetime()
         return None
 
+    def _plot_windows(self, ax: Axes) -> Axes:
+        """No time bucket holds :data:`MIN_LABELS` labels (a small or sparsely labelled case):
+        the per-window figures with their intervals, rather than a blank "not assessed" panel
+        beside a table that does show them."""
+        from toolkit.plotting import WINDOW_COLORS
+
+        column = "mae" if self.task == "regression" else "accuracy"
+        rows = self.table[self.table["window"].isin(["baseline", "incident"])] \
+            if "window" in self.table else self.table.iloc[0:0]
+        if column not in rows or rows[column].isna().all():
+            return super().plot(ax)
+        rows = rows.dropna(subset=[column])
+        values = rows[column].to_numpy(float)
+        lower = rows.get(f"{column}_lo", rows[column]).to_numpy(float)
+        upper = rows.get(f"{column}_hi", rows[column]).to_numpy(float)
+        names = rows["window"].tolist()
+        ax.bar(names, values, color=[WINDOW_COLORS.get(w, "#4C72B0") for w in names],
+               yerr=[values - lower, upper - values], capsize=6, width=0.5)
+        label = "mean absolute error" if column == "mae" else "accuracy"
+        ax.set_ylabel(label)
+        ax.set_title(f"{label.capitalize()} per window (95% interval); too few labels per "
+                     f"time bucket for a timeline (fewer than {MIN_LABELS})")
+        return ax
+
     def signals(self) -> pd.DataFrame:
         if self.timeline.empty:
             return super().signals()
@@ -300,7 +324,7 @@ class PerformanceResult(DiagnosticResult):
 
         ax = axes(ax, figsize=(10, 4))
         if self.timeline.empty:
-            return super().plot(ax)
+            return self._plot_windows(ax)
         t = self.timeline
         if self.task == "regression":
             ax.plot(t["bucket_start"], t["mae"], label="MAE", color="#4C72B0")

@@ -372,6 +372,51 @@ def SparkCompiler():  # noqa: N802 - a factory standing in for the class (built 
 _UTC = {"UTC", "ETC/UTC", "Z", "+00:00", "GMT", "ETC/GMT", "UCT", "ZULU", "UNIVERSAL"}
 
 
+def _spark_raw_node(node: sge.Expression) -> sge.Expression:
+    """One node of DuckDB raw SQL in an exact Spark form (:meth:`SparkEngine.transpile`).
+
+    * ``quantile_cont(x, p)`` and ``quantile_cont(x, [p1, ...])`` (sqlglot's
+      ``PercentileCont``, which Spark only knows as ``WITHIN GROUP``) become the exact
+      ``percentile(x, p)`` / ``percentile(x, array(p1, ...))``: linear interpolation between
+      the closest ranks, as DuckDB's; the levels are DOUBLE constants (a bare ``0.1`` is a
+      DECIMAL in Spark).
+    * A number literal with a fraction or an exponent (``1.0``, ``0.5``) becomes a DOUBLE
+      constant: Spark reads it as a DECIMAL and then averages it as one (``avg(CASE ... THEN
+      1.0 ELSE 0.0 END)`` comes back a Python ``Decimal`` rounded to a few digits), where
+      DuckDB's average is a DOUBLE.
+    * ``epoch(ts)`` (sqlglot's ``TimeToUnix``) becomes ``unix_micros(ts) / 1e6``: DuckDB's
+      seconds with their fraction, where Spark's ``unix_timestamp`` drops it.
+    """
+    if isinstance(node, sge.PercentileCont) and node.expression is not None:
+        levels = node.expression
+        if isinstance(levels, sge.Array):
+            levels = sge.Array(expressions=[_level(e) for e in levels.expressions])
+        else:
+            levels = _level(levels)
+        return sge.func("percentile", node.this, levels)
+    if isinstance(node, sge.Literal) and not node.is_string and not _integral(node.this) \
+            and not isinstance(node.parent, sge.DataType | sge.DataTypeParam):
+        return _double(float(node.this))
+    if isinstance(node, sge.TimeToUnix) and not node.args.get("format"):
+        return sge.Div(this=sge.func("unix_micros", node.this),
+                       expression=_double(1e6), typed=False)
+    return node
+
+
+def _integral(text: str) -> bool:
+    return text.lstrip("+-").isdigit()
+
+
+def _level(level: sge.Expression) -> sge.Expression:
+    """A quantile level as a DOUBLE constant when it is a number literal; as written
+    otherwise (a bound parameter, an expression)."""
+    if isinstance(level, sge.Literal) and not level.is_string:
+        return _double(float(level.this))
+    if isinstance(level, sge.Neg) and isinstance(level.this, sge.Literal):
+        return _double(-float(level.this.this))
+    return level
+
+
 class _SparkResult:
     """The few cursor methods the toolkit's raw SQL uses (``fetchall``, ``fetchone``, ``df``)."""
 
@@ -454,6 +499,7 @@ class SparkEngine:
         for call in tree.find_all(sge.Anonymous):
             if str(call.this).lower() == "epoch_us":
                 call.set("this", "unix_micros")
+        tree = tree.transform(_spark_raw_node)
         return tree.sql(dialect="spark")
 
     def execute(self, sql: str, params: list | dict | None = None) -> _SparkResult:

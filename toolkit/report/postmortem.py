@@ -547,12 +547,6 @@ class Postmortem:
     def drift_distributions(self) -> Html:
         """Reference vs current distributions of the most drifted features."""
         drift = self.result.diagnosis.results.get("data.drift")
-        if self.case.engine.name != "duckdb":
-            # distributions.py asks DuckDB's quantile_cont for a list of quantiles, which Spark
-            # does not accept: say so rather than fail the notebook
-            return note(f"Not shown on the {self.case.engine.name} engine yet: the "
-                        "distribution panels need DuckDB (the drift statistics above are "
-                        "the engine's own).")
         frame = distributions.feature_distributions(self.case.con, self.case, drift)
         fig = distributions.distributions_figure(frame)
         if fig is None:

@@ -62,6 +62,33 @@ def test_classify_usage_errors_exit_2_in_one_line(run, args, message):
     assert message in line, line
 
 
+@pytest.mark.parametrize("command", [
+    ["classify"],
+    ["postmortem", "--out", "OUT"],
+    ["report", "weekly", "--week", "2026-W07", "--out", "OUT"],
+])
+@pytest.mark.parametrize("location,message", [
+    ("/lake/requests\nimport os", "the location of requests, '/lake/requests\\nimport os', "
+                                   "holds a control character"),
+    ("/lake/\x1b[2Jrequests", "holds a control character"),
+    ("/lake/\x7frequests", "holds a control character"),
+    ("delta:", "'delta:' names no path after delta:"),
+])
+def test_a_bad_location_is_a_usage_error_in_every_command(run, tmp_path, monkeypatch, command,
+                                                          location, message):
+    """A location the reports' notebooks would refuse is refused with the other options, exit
+    2, before a notebook or a Spark session starts (the postmortem exited 1 on a control
+    character: only render_postmortem refused it, after the usage checks)."""
+    started = []
+    monkeypatch.setattr("toolkit.report.render_template", lambda *a, **k: started.append(a))
+    monkeypatch.setattr("toolkit.store.lake.spark_session", lambda *a, **k: started.append(a))
+    argv = [str(tmp_path / "out") if arg == "OUT" else arg for arg in command]
+    line = _one_line(*run(*argv, "--engine", "spark", "--tables",
+                          f"events=/lake/events,requests={location}")[::2])
+    assert message in line, line
+    assert started == []
+
+
 def test_a_bad_window_is_refused_before_the_lake_is_read(run, tmp_path):
     code, _, err = run("classify", "--engine", "spark", "--tables",
                        f"requests={tmp_path / 'absent'}", "--incident", "yesterday")

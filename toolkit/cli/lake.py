@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from toolkit.cli.app import safe
 from toolkit.errors import InvalidParameterError
 
 __all__ = ["ENGINES", "engine_option", "tables_option", "check_source", "open_case"]
@@ -49,9 +50,11 @@ def check_source(db: Path | None, engine: str, tables: list[str] | None
     ------
     InvalidParameterError
         An unknown engine, ``--db`` with spark or ``--tables`` with duckdb, a missing one, or
-        a malformed ``--tables``.
+        a malformed ``--tables``: a pair that is not ``TABLE=LOCATION``, a table that is not
+        canonical or is named twice, a location that holds a control character or names no
+        path after its format (``delta:``).
     """
-    from toolkit.store.lake import parse_tables_spec
+    from toolkit.store.lake import LakeSource, parse_tables_spec
 
     if engine not in ENGINES:
         raise InvalidParameterError(f"--engine must be one of {', '.join(ENGINES)}; got "
@@ -70,7 +73,15 @@ def check_source(db: Path | None, engine: str, tables: list[str] | None
     if not tables:
         raise InvalidParameterError("--engine spark needs --tables "
                                     "requests=LOCATION,labels=LOCATION,...")
-    return parse_tables_spec(tables)
+    spec = parse_tables_spec(tables)
+    for table, location in spec.items():
+        # the reports pass the spec to their notebook as a parameter and refuse such a
+        # location there, after the options were checked: refuse it here, as a usage error
+        if safe(location, newlines=False) != location:
+            raise InvalidParameterError(
+                f"--tables: the location of {table}, {location!r}, holds a control character; give the path or table name as plain text.")
+        LakeSource.parse(table, location)  # 'delta:' with no path after it
+    return spec
 
 
 def open_case(db: Path | None, engine: str, tables: list[str] | None

@@ -162,3 +162,37 @@ def test_a_large_drift_a_low_accuracy_drop_or_a_model_deploy_keep_it_silent():
                             "artifact": "model", "version": "2.0", "host": None,
                             "detail": {}}])
     assert not fires(verdict(drop(), drift(), events=deploy))
+
+
+# ---------------------------------------------------------------- without labels
+UNLABELLED = "a mild input drift left the model's outputs in place, and no labels say more"
+NO_LABELS = NotAssessed("model.performance", "the case has no labels")
+
+
+def test_without_labels_the_mild_drift_is_not_a_decided_covariate_shift():
+    # the partial form of the concept-drift case: its labels table is empty. What is left is
+    # a mild drift of x2, which the model does not read (its outputs did not move): whether
+    # anything broke cannot be seen. covariate_shift 0.57 before the rule.
+    con, windows = build(drift=0.5)
+    con.execute("DELETE FROM labels")
+    result = tk.classify_incident(con, **windows)
+    con.close()
+    found = {f.id for f in result.diagnosis.findings()}
+    assert found == {"data.feature_drift"}
+    assert UNLABELLED in {h.name for h in result.verdict.hits}
+    assert result.failure_mode == "undetermined"
+    assert result.verdict.mode_scores["covariate_shift"] < 0.35
+
+
+def test_the_unlabelled_rule_needs_no_labels_unmoved_outputs_and_a_mild_drift():
+    def unlabelled(*findings, gaps=(NO_LABELS,)):
+        return UNLABELLED in {h.name for h in verdict(*findings, gaps=gaps).hits}
+
+    assert unlabelled(drift())
+    assert not unlabelled(drift(), gaps=())               # labels ran and saw no loss
+    assert not unlabelled(drift(0.6))                     # a large drift is a shift
+    assert not unlabelled(drift(), outputs("medium", 0.12))  # outputs moved with the inputs
+    assert not unlabelled(drift(), gaps=(NO_LABELS, NotAssessed(
+        "model.prediction_shift", "requests carry no score or prediction")))  # unknown
+    # a large drift without labels keeps the covariate-shift verdict
+    assert verdict(drift(0.6), gaps=(NO_LABELS,)).failure_mode == "covariate_shift"

@@ -258,6 +258,8 @@ def _with_unexplained_drift(findings: dict[str, Finding]) -> dict[str, Finding]:
 
 #: The diagnostic whose findings say whether the model's outputs moved.
 OUTPUTS_CHECK = "model.prediction_shift"
+#: The diagnostic that measures accuracy against labels.
+ACCURACY_CHECK = "model.performance"
 
 
 def _with_outputs_moved(findings: dict[str, Finding], not_assessed: tuple[NotAssessed, ...]
@@ -274,18 +276,24 @@ def _with_outputs_moved(findings: dict[str, Finding], not_assessed: tuple[NotAss
     known and rules that read the value do not fire. Rules read it to tell an accuracy loss
     that the inputs' drift does not explain (concept drift beside a mild drift of unimportant
     features) from a covariate shift.
+
+    ``accuracy_known`` is ``False`` when the accuracy check could not run at all
+    (:data:`ACCURACY_CHECK` not assessed: no labels), ``True`` otherwise: a mild drift that
+    left the outputs in place says nothing about an accuracy nobody measured.
     """
     drift = findings.get("data.feature_drift")
     if drift is None:
         return findings
-    if any(gap.check == OUTPUTS_CHECK for gap in not_assessed):
+    gaps = {gap.check for gap in not_assessed}
+    if OUTPUTS_CHECK in gaps:
         moved = None
     else:
         shift = findings.get("model.prediction_shift")
         moved = shift is not None and SEVERITIES.index(shift.severity) >= SEVERITIES.index(
             "medium") and _outputs_moved(shift, drift)
     return findings | {"data.feature_drift": replace(
-        drift, evidence={**drift.evidence, "outputs_moved": moved})}
+        drift, evidence={**drift.evidence, "outputs_moved": moved,
+                         "accuracy_known": ACCURACY_CHECK not in gaps})}
 
 
 def _outputs_moved(shift: Finding, drift: Finding) -> bool:

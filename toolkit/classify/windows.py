@@ -3,8 +3,9 @@
 Recipe (:func:`locate_incident`): every diagnostic runs once against a provisional baseline (the
 first quarter of the span); the onsets of its medium and high findings are candidates, and the
 onset is the candidate supported by the most severe findings within two buckets of it (high
-counts 2, medium 1; ties go to the earliest, unless only the later of two separate clusters holds
-a finding refined on raw rows), dated by the findings' own onsets (refined on raw rows) rather
+counts 2, medium 1, half that for a candidate nothing else comes within two buckets of; ties go
+to the earliest, unless only the later of two separate clusters holds a finding refined on raw
+rows), dated by the findings' own onsets (refined on raw rows) rather
 than by the start of a timeline bucket; a change point is dated inside its bucket by the share of
 the change's level the bucket holds (a change two hours into a three-hour bucket is dated there,
 not at the bucket's start). Where the symptoms of a slow mode pile up
@@ -68,6 +69,9 @@ _SIGNAL_PATHWAYS = (("memory.", "infrastructure"), ("capacity.", "infrastructure
                     ("cache.", "integration"), ("client_errors.", "integration"),
                     ("versions.", "integration"), ("timeouts.", "integration"))
 MAX_BASELINE = timedelta(days=14)
+#: The share of its weight a candidate keeps when nothing else agrees with it
+#: (:func:`_weigh_by_agreement`).
+LONE_WEIGHT = 0.5
 #: A change point dated within this share of a bucket of the bucket's start is at the start (the
 #: noise of a step that fills its bucket).
 WITHIN_NOISE = 0.03
@@ -263,6 +267,7 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
                 if c.signal.startswith(_RELEASE_SIGNALS)]
     if not candidates:
         return None
+    candidates = _weigh_by_agreement(candidates, changes, bucket)
     # Equal support: the earliest cluster wins, unless the two are separate stories and only
     # the later one holds a finding dated on raw rows (a finding its diagnostic left at a
     # bucket start is placed no better than a change point, and may be days off).
@@ -313,6 +318,27 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
         onset=onset.to_pydatetime(), changes=tuple(sorted(changes, key=lambda c: c.at)),
         supporting=tuple(sorted({c[2] for c in near} | {c.signal for c in supporting})),
     )
+
+
+def _weigh_by_agreement(candidates: list, changes: list[SignalChange],
+                        bucket: timedelta) -> list:
+    """The candidates, each weighed by whether anything else agrees with it.
+
+    A finding or change point that no other candidate and no sustained change of another
+    signal comes within two buckets of counts :data:`LONE_WEIGHT` of its weight: a lone high
+    ``memory_pressure`` finding 18 to 78 hours away from the incident outweighed a medium drift
+    finding that the drift timeline corroborates (varied tuning null_injection seed 1,
+    covariate_shift seed 16). A signal's twin (:data:`_DUPLICATE_SIGNALS`) is the same
+    measurement, not an agreement.
+    """
+    reach = 2 * pd.Timedelta(bucket)
+    others = [(at, name) for at, _, name in candidates] + [
+        (pd.Timestamp(c.at), c.signal) for c in changes if c.signal not in _DUPLICATE_SIGNALS]
+    weighed = []
+    for at, weight, name in candidates:
+        agreed = any(other != name and abs(t - at) <= reach for t, other in others)
+        weighed.append((at, weight if agreed else weight * LONE_WEIGHT, name))
+    return weighed
 
 
 def _lead_in(near: list, candidates: list, changes: list[SignalChange],

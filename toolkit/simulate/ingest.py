@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -11,7 +12,7 @@ import duckdb
 from toolkit.simulate.case import Case
 from toolkit.simulate.writer import write_case
 
-__all__ = ["ingest_case"]
+__all__ = ["ingest_case", "ingest_written"]
 
 
 def ingest_case(case: Case, folder: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
@@ -40,6 +41,21 @@ def ingest_case(case: Case, folder: str | os.PathLike[str]) -> duckdb.DuckDBPyCo
     >>> ingest_case(case, folder).execute("SELECT count(*) FROM loads").fetchall()[0][0] > 0
     True
     """
+    return ingest_written(lambda raw: write_case(case, raw), folder)
+
+
+def ingest_written(write: Callable[[Path], object], folder: str | os.PathLike[str]
+                   ) -> duckdb.DuckDBPyConnection:
+    """``write(folder / "raw")`` writes a case's files, which are loaded into a fresh
+    ``folder/case.duckdb``: :func:`ingest_case` for any simulator's ``write_case`` (the
+    generative one's too). A case simulated there before (``raw/`` holding a ``truth.json``)
+    and its database are replaced first.
+
+    Returns
+    -------
+    duckdb.DuckDBPyConnection
+        The open case database (read-write).
+    """
     from toolkit.load import load
     from toolkit.store import connect
 
@@ -49,7 +65,7 @@ def ingest_case(case: Case, folder: str | os.PathLike[str]) -> duckdb.DuckDBPyCo
         shutil.rmtree(raw)
     for stale in (db, db.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
-    write_case(case, raw)
+    write(raw)
     con = connect(db)
     load(con, raw)
     return con

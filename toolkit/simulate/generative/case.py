@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +46,7 @@ from toolkit.simulate.generative.plan import (
     draw_platform,
     engine_state,
 )
+from toolkit.simulate.ingest import ingest_written
 from toolkit.types import Window
 
 __all__ = ["GenerativeCase", "make_case", "write_case", "ingest_case", "MODES"]
@@ -332,19 +332,7 @@ def write_case(case: GenerativeCase, out_dir: str | os.PathLike[str]) -> Path:
 def ingest_case(case: GenerativeCase, folder: str | os.PathLike[str]):
     """Write ``case`` to ``folder/raw`` and load it into a fresh ``folder/case.duckdb``
     (as :func:`toolkit.simulate.ingest_case`)."""
-    from toolkit.load import load
-    from toolkit.store import connect
-
-    out = Path(folder)
-    raw, db = out / "raw", out / "case.duckdb"
-    if (raw / "truth.json").is_file():
-        shutil.rmtree(raw)
-    for stale in (db, db.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
-    write_case(case, raw)
-    con = connect(db)
-    load(con, raw)
-    return con
+    return ingest_written(lambda raw: write_case(case, raw), folder)
 
 
 def _jsonable(value: Any) -> Any:

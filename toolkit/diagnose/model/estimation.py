@@ -105,6 +105,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -734,17 +735,33 @@ def _weighted_calibrators(ref: pd.DataFrame) -> tuple[Calibrator, dict[int, Cali
 def _bootstrap(ref: pd.DataFrame, replicates: int, rng: np.random.Generator
                ) -> list[Calibrator]:
     """Calibrators refitted on Poisson-bootstrap replicates of the reference's counts: each
-    labelled row counts Poisson(1) times, so a group's positives and negatives count
-    Poisson(``k``) and Poisson(``n - k``) times (times its weight ``w`` when reweighted). Their
-    spread is the calibration map's own sampling uncertainty."""
-    k, n = ref["k"].to_numpy(float), ref["n"].to_numpy(float)
+    labelled row counts Poisson(1) times, so the positives and negatives sharing a
+    P(positive) and a weight ``w`` count Poisson(``k``) and Poisson(``n - k``) times (times
+    ``w`` when reweighted). Their spread is the calibration map's own sampling uncertainty.
+
+    The engine's groups (fold, predicted class, cell) that share a P(positive) and a weight
+    are pooled before the draws: a sum of independent Poisson counts is Poisson with the summed
+    mean, so the replicates have the same distribution as per-group draws, with a third fewer
+    draws (10M requests: 463k groups, 315k pooled), and they no longer depend on how the
+    engine happened to split the rows. Counts of zero are not drawn (Poisson(0) is 0 and
+    takes no random number)."""
     w = ref["w"].to_numpy(float) if "w" in ref else np.ones(len(ref))
+    pooled = pd.DataFrame({"p": ref["p"].to_numpy(float), "w": w,
+                           "k": ref["k"].to_numpy(float), "n": ref["n"].to_numpy(float)}
+                          ).groupby(["p", "w"], as_index=False, sort=True)[["k", "n"]].sum()
+    k, rest, w = (pooled["k"].to_numpy(float), (pooled["n"] - pooled["k"]).to_numpy(float),
+                  pooled["w"].to_numpy(float))
     # fit_calibrator's pooling per distinct value, done once: bincount per replicate
-    values, inverse = np.unique(ref["p"].to_numpy(float), return_inverse=True)
+    values, inverse = np.unique(pooled["p"].to_numpy(float), return_inverse=True)
+    some_k, some_rest = np.flatnonzero(k > 0), np.flatnonzero(rest > 0)
+    lam = np.concatenate([k[some_k], rest[some_rest]])
     out = []
     for _ in range(replicates):
-        kb = rng.poisson(k).astype(float)
-        nb = kb + rng.poisson(n - k)
+        draws = rng.poisson(lam).astype(float)
+        kb = np.zeros(len(k))
+        kb[some_k] = draws[:len(some_k)]
+        nb = kb.copy()
+        nb[some_rest] += draws[len(some_k):]
         kk = np.bincount(inverse, weights=kb * w, minlength=len(values))
         nn = np.bincount(inverse, weights=nb * w, minlength=len(values))
         keep = nn > 0
@@ -932,6 +949,52 @@ class _Maps:
     def has_folds(self) -> bool:
         return bool(self.folds) or bool(self.own)
 
+    @cached_property
+    def _grid(self) -> tuple[np.ndarray, dict[str | None, np.ndarray]]:
+        """Every bootstrap replicate's calibrated value of every P(positive) the scores can
+        take (the :data:`DIGITS`-decimal grid), per calibration (``None``: the reference's;
+        else a new version's): one map evaluation per replicate for the whole window, which
+        the buckets then index, instead of one per replicate and bucket."""
+        grid = np.round(np.linspace(0.0, 1.0, 10**DIGITS + 1), DIGITS)
+        names = [None, *self.own]
+        return grid, {name: np.array([(ref if name is None else own[name])(grid)
+                                      for ref, own in self.boot]).reshape(-1, len(grid))
+                      for name in names}
+
+    def replicate_metrics(self, frame: pd.DataFrame, by: str | None = None
+                          ) -> dict[Any, np.ndarray]:
+        """:func:`_replicate_metrics` of ``frame`` (or of each of its ``by`` groups: the
+        buckets) under every bootstrap replicate (replicates x :data:`METRICS`), from the
+        expected confusion counts: per calibration, the rows per group, predicted class and
+        grid value, times each replicate's calibrated value of the grid (one matrix product
+        for all the groups), instead of a replicates x rows matrix per bucket."""
+        p, parts = self._parts(frame)
+        n = frame["n"].to_numpy(float)
+        pp = frame["pred_pos"].to_numpy(bool)
+        group, keys = (pd.factorize(frame[by], sort=True) if by else
+                       (np.zeros(len(frame), int), [None]))
+        grid, values = self._grid
+        at = np.clip(np.searchsorted(grid, p), 0, len(grid) - 1)
+        on_grid = grid[at] == p
+        column = 2 * group + (~pp).astype(int)  # (group, predicted positive / negative)
+        hits = np.zeros((len(self.boot), 2 * len(keys)))
+        for name, (m, *_) in zip([None, *self.own], parts, strict=True):
+            rows = m & on_grid
+            counts = np.bincount(at[rows] * (2 * len(keys)) + column[rows], weights=n[rows],
+                                 minlength=len(grid) * 2 * len(keys))
+            hits += values[name] @ counts.reshape(len(grid), 2 * len(keys))
+            for i in np.flatnonzero(m & ~on_grid):  # a P(positive) off the grid: evaluate it
+                hits[:, column[i]] += n[i] * np.array([
+                    (ref if name is None else own[name])(p[i:i + 1])[0]
+                    for ref, own in self.boot])
+        out = {}
+        for g, key in enumerate(keys):
+            tp, fn = hits[:, 2 * g], hits[:, 2 * g + 1]
+            mine = group == g
+            out[key] = _metrics_of_counts(tp, n[mine & pp].sum() - tp, fn,
+                                          n[mine & ~pp].sum() - fn, float(n[mine].sum()))
+        return out
+
 
 def _version_heads(case: CaseView, record: Recorder, baseline: Window, incident: Window,
                    as_of: datetime | None, new: list[str], p_of, pred_pos, hit
@@ -981,14 +1044,15 @@ def _version_heads(case: CaseView, record: Recorder, baseline: Window, incident:
     return own, heads, info
 
 
-def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> dict[str, Any]:
-    """Estimates, bands and the realised check of one bucket (or the pooled window)."""
+def _estimate(frame: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps,
+              boot: np.ndarray | None = None) -> dict[str, Any]:
+    """Estimates, bands and the realised check of one bucket (or the pooled window);
+    ``boot``: the bucket's :meth:`_Maps.replicate_metrics`, when computed for all at once."""
     pp, n = frame["pred_pos"].to_numpy(bool), frame["n"].to_numpy(float)
     out = expected_metrics(pp, maps.calibrate(frame), n)
     per_fold = ([expected_metrics(pp, maps.calibrate(frame, f), n) for f in (0, 1)]
                 if maps.has_folds else [])
-    boot = _replicate_metrics(pp, np.array([maps.calibrate(frame, replicate=j)
-                                             for j in range(len(maps.boot))]).reshape(-1, len(n)), n)
+    boot = maps.replicate_metrics(frame)[None] if boot is None else boot
     boot_se = _spread(boot)
     for j, m in enumerate(METRICS):
         fold_se = abs(per_fold[0][m] - per_fold[1][m]) / 2 if len(per_fold) == 2 else 0.0
@@ -1036,10 +1100,15 @@ def _replicate_metrics(pred_pos: np.ndarray, c: np.ndarray, n: np.ndarray) -> np
     pp = np.asarray(pred_pos, bool)
     tp, fp = (c * n)[:, pp].sum(axis=1), ((1 - c) * n)[:, pp].sum(axis=1)
     fn, tn = (c * n)[:, ~pp].sum(axis=1), ((1 - c) * n)[:, ~pp].sum(axis=1)
-    total = float(n.sum())
+    return _metrics_of_counts(tp, fp, fn, tn, float(n.sum()))
+
+
+def _metrics_of_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray,
+                       total: float) -> np.ndarray:
+    """Accuracy, precision, recall and F1 (columns) of each replicate's expected counts."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.column_stack([
-            (tp + tn) / total if total else np.full(len(c), np.nan),
+            (tp + tn) / total if total else np.full(len(tp), np.nan),
             np.where(tp + fp > 0, tp / (tp + fp), np.nan),
             np.where(tp + fn > 0, tp / (tp + fn), np.nan),
             np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)])
@@ -1065,8 +1134,10 @@ def _buckets(analysis: pd.DataFrame, labelled: pd.DataFrame, maps: _Maps) -> pd.
     out = []
     by_bucket = dict(tuple(labelled.groupby("bucket_start")))
     empty = labelled.iloc[0:0]
+    boot = maps.replicate_metrics(analysis, by="bucket_start")
     for start, part in analysis.groupby("bucket_start"):
-        row = {"bucket_start": start} | _estimate(part, by_bucket.get(start, empty), maps)
+        row = {"bucket_start": start} | _estimate(part, by_bucket.get(start, empty), maps,
+                                                  boot[start])
         if row["unknown_version_share"] > MAX_OUTSIDE_SHARE:
             row["status"] = (f"cannot estimate: {row['unknown_version_share']:.1%} of the "
                              "predictions from a model version the reference did not calibrate")

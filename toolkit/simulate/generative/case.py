@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from toolkit.errors import InvalidParameterError
 from toolkit.simulate import fleet as fleet_mod
-from toolkit.simulate.case import Case, CaseTables
+from toolkit.simulate.case import Case, CaseTables, _iso, _jsonable
 from toolkit.simulate.fleet import Restart
 from toolkit.simulate.generative import modes as G
 from toolkit.simulate.generative import rows as R
@@ -333,20 +333,3 @@ def ingest_case(case: GenerativeCase, folder: str | os.PathLike[str]):
     """Write ``case`` to ``folder/raw`` and load it into a fresh ``folder/case.duckdb``
     (as :func:`toolkit.simulate.ingest_case`)."""
     return ingest_written(lambda raw: write_case(case, raw), folder)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(type(value).__name__)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-

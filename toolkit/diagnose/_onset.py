@@ -20,7 +20,7 @@ from toolkit.diagnose._case import within
 from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
-__all__ = ["refine_onset", "coarse_onset", "gradual_onset", "ramp_fit"]
+__all__ = ["refine_onset", "coarse_onset", "gradual_onset", "ramp_fit", "ramp_start"]
 
 
 def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start: int = 1,
@@ -66,6 +66,85 @@ def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start
         if r2[j] > best[2]:
             best = (k1, int(k2[j]), float(r2[j]))
     return best
+
+
+def ramp_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: datetime,
+               weights: str | None = None, direction: int = 0
+               ) -> tuple[datetime, datetime] | None:
+    """When a change of ``column`` began and completed, to a fraction of a bucket.
+
+    Each bucket's value is the mean over the bucket, so it sits at the bucket's centre: a ramp
+    ``a + c * clip((t - s) / (e - s), 0, 1)`` is fitted on the centres' times (weighted least
+    squares, ``weights`` per bucket, e.g. its row count, so that a bucket of three rows is
+    little evidence), first with ``s`` and ``e`` on bucket boundaries (:func:`ramp_fit`'s
+    search), then to a tenth of a bucket around them. ``s`` is where the series leaves its
+    earlier level, not where it crosses a threshold: a slow drift is dated at its start, a
+    step inside the bucket it happened in. ``s`` is at most half a bucket before ``after``
+    (the baseline's end). ``direction`` +1 keeps rises, -1 falls, 0 either.
+
+    The column should be linear in the share of changed rows (a mean, a share): on a convex
+    measure such as PSI a ramp's start is fitted late.
+
+    Returns ``(start, end)``, or ``None`` without four buckets or any change.
+
+    Examples
+    --------
+    >>> t = pd.date_range("2026-01-01", periods=12, freq="h", tz="UTC")
+    >>> x = np.clip((np.arange(12) + 0.5 - 4.25) / 5, 0, 1)
+    >>> tl = pd.DataFrame({"bucket_start": t, "x": x})
+    >>> s, e = ramp_start(tl, "x", width=timedelta(hours=1), after=t[2].to_pydatetime())
+    >>> s.strftime("%H:%M"), e.strftime("%H:%M")  # the ramp ran from 04:15 to 09:15
+    ('04:11', '09:18')
+    """
+    if timeline is None or timeline.empty or column not in timeline:
+        return None
+    t = timeline[timeline[column].notna()].sort_values("bucket_start")
+    if weights:
+        t = t[t[weights] > 0]
+    if len(t) < 4:
+        return None
+    starts = pd.to_datetime(t["bucket_start"], utc=True)
+    origin = starts.iloc[0]
+    step = pd.Timedelta(width)
+    pos = ((starts - origin) / step).to_numpy(float) + 0.5  # bucket centres, in buckets
+    x = t[column].to_numpy(float)
+    w = np.ones_like(x) if not weights else t[weights].to_numpy(float)
+    lowest = max((pd.Timestamp(after) - origin) / step - 0.5, 0.0)
+    total = w.sum()
+    mean = (w * x).sum() / total
+    var_y = (w * (x - mean) ** 2).sum()
+    if var_y <= 0:
+        return None
+
+    def r2(s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Share of variance explained per candidate pair (rows of ``s``, ``e``)."""
+        r = np.clip((pos[None, :] - s[:, None]) / np.maximum(e - s, 1e-9)[:, None], 0.0, 1.0)
+        r_mean = (r * w).sum(axis=1) / total
+        dr = r - r_mean[:, None]
+        cov = (dr * (x - mean) * w).sum(axis=1)
+        var_r = (dr * dr * w).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(var_r > 0, cov * cov / (var_r * var_y), 0.0)
+        return np.where(np.sign(cov) == direction, out, 0.0) if direction else out
+
+    last = float(np.ceil(pos[-1]))
+    edges = np.unique(np.r_[lowest, np.arange(np.ceil(lowest), last + 1.0)])
+    s_grid, e_grid = np.meshgrid(edges, edges, indexing="ij")
+    keep = e_grid > s_grid
+    s0, e0 = s_grid[keep], e_grid[keep]
+    fit = r2(s0, e0)
+    best = int(np.argmax(fit))
+    if fit[best] <= 0:
+        return None
+    fine = np.arange(-1.0, 1.0001, 0.1)
+    s_f, e_f = np.meshgrid(s0[best] + fine, e0[best] + fine, indexing="ij")
+    s_f, e_f = s_f.ravel(), e_f.ravel()
+    ok = (e_f > s_f + 0.05) & (s_f >= lowest)
+    s_f, e_f = s_f[ok], e_f[ok]
+    fit_f = r2(s_f, e_f)
+    j = int(np.argmax(fit_f))
+    s, e = (s_f[j], e_f[j]) if fit_f[j] > fit[best] else (s0[best], e0[best])
+    return ((origin + s * step).to_pydatetime(), (origin + e * step).to_pydatetime())
 
 
 def coarse_onset(timeline: pd.DataFrame, column: str, *, after: datetime,

@@ -59,7 +59,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, float_array, histogram_at
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
+from toolkit.diagnose._onset import coarse_onset, ramp_start, refine_onset
 from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -342,14 +342,82 @@ def feature_drift(
         dataset_drift=dataset_drift, sql=profile.sql + record.sql, not_assessed=tuple(notes),
     )
     found = result.findings()
-    top = result.table.sort_values("psi", ascending=False)["feature"].iloc[0]
-    gradual = gradual_onset(timeline[timeline["feature"] == top], "psi",
-                            after=baseline.end, weights="n")
-    if found and found[0].onset is not None and gradual is None:
-        onset = _refine(case, profile, record, result, found[0].onset)
-        result = replace(result, refined_onsets={"data.feature_drift": onset},
-                         sql=profile.sql + record.sql)
+    if found:
+        onset = _onset(case, profile, record, result)
+        if onset is not None:
+            result = replace(result, refined_onsets={"data.feature_drift": onset},
+                             sql=profile.sql + record.sql)
     return result
+
+
+#: A drift whose fitted ramp takes longer than this many buckets is gradual: it is dated where
+#: the ramp leaves the baseline level, not refined as a step on raw rows.
+GRADUAL_BUCKETS = 2.0
+
+
+def _onset(case: CaseView, profile: FeatureProfile, record: Recorder,
+           result: FeatureDriftResult) -> datetime | None:
+    """When the most drifted feature started to move.
+
+    The ramp is fitted (:func:`~toolkit.diagnose._onset.ramp_start`) on the feature's shift per
+    time bucket (:func:`_shift_timeline`: a mean, linear in the share of moved rows, where PSI
+    grows with the square of a small shift and dates a slow drift near its peak), weighted by
+    each bucket's rows (a sparsely logged case has buckets of a few rows: they still count, by
+    their size). A ramp over more than :data:`GRADUAL_BUCKETS` buckets is dated at its start; a
+    step is refined on raw rows around it (:func:`_refine`). ``None`` when no bucket series
+    can be fitted (the finding then falls back on the PSI timeline).
+    """
+    top = result.table[result.table["drifted"]].sort_values("psi", ascending=False).iloc[0]
+    shift = _shift_timeline(profile, str(top["feature"]))
+    if shift.empty:
+        return None
+    base = shift["window"].isin(["baseline", "baseline-span"])  # the latter: against reference
+    inc = shift["window"] == "incident"
+    mean = [np.average(shift.loc[m, "shift"], weights=shift.loc[m, "n"]) if m.any()
+            else np.nan for m in (base, inc)]
+    direction = 0 if np.isnan(mean).any() else int(np.sign(mean[1] - mean[0]))
+    fitted = ramp_start(shift[base | inc], "shift", width=profile.bucket,
+                        after=result.baseline.end, weights="n", direction=direction)
+    if fitted is None:
+        return None
+    start, end = fitted
+    if (pd.Timestamp(end) - pd.Timestamp(start)) > GRADUAL_BUCKETS * pd.Timedelta(
+            profile.bucket):
+        return start
+    return _refine(case, profile, record, result, start)
+
+
+def _shift_timeline(profile: FeatureProfile, feature: str) -> pd.DataFrame:
+    """Per time bucket and window, how far ``feature`` sits on the incident's side of the
+    baseline: for a numeric feature the mean over its values of the baseline's CDF (the
+    probability integral transform: 0.5 on average without drift, linear in the share of
+    moved rows), for a categorical one the share of rows in the categories whose share rose in
+    the incident. Columns ``bucket_start``, ``window``, ``shift``, ``n`` (rows with a value,
+    every bucket with at least one).
+    """
+    groups = profile.groups
+    timed = groups["bucket_start"].notna().to_numpy()
+    base, inc = profile.mask("baseline"), profile.mask("incident")
+    if feature in profile.numeric_hist:
+        counts = np.asarray(profile.numeric_hist[feature], dtype=float)
+        ref = counts[base].sum(axis=0)
+        if ref.sum() <= 0:
+            return pd.DataFrame()
+        p = ref / ref.sum()
+        score = np.cumsum(p) - p / 2  # mid-CDF of each bin under the baseline
+    else:
+        counts = profile.categorical_hist[feature].to_numpy(float)
+        b, i = counts[base].sum(axis=0), counts[inc].sum(axis=0)
+        if b.sum() <= 0 or i.sum() <= 0:
+            return pd.DataFrame()
+        score = (i / i.sum() > b / b.sum()).astype(float)
+    n = counts.sum(axis=1)
+    frame = pd.DataFrame({"bucket_start": groups["bucket_start"], "window": groups["window"],
+                          "moved": counts @ score, "n": n})[timed & (n > 0)]
+    frame = frame.groupby(["bucket_start", "window"], as_index=False)[["moved", "n"]].sum()
+    frame["shift"] = frame["moved"] / frame["n"]
+    frame["bucket_start"] = pd.to_datetime(frame["bucket_start"], utc=True)
+    return frame.drop(columns="moved").sort_values("bucket_start", ignore_index=True)
 
 
 def _refine(case: CaseView, profile: FeatureProfile, record: Recorder,

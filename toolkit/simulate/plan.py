@@ -20,7 +20,8 @@ from toolkit.simulate.model import Linear, Standardizer
 from toolkit.simulate.serving import Platform
 from toolkit.simulate.traffic import Ramp, Traffic
 
-__all__ = ["Event", "Deploy", "ClientRelease", "Builder", "Plan", "HOUR", "DAY", "MINUTE"]
+__all__ = ["Event", "Deploy", "ClientRelease", "Planning", "Builder", "Plan", "HOUR", "DAY",
+           "MINUTE"]
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -61,7 +62,26 @@ class ClientRelease:
     tau_s: float
 
 
-class Builder:
+class Planning:
+    """What the builders of both simulators (this one and the generative one) share: the
+    case's ``severity`` in [0, 1] and its ``events``, which each builder sets."""
+
+    severity: float
+    events: list[Event]
+
+    def scale(self, lo: float, hi: float, *, log: bool = False) -> float:
+        """A magnitude between ``lo`` (subtle) and ``hi`` (blatant) at the case's severity."""
+        s = self.severity
+        if log:
+            return float(np.exp(np.log(lo) + s * (np.log(hi) - np.log(lo))))
+        return float(lo + s * (hi - lo))
+
+    def event(self, t: float, kind: str, artifact: str | None = None, version: str | None = None,
+              host: str | None = None, **detail: Any) -> None:
+        self.events.append(Event(float(t), kind, artifact, version, host, detail))
+
+
+class Builder(Planning):
     """Mutable plan under construction (used by the planners only)."""
 
     def __init__(
@@ -131,17 +151,6 @@ class Builder:
 
     def has_feature(self, name: str) -> bool:
         return any(f.name == name for f in self.features)
-
-    def scale(self, lo: float, hi: float, *, log: bool = False) -> float:
-        """A magnitude between ``lo`` (subtle) and ``hi`` (blatant) at the case's severity."""
-        s = self.severity
-        if log:
-            return float(np.exp(np.log(lo) + s * (np.log(hi) - np.log(lo))))
-        return float(lo + s * (hi - lo))
-
-    def event(self, t: float, kind: str, artifact: str | None = None, version: str | None = None,
-              host: str | None = None, **detail: Any) -> None:
-        self.events.append(Event(float(t), kind, artifact, version, host, detail))
 
     def version_at(self, artifact: str, t: float) -> str:
         current = {"model": self.platform.model_version,

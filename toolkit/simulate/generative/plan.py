@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.simulate.fleet import Fleet, PodWindow, Restart
-from toolkit.simulate.plan import DAY, HOUR, MINUTE, Event
+from toolkit.simulate.plan import DAY, HOUR, MINUTE, Event, Planning
 from toolkit.simulate.traffic import Ramp, Traffic
 
 __all__ = ["GenPlatform", "Builder", "GenPlan", "EngineState", "draw_platform", "engine_state",
@@ -149,7 +149,7 @@ def draw_platform(rng: np.random.Generator) -> GenPlatform:
     )
 
 
-class Builder:
+class Builder(Planning):
     """Mutable plan under construction: the planners write knobs, events and deploys."""
 
     def __init__(self, *, rng: np.random.Generator, mode: str, span_s: float, start: datetime,
@@ -178,17 +178,6 @@ class Builder:
         self.clients: list[tuple[float, str, str, float, float | None]] = []
         k = self.knobs = Knobs()
         k.chunked = platform.chunked_prefill
-
-    def scale(self, lo: float, hi: float, *, log: bool = False) -> float:
-        """A magnitude between ``lo`` (subtle) and ``hi`` (blatant) at the case's severity."""
-        s = self.severity
-        if log:
-            return float(np.exp(np.log(lo) + s * (np.log(hi) - np.log(lo))))
-        return float(lo + s * (hi - lo))
-
-    def event(self, t: float, kind: str, artifact: str | None = None, version: str | None = None,
-              host: str | None = None, **detail: Any) -> None:
-        self.events.append(Event(float(t), kind, artifact, version, host, detail))
 
     def version_at(self, artifact: str, t: float) -> str:
         p = self.platform

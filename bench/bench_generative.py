@@ -34,19 +34,15 @@ Another engineer's generative diagnostics join by adding their id to :data:`DIAG
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _gauge import speed_gauge
+from _case import MachineState, bench_parser, ingested_case, open_case, run_child
 from _memory import peak_rss_mib
 
 #: The generative diagnostics timed, by registry id (each runs in its own process).
@@ -130,34 +126,16 @@ def generate(rows: int, folder: Path, seed: int = 0) -> dict:
 
 def prepare(rows: int, workdir: Path) -> tuple[Path, dict]:
     """Generate (once) and load (once) a case of ``rows`` generative requests."""
-    import toolkit as tk
-
-    folder = workdir / f"generative_{rows}"
-    db, truth_file = folder / "case.duckdb", folder / "truth.json"
-    if db.exists() and truth_file.exists():
-        return db, json.loads(truth_file.read_text())
-    start = time.perf_counter()
-    truth = generate(rows, folder / "raw")
-    generated = time.perf_counter() - start
-    start = time.perf_counter()
-    con = tk.connect(db)
-    tk.load(con, folder / "raw")
-    con.close()
-    truth |= {"generate_s": generated, "ingest_s": time.perf_counter() - start}
-    truth_file.write_text(json.dumps(truth))
-    return db, truth
+    return ingested_case(workdir / f"generative_{rows}", lambda raw: generate(rows, raw),
+                         written_as="generate_s")
 
 
 def run_one(db: Path, diagnostic_id: str, memory_limit: str | None) -> dict:
     """In this (fresh) process: one diagnostic on the case, timed."""
-    import toolkit as tk
     from toolkit.diagnose import REGISTRY
-    from toolkit.diagnose._case import case_view
 
     truth = json.loads((db.parent / "truth.json").read_text())
-    con = tk.connect(db, read_only=True, memory_limit=memory_limit)
-    case = case_view(con)
-    case.backend  # noqa: B018 - ibis's DuckDB backend, outside the diagnostic's time
+    con, case = open_case(db, memory_limit)
     tick, cpu = time.perf_counter(), time.process_time()
     result = REGISTRY[diagnostic_id](con, "/".join(truth["baseline"]),
                                      "/".join(truth["incident"]), case=case)
@@ -168,24 +146,8 @@ def run_one(db: Path, diagnostic_id: str, memory_limit: str | None) -> dict:
             "not_assessed": [g.check for g in result.not_assessed]}
 
 
-def child(db: Path, diagnostic_id: str, memory_limit: str | None) -> dict:
-    command = [sys.executable, __file__, "--child", diagnostic_id, "--db", str(db)] + (
-        ["--memory-limit", memory_limit] if memory_limit else [])
-    out = subprocess.run(command, check=True, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONWARNINGS": "ignore"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
-    parser.add_argument("--memory-limit", default=None)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, rows=10_000_000, child={}).parse_args()
     if args.child:
         print(json.dumps(run_one(args.db, args.child, args.memory_limit)))
         return
@@ -193,26 +155,20 @@ def main() -> None:
     db, truth = prepare(args.rows, args.workdir)
     print(f"== {args.rows:,} generative requests on {HOSTS} replicas (generated in "
           f"{truth['generate_s']:.0f} s, loaded in {truth['ingest_s']:.0f} s)")
-    gauges, loads, total, total_cpu, peak = [], [], 0.0, 0.0, 0.0
+    machine, total, total_cpu, peak = MachineState(), 0.0, 0.0, 0.0
     for diagnostic_id in DIAGNOSTICS:
-        runs = []
-        for _ in range(max(1, args.repeat)):
-            gauges.append(speed_gauge())
-            loads.append(os.getloadavg()[0])
-            runs.append(child(db, diagnostic_id, args.memory_limit))
+        runs = machine.repeat(args.repeat, run_child, __file__, diagnostic_id, "--db", db,
+                              memory_limit=args.memory_limit)
         seconds = statistics.median(r["seconds"] for r in runs)
         cpu = statistics.median(r["cpu_s"] for r in runs)
         rss = max(r["peak_rss_mb"] for r in runs)
         total, total_cpu, peak = total + seconds, total_cpu + cpu, max(peak, rss)
         print(f"   {diagnostic_id:28s} {seconds:7.2f} s wall {cpu:6.2f} s CPU   peak RSS "
               f"{rss:6,.0f} MiB   findings: {', '.join(runs[0]['findings']) or '-'}")
-    gauges.append(speed_gauge())
-    loads.append(os.getloadavg()[0])
+    machine.read()
     print(f"   {'these four, in separate views':28s} {total:7.2f} s wall {total_cpu:6.2f} s CPU   "
           f"peak RSS {peak:6,.0f} MiB (all eight on one view: bench_generative_all.py)")
-    print(f"   load average (1 min) before each run and after the last: "
-          f"{', '.join(f'{v:.1f}' for v in loads)}; machine gauge (1M-step Python loop): "
-          f"{', '.join(f'{g:.2f}' for g in gauges)} s")
+    print(machine.line())
 
 
 if __name__ == "__main__":

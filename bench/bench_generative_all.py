@@ -60,16 +60,14 @@ load's: the machine was never quiet today, so the quiet figure is not measured; 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from _gauge import speed_gauge
+from _case import MachineState, bench_parser, built_case, open_case, run_child
+from _generative import BASELINE, DRAWS, EVENTS, INCIDENT, LABELS, START
 from _memory import peak_rss_mib
 
 #: The generative diagnostics, by registry id, in the registry's order.
@@ -78,31 +76,14 @@ IDS = ("data.prompt_mix", "model.feedback", "infra.token_latency", "infra.kv_cac
        "integration.generation")
 TARGET_S = 30.0
 HOSTS = 8
-START = "2026-03-01 00:00:00+00"
-BASELINE = "2026-03-01T00:00:00Z/2026-03-01T12:00:00Z"
-INCIDENT = "2026-03-01T12:00:00Z/2026-03-02T00:00:00Z"
 
-# One row per request k of n, spread evenly over 24 hours; after = the incident half.
+# One row per request k of n over 24 hours (DRAWS), its tokens, timings and outcome.
 _REQUESTS = """
 INSERT INTO requests (request_id, ts, endpoint, model_name, model_version, client_version,
                       host, adapter, input_tokens, output_tokens, cached_tokens, ttft_ms,
                       tpot_ms, latency_ms, status, error_type, finish_reason, preemptions,
                       params, template_version, load_id)
-WITH base AS (
-  SELECT k, TIMESTAMPTZ '{start}' + to_microseconds((k * 86400000000 // $n)::BIGINT) AS ts,
-         k >= $n // 2 AS after,
-         (hash(k, 1) % 1000000) / 1e6 AS u1, (hash(k, 2) % 1000000) / 1e6 AS u2,
-         (hash(k, 3) % 1000000) / 1e6 AS u3, (hash(k, 4) % 1000000) / 1e6 AS u4,
-         (hash(k, 5) % 1000000) / 1e6 AS u5, (hash(k, 6) % 1000000) / 1e6 AS u6,
-         (hash(k, 7) % 1000000) / 1e6 AS u7
-  FROM range($n) t(k)
-), drawn AS (
-  SELECT *, CASE WHEN u1 < (CASE WHEN after THEN 0.5 ELSE 0.2 END) THEN 'rag' ELSE 'chat' END
-              AS adapter,
-         CASE WHEN after AND u2 < 0.6 THEN 'c2' ELSE 'c1' END AS client,
-         CASE WHEN after AND u3 < 0.5 THEN 'm2' ELSE 'm1' END AS model
-  FROM base
-), tokens AS (
+""" + DRAWS + """), tokens AS (
   SELECT *, (CASE WHEN adapter = 'rag' THEN 3000 ELSE 600 END * (0.3 + 1.4 * u4)
              * CASE WHEN u5 < 0.02 THEN 8 ELSE 1 END)::INTEGER AS input_tokens,
          (50 + 400 * u2 * u3)::INTEGER AS wanted,
@@ -134,13 +115,6 @@ SELECT 'r' || k, ts, 'chat-api', 'llm-14b', model, client, 'gpu-' || (k % {hosts
                    'top_p', 0.9, 'max_tokens', max_tokens),
        't1', 0
 FROM served
-"""
-_LABELS = """
-INSERT INTO labels (request_id, label, labeled_at, load_id)
-SELECT request_id, CASE WHEN (hash(request_id) % 1000) / 1000.0
-                             < CASE WHEN model_version = 'm2' THEN 0.25 ELSE 0.1 END
-                        THEN 'bad' ELSE 'good' END, ts + INTERVAL 1 HOUR, 0
-FROM requests WHERE hash(request_id, 7) % 5 = 0
 """
 # engine gauges every 10 s per replica, counters cumulated in time order
 _ENGINE = """
@@ -177,39 +151,25 @@ FROM range(1440) t(m), range({hosts}) r(h),
 
 def prepare(rows: int, workdir: Path) -> Path:
     """Write (once) the case of ``rows`` requests; returns its path."""
-    import toolkit as tk
 
-    db = workdir / f"generative_all_{rows}" / "case.duckdb"
-    if db.exists():
-        return db
-    db.parent.mkdir(parents=True, exist_ok=True)
-    partial = db.with_suffix(".partial")
-    partial.unlink(missing_ok=True)
-    con = tk.connect(partial)
-    start = time.perf_counter()
-    con.execute(_REQUESTS.format(start=START, hosts=HOSTS), {"n": rows})
-    con.execute(_LABELS)
-    con.execute(_ENGINE.format(start=START, hosts=HOSTS))
-    con.execute(_PREFIX.format(start=START, hosts=HOSTS))
-    con.execute("INSERT INTO events (ts, kind, artifact, version, detail, load_id) VALUES "
-                "(TIMESTAMPTZ '2026-03-01 12:00:00+00', 'config_change', 'service', NULL, "
-                "'{\"temperature\": 1.1, \"max_tokens\": 256}', 0), "
-                "(TIMESTAMPTZ '2026-03-01 12:00:00+00', 'deploy', 'client', 'c2', NULL, 0)")
-    con.close()
-    partial.rename(db)  # a case file exists only once it is complete
-    print(f"   wrote {rows:,} requests in {time.perf_counter() - start:.0f} s")
-    return db
+    def build(con: Any) -> dict:
+        start = time.perf_counter()
+        con.execute(_REQUESTS.format(start=START, hosts=HOSTS), {"n": rows})
+        con.execute(LABELS)
+        con.execute(_ENGINE.format(start=START, hosts=HOSTS))
+        con.execute(_PREFIX.format(start=START, hosts=HOSTS))
+        con.execute(EVENTS)
+        print(f"   wrote {rows:,} requests in {time.perf_counter() - start:.0f} s")
+        return {}
+
+    return built_case(workdir / f"generative_all_{rows}", build)[0]
 
 
 def run(db: Path, memory_limit: str | None) -> dict:
     """In this (fresh) process: the eight diagnostics on one case view, timed."""
-    import toolkit as tk
     from toolkit.diagnose import run_diagnostics
-    from toolkit.diagnose._case import case_view
 
-    con = tk.connect(db, read_only=True, memory_limit=memory_limit)
-    case = case_view(con)
-    case.backend  # noqa: B018 - ibis's DuckDB backend, outside the diagnostics' time
+    con, case = open_case(db, memory_limit)
     marks: list[tuple[str, float, float]] = []
 
     def progress(diagnostic_id: str, done: int, total: int) -> None:
@@ -226,24 +186,8 @@ def run(db: Path, memory_limit: str | None) -> dict:
             "times": times, "peak_rss_mb": peak_rss_mib(), "findings": findings}
 
 
-def child(db: Path, memory_limit: str | None) -> dict:
-    command = [sys.executable, __file__, "--child", "--db", str(db)] + (
-        ["--memory-limit", memory_limit] if memory_limit else [])
-    out = subprocess.run(command, check=True, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONWARNINGS": "ignore"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
-    parser.add_argument("--memory-limit", default=None)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, rows=10_000_000, child={"action": "store_true"}).parse_args()
     if args.child:
         print(json.dumps(run(args.db, args.memory_limit)))
         return
@@ -251,12 +195,10 @@ def main() -> None:
     print(f"== {args.rows:,} generative requests on {HOSTS} replicas, all eight generative "
           f"diagnostics on one case view")
     db = prepare(args.rows, args.workdir)
-    runs, gauges, loads = [], [], []
-    for _ in range(max(1, args.repeat)):
-        gauges.append(speed_gauge())
-        loads.append(os.getloadavg()[0])
-        runs.append(child(db, args.memory_limit))
-    loads.append(os.getloadavg()[0])
+    machine = MachineState()
+    runs = machine.repeat(args.repeat, run_child, __file__, "--db", db,
+                          memory_limit=args.memory_limit)
+    machine.read(gauge=False)
     for diagnostic_id in IDS:
         wall = statistics.median(r["times"][diagnostic_id][0] for r in runs)
         cpu = statistics.median(r["times"][diagnostic_id][1] for r in runs)
@@ -269,9 +211,7 @@ def main() -> None:
           f"{max(r['peak_rss_mb'] for r in runs):,.0f} MiB")
     print(f"   {'PASS' if wall < TARGET_S else 'FAIL'}: {wall:.2f} s against the target of "
           f"{TARGET_S:.0f} s on 2 cores (CPU floor on 2 cores: {cpu / 2:.2f} s)")
-    print(f"   load average (1 min) before each run and after the last: "
-          f"{', '.join(f'{v:.2f}' for v in loads)}; machine gauge (1M-step Python loop): "
-          f"{', '.join(f'{g:.2f}' for g in gauges)} s")
+    print(machine.line(load_digits=2))
 
 
 if __name__ == "__main__":

@@ -31,43 +31,26 @@ All generative diagnostics on one case: ``bench_generative_all.py``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from _gauge import speed_gauge
+from _case import MachineState, bench_parser, built_case, run_child
+from _generative import BASELINE, DRAWS, EVENTS, INCIDENT, LABELS, START
 from _memory import peak_rss_mib
 
 IDS = ("data.prompt_mix", "integration.prefix_cache", "integration.generation",
        "model.feedback")
-START = "2026-03-01 00:00:00+00"
-BASELINE = "2026-03-01T00:00:00Z/2026-03-01T12:00:00Z"
-INCIDENT = "2026-03-01T12:00:00Z/2026-03-02T00:00:00Z"
 
-# One row per request k of n, spread evenly over 24 hours; after = the incident half. Random
-# draws come from hash(k, salt) so the case is the same on every run.
+# One row per request k of n over 24 hours (DRAWS: random draws from hash(k, salt), so the case
+# is the same on every run), its tokens and outcome.
 _REQUESTS = """
 INSERT INTO requests (request_id, ts, endpoint, model_version, client_version, adapter,
                       input_tokens, output_tokens, cached_tokens, ttft_ms, finish_reason,
                       params, template_version, load_id)
-WITH base AS (
-  SELECT k, TIMESTAMPTZ '{start}' + to_microseconds((k * 86400000000 // $n)::BIGINT) AS ts,
-         k >= $n // 2 AS after,
-         (hash(k, 1) % 1000000) / 1e6 AS u1, (hash(k, 2) % 1000000) / 1e6 AS u2,
-         (hash(k, 3) % 1000000) / 1e6 AS u3, (hash(k, 4) % 1000000) / 1e6 AS u4
-  FROM range($n) t(k)
-), drawn AS (
-  SELECT *, CASE WHEN u1 < (CASE WHEN after THEN 0.5 ELSE 0.2 END) THEN 'rag' ELSE 'chat' END
-              AS adapter,
-         CASE WHEN after AND u2 < 0.6 THEN 'c2' ELSE 'c1' END AS client,
-         CASE WHEN after AND u3 < 0.5 THEN 'm2' ELSE 'm1' END AS model
-  FROM base
-), tokens AS (
+""" + DRAWS + """), tokens AS (
   SELECT *, (CASE WHEN adapter = 'rag' THEN 3000 ELSE 600 END * (0.3 + 1.4 * u4))::INTEGER
               AS input_tokens,
          (50 + 400 * u2 * u3)::INTEGER AS wanted,
@@ -86,13 +69,6 @@ SELECT 'r' || k, ts, 'chat-api', model, client, adapter, input_tokens,
        't1', 0
 FROM tokens
 """
-_LABELS = """
-INSERT INTO labels (request_id, label, labeled_at, load_id)
-SELECT request_id, CASE WHEN (hash(request_id) % 1000) / 1000.0
-                             < CASE WHEN model_version = 'm2' THEN 0.25 ELSE 0.1 END
-                        THEN 'bad' ELSE 'good' END, ts + INTERVAL 1 HOUR, 0
-FROM requests WHERE hash(request_id, 7) % 5 = 0
-"""
 _METRICS = """
 INSERT INTO metrics (ts, host, name, value, load_id)
 SELECT TIMESTAMPTZ '{start}' + to_minutes(m), host, name,
@@ -105,25 +81,20 @@ FROM range(1440) t(m), (VALUES ('h1'), ('h2')) h(host),
 
 
 def prepare(rows: int, workdir: Path) -> Path:
-    """Write (once) the case of ``rows`` requests; returns its path."""
-    import toolkit as tk
+    """Write (once) the case of ``rows`` requests; returns its path. Its folder is not
+    ``bench_generative.py``'s ``generative_{rows}``: each script found the other's case there
+    and took it for its own."""
 
-    db = workdir / f"generative_{rows}" / "case.duckdb"
-    if db.exists():
-        return db
-    db.parent.mkdir(parents=True, exist_ok=True)
-    con = tk.connect(db)
-    start = time.perf_counter()
-    con.execute(_REQUESTS.format(start=START), {"n": rows})
-    con.execute(_LABELS)
-    con.execute(_METRICS.format(start=START))
-    con.execute("INSERT INTO events (ts, kind, artifact, version, detail, load_id) VALUES "
-                "(TIMESTAMPTZ '2026-03-01 12:00:00+00', 'config_change', 'service', NULL, "
-                "'{\"temperature\": 1.1, \"max_tokens\": 256}', 0), "
-                "(TIMESTAMPTZ '2026-03-01 12:00:00+00', 'deploy', 'client', 'c2', NULL, 0)")
-    con.close()
-    print(f"   wrote {rows:,} requests in {time.perf_counter() - start:.0f} s")
-    return db
+    def build(con: Any) -> dict:
+        start = time.perf_counter()
+        con.execute(_REQUESTS.format(start=START), {"n": rows})
+        con.execute(LABELS)
+        con.execute(_METRICS.format(start=START))
+        con.execute(EVENTS)
+        print(f"   wrote {rows:,} requests in {time.perf_counter() - start:.0f} s")
+        return {}
+
+    return built_case(workdir / f"generative_mix_{rows}", build)[0]
 
 
 def run(db: Path, memory_limit: str | None) -> dict:
@@ -149,23 +120,9 @@ def run(db: Path, memory_limit: str | None) -> dict:
             "times": times, "cpus": cpus, "peak_rss_mb": peak_rss_mib(), "findings": findings}
 
 
-def child(db: Path, memory_limit: str | None) -> dict:
-    command = [sys.executable, __file__, "--child", "--db", str(db)] + (
-        ["--memory-limit", memory_limit] if memory_limit else [])
-    out = subprocess.run(command, check=True, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONWARNINGS": "ignore"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
-    parser.add_argument("--memory-limit", default=None)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, rows=[1_000_000, 10_000_000],
+                        child={"action": "store_true"}).parse_args()
     if args.child:
         print(json.dumps(run(args.db, args.memory_limit), default=str))
         return
@@ -173,12 +130,10 @@ def main() -> None:
     for rows in args.rows:
         print(f"\n== {rows:,} generative requests")
         db = prepare(rows, args.workdir)
-        runs, gauges, loads = [], [], []
-        for _ in range(max(1, args.repeat)):
-            gauges.append(speed_gauge())
-            loads.append(os.getloadavg()[0])
-            runs.append(child(db, args.memory_limit))
-        loads.append(os.getloadavg()[0])
+        machine = MachineState()
+        runs = machine.repeat(args.repeat, run_child, __file__, "--db", db,
+                              memory_limit=args.memory_limit)
+        machine.read(gauge=False)
         times = {name: statistics.median(r["times"][name] for r in runs)
                  for name in runs[0]["times"]}
         cpus = {name: statistics.median(r["cpus"][name] for r in runs) for name in times}
@@ -191,9 +146,7 @@ def main() -> None:
               f"{max(r['peak_rss_mb'] for r in runs):,.0f} MiB")
         for diagnostic_id, found in runs[0]["findings"].items():
             print(f"   {diagnostic_id}: {', '.join(found) or 'no finding'}")
-        print(f"   load average (1 min) before each run and after the last: "
-              f"{', '.join(f'{v:.1f}' for v in loads)}; machine gauge (1M-step Python loop): "
-              f"{', '.join(f'{g:.2f}' for g in gauges)} s")
+        print(machine.line())
 
 
 if __name__ == "__main__":

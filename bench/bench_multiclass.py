@@ -26,16 +26,15 @@ that recorded them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from _gauge import speed_gauge
+from _case import MachineState, bench_parser, built_case, run_child
 from _memory import peak_rss_mib
 
 CLASSES = 10
@@ -47,15 +46,11 @@ INCIDENT = "2026-03-08T00:00:00Z/2026-03-15T00:00:00Z"
 
 def prepare(rows: int, workdir: Path) -> Path:
     """Generate (once) the multiclass case of ``rows`` requests, in the engine."""
-    import toolkit as tk
+    return built_case(workdir / f"multiclass_{rows}", lambda con: _generate(con, rows))[0]
 
-    db = workdir / f"multiclass_{rows}" / "case.duckdb"
-    if db.exists():
-        return db
-    db.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db.with_suffix(".partial")
-    tmp.unlink(missing_ok=True)
-    con = tk.connect(tmp)
+
+def _generate(con: Any, rows: int) -> dict:
+    """Write the case's requests and labels through ``con``."""
     con.execute("SELECT setseed(0.24)")
     pairs = ", ".join(f"'c{k}', p[{k + 1}]" for k in range(CLASSES))
     step_us = DAYS * 86_400 * 1_000_000 // rows
@@ -97,10 +92,8 @@ def prepare(rows: int, workdir: Path) -> Path:
         SELECT 'r' || i, 'c' || y, ts + INTERVAL 1 HOUR, 2 FROM gen WHERE hash(i) % 10 < 6
     """)
     con.execute("DROP TABLE gen")
-    con.close()
-    tmp.rename(db)
     print(f"generated {rows:,} requests in {time.perf_counter() - tick:.1f} s", file=sys.stderr)
-    return db
+    return {}
 
 
 def run_three(db: Path, memory_limit: str | None) -> dict:
@@ -155,33 +148,18 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(db: Path, memory_limit: str | None) -> dict:
-    command = [sys.executable, __file__, "--child", "--db", str(db)] + (
-        ["--memory-limit", memory_limit] if memory_limit else [])
-    out = subprocess.run(command, check=True, capture_output=True, text=True,
-                         env=os.environ | {"PYTHONWARNINGS": "ignore"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
-    parser.add_argument("--memory-limit", default=None)
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="fresh-process runs (the median time is reported)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, rows=10_000_000,
+                        repeat_help="fresh-process runs (the median time is reported)",
+                        child={"action": "store_true"}).parse_args()
     if args.child:
         print(json.dumps(run_three(args.db, args.memory_limit), default=str))
         return
     db = prepare(args.rows, args.workdir)
-    gauges = [speed_gauge()]
-    runs = []
-    for _ in range(args.repeat):
-        runs.append(child(db, args.memory_limit))
-        gauges.append(speed_gauge())
+    machine = MachineState()
+    runs = machine.repeat(args.repeat, run_child, __file__, "--db", db,
+                          memory_limit=args.memory_limit)
+    machine.read()
     totals = [r["total_s"] for r in runs]
     last = runs[-1]
     print(f"{args.rows:,} multiclass requests ({last['classes']} classes, task "
@@ -197,7 +175,7 @@ def main() -> None:
     print(f"  load average (1 min) at start and end of each run: "
           f"{', '.join(f'{a:.1f}->{b:.1f}' for a, b in (r['load'] for r in runs))}")
     print(f"  peak RSS {max(r['peak_rss_mb'] for r in runs):,.0f} MiB")
-    print(f"  machine gauge (s, lower is quieter): {', '.join(f'{g:.2f}' for g in gauges)}")
+    print(f"  machine gauge (s, lower is quieter): {', '.join(f'{g:.2f}' for g in machine.gauges)}")
     for key in ("labelled", "accuracy", "macro_f1", "roc_auc_ovr", "ece", "classwise_ece",
                 "class_js", "findings", "not_assessed"):
         print(f"  {key}: {last[key]}")

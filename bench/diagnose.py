@@ -29,16 +29,14 @@ ingested once, by this tree.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from _gauge import speed_gauge
+from _case import MachineState, bench_parser, ingested_case, run_child
 from _memory import peak_rss_mib
 
 N_FEATURES = 20
@@ -46,28 +44,21 @@ N_FEATURES = 20
 
 def prepare(rows: int, workdir: Path) -> tuple[Path, dict]:
     """Simulate (once) and ingest (once) a case of ``rows`` requests with 20 features."""
-    import toolkit as tk
-    from toolkit.simulate import make_case, write_case
 
-    folder = workdir / f"diag_{rows}"
-    db = folder / "case.duckdb"
-    truth_file = folder / "truth.json"
-    if db.exists() and truth_file.exists():
-        return db, json.loads(truth_file.read_text())
-    named = len(make_case("covariate_shift", seed=0, rows=10_000).features())
-    case = make_case("covariate_shift", seed=0, rows=rows, extra_features=N_FEATURES - named)
-    start = time.perf_counter()
-    write_case(case, folder / "raw")
-    simulated = time.perf_counter() - start
-    start = time.perf_counter()
-    con = tk.connect(db)
-    tk.load(con, folder / "raw")
-    features = con.execute("SELECT count(*) FROM features").fetchall()[0][0]
-    con.close()
-    truth = case.truth() | {"simulate_s": simulated, "ingest_s": time.perf_counter() - start,
-                            "n_features": features}
-    truth_file.write_text(json.dumps(truth, default=str))
-    return db, truth
+    def simulate(raw: Path) -> dict:
+        from toolkit.simulate import make_case, write_case
+
+        named = len(make_case("covariate_shift", seed=0, rows=10_000).features())
+        case = make_case("covariate_shift", seed=0, rows=rows,
+                         extra_features=N_FEATURES - named)
+        write_case(case, raw)
+        return case.truth()
+
+    def features(con: Any) -> dict:
+        return {"n_features": con.execute("SELECT count(*) FROM features").fetchall()[0][0]}
+
+    return ingested_case(workdir / f"diag_{rows}", simulate, written_as="simulate_s",
+                         describe=features)
 
 
 def run_diagnostics(db: Path, truth: dict, memory_limit: str | None) -> dict:
@@ -138,32 +129,21 @@ def child(kind: str, db: Path, workdir: Path, memory_limit: str | None,
           tree: Path | None = None) -> dict:
     """Run one measurement in a fresh process; ``tree`` is the checkout whose toolkit it imports
     (``None``: the installed one, i.e. this tree's)."""
-    command = [sys.executable, __file__, "--child", kind, "--db", str(db), "--workdir",
-               str(workdir)] + (["--memory-limit", memory_limit] if memory_limit else [])
-    env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    if tree is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree),
-                                                          os.environ.get("PYTHONPATH")]))
-    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_child(__file__, kind, "--db", db, "--workdir", workdir,
+                       memory_limit=memory_limit, pythonpath=tree)
     if tree is not None and kind == "diagnose" and Path(result["toolkit"]) != tree / "toolkit":
         raise SystemExit(f"--baseline-tree {tree}: the child imported {result['toolkit']}")
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
-    parser.add_argument("--memory-limit", default=None)
+    parser = bench_parser(__doc__, rows=[1_000_000, 10_000_000], repeat=3,
+                          repeat_help="fresh-process runs per measurement (medians are "
+                                      "reported)", child={"choices": ["diagnose", "evidently"]})
     parser.add_argument("--evidently-rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="fresh-process runs per measurement (medians are reported)")
     parser.add_argument("--baseline-tree", type=Path, default=None,
                         help="a checkout of another commit, timed against this tree's toolkit "
                              "on the same case files, run by run")
-    parser.add_argument("--child", choices=["diagnose", "evidently"], help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.child:
@@ -180,15 +160,15 @@ def main() -> None:
         print(f"\n== {rows:,} requests x {truth['n_features']} features "
               f"(simulated in {truth['simulate_s']:.0f} s, ingested in {truth['ingest_s']:.0f} s)")
         compare = rows == args.evidently_rows
-        ours, theirs, before, gauges = [], [], [], []
+        ours, theirs, before, machine = [], [], [], MachineState()
         for _ in range(max(1, args.repeat)):
-            gauges.append(speed_gauge())
+            machine.read()
             if base is not None:
                 before.append(child("diagnose", db, args.workdir, args.memory_limit, base))
             ours.append(child("diagnose", db, args.workdir, args.memory_limit))
             if compare:
                 theirs.append(child("evidently", db, args.workdir, None))
-        gauges.append(speed_gauge())
+        machine.read()
         if base is None:
             _print_times(ours)
         else:
@@ -197,7 +177,7 @@ def main() -> None:
         if before and before[0]["findings"] != ours[0]["findings"]:
             print(f"   findings of the baseline tree DIFFER: {', '.join(before[0]['findings'])}")
         print(f"   machine gauge (1M-step Python loop, before each run and after the last): "
-              f"{', '.join(f'{g:.2f}' for g in gauges)} s")
+              f"{', '.join(f'{g:.2f}' for g in machine.gauges)} s")
         if compare:
             drift = [r["times"]["data.drift"] for r in ours]
             evidently = [r["evidently_s"] for r in theirs]

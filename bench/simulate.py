@@ -12,14 +12,12 @@ model features: the named ones plus generic ``f01``.. up to that count.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from _case import bench_parser, run_child
 from _memory import peak_rss_mib
 
 
@@ -48,14 +46,11 @@ def measure(rows: int, mode: str, features: int, workdir: Path, keep: bool) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, nargs="+", default=[10_000_000, 100_000_000])
+    parser = bench_parser(__doc__, rows=[10_000_000, 100_000_000], memory_limit=False,
+                          repeat=None, child={"type": int}, db=False)
     parser.add_argument("--mode", default="memory_leak")
     parser.add_argument("--features", type=int, default=20)
-    parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
     parser.add_argument("--keep", action="store_true", help="Keep the generated files.")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.child:
@@ -64,12 +59,8 @@ def main() -> None:
     print(f"{'rows':>12} {'features':>8} {'seconds':>8} {'rows/s':>10} {'peak RSS MiB':>12} "
           f"{'disk GB':>8}")
     for rows in args.rows:
-        command = [sys.executable, __file__, "--child", str(rows), "--mode", args.mode,
-                   "--features", str(args.features), "--workdir", str(args.workdir)]
-        if args.keep:
-            command.append("--keep")
-        result = subprocess.run(command, capture_output=True, text=True, check=True)
-        r = json.loads(result.stdout.strip().splitlines()[-1])
+        r = run_child(__file__, rows, "--mode", args.mode, "--features", args.features,
+                      "--workdir", args.workdir, *(["--keep"] if args.keep else []))
         print(f"{r['rows']:>12,} {r['features']:>8} {r['seconds']:>8} {r['rows_per_s']:>10,} "
               f"{r['peak_rss_mb']:>12,} {r['disk_gb']:>8}", flush=True)
 

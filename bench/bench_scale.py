@@ -311,7 +311,8 @@ def _row(name: str, wall_start: float, cpu_start: float, temp_peak: int,
          error: str | None) -> dict:
     return {"id": name, "wall_s": time.perf_counter() - wall_start,
             "cpu_s": cpu_time() - cpu_start, "temp_peak_bytes": temp_peak,
-            "peak_rss_mb": peak_rss_mib(), "error": error}
+            "peak_rss_mb": peak_rss_mib(), "children_peak_rss_mb": children_peak_rss_mib(),
+            "load": os.getloadavg()[0], "error": error}
 
 
 def _error(exc: BaseException) -> str:
@@ -351,6 +352,10 @@ def _line(row: dict) -> str:
     text = (f"   {row['id']:28s} {row['wall_s']:8.2f} s wall {row['cpu_s']:8.2f} s CPU  "
             f"temp peak {_size(row['temp_peak_bytes']):>9s}  RSS peak so far "
             f"{row['peak_rss_mb']:,.0f} MiB")
+    if row.get("children_peak_rss_mb"):  # Spark: the JVM's, so a run cut short still has it
+        text += f" (+ JVM {row['children_peak_rss_mb']:,.0f} MiB)"
+    if "load" in row:
+        text += f"  load {row['load']:.1f}"
     return text + (f"\n      FAILED: {row['error']}" if row["error"] else "")
 
 

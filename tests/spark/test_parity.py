@@ -74,40 +74,71 @@ def test_findings_are_identical(both):
     assert any(duck[i].findings() for i in duck), "the case should find something"
 
 
-#: Statistics from an approximate primitive on both engines, each its own algorithm: DuckDB's
-#: ``approx_quantile`` (t-digest) against Spark's ``approx_percentile``, DuckDB's
-#: ``approx_count_distinct`` against Spark's HyperLogLog++, and the bootstrap replicates drawn
-#: by hashing ids (DuckDB's ``hash`` against ``xxhash64``). They agree to the stated relative
-#: tolerance, not to 1e-9; the findings built on them are identical (test above).
-APPROXIMATE = [
-    # per timeline bucket (a few rows) the two approximate algorithms disagree by up to 8x:
-    # these are listed, not compared (rel_tol 1: any two positive numbers pass)
-    (r"^(infra\.latency|integration\.timeouts|infra\.capacity)\..*p\d+", 1.0),
-    (r"^model\.performance\..*delay_p\d+", 0.02),
-    (r"^model\.calibration\.score_check\['distinct'\]", 0.05),
-    (r"^infra\.latency\.slo_ms", 0.05),
-    (r"^model\.estimation\..*_se", 0.25),
-    (r"^model\.estimation\.", 0.05),
-]
+#: How far apart the two engines' approximate primitives may put a statistic, by the primitive
+#: a result declares (``DiagnosticResult.approximate``, filled by the Recorder): DuckDB's
+#: ``approx_quantile`` (t-digest) against Spark's ``approx_percentile`` (Greenwald-Khanna)
+#: disagree by up to 8x on the few rows of a timeline bucket, so those are listed, not compared
+#: (rel_tol 1: any two positive numbers pass); HyperLogLog against HyperLogLog++ by a few %.
+PRIMITIVE_TOLERANCE = {"approx_quantile": 1.0, "approx_percentile": 1.0,
+                       "approx_count_distinct": 0.05}
+#: Differences that come from no approximate primitive, each with the reason: model.estimation
+#: differs by 1-10% (its SEs by up to 25%) on the same rows although every query it runs is
+#: exact; the engines hand its reference bins back in another order or rounding, which its
+#: seeded bootstrap then draws from differently (to be traced: see the issue-26 report).
+NOT_A_PRIMITIVE = [(r"^model\.estimation\..*_se", 0.25), (r"^model\.estimation\.", 0.05)]
 
 
 def test_statistics_are_equal(both):
+    """Every statistic to 1e-9, except those of a result that declares an approximate
+    primitive on both engines (to that primitive's tolerance): a statistic that differs in a
+    result declaring none fails, so a new approximate primitive cannot go undeclared."""
     duck, spark = both["duck"], both["spark"]
     compared, differ = 0, []
     for diagnostic_id in duck:
         compared += _same(duck[diagnostic_id], spark[diagnostic_id], diagnostic_id, differ)
     assert compared > 100  # numbers, not just empty results
-    exact = [d for d in differ if _tolerance(d[0]) is None]
+    tolerances = {i: _declared_tolerance(duck[i], spark[i]) for i in duck}
+    exact = [d for d in differ if _tolerance(d[0], tolerances) is None]
     assert not exact, "\n".join(f"{p}: {a!r} against {b!r}" for p, a, b in exact[:20])
     loose = [(p, a, b) for p, a, b in differ
-             if not math.isclose(float(a), float(b), rel_tol=_tolerance(p))]
+             if not math.isclose(float(a), float(b), rel_tol=_tolerance(p, tolerances))]
     assert not loose, loose
+    declared = [i for i, t in tolerances.items() if t is not None]
+    assert declared, "the cases run diagnostics with approximate primitives"
 
 
-def _tolerance(path: str) -> float | None:
+def test_approximate_record_names_the_same_outputs_on_both_engines(both):
+    """Each result lists the same approximate outputs on both engines, each under its engine's
+    function; a result of exact queries lists none."""
+    duck, spark = both["duck"], both["spark"]
+    names = {"duckdb": {"approx_quantile", "approx_count_distinct"},
+             "spark": {"approx_percentile", "approx_count_distinct"}}
+    for diagnostic_id in duck:
+        a, b = duck[diagnostic_id].approximate, spark[diagnostic_id].approximate
+        assert [x.split(": ")[0] for x in a] == [x.split(": ")[0] for x in b], diagnostic_id
+        assert {x.split(": ")[1] for x in a} <= names["duckdb"], (diagnostic_id, a)
+        assert {x.split(": ")[1] for x in b} <= names["spark"], (diagnostic_id, b)
+    # the latency percentiles are t-digest on DuckDB (see infra/latency.py)
+    assert any(x.endswith(": approx_quantile") for x in duck["infra.latency"].approximate)
+    assert any(x.endswith(": approx_percentile") for x in spark["infra.latency"].approximate)
+
+
+def _declared_tolerance(a, b) -> float | None:
+    """The loosest tolerance of the approximate primitives a result declares on both engines
+    (``None``: it declares none, so every statistic must agree to 1e-9)."""
+    functions = {x.split(": ")[1] for x in (*a.approximate, *b.approximate)}
+    if not a.approximate or not b.approximate:
+        return None
+    return max(PRIMITIVE_TOLERANCE[f] for f in functions)
+
+
+def _tolerance(path: str, declared: dict[str, float | None]) -> float | None:
     import re
 
-    return next((rtol for pattern, rtol in APPROXIMATE if re.search(pattern, path)), None)
+    diagnostic_id = next((i for i in declared if path.startswith(f"{i}.")), None)
+    if diagnostic_id is not None and declared[diagnostic_id] is not None:
+        return declared[diagnostic_id]
+    return next((rtol for pattern, rtol in NOT_A_PRIMITIVE if re.search(pattern, path)), None)
 
 
 def test_recorded_statements_rerun_in_a_fresh_session(both, spark_session):

@@ -126,6 +126,13 @@ class DiagnosticResult:
         Checks that could not run, with the reason; empty when everything ran.
     refined_onsets
         For findings that fired, their onset located on the raw rows (see ``_onset``).
+    approximate
+        The statistics of :attr:`sql` that come from an approximate primitive on the engine the
+        diagnostic ran on, as ``"<output column>: <engine function>"`` (e.g. ``"latency_q:
+        approx_quantile"`` on DuckDB, ``"latency_q: approx_percentile"`` on Spark); empty when
+        every statistic is exact. Filled from the Recorder's record of each statement it
+        compiled (:func:`declare_approximate`), so a diagnostic never lists them by hand; the
+        numbers derived from such a column in :attr:`table` are approximate too.
     """
 
     #: Stable id of the diagnostic (``data.drift``, ``infra.latency``, ...).
@@ -140,6 +147,11 @@ class DiagnosticResult:
     not_assessed: tuple[NotAssessed, ...] = ()
     #: Onsets located on the raw rows (finer than the timeline), per finding id.
     refined_onsets: dict[str, datetime] = field(default_factory=dict)
+    approximate: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.approximate and self.sql:
+            object.__setattr__(self, "approximate", approximate_in(self.sql))
 
     @property
     def assessed(self) -> bool:
@@ -159,9 +171,11 @@ class DiagnosticResult:
         return pd.DataFrame(columns=["bucket_start", "signal", "value"])
 
     def to_frame(self) -> pd.DataFrame:
-        """The detail table, with a ``diagnostic`` column naming this diagnostic."""
+        """The detail table, with a ``diagnostic`` column naming this diagnostic; its
+        ``attrs["approximate"]`` is :attr:`approximate`."""
         frame = self.table.copy()
         frame.insert(0, "diagnostic", self.id)
+        frame.attrs["approximate"] = self.approximate
         return frame
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
@@ -217,6 +231,9 @@ class DiagnosticResult:
             parts.append("<ul class='not-assessed'>" + "".join(
                 f"<li><i>not assessed: {html.escape(gap.check)}: "
                 f"{html.escape(gap.reason)}</i></li>" for gap in self.not_assessed) + "</ul>")
+        if self.approximate:
+            parts.append("<p class='approximate'><i>approximate (engine primitive): "
+                         + html.escape(", ".join(self.approximate)) + "</i></p>")
         if figure:
             parts.append(self._figure_html())
         if not self.table.empty:
@@ -288,6 +305,28 @@ class DiagnosticResult:
         head = ", ".join(f"{k}={_fmt(v)}" for k, v in self.headline().items())
         gaps = f", not_assessed={len(self.not_assessed)}" if self.not_assessed else ""
         return f"{type(self).__name__}({head}{gaps})"
+
+
+#: Approximate outputs by compiled statement (:func:`declare_approximate`); only statements
+#: holding one are kept, the oldest dropped past :data:`_MAX_DECLARED`.
+_DECLARED: dict[str, tuple[str, ...]] = {}
+_MAX_DECLARED = 4096
+
+
+def declare_approximate(sql: str, outputs: tuple[str, ...]) -> None:
+    """Record that the statement ``sql`` computes ``outputs`` (``"<column>: <function>"``) with
+    an approximate primitive. The Recorder calls it for every statement it compiles."""
+    if not outputs:
+        return
+    if len(_DECLARED) >= _MAX_DECLARED:
+        _DECLARED.pop(next(iter(_DECLARED)))
+    _DECLARED[sql] = tuple(outputs)
+
+
+def approximate_in(statements: tuple[str, ...]) -> tuple[str, ...]:
+    """The approximate outputs declared for any of ``statements``, each once, in order."""
+    found = (o for sql in statements for o in _DECLARED.get(sql, ()))
+    return tuple(dict.fromkeys(found))
 
 
 def _no_data(ax: Axes, title: str, gaps: tuple[NotAssessed, ...]) -> None:

@@ -16,10 +16,12 @@ from datetime import timedelta
 
 import ibis
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from toolkit.diagnose._base import approximate_in, declare_approximate
 from toolkit.diagnose._engines import engine_for_backend
 from toolkit.store.schema import quote_literal
 
@@ -44,6 +46,8 @@ __all__ = [
     "quiet_ibis",
     "epoch_us",
     "hash_text",
+    "APPROXIMATE_PRIMITIVES",
+    "approximate_outputs",
 ]
 
 
@@ -201,8 +205,7 @@ class Recorder:
         # Compile once: the SQL that is recorded is the SQL that runs (ibis's own execute
         # would compile the expression a second time).
         engine = _engine_of(expr)
-        sql = engine.compile(expr)
-        self._sql.append(sql)
+        sql = self._compile(engine, expr)
         with self._plan(engine):
             result = _plain(engine.run(sql))
         if not isinstance(expr, ibis.Table) and result.shape[1] == 1:
@@ -218,8 +221,7 @@ class Recorder:
         """Like calling the recorder, but the result as an Arrow table: list columns (per-bin
         counts) then reach numpy in one flat buffer instead of one Python object per cell."""
         engine = _engine_of(expr)
-        sql = engine.compile(expr)
-        self._sql.append(sql)
+        sql = self._compile(engine, expr)
         with self._plan(engine):
             return engine.run_arrow(sql)
 
@@ -234,10 +236,24 @@ class Recorder:
         engine = engine_for_backend(backend)
         sql = engine.temp_table_sql(name, engine.compile(expr))
         self._sql.append(sql)
+        declare_approximate(sql, approximate_outputs(expr, engine.name))
         with self._plan(engine):
             engine.run_statement(sql)
         with quiet_ibis():
             return engine.temp_table(name)
+
+    def _compile(self, engine, expr: ibis.Expr) -> str:
+        """Compile ``expr``, record its SQL and declare its approximate outputs."""
+        sql = engine.compile(expr)
+        self._sql.append(sql)
+        declare_approximate(sql, approximate_outputs(expr, engine.name))
+        return sql
+
+    @property
+    def approximate(self) -> tuple[str, ...]:
+        """The approximate outputs of the statements recorded so far (see
+        :attr:`~toolkit.diagnose._base.DiagnosticResult.approximate`)."""
+        return approximate_in(tuple(self._sql))
 
     def note(self, sql: str) -> None:
         """Record ``sql`` that an earlier recorder ran on this view's behalf (a shared temporary
@@ -319,6 +335,91 @@ def sample_by_time(rows: ibis.Table, fraction: ibis.Value | float) -> ibis.Table
     # a float literal such as 0.1000400160064 reaches DuckDB as a DECIMAL(18, 16), whose
     # product with the modulus overflows: divide the hash instead (a DOUBLE)
     return rows.filter(time_hash(rows.ts) / _PM_MODULUS < fraction)
+
+
+#: The approximate ibis reductions, by the function each engine runs for them: DuckDB's
+#: t-digest ``approx_quantile`` and HyperLogLog ``approx_count_distinct``, Spark's
+#: Greenwald-Khanna ``approx_percentile`` and HyperLogLog++ ``approx_count_distinct``.
+APPROXIMATE_PRIMITIVES: dict[type, dict[str, str]] = {
+    ops.ApproxQuantile: {"duckdb": "approx_quantile", "spark": "approx_percentile"},
+    ops.ApproxMultiQuantile: {"duckdb": "approx_quantile", "spark": "approx_percentile"},
+    ops.ApproxMedian: {"duckdb": "approx_quantile", "spark": "approx_percentile"},
+    ops.ApproxCountDistinct: {"duckdb": "approx_count_distinct",
+                              "spark": "approx_count_distinct"},
+}
+_APPROXIMATE_TYPES = tuple(APPROXIMATE_PRIMITIVES)
+
+
+def approximate_outputs(expr: ibis.Expr, engine: str = "duckdb") -> tuple[str, ...]:
+    """The output columns of ``expr`` computed with an approximate primitive, as
+    ``"<column>: <engine function>"`` (:data:`APPROXIMATE_PRIMITIVES`), in column order.
+
+    A column is approximate when its value's expression holds an approximate reduction, or
+    reads a column of an inner relation that is (followed through projections, aggregations,
+    filters and joins); a column of a relation that only sits beside an approximate one is
+    not. A scalar expression's single output is named ``value``, as the Recorder names it.
+
+    Examples
+    --------
+    >>> t = ibis.table({"g": "string", "x": "float64"}, name="t")
+    >>> inner = t.group_by("g").aggregate(q=t.x.approx_quantile(0.99), m=t.x.mean())
+    >>> approximate_outputs(inner.select("g", p99=inner.q * 2, mean=inner.m), "spark")
+    ('p99: approx_percentile',)
+    """
+    node = expr.op()
+    if not node.find(_APPROXIMATE_TYPES):
+        return ()
+    memo: dict[ops.Node, dict[str, frozenset[str]]] = {}
+    if isinstance(node, ops.Relation):
+        columns = _approximate_columns(node, engine, memo)
+    else:
+        columns = {"value": _approximate_value(node, engine, memo)}
+    return tuple(f"{name}: {function}" for name, functions in columns.items()
+                 for function in sorted(functions))
+
+
+def _approximate_columns(rel: ops.Node, engine: str, memo: dict
+                         ) -> dict[str, frozenset[str]]:
+    """Approximate functions behind each column of the relation ``rel``."""
+    if rel in memo:
+        return memo[rel]
+    named: dict[str, ops.Node] = {}
+    for attribute in ("groups", "metrics", "values"):
+        named |= dict(getattr(rel, attribute, None) or {})
+    if named:
+        out = {name: _approximate_value(value, engine, memo) for name, value in named.items()}
+    else:  # a filter, sort, limit, distinct, set operation ...: its parents' columns
+        out = {}
+        for child in rel.__children__:
+            if isinstance(child, ops.Relation):
+                for name, functions in _approximate_columns(child, engine, memo).items():
+                    out[name] = out.get(name, frozenset()) | functions
+    memo[rel] = {k: v for k, v in out.items() if v}
+    return memo[rel]
+
+
+def _approximate_value(value: ops.Node, engine: str, memo: dict) -> frozenset[str]:
+    """Approximate functions a value expression reads (through the fields it takes from
+    inner relations)."""
+    found: set[str] = set()
+    stack = [value]
+    seen: set[ops.Node] = set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, _APPROXIMATE_TYPES):
+            found.add(APPROXIMATE_PRIMITIVES[type(node)].get(engine, type(node).__name__))
+        if isinstance(node, ops.Field):
+            found |= _approximate_columns(node.rel, engine, memo).get(node.name, frozenset())
+            continue
+        if isinstance(node, ops.Relation):  # a scalar subquery: its columns
+            for functions in _approximate_columns(node, engine, memo).values():
+                found |= functions
+            continue
+        stack.extend(c for c in node.__children__ if isinstance(c, ops.Node))
+    return frozenset(found)
 
 
 def _engine_of(expr: ibis.Expr):

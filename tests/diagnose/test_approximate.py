@@ -1,0 +1,101 @@
+"""Results say which of their statistics come from an approximate engine primitive (issue 26).
+
+The Recorder finds the approximate reductions (``approx_quantile``, ``approx_median``,
+``approx_nunique``) in each expression it compiles and declares the output columns they feed;
+a result built from the recorded SQL lists them in ``approximate``. Exact queries list none.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+
+import duckdb
+import ibis
+import numpy as np
+import pandas as pd
+
+from toolkit.diagnose._base import DiagnosticResult, approximate_in
+from toolkit.diagnose._engine import Recorder, approximate_outputs, float_array, quantiles_at
+from toolkit.types import Window
+
+WINDOW = Window(datetime(2026, 1, 1), datetime(2026, 1, 2))
+
+
+def _backend():
+    con = duckdb.connect()
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"g": rng.choice(["a", "b"], 500), "x": rng.exponential(10, 500)})
+    con.register("_f", frame)
+    con.execute("CREATE TABLE t AS SELECT * FROM _f")
+    return ibis.duckdb.from_connection(con), frame
+
+
+def test_outputs_follow_the_approximate_reduction_through_projections():
+    t = ibis.table({"g": "string", "x": "float64", "y": "float64"}, name="t")
+    inner = t.group_by("g").aggregate(q=t.x.approx_quantile(0.99), m=t.x.mean(),
+                                      d=t.g.approx_nunique())
+    outer = inner.filter(inner.m > 0).select("g", p99=inner.q * 1000, mean=inner.m,
+                                             both=inner.m + inner.d)
+    assert approximate_outputs(outer, "duckdb") == (
+        "p99: approx_quantile", "both: approx_count_distinct")
+    assert approximate_outputs(outer, "spark") == (
+        "p99: approx_percentile", "both: approx_count_distinct")
+    # exact quantiles (DuckDB quantile_cont, Spark percentile) are not approximate
+    exact = t.group_by("g").aggregate(q=quantiles_at(t.x, float_array([0.5])), n=t.count())
+    assert approximate_outputs(exact) == ()
+    assert approximate_outputs(t.y.approx_median()) == ("value: approx_quantile",)
+
+
+def test_a_result_lists_the_approximate_outputs_of_its_recorded_sql():
+    backend, frame = _backend()
+    t = backend.table("t")
+    record = Recorder()
+    exact = record(t.group_by("g").aggregate(mean=t.x.mean()).order_by("g"))
+    assert record.approximate == ()
+    approx = record(t.group_by("g").aggregate(p50=t.x.approx_median(),
+                                              n=t.count()).order_by("g"))
+    result = DiagnosticResult(baseline=WINDOW, incident=WINDOW, sql=record.sql)
+    assert result.approximate == ("p50: approx_quantile",)
+    assert record.approximate == result.approximate
+    # the numbers: the exact mean is pandas', the t-digest median only near the true one
+    expected = frame.groupby("g")["x"].mean().to_numpy()
+    np.testing.assert_allclose(exact["mean"].to_numpy(), expected, rtol=1e-12)
+    medians = frame.groupby("g")["x"].median().to_numpy()
+    np.testing.assert_allclose(approx["p50"].to_numpy(), medians, rtol=0.1)
+    # shown where a reader looks: the HTML fragment and the frame's attrs
+    assert "approximate (engine primitive): p50: approx_quantile" in result.to_html(
+        figure=False)
+    assert result.to_frame().attrs["approximate"] == ("p50: approx_quantile",)
+
+
+def test_a_result_of_exact_queries_lists_nothing_and_an_explicit_list_is_kept():
+    backend, _ = _backend()
+    t = backend.table("t")
+    record = Recorder()
+    record(t.aggregate(n=t.count()))
+    assert DiagnosticResult(baseline=WINDOW, incident=WINDOW,
+                            sql=record.sql).approximate == ()
+    kept = DiagnosticResult(baseline=WINDOW, incident=WINDOW, sql=record.sql,
+                            approximate=("x: by hand",))
+    assert kept.approximate == ("x: by hand",)
+    assert approximate_in(("SELECT 1",)) == ()
+
+
+def test_latency_declares_its_t_digest_percentiles():
+    """infra.latency's percentiles are DuckDB approx_quantile: its result says so."""
+    from toolkit.simulate import ingest_case, make_case
+
+    case = make_case("covariate_shift", seed=3, rows=2_000)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        con = ingest_case(case, Path(folder))
+        truth = case.truth()
+        latency = importlib.import_module("toolkit.diagnose.infra.latency")
+        result = latency.latency_profile(con, "/".join(truth["baseline"]),
+                                 "/".join(truth["incident"]))
+        con.close()
+    assert result.approximate
+    assert all(x.endswith(": approx_quantile") for x in result.approximate)

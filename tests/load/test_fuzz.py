@@ -24,7 +24,9 @@ import math
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -141,8 +143,10 @@ def _assert_one_line(message: str, what: str) -> None:
 # the properties
 
 
-def check_api(tmp_path: Path, template: tuple[Path, dict], sample: Sample) -> str:
-    """Load ``sample`` with ``tk.load`` and check the contract; return what happened."""
+def check_api(tmp_path: Path, template: tuple[Path, dict], sample: Sample, *,
+              also: Callable[[Any, Any], None] | None = None) -> str:
+    """Load ``sample`` with ``tk.load`` and check the contract (and ``also(con, report)`` when
+    it loaded); return what happened."""
     case, path = _workdir(tmp_path, template, sample)
     con = tk.connect(case)
     try:
@@ -154,6 +158,8 @@ def check_api(tmp_path: Path, template: tuple[Path, dict], sample: Sample) -> st
             _assert_unchanged(case, template, f"refused ({exc})")
             return "refused"
         assert not sample.refuse, f"an unreadable file was loaded: {report.to_frame()}"
+        if also is not None:
+            also(con, report)
         check_loaded(con, sample, report)
         return "loaded"
     finally:
@@ -419,19 +425,9 @@ def test_prometheus_query_range(tmp_path, template, sample):
 def _platform(tmp_path: Path, template: tuple[Path, dict], sample: Sample, fmt: str,
               noted: dict[str, tuple[str, ...]]) -> str:
     """The generic contract, plus: recognised as ``fmt``, and fallbacks are noted."""
-    case, path = _workdir(tmp_path, template, sample)
-    con = tk.connect(case)
-    try:
-        try:
-            report = tk.load(con, path)
-        except ToolkitError as exc:
-            _assert_one_line(str(exc), "refused")
-            con.close()
-            _assert_unchanged(case, template, f"refused ({exc})")
-            return "refused"
-        assert not sample.refuse, f"an unreadable file was loaded: {report.to_frame()}"
+
+    def recognised_and_noted(con, report) -> None:
         assert report.files[0].format == fmt, report.to_frame()
-        check_loaded(con, sample, report)
         result = report.files[0]
         note = "; ".join(result.notes).lower()
         loaded_keys = {k for (k,) in con.execute(
@@ -443,9 +439,8 @@ def _platform(tmp_path: Path, template: tuple[Path, dict], sample: Sample, fmt: 
                 assert any(w in note for w in words), (
                     f"record {record.key!r} ({record.broken}) loaded without a note saying so: "
                     f"{result.notes}")
-        return "loaded"
-    finally:
-        con.close()
+
+    return check_api(tmp_path, template, sample, also=recognised_and_noted)
 
 
 # --------------------------------------------------------------------------------------------

@@ -368,13 +368,18 @@ def _analysed_span(case: CaseView) -> tuple[str, Window | None]:
 #: Below this span there is no change to locate (a single batch run stamps every row with one
 #: time): the whole span is the incident.
 MIN_DETECT_SPAN = timedelta(minutes=4)
+#: The share of the span that the early-edge scan takes as its baseline (``_detect``), for an
+#: incident that begins inside the first quarter (the provisional baseline) but after this.
+EARLY_EDGE = 1 / 16
 
 
 def _detect(con: CaseSource, case: CaseView, span: Window,
             baseline: Window | str | None, progress: Progress | None = None
             ) -> DetectedWindows | None:
     """Locate the incident: the findings of a scan against the span's first quarter date it,
-    the change points of the scan's timelines tell when it ended (see ``windows``)."""
+    the change points of the scan's timelines tell when it ended (see ``windows``). When that
+    onset falls where the scan's incident window starts, a second scan against the span's first
+    sixteenth (:data:`EARLY_EDGE`) may date it earlier, inside the first quarter."""
     search = span
     if baseline is not None:
         baseline = check_window("baseline", baseline)
@@ -392,7 +397,23 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
     scan = run_diagnostics(con, scan_baseline, scan_incident, case=case,
                            options={i: {"bucket": bucket} for i in REGISTRY},
                            progress=progress)
-    return locate_incident(scan.findings(), scan.signals(), search, bucket)
+    located = locate_incident(scan.findings(), scan.signals(), search, bucket)
+    if baseline is None and located is not None and \
+            scan_start - bucket <= pd.Timestamp(located.onset) <= scan_start + 2 * bucket:
+        # The onset sits where the scan's incident window starts: the incident may have begun
+        # inside the provisional baseline, which then holds it and hides its start (a finding
+        # is dated no earlier than the window it was measured in). Scan again against the
+        # span's first sixteenth and keep an onset that is earlier by more than a bucket.
+        edge = search.start + (search.end - search.start) * EARLY_EDGE
+        early_scan = run_diagnostics(con, Window(search.start, edge), Window(edge, search.end),
+                                     case=case, options={i: {"bucket": bucket} for i in REGISTRY},
+                                     progress=progress)
+        early = locate_incident(early_scan.findings(), early_scan.signals(), search, bucket,
+                                edge)
+        if early is not None and \
+                pd.Timestamp(early.onset) < pd.Timestamp(located.onset) - bucket:
+            located = early
+    return located
 
 
 _BOX = "font-family:system-ui,sans-serif;max-width:60em"

@@ -239,11 +239,17 @@ def _pelt(z: np.ndarray) -> list[int]:
 
 
 def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
-                    bucket: timedelta) -> DetectedWindows | None:
+                    bucket: timedelta, provisional_end: datetime | None = None
+                    ) -> DetectedWindows | None:
     """The incident window from a scan's findings, its end from the timelines' change points.
+
+    ``provisional_end`` ends the scan's baseline, which the timelines' change points are
+    measured against (by default the end of the span's first quarter).
 
     Returns ``None`` when no medium or high finding has an onset (nothing to investigate).
     """
+    if provisional_end is None:
+        provisional_end = span.start + (span.end - span.start) / 4
     weight = {"high": 2.0, "medium": 1.0}
     candidates = [(pd.Timestamp(f.onset), weight[f.severity], f.id) for f in findings
                   if f.onset is not None and f.severity in weight
@@ -252,8 +258,7 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
     for name, part in signals.groupby("signal"):
         series = part.groupby("bucket_start")["value"].mean().sort_index()
         series = series[series.index >= pd.Timestamp(span.start)]
-        change = _signal_change(str(name), series, span.start + (span.end - span.start) / 4,
-                                bucket)
+        change = _signal_change(str(name), series, provisional_end, bucket)
         if change is not None:
             changes.append(change)
     # Strong sustained changes of the timelines are candidates too (a diluted finding may not

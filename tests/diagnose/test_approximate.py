@@ -7,6 +7,7 @@ a result built from the recorded SQL lists them in ``approximate``. Exact querie
 
 from __future__ import annotations
 
+import html
 import importlib
 from datetime import datetime
 
@@ -14,6 +15,7 @@ import duckdb
 import ibis
 import numpy as np
 import pandas as pd
+import pytest
 
 from toolkit.diagnose._base import DiagnosticResult, approximate_in
 from toolkit.diagnose._engine import Recorder, approximate_outputs, float_array, quantiles_at
@@ -82,20 +84,37 @@ def test_a_result_of_exact_queries_lists_nothing_and_an_explicit_list_is_kept():
     assert approximate_in(("SELECT 1",)) == ()
 
 
-def test_latency_declares_its_t_digest_percentiles():
-    """infra.latency's percentiles are DuckDB approx_quantile: its result says so."""
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
     from toolkit.simulate import ingest_case, make_case
 
     case = make_case("covariate_shift", seed=3, rows=2_000)
-    import tempfile
-    from pathlib import Path
+    con = ingest_case(case, tmp_path_factory.mktemp("approximate"))
+    truth = case.truth()
+    yield con, "/".join(truth["baseline"]), "/".join(truth["incident"])
+    con.close()
 
-    with tempfile.TemporaryDirectory() as folder:
-        con = ingest_case(case, Path(folder))
-        truth = case.truth()
-        latency = importlib.import_module("toolkit.diagnose.infra.latency")
-        result = latency.latency_profile(con, "/".join(truth["baseline"]),
-                                 "/".join(truth["incident"]))
-        con.close()
+
+def test_latency_declares_its_t_digest_percentiles(simulated):
+    """infra.latency's percentiles are DuckDB approx_quantile: its result says so."""
+    con, baseline, incident = simulated
+    latency = importlib.import_module("toolkit.diagnose.infra.latency")
+    result = latency.latency_profile(con, baseline, incident)
     assert result.approximate
     assert all(x.endswith(": approx_quantile") for x in result.approximate)
+
+
+def test_postmortem_sql_appendix_names_the_approximate_statistics(simulated):
+    from toolkit.report.postmortem import Postmortem
+
+    con, baseline, incident = simulated
+    pm = Postmortem.from_connection(con, incident=incident, baseline=baseline,
+                                    incident_id="INC-APPROX")
+    latency = pm.result.diagnosis.results["infra.latency"]
+    appendix = html.unescape(pm.appendix_sql().fragment)
+    assert latency.approximate
+    line = f"approximate on duckdb: {', '.join(latency.approximate)})"
+    assert f"infra.latency ({len(latency.sql)} queries; {line}" in appendix
+    exact = [k for k, r in pm.result.diagnosis.results.items() if r.sql and not r.approximate]
+    assert exact  # and those say nothing
+    assert f"{exact[0]} ({len(pm.result.diagnosis.results[exact[0]].sql)} queries)" in appendix

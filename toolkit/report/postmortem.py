@@ -698,13 +698,19 @@ class Postmortem:
         if self._estimate is not None and self._estimate.result is not None and \
                 self._estimate.result.id not in recorded:
             recorded[self._estimate.result.id] = list(self._estimate.result.sql)
+        approximate = {k: r.approximate for k, r in self.result.diagnosis.results.items()}
         for diagnostic_id, statements in recorded.items():
             if not statements:
                 continue
             body = "\n\n".join(f"-- {diagnostic_id} [{k + 1}]\n{s};" for k, s in
                                enumerate(statements))
+            # the statistics from an approximate primitive of the engine (result.approximate)
+            approx = (f"; approximate on {self.case.engine.name}: "
+                      + ", ".join(approximate[diagnostic_id])
+                      if approximate.get(diagnostic_id) else "")
             parts.append(f"<details><summary>{escape(diagnostic_id)} ({len(statements)} "
-                         f"queries)</summary><pre>{escape(body)}</pre></details>")
+                         f"queries{escape(approx)})</summary><pre>{escape(body)}</pre>"
+                         "</details>")
         return Html("".join(parts)) if parts else note("No SQL recorded.")
 
     def appendix_provenance(self) -> Html:

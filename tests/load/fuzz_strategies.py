@@ -382,6 +382,18 @@ def _latin1_ok(text: str) -> bool:
     return True
 
 
+def _either_encoding(records: list[Record]) -> None:
+    """A file holding invalid UTF-8 may be read as Latin-1 or cp1252 instead: every non-ASCII
+    text cell not already overridden may load as its UTF-8 text or either reading."""
+    for record in records:
+        for cell in record.cells.values():
+            if cell.override is None and cell.text and not cell.text.isascii() and \
+                    cell.kind in ("str", "feature"):
+                cell.override = OneOf((cell.text, *_latin1_alternatives(
+                    cell.text.encode("utf-8"))))
+                cell.clean = False
+
+
 def _latin1_alternatives(raw: bytes) -> tuple[str, ...]:
     readings = []
     for codec in ("latin-1", "cp1252"):
@@ -523,13 +535,7 @@ def _csv_sample(draw, table: str, fmt: str, records: list[Record],
             data = line.encode("utf-8", "surrogateescape")
         chunks.append(data)
     if mixed:
-        for record in records:
-            for cell in record.cells.values():
-                if cell.override is None and cell.text and not cell.text.isascii() and \
-                        cell.kind in ("str", "feature"):
-                    cell.override = OneOf((cell.text, *_latin1_alternatives(
-                        cell.text.encode("utf-8"))))
-                    cell.clean = False
+        _either_encoding(records)
     if truncate and records:
         last = chunks[-1].rstrip(terminator.encode())
         if len(last) > 1:
@@ -685,13 +691,7 @@ def _jsonl_sample(draw, table: str, records: list[Record], well_formed: bool = F
         chunks[0] = b"\xef\xbb\xbf" + chunks[0]
         records[0].optional = True
     if mixed:
-        for record in records:
-            for cell in record.cells.values():
-                if cell.override is None and cell.text and not cell.text.isascii() and \
-                        cell.kind in ("str", "feature"):
-                    cell.override = OneOf((cell.text, *_latin1_alternatives(
-                        cell.text.encode("utf-8"))))
-                    cell.clean = False
+        _either_encoding(records)
     if truncate and records:
         last = chunks[-1].rstrip(b"\r\n")
         cut = draw(st.integers(1, len(last) - 1)) if len(last) > 1 else 1

@@ -20,7 +20,8 @@ from toolkit.diagnose._case import within
 from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
-__all__ = ["refine_onset", "coarse_onset", "gradual_onset", "ramp_fit", "ramp_start"]
+__all__ = ["refine_onset", "coarse_onset", "gradual_onset", "ramp_fit", "ramp_start",
+           "change_start"]
 
 
 def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start: int = 1,
@@ -69,8 +70,8 @@ def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start
 
 
 def ramp_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: datetime,
-               weights: str | None = None, direction: int = 0
-               ) -> tuple[datetime, datetime] | None:
+               weights: str | None = None, direction: int = 0,
+               length: float | None = None) -> tuple[datetime, datetime, float] | None:
     """When a change of ``column`` began and completed, to a fraction of a bucket.
 
     Each bucket's value is the mean over the bucket, so it sits at the bucket's centre: a ramp
@@ -83,16 +84,19 @@ def ramp_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: 
     (the baseline's end). ``direction`` +1 keeps rises, -1 falls, 0 either.
 
     The column should be linear in the share of changed rows (a mean, a share): on a convex
-    measure such as PSI a ramp's start is fitted late.
+    measure such as PSI a ramp's start is fitted late. ``length`` (in buckets) fixes
+    ``e - s``: 1 fits a step inside a bucket (a bucket's mean over a step at ``tau`` is the
+    one-bucket ramp from ``tau - 1/2`` to ``tau + 1/2`` read at the bucket's centre).
 
-    Returns ``(start, end)``, or ``None`` without four buckets or any change.
+    Returns ``(start, end, r2)`` with ``r2`` the share of the (weighted) variance explained,
+    or ``None`` without four buckets or any change.
 
     Examples
     --------
     >>> t = pd.date_range("2026-01-01", periods=12, freq="h", tz="UTC")
     >>> x = np.clip((np.arange(12) + 0.5 - 4.25) / 5, 0, 1)
     >>> tl = pd.DataFrame({"bucket_start": t, "x": x})
-    >>> s, e = ramp_start(tl, "x", width=timedelta(hours=1), after=t[2].to_pydatetime())
+    >>> s, e, _ = ramp_start(tl, "x", width=timedelta(hours=1), after=t[2].to_pydatetime())
     >>> s.strftime("%H:%M"), e.strftime("%H:%M")  # the ramp ran from 04:15 to 09:15
     ('04:11', '09:18')
     """
@@ -130,8 +134,12 @@ def ramp_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: 
     last = float(np.ceil(pos[-1]))
     edges = np.unique(np.r_[lowest, np.arange(np.ceil(lowest), last + 1.0)])
     s_grid, e_grid = np.meshgrid(edges, edges, indexing="ij")
-    keep = e_grid > s_grid
-    s0, e0 = s_grid[keep], e_grid[keep]
+    if length is None:
+        keep = e_grid > s_grid
+        s0, e0 = s_grid[keep], e_grid[keep]
+    else:
+        s0 = np.r_[edges, edges + 0.5]
+        e0 = s0 + length
     fit = r2(s0, e0)
     best = int(np.argmax(fit))
     if fit[best] <= 0:
@@ -139,12 +147,60 @@ def ramp_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: 
     fine = np.arange(-1.0, 1.0001, 0.1)
     s_f, e_f = np.meshgrid(s0[best] + fine, e0[best] + fine, indexing="ij")
     s_f, e_f = s_f.ravel(), e_f.ravel()
+    if length is not None:
+        s_f = np.unique(s_f)
+        e_f = s_f + length
     ok = (e_f > s_f + 0.05) & (s_f >= lowest)
     s_f, e_f = s_f[ok], e_f[ok]
     fit_f = r2(s_f, e_f)
     j = int(np.argmax(fit_f))
-    s, e = (s_f[j], e_f[j]) if fit_f[j] > fit[best] else (s0[best], e0[best])
-    return ((origin + s * step).to_pydatetime(), (origin + e * step).to_pydatetime())
+    s, e, r = (s_f[j], e_f[j], fit_f[j]) if fit_f[j] > fit[best] else (
+        s0[best], e0[best], fit[best])
+    return ((origin + s * step).to_pydatetime(), (origin + e * step).to_pydatetime(), float(r))
+
+
+#: A ramp is preferred to a step when it explains the buckets better by this F statistic
+#: (one extra parameter; about p < 0.05).
+RAMP_F = 4.0
+
+
+def change_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: datetime,
+                 weights: str | None = None, direction: int = 0,
+                 gradual_buckets: float = 2.0) -> tuple[datetime, bool] | None:
+    """Where a change of ``column`` began, and whether it is gradual.
+
+    A step (:func:`ramp_start` with ``length=1``) and a free ramp are both fitted; the
+    ramp wins only when it lasts more than ``gradual_buckets`` buckets and explains the
+    buckets better than the step by an F statistic of :data:`RAMP_F` (on noisy sparse buckets a
+    long ramp otherwise fits the noise before a step and dates it a day early).
+
+    A step's time is the middle of its one-bucket ramp (see :func:`ramp_start`).
+
+    Returns ``(start, gradual)`` or ``None`` without a change.
+
+    Examples
+    --------
+    >>> t = pd.date_range("2026-01-01", periods=24, freq="h", tz="UTC")
+    >>> step = pd.DataFrame({"bucket_start": t, "x": (np.arange(24) >= 10).astype(float)})
+    >>> s, gradual = change_start(step, "x", width=timedelta(hours=1), after=t[2])
+    >>> s.strftime("%H:%M"), gradual
+    ('10:00', False)
+    """
+    step = ramp_start(timeline, column, width=width, after=after, weights=weights,
+                      direction=direction, length=1.0)
+    ramp = ramp_start(timeline, column, width=width, after=after, weights=weights,
+                      direction=direction)
+    if ramp is None:
+        return None
+    if step is None:
+        return ramp[0], True
+    m = int(timeline[column].notna().sum())
+    longer = pd.Timestamp(ramp[1]) - pd.Timestamp(ramp[0]) > gradual_buckets * pd.Timedelta(width)
+    f = (ramp[2] - step[2]) / max(1.0 - ramp[2], 1e-12) * max(m - 4, 1)
+    if longer and f >= RAMP_F:
+        return ramp[0], True
+    # a bucket averages a step at ``tau`` inside it into a ramp of one bucket centred on tau
+    return step[0] + (step[1] - step[0]) / 2, False
 
 
 def coarse_onset(timeline: pd.DataFrame, column: str, *, after: datetime,

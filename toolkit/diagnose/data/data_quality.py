@@ -25,7 +25,7 @@ incident's requests and 3x the baseline share; high from 2%).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -35,9 +35,9 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
-from toolkit.diagnose._engine import Recorder, window_label
+from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import coarse_onset, refine_onset
+from toolkit.diagnose._onset import change_start, coarse_onset, refine_onset
 from toolkit.diagnose._profile import DEFAULT_TOKENS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -264,11 +264,11 @@ def data_quality(
     requests = case.table("requests")
     span = Window(min(baseline.start, incident.start), max(baseline.end, incident.end))
     for finding in result.findings():
-        if finding.onset is None or finding.id not in ("data.null_rate", "data.schema_change"):
+        if finding.id not in ("data.null_rate", "data.schema_change"):
             continue
-        names = list(finding.evidence.get("features", {})) or finding.evidence.get(
+        names = _by_rise(finding.evidence.get("features", {})) or finding.evidence.get(
             "missing", []) or finding.evidence.get("new", [])
-        if not names:
+        if not names or names[0] not in core:
             continue
         feature = names[0]
         indicator = requests[feature].isnull().cast("float64")
@@ -278,11 +278,55 @@ def data_quality(
         elif finding.id == "data.null_rate":  # a categorical default token counts too
             col = requests[feature].cast("string").strip().lower()
             indicator = (col.isnull() | col.isin(list(DEFAULT_TOKENS))).cast("float64")
-        refined[finding.id] = refine_onset(record, requests, indicator, finding.onset,
-                                           around=3 * profile.bucket, limits=span)
+        onset = _step_onset(record, requests, indicator, span, baseline.end, profile.bucket,
+                            direction=1 if finding.id == "data.null_rate" else 0)
+        if onset is not None:
+            refined[finding.id] = onset
     if refined:
         result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
     return result
+
+
+def _by_rise(features: dict[str, dict[str, list[float]]]) -> list[str]:
+    """The features of a ``data.null_rate`` finding, largest rise of the null or default rate
+    first (the one whose onset dates the finding)."""
+    def rise(item: tuple[str, dict[str, list[float]]]) -> float:
+        rates = item[1]
+        return max(rates["null_rate"][1] - rates["null_rate"][0],
+                   rates["default_rate"][1] - rates["default_rate"][0])
+    return [name for name, _ in sorted(features.items(), key=rise, reverse=True)]
+
+
+#: A rise of the null or default rate whose fitted ramp takes longer than this many buckets is
+#: gradual: it is dated where the ramp starts, not refined as a step on raw rows.
+GRADUAL_BUCKETS = 2.0
+
+
+def _step_onset(record: Recorder, requests: ibis.Table, indicator: ibis.NumericValue,
+                span: Window, after: datetime, width: timedelta, *, direction: int
+                ) -> datetime | None:
+    """When the per-row ``indicator`` (NULL, or NULL or a default value) changed.
+
+    Its rate and row count per time bucket come from one engine query over the span (numeric
+    defaults included: the profile's timeline counts categorical default tokens only); the
+    change is fitted as a step or a ramp weighted by each bucket's rows
+    (:func:`~toolkit.diagnose._onset.change_start`: a bucket of three rows in a sparsely logged
+    case is little evidence, not a third of the fit) and a step is then refined on the raw rows
+    around it (:func:`~toolkit.diagnose._onset.refine_onset`). ``None`` without a change.
+    """
+    rows = requests.filter(within(requests.ts, span))
+    x = indicator.cast("float64")
+    per = record(rows.group_by(bucket_start=bucket_expr(rows.ts, width)).aggregate(
+        rate=x.mean(), n=x.count()))
+    per["bucket_start"] = pd.to_datetime(per["bucket_start"], utc=True)
+    fitted = change_start(per, "rate", width=width, after=after, weights="n",
+                          direction=direction, gradual_buckets=GRADUAL_BUCKETS)
+    if fitted is None:
+        return None
+    start, gradual = fitted
+    if gradual:
+        return start
+    return refine_onset(record, requests, indicator, start, around=3 * width, limits=span)
 
 
 def _table(profile: FeatureProfile) -> pd.DataFrame:

@@ -59,7 +59,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, float_array, histogram_at
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import coarse_onset, ramp_start, refine_onset
+from toolkit.diagnose._onset import change_start, coarse_onset, refine_onset
 from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -359,7 +359,8 @@ def _onset(case: CaseView, profile: FeatureProfile, record: Recorder,
            result: FeatureDriftResult) -> datetime | None:
     """When the most drifted feature started to move.
 
-    The ramp is fitted (:func:`~toolkit.diagnose._onset.ramp_start`) on the feature's shift per
+    A step or a ramp is fitted (:func:`~toolkit.diagnose._onset.change_start`) on the feature's
+    shift per
     time bucket (:func:`_shift_timeline`: a mean, linear in the share of moved rows, where PSI
     grows with the square of a small shift and dates a slow drift near its peak), weighted by
     each bucket's rows (a sparsely logged case has buckets of a few rows: they still count, by
@@ -376,13 +377,13 @@ def _onset(case: CaseView, profile: FeatureProfile, record: Recorder,
     mean = [np.average(shift.loc[m, "shift"], weights=shift.loc[m, "n"]) if m.any()
             else np.nan for m in (base, inc)]
     direction = 0 if np.isnan(mean).any() else int(np.sign(mean[1] - mean[0]))
-    fitted = ramp_start(shift[base | inc], "shift", width=profile.bucket,
-                        after=result.baseline.end, weights="n", direction=direction)
+    fitted = change_start(shift[base | inc], "shift", width=profile.bucket,
+                          after=result.baseline.end, weights="n", direction=direction,
+                          gradual_buckets=GRADUAL_BUCKETS)
     if fitted is None:
         return None
-    start, end = fitted
-    if (pd.Timestamp(end) - pd.Timestamp(start)) > GRADUAL_BUCKETS * pd.Timedelta(
-            profile.bucket):
+    start, gradual = fitted
+    if gradual:
         return start
     return _refine(case, profile, record, result, start)
 

@@ -7,6 +7,7 @@ a result built from the recorded SQL lists them in ``approximate``. Exact querie
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import importlib
 from datetime import datetime
@@ -81,6 +82,11 @@ def test_a_result_of_exact_queries_lists_nothing_and_an_explicit_list_is_kept():
     kept = DiagnosticResult(baseline=WINDOW, incident=WINDOW, sql=record.sql,
                             approximate=("x: by hand",))
     assert kept.approximate == ("x: by hand",)
+    # rebuilt with more statements (dataclasses.replace), it lists their outputs too
+    approx = Recorder()
+    approx(t.aggregate(p=t.x.approx_quantile(0.9)))
+    grown = dataclasses.replace(kept, sql=(*kept.sql, *approx.sql))
+    assert grown.approximate == ("x: by hand", "p: approx_quantile")
     assert approximate_in(("SELECT 1",)) == ()
 
 

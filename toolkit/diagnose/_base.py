@@ -150,8 +150,11 @@ class DiagnosticResult:
     approximate: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.approximate and self.sql:
-            object.__setattr__(self, "approximate", approximate_in(self.sql))
+        # what the caller lists (or ``dataclasses.replace`` carries over), then what the SQL
+        # declares: a result rebuilt with more statements lists their outputs too
+        if self.sql:
+            found = tuple(dict.fromkeys((*self.approximate, *approximate_in(self.sql))))
+            object.__setattr__(self, "approximate", found)
 
     @property
     def assessed(self) -> bool:

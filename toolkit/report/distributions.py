@@ -2,10 +2,12 @@
 
 The drift diagnostic reports one number per feature (PSI, KS, ...); a reader wants to see how
 the distribution moved. For the most drifted features this module counts values per bin in
-DuckDB (numeric: the reference's deciles, so each bin holds a tenth of the reference;
+the case's engine (numeric: the reference's deciles, so each bin holds a tenth of the reference;
 categorical: the most frequent categories then ``other``; missing values in a bin of their
 own) and draws reference and current shares side by side. The reference is the ``reference``
 table when the drift was measured against it, else the baseline window of ``requests``.
+The SQL is written for DuckDB and runs through ``case.con``; on Spark it is transpiled (the
+list ``quantile_cont`` becomes the exact ``percentile``), so both engines draw the same bins.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The weekly report's trend. Requests, p99, failures, accuracy and the calibration
 aggregated per ISO week in one DuckDB query over the case (week number by epoch arithmetic,
 so no time-zone library is needed); ECE is computed from those bins in Python. Drift is the
 share of features the ``data.drift`` diagnostic finds drifted in each week against the week
-before.
+before. The SQL is written for DuckDB and runs through ``case.con``: on Spark it is
+transpiled (``quantile_cont`` to the exact ``percentile``, ``epoch`` to ``unix_micros`` / 1e6)
+and gives the same measures (tests/spark/test_spark_reports.py).
 """
 
 from __future__ import annotations

@@ -33,10 +33,14 @@ Findings
 ``infrastructure.memory_pressure`` (statistic: highest incident utilisation over hosts and
 kinds; threshold 0.9): fires at >= 0.9; its onset (first incident bucket at >= 0.9) is refined
 on the raw samples of the hosts at pressure (``_onset.refine_onset``). The *time at pressure* of a window is the share of its
-(host, time bucket) cells at >= 0.9. **high** when >= 0.95 and either the baseline stayed below
-0.9 or the incident spent >= 10% of its time at pressure and >= 5x the baseline's share;
-**medium** when the baseline stayed below 0.9, or the incident peak is >= 0.05 higher, or the
-incident spent >= 5% of its time at pressure and >= 3x the baseline's share; else **low**
+(host, time bucket) cells at >= 0.9. **high** when >= 0.95, the pressure is *sustained* (in
+at least 3 incident time buckets, or >= 25% of its time at pressure: one or two buckets at the
+limit in a long window is a spike, e.g. 18-78 h from the incident in the window detector's
+scan) and either the baseline stayed below 0.9 or the incident spent >= 10% of its time at
+pressure and >= 5x the baseline's share; **medium** when the baseline stayed below 0.9 or had
+no samples of that kind (metrics that start later: the pressure may be chronic), or the
+incident peak is >= 0.05 higher, or the incident spent >= 5% of its time at pressure and >= 3x
+the baseline's share; else **low**
 (chronic pressure, e.g. GPU memory preallocated by the serving framework, or daily peaks that
 touch the limit in both windows).
 
@@ -91,6 +95,10 @@ __all__ = ["memory_pressure", "MemoryResult", "ID"]
 ID = "infra.memory"
 PRESSURE = 0.9
 CRITICAL = 0.95
+#: Pressure is *sustained* in at least this many incident time buckets ...
+MIN_SUSTAINED_BUCKETS = 3
+#: ... or in this share of the incident's (host, bucket) cells (a short incident window).
+SUSTAINED_SHARE = 0.25
 #: Used and limit series of each memory kind.
 SERIES = {"memory": ("memory_used_bytes", "memory_limit_bytes"),
           "gpu": ("gpu_memory_used_bytes", "gpu_memory_total_bytes"),
@@ -233,13 +241,22 @@ class MemoryResult(DiagnosticResult):
         if math.isnan(worst) or worst < PRESSURE:
             return None
         before = self.max_utilisation("baseline", kind_hit)
-        before_ok = math.isnan(before) or before < PRESSURE
+        # a baseline without samples of this kind (metrics that start later) tells nothing:
+        # the pressure may be chronic, so it is no evidence of a change on its own
+        unknown = math.isnan(before)
+        before_ok = not unknown and before < PRESSURE
         t_b, t_i = (self.time_at_pressure(w, kind_hit) for w in ("baseline", "incident"))
         t_b = 0.0 if math.isnan(t_b) else t_b
         longer = not math.isnan(t_i)
-        if worst >= CRITICAL and (before_ok or (longer and t_i >= 0.10 and t_i >= 5 * t_b)):
+        buckets = self._buckets_at_pressure(kind_hit)
+        # one or two buckets at the limit in a long incident window is a spike, not a change
+        # that persists: never high on its own
+        sustained = buckets >= MIN_SUSTAINED_BUCKETS or (longer and t_i >= SUSTAINED_SHARE)
+        if worst >= CRITICAL and sustained and not unknown and (
+                before_ok or (longer and t_i >= 0.10 and t_i >= 5 * t_b)):
             severity = "high"
-        elif before_ok or worst >= before + 0.05 or (longer and t_i >= 0.05 and t_i >= 3 * t_b):
+        elif unknown or before_ok or worst >= before + 0.05 or (
+                longer and t_i >= 0.05 and t_i >= 3 * t_b):
             severity = "medium"
         else:
             severity = "low"
@@ -277,6 +294,16 @@ class MemoryResult(DiagnosticResult):
                                         hosts["max_utilisation"].astype(float), strict=True))},
             onset=onset, diagnostic=self.id,
         )
+
+    def _buckets_at_pressure(self, kind: str) -> int:
+        """Distinct incident time buckets in which some host of ``kind`` was at pressure."""
+        if self.timeline.empty:
+            return 0
+        tl = self.timeline
+        busy = tl[(tl["kind"] == kind) & (tl["utilisation"] >= PRESSURE) & (
+            tl["bucket_start"] >= pd.Timestamp(self.incident.start)) & (
+            tl["bucket_start"] < pd.Timestamp(self.incident.end))]
+        return int(busy["bucket_start"].nunique())
 
     def _oom(self) -> Finding | None:
         if self.events.empty:

@@ -44,6 +44,9 @@ p99 is at least twice the reference p99 (with ``min_requests`` cold incident req
 with p < 0.01 (many starts, and they explain the tail); **medium**: attribution >= 0.3, tail
 share >= 0.2% and >= 2 starts with p < 0.05; else **low** (a cold-start penalty exists but does
 not drive the incident). A deploy whose new replicas warm up fast gives a ratio near 1.
+Onset: the replica start at which the start rate steps up (the two-rate Poisson split of the
+starts of both windows with the largest likelihood ratio, at least :data:`ONSET_LR`), else the
+incident's first start.
 """
 
 from __future__ import annotations
@@ -82,6 +85,9 @@ MIN_FEW_COLD = 10
 FEW_COLD_P = 1e-3
 #: ``detail.direction`` values of a ``scale`` event that removes a replica (not a start).
 SCALE_DOWN = ("down", "in", "scale_down", "scale-down", "scale_in", "scale-in")
+#: Likelihood-ratio statistic (chi-square, 1 df; p < 0.001) a step up in the replica start
+#: rate needs to date the onset (else the incident's first start does).
+ONSET_LR = 10.83
 _KEY_US = 600_000_000
 _MINUTE_US = 60_000_000
 
@@ -180,7 +186,7 @@ class ColdStartResult(DiagnosticResult):
         starts = self.starts
         inc = starts[(starts["ts"] >= pd.Timestamp(self.incident.start)) & (
             starts["ts"] < pd.Timestamp(self.incident.end))] if len(starts) else starts
-        onset = None if inc.empty else inc["ts"].min().to_pydatetime()
+        onset = None if inc.empty else self._onset(inc["ts"].min())
         return [Finding(
             id="infrastructure.cold_start", pathway="infrastructure", severity=severity,
             statistic=ratio, threshold=2.0,
@@ -207,6 +213,37 @@ class ColdStartResult(DiagnosticResult):
                       "hosts_started": sorted(inc["host"].astype(str).unique().tolist())},
             onset=onset, diagnostic=self.id,
         )]
+
+    def _onset(self, first: pd.Timestamp):
+        """When replicas began to start more often: the start at which a Poisson rate that
+        steps up fits the starts of both windows best (likelihood ratio, 1 degree of freedom,
+        at least :data:`ONSET_LR`); else the incident's first start. A long incident window
+        (the window detector's scan, three quarters of the data) holds routine restarts and
+        deploys days before a flapping autoscaler starts: the first of them is not the onset.
+        """
+        span_start = pd.Timestamp(min(self.baseline.start, self.incident.start))
+        span_end = pd.Timestamp(max(self.baseline.end, self.incident.end))
+        ts = self.starts["ts"]
+        ts = ts[(ts >= span_start) & (ts < span_end)].sort_values(ignore_index=True)
+        total_h = (span_end - span_start) / pd.Timedelta(hours=1)
+        n = len(ts)
+        if n < 3 or total_h <= 0:
+            return first.to_pydatetime()
+        before_h = ((ts - span_start) / pd.Timedelta(hours=1)).to_numpy()
+        k1 = np.arange(n, dtype=float)  # starts before each candidate
+        k2 = n - k1
+        h1, h2 = before_h, total_h - before_h
+        candidate = (ts >= pd.Timestamp(self.incident.start)).to_numpy() & (h1 > 0) & (h2 > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r1 = np.where(h1 > 0, k1 / h1, 0.0)
+            r2 = np.where(h2 > 0, k2 / h2, 0.0)
+            ll = (np.where(k1 > 0, k1 * np.log(r1), 0.0) + np.where(k2 > 0, k2 * np.log(r2), 0.0)
+                  - n * np.log(n / total_h))
+        ll = np.where(candidate & (r2 > r1), ll, -np.inf)
+        best = int(np.argmax(ll))
+        if not np.isfinite(ll[best]) or 2 * ll[best] < ONSET_LR:
+            return first.to_pydatetime()
+        return pd.Timestamp(ts.iloc[best]).to_pydatetime()
 
     def signals(self) -> pd.DataFrame:
         """Replica starts per time bucket (``cold_start.starts``)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,34 @@ def register_case(session, files: dict[str, Path]):
     for table, path in files.items():
         session.read.parquet(str(path)).createOrReplaceTempView(table)
     return ibis.pyspark.connect(session)
+
+
+@dataclass(frozen=True)
+class LakeCase:
+    """A simulated case in DuckDB (``db``, closed) and as a lake: its case tables as Parquet
+    files (``tables``: table -> path, as ``--tables`` takes them), with its true windows."""
+
+    db: Path
+    tables: dict[str, str]
+    incident: str
+    baseline: str
+
+
+def simulated_lake(folder: Path, mode: str, *, seed: int, rows: int,
+                   edit: Callable[..., None] | None = None) -> LakeCase:
+    """Simulate ``mode``, ingest it into ``folder/case.duckdb`` (every row loaded), let
+    ``edit(con, truth)`` change the case, then write it as a lake with :func:`export_case`."""
+    from toolkit.simulate import ingest_case, make_case
+
+    case = make_case(mode, seed=seed, rows=rows)
+    truth = case.truth()
+    con = ingest_case(case, folder)
+    try:
+        assert con.execute("SELECT count(*) FROM rejects").fetchone()[0] == 0
+        if edit is not None:
+            edit(con, truth)
+        files = export_case(con, folder / "lake")
+    finally:
+        con.close()
+    return LakeCase(folder / "case.duckdb", {table: str(path) for table, path in files.items()},
+                    "/".join(truth["incident"]), "/".join(truth["baseline"]))

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import toolkit as tk
+from tests.spark.conftest import simulated_lake
 from toolkit.cli import main
 from toolkit.errors import InvalidParameterError, SchemaMismatchError
-from toolkit.store.lake import LAKE_TABLES, connect_lake
-from toolkit.store.schema import quote_ident, quote_literal
+from toolkit.store.lake import connect_lake
 
 pytestmark = pytest.mark.spark
 
@@ -155,27 +155,11 @@ def test_two_lake_cases_keep_their_own_views(spark, tmp_path):
 
 @pytest.fixture(scope="module")
 def lake_case(tmp_path_factory):
-    """A small simulated version-skew case (2,000 requests) ingested into DuckDB, its
-    canonical tables written as Parquet folders, and its truth windows."""
-    from toolkit import simulate
-    from toolkit.simulate.writer import write_case
-
-    root = tmp_path_factory.mktemp("lake_case")
-    raw = write_case(simulate.make_case("version_skew", seed=3, rows=2000), root / "raw")
-    db = root / "case.duckdb"
-    con = tk.connect(db)
-    assert tk.load(con, raw).rows_rejected == 0
-    tables = {}
-    for table in LAKE_TABLES:
-        if con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]:
-            folder = root / "lake" / table
-            folder.mkdir(parents=True)
-            con.execute(f"COPY {quote_ident(table)} TO "
-                        f"{quote_literal(str(folder / 'part-0.parquet'))} (FORMAT parquet)")
-            tables[table] = str(folder)
-    con.close()
-    truth = json.loads((raw / "truth.json").read_text())
-    return db, tables, "/".join(truth["incident"]), "/".join(truth["baseline"])
+    """A small simulated version-skew case (2,000 requests) ingested into DuckDB, its case
+    tables written as Parquet, and its truth windows."""
+    lake = simulated_lake(tmp_path_factory.mktemp("lake_case"), "version_skew", seed=3,
+                          rows=2000)
+    return lake.db, lake.tables, lake.incident, lake.baseline
 
 
 @pytest.mark.slow

@@ -16,11 +16,11 @@ from datetime import timedelta
 import pytest
 
 import toolkit as tk
+from tests.spark.conftest import simulated_lake
 from toolkit.cli import main
 from toolkit.errors import InvalidParameterError
 from toolkit.report import render_postmortem
-from toolkit.store.lake import LAKE_TABLES, connect_lake
-from toolkit.store.schema import quote_ident, quote_literal
+from toolkit.store.lake import connect_lake
 
 pytestmark = pytest.mark.spark
 
@@ -29,6 +29,20 @@ HOSTILE = "<script>alert('x')</script> & <b>bold</b>"
 
 
 # --- options, checked before anything starts ---------------------------------------------
+
+
+@pytest.fixture
+def notebooks(monkeypatch):
+    """The notebooks the report would run, each as its name and parameters: a stand-in for
+    ``render_template`` records them and stops the rendering (``RuntimeError('stop')``)."""
+    started = []
+
+    def fake(name, parameters, out, **kwargs):
+        started.append({"name": name, "parameters": parameters})
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("toolkit.report.render_template", fake)
+    return started
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -43,29 +57,21 @@ HOSTILE = "<script>alert('x')</script> & <b>bold</b>"
     ({"engine": "spark", "tables": {"requests": "/x\nimport os"}}, "control character"),
     ({"engine": "spark", "tables": "requests=/x,requests=/y"}, "given twice"),
 ])
-def test_render_refuses_bad_sources_before_the_notebook_runs(tmp_path, monkeypatch, kwargs,
+def test_render_refuses_bad_sources_before_the_notebook_runs(tmp_path, notebooks, kwargs,
                                                              message):
-    started = []
-    monkeypatch.setattr("toolkit.report.render_template", lambda *a, **k: started.append(a))
     db = kwargs.pop("db", None)
     with pytest.raises(InvalidParameterError, match=re.escape(message)):
         render_postmortem(db, tmp_path / "out", **kwargs)
-    assert started == []
+    assert notebooks == []
 
 
-def test_render_passes_the_parsed_spec_to_the_notebook(tmp_path, monkeypatch):
+def test_render_passes_the_parsed_spec_to_the_notebook(tmp_path, notebooks):
     """The notebook gets the spec rebuilt from its validated pairs (spaces stripped), no db."""
-    seen = {}
-
-    def fake(name, parameters, out, **kwargs):
-        seen.update(name=name, parameters=parameters)
-        raise RuntimeError("stop")
-
-    monkeypatch.setattr("toolkit.report.render_template", fake)
     with pytest.raises(RuntimeError, match="stop"):
         render_postmortem(None, tmp_path / "out", engine="spark",
                           tables=" requests = delta:/lake/r , labels=db.labels",
                           incident_id="INC-1")
+    [seen] = notebooks
     assert seen["name"] == "postmortem"
     params = seen["parameters"]
     assert params["engine"] == "spark" and params["db"] == ""
@@ -79,16 +85,14 @@ def test_render_passes_the_parsed_spec_to_the_notebook(tmp_path, monkeypatch):
     ["--tables", "requests=/x"],
     ["--engine", "spark", "--tables", "nope=/x"],
 ])
-def test_cli_postmortem_usage_errors_exit_2(tmp_path, capsys, monkeypatch, argv):
+def test_cli_postmortem_usage_errors_exit_2(tmp_path, capsys, monkeypatch, notebooks, argv):
     monkeypatch.setenv("CI", "true")
-    started = []
-    monkeypatch.setattr("toolkit.report.render_template", lambda *a, **k: started.append(a))
     capsys.readouterr()
     code = main(["postmortem", "--out", str(tmp_path / "out"), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2, err
     assert len(err) == 1
-    assert started == []
+    assert notebooks == []
 
 
 # --- the same case on both engines -------------------------------------------------------
@@ -97,31 +101,18 @@ def test_cli_postmortem_usage_errors_exit_2(tmp_path, capsys, monkeypatch, argv)
 @pytest.fixture(scope="module")
 def lake_case(tmp_path_factory):
     """A small simulated version-skew case (2,000 requests) in DuckDB, with one alert whose
-    text holds HTML, and its canonical tables written as Parquet folders."""
-    from toolkit import simulate
-    from toolkit.simulate.writer import write_case
+    text holds HTML, and its case tables written as Parquet."""
 
-    root = tmp_path_factory.mktemp("lake_reports")
-    raw = write_case(simulate.make_case("version_skew", seed=3, rows=2000), root / "raw")
-    db = root / "case.duckdb"
-    con = tk.connect(db)
-    assert tk.load(con, raw).rows_rejected == 0
-    truth = json.loads((raw / "truth.json").read_text())
-    incident = tk.Window.parse("/".join(truth["incident"]))
-    con.execute("INSERT INTO events (ts, kind, artifact, version, host, detail) "
-                "VALUES (?, 'alert', 'infra', NULL, ?, ?)",
-                [incident.start + timedelta(minutes=5), HOSTILE,
-                 json.dumps({"message": HOSTILE})])
-    tables = {}
-    for table in LAKE_TABLES:
-        if con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]:
-            folder = root / "lake" / table
-            folder.mkdir(parents=True)
-            con.execute(f"COPY {quote_ident(table)} TO "
-                        f"{quote_literal(str(folder / 'part-0.parquet'))} (FORMAT parquet)")
-            tables[table] = str(folder)
-    con.close()
-    return db, tables, "/".join(truth["incident"]), "/".join(truth["baseline"])
+    def alert(con, truth):
+        incident = tk.Window.parse("/".join(truth["incident"]))
+        con.execute("INSERT INTO events (ts, kind, artifact, version, host, detail) "
+                    "VALUES (?, 'alert', 'infra', NULL, ?, ?)",
+                    [incident.start + timedelta(minutes=5), HOSTILE,
+                     json.dumps({"message": HOSTILE})])
+
+    lake = simulated_lake(tmp_path_factory.mktemp("lake_reports"), "version_skew", seed=3,
+                          rows=2000, edit=alert)
+    return lake.db, lake.tables, lake.incident, lake.baseline
 
 
 def test_provenance_lists_the_lake_locations(spark_session, lake_case):
@@ -202,30 +193,21 @@ def test_postmortem_on_spark_says_what_the_duckdb_postmortem_says(spark_session,
     ({"engine": "spark", "tables": ""}, "needs tables"),
     ({"engine": "spark", "tables": "requests=/x", "week": "2026-47"}, "ISO week"),
 ])
-def test_render_weekly_refuses_bad_sources_before_the_notebook_runs(tmp_path, monkeypatch,
+def test_render_weekly_refuses_bad_sources_before_the_notebook_runs(tmp_path, notebooks,
                                                                     kwargs, message):
-    started = []
-    monkeypatch.setattr("toolkit.report.render_template", lambda *a, **k: started.append(a))
     db = kwargs.pop("db", None)
     with pytest.raises(InvalidParameterError, match=re.escape(message)):
         tk.render_weekly(db, tmp_path / "out", week=kwargs.pop("week", "2026-W07"), **kwargs)
-    assert started == []
+    assert notebooks == []
 
 
-def test_render_weekly_passes_the_lake_to_the_notebook(tmp_path, monkeypatch):
-    seen = {}
-
-    def fake(name, parameters, out, **kwargs):
-        seen.update(name=name, parameters=parameters)
-        raise RuntimeError("stop")
-
-    monkeypatch.setattr("toolkit.report.render_template", fake)
+def test_render_weekly_passes_the_lake_to_the_notebook(tmp_path, notebooks):
     with pytest.raises(RuntimeError, match="stop"):
         tk.render_weekly(None, tmp_path / "out", week="2026-W07", engine="spark",
                          tables="requests=/lake/r")
-    assert seen == {"name": "weekly_report",
-                    "parameters": {"db": "", "engine": "spark", "tables": "requests=/lake/r",
-                                   "week": "2026-W07"}}
+    assert notebooks == [{"name": "weekly_report",
+                          "parameters": {"db": "", "engine": "spark",
+                                         "tables": "requests=/lake/r", "week": "2026-W07"}}]
 
 
 def test_cli_weekly_usage_errors_exit_2(tmp_path, capsys, monkeypatch):

@@ -85,7 +85,9 @@ def test_stale_hits_until_ttl_are_high():
     result = cache_staleness(con, BASELINE, INCIDENT)
     (finding,) = result.findings()
     assert finding.id == "integration.cache_staleness" and finding.severity == "high"
-    assert finding.statistic == pytest.approx(3 / 8, abs=0.05)  # 3 h stale out of 8 h
+    # every hit of the episode's 3 h is stale; over the whole 8 h window, 3/8 of them
+    assert finding.statistic == pytest.approx(1.0, abs=0.02)
+    assert finding.evidence["window_share"] == pytest.approx(3 / 8, abs=0.05)
     assert finding.evidence["cache_model_version"] == "v1"
     assert finding.evidence["duration_over_ttl"] == pytest.approx(1.0, abs=0.02)
     assert abs(finding.onset - DEPLOY.to_pydatetime()) <= timedelta(minutes=5)
@@ -188,3 +190,30 @@ def test_simulated_cache_staleness_is_high_and_none_is_quiet(seed):
     assert abs(pd.Timestamp(finding.onset) - onset) <= timedelta(minutes=15)
     con, baseline, incident, _ = simulated("none", seed)
     assert all(f.severity != "high" for f in cache_staleness(con, baseline, incident).findings())
+
+
+def test_a_short_episode_in_a_long_window_still_fires_dated_at_the_update():
+    # the window detector's scan: ten days, the first quarter as baseline; a model deploy on
+    # day 7 leaves 3 h of stale cache hits, 1.7% of the 7.5-day window's hits (below the 5%
+    # threshold: the old finding did not fire and the detector placed the window days away)
+    rng = np.random.default_rng(7)
+    n = 7200
+    ts = T0 + pd.to_timedelta(np.arange(n) * 120, unit="s")
+    deploy = T0 + timedelta(days=7, hours=3)
+    hit = rng.random(n) < 0.35
+    model = np.where(ts >= deploy, "v2", "v1")
+    cached = np.where((ts >= deploy) & (ts >= deploy + timedelta(hours=3)), "v2", "v1")
+    requests = pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "ts": ts,
+                             "model_version": model, "cache_hit": hit,
+                             "cache_model_version": np.where(hit, cached, None)})
+    events = _events((T0 - timedelta(days=2), "deploy", "model", "v1", {}),
+                     (deploy, "deploy", "model", "v2", {}))
+    quarter = T0 + timedelta(days=2, hours=12)
+    end = T0 + timedelta(days=10)
+    result = cache_staleness(make_case(requests=requests, events=events), (T0, quarter),
+                             (quarter, end), bucket=timedelta(hours=1))
+    (finding,) = result.findings()
+    assert finding.evidence["window_share"] < 0.05
+    assert finding.statistic >= 0.9
+    assert finding.severity in ("medium", "high")
+    assert pd.Timestamp(finding.onset) == deploy

@@ -27,7 +27,10 @@ first one. Python then decides on these few hundred rows:
   ``cache_ttl_ms``, ``cache_ttl_min``, ``cache_ttl_h`` in event detail, else ``case_meta``).
 
 **Finding** ``integration.cache_staleness`` (statistic: share of the incident's cache hits that
-are stale; threshold ``min_share``):
+are stale, over the incident's time buckets from the main episode's first stale hit to its
+last when that is higher: a day-long episode in an eleven-day window, as in the window
+detector's scan, is judged over its day; the whole window's share is ``window_share`` in the
+evidence; threshold ``min_share``):
 
 * it fires with >= ``min_hits`` (20) stale hits in the incident and a stale share of hits
   >= ``min_share`` (5%);
@@ -154,17 +157,24 @@ class CacheStalenessResult(DiagnosticResult):
             return []
         share = self.value("incident", "stale_share")
         stale = self.value("incident", "stale_hits")
+        hits, base_hits = self.value("incident", "hits"), self.value("baseline", "hits")
+        window_share = share
+        ep = self.main_episode()
+        during = self._episode_counts(ep)
+        if during is not None and during[1] > 0 and during[0] / during[1] > share:
+            # judged over the episode: a day of stale hits in a window of eleven days (the
+            # window detector's scan) is 3% of the window's hits but 30% of the day's
+            stale, hits = during
+            share = stale / hits
         base = self.value("baseline", "stale_share")
         base = 0.0 if np.isnan(base) else base
         if not (stale >= self.min_hits and share >= self.min_share):
             return []
-        hits, base_hits = self.value("incident", "hits"), self.value("baseline", "hits")
         rose = True
         if not np.isnan(base_hits) and base_hits > 0:
             _, pvalue = st.two_proportion_z(base * base_hits, base_hits, stale, hits)
             rose = share > base and pvalue < MAX_PVALUE
         of_requests = self.value("incident", "stale_request_share")
-        ep = self.main_episode()
         duration = float(ep["duration_s"]) if ep is not None else float("nan")
         persistent = bool(np.isnan(duration) or duration >= self.grace.total_seconds())
         if share - base < self.min_share or not rose:
@@ -176,6 +186,7 @@ class CacheStalenessResult(DiagnosticResult):
         summary = (f"{share:.1%} of the incident's cache hits ({int(stale)}, "
                    f"{of_requests:.1%} of requests) came from a model version no longer deployed")
         evidence: dict[str, Any] = {"baseline_share": base, "stale_hits": int(stale),
+                                    "window_share": window_share,
                                     "stale_request_share": of_requests,
                                     "hit_rate": self.value("incident", "hit_rate"),
                                     "ttl_s": self.ttl_s}
@@ -200,6 +211,21 @@ class CacheStalenessResult(DiagnosticResult):
             evidence=evidence, onset=self._update_onset(ep, self._onset()),
             diagnostic=self.id,
         )]
+
+    def _episode_counts(self, ep: pd.Series | None) -> tuple[float, float] | None:
+        """Stale hits and hits in the incident's time buckets from the main episode's first
+        stale hit to its last (``None`` without an episode or a timeline)."""
+        tl = self.timeline
+        if ep is None or tl.empty or pd.isna(ep["first_stale"]) or pd.isna(ep["last_stale"]):
+            return None
+        start = max(pd.Timestamp(ep["first_stale"]), pd.Timestamp(self.incident.start))
+        end = min(pd.Timestamp(ep["last_stale"]), pd.Timestamp(self.incident.end))
+        part = tl[(tl["bucket_end"] > start) & (tl["bucket_start"] <= end)
+                  & (tl["bucket_end"] > pd.Timestamp(self.incident.start))
+                  & (tl["bucket_start"] < pd.Timestamp(self.incident.end))]
+        if part.empty:
+            return None
+        return float(part["stale_hits"].sum()), float(part["hits"].sum())
 
     def _update_onset(self, ep: pd.Series | None, observed: datetime | None
                       ) -> datetime | None:

@@ -335,7 +335,9 @@ def cache_staleness(
     >>> result = cache_staleness(con, (ts[0], ts[400]), (ts[400], ts[-1]), ttl_s=4 * 3600)
     >>> f = result.findings()[0]
     >>> f.severity, round(f.statistic, 2), round(result.main_episode()["duration_s"] / 60)
-    ('high', 0.5, 199)
+    ('high', 1.0, 199)
+    >>> round(f.evidence["window_share"], 2)  # over the whole incident window, not its episode
+    0.5
     """
     baseline, incident = check_windows(baseline, incident)
     case = case or case_view(con)

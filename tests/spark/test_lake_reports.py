@@ -244,7 +244,7 @@ def test_week_check_runs_on_the_lake_engine(spark_session, lake_case):
 def test_weekly_on_spark_reports_what_the_duckdb_weekly_reports(spark_session, lake_case,
                                                                  tmp_path):
     """The weekly notebook on the Parquet tables finds the DuckDB report's incident and
-    drifted features and SLO verdict, and says why its trend is missing."""
+    drifted features, SLO verdict and trend over the last weeks."""
     db, tables, incident, _ = lake_case
     year, number, _ = tk.Window.parse(incident).start.isocalendar()
     week = f"{year}-W{number:02d}"
@@ -258,5 +258,5 @@ def test_weekly_on_spark_reports_what_the_duckdb_weekly_reports(spark_session, l
     assert got["drifted_features"] == expected["drifted_features"]
     assert got["slo_met"] == expected["slo_met"]
     html = spark.html.read_text()
-    assert "No trend on the spark engine yet" in html
+    assert "trend over the last weeks" in html and "No trend" not in html
     assert "<script>alert" not in html

@@ -72,8 +72,6 @@ class WeeklyReport:
     db: str = ""
     #: One row per week, the last :data:`TREND_WEEKS` weeks (see :mod:`toolkit.report.trend`).
     trend_frame: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: Why :attr:`trend_frame` was not measured (empty when it was).
-    trend_note: str = ""
     #: The label-free estimate of this week's accuracy, calibrated on the week before.
     estimate: Estimate = field(default_factory=lambda: Estimate(None, "not run"))
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -116,13 +114,7 @@ class WeeklyReport:
         drift = report.diagnosis.results.get("data.drift") if report.diagnosis else None
         known = {current.start: len(drift.drifted) / len(drift.table)} \
             if drift is not None and not drift.table.empty else {}
-        if case.engine.name == "duckdb":
-            report.trend_frame = weekly_measures(con, case, current, weeks=weeks, drift=known)
-        else:
-            # trend.py asks DuckDB's quantile_cont for a list of quantiles, which Spark does
-            # not accept: the section says so instead of failing the report
-            report.trend_note = (f"No trend on the {case.engine.name} engine yet: the weekly "
-                                 "measures need DuckDB.")
+        report.trend_frame = weekly_measures(con, case, current, weeks=weeks, drift=known)
         report.estimate = estimate(con, previous, current, case=case, diagnosis=diagnosis) \
             if case.has("requests") else Estimate(None, "no requests in the case")
         return report
@@ -327,7 +319,7 @@ class WeeklyReport:
         frame = self.trend_frame
         fig = trend_figure(frame) if not frame.empty else None
         if fig is None:
-            return note(self.trend_note or "No trend: no requests in the last weeks.")
+            return note("No trend: no requests in the last weeks.")
         shown = frame[["week", "requests", "p99_ms", "failure_rate", "labelled", "accuracy",
                        "ece", "drift_share"]]
         weeks = f"{len(frame)} week" + ("s" if len(frame) != 1 else "")

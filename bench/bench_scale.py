@@ -44,8 +44,17 @@ Measured on 2026-12-06, on a shared 2-core machine at load 16-19 (wall times ~6x
   holistic aggregate keeps every value in memory and cannot spill (without a limit it takes
   ~10 GB of RSS at 10M rows). It will fail at 100M under 4GB as well until it reads its edges
   from a sample (as ``_profile`` does) or from the shared profile's quantiles.
-* 100M rows: the build of the case did not finish (48 of 336 hours in 16 minutes, at ~5%
-  of a core); not measured yet.
+* 100M rows under ``--memory-limit 4GB`` (DuckDB reports 3.7 GiB), measured 2026-12-06
+  17:19-18:54 at load 26 falling to 10 (other engineers' runs; the diagnostics' process
+  started at 17:42 on the tree of that moment, before cdf4b19 made model.estimation's
+  bootstrap cheaper): the build took 1,386 s (case file 6.8 GiB). **Every diagnostic
+  completed**: 4,330 s wall, 1,142 s CPU, peak RSS 4,470 MiB (the whole process: DuckDB's
+  limit covers its buffer manager, not Python's objects nor allocator slack), temp directory
+  peak 7.8 GiB. The heaviest: model.estimation 1,684 s wall / 438 s CPU, model.performance
+  1,140 / 281, case.segments 502 / 117 (the 7.8 GiB spill), data.drift 346 / 82, model.ood
+  292 / 95.
+  Findings: data.feature_drift, data.out_of_range, model.accuracy_drop,
+  model.calibration_shift, model.prediction_shift (the 10M seed case's).
 
 ``--engine spark`` runs the same diagnostics through the Spark engine, for the record: the
 simulated case of ``--rows`` requests (10M by default; no replication) is exported table by

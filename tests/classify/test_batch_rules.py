@@ -188,12 +188,18 @@ def test_classify_a_model_release_picked_up_by_the_nightly_run(model_case):
     assert out["onset"] == "2026-03-04T02:00:00Z"
 
 
-def test_without_the_batch_rules_the_release_reads_as_concept_drift(model_case):
-    # the deploy is 14 h before the run: rules.toml's concept-drift rule (no model deploy in
-    # the 6 h before the onset) fires, and only the run's own model version tells otherwise
+def test_without_the_batch_rules_the_new_version_still_reads_as_a_release(model_case):
+    # the deploy is 14 h before the run, so rules.toml's concept-drift rule (no model deploy in
+    # the 6 h before the onset) fires; since de90f37 rules.toml's own rule for a new, less
+    # accurate model version serving the incident outweighs it (this case read concept_drift
+    # before that rule), with no batch rule involved
     plain = resources.files("toolkit.classify") / "rules.toml"
     result = tk.classify_incident(model_case, rules=str(plain), **WINDOWS)
-    assert result.failure_mode == "concept_drift"
+    assert result.failure_mode == "bad_release"
+    names = [h.name for h in result.verdict.hits]
+    assert "a new, less accurate model version serves the incident: not a drifting concept" \
+        in names
+    assert not any("batch run" in name for name in names)
 
 
 def test_classify_detects_the_failing_run_without_windows():

@@ -87,3 +87,22 @@ def test_shift_timeline_is_the_mean_baseline_cdf_per_bucket():
     assert shift["bucket_start"].tolist() == list(ts)
     assert shift["shift"].to_numpy() == pytest.approx((x + 0.5) / 10, abs=1e-12)
     assert shift["n"].tolist() == [1] * 40
+
+
+def test_a_step_between_sparse_buckets_is_dated_where_the_data_first_show_it():
+    """Daily batch runs (one hourly bucket with rows a day): a step between the third and the
+    fourth run fits equally well anywhere in the empty day between them; the onset is the
+    fourth run's bucket, where the change is first observed, not the fitted middle of the gap
+    (the old form dated it in the gap, at the baseline's end)."""
+    from datetime import timedelta
+
+    from toolkit.diagnose._onset import change_start
+
+    runs = pd.date_range("2026-03-01T02:00Z", periods=6, freq="D")
+    timeline = pd.DataFrame({"bucket_start": runs, "x": [0.5, 0.5, 0.5, 0.9, 0.9, 0.9],
+                             "n": 600})
+    start, gradual = change_start(timeline, "x", width=timedelta(hours=1),
+                                  after=pd.Timestamp("2026-03-03T12:00Z").to_pydatetime(),
+                                  weights="n")
+    assert not gradual
+    assert pd.Timestamp(start) == pd.Timestamp("2026-03-04T02:00Z")

@@ -200,7 +200,28 @@ def change_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after
     if longer and f >= RAMP_F:
         return ramp[0], True
     # a bucket averages a step at ``tau`` inside it into a ramp of one bucket centred on tau
-    return step[0] + (step[1] - step[0]) / 2, False
+    tau = step[0] + (step[1] - step[0]) / 2
+    return _first_observed(timeline, column, weights, width, tau), False
+
+
+def _first_observed(timeline: pd.DataFrame, column: str, weights: str | None,
+                    width: timedelta, when: datetime) -> datetime:
+    """``when`` if a bucket with data holds it, else the start of the first such bucket after.
+
+    Between two buckets with data (the runs of a batch job, a sparse log) a step fits equally
+    well anywhere in the empty stretch; the data show the change first in the next bucket
+    that has rows, so the onset is not placed where nothing was observed.
+    """
+    t = timeline[timeline[column].notna()]
+    if weights:
+        t = t[t[weights] > 0]
+    starts = pd.to_datetime(t["bucket_start"], utc=True).sort_values()
+    moment = pd.Timestamp(when)
+    step = pd.Timedelta(width)
+    if ((starts <= moment) & (moment < starts + step)).any():
+        return when
+    later = starts[starts > moment]
+    return later.iloc[0].to_pydatetime() if len(later) else when
 
 
 def coarse_onset(timeline: pd.DataFrame, column: str, *, after: datetime,

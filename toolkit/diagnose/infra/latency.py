@@ -109,7 +109,7 @@ class LatencyResult(DiagnosticResult):
             out.append(Finding(
                 id="infrastructure.latency_regression", pathway="infrastructure",
                 severity="high" if ratio >= 3 else "medium", statistic=ratio, threshold=1.5,
-                summary=f"p99 latency rose {ratio:.1f}x ({base99:.0f} -> {inc99:.0f} ms)" + (
+                summary=f"p99 latency rose {_times(ratio)} ({base99:.0f} -> {inc99:.0f} ms)" + (
                     "." if self.source == "requests" else
                     f", from the samples of the {self.source.split(':', 1)[1]} metric."),
                 evidence={"p50_ratio": _ratio(self, "p50_ms"), "p95_ratio": _ratio(self, "p95_ms"),
@@ -393,3 +393,13 @@ def _first_bucket_over(timeline: pd.DataFrame, column: str, threshold: float, af
 def _ratio(result: LatencyResult, column: str) -> float:
     base = result.value("baseline", column)
     return result.value("incident", column) / base if base > 0 else float("nan")
+
+
+def _times(ratio: float) -> str:
+    """A ratio as people write it: ``12x``, ``2.5x`` (one decimal, none when it is zero).
+
+    >>> _times(12.01), _times(2.46)
+    ('12x', '2.5x')
+    """
+    text = f"{ratio:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "x"

@@ -280,7 +280,8 @@ class MemoryResult(DiagnosticResult):
             id="infrastructure.memory_pressure", pathway="infrastructure", severity=severity,
             statistic=worst, threshold=PRESSURE,
             summary=(f"{label} reached {worst:.0%} of its limit on {len(hosts)} host(s) in the "
-                     f"incident (baseline max {before:.0%})."),
+                     "incident (" + ("no baseline samples" if pd.isna(before)
+                                     else f"baseline max {before:.0%}") + ")."),
             evidence={"kind": kind_hit, "baseline_max_utilisation": before,
                       "time_at_pressure_baseline": t_b, "time_at_pressure_incident": t_i,
                       "queue_depth_mean_baseline": self.queue_depth("baseline"),

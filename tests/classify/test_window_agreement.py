@@ -3,25 +3,13 @@ a lone finding far from the incident must not open the window."""
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
+from tests.classify.test_window_slow_modes import HOUR, SPAN, START, series, windows
 from toolkit.diagnose._base import Finding
-from toolkit.types import Window
-
-windows = importlib.import_module("toolkit.classify.windows")
-
-START = pd.Timestamp("2026-03-01", tz="UTC")
-HOUR = timedelta(hours=1)
-SPAN = Window(START, START + 240 * HOUR)
-
-
-def series(name: str, values: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"bucket_start": START + pd.to_timedelta(np.arange(len(values)), "h"),
-                         "signal": name, "value": values})
 
 
 def finding(id_: str, pathway: str, onset, severity: str) -> Finding:

@@ -38,14 +38,7 @@ def test_an_incident_inside_the_provisional_baseline_is_dated_from_an_early_edge
     start, stop = pd.Timestamp(span.start), pd.Timestamp(span.end)
     assert abs((onset - start) / (stop - start) - 0.1) < 0.01
     quarter = start + (stop - start) / 4
-    baselines = []
-    run = api.run_diagnostics
-
-    def recording(con, baseline, incident, **kwargs):
-        baselines.append(baseline)
-        return run(con, baseline, incident, **kwargs)
-
-    monkeypatch.setattr(api, "run_diagnostics", recording)
+    baselines = _record_scans(monkeypatch)
     located = api._detect(con, case, span, None)
     # two scans: the provisional quarter, then the first sixteenth
     wanted = [quarter, start + (stop - start) / 16]
@@ -64,15 +57,21 @@ def test_a_given_baseline_or_an_onset_away_from_the_quarter_takes_one_scan(early
     con, onset = early_case
     case = case_view(con)
     _, span = api._analysed_span(case)
-    calls = []
-    run = api.run_diagnostics
-
-    def recording(con, baseline, incident, **kwargs):
-        calls.append(baseline)
-        return run(con, baseline, incident, **kwargs)
-
-    monkeypatch.setattr(api, "run_diagnostics", recording)
+    calls = _record_scans(monkeypatch)
     start = pd.Timestamp(span.start)
     baseline = Window(start, onset - pd.Timedelta(hours=1))
     assert api._detect(con, case, span, baseline) is not None
     assert len(calls) == 1
+
+
+def _record_scans(monkeypatch) -> list:
+    """The baseline window of every diagnostics scan the detector runs, in order."""
+    baselines = []
+    run = api.run_diagnostics
+
+    def recording(con, baseline, incident, **kwargs):
+        baselines.append(baseline)
+        return run(con, baseline, incident, **kwargs)
+
+    monkeypatch.setattr(api, "run_diagnostics", recording)
+    return baselines

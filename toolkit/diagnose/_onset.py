@@ -55,14 +55,7 @@ def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start
     for k1 in range(max(min_start, 0), n - 1):
         k2 = np.arange(k1 + 1, n + 1, dtype=float)
         r = np.clip((t[None, :] - k1) / (k2[:, None] - k1), 0.0, 1.0)
-        r_mean = (r * w).sum(axis=1) / total
-        dr = r - r_mean[:, None]
-        cov = (dr * (x - mean) * w).sum(axis=1)
-        var_r = (dr * dr * w).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(var_r > 0, cov * cov / (var_r * var_y), 0.0)
-            if direction:
-                r2 = np.where(np.sign(cov) == direction, r2, 0.0)
+        r2 = _explained(r, x, w, direction)
         j = int(np.argmax(r2))
         if r2[j] > best[2]:
             best = (k1, int(k2[j]), float(r2[j]))
@@ -123,13 +116,7 @@ def ramp_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: 
     def r2(s: np.ndarray, e: np.ndarray) -> np.ndarray:
         """Share of variance explained per candidate pair (rows of ``s``, ``e``)."""
         r = np.clip((pos[None, :] - s[:, None]) / np.maximum(e - s, 1e-9)[:, None], 0.0, 1.0)
-        r_mean = (r * w).sum(axis=1) / total
-        dr = r - r_mean[:, None]
-        cov = (dr * (x - mean) * w).sum(axis=1)
-        var_r = (dr * dr * w).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(var_r > 0, cov * cov / (var_r * var_y), 0.0)
-        return np.where(np.sign(cov) == direction, out, 0.0) if direction else out
+        return _explained(r, x, w, direction)
 
     last = float(np.ceil(pos[-1]))
     edges = np.unique(np.r_[lowest, np.arange(np.ceil(lowest), last + 1.0)])
@@ -157,6 +144,22 @@ def ramp_start(timeline: pd.DataFrame, column: str, *, width: timedelta, after: 
     s, e, r = (s_f[j], e_f[j], fit_f[j]) if fit_f[j] > fit[best] else (
         s0[best], e0[best], fit[best])
     return ((origin + s * step).to_pydatetime(), (origin + e * step).to_pydatetime(), float(r))
+
+
+def _explained(r: np.ndarray, x: np.ndarray, w: np.ndarray, direction: int) -> np.ndarray:
+    """Share of the weighted variance of ``x`` that each row of ``r`` (a ramp regressor per
+    candidate) explains in a one-regressor weighted least squares fit; 0 where the fitted
+    change goes against ``direction`` (+1 rises, -1 falls, 0 either)."""
+    total = w.sum()
+    mean = (w * x).sum() / total
+    var_y = (w * (x - mean) ** 2).sum()
+    r_mean = (r * w).sum(axis=1) / total
+    dr = r - r_mean[:, None]
+    cov = (dr * (x - mean) * w).sum(axis=1)
+    var_r = (dr * dr * w).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(var_r > 0, cov * cov / (var_r * var_y), 0.0)
+    return np.where(np.sign(cov) == direction, out, 0.0) if direction else out
 
 
 #: A ramp is preferred to a step when it explains the buckets better by this F statistic

@@ -42,7 +42,11 @@ Severity **high**: rise, healthy server and a timeout below the tail. **medium**
 healthy server with no timeout configuration known, or rise with a timeout below the
 *baseline's* p99.9 while the server also slowed. **low**: rise and healthy server, but the
 configured timeout sits above the tail (the timeouts are not explained by the budget), or no
-latency logged. Without a rise, one route remains (**medium**, :meth:`TimeoutResult._cut_below_tail`):
+latency logged. With no latency logged, the rise is **medium** when the log shows its cause
+instead (:meth:`TimeoutResult._lowered_timeout`): a configuration change at most ``lookback``
+before the baseline's end, and no later than the rise's onset, lowered the timeout in force
+below the baseline's (or set one where the baseline had none); the server's health cannot be
+seen, so never high. Without a rise, one route remains (**medium**, :meth:`TimeoutResult._cut_below_tail`):
 a configuration change set a timeout below the baseline's completed p99 and the incident's
 completed latency stops below it (p99.9 under the timeout, median unchanged): a log that keeps
 only the answers the client waited for loses the timed-out requests instead of marking them.
@@ -188,7 +192,15 @@ class TimeoutResult(DiagnosticResult):
         configured = not np.isnan(timeout)
         below = configured and not np.isnan(tail) and timeout < tail
         below_base = configured and not np.isnan(base_tail) and timeout < base_tail
-        if not self.has_latency:
+        lowered = self._lowered_timeout(r_b, r_i) if not self.has_latency else None
+        if lowered is not None:
+            when, value, before = lowered
+            severity, why = "medium", (
+                f"no latency is logged, but a configuration change at "
+                f"{when:%Y-%m-%d %H:%M} lowered the client timeout in force to {value:.0f} ms "
+                + (f"(baseline {before:.0f} ms)" if not np.isnan(before) else
+                   "(none set in the baseline)") + " before the timeouts rose")
+        elif not self.has_latency:
             severity, why = "low", "no latency is logged to compare with the server tail"
         elif healthy and below:
             severity, why = "high", (f"the client timeout ({timeout:.0f} ms) sits below the "
@@ -235,6 +247,33 @@ class TimeoutResult(DiagnosticResult):
                                      or self._onset(r_b, r_i)),
             diagnostic=self.id,
         )]
+
+    def _lowered_timeout(self, r_b: float, r_i: float
+                         ) -> tuple[pd.Timestamp, float, float] | None:
+        """The configuration change that lowered the client timeout before the rise.
+
+        The latest change from ``lookback`` before the baseline's end up to the rise's onset
+        (the incident's end when it cannot be dated) whose value is below the smallest timeout
+        in force in the baseline (any value when the baseline had none), with the incident's
+        smallest timeout in force below the baseline's too: ``(time, value, baseline value)``,
+        else ``None``.
+        """
+        if self.config.empty:
+            return None
+        base = self.value("baseline", "timeout_min_ms")
+        now = self.value("incident", "timeout_min_ms")
+        if np.isnan(now) or (not np.isnan(base) and now >= base):
+            return None
+        onset = self._onset(r_b, r_i)
+        limit = pd.Timestamp(onset) if onset is not None else pd.Timestamp(self.incident.end)
+        c = self.config
+        cut = c["timeout_ms"] < base if not np.isnan(base) else c["timeout_ms"].notna()
+        hits = c[c["ts"].notna() & (c["ts"] >= pd.Timestamp(self.baseline.end - self.lookback))
+                 & (c["ts"] <= limit) & cut]
+        if hits.empty:
+            return None
+        last = hits.sort_values("ts").iloc[-1]
+        return pd.Timestamp(last["ts"]), float(last["timeout_ms"]), base
 
     def _cut_below_tail(self) -> Finding | None:
         """The *cut tail* route: a timeout set below the baseline's p99 with no timeouts logged.

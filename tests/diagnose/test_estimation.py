@@ -372,13 +372,16 @@ def test_backtest_covariate_shift_estimate_within_two_points():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["bad_release", "calibration_collapse"])
-def test_backtest_new_model_version_abstains(mode):
+def test_backtest_new_model_version_is_estimated_by_the_stand_in_model(mode):
     # a new (or quantized) model's scores are not the reference's: the reference calibration
-    # would be 3 to 11 points off (see the report), so the estimate abstains before any label
+    # would be 3 to 11 points off, so CBPE cannot vouch for them before any label; the
+    # stand-in model fitted on the reference's features (P(y | x)) estimates them instead
     hidden, later, t = _backtest(mode)
-    assert hidden.abstained
-    assert any("model version" in g.reason for g in hidden.not_assessed)
-    assert (t["accuracy"] - t["realized"]).abs().mean() > 0.02  # it would have been wrong
+    assert hidden.method == "proxy" and not hidden.abstained, hidden.not_assessed
+    assert not hidden.reference["versions"][next(iter(hidden.reference["versions"]))][
+        "calibrated"]  # no label of the new version was used
+    err = (t["accuracy"] - t["realized"]).abs()
+    assert len(t) >= 2 and (err <= 0.02).mean() >= 0.8, t[["accuracy", "realized"]]
 
 
 @pytest.mark.slow

@@ -77,7 +77,19 @@ Recipe (binary tasks; NannyML's CBPE, ``nannyml/performance_estimation/confidenc
      and bounded (support, band) with that calibrator. ``reference["versions"]`` says, per
      new version, how many labels it had and why it was or was not calibrated. The labels
      that calibrate a version cannot also check it for concept drift (on them the gap is
-     zero by construction): for those rows the head's cross-fitted ECE is the only check;
+     zero by construction): for those rows the head's cross-fitted ECE is the only check.
+     A version with no such head is estimated instead by a **stand-in model** fitted on the
+     reference's features (:mod:`toolkit.diagnose.model.estimation_proxy`: a calibrated
+     logistic regression of the label on the features, scored in the engine; P(y | x) holds
+     for any model version unless the concept drifts), when its own checks pass (held-out
+     AUC, ECE and agreement with the old model's realised accuracy; every catalogued feature
+     present and the incident's inside the reference's support; no concept-drift evidence
+     where incident labels exist). The result's ``method`` is then ``"proxy"`` (the table's
+     ``method`` column too), its assumptions the proxy's, and
+     ``reference["proxy"]`` holds the fit and, where the old version still served part of
+     the window, CBPE's and the proxy's estimate of those rows and their gap. Without the
+     proxy (its checks fail, multiclass or regression tasks) the version abstains as before,
+     with the proxy's failed checks among the reasons;
    * labels that exist in the analysis window contradict the estimate (concept drift: P(y|x)
      changed, which no score can show): realised accuracy differs from the estimate on the
      same labelled rows by more than :data:`MIN_DRIFT_GAP` and more than :data:`Z_CHECK`
@@ -156,6 +168,9 @@ MAX_NEW_VERSIONS = 5
 BOOTSTRAP = 200
 BOOTSTRAP_SEED = 20251
 METRICS = ("accuracy", "precision", "recall", "f1")
+#: How the estimate was made, as the headline and the finding name it.
+METHOD_NAMES = {"cbpe": "CBPE, calibrated scores",
+                "proxy": "stand-in model on the features"}
 #: Covariate-shift reweighting: bins per feature (reference quantiles, or the commonest
 #: categories and the rest), the features that define the cells, the PSI from which a feature
 #: counts as shifted, the largest weight, and the effective reference size it must keep.
@@ -286,6 +301,9 @@ class EstimationResult(DiagnosticResult):
     positive: str | None = None
     score_is: str = "confidence"
     task: str = "binary"
+    #: ``cbpe`` (calibrated scores) or ``proxy`` (a stand-in model on the features, for a
+    #: model version no label vouches for: :mod:`.estimation_proxy`).
+    method: str = "cbpe"
     as_of: datetime | None = None
     reference: dict[str, Any] = field(default_factory=dict, repr=False)
     overall: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -331,6 +349,7 @@ class EstimationResult(DiagnosticResult):
             "realized accuracy": self.overall.get("realized_accuracy", float("nan")),
             "residual ECE": self.reference.get("residual_ece", float("nan")),
             "estimate": "cannot estimate" if self.abstained else "ok",
+            "method": METHOD_NAMES[self.method],
         }
 
     def findings(self) -> list[Finding]:
@@ -350,7 +369,8 @@ class EstimationResult(DiagnosticResult):
             id="model.estimated_accuracy_drop", pathway="model",
             severity="medium" if drop >= MAJOR_DROP else "low",
             statistic=float(drop), threshold=MIN_DROP,
-            summary=(f"estimated accuracy (no labels needed) fell {drop:.1%}: reference "
+            summary=(f"estimated accuracy ({METHOD_NAMES[self.method]}; no labels needed) "
+                     f"fell {drop:.1%}: reference "
                      f"{ref:.1%}, incident {est:.1%} (band {self.overall['accuracy_lo']:.1%}-"
                      f"{self.overall['accuracy_hi']:.1%})" + (
                          f"; estimated precision {self.reference['precision']:.1%} -> "
@@ -362,7 +382,7 @@ class EstimationResult(DiagnosticResult):
                       "estimated_recall": self.overall["recall"],
                       "realized_accuracy": realized,
                       "labelled_incident": int(self.overall.get("labelled", 0)),
-                      "estimated": True},
+                      "estimated": True, "method": self.method},
             onset=onset, diagnostic=self.id,
         )]
 
@@ -393,7 +413,7 @@ class EstimationResult(DiagnosticResult):
         if t.empty:
             return super().plot(ax)
         m, name, how = (("mae", "MAE", "error model") if self.task == "regression" else
-                        ("accuracy", "accuracy", "CBPE"))
+                        ("accuracy", "accuracy", METHOD_NAMES[self.method]))
         ok = t["status"] == "estimated"
         ax.plot(t["bucket_start"], t[m].where(ok), color=WINDOW_COLORS["baseline"], marker="o",
                 label=f"estimated {name} ({how})")
@@ -611,11 +631,65 @@ def estimation(
                                                                  ).iloc[0].to_dict()
     assumptions = pd.concat([assumptions, _window_checks(
         table, overall, base["reference"].get("versions"))], ignore_index=True)
+    version_ok = bool(assumptions.loc[assumptions["check"] == "model version", "passed"].all())
+    if not version_ok and not multiclass:
+        # no label vouches for the new version's scores: estimate P(y | x) instead
+        table, overall, assumptions, method = _stand_in(
+            case, record, base, (baseline, incident, width, as_of, positive),
+            (table, overall, assumptions), (analysis, labelled, maps))
+        base["sql"], base["method"] = record.sql, method
     gaps = [NotAssessed(ID, f"cannot estimate: {d}")
             for d in assumptions.loc[~assumptions["passed"], "detail"]]
     return EstimationResult(**base, table=table, overall=overall, assumptions=assumptions,
                             calibrator=pd.DataFrame({"x": full.x, "y": full.y}),
                             not_assessed=tuple(gaps) + per_class)
+
+
+def _stand_in(case: CaseView, record: Recorder, base: dict[str, Any], windows: tuple,
+              cbpe: tuple[pd.DataFrame, dict[str, Any], pd.DataFrame], parts: tuple
+              ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame, str]:
+    """The stand-in model's estimate (:mod:`.estimation_proxy`) of a window that CBPE cannot
+    vouch for (a model version the reference did not serve, with no labelled head).
+
+    Returns ``(table, overall, assumptions, method)``: the proxy's when its checks pass
+    (``method`` ``"proxy"``; the failed model-version check is kept, marked as answered by
+    the proxy, and CBPE's score checks give way to the proxy's feature checks), else CBPE's
+    with the proxy's checks appended (it still abstains, now saying why the proxy could not
+    answer either). ``base["reference"]["proxy"]`` records the fit, its checks and, where the
+    old version still served part of the window, CBPE's and the proxy's estimate of those
+    rows and their gap."""
+    from toolkit.diagnose.model.estimation_proxy import proxy_estimate
+
+    baseline, incident, width, as_of, positive = windows
+    table, overall, assumptions = cbpe
+    analysis, labelled, maps = parts
+    got = proxy_estimate(case, record, baseline, incident, width, as_of, positive)
+    info = {k: v for k, v in got.proxy.info.items() if k != "platt"} | {
+        "applied": False, "checks": got.checks.to_dict("records")}
+    old = analysis["known"].to_numpy(bool) if "known" in analysis else np.zeros(len(analysis), bool)
+    if old.any() and not got.by_version.empty:
+        known = set(analysis.loc[old, "version"].astype(str))
+        mine = got.by_version[got.by_version["version"].astype(str).isin(known)]
+        rows = float(mine["rows"].sum())
+        lab = labelled[labelled["version"].astype(str).isin(known)] if "version" in labelled \
+            else labelled.iloc[0:0]
+        cbpe_old = _pooled(analysis[old], lab, maps)["accuracy"]
+        proxy_old = float((mine["accuracy"] * mine["rows"]).sum() / rows) if rows else np.nan
+        info["old_version"] = {"rows": int(rows), "cbpe_accuracy": float(cbpe_old),
+                               "proxy_accuracy": proxy_old, "gap": proxy_old - float(cbpe_old)}
+    base["reference"]["proxy"] = info
+    if not got.ok:
+        return table, overall, pd.concat([assumptions, got.checks], ignore_index=True), "cbpe"
+    info["applied"] = True
+    version = assumptions[assumptions["check"] == "model version"].copy()
+    version["passed"] = True
+    version["detail"] = version["detail"] + (
+        "; estimated instead by a stand-in model fitted on the reference's features (P(y | x)"
+        " holds for any model version unless the concept drifts), which needs no label of "
+        "the new version")
+    reference = assumptions[assumptions["check"].str.startswith("reference")]
+    return got.table, got.overall, pd.concat([reference, version, got.checks],
+                                             ignore_index=True), "proxy"
 
 
 def _top_label_only(frame: pd.DataFrame) -> pd.DataFrame:

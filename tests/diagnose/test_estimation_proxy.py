@@ -170,6 +170,8 @@ def test_the_old_version_still_serving_gets_both_estimates_and_their_gap():
     assert abs(old["cbpe_accuracy"] - truth_old) < 0.03
     assert abs(old["proxy_accuracy"] - truth_old) < 0.03
     assert old["gap"] == pytest.approx(old["proxy_accuracy"] - old["cbpe_accuracy"])
+    shown = r.headline()["old version (CBPE vs stand-in)"]
+    assert shown.startswith(f"{old['cbpe_accuracy']:.3f} vs {old['proxy_accuracy']:.3f}")
     realized = float((pred == np.where(y, "1", "0")).mean())
     assert abs(r.overall["accuracy"] - realized) < 0.02
 

@@ -350,7 +350,17 @@ class EstimationResult(DiagnosticResult):
             "residual ECE": self.reference.get("residual_ece", float("nan")),
             "estimate": "cannot estimate" if self.abstained else "ok",
             "method": METHOD_NAMES[self.method],
-        }
+        } | self._old_version_headline()
+
+    def _old_version_headline(self) -> dict[str, Any]:
+        """Where the old version still served part of a window the stand-in model estimated:
+        both estimates of those rows and their gap."""
+        old = self.reference.get("proxy", {}).get("old_version")
+        if self.method != "proxy" or not old:
+            return {}
+        return {"old version (CBPE vs stand-in)":
+                f"{old['cbpe_accuracy']:.3f} vs {old['proxy_accuracy']:.3f} "
+                f"(gap {old['gap']:+.3f}, {old['rows']:,} rows)"}
 
     def findings(self) -> list[Finding]:
         if self.abstained or not self.overall or not self.reference:

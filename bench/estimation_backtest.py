@@ -226,6 +226,12 @@ def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
             "own_version_labels": sum(int(h["labelled"]) for h in heads.values()
                                       if h.get("calibrated")),
             "reweighted": bool(rw.get("applied")),
+            # the stand-in model's fit (a new version with no labelled head; NaN otherwise)
+            "proxy_applied": bool(hidden.reference.get("proxy", {}).get("applied")),
+            "proxy_auc": hidden.reference.get("proxy", {}).get("auc", np.nan),
+            "proxy_ece": hidden.reference.get("proxy", {}).get("ece", np.nan),
+            "proxy_agreement_gap": hidden.reference.get("proxy", {}).get("agreement_gap",
+                                                                          np.nan),
             "reweighted_on": " x ".join(rw.get("features", [])) if rw.get("applied") else ""}
     if later.overall.get("labelled", 0) < min_labels:
         return []  # no realized accuracy to compare with (the simulated case has no labels)
@@ -255,6 +261,7 @@ def _compare(hidden, later, i, calendar: bool, min_labels: int) -> list[dict]:
                            "old_half": Z * float(np.hypot(h.get(f"{m}_se_sampling", np.nan),
                                                            h.get(f"{m}_se_folds", np.nan))),
                            "own_version_share": h.get("own_version_share", 0.0),
+                           "method": getattr(hidden, "method", "cbpe"),
                            "labelled": int(r["labelled"])})
     return out
 
@@ -338,6 +345,7 @@ def summarize(frame: pd.DataFrame, relative: bool = False) -> pd.DataFrame:
                                         ok["old_half"]).mean())
             if len(ok) and "old_half" in ok and ok["old_half"].notna().any() else np.nan,
             "abstained_share": float(g["abstained"].mean()),
+            "by_proxy": int((ok.get("method", pd.Series(dtype=str)) == "proxy").sum()),
             "abstained_would_be_off": float(off.mean()) if off.notna().any() else np.nan,
             "drift_once_labelled": int(g.drop_duplicates("seed")["drift_once_labelled"].sum()),
             "seeds": g["seed"].nunique(),
@@ -387,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{mode:22s} seed {seed:2d} {w['variant'][:5]:5s} {w['window'][:16]} "
                       f"est {w['estimate']:.4f} [{w['lo']:.4f}, {w['hi']:.4f}] realized "
                       f"{w['realized']:.4f} ({w['labelled']} labels, {w['days']:.1f} d) "
-                      f"{w['reweighted_on']} "
+                      f"{w['reweighted_on']} {w.get('method', '')} "
                       f"{'ABSTAINED: ' + w['reason'][:90] if w['abstained'] else ''}"
                       f" [{time.perf_counter() - tick:.0f}s]", file=sys.stderr, flush=True)
     frame = pd.DataFrame(found)

@@ -85,6 +85,7 @@ from toolkit.diagnose._engine import (
     window_label,
 )
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import refine_onset
 from toolkit.types import Window
 
@@ -349,7 +350,7 @@ class CapacityResult(DiagnosticResult):
             return None
         ratio = m["latency_ratio"]
         severity = "high" if ratio >= 2.0 else "medium" if ratio >= 1.5 else "low"
-        latency = (f"p99 latency in those buckets {ratio:.1f}x its baseline "
+        latency = (f"p99 latency in those buckets {times(ratio)} its baseline "
                    f"({m['p99_baseline_ms']:.0f} -> {m['p99_high_ms']:.0f} ms"
                    + (f", Spearman {m['spearman_queue_p99']:.2f} with the queue"
                       if not math.isnan(m["spearman_queue_p99"]) else "") + ")"
@@ -389,8 +390,9 @@ class CapacityResult(DiagnosticResult):
             id="infrastructure.capacity_saturation", pathway="infrastructure", severity=severity,
             statistic=s_i, threshold=0.05,
             summary=(f"{s_i:.1%} of incident requests ran at or above the concurrency knee "
-                     f"({self.knee:g} in flight; baseline {s_b:.1%}), where p99 is "
-                     f"{ratio:.1f}x its low-concurrency value."),
+                     f"({self.knee:g} in flight; baseline {s_b:.1%}), "
+                     + (f"where p99 is {times(ratio)} its low-concurrency value."
+                        if math.isfinite(ratio) else "with no low-concurrency p99 to compare.")),
             evidence={"knee": self.knee, "knee_fit": self.knee_fit,
                       "p99_low_ms": self.p99_low_ms, "p99_above_knee_ms": p99_above,
                       "p99_ratio_above_knee": ratio, "share_above_knee_baseline": s_b,

@@ -66,6 +66,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose.infra.capacity import epoch_us, hist_count_above, hist_quantiles, latency_bin
 from toolkit.types import Window
 
@@ -191,7 +192,7 @@ class ColdStartResult(DiagnosticResult):
             id="infrastructure.cold_start", pathway="infrastructure", severity=severity,
             statistic=ratio, threshold=2.0,
             summary=(f"requests served less than {self.cold_bins[-1].split('-')[-1]} after a "
-                     f"replica started have p99 {self.cold_p99_ms:.0f} ms, {ratio:.1f}x the "
+                     f"replica started have p99 {self.cold_p99_ms:.0f} ms, {times(ratio)} the "
                      f"{self.reference}; {k_i:.0f} replica starts in the incident "
                      f"(baseline {self.value('baseline', 'starts'):.0f})."),
             evidence={"cold_p99_ms": self.cold_p99_ms, "reference": self.reference,

@@ -61,6 +61,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_window_key, decode_bucket_window, double
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import quantiles_from_counts
 from toolkit.diagnose.infra.memory import OOM_PATTERN
@@ -187,8 +188,9 @@ class ContextErrorsResult(DiagnosticResult):
             severity=severity, statistic=share, threshold=SHARE,
             summary=(f"{share:.0%} of {ev['failures_incident']:.0f} incident failures (mostly "
                      f"{kind}) came from the longest tenth of prompts (> "
-                     f"{ev['top_decile_min_tokens']:.0f} tokens), which failed "
-                     f"{ev['rate_ratio']:.1f}x as often as the rest."),
+                     f"{ev['top_decile_min_tokens']:.0f} tokens), "
+                     + (f"which failed {times(ev['rate_ratio'])} as often as the rest."
+                        if math.isfinite(ev["rate_ratio"]) else "while the rest never failed.")),
             evidence=ev, onset=onset, diagnostic=self.id)]
 
     def signals(self) -> pd.DataFrame:

@@ -72,6 +72,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, percent_scale, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.infra.token_latency import (
     LATENCIES,
@@ -261,7 +262,7 @@ class KVCacheResult(DiagnosticResult):
             parts.append(f"waiting requests {ev['waiting_mean_baseline']:.1f} -> "
                          f"{ev['waiting_mean_incident']:.1f}")
         if ev["ttft_up"]:
-            parts.append(f"TTFT p90 x{ev['ttft_ratio']:.1f}")
+            parts.append(f"TTFT p90 {times(ev['ttft_ratio'])}")
         return [Finding(
             id="infrastructure.kv_cache_pressure", pathway="infrastructure", severity=severity,
             statistic=float(statistic), threshold=threshold,

@@ -77,6 +77,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, epoch_us, window_label
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import quantiles_from_counts
 from toolkit.diagnose.infra.token_latency import (
@@ -238,7 +239,7 @@ class PrefillResult(DiagnosticResult):
                      f"{ev['long_token_share_incident']:.0%} of input tokens "
                      f"(rho {self.rho:.2f} over {self.buckets} buckets)" + (
                          f"; short prompts behind a long prefill waited "
-                         f"{ev['blocked_ratio_incident']:.1f}x longer" if ev["head_of_line"]
+                         f"{times(ev['blocked_ratio_incident'])} longer" if ev["head_of_line"]
                          else "") + f"{decode}."),
             evidence=ev, onset=onset, diagnostic=self.id)]
 

@@ -74,6 +74,7 @@ from toolkit.diagnose._engine import (
     window_label,
 )
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
@@ -254,7 +255,7 @@ class TokenLatencyResult(DiagnosticResult):
                         " (TPOT not measured)")
             else:
                 tail = "" if "ttft" not in self.measured else (
-                    f"; TTFT p90 x{phase['ttft_p90_ratio']:.1f}")
+                    f"; TTFT p90 {times(phase['ttft_p90_ratio'])}")
             out.append(Finding(
                 id=finding_id, pathway="infrastructure",
                 severity="high" if statistic >= HIGH_RATIO else "medium",

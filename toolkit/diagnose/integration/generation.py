@@ -78,6 +78,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import artifact_changes
 from toolkit.types import Window
@@ -261,7 +262,7 @@ class GenerationResult(DiagnosticResult):
             statistic=float(top["tvd"]), threshold=MIN_TVD,
             summary=(f"effective {top['param']} changed from {top['baseline_value']} to "
                      f"{top['incident_value']} (TVD {top['tvd']:.2f})"
-                     + (f"; mean output length x{ratio:.2f}" if np.isfinite(ratio) else "")
+                     + (f"; mean output length {times(ratio, 2)}" if np.isfinite(ratio) else "")
                      + "."),
             evidence={"param": str(top["param"]), "baseline_value": top["baseline_value"],
                       "incident_value": top["incident_value"], "tvd": float(top["tvd"]),
@@ -330,7 +331,7 @@ class GenerationResult(DiagnosticResult):
             id="integration.output_length_shift", pathway="integration",
             severity="high" if ratio >= 2 or ratio <= 0.5 else "medium",
             statistic=float(ratio), threshold=OUTPUT_RATIO,
-            summary=(f"mean output length x{ratio:.2f} ("
+            summary=(f"mean output length {times(ratio, 2)} ("
                      f"{self.value('baseline', 'output_mean'):.0f} -> "
                      f"{self.value('incident', 'output_mean'):.0f} tokens)."),
             evidence={"output_ratio": ratio,

@@ -61,6 +61,7 @@ from toolkit.diagnose._engine import (
     window_label,
 )
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import coarse_onset
 from toolkit.diagnose.data.prompt_mix import artifact_changes
 from toolkit.store.schema import quote_ident
@@ -145,7 +146,7 @@ class PrefixCacheResult(DiagnosticResult):
             summary=(f"prefix-cache hit share fell from {b:.0%} to {i:.0%}"
                      + (" (estimated from prompt-prefix hashes)" if self.source == "prefix_hashes"
                         else "")
-                     + (f"; mean TTFT x{ttft:.1f}" if np.isfinite(ttft) else "") + "."),
+                     + (f"; mean TTFT {times(ttft)}" if np.isfinite(ttft) else "") + "."),
             evidence={"source": self.source, "share_baseline": b, "share_incident": i,
                       "drop": float(drop), "relative_drop": float(drop / b) if b else np.nan,
                       "ttft_ratio": ttft, "uncached_ratio": self._ratio("uncached_mean"),

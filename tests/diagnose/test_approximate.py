@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import importlib
+import re
 from datetime import datetime
 
 import duckdb
@@ -47,7 +48,7 @@ def test_outputs_follow_the_approximate_reduction_through_projections():
     # exact quantiles (DuckDB quantile_cont, Spark percentile) are not approximate
     exact = t.group_by("g").aggregate(q=quantiles_at(t.x, float_array([0.5])), n=t.count())
     assert approximate_outputs(exact) == ()
-    assert approximate_outputs(t.y.approx_median()) == ("value: approx_quantile",)
+    assert approximate_outputs(t.y.approx_median()) == ("value (median of y): approx_quantile",)
 
 
 def test_a_result_lists_the_approximate_outputs_of_its_recorded_sql():
@@ -59,7 +60,7 @@ def test_a_result_lists_the_approximate_outputs_of_its_recorded_sql():
     approx = record(t.group_by("g").aggregate(p50=t.x.approx_median(),
                                               n=t.count()).order_by("g"))
     result = DiagnosticResult(baseline=WINDOW, incident=WINDOW, sql=record.sql)
-    assert result.approximate == ("p50: approx_quantile",)
+    assert result.approximate == ("p50 (median of x): approx_quantile",)
     assert record.approximate == result.approximate
     # the numbers: the exact mean is pandas', the t-digest median only near the true one
     expected = frame.groupby("g")["x"].mean().to_numpy()
@@ -67,9 +68,9 @@ def test_a_result_lists_the_approximate_outputs_of_its_recorded_sql():
     medians = frame.groupby("g")["x"].median().to_numpy()
     np.testing.assert_allclose(approx["p50"].to_numpy(), medians, rtol=0.1)
     # shown where a reader looks: the HTML fragment and the frame's attrs
-    assert "approximate (engine primitive): p50: approx_quantile" in result.to_html(
+    assert "approximate (engine primitive): p50 (median of x): approx_quantile" in result.to_html(
         figure=False)
-    assert result.to_frame().attrs["approximate"] == ("p50: approx_quantile",)
+    assert result.to_frame().attrs["approximate"] == ("p50 (median of x): approx_quantile",)
 
 
 def test_a_result_of_exact_queries_lists_nothing_and_an_explicit_list_is_kept():
@@ -86,8 +87,36 @@ def test_a_result_of_exact_queries_lists_nothing_and_an_explicit_list_is_kept():
     approx = Recorder()
     approx(t.aggregate(p=t.x.approx_quantile(0.9)))
     grown = dataclasses.replace(kept, sql=(*kept.sql, *approx.sql))
-    assert grown.approximate == ("x: by hand", "p: approx_quantile")
+    assert grown.approximate == ("x: by hand", "p (p90 of x): approx_quantile")
     assert approximate_in(("SELECT 1",)) == ()
+
+
+def test_internal_column_names_give_way_to_what_the_statistic_measures():
+    """A reader of the postmortem's appendix never sees the queries' internal names
+    (segments' ``_nd_0``, the feature profile's ``cd_country``): the record says what the
+    column measures, and marks an internal column it cannot describe."""
+    t = ibis.table({"country": "string", "latency_ms": "float64", "ts": "int64"}, name="t")
+    renamed = t.select(_lat=t.latency_ms.cast("float64"), delay=t.ts * 2, country=t.country)
+    expr = renamed.aggregate(
+        _nd_0=renamed.country.approx_nunique(),                  # segments' form
+        cd_country=renamed.country.cast("string").approx_nunique(),  # the profile's form
+        q=renamed._lat.approx_quantile([0.5, 0.999]),           # timeouts' form: _lat followed
+        delay_q=renamed.delay.approx_quantile(0.9),
+        _twice=renamed._lat.approx_median() * 2,
+        p99_ms=renamed._lat.approx_quantile(0.99).cast("float64"),
+    ).order_by("q")
+    assert approximate_outputs(expr) == (
+        "distinct values of country: approx_count_distinct",
+        "distinct values of country: approx_count_distinct",
+        "q (p50, p99.9 of latency_ms): approx_quantile",
+        "delay_q (p90 of delay): approx_quantile",
+        "_twice (internal): approx_quantile",
+        "p99_ms (p99 of latency_ms): approx_quantile",
+    )
+    # a computed argument is said to be one; the engine's function name stays after ': '
+    computed = t.aggregate(d=(t.ts - 1).approx_quantile(0.5))
+    assert approximate_outputs(computed, "spark") == (
+        "d (p50 of a computed value): approx_percentile",)
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +150,10 @@ def test_postmortem_sql_appendix_names_the_approximate_statistics(simulated):
     assert latency.approximate
     line = f"approximate on duckdb: {', '.join(latency.approximate)})"
     assert f"infra.latency ({len(latency.sql)} queries; {line}" in appendix
+    # no internal column name reaches the reader (segments' _nd_<i>, the profile's cd_<feature>)
+    summaries = re.findall(r"<summary>(.*?)</summary>", pm.appendix_sql().fragment)
+    assert any("distinct values of " in line for line in summaries)
+    assert not [line for line in summaries if re.search(r"\b_nd_\d|\bcd_\w", line)]
     exact = [k for k, r in pm.result.diagnosis.results.items() if r.sql and not r.approximate]
     assert exact  # and those say nothing
     assert f"{exact[0]} ({len(pm.result.diagnosis.results[exact[0]].sql)} queries)" in appendix

@@ -128,9 +128,11 @@ class DiagnosticResult:
         For findings that fired, their onset located on the raw rows (see ``_onset``).
     approximate
         The statistics of :attr:`sql` that come from an approximate primitive on the engine the
-        diagnostic ran on, as ``"<output column>: <engine function>"`` (e.g. ``"latency_q:
-        approx_quantile"`` on DuckDB, ``"latency_q: approx_percentile"`` on Spark); empty when
-        every statistic is exact. Filled from the Recorder's record of each statement it
+        diagnostic ran on, as ``"<statistic>: <engine function>"`` (e.g. ``"latency_q (p50,
+        p95, p99 of latency_ms): approx_quantile"`` on DuckDB, ``...: approx_percentile`` on
+        Spark; an internal column is named by what it measures, ``"distinct values of country:
+        approx_count_distinct"``, see :func:`~toolkit.diagnose._engine.approximate_outputs`);
+        empty when every statistic is exact. Filled from the Recorder's record of each statement it
         compiled (:func:`declare_approximate`), so a diagnostic never lists them by hand; the
         numbers derived from such a column in :attr:`table` are approximate too.
     """

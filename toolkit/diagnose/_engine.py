@@ -48,6 +48,7 @@ __all__ = [
     "hash_text",
     "APPROXIMATE_PRIMITIVES",
     "approximate_outputs",
+    "statistic_label",
 ]
 
 
@@ -352,12 +353,19 @@ _APPROXIMATE_TYPES = tuple(APPROXIMATE_PRIMITIVES)
 
 def approximate_outputs(expr: ibis.Expr, engine: str = "duckdb") -> tuple[str, ...]:
     """The output columns of ``expr`` computed with an approximate primitive, as
-    ``"<column>: <engine function>"`` (:data:`APPROXIMATE_PRIMITIVES`), in column order.
+    ``"<statistic>: <engine function>"`` (:data:`APPROXIMATE_PRIMITIVES`), in column order.
 
     A column is approximate when its value's expression holds an approximate reduction, or
     reads a column of an inner relation that is (followed through projections, aggregations,
     filters and joins); a column of a relation that only sits beside an approximate one is
     not. A scalar expression's single output is named ``value``, as the Recorder names it.
+
+    The statistic is named for a reader of the postmortem, who never sees the query's own
+    column names (:func:`statistic_label`): a column that is one approximate reduction of a
+    column says what it measures (``p99_ms (p99 of latency_ms)``); an internal name (``_nd_0``,
+    ``cd_country``: a leading underscore, or the measured column behind a code prefix) gives
+    way to that description (``distinct values of country``); an internal column that is
+    computed further is marked ``(internal)``.
 
     Examples
     --------
@@ -365,6 +373,8 @@ def approximate_outputs(expr: ibis.Expr, engine: str = "duckdb") -> tuple[str, .
     >>> inner = t.group_by("g").aggregate(q=t.x.approx_quantile(0.99), m=t.x.mean())
     >>> approximate_outputs(inner.select("g", p99=inner.q * 2, mean=inner.m), "spark")
     ('p99: approx_percentile',)
+    >>> approximate_outputs(t.aggregate(_nd_0=t.g.approx_nunique(), q=t.x.approx_median() * 2))
+    ('distinct values of g: approx_count_distinct', 'q: approx_quantile')
     """
     node = expr.op()
     if not node.find(_APPROXIMATE_TYPES):
@@ -372,10 +382,93 @@ def approximate_outputs(expr: ibis.Expr, engine: str = "duckdb") -> tuple[str, .
     memo: dict[ops.Node, dict[str, frozenset[str]]] = {}
     if isinstance(node, ops.Relation):
         columns = _approximate_columns(node, engine, memo)
+        values = _output_values(node)
     else:
         columns = {"value": _approximate_value(node, engine, memo)}
-    return tuple(f"{name}: {function}" for name, functions in columns.items()
-                 for function in sorted(functions))
+        values = {"value": node}
+    return tuple(f"{statistic_label(name, values.get(name))}: {function}"
+                 for name, functions in columns.items() for function in sorted(functions))
+
+
+def statistic_label(name: str, value: ops.Node | None) -> str:
+    """How the approximate record names the output column ``name`` whose expression is
+    ``value`` (``None`` when unknown); see :func:`approximate_outputs`.
+
+    Examples
+    --------
+    >>> t = ibis.table({"latency_ms": "float64", "country": "string"}, name="t")
+    >>> statistic_label("p99_ms", t.latency_ms.approx_quantile(0.99).op())
+    'p99_ms (p99 of latency_ms)'
+    >>> statistic_label("cd_country", t.country.cast("string").approx_nunique().op())
+    'distinct values of country'
+    >>> statistic_label("_q", (t.latency_ms.approx_median() * 2).op())
+    '_q (internal)'
+    """
+    described = _describe(value) if value is not None else None
+    if described is None:
+        label = f"{name} (internal)" if name.startswith("_") else name
+    else:
+        what, column = described
+        internal = name.startswith("_") or (name != column and name.endswith(f"_{column}"))
+        label = f"{what} of {column}" if internal else f"{name} ({what} of {column})"
+    return label.replace(": ", " ")  # the record's own separator stays unambiguous
+
+
+def _output_values(rel: ops.Node) -> dict[str, ops.Node]:
+    """The value expression of each output column of ``rel``; a column that a sort, a filter
+    or a projection only passes on (a field of the same name) is followed to where it is
+    computed."""
+    named: dict[str, ops.Node] = {}
+    for attribute in ("groups", "metrics", "values"):
+        named |= dict(getattr(rel, attribute, None) or {})
+    for name, value in named.items():
+        for _ in range(32):  # a chain of relations, never a cycle
+            if not (isinstance(value, ops.Field) and value.name == name):
+                break
+            inner = dict(getattr(value.rel, "groups", None) or {}) | dict(
+                getattr(value.rel, "metrics", None) or {}) | dict(
+                getattr(value.rel, "values", None) or {})
+            if inner.get(name, value) is value:  # a table's own column, or none
+                break
+            value = inner[name]
+        named[name] = value
+    return named
+
+
+def _describe(value: ops.Node) -> tuple[str, str] | None:
+    """``(what, column)`` when ``value`` is one approximate reduction of a column (through
+    casts): ``("p99", "latency_ms")``, ``("distinct values", "country")``; else ``None``."""
+    while isinstance(value, (ops.Alias, ops.Cast)):
+        value = value.arg
+    if not isinstance(value, _APPROXIMATE_TYPES):
+        return None
+    if isinstance(value, ops.ApproxCountDistinct):
+        what = "distinct values"
+    elif isinstance(value, ops.ApproxMedian):
+        what = "median"
+    else:
+        quantile = getattr(value.quantile, "value", None)
+        levels = quantile if isinstance(quantile, (list, tuple)) else (quantile,)
+        what = (", ".join(f"p{float(q) * 100:g}" for q in levels)
+                if all(isinstance(q, (int, float)) for q in levels) else "quantiles")
+    return what, _column_name(value.arg)
+
+
+def _column_name(value: ops.Node) -> str:
+    """The column ``value`` reads (through casts; an internal ``_name`` followed to what the
+    projection before computed it from), or ``a computed value``."""
+    for _ in range(32):  # a chain of projections, never a cycle
+        while isinstance(value, (ops.Alias, ops.Cast)):
+            value = value.arg
+        if not isinstance(value, ops.Field):
+            break
+        if not value.name.startswith("_"):
+            return value.name
+        inner = _output_values(value.rel).get(value.name)
+        if inner is None:
+            break
+        value = inner
+    return "a computed value"
 
 
 def _approximate_columns(rel: ops.Node, engine: str, memo: dict

@@ -158,6 +158,11 @@ def test_a_new_version_without_labels_gets_its_accuracy_from_the_proxy():
     assert r.headline()["method"] == "stand-in model on the features"
     assert "stand-in model" in r.to_html(figure=False)
     assert (r.to_frame()["method"] == "proxy").all()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    labels = [line.get_label() for line in r.plot().get_lines()]
+    assert "estimated accuracy (stand-in model)" in labels
 
 
 def test_the_old_version_still_serving_gets_both_estimates_and_their_gap():

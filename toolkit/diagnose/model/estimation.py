@@ -423,7 +423,8 @@ class EstimationResult(DiagnosticResult):
         if t.empty:
             return super().plot(ax)
         m, name, how = (("mae", "MAE", "error model") if self.task == "regression" else
-                        ("accuracy", "accuracy", METHOD_NAMES[self.method]))
+                        ("accuracy", "accuracy", "CBPE" if self.method == "cbpe" else
+                         "stand-in model"))
         ok = t["status"] == "estimated"
         ax.plot(t["bucket_start"], t[m].where(ok), color=WINDOW_COLORS["baseline"], marker="o",
                 label=f"estimated {name} ({how})")

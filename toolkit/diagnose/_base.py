@@ -7,6 +7,7 @@ import html
 import io
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,12 +28,16 @@ __all__ = [
     "Finding",
     "NotAssessed",
     "DiagnosticResult",
+    "SIGNAL_COLUMNS",
+    "timeline_signals",
 ]
 
 Severity = Literal["info", "low", "medium", "high"]
 #: Severities from least to most serious.
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high")
 PATHWAYS: tuple[str, ...] = ("data", "model", "infrastructure", "integration")
+#: The columns of :meth:`DiagnosticResult.signals` (see :func:`timeline_signals`).
+SIGNAL_COLUMNS: tuple[str, ...] = ("bucket_start", "signal", "value")
 #: Rows of a result's detail table shown in its HTML view.
 MAX_HTML_ROWS = 20
 _HTML_STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
@@ -173,7 +178,7 @@ class DiagnosticResult:
 
     def signals(self) -> pd.DataFrame:
         """Time series for onset detection: ``bucket_start``, ``signal``, ``value``."""
-        return pd.DataFrame(columns=["bucket_start", "signal", "value"])
+        return pd.DataFrame(columns=list(SIGNAL_COLUMNS))
 
     def to_frame(self) -> pd.DataFrame:
         """The detail table, with a ``diagnostic`` column naming this diagnostic; its
@@ -310,6 +315,42 @@ class DiagnosticResult:
         head = ", ".join(f"{k}={_fmt(v)}" for k, v in self.headline().items())
         gaps = f", not_assessed={len(self.not_assessed)}" if self.not_assessed else ""
         return f"{type(self).__name__}({head}{gaps})"
+
+
+def timeline_signals(timeline: pd.DataFrame, columns: Sequence[str] | Mapping[str, str],
+                     prefix: str = "", *, dropna: bool = False) -> pd.DataFrame:
+    """Columns of a per-bucket ``timeline`` as the long frame :meth:`DiagnosticResult.signals`
+    returns: one row per bucket and column, ``bucket_start``, ``signal``, ``value``.
+
+    Parameters
+    ----------
+    timeline
+        One row per time bucket, with a ``bucket_start`` column; empty gives no signals.
+    columns
+        The columns to emit, each named ``prefix + column``; or a mapping from column to its
+        signal name (``prefix`` then unused).
+    prefix
+        The signal names' prefix, the diagnostic's short name and a dot (``"cache."``).
+    dropna
+        Leave out the buckets where a column has no value (NaN).
+
+    Examples
+    --------
+    >>> tl = pd.DataFrame({"bucket_start": [1, 2], "a": [0.5, None], "b": [3.0, 4.0]})
+    >>> timeline_signals(tl, ["a", "b"], "x.", dropna=True)
+       bucket_start signal  value
+    0             1    x.a    0.5
+    2             1    x.b    3.0
+    3             2    x.b    4.0
+    """
+    if timeline.empty:
+        return pd.DataFrame(columns=list(SIGNAL_COLUMNS))
+    names = dict(columns) if isinstance(columns, Mapping) else None
+    frame = timeline.melt(id_vars="bucket_start", value_vars=list(columns),
+                          var_name="signal", value_name="value")
+    frame["signal"] = frame["signal"].map(names) if names is not None else prefix + frame[
+        "signal"]
+    return frame.dropna(subset=["value"]) if dropna else frame
 
 
 #: Approximate outputs by compiled statement (:func:`declare_approximate`); only statements

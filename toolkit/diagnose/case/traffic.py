@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._validation import check_windows
-from toolkit.diagnose._base import DiagnosticResult, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -61,10 +61,7 @@ class TrafficResult(DiagnosticResult):
         return out
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        return pd.DataFrame({"bucket_start": self.timeline["bucket_start"],
-                             "signal": "traffic.requests", "value": self.timeline["requests"]})
+        return timeline_signals(self.timeline, {"requests": "traffic.requests"})
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         from toolkit.plotting import WINDOW_COLORS, axes

@@ -76,7 +76,7 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._binning import fine_histogram
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, value_counts, window_label
@@ -258,13 +258,8 @@ class PromptMixResult(DiagnosticResult):
                             direction=direction)
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
         columns = [c for c in ("input_mean", "input_psi") if c in self.timeline]
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=columns,
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "prompt_mix." + frame["signal"]
-        return frame.dropna(subset=["value"])
+        return timeline_signals(self.timeline, columns, "prompt_mix.", dropna=True)
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Mean prompt and output length per bucket; the incident shaded."""

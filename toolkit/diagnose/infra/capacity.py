@@ -77,7 +77,7 @@ from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import (
     Recorder,
@@ -418,9 +418,7 @@ class CapacityResult(DiagnosticResult):
         columns = ["level_mean", "level_max"]
         if self.timeline["above_knee_share"].notna().any():
             columns.append("above_knee_share")
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=columns,
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "capacity." + frame["signal"]
+        frame = timeline_signals(self.timeline, columns, "capacity.")
         return pd.concat([frame, *frames], ignore_index=True)
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:

@@ -57,7 +57,7 @@ from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_window_key, decode_bucket_window, double
 from toolkit.diagnose._engines import CaseSource
@@ -194,12 +194,7 @@ class ContextErrorsResult(DiagnosticResult):
             evidence=ev, onset=onset, diagnostic=self.id)]
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=["top_failure_rate"],
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "context_errors." + frame["signal"]
-        return frame
+        return timeline_signals(self.timeline, ["top_failure_rate"], "context_errors.")
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Failure rate per prompt-length decile, baseline against incident."""

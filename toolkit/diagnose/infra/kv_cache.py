@@ -68,7 +68,7 @@ from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, percent_scale, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -274,10 +274,7 @@ class KVCacheResult(DiagnosticResult):
         columns = [c for c in ("kv_usage_mean", "kv_pinned_share", "preemptions",
                                "waiting_mean", "ttft_p90_ms")
                    if c in self.timeline and self.timeline[c].notna().any()]
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=columns,
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "kv." + frame["signal"]
-        return frame
+        return timeline_signals(self.timeline, columns, "kv.")
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Mean and max KV usage over time (left axis), waiting requests and preemptions per

@@ -73,7 +73,7 @@ from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, epoch_us, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -244,13 +244,8 @@ class PrefillResult(DiagnosticResult):
             evidence=ev, onset=onset, diagnostic=self.id)]
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline.melt(id_vars="bucket_start",
-                                   value_vars=["short_ttft_p90_ms", "long_token_share"],
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "prefill." + frame["signal"]
-        return frame
+        return timeline_signals(self.timeline, ["short_ttft_p90_ms", "long_token_share"],
+                                "prefill.")
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Short-prompt TTFT p90 (left) and the long-prompt token share (right) over time."""

@@ -63,7 +63,7 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import (
     Recorder,
@@ -304,10 +304,7 @@ class TokenLatencyResult(DiagnosticResult):
             return super().signals()
         columns = [f"{name}_{q}_ms" for name in self.measured for q in ("p50", "p90", "p99")]
         columns += [c for c in ("goodput", "tokens_per_s") if self.timeline[c].notna().any()]
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=columns,
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "tokens." + frame["signal"]
-        return frame
+        return timeline_signals(self.timeline, columns, "tokens.")
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """TTFT and TPOT p50 / p90 / p99 over time (log scale) with the SLOs, incident shaded;

@@ -61,7 +61,7 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -249,12 +249,7 @@ class CacheStalenessResult(DiagnosticResult):
         return None if hits.empty else pd.Timestamp(hits["first_stale"].iloc[0]).to_pydatetime()
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=["stale_share", "hit_rate"],
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "cache." + frame["signal"]
-        return frame.dropna(subset=["value"])
+        return timeline_signals(self.timeline, ["stale_share", "hit_rate"], "cache.", dropna=True)
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Stale share of cache hits and hit rate over time, model events and the TTL."""

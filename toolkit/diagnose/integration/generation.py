@@ -74,7 +74,7 @@ from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -352,13 +352,8 @@ class GenerationResult(DiagnosticResult):
                             weights="requests", direction=direction)
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
         columns = [c for c in ("output_mean", "length_share") if c in self.timeline]
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=columns,
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "generation." + frame["signal"]
-        return frame.dropna(subset=["value"])
+        return timeline_signals(self.timeline, columns, "generation.", dropna=True)
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Mean output length and the share cut at max_tokens per bucket."""

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._validation import check_windows
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import (
     Recorder,
@@ -173,12 +173,7 @@ class PrefixCacheResult(DiagnosticResult):
                             weights="queries", direction=-1)
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline[["bucket_start", "share"]].dropna().rename(
-            columns={"share": "value"})
-        frame.insert(1, "signal", "prefix_cache.hit_share")
-        return frame
+        return timeline_signals(self.timeline, {"share": "prefix_cache.hit_share"}, dropna=True)
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Hit share per bucket; the incident shaded."""

@@ -68,7 +68,7 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -325,13 +325,7 @@ class VersionMatrixResult(DiagnosticResult):
 
     # -- time series and figure -------------------------------------------------------------
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline.melt(id_vars="bucket_start",
-                                   value_vars=["skew_share", "unknown_share"],
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "versions." + frame["signal"]
-        return frame
+        return timeline_signals(self.timeline, ["skew_share", "unknown_share"], "versions.")
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Share of traffic per model x pipeline pair over time; unknown pairs dashed."""

@@ -6,6 +6,14 @@ is the share of ``status = 'error'``, timeout rate the share of ``status = 'time
 latency SLO is ``slo_ms``, else ``case_meta.latency_slo_ms``, else twice the baseline p99
 (stated in the result as ``slo_source``).
 
+A p99 that rose is a **latency regression** (``infrastructure.latency_regression``: p99 ratio
+>= 1.5 and at least 20 ms more; high from 3x) only when more of the incident's latencies lie
+above the baseline's p99 than chance allows: the share above it in each window (about 1% in
+the baseline by construction) is compared with a two-proportion z-test, and with p >=
+:data:`TAIL_PVALUE` the finding is **low** (a sparse log's incident p99 rests on a handful of
+requests: 3 of 156 above it make a 12x "p99" that noise explains). Evidence ``tail_share``
+(baseline, incident) and ``tail_pvalue``.
+
 Without request latencies (a metrics-only export), the same percentiles are taken over the
 samples of a latency metric series, the first of :data:`LATENCY_METRICS` the case has (``source``
 names it); error and timeout rates are then not measured. Each window needs
@@ -38,6 +46,9 @@ __all__ = ["latency_profile", "LatencyResult", "ID"]
 
 ID = "infra.latency"
 _Q = [0.5, 0.95, 0.99]
+#: A p99 rise is medium or high only when the share of latencies above the baseline's p99
+#: rose with a two-proportion z-test p-value below this (the rate findings' level).
+TAIL_PVALUE = 1e-3
 #: Metric series read as latency samples (ms) when requests carry no latency, in order of
 #: preference: per-request samples, then a p99 series.
 LATENCY_METRICS = ("latency_ms", "latency_p99_ms")
@@ -51,7 +62,8 @@ class LatencyResult(DiagnosticResult):
     ----------
     table
         One row per window (``baseline``, ``incident``): ``requests``, ``p50_ms``, ``p95_ms``,
-        ``p99_ms``, ``error_rate``, ``timeout_rate``.
+        ``p99_ms``, ``error_rate``, ``timeout_rate``, ``with_latency`` (rows with a latency)
+        and ``over_base_p99`` (those above the baseline's p99).
     timeline
         Per time bucket: ``bucket_start``, ``requests``, ``p50_ms``, ``p95_ms``, ``p99_ms``,
         ``error_rate``, ``timeout_rate``.
@@ -106,16 +118,22 @@ class LatencyResult(DiagnosticResult):
         onset = self.refined_onsets.get("infrastructure.latency_regression") or coarse_onset(
             self.timeline, "p99_ms", after=self.baseline.end, direction=1)
         if ratio >= 1.5 and inc99 - base99 >= 20:
+            shares, p = self.tail_test()
+            noise = not p < TAIL_PVALUE
             out.append(Finding(
                 id="infrastructure.latency_regression", pathway="infrastructure",
-                severity="high" if ratio >= 3 else "medium", statistic=ratio, threshold=1.5,
+                severity="low" if noise else "high" if ratio >= 3 else "medium",
+                statistic=ratio, threshold=1.5,
                 summary=f"p99 latency rose {_times(ratio)} ({base99:.0f} -> {inc99:.0f} ms)" + (
-                    "." if self.source == "requests" else
-                    f", from the samples of the {self.source.split(':', 1)[1]} metric."),
+                    "" if self.source == "requests" else
+                    f", from the samples of the {self.source.split(':', 1)[1]} metric") + (
+                    f", but the share above the baseline p99 ({shares[0]:.1%} -> "
+                    f"{shares[1]:.1%}) is within noise (p {st.p_text(p)})." if noise else "."),
                 evidence={"p50_ratio": _ratio(self, "p50_ms"), "p95_ratio": _ratio(self, "p95_ms"),
                           "p99_baseline_ms": base99, "p99_incident_ms": inc99,
                           "slo_ms": self.slo_ms, "breach_windows": len(self.breaches),
-                          "source": self.source},
+                          "source": self.source, "tail_share": list(shares),
+                          "tail_pvalue": p},
                 onset=onset, diagnostic=self.id,
             ))
         for column, finding_id, label in (
@@ -126,6 +144,18 @@ class LatencyResult(DiagnosticResult):
             if found is not None:
                 out.append(found)
         return out
+
+    def tail_test(self) -> tuple[tuple[float, float], float]:
+        """The share of latencies above the baseline's p99 in each window, and the
+        two-proportion z-test p-value of its rise (NaN shares and p = 1 when not counted)."""
+        if "over_base_p99" not in self.table:
+            return (float("nan"), float("nan")), 1.0
+        k_b, k_i = self.value("baseline", "over_base_p99"), self.value("incident", "over_base_p99")
+        n_b, n_i = self.value("baseline", "with_latency"), self.value("incident", "with_latency")
+        if not (n_b > 0 and n_i > 0):
+            return (float("nan"), float("nan")), 1.0
+        _, p = st.two_proportion_z(k_b, n_b, k_i, n_i)
+        return (k_b / n_b, k_i / n_i), (float(p) if k_i / n_i > k_b / n_b else 1.0)
 
     def _rate_finding(self, column: str, finding_id: str, label: str) -> Finding | None:
         n_b, n_i = self.value("baseline", "requests"), self.value("incident", "requests")
@@ -279,6 +309,14 @@ def latency_profile(
                              not_assessed=(NotAssessed(
                                  ID, f"no requests in the {', '.join(sorted(missing))} window"),))
     windows = windows.set_index("window").loc[["baseline", "incident"]].reset_index()
+    # how many latencies of each window lie above the baseline's p99 (the p99 rise's test)
+    base_p99 = float(windows.loc[0, "p99_ms"])
+    if np.isfinite(base_p99):
+        tail = record(in_windows.group_by("_window").aggregate(
+            with_latency=in_windows.latency_ms.count(),
+            over_base_p99=(in_windows.latency_ms > base_p99).cast("int64").sum()))
+        windows = windows.merge(tail.rename(columns={"_window": "window"}), on="window",
+                                how="left")
     error_types = pd.DataFrame(columns=["window", "error_type", "requests"])
     if source == "requests" and "error_type" in case.columns["requests"]:
         failed = t.filter(t._window.notnull() & t.error_type.notnull())

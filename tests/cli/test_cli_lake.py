@@ -6,7 +6,6 @@ need no Java); a machine without Java is told so in one line, also with exit cod
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import subprocess
@@ -15,32 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.cli import main
+from tests.cli.conftest import one_line_error
 from toolkit.errors import InvalidParameterError
 from toolkit.store.lake import LakeSource, parse_tables_spec
 
-cli_app = importlib.import_module("toolkit.cli.app")
 FORENSICS = shutil.which("forensics", path=str(Path(sys.executable).parent))
-
-
-@pytest.fixture
-def run(capsys, monkeypatch):
-    def invoke(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setenv("CI", "true")
-        monkeypatch.setattr(cli_app.err_console, "_width", 300)
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
-
-def _one_line(code: int, err: str, expected: int = 2) -> str:
-    assert code == expected, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -57,8 +35,8 @@ def _one_line(code: int, err: str, expected: int = 2) -> str:
     (["--engine", "trino", "--tables", "requests=/a"], "--engine must be one of duckdb, spark"),
     ([], "give the case: --db CASE"),
 ])
-def test_classify_usage_errors_exit_2_in_one_line(run, args, message):
-    line = _one_line(*run("classify", *args)[::2])
+def test_classify_usage_errors_exit_2_inone_line_error(run, args, message):
+    line = one_line_error(run("classify", *args))
     assert message in line, line
 
 
@@ -83,16 +61,16 @@ def test_a_bad_location_is_a_usage_error_in_every_command(run, tmp_path, monkeyp
     monkeypatch.setattr("toolkit.report.render_template", lambda *a, **k: started.append(a))
     monkeypatch.setattr("toolkit.store.lake.spark_session", lambda *a, **k: started.append(a))
     argv = [str(tmp_path / "out") if arg == "OUT" else arg for arg in command]
-    line = _one_line(*run(*argv, "--engine", "spark", "--tables",
-                          f"events=/lake/events,requests={location}")[::2])
+    line = one_line_error(run(*argv, "--engine", "spark", "--tables",
+                         f"events=/lake/events,requests={location}"))
     assert message in line, line
     assert started == []
 
 
 def test_a_bad_window_is_refused_before_the_lake_is_read(run, tmp_path):
-    code, _, err = run("classify", "--engine", "spark", "--tables",
+    result = run("classify", "--engine", "spark", "--tables",
                        f"requests={tmp_path / 'absent'}", "--incident", "yesterday")
-    assert "--incident" in _one_line(code, err)
+    assert "--incident" in one_line_error(result)
 
 
 def test_tables_spec_and_locations():
@@ -125,5 +103,5 @@ def test_without_java_the_spark_engine_is_a_usage_error(tmp_path):
     out = subprocess.run([FORENSICS, "classify", "--engine", "spark", "--tables",
                           f"requests={tmp_path}"], env=env, capture_output=True, text=True,
                          timeout=300)
-    line = _one_line(out.returncode, out.stderr)
+    line = one_line_error(out)
     assert "Spark could not start (is Java 17 installed" in line

@@ -5,7 +5,6 @@ item 10): every refusal is one line on stderr with exit code 2 and leaves the ca
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import pty
@@ -18,45 +17,14 @@ import duckdb
 import pytest
 
 import toolkit as tk
+from tests.cli.conftest import one_line_error
 from toolkit._version import __version__
-from toolkit.cli import main
-
-cli_app = importlib.import_module("toolkit.cli.app")  # the module (toolkit.cli.app is the app)
 
 FORENSICS = shutil.which("forensics", path=str(Path(sys.executable).parent))
 ESC = "\x1b"
 TITLE = "\x1b]0;pwned\x07"
 CLEAR = "\x1b[2J"
 CSI = "\x9b"  # the one-character CSI of the C1 set
-
-
-@pytest.fixture
-def run(capsys, monkeypatch):
-    """``forensics ARGS`` in this process (the console script's main(); a subprocess per call
-    would cost seconds of imports), with stdout and stderr captured."""
-
-    def invoke(*args: str, env: dict | None = None, width: int = 200):
-        monkeypatch.setenv("CI", "true")
-        monkeypatch.setattr(cli_app.console, "_width", width)
-        monkeypatch.setattr(cli_app.err_console, "_width", width)
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        for key in env or {}:
-            monkeypatch.delenv(key)
-        return subprocess.CompletedProcess(list(args), code, out, err)
-
-    return invoke
-
-
-def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def digest(path: Path) -> str:

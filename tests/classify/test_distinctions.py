@@ -55,8 +55,14 @@ def test_scores_moving_after_a_quantized_release_are_a_calibration_collapse():
     assert "scores moved with the class mix unchanged after a quantized model release" in \
         fired(result)
     assert (result.pathway, result.failure_mode) == ("model", "calibration_collapse")
-    # before the rule: the output shift alone left the verdict undetermined
-    assert verdict(more_confident()).failure_mode == "undetermined"
+    # with no event logged the quantized-release rule cannot fire; since 8bca707 the same
+    # output shift is read by the rule for a collapse nobody announced, not left undetermined
+    silent = verdict(more_confident())
+    assert "scores moved with the class mix unchanged after a quantized model release" not in \
+        fired(silent)
+    assert "scores moved while the class mix and the inputs held, with no model deploy logged" \
+        in fired(silent)
+    assert silent.failure_mode == "calibration_collapse"
 
 
 def test_the_quantized_release_rule_needs_the_quantization_and_the_class_mix():

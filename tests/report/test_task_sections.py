@@ -7,21 +7,15 @@ import numpy as np
 import pytest
 
 import toolkit as tk
+from tests.report.conftest import ingested_case
 from tests.report.test_clean_reports import _assert_clean
 from toolkit.report.tasks import confusion_change_figure, residuals_figure
-from toolkit.simulate import make_case, write_case
 
 pytestmark = pytest.mark.slow
 
 
 def _case(folder, task, mode, seed):
-    case = make_case(mode, seed=seed, rows=20_000, task=task)
-    write_case(case, folder / "raw")
-    db = folder / "case.duckdb"
-    con = tk.connect(db)
-    tk.load(con, folder / "raw")
-    con.close()
-    return db
+    return ingested_case(folder, mode, seed=seed, rows=20_000, task=task)[0]
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,12 @@ Recipe (binary tasks):
    engine). It does not hold the proxy's misspecification bias (a truth the linear model
    cannot follow), which the check part's agreement bounds on the reference's inputs.
 
+Measured (``bench/estimation_backtest.py --calendar-weeks --reweighted --labels-after 0``,
+classic tuning seeds 1-15, 40,000 rows, every incident label hidden): bad release 26 of 26
+and calibration collapse 23 of 23 weekly windows within 2 points of the realised accuracy
+(MAE 0.28 and 0.38 points), band coverage 92% and 83%; held-out AUC 0.956-0.993, agreement
+with the old model -1.1 to +1.5 points. Concept drift is out of its reach before labels.
+
 Regression and multiclass tasks have no proxy here (a multinomial stand-in is not built).
 """
 

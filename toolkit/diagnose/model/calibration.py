@@ -32,7 +32,11 @@ recipe, with its source, is in ``docs/recipes.md``.
 Findings: ``model.calibration_shift`` when, with at least 500 labelled predictions in each window,
 the incident ECE exceeds the baseline's by at least 0.01 and is at least twice it (high from
 +0.02 and three times). A well-calibrated model's ECE is small (it cannot exceed its error
-rate, so a 96%-accurate model sits near 0.005), which is why the rule is relative. Evidence
+rate, so a 96%-accurate model sits near 0.005), which is why the rule is relative. The rise
+must also hold beyond sampling noise: each window's ECE less the ECE a calibrated model shows
+by chance on its labels (:meth:`CalibrationResult.ece_noise`, about 0.01 for 500 labels at 95%
+confidence; evidence ``ece_noise``) must have risen by at least 0.01 (a healthy varied tuning
+case's 541 incident labels gave an ECE of 0.020 against a noise floor of 0.018). Evidence
 includes the accuracy change (a calibration collapse keeps accuracy within 1-2 points) and the
 confident-error shares; the versions compared are named when a new model version serves the
 incident.
@@ -246,8 +250,11 @@ class CalibrationResult(DiagnosticResult):
         b_ece, i_ece = self.value("baseline", "ece"), self.value("incident", "ece")
         shift = i_ece - b_ece
         enough = min(self.value("baseline", "labelled"), self.value("incident", "labelled"))
+        b_noise, i_noise = self.ece_noise("baseline"), self.ece_noise("incident")
+        # the rise of the ECE beyond what sampling noise gives a calibrated model
+        beyond = max(i_ece - i_noise, 0.0) - max(b_ece - b_noise, 0.0)
         if not (enough >= MIN_WINDOW_LABELS and shift >= MIN_SHIFT and
-                i_ece >= MIN_RATIO * b_ece):
+                i_ece >= MIN_RATIO * b_ece and not beyond < MIN_SHIFT):
             return []
         high = shift >= MAJOR_SHIFT and i_ece >= MAJOR_RATIO * b_ece
         evidence = {
@@ -260,6 +267,7 @@ class CalibrationResult(DiagnosticResult):
             "mean_confidence_change": self.value("incident", "mean_confidence") -
             self.value("baseline", "mean_confidence"),
             "threshold": self.threshold,
+            "ece_noise": [b_noise, i_noise],
         }
         versions = self._version_change()
         onset = self.refined_onsets.get("model.calibration_shift") or coarse_onset(
@@ -280,6 +288,25 @@ class CalibrationResult(DiagnosticResult):
                      f"{evidence['confident_error_share_incident']:.1%}."),
             evidence=evidence, onset=onset, diagnostic=self.id,
         )]
+
+    def ece_noise(self, window: str) -> float:
+        """The ECE a calibrated model would show on this window's labels by chance alone.
+
+        In a bin of ``n_b`` labels with mean confidence ``c_b``, a calibrated model's accuracy
+        deviates from ``c_b`` by a binomial mean's error, whose expected absolute value is
+        ``sqrt(2 / pi) sqrt(c_b (1 - c_b) / n_b)``; weighted by ``n_b / n`` that is
+        ``sum_b sqrt(2 n_b c_b (1 - c_b) / pi) / n``. With 500 labels at 95% confidence it is
+        about 0.01, as large as the rise the finding asks for. NaN without reliability bins.
+        """
+        bins = self.reliability_bins
+        if bins.empty or "n" not in bins:
+            return float("nan")
+        part = bins[(bins["window"] == window) & (bins["n"] > 0)]
+        n = float(part["n"].sum())
+        if n <= 0:
+            return float("nan")
+        c = part["confidence"].to_numpy(float).clip(0.0, 1.0)
+        return float(np.sqrt(2 * part["n"].to_numpy(float) * c * (1 - c) / np.pi).sum() / n)
 
     def _version_change(self) -> dict[str, Any]:
         v = self.by_version

@@ -1,5 +1,6 @@
-"""Label-free accuracy (CBPE, ``toolkit.diagnose.model.estimation``) for the reports, or the
-estimated MAE (its error model) of a regression endpoint.
+"""Label-free accuracy (``toolkit.diagnose.model.estimation``: CBPE from calibrated scores, or
+a stand-in model on the features for a model version no label vouches for) for the reports, or
+the estimated MAE (its error model) of a regression endpoint.
 
 The estimate is not in the diagnostic registry: the reports call it directly, guarded, so a
 failure or an abstention ("cannot estimate") is shown as ``not assessed: <reason>`` and never
@@ -23,6 +24,9 @@ ESTIMATION_ID = "model.estimation"
 MIN_COVERAGE = 0.9
 #: Half the incident's labels arrived later than this (hours): labels are delayed.
 MAX_DELAY_H = 1.0
+#: The estimation methods in words (``EstimationResult.method``).
+METHOD_WORDS = {"cbpe": "CBPE from the calibrated scores",
+                "proxy": "a stand-in model fitted on the baseline's features"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,17 @@ class Estimate:
     def regression(self) -> bool:
         """A regression endpoint's estimate: MAE from the error model, not CBPE's accuracy."""
         return self.result is not None and getattr(self.result, "task", "") == "regression"
+
+    @property
+    def method(self) -> str:
+        """How the accuracy was estimated: ``cbpe`` (calibrated scores) or ``proxy`` (a
+        stand-in model fitted on the baseline's features)."""
+        return str(getattr(self.result, "method", "cbpe") or "cbpe")
+
+    @property
+    def method_name(self) -> str:
+        """The method in words, for a table row or a paragraph."""
+        return METHOD_WORDS.get(self.method, self.method)
 
     @property
     def has_table(self) -> bool:
@@ -94,6 +109,8 @@ class Estimate:
                                    _or_none(self.result.reference.get("accuracy"))),
             "buckets_not_estimated": self.not_estimated_buckets(),
             "calibrated_on_own_labels": self.own_versions(),
+            "method": self.method,
+            "old_version_check": self.old_version_check(),
         }
 
     def _regression_rows(self, context: bool) -> list[dict[str, Any]]:
@@ -122,6 +139,27 @@ class Estimate:
             out.append({"measure": "gap: realized − estimated (same labelled requests)",
                         "value": fmt_number(o.get("gap"), 4), "95% band": "—"})
         return out
+
+    def old_version_check(self) -> dict[str, float] | None:
+        """Where the stand-in model estimated the window and the baseline's model version still
+        served part of it: CBPE's and the stand-in's accuracy of those rows and their gap
+        (``rows``, ``cbpe_accuracy``, ``proxy_accuracy``, ``gap``); ``None`` otherwise."""
+        if self.result is None or self.method != "proxy":
+            return None
+        old = (self.result.reference.get("proxy") or {}).get("old_version")
+        if not old or not old.get("rows"):
+            return None
+        return {k: (int(v) if k == "rows" else _or_none(v)) for k, v in old.items()}
+
+    def _old_version_row(self) -> list[dict[str, Any]]:
+        old = self.old_version_check()
+        if old is None or old.get("cbpe_accuracy") is None or old.get("proxy_accuracy") is None:
+            return []
+        return [{"measure": "check: the old version's rows, stand-in vs CBPE",
+                 "value": f"{fmt_percent(old['proxy_accuracy'], 1)} vs "
+                          f"{fmt_percent(old['cbpe_accuracy'], 1)} on "
+                          f"{fmt_count(old['rows'])} requests (gap "
+                          f"{_points(old['gap'])})", "95% band": "—"}]
 
     def own_versions(self) -> dict[str, int]:
         """Model versions the baseline did not serve, calibrated on their own labelled head
@@ -153,7 +191,8 @@ class Estimate:
             return self._regression_rows(context)
         o = self.result.overall if self.result is not None else {}
         out = self._reference_row() if context else []
-        name = "estimated accuracy (CBPE, no labels needed)"
+        name = ("estimated accuracy (stand-in model, no labels needed)" if self.method == "proxy"
+                else "estimated accuracy (CBPE, no labels needed)")
         if self.estimated:
             value = fmt_percent(o["accuracy"], 1)
             buckets = self.not_estimated_buckets()
@@ -174,6 +213,8 @@ class Estimate:
         if self.estimated and o.get("labelled"):
             out.append({"measure": "gap: realized − estimated (same labelled requests)",
                         "value": _points(o.get("gap")), "95% band": "—"})
+        if context and self.estimated:
+            out += self._old_version_row()
         return out
 
 

@@ -534,8 +534,8 @@ class Postmortem:
                         f"{est.reason}.")
         parts = [paragraph(
             f"Labels are missing or delayed in the incident window ({gap}). The accuracy "
-            "estimated from the scores (CBPE, calibrated on the baseline's labels) stands in "
-            "for them; an estimated drop is weaker evidence than a realized one.")]
+            f"estimated without them ({est.method_name}, calibrated on the baseline's labels)"
+            " stands in for them; an estimated drop is weaker evidence than a realized one.")]
         fig = estimate_figure(est, "Estimated vs realized accuracy")
         if fig is not None:
             parts.append(figure_html(fig, "Estimated vs realized accuracy"))

@@ -46,10 +46,11 @@ def test_classify_usage_errors_exit_2_inone_line_error(run, args, message):
     ["report", "weekly", "--week", "2026-W07", "--out", "OUT"],
 ])
 @pytest.mark.parametrize("location,message", [
-    ("/lake/requests\nimport os", "the location of requests, '/lake/requests\\nimport os', "
-                                   "holds a control character"),
+    ("/lake/requests\nimport os", "tables['requests']: the location '/lake/requests\\nimport "
+                                   "os' holds a control character"),
     ("/lake/\x1b[2Jrequests", "holds a control character"),
     ("/lake/\x7frequests", "holds a control character"),
+    ("/lake/\x9brequests", "holds a control character"),  # a one-byte CSI (C1)
     ("delta:", "'delta:' names no path after delta:"),
 ])
 def test_a_bad_location_is_a_usage_error_in_every_command(run, tmp_path, monkeypatch, command,

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,13 @@ _SPARK_TYPE = {"VARCHAR": "string", "TIMESTAMP WITH TIME ZONE": "timestamp",
                "JSON": "string"}
 
 
+#: What a location may not hold: C0 controls (line breaks and tabs too), DEL, the C1 controls
+#: and lone surrogates (undecodable bytes of a command-line argument). A location goes into a
+#: report notebook's parameters, Spark's reader and one-line messages; the command line and
+#: the report functions refuse it through :meth:`LakeSource.parse` alone.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 @dataclass(frozen=True)
 class LakeSource:
     """Where one canonical table of a lake case lives.
@@ -99,6 +107,10 @@ class LakeSource:
         if table not in LAKE_TABLES:
             raise InvalidParameterError(
                 f"{table!r} is not a table of a case. Choose among: {', '.join(LAKE_TABLES)}.")
+        if CONTROL_CHARACTERS.search(str(location)):
+            raise InvalidParameterError(
+                f"tables[{table!r}]: the location {str(location)!r} holds a control character; "
+                "give the path or table name as plain text.")
         text = str(location).strip()
         if not text:
             raise InvalidParameterError(f"tables[{table!r}]: the location is empty.")

@@ -20,6 +20,7 @@ import pandas as pd
 from toolkit._version import __version__
 from toolkit.classify import Classification, classify_incident
 from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose._format import times
 from toolkit.errors import InvalidParameterError
 from toolkit.report import distributions, figures
 from toolkit.report.estimate import Estimate, estimate, estimate_figure, label_gap
@@ -932,7 +933,7 @@ def _impact_change(kind: str, before: float, after: float) -> str:
     if kind == "rate":
         if is_missing(before) or is_missing(after):
             return fmt_value(None)
-        ratio = f" (x{after / before:.2f})" if before else ""
+        ratio = f" ({times(after / before, 2)})" if before else ""
         delta = fmt_number(after - before, 3)
         return (delta if delta.startswith("-") or delta == "0" else f"+{delta}") + ratio
     if kind == "auc":

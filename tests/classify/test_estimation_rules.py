@@ -30,6 +30,8 @@ DRIFTED = "estimated accuracy fell (no labels yet) while the inputs drifted"
 UNDRIFTED = "estimated accuracy fell (no labels yet) with no input drift"
 ERR_DRIFTED = "estimated error rose (no labels yet) while the inputs drifted"
 ERR_UNDRIFTED = "estimated error rose (no labels yet) with no input drift"
+PROXY = "a new model version's estimated accuracy fell (stand-in model, no labels yet)"
+REALISED_RELEASE = "a new model version is less accurate than its predecessor"
 
 
 def finding(id_: str, severity: str = "medium", **evidence) -> Finding:
@@ -37,9 +39,9 @@ def finding(id_: str, severity: str = "medium", **evidence) -> Finding:
                    "model.estimation" if "estimated" in id_ else id_)
 
 
-def estimated(severity: str = "medium", labelled: int = 0) -> Finding:
+def estimated(severity: str = "medium", labelled: int = 0, method: str = "cbpe") -> Finding:
     return finding("model.estimated_accuracy_drop", severity, labelled_incident=labelled,
-                   estimated=True)
+                   estimated=True, method=method)
 
 
 def hits(*findings: Finding) -> dict[str, dict[str, float]]:
@@ -52,9 +54,15 @@ def test_the_estimation_rules_are_merged_and_weaker_than_realised_evidence():
     data = tomllib.loads((resources.files("toolkit.classify") / "rules_estimation.toml")
                          .read_text(encoding="utf-8"))
     assert {r["name"] for r in data["rules"]} == {DRIFTED, UNDRIFTED, ERR_DRIFTED,
-                                                  ERR_UNDRIFTED} <= names
+                                                  ERR_UNDRIFTED, PROXY} <= names
     # weaker than a realised drop: rules.toml's unexplained drift adds 3 to covariate_shift
-    assert all(0 < w <= 1.0 for r in data["rules"] for w in r["add"].values())
+    assert all(0 < w <= 1.0 for r in data["rules"] if r["name"] != PROXY
+               for w in r["add"].values())
+    # the stand-in's estimate of a new version is weaker than its realised regression
+    realised = next(r for r in load_rules().rules if r.name == REALISED_RELEASE)
+    proxy = next(r for r in data["rules"] if r["name"] == PROXY)
+    assert set(proxy["add"]) == {"bad_release"}
+    assert 0 < proxy["add"]["bad_release"] < realised.add["bad_release"]
     # concept drift and calibration collapse leave the scores unchanged: CBPE cannot see them
     assert not any({"concept_drift", "calibration_collapse"} & set(r["add"])
                    for r in data["rules"])
@@ -87,6 +95,21 @@ def test_estimated_drop_without_drift_is_weak_model_evidence():
     got = hits(estimated("medium"))
     assert got == {UNDRIFTED: {"bad_release": pytest.approx(0.35),
                                "adversarial_inputs": pytest.approx(0.35)}}
+
+
+def test_a_new_versions_stand_in_estimate_is_release_evidence():
+    got = hits(estimated("medium", method="proxy"))
+    scale = SEVERITY_SCALE["medium"]
+    assert got[PROXY] == {"bad_release": pytest.approx(3.0 * scale)}
+    assert got[UNDRIFTED] == {"bad_release": pytest.approx(0.5 * scale),
+                              "adversarial_inputs": pytest.approx(0.5 * scale)}
+    # CBPE's estimate is the same model on other inputs: not a release
+    assert PROXY not in hits(estimated("medium", method="cbpe"))
+    # drifted inputs mix the shift into the stand-in's drop; labels that speak silence it
+    assert PROXY not in hits(estimated("medium", method="proxy"), finding("data.feature_drift"))
+    assert PROXY not in hits(estimated("medium", labelled=100, method="proxy"))
+    assert PROXY not in hits(estimated("medium", method="proxy"),
+                             finding("model.accuracy_drop"))
 
 
 @pytest.mark.parametrize("others", [

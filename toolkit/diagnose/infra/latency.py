@@ -32,10 +32,11 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._format import times
 from toolkit.diagnose._onset import coarse_onset, refine_onset
 from toolkit.types import Window
 
@@ -124,7 +125,7 @@ class LatencyResult(DiagnosticResult):
                 id="infrastructure.latency_regression", pathway="infrastructure",
                 severity="low" if noise else "high" if ratio >= 3 else "medium",
                 statistic=ratio, threshold=1.5,
-                summary=f"p99 latency rose {_times(ratio)} ({base99:.0f} -> {inc99:.0f} ms)" + (
+                summary=f"p99 latency rose {times(ratio)} ({base99:.0f} -> {inc99:.0f} ms)" + (
                     "" if self.source == "requests" else
                     f", from the samples of the {self.source.split(':', 1)[1]} metric") + (
                     f", but the share above the baseline p99 ({shares[0]:.1%} -> "
@@ -182,13 +183,8 @@ class LatencyResult(DiagnosticResult):
         )
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline.melt(
-            id_vars="bucket_start", value_vars=["p50_ms", "p99_ms", "error_rate", "timeout_rate"],
-            var_name="signal", value_name="value")
-        frame["signal"] = "latency." + frame["signal"]
-        return frame
+        return timeline_signals(self.timeline, ["p50_ms", "p99_ms", "error_rate", "timeout_rate"],
+                                "latency.")
 
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Latency p50 / p95 / p99 over time with the SLO line and the incident shaded."""
@@ -431,13 +427,3 @@ def _first_bucket_over(timeline: pd.DataFrame, column: str, threshold: float, af
 def _ratio(result: LatencyResult, column: str) -> float:
     base = result.value("baseline", column)
     return result.value("incident", column) / base if base > 0 else float("nan")
-
-
-def _times(ratio: float) -> str:
-    """A ratio as people write it: ``12x``, ``2.5x`` (one decimal, none when it is zero).
-
-    >>> _times(12.01), _times(2.46)
-    ('12x', '2.5x')
-    """
-    text = f"{ratio:.1f}"
-    return (text[:-2] if text.endswith(".0") else text) + "x"

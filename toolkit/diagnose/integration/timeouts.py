@@ -74,7 +74,7 @@ import pandas as pd
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, sample_by_time, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -346,14 +346,8 @@ class TimeoutResult(DiagnosticResult):
         return None if hits.empty else pd.Timestamp(hits["first_timeout"].iloc[0]).to_pydatetime()
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline.melt(id_vars="bucket_start",
-                                   value_vars=["timeout_rate", "over_budget_share", "p99_ms"],
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "timeouts." + frame["signal"]
-        return frame.dropna(subset=["value"])
-
+        return timeline_signals(self.timeline, ["timeout_rate", "over_budget_share", "p99_ms"],
+                                "timeouts.", dropna=True)
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Completed p99 / p99.9 and the timeout in force over time; timeout rate on the right."""
         from toolkit.plotting import WINDOW_COLORS, axes

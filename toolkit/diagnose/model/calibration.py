@@ -100,7 +100,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit._validation import check_interval, check_option, check_windows
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -338,19 +338,10 @@ class CalibrationResult(DiagnosticResult):
         return None
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
         if self.task == "regression":
-            frame = self.timeline.melt(id_vars="bucket_start",
-                                       value_vars=["coverage", "residual_mean"],
-                                       var_name="signal", value_name="value")
-            frame["signal"] = frame["signal"].map({"coverage": "model.interval_coverage",
-                                                   "residual_mean": "model.residual_mean"})
-            return frame
-        frame = self.timeline[["bucket_start", "ece"]].rename(columns={"ece": "value"})
-        frame.insert(1, "signal", "model.ece")
-        return frame
-
+            return timeline_signals(self.timeline, {"coverage": "model.interval_coverage",
+                                                    "residual_mean": "model.residual_mean"})
+        return timeline_signals(self.timeline, {"ece": "model.ece"})
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Reliability diagram, baseline and incident overlaid, with the diagonal (regression:
         interval coverage over time with its Wilson band and the nominal coverage)."""

@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from toolkit._validation import check_windows
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -80,11 +80,7 @@ class OODResult(DiagnosticResult):
 
     def signals(self) -> pd.DataFrame:
         """Share of out-of-distribution requests per time bucket."""
-        if self.timeline.empty:
-            return super().signals()
-        return pd.DataFrame({"bucket_start": self.timeline["bucket_start"],
-                             "signal": "model.ood_share", "value": self.timeline["ood_share"]})
-
+        return timeline_signals(self.timeline, {"ood_share": "model.ood_share"})
     def _totals(self, window: str) -> tuple[float, float]:
         t = self.table[(self.table["window"] == window)]
         if t.empty:

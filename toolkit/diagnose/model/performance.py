@@ -83,7 +83,7 @@ import pandas as pd
 
 from toolkit._validation import check_option, check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -306,18 +306,8 @@ class PerformanceResult(DiagnosticResult):
         return ax
 
     def signals(self) -> pd.DataFrame:
-        if self.timeline.empty:
-            return super().signals()
-        if self.task == "regression":
-            frame = self.timeline.melt(id_vars="bucket_start", value_vars=["mae", "bias"],
-                                       var_name="signal", value_name="value")
-            frame["signal"] = "model." + frame["signal"]
-            return frame
-        frame = self.timeline.melt(id_vars="bucket_start", value_vars=["accuracy", "precision"],
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "model." + frame["signal"]
-        return frame
-
+        columns = ["mae", "bias"] if self.task == "regression" else ["accuracy", "precision"]
+        return timeline_signals(self.timeline, columns, "model.")
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Accuracy and precision over time with Wilson bands; the incident shaded."""
         from toolkit.plotting import WINDOW_COLORS, axes

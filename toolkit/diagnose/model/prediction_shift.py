@@ -65,7 +65,7 @@ from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
-from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
+from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed, timeline_signals
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, histogram_at, window_label
 from toolkit.diagnose._engines import CaseSource
@@ -275,16 +275,9 @@ class PredictionShiftResult(DiagnosticResult):
 
     def signals(self) -> pd.DataFrame:
         """Score PSI against the baseline and the share of traffic on new model versions."""
-        if self.timeline.empty:
-            return super().signals()
-        frame = self.timeline.melt(id_vars="bucket_start",
-                                   value_vars=[c for c in ("score_psi", "new_version_share",
-                                                           "class_js", "output_psi")
-                                               if c in self.timeline],
-                                   var_name="signal", value_name="value")
-        frame["signal"] = "model." + frame["signal"]
-        return frame
-
+        columns = [c for c in ("score_psi", "new_version_share", "class_js", "output_psi")
+                   if c in self.timeline]
+        return timeline_signals(self.timeline, columns, "model.")
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Score distribution per window on the baseline's decile bins."""
         from toolkit.plotting import WINDOW_COLORS, axes

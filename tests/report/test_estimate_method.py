@@ -43,3 +43,14 @@ def test_the_old_version_alone_stays_a_cbpe_estimate_with_no_stand_in_row():
     assert "estimated accuracy (CBPE, no labels needed)" in measures
     assert not any(m.startswith("check: the old version") for m in measures)
     assert shown.to_dict()["old_version_check"] is None
+
+
+def test_an_estimate_with_no_incident_label_says_concept_drift_is_unchecked():
+    con, b, i, *_ = _case(seed=3, old_share=0.3)
+    rows = {r["measure"]: r["value"] for r in estimate(con, b, i).rows()}
+    assert "concept drift" in rows["assumption not checked yet"]
+    # once incident labels exist the estimate is checked against them instead
+    con, b, i, *_ = _case(seed=3, old_share=0.3, inc_labels=True)
+    rows = {r["measure"]: r["value"] for r in estimate(con, b, i).rows()}
+    assert "assumption not checked yet" not in rows
+    assert "realized accuracy (the labels that exist)" in rows

@@ -24,6 +24,10 @@ ESTIMATION_ID = "model.estimation"
 MIN_COVERAGE = 0.9
 #: Half the incident's labels arrived later than this (hours): labels are delayed.
 MAX_DELAY_H = 1.0
+#: What an estimate with no incident label cannot rule out (said beside it in the reports).
+UNCHECKED_DRIFT = ("no concept drift: no incident label has arrived to check the estimate "
+                   "against, and a change in P(y | x) shows in neither the scores nor the "
+                   "features")
 #: The estimation methods in words (``EstimationResult.method``).
 METHOD_WORDS = {"cbpe": "CBPE from the calibrated scores",
                 "proxy": "a stand-in model fitted on the baseline's features"}
@@ -213,6 +217,9 @@ class Estimate:
         if self.estimated and o.get("labelled"):
             out.append({"measure": "gap: realized − estimated (same labelled requests)",
                         "value": _points(o.get("gap")), "95% band": "—"})
+        if self.estimated and not o.get("labelled"):
+            out.append({"measure": "assumption not checked yet", "value": UNCHECKED_DRIFT,
+                        "95% band": "—"})
         if context and self.estimated:
             out += self._old_version_row()
         return out

@@ -52,3 +52,24 @@ def test_a_short_change_of_a_pathway_signal_is_not_a_blip():
     located = windows.locate_incident([], series("model.ood_share", share), SPAN, HOUR)
     assert located is not None
     assert START + 149 * HOUR <= pd.Timestamp(located.onset) <= START + 151 * HOUR
+
+
+def test_a_lone_short_excess_of_one_host_is_a_blip_too():
+    # varied tuning null_injection seed 5: one host's failure share above the fleet's for two
+    # buckets, a day before the incident, outweighed the null-rate change that dates it
+    rng = np.random.default_rng(34)
+    excess = np.abs(rng.normal(0.001, 0.0002, 240))
+    excess[100:102] = 0.08
+    nulls = np.abs(rng.normal(0.01, 0.002, 240))
+    nulls[150:] = 0.03  # robust z ~ 10: a candidate of weight 0.5, alone too
+    signals = pd.concat([series("hosts.failure_rate_excess", excess),
+                         series("data.max_null_rate", nulls)])
+    located = windows.locate_incident([], signals, SPAN, HOUR)
+    assert located is not None
+    assert START + 149 * HOUR <= pd.Timestamp(located.onset) <= START + 151 * HOUR
+    # a lasting excess of one host is not a blip (an accelerator fault on one host)
+    excess[100:110] = 0.08
+    located = windows.locate_incident([], pd.concat([series("hosts.failure_rate_excess", excess),
+                                                     series("data.max_null_rate", nulls)]),
+                                      SPAN, HOUR)
+    assert START + 99 * HOUR <= pd.Timestamp(located.onset) <= START + 101 * HOUR

@@ -69,6 +69,9 @@ _SIGNAL_PATHWAYS = (("memory.", "infrastructure"), ("capacity.", "infrastructure
                     ("cache.", "integration"), ("client_errors.", "integration"),
                     ("versions.", "integration"), ("timeouts.", "integration"))
 MAX_BASELINE = timedelta(days=14)
+#: Per-host excesses of a generic symptom (one host's failure or slow share above the fleet's):
+#: a short lone one is a blip like the fleet-wide symptom (:func:`_drop_blips`).
+_HOST_SIGNALS = ("hosts.failure_rate_excess", "hosts.slow_share_excess")
 #: The share of its weight a candidate keeps when nothing else agrees with it
 #: (:func:`_weigh_by_agreement`).
 LONE_WEIGHT = 0.5
@@ -366,7 +369,7 @@ def _drop_blips(weighed: list, candidates: list, changes: list[SignalChange],
                for c in changes}
     return [w for w, c in zip(weighed, candidates, strict=True)
             if not (w[1] < c[1] and c[2] in lasting and not lasting[c[2]]
-                    and _pathway(c[2], {}) is None)]
+                    and (_pathway(c[2], {}) is None or c[2].startswith(_HOST_SIGNALS)))]
 
 
 def _lead_in(near: list, candidates: list, changes: list[SignalChange],

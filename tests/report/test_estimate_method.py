@@ -54,3 +54,12 @@ def test_an_estimate_with_no_incident_label_says_concept_drift_is_unchecked():
     rows = {r["measure"]: r["value"] for r in estimate(con, b, i).rows()}
     assert "assumption not checked yet" not in rows
     assert "realized accuracy (the labels that exist)" in rows
+
+
+def test_the_label_gap_says_the_incident_has_no_labels_not_the_case():
+    from toolkit.report.estimate import label_gap
+
+    perf = import_module("toolkit.diagnose.model.performance")
+    con, b, i, *_ = _case(seed=3)  # the baseline is labelled, the incident is not
+    assert label_gap(perf.model_performance(con, b, i)) == "no labels in the incident window"
+    assert label_gap(None) == "no labels in the case"

@@ -267,8 +267,13 @@ def label_gap(performance: Any) -> str | None:
     """Why the incident's labels are missing or delayed (``None`` when they are complete
     and timely): no labelled request, a coverage below :data:`MIN_COVERAGE`, or a median
     label delay above :data:`MAX_DELAY_H` hours."""
-    if performance is None or performance.table.empty:
+    if performance is None:
         return "no labels in the case"
+    if performance.table.empty:
+        # say what model.performance found ("no labels in the incident window"), not that the
+        # case has none: the baseline's labels are what calibrates the estimate
+        reason = next((g.reason for g in performance.not_assessed), "")
+        return reason or "no labels in the case"
     labelled = performance.value("incident", "labelled")
     if is_missing(labelled) or not labelled:
         return "no labelled request in the incident window"

@@ -163,6 +163,8 @@ def test_a_new_version_without_labels_gets_its_accuracy_from_the_proxy():
     matplotlib.use("Agg")
     labels = [line.get_label() for line in r.plot().get_lines()]
     assert "estimated accuracy (stand-in model)" in labels
+    bands = [c.get_label() for c in r.plot().collections]
+    assert "95% band (sampling + stand-in coefficients)" in bands
 
 
 def test_the_old_version_still_serving_gets_both_estimates_and_their_gap():

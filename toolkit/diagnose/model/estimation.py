@@ -432,7 +432,9 @@ class EstimationResult(DiagnosticResult):
                 label=f"estimated {name} ({how})")
         ax.fill_between(t["bucket_start"], t[f"{m}_lo"].where(ok), t[f"{m}_hi"].where(ok),
                         color=WINDOW_COLORS["baseline"], alpha=0.15, lw=0,
-                        label="95% band (sampling + calibration error)")
+                        label="95% band (sampling + " + (
+                            "stand-in coefficients)" if self.method == "proxy" else
+                            "calibration error)"))
         if (~ok).any():
             ax.scatter(t.loc[~ok, "bucket_start"], t.loc[~ok, m], marker="x",
                        color=SEVERITY_COLORS["info"], label="cannot estimate")

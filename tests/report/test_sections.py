@@ -90,7 +90,7 @@ def test_impact_counts_are_rates_per_hour():
     # 24,000 requests in 240 h and 6,000 in 120 h: 100 vs 50 per hour (raw counts would say
     # -18,000)
     assert "<td>requests per hour</td>\n      <td>100</td>\n      <td>50</td>" in text
-    assert "-50 (x0.50)" in text
+    assert "-50 (x0.5)" in text
     assert "-18,000" not in text
     # failures per hour: 240 / 240 h = 1, 6,000 x 2% (timeouts unknown count as 0) / 120 h = 1
     assert "<td>failed requests per hour</td>\n      <td>1</td>\n      <td>1</td>" in text

@@ -933,7 +933,8 @@ def _impact_change(kind: str, before: float, after: float) -> str:
     if kind == "rate":
         if is_missing(before) or is_missing(after):
             return fmt_value(None)
-        ratio = f" ({times(after / before, 2)})" if before else ""
+        # the impact table's ratio form, as fmt_change writes the latency's ("x1.5")
+        ratio = f" (x{times(after / before, 2).removesuffix('x')})" if before else ""
         delta = fmt_number(after - before, 3)
         return (delta if delta.startswith("-") or delta == "0" else f"+{delta}") + ratio
     if kind == "auc":

@@ -29,6 +29,9 @@ def test_a_new_version_with_no_label_is_shown_as_the_stand_in_estimate():
     check = rows["check: the old version's rows, stand-in vs CBPE"]
     assert check.startswith(f"{old['proxy_accuracy']:.1%} vs {old['cbpe_accuracy']:.1%}")
     assert f"{old['rows']:,} requests" in check
+    # the reports name the method in the finding's own words (one mapping, not two)
+    assert shown.method_name == shown.result.headline()["method"] \
+        == "stand-in model on the features"
     saved = shown.to_dict()
     assert saved["method"] == "proxy" and saved["old_version_check"]["rows"] == old["rows"]
     assert abs(saved["estimated_accuracy"] - float((pred == np.where(y, "1", "0")).mean())) \

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from toolkit.diagnose.model.estimation import METHOD_NAMES
 from toolkit.report.format import fmt_count, fmt_number, fmt_percent, is_missing
 
 __all__ = ["Estimate", "estimate", "estimate_figure", "label_gap", "ESTIMATION_ID", "MIN_COVERAGE",
@@ -28,11 +29,6 @@ MAX_DELAY_H = 1.0
 UNCHECKED_DRIFT = ("no concept drift: no incident label has arrived to check the estimate "
                    "against, and a change in P(y | x) shows in neither the scores nor the "
                    "features")
-#: The estimation methods in words (``EstimationResult.method``).
-METHOD_WORDS = {"cbpe": "CBPE from the calibrated scores",
-                "proxy": "a stand-in model fitted on the baseline's features"}
-
-
 @dataclass(frozen=True)
 class Estimate:
     """The estimation result, or why there is none.
@@ -66,8 +62,9 @@ class Estimate:
 
     @property
     def method_name(self) -> str:
-        """The method in words, for a table row or a paragraph."""
-        return METHOD_WORDS.get(self.method, self.method)
+        """The method in words, as the finding and the headline name it
+        (:data:`~toolkit.diagnose.model.estimation.METHOD_NAMES`)."""
+        return METHOD_NAMES.get(self.method, self.method)
 
     @property
     def has_table(self) -> bool:

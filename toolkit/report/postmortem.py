@@ -535,7 +535,7 @@ class Postmortem:
                         f"{est.reason}.")
         parts = [paragraph(
             f"Labels are missing or delayed in the incident window ({gap}). The accuracy "
-            f"estimated without them ({est.method_name}, calibrated on the baseline's labels)"
+            f"estimated without them ({est.method_name}; fitted to the baseline's labels)"
             " stands in for them; an estimated drop is weaker evidence than a realized one.")]
         fig = estimate_figure(est, "Estimated vs realized accuracy")
         if fig is not None:

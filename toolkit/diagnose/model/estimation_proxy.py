@@ -73,6 +73,7 @@ import pandas as pd
 from toolkit.diagnose._case import CaseView, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, sample_by_time
 from toolkit.diagnose._labels import labelled_rows
+from toolkit.diagnose.model import estimation as _estimation
 from toolkit.types import Window
 
 __all__ = ["Term", "Proxy", "ProxyEstimate", "fit_proxy", "proxy_estimate", "design",
@@ -92,7 +93,6 @@ MAX_OUTSIDE_SHARE = 0.05
 MIN_CHECK_LABELS = 100
 Z = 1.959964
 SPLIT_SEED = 20_250
-ECE_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -224,13 +224,11 @@ def _skew(v: np.ndarray) -> float:
 
 
 def _ece(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """ECE of P(positive) on :data:`ECE_BINS` equal-width bins, and the ECE a calibrated
-    model shows by chance on the same rows (as :func:`estimation._ece_noise`)."""
-    b = np.clip(np.floor(p * ECE_BINS), 0, ECE_BINS - 1).astype(int)
-    gap = np.abs(np.bincount(b, weights=y, minlength=ECE_BINS) -
-                 np.bincount(b, weights=p, minlength=ECE_BINS)).sum() / len(p)
-    var = np.bincount(b, weights=p * (1 - p), minlength=ECE_BINS)
-    return float(gap), float(np.sqrt(2 / np.pi) * np.sqrt(var).sum() / len(p))
+    """ECE of P(positive) on the estimator's equal-width bins, and the ECE a calibrated
+    model shows by chance on the same rows: :func:`estimation._ece` and
+    :func:`estimation._ece_noise` with one row per group."""
+    ones = np.ones_like(p)
+    return _estimation._ece(p, y, ones), _estimation._ece_noise(p, ones)
 
 
 def fit_proxy(sample: pd.DataFrame, numeric: list[str], categorical: list[str],

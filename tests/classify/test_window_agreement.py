@@ -64,11 +64,13 @@ def test_a_corroborated_high_finding_still_wins_and_lone_ones_keep_their_order()
 def test_a_signals_twin_is_not_an_agreement():
     # the latency tail measured by two diagnostics is one measurement: a p99 step far from the
     # incident, seen as latency.p99_ms and timeouts.p99_ms, is still a lone candidate
-    weighed = windows._weigh_by_agreement(
-        [(pd.Timestamp(START + 40 * HOUR), 1.5, "latency.p99_ms")],
-        [windows.SignalChange("timeouts.p99_ms", START + 40 * HOUR, 30.0, None)], HOUR)
-    assert weighed == [(pd.Timestamp(START + 40 * HOUR), 0.75, "latency.p99_ms")]
-    weighed = windows._weigh_by_agreement(
-        [(pd.Timestamp(START + 40 * HOUR), 1.5, "latency.p99_ms")],
-        [windows.SignalChange("latency.error_rate", START + 41 * HOUR, 9.0, None)], HOUR)
-    assert weighed == [(pd.Timestamp(START + 40 * HOUR), 1.5, "latency.p99_ms")]
+    tail = [(pd.Timestamp(START + 40 * HOUR), 1.5, "latency.p99_ms")]
+    agreed = windows._agreement(
+        tail, [windows.SignalChange("timeouts.p99_ms", START + 40 * HOUR, 30.0, None)], HOUR)
+    assert agreed == [False]
+    assert windows._weigh_by_agreement(tail, agreed) == [
+        (pd.Timestamp(START + 40 * HOUR), 0.75, "latency.p99_ms")]
+    agreed = windows._agreement(
+        tail, [windows.SignalChange("latency.error_rate", START + 41 * HOUR, 9.0, None)], HOUR)
+    assert agreed == [True]
+    assert windows._weigh_by_agreement(tail, agreed) == tail

@@ -73,3 +73,16 @@ def test_a_lone_short_excess_of_one_host_is_a_blip_too():
                                                      series("data.max_null_rate", nulls)]),
                                       SPAN, HOUR)
     assert START + 99 * HOUR <= pd.Timestamp(located.onset) <= START + 101 * HOUR
+
+
+def test_a_blip_is_lone_by_what_agrees_with_it_not_by_how_much_it_weighs(monkeypatch):
+    # "lone" was read from the weighing (a weight below the original one): a lone candidate
+    # kept at full weight was no longer a blip. Whether anything agrees is its own question.
+    monkeypatch.setattr(windows, "LONE_WEIGHT", 1.0)
+    rng = np.random.default_rng(31)
+    assert windows.locate_incident([], timeout_blip(rng, 150, 2), SPAN, HOUR) is None
+    # and the same blip with a finding beside it still counts, at any weight of the lone ones
+    at = START + 150 * HOUR + timedelta(minutes=20)
+    found = [finding("integration.timeout_misconfiguration", "integration", at, "medium")]
+    located = windows.locate_incident(found, timeout_blip(rng, 150, 2), SPAN, HOUR)
+    assert located is not None and located.onset == at

@@ -275,8 +275,8 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
                 if c.signal.startswith(_RELEASE_SIGNALS)]
     if not candidates:
         return None
-    candidates = _drop_blips(_weigh_by_agreement(candidates, changes, bucket), candidates,
-                             changes, bucket)
+    agreed = _agreement(candidates, changes, bucket)
+    candidates = _drop_blips(_weigh_by_agreement(candidates, agreed), agreed, changes, bucket)
     if not candidates:
         return None  # a lone blip of a generic symptom: no incident window found
     # Equal support: the earliest cluster wins, unless the two are separate stories and only
@@ -331,45 +331,56 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
     )
 
 
-def _weigh_by_agreement(candidates: list, changes: list[SignalChange],
-                        bucket: timedelta) -> list:
-    """The candidates, each weighed by whether anything else agrees with it.
-
-    A finding or change point that no other candidate and no sustained change of another
-    signal comes within two buckets of counts :data:`LONE_WEIGHT` of its weight: a lone high
-    ``memory_pressure`` finding 18 to 78 hours away from the incident outweighed a medium drift
-    finding that the drift timeline corroborates (varied tuning null_injection seed 1,
-    covariate_shift seed 16). A signal's twin (:data:`_DUPLICATE_SIGNALS`) is the same
-    measurement, not an agreement.
-    """
+def _agreement(candidates: list, changes: list[SignalChange], bucket: timedelta) -> list[bool]:
+    """Whether anything else agrees with each candidate: another candidate or a sustained change
+    of another signal within two buckets of it. A signal's twin (:data:`_DUPLICATE_SIGNALS`) is
+    the same measurement, not an agreement."""
     reach = 2 * pd.Timedelta(bucket)
     others = [(at, name) for at, _, name in candidates] + [
         (pd.Timestamp(c.at), c.signal) for c in changes if c.signal not in _DUPLICATE_SIGNALS]
-    weighed = []
-    for at, weight, name in candidates:
-        agreed = any(other != name and abs(t - at) <= reach for t, other in others)
-        weighed.append((at, weight if agreed else weight * LONE_WEIGHT, name))
-    return weighed
+    return [any(other != name and abs(t - at) <= reach for t, other in others)
+            for at, _, name in candidates]
 
 
-def _drop_blips(weighed: list, candidates: list, changes: list[SignalChange],
+def _weigh_by_agreement(candidates: list, agreed: list[bool]) -> list:
+    """The candidates, each weighed by whether anything else agrees with it (:func:`_agreement`).
+
+    A finding or change point that nothing else agrees with counts :data:`LONE_WEIGHT` of its
+    weight: a lone high ``memory_pressure`` finding 18 to 78 hours away from the incident
+    outweighed a medium drift finding that the drift timeline corroborates (varied tuning
+    null_injection seed 1, covariate_shift seed 16).
+    """
+    return [(at, weight if ok else weight * LONE_WEIGHT, name)
+            for (at, weight, name), ok in zip(candidates, agreed, strict=True)]
+
+
+def _drop_blips(weighed: list, agreed: list[bool], changes: list[SignalChange],
                 bucket: timedelta) -> list:
     """The candidates without the blips: a change of a generic symptom (latency, error or
-    timeout rate, traffic: :func:`_pathway` is ``None``) that nothing else agrees with and that
-    recovers within :data:`SUSTAIN` buckets is not an incident on its own.
+    timeout rate, traffic: :func:`_pathway` is ``None``) that nothing else agrees with
+    (``agreed``, from :func:`_agreement`) and that recovers within :data:`SUSTAIN` buckets is
+    not an incident on its own.
 
     A healthy period holds such blips (a latency spike of two buckets, varied tuning ``none``
     seed 2: the timeout rate at robust z 50 for six hours, nothing else moving) and the
     detector opened its window there; a mature detector says no incident was found. A blip
     that a finding or another signal agrees with, a change that lasts, and a change of a signal
-    that points to a pathway (an out-of-range input share) still count.
+    that points to a pathway (an out-of-range input share) still count. Each change-point
+    candidate is paired with its own change (by signal and time), so whether it lasts is read
+    on that change, and a finding (no change of its own) is never a blip.
     """
-    lasting = {c.signal: c.recovered is None or
-               pd.Timestamp(c.recovered) - pd.Timestamp(c.at) >= SUSTAIN * pd.Timedelta(bucket)
-               for c in changes}
-    return [w for w, c in zip(weighed, candidates, strict=True)
-            if not (w[1] < c[1] and c[2] in lasting and not lasting[c[2]]
-                    and (_pathway(c[2], {}) is None or c[2].startswith(_HOST_SIGNALS)))]
+    own = {(c.signal, pd.Timestamp(c.at)): c for c in changes}
+
+    def blip(candidate: tuple) -> bool:
+        change = own.get((candidate[2], pd.Timestamp(candidate[0])))
+        if change is None:
+            return False
+        if change.recovered is None or pd.Timestamp(change.recovered) - pd.Timestamp(change.at) \
+                >= SUSTAIN * pd.Timedelta(bucket):
+            return False
+        return _pathway(change.signal, {}) is None or change.signal.startswith(_HOST_SIGNALS)
+
+    return [w for w, ok in zip(weighed, agreed, strict=True) if ok or not blip(w)]
 
 
 def _lead_in(near: list, candidates: list, changes: list[SignalChange],

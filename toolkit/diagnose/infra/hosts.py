@@ -37,6 +37,11 @@ The onset is the first incident bucket where the host's failure rate (or slow sh
 max(3x, +0.05 over) the hosts' median in that bucket, with at least three such requests, refined on the host's raw rows
 (``_onset.refine_onset``). Fleet-wide effects (a deploy, daily seasonality, a blip) move every
 host and so the median, not one host's z-score.
+
+Signals (:meth:`HostsResult.signals`, read by the window detector): per bucket, the largest
+excess of one host's failure rate and slow share over the bucket's other hosts, counted only
+where sampling noise cannot explain it (:func:`host_excess`: one-sided Fisher exact test at
+p < 1e-3 / hosts, and the outlier's effect size), else 0.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
@@ -69,7 +75,7 @@ from toolkit.types import Window
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["host_outliers", "HostsResult", "ID"]
+__all__ = ["host_outliers", "host_excess", "HostsResult", "ID"]
 
 ID = "infra.hosts"
 Z_OUTLIER = 3.5
@@ -79,6 +85,10 @@ SHORT_LIVED = 0.25
 #: Measures compared across hosts: (column, kind).
 #: Failed or slow requests of a host that a bucket needs to date the outlier's onset.
 MIN_ONSET_COUNT = 3
+#: Significance of a host's excess (the two-proportion tests, before Bonferroni over hosts).
+ALPHA = 1e-3
+#: The smallest excess of a rate over the other hosts' that matters (1 point).
+MIN_EXCESS = 0.01
 MEASURES = (("error_rate", "rate"), ("timeout_rate", "rate"), ("p99_ms", "latency"))
 _SEVERITY = ("low", "medium", "high")
 
@@ -169,16 +179,18 @@ class HostsResult(DiagnosticResult):
         return None if hit.empty else hit["bucket_start"].min().to_pydatetime()
 
     def signals(self) -> pd.DataFrame:
-        """Per bucket, the largest excess of one host over the hosts' median: failure rate
-        (``hosts.failure_rate_excess``) and slow share (``hosts.slow_share_excess``)."""
+        """Per bucket, the largest excess of one host over the rest of the fleet that sampling
+        noise cannot explain (:func:`host_excess`): failure rate
+        (``hosts.failure_rate_excess``) and slow share (``hosts.slow_share_excess``); 0 when
+        no host stands out in the bucket."""
         tl = self.timeline
         if tl.empty:
             return super().signals()
-        tl = tl[tl["requests"] >= 5].assign(failure_rate=tl["error_rate"] + tl["timeout_rate"])
+        tl = tl.assign(failure_rate=tl["error_rate"] + tl["timeout_rate"])
         frames = []
         for column, name in (("failure_rate", "hosts.failure_rate_excess"),
                              ("slow_share", "hosts.slow_share_excess")):
-            excess = tl[column] - tl.groupby("bucket_start")[column].transform("median")
+            excess = pd.Series(host_excess(tl, column), index=tl.index)
             part = excess.groupby(tl["bucket_start"]).max()
             frames.append(pd.DataFrame({"bucket_start": part.index, "signal": name,
                                         "value": part.to_numpy(dtype=float)}))
@@ -344,6 +356,51 @@ def host_outliers(
     return result
 
 
+def host_excess(timeline: pd.DataFrame, column: str) -> np.ndarray:
+    """Per row (bucket, host) of ``timeline``, the host's excess ``column`` share over the rest
+    of the fleet in that bucket, or 0 where sampling noise explains it.
+
+    A host stands out in a bucket when it has more failed (or slow) requests than the bucket's
+    other hosts make likely: the one-sided Fisher exact test of its count against theirs (the
+    hypergeometric tail of the bucket's ``K`` failures among its ``N`` requests falling ``k`` or
+    more on the host's ``n``), at p < :data:`ALPHA` / hosts in the bucket (Bonferroni), with the
+    difference that counts for an outlier (at least twice the others' share and
+    :data:`MIN_EXCESS` above it). In a sparse log (1 in 50 requests kept: a few requests per host
+    and bucket) one slow request is a share of 10-20% against a median of 0, and the plain excess
+    over the median stepped for buckets on end with no fault anywhere. A bucket with one host has
+    nothing to compare (0); a ``NaN`` share stays ``NaN``.
+
+    Parameters
+    ----------
+    timeline
+        :attr:`HostsResult.timeline`: ``bucket_start``, ``host``, ``requests`` and ``column``.
+    column
+        A share of the host's requests (``error_rate``, ``slow_share``, ...).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``share - others' share`` where the host stands out, else 0 (``NaN`` where the share is).
+    """
+    n = timeline["requests"].to_numpy(dtype=float)
+    share = timeline[column].to_numpy(dtype=float)
+    known = ~np.isnan(share) & (n > 0)
+    k = np.where(known, np.rint(np.nan_to_num(share) * n), 0.0)
+    n = np.where(known, n, 0.0)
+    bucket = timeline["bucket_start"]
+    total_k = pd.Series(k).groupby(bucket.to_numpy()).transform("sum").to_numpy()
+    total_n = pd.Series(n).groupby(bucket.to_numpy()).transform("sum").to_numpy()
+    hosts = pd.Series(known).groupby(bucket.to_numpy()).transform("sum").to_numpy()
+    other_n = total_n - n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        other = np.where(other_n > 0, (total_k - k) / other_n, np.nan)
+    p = stats.hypergeom.sf(k - 1, total_n, total_k, n)
+    stands_out = known & (other_n > 0) & (p < ALPHA / np.maximum(hosts, 1)) & (
+        share >= 2 * other) & (share - other >= MIN_EXCESS)
+    excess = np.where(stands_out, share - other, 0.0)
+    return np.where(np.isnan(share), np.nan, excess)
+
+
 def _host_table(hist: pd.DataFrame, min_requests: int, has_status: bool, has_latency: bool
                 ) -> pd.DataFrame:
     table = hist.groupby(["window", "host"], as_index=False).agg(
@@ -408,13 +465,13 @@ def _is_outlier(part: pd.DataFrame, column: str, kind: str, z: np.ndarray) -> np
         flags = (z >= Z_OUTLIER) & (values >= 1.5 * median) & (values - median >= 20)
         count = "slow"
     else:
-        flags = (z >= Z_OUTLIER) & (values >= 2 * median) & (values - median >= 0.01)
+        flags = (z >= Z_OUTLIER) & (values >= 2 * median) & (values - median >= MIN_EXCESS)
         count = "errors" if column == "error_rate" else "timeouts"
     k = part[count].to_numpy(dtype=float)
     n = part["requests"].to_numpy(dtype=float)
     for i in np.flatnonzero(flags):
         _, p = st.two_proportion_z(k.sum() - k[i], n.sum() - n[i], k[i], n[i])
-        flags[i] = p < 1e-3 / len(values)  # Bonferroni over the hosts compared
+        flags[i] = p < ALPHA / len(values)  # Bonferroni over the hosts compared
     return flags
 
 

@@ -109,3 +109,27 @@ def test_a_stray_oom_kill_a_day_before_the_leak_does_not_open_the_window():
                      START + 150 * HOUR + timedelta(minutes=29), "medium")]
     located = windows.locate_incident(found, pile_up(rng, 150), SPAN, HOUR)
     assert located.onset == leak
+
+
+def test_a_segments_first_failure_does_not_lead_in():
+    # varied tuning timeout_misconfiguration seeds 2 and 4: a new client version's first failure
+    # (one row, its background rate) dated the failure-segment finding 7 and 8 hours before the
+    # timeout change, and as a lead-in of the same pathway it opened the window there
+    rng = np.random.default_rng(15)
+    rate = np.abs(rng.normal(0.002, 0.0004, 240))
+    rate[150:] = 0.06
+    change = START + 150 * HOUR + timedelta(minutes=20)
+    first_failure = START + 143 * HOUR + timedelta(minutes=3)
+    segment = Finding(id="integration.failure_segment", pathway="integration", severity="high",
+                      statistic=1.0, threshold=0.5, summary="client_version", evidence={},
+                      onset=first_failure, diagnostic="case.segments")
+    found = [segment, finding("integration.timeout_misconfiguration", "integration", change)]
+    located = windows.locate_incident(found, series("latency.timeout_rate", rate), SPAN, HOUR)
+    assert located.onset == change
+    # the same finding from a diagnostic that dates the onset of a change still leads in
+    led = Finding(id="integration.cache_staleness", pathway="integration", severity="high",
+                  statistic=1.0, threshold=0.5, summary="stale", evidence={},
+                  onset=first_failure, diagnostic="integration.cache")
+    located = windows.locate_incident([led, found[1]], series("latency.timeout_rate", rate),
+                                      SPAN, HOUR)
+    assert located.onset == first_failure

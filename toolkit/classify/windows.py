@@ -69,6 +69,11 @@ _SIGNAL_PATHWAYS = (("memory.", "infrastructure"), ("capacity.", "infrastructure
                     ("cache.", "integration"), ("client_errors.", "integration"),
                     ("versions.", "integration"), ("timeouts.", "integration"))
 MAX_BASELINE = timedelta(days=14)
+#: Diagnostics whose finding is dated by one row, not by a change: a failure segment's onset is
+#: the segment's first failure (a new client version's first failure at its background rate,
+#: hours before its rate rises). Such a finding may sit in the cluster, but does not lead in
+#: (:func:`_lead_in`).
+_FIRST_ROW_DIAGNOSTICS = ("case.segments",)
 #: Per-host excesses of a generic symptom (one host's failure or slow share above the fleet's):
 #: a short lone one is a blip like the fleet-wide symptom (:func:`_drop_blips`).
 _HOST_SIGNALS = ("hosts.failure_rate_excess", "hosts.slow_share_excess")
@@ -300,7 +305,7 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
     onset, near = best
     pile_up = onset
     lead = _lead_in(near, candidates, changes, {f.id: f.pathway for f in findings}, onset,
-                    bucket)
+                    bucket, {f.id for f in findings if f.diagnostic in _FIRST_ROW_DIAGNOSTICS})
     if lead:
         near = near + lead
         onset = min(onset, *(c[0] for c in lead))
@@ -384,7 +389,8 @@ def _drop_blips(weighed: list, agreed: list[bool], changes: list[SignalChange],
 
 
 def _lead_in(near: list, candidates: list, changes: list[SignalChange],
-             pathway_of: dict[str, str], onset: pd.Timestamp, bucket: timedelta) -> list:
+             pathway_of: dict[str, str], onset: pd.Timestamp, bucket: timedelta,
+             first_rows: set[str] = frozenset()) -> list:
     """Earlier evidence of the same incident: the start of a slow mode before its symptoms
     pile up (a leak's memory climbing hours before the OOM kills and the latency tail).
 
@@ -392,8 +398,13 @@ def _lead_in(near: list, candidates: list, changes: list[SignalChange],
     mode is later than its start. Its onset moves back to a finding of the same pathway as the
     cluster that fired up to :data:`LEAD_IN` before it: the same failure already under way.
     Only findings dated on raw rows lead in; change points and findings dated by their
-    timeline are placed to within a bucket or two, and the cluster already holds them. Generic symptoms (latency, failure segments) and releases
-    do not date a lead-in, and findings or signals of another pathway are another story.
+    timeline are placed to within a bucket or two, and the cluster already holds them. A
+    finding dated by one row (``first_rows``: a failure segment's first failure,
+    :data:`_FIRST_ROW_DIAGNOSTICS`) does not date a change and does not lead in either: a new
+    client version's first failure 7 and 8 hours before the timeout change opened the window
+    there (varied tuning timeout_misconfiguration seeds 2 and 4). Generic symptoms (latency,
+    failure segments) and releases do not date a lead-in, and findings or signals of another
+    pathway are another story.
     """
     pathways = {_pathway(name, pathway_of) for _, _, name in near} - {None}
     if not pathways:
@@ -403,7 +414,8 @@ def _lead_in(near: list, candidates: list, changes: list[SignalChange],
     # (a coarse accuracy or calibration onset may be a day early): only a finding refined on
     # raw rows dates a lead-in
     lead = [c for c in candidates
-            if c[2] in pathway_of and start <= c[0] < onset and not _on_grid(c[0], bucket)
+            if c[2] in pathway_of and c[2] not in first_rows and start <= c[0] < onset
+            and not _on_grid(c[0], bucket)
             and _pathway(c[2], pathway_of) in pathways]
     return lead
 

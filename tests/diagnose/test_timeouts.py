@@ -109,8 +109,8 @@ def test_timeout_below_the_tail_is_high():
     assert finding.statistic > 0.03
     assert abs(finding.onset - CUT.to_pydatetime()) <= timedelta(minutes=10)
     json.dumps(finding.to_dict())
-    assert {"timeouts.timeout_rate", "timeouts.over_budget_share", "timeouts.p99_ms"} == set(
-        result.signals()["signal"])
+    assert {"timeouts.timeout_rate", "timeouts.over_budget_share", "timeouts.p99_ms",
+            "timeouts.below_tail"} == set(result.signals()["signal"])
 
 
 def test_onset_is_refined_past_background_timeouts():
@@ -245,7 +245,8 @@ def test_plot_and_frame():
     assert isinstance(result.plot(), Axes)
     frame = result.to_frame()
     assert (frame["diagnostic"] == ID).all() and len(frame) == 2
-    assert len(result.sql) == 4  # counts, bucket and window quantiles, onset refinement
+    # counts, bucket and window quantiles, the share under a timeout below the tail, onset
+    assert len(result.sql) == 5
     import toolkit as tk
     assert isinstance(timeout_budget(tk.connect(), BASELINE, INCIDENT).plot(), Axes)
 

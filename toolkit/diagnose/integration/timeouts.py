@@ -57,6 +57,12 @@ is at least halfway from the baseline rate to the incident rate, then refined on
 bucket within two buckets of it; one more small query). When a configuration change that set
 a timeout below the tail precedes it (no earlier than ``lookback`` before the baseline's end),
 the onset is that change: with sparse or diurnal traffic the first timeouts can lag it by hours.
+
+Signals: the timeline's timeout rate, over-budget share and completed p99, and
+``timeouts.below_tail`` (:meth:`TimeoutResult.below_tail`): per bucket, the share of requests
+sent under a client timeout below the baseline's completed p99.9 (the misconfiguration as the
+configuration states it, for the window detector; one more aggregate query, run only when a
+timeout is configured and the baseline's tail is known).
 """
 
 from __future__ import annotations
@@ -127,7 +133,8 @@ class TimeoutResult(DiagnosticResult):
     timeline
         Per time bucket: ``bucket_start``, ``requests``, ``timeouts``, ``timeout_rate``,
         ``over_budget_share``, ``timeout_min_ms``, ``p50_ms``, ``p99_ms``, ``p999_ms``,
-        ``first_timeout``.
+        ``first_timeout``, ``below_tail`` (share of the requests with a timeout in force sent
+        under one below the baseline's completed p99.9; NaN without either).
     config
         The timeout history: ``ts`` (NaT for a value in force from the start), ``client_version``
         (None: every client), ``timeout_ms``, ``source``.
@@ -346,8 +353,35 @@ class TimeoutResult(DiagnosticResult):
         return None if hits.empty else pd.Timestamp(hits["first_timeout"].iloc[0]).to_pydatetime()
 
     def signals(self) -> pd.DataFrame:
-        return timeline_signals(self.timeline, ["timeout_rate", "over_budget_share", "p99_ms"],
-                                "timeouts.", dropna=True)
+        """The timeout rate, over-budget share and completed p99 per bucket, and
+        ``timeouts.below_tail`` (:meth:`below_tail`)."""
+        frame = timeline_signals(self.timeline, ["timeout_rate", "over_budget_share", "p99_ms"],
+                                 "timeouts.", dropna=True)
+        below = self.below_tail()
+        if below.empty:
+            return frame
+        return pd.concat([frame, timeline_signals(below, {"below_tail": "timeouts.below_tail"})],
+                         ignore_index=True)
+
+    def below_tail(self) -> pd.DataFrame:
+        """Per bucket with a timeout in force: ``below_tail``, the share of its requests sent
+        under a client timeout below the baseline's completed p99.9 (the timeline's column of
+        that name; 0 or 1 but in the bucket where the timeout changes, which it dates within
+        the bucket).
+
+        The misconfiguration itself, read from the configuration, not from its symptoms: a log
+        that keeps only the answers the client waited for shows no timeout (the requests past
+        the timeout are missing; varied tuning timeout_misconfiguration seed 1: a 160 ms timeout
+        for eight hours against a p99.9 of about 300 ms, not one timeout logged), and a sparse
+        one shows a handful. The window detector reads the step from its timeline. Empty
+        without a timeout in force or without a baseline tail.
+        """
+        tl = self.timeline
+        if tl.empty or "below_tail" not in tl:
+            return pd.DataFrame(columns=["bucket_start", "below_tail"])
+        return tl.loc[tl["below_tail"].notna(), ["bucket_start", "below_tail"]].reset_index(
+            drop=True)
+
     def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
         """Completed p99 / p99.9 and the timeout in force over time; timeout rate on the right."""
         from toolkit.plotting import WINDOW_COLORS, axes
@@ -520,6 +554,15 @@ def timeout_budget(
                                 "share is not assessed; the timeout in force comes from the "
                                 "events alone"))
     timeline = _timeline(groups, tail, width)
+    timeline["below_tail"] = np.nan
+    base_tail = float(table.loc[table["window"] == "baseline", "p999_ms"].iloc[0])
+    if not config.empty and np.isfinite(base_tail):
+        # the share of each bucket's requests sent under a timeout below the baseline's tail
+        known = t.filter(t._budget.notnull())
+        below = record(known.group_by("bucket_start").aggregate(
+            _below=ibis.ifelse(known._budget < base_tail, 1.0, 0.0).mean()))
+        timeline["below_tail"] = timeline["bucket_start"].map(
+            below.set_index("bucket_start")["_below"]).astype(float)
     result = TimeoutResult(**base, table=table, clients=clients, timeline=timeline,
                            config=config, has_latency=bool(has_latency and completed),
                            sql=record.sql,

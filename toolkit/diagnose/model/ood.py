@@ -25,7 +25,7 @@ answers are confident (mean score >= 0.85) or wrong (accuracy < 0.7).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -39,6 +39,7 @@ from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import latest_labels
+from toolkit.diagnose._onset import change_start
 from toolkit.diagnose._profile import FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -77,10 +78,38 @@ class OODResult(DiagnosticResult):
     title = "Out-of-distribution inputs"
 
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: OOD requests per time bucket and source value: ``bucket_start``, ``source``, ``value``,
+    #: ``ood`` (dates a burst by its own source, not by the whole traffic's OOD share).
+    source_timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def signals(self) -> pd.DataFrame:
         """Share of out-of-distribution requests per time bucket."""
         return timeline_signals(self.timeline, {"ood_share": "model.ood_share"})
+
+    def burst_onset(self, source: str, values: list[str]) -> datetime | None:
+        """When the named source values' OOD requests began, as a share of all traffic.
+
+        A burst from a narrow source is a small part of the traffic; dated on its own count it
+        shows a step the whole OOD share (diluted by the rest, and by OOD noise elsewhere) may
+        not: where the rise began (:func:`~toolkit.diagnose._onset.change_start`, each bucket
+        weighted by its requests: a step is dated inside its bucket, a ramp at its start)
+        from the incident window's start on.
+        """
+        st = self.source_timeline
+        if st.empty or self.timeline.empty:
+            return None
+        named = st[(st["source"] == source) & st["value"].isin(values)]
+        named = named.groupby("bucket_start", as_index=False)["ood"].sum()
+        tl = self.timeline[["bucket_start", "requests"]].merge(
+            named, on="bucket_start", how="left").fillna({"ood": 0.0})
+        tl = tl[tl["requests"] > 0].assign(named_share=lambda f: f["ood"] / f["requests"])
+        starts = pd.to_datetime(tl["bucket_start"], utc=True).sort_values()
+        if len(starts) < 4:
+            return None
+        width = starts.diff().min().to_pytimedelta()
+        found = change_start(tl, "named_share", width=width, after=self.incident.start,
+                             weights="requests", direction=1)
+        return None if found is None else found[0]
     def _totals(self, window: str) -> tuple[float, float]:
         t = self.table[(self.table["window"] == window)]
         if t.empty:
@@ -144,6 +173,7 @@ class OODResult(DiagnosticResult):
         named = " and ".join(f"{source}={v}" for v in values)
         return [Finding(
             id="model.ood_burst", pathway="model", severity="high" if confident else "medium",
+            onset=self.burst_onset(source, values),
             statistic=float(concentration), threshold=0.6,
             summary=(f"{concentration:.0%} of out-of-distribution requests come from "
                      f"{named}, which carr{'ies' if len(values) == 1 else 'y'} {traffic:.0%} of "
@@ -262,6 +292,14 @@ def ood_bursts(
                         ignore_index=True)
     grouped = grouped.rename(columns={"_bucket": "bucket_start", "_window": "window"})
     timeline = grouped.groupby("bucket_start", as_index=False)[["requests", "ood"]].sum()
+    by_source = []
+    for source in sources:
+        part = grouped.groupby(["bucket_start", source], as_index=False, dropna=False)["ood"].sum()
+        part = part[part["ood"] > 0].rename(columns={source: "value"})
+        value = part["value"].astype(object).where(part["value"].notna(), None)
+        by_source.append(part.assign(source=source, value=value.astype(str)))
+    source_timeline = pd.concat(by_source, ignore_index=True)[
+        ["bucket_start", "source", "value", "ood"]]
     timeline = timeline.sort_values("bucket_start", ignore_index=True)
     timeline["ood_share"] = timeline["ood"] / timeline["requests"]
     grouped = grouped[grouped["window"].notna()].drop(columns="bucket_start")
@@ -287,7 +325,8 @@ def ood_bursts(
             table[column] = default
     table["value"] = table["value"].astype(str)
     table["ood_mean_score"] = pd.to_numeric(table["ood_mean_score"], errors="coerce")
-    return OODResult(**base, table=table, timeline=timeline, sql=profile.sql + record.sql)
+    return OODResult(**base, table=table, timeline=timeline, source_timeline=source_timeline,
+                     sql=profile.sql + record.sql)
 
 
 def _ood_count(t: ibis.Table, profile: FeatureProfile

@@ -84,3 +84,21 @@ def test_a_change_inside_a_bucket_gives_its_share_of_requests():
     assert below[T0 + timedelta(hours=9)] == 1.0
     assert below[T0 + timedelta(hours=10)] == 160 / 240
     assert below.drop([T0 + timedelta(hours=h) for h in (8, 9, 10)]).eq(0).all()
+
+
+def test_a_window_that_runs_past_the_restore_still_finds_the_cut_tail():
+    # the window holds 7 hours after the timeout was put back (a detected window rarely ends
+    # at the restore): the slow answers sent then are not under the low timeout (varied tuning
+    # timeout_misconfiguration s1: the window found, 8 min off, then read none)
+    requests, events = _cut_log()
+    result = timeout_budget(make_case(requests=requests, events=events), BASE, REST,
+                            bucket=timedelta(hours=1))
+    # over the whole window the completed tail is above the 100 ms timeout ...
+    rest = requests[(requests["ts"] >= REST[0]) & (requests["ts"] < REST[1])]
+    assert np.quantile(rest["latency_ms"], 0.999) > 100
+    # ... but nothing sent under it ran past it: the cut tail is found, dated at the change
+    (finding,) = result.findings()
+    assert finding.evidence["route"] == "cut_tail" and finding.severity == "medium"
+    under = rest[(rest["ts"] >= LOW[0]) & (rest["ts"] < LOW[1])]["latency_ms"]
+    assert finding.evidence["incident_p999_ms"] <= under.max() <= 100
+    assert pd.Timestamp(finding.onset) == LOW[0]

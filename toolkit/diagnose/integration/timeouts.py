@@ -282,6 +282,24 @@ class TimeoutResult(DiagnosticResult):
         last = hits.sort_values("ts").iloc[-1]
         return pd.Timestamp(last["ts"]), float(last["timeout_ms"]), base
 
+    def _tail_under_low_timeout(self) -> float:
+        """The incident's completed p99.9 over the requests sent under a timeout below the
+        baseline's tail: the largest bucket p99.9 of the incident buckets wholly under one
+        (``below_tail`` 1), else the incident window's p99.9.
+
+        A window that runs on past the timeout's restore (a detected window is rarely the
+        misconfiguration's exact span) holds slow answers sent under the restored timeout;
+        over the whole window they hide that nothing sent under the low one ran past it.
+        """
+        tl = self.timeline
+        if not tl.empty and "below_tail" in tl:
+            starts = pd.to_datetime(tl["bucket_start"], utc=True)
+            under = tl[(tl["below_tail"] >= 1.0) & (starts >= pd.Timestamp(self.incident.start))
+                       & (starts < pd.Timestamp(self.incident.end)) & tl["p999_ms"].notna()]
+            if not under.empty:
+                return float(under["p999_ms"].max())
+        return self.value("incident", "p999_ms")
+
     def _cut_below_tail(self) -> Finding | None:
         """The *cut tail* route: a timeout set below the baseline's p99 with no timeouts logged.
 
@@ -291,13 +309,14 @@ class TimeoutResult(DiagnosticResult):
         lookback, incident end)`` set the timeout in force in the incident below the
         baseline's completed p99 (at least 1% of healthy requests run longer), the incident's
         completed p99.9 is below that timeout (the tail beyond it is gone) and the server's
-        median is unchanged (p50 ratio at most :data:`P50_HEALTHY`).
+        median is unchanged (p50 ratio at most :data:`P50_HEALTHY`). The incident's tail is
+        read on the buckets sent wholly under the low timeout (:meth:`_tail_under_low_timeout`).
         """
         if self.config.empty or not self.has_latency:
             return None
         timeout = self.value("incident", "timeout_min_ms")
         base_p90, base_p99 = self.value("baseline", "p90_ms"), self.value("baseline", "p99_ms")
-        inc_tail, p50_ratio = self.value("incident", "p999_ms"), self.ratio("p50_ms")
+        inc_tail, p50_ratio = self._tail_under_low_timeout(), self.ratio("p50_ms")
         c = self.config
         changes = c[c["ts"].notna() & (c["ts"] >= pd.Timestamp(self.baseline.end - self.lookback))
                     & (c["ts"] < pd.Timestamp(self.incident.end)) & (c["timeout_ms"] <= timeout)]

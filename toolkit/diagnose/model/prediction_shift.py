@@ -87,6 +87,9 @@ PSI_BINS = 10
 #: A feature's PSI of 0.1 or more blocks the concept-drift signal only when noise alone would
 #: reach it with a probability below this (:func:`psi_noise_pvalue`).
 PSI_NOISE_ALPHA = 0.05
+#: The model's score PSI makes a finding only when noise alone would reach it with a
+#: probability below this (:meth:`PredictionShiftResult.score_psi_pvalue`).
+SCORE_NOISE_ALPHA = 1e-3
 
 
 def psi_noise_pvalue(psi: float, n_baseline: float, n_incident: float,
@@ -229,12 +232,37 @@ class PredictionShiftResult(DiagnosticResult):
             return self._binary_findings()
         return _task_findings(self)
 
+    @property
+    def score_psi_pvalue(self) -> float:
+        """The chance that sampling noise alone moves the scores this much: Pearson's
+        chi-square test of the 2 x bins table of score counts (bins empty in both windows
+        dropped; NaN without counts).
+
+        The PSI's own chi-square approximation (:func:`psi_noise_pvalue`) fails on a few
+        dozen requests: an empty incident bin enters the PSI as a log of the smoothing
+        epsilon, and two samples of one distribution reach a PSI near 1.
+        """
+        bins = self.score_bins
+        if bins.empty or "n" not in bins:
+            return float("nan")
+        table = np.vstack([bins.loc[bins["window"] == w, "n"].to_numpy(float)
+                           for w in ("baseline", "incident")])
+        table = table[:, table.sum(axis=0) > 0]
+        if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+            return float("nan")
+        return float(stats.chi2_contingency(table, correction=False).pvalue)
+
     def _binary_findings(self) -> list[Finding]:
         out = []
         moved = abs(self.max_share_change)
         share_moved = moved >= 0.05 and self.share_change_pvalue < 1e-3
-        if self.score_psi >= MODERATE_PSI or share_moved:
-            high = self.score_psi >= 0.25 or moved >= 0.15
+        # a score PSI counts beyond sampling noise only: on a few dozen requests a window,
+        # two samples of one distribution reach a PSI of 0.3 by chance (varied tuning none s3:
+        # PSI 0.31 on 37 requests, mean score 0.943 -> 0.939, read as a calibration collapse)
+        noise = self.score_psi_pvalue
+        psi = self.score_psi if not noise >= SCORE_NOISE_ALPHA else 0.0
+        if psi >= MODERATE_PSI or share_moved:
+            high = psi >= 0.25 or moved >= 0.15
             out.append(Finding(
                 id="model.prediction_shift", pathway="model",
                 severity="high" if high else "medium", statistic=float(self.score_psi),
@@ -510,7 +538,8 @@ def _score_scan(case: CaseView, record: Recorder, baseline: Window, incident: Wi
                       "score_edges": edges, "score_bins": pd.DataFrame({
                           "window": ["baseline"] * len(uppers) + ["incident"] * len(uppers),
                           "bin": [f"{u:.3f}" for u in uppers] * 2,
-                          "share": np.r_[b / max(b.sum(), 1), i / max(i.sum(), 1)]})}
+                          "share": np.r_[b / max(b.sum(), 1), i / max(i.sum(), 1)],
+                          "n": np.r_[b, i]})}
             bucket_counts = pd.DataFrame(counts).groupby(frame["bucket_start"].to_numpy(),
                                                          sort=True).sum().to_numpy()
             timeline["score_psi"] = [st.psi(b, row) if row.sum() >= 30 else np.nan

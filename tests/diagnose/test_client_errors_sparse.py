@@ -73,3 +73,19 @@ def test_fisher_greater_matches_scipy():
     for k, n, ko, no in [(6, 8, 0, 12), (30, 200, 4, 1800), (1, 1, 0, 5), (0, 5, 3, 9)]:
         exact = stats.fisher_exact([[k, n - k], [ko, no - ko]], alternative="greater").pvalue
         assert _fisher_greater(k, n, ko, no) == pytest.approx(exact, rel=1e-9)
+
+
+def test_the_suspect_timeline_is_a_signal_only_when_its_errors_make_a_finding():
+    # 3 of 8 against 2 of 12 (chance explains it): web-2 is the version with most errors, but
+    # its rate stepping from 0 in one bucket is no incident sign for the window detector
+    noise = errors_by_client(make_case(requests=sparse(3, other_errors=2)), BASELINE, INCIDENT)
+    assert noise.suspect == "web-2" and noise.findings() == []
+    assert "client_errors.suspect_error_rate" not in set(noise.signals()["signal"])
+    assert "client_errors.contract_error_rate" in set(noise.signals()["signal"])
+    # 6 of 8 against 0 of 12: a finding, and its timeline is the suspect's own rate
+    real = errors_by_client(make_case(requests=sparse(6)), BASELINE, INCIDENT)
+    signals = real.signals()
+    mine = signals[signals["signal"] == "client_errors.suspect_error_rate"]
+    tl = real.timeline[real.timeline["client_version"] == "web-2"]
+    assert len(mine) == len(tl) > 0
+    assert mine["value"].max() == tl["contract_error_rate"].max() > 0

@@ -91,12 +91,8 @@ MAX_DISPERSION = 0.10
 BAND = 0.06
 #: A rescaled-plus-unchanged mixture must fit the incident's CDF this closely (KS distance) ...
 MIX_TOLERANCE = 0.02
-#: ... with at least this share of rows rescaled (in a third of the incident window) ...
+#: ... with at least this share of rows rescaled.
 MIN_RESCALED_SHARE = 0.5
-#: ... or, over the whole window, this share: the least that lets one of its thirds be
-#: :data:`MIN_RESCALED_SHARE` rescaled, which :func:`holds_over_time` then demands. A detected
-#: window that opens long before the change (IoU 0.4) holds under half rescaled rows.
-MIN_WINDOW_SHARE = MIN_RESCALED_SHARE / 3
 #: Smallest factor a mixture is fitted for.
 MIN_MIXTURE_FACTOR = 10.0
 #: One-sample Kolmogorov-Smirnov critical value at 5%: ``KS_95 / sqrt(n)``.
@@ -344,8 +340,7 @@ def match_factor(factor: float, dispersion: float, q_baseline: np.ndarray,
     direct = _direct_match(factor, dispersion, q_baseline, q_incident, unit)
     if not math.isnan(direct[0]):
         return direct
-    mixed = mixture_match(q_baseline, q_incident, unit, min_share=MIN_WINDOW_SHARE,
-                          counts=counts)
+    mixed = mixture_match(q_baseline, q_incident, unit)
     if not math.isnan(mixed[0]):
         return mixed
     if counts is not None and None not in counts:
@@ -439,9 +434,7 @@ def noisy_match(factor: float, dispersion: float, q_baseline: np.ndarray,
     return best[1], best[2], best[0]
 
 
-def mixture_match(q_baseline: np.ndarray, q_incident: np.ndarray, unit: str | None = None,
-                  *, min_share: float = MIN_RESCALED_SHARE,
-                  counts: tuple[int | None, int | None] | None = None
+def mixture_match(q_baseline: np.ndarray, q_incident: np.ndarray, unit: str | None = None
                   ) -> tuple[float, str | None, float]:
     """A known factor that explains the incident as a mix of rescaled and unchanged rows.
 
@@ -449,13 +442,8 @@ def mixture_match(q_baseline: np.ndarray, q_incident: np.ndarray, unit: str | No
     unit out (or back) over the window: the incident is then ``F_I(x) = p F_B(x) +
     (1 - p) F_B(x / f)``. For each allowed factor, ``p`` is the least-squares fit of that line
     on the incident's quantiles (``F_B`` interpolated from the baseline's); a factor matches
-    when the rescaled share ``1 - p`` is at least ``min_share`` (:data:`MIN_RESCALED_SHARE`;
-    :func:`match_factor` reads the whole window with :data:`MIN_WINDOW_SHARE` and leaves the
-    step to :func:`holds_over_time`) and the fit is
-    within :data:`MIX_TOLERANCE` of the incident's CDF everywhere (a KS distance), or, with
-    ``counts`` (the values behind the two windows' quantiles), within the two-sample
-    Kolmogorov-Smirnov bound ``1.36 sqrt(1/n_b + 1/n_i)`` when that is wider: a log sampled
-    1 in 50 leaves a few hundred values, whose CDF alone scatters by more. Only factors
+    when the rescaled share ``1 - p`` is at least :data:`MIN_RESCALED_SHARE` and the fit is
+    within :data:`MIX_TOLERANCE` of the incident's CDF everywhere (a KS distance). Only factors
     of at least :data:`MIN_MIXTURE_FACTOR` (or their reciprocals) are tried: their rescaled
     values leave the baseline's range, whereas a mix with x1.609 or x2.54 can pass for a
     gradual shift of a skewed feature.
@@ -470,12 +458,9 @@ def mixture_match(q_baseline: np.ndarray, q_incident: np.ndarray, unit: str | No
         for value, text in ((known, meaning), (1 / known, f"/{known:g} (the reverse of "
                                                           f"{meaning})")):
             rescaled, ks = mixture_fit(qb, qi, value)
-            if rescaled >= min_share and ks < best[0]:
+            if rescaled >= MIN_RESCALED_SHARE and ks < best[0]:
                 best = (ks, value, f"{text}, on {rescaled:.0%} of the incident's rows")
-    tolerance = MIX_TOLERANCE
-    if counts is not None and None not in counts and min(counts) >= 2:
-        tolerance = max(tolerance, KS_95 * math.sqrt(1 / counts[0] + 1 / counts[1]))
-    if best[0] > tolerance:
+    if best[0] > MIX_TOLERANCE:
         return float("nan"), None, float("nan")
     return best[1], best[2], best[0]
 

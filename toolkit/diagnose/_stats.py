@@ -19,6 +19,7 @@ __all__ = [
     "psi_evidently",
     "ks_from_counts",
     "ks_pvalue",
+    "fisher_greater",
     "js_distance",
     "chi2_contingency_test",
     "chi2_goodness_of_fit",
@@ -162,6 +163,23 @@ def chi2_contingency_test(baseline: np.ndarray, incident: np.ndarray) -> tuple[f
         return float("nan"), float("nan"), 0
     result = stats.chi2_contingency(table, correction=False)
     return float(result.statistic), float(result.pvalue), int(result.dof)
+
+
+def fisher_greater(k, n, k_other, n_other):
+    """One-sided Fisher exact p-value that ``k`` of ``n`` is a higher rate than ``k_other`` of
+    ``n_other``: ``P(X >= k)``, ``X ~ Hypergeometric(n + n_other, k + k_other, n)`` (as
+    ``scipy.stats.fisher_exact(..., alternative='greater')``); 1 where ``k`` is 0. Scalars give
+    a float, arrays an array (element-wise).
+
+    Examples
+    --------
+    >>> round(fisher_greater(6, 8, 0, 12), 6)  # C(8, 6) / C(20, 6)
+    0.000722
+    """
+    k, n, k_other, n_other = (np.asarray(x, dtype=float) for x in (k, n, k_other, n_other))
+    p = stats.hypergeom.sf(k - 1, n + n_other, k + k_other, n)
+    p = np.where(k <= 0, 1.0, np.clip(p, 0.0, 1.0))
+    return float(p) if p.ndim == 0 else p
 
 
 def chi2_goodness_of_fit(reference: np.ndarray, current: np.ndarray) -> float:

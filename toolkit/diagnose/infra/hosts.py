@@ -54,7 +54,6 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose import _stats as st
@@ -394,7 +393,7 @@ def host_excess(timeline: pd.DataFrame, column: str) -> np.ndarray:
     other_n = total_n - n
     with np.errstate(divide="ignore", invalid="ignore"):
         other = np.where(other_n > 0, (total_k - k) / other_n, np.nan)
-    p = stats.hypergeom.sf(k - 1, total_n, total_k, n)
+    p = st.fisher_greater(k, n, total_k - k, other_n)
     stands_out = known & (other_n > 0) & (p < ALPHA / np.maximum(hosts, 1)) & (
         share >= 2 * other) & (share - other >= MIN_EXCESS)
     excess = np.where(stands_out, share - other, 0.0)

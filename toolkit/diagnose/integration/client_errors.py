@@ -59,7 +59,6 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
@@ -67,6 +66,7 @@ from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._stats import fisher_greater as _fisher_greater
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -463,16 +463,6 @@ def _timeline(groups: pd.DataFrame, width: timedelta) -> pd.DataFrame:
     return tl.sort_values(["bucket_start", "client_version"], ignore_index=True)[
         ["bucket_start", "bucket_end", "client_version", "requests", "contract_errors",
          "contract_error_rate", "first_error"]]
-
-
-def _fisher_greater(k: float, n: float, k_other: float, n_other: float) -> float:
-    """One-sided Fisher exact p-value that ``k`` of ``n`` is a higher rate than ``k_other``
-    of ``n_other``: ``P(X >= k)``, ``X ~ Hypergeometric(n + n_other, k + k_other, n)`` (as
-    ``scipy.stats.fisher_exact(..., alternative='greater')``)."""
-    if k <= 0:
-        return 1.0
-    return float(np.clip(stats.hypergeom.sf(int(k) - 1, int(n + n_other), int(k + k_other),
-                                            int(n)), 0.0, 1.0))
 
 
 def _suspect(table: pd.DataFrame, min_errors: int) -> str | None:

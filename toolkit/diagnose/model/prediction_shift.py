@@ -245,12 +245,9 @@ class PredictionShiftResult(DiagnosticResult):
         bins = self.score_bins
         if bins.empty or "n" not in bins:
             return float("nan")
-        table = np.vstack([bins.loc[bins["window"] == w, "n"].to_numpy(float)
-                           for w in ("baseline", "incident")])
-        table = table[:, table.sum(axis=0) > 0]
-        if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
-            return float("nan")
-        return float(stats.chi2_contingency(table, correction=False).pvalue)
+        _, pvalue, _ = st.chi2_contingency_test(
+            *(bins.loc[bins["window"] == w, "n"].to_numpy(float) for w in ("baseline", "incident")))
+        return pvalue
 
     def _binary_findings(self) -> list[Finding]:
         out = []

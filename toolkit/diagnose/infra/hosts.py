@@ -35,7 +35,9 @@ the worst host, every outlier host in its evidence:
 
 The onset is the first incident bucket where the host's failure rate (or slow share) reaches
 max(3x, +0.05 over) the hosts' median in that bucket, with at least three such requests, refined on the host's raw rows
-(``_onset.refine_onset``). Fleet-wide effects (a deploy, daily seasonality, a blip) move every
+(``_onset.refine_onset``); in a sparse log, where no bucket holds three of the host's failed or
+slow requests, it is where the host's excess over the other hosts began to rise (a step or
+ramp fitted on the timeline, :meth:`HostsResult.excess_rise`), refined the same way. Fleet-wide effects (a deploy, daily seasonality, a blip) move every
 host and so the median, not one host's z-score.
 
 Signals (:meth:`HostsResult.signals`, read by the window detector): per bucket, the largest
@@ -61,7 +63,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import change_start, refine_onset
 from toolkit.diagnose.infra.capacity import (
     LATENCY_RATIO,
     bucket_index,
@@ -175,7 +177,45 @@ class HostsResult(DiagnosticResult):
         over = (tl[column] >= np.maximum(3 * median, median + 0.05)) & (
             tl[column] * tl["requests"] >= MIN_ONSET_COUNT)
         hit = tl[(tl["host"] == host) & over]
-        return None if hit.empty else hit["bucket_start"].min().to_pydatetime()
+        if not hit.empty:
+            return hit["bucket_start"].min().to_pydatetime()
+        return self.excess_rise(host, measure)
+
+    def excess_rise(self, host: str, measure: str):
+        """Where ``host``'s excess over the rest of the fleet began to rise, from the
+        incident's start on: per bucket the host's failure rate (or slow share) minus the
+        other hosts' (their requests pooled), fitted as a step or a ramp
+        (:func:`~toolkit.diagnose._onset.change_start`, each bucket weighted by the host's
+        requests); ``None`` without four buckets of the host or a rise.
+
+        In a sparse log (1 in 20-50 requests kept, a few per host and bucket) no bucket holds
+        the three failed or slow requests the crossing in :meth:`_onset` needs, and the
+        finding had no onset; an excess over the others, not the host's own rate, so that a
+        fleet-wide change (a deploy, the daily cycle) does not date it.
+        """
+        tl = self.timeline
+        if tl.empty:
+            return None
+        column = "slow_share" if measure == "p99_ms" else measure
+        tl = tl[(tl["requests"] > 0) & tl[column].notna()]
+        bad = tl[column] * tl["requests"]
+        fleet = pd.DataFrame({"k": bad, "n": tl["requests"]}).groupby(
+            tl["bucket_start"].to_numpy()).sum()
+        mine = tl[tl["host"] == host].set_index("bucket_start")
+        if len(mine) < 4:
+            return None
+        k = (mine[column] * mine["requests"]).to_numpy(float)
+        n = mine["requests"].to_numpy(float)
+        rest_k = fleet.loc[mine.index, "k"].to_numpy(float) - k
+        rest_n = fleet.loc[mine.index, "n"].to_numpy(float) - n
+        frame = pd.DataFrame({"bucket_start": mine.index, "requests": n,
+                              "excess": k / n - np.where(rest_n > 0, rest_k / np.maximum(
+                                  rest_n, 1.0), 0.0)})
+        width = pd.to_datetime(tl["bucket_start"], utc=True).drop_duplicates().sort_values(
+        ).diff().min()
+        found = change_start(frame, "excess", width=width.to_pytimedelta(),
+                             after=self.incident.start, weights="requests", direction=1)
+        return None if found is None else pd.Timestamp(found[0]).to_pydatetime()
 
     def signals(self) -> pd.DataFrame:
         """Per bucket, the largest excess of one host over the rest of the fleet that sampling

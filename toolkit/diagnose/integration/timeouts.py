@@ -32,8 +32,10 @@ timeout and its status is ``ok`` (or not logged). Quantiles are DuckDB ``approx_
 **Finding** ``integration.timeout_misconfiguration`` (statistic: incident timeout rate;
 threshold: the rise threshold ``max(2 x baseline rate, baseline rate + 0.5 point)``):
 
-* *timeouts rise*: incident rate >= 2x the baseline's, >= 0.5 point above it, >= 20 timeouts,
-  two-proportion z-test p < 1e-3 (or, in a sampled log, >= 8 timeouts with p < 1e-6);
+* *timeouts rise*: incident rate >= 2x the baseline's, >= 0.5 point above it, >= 3 timeouts,
+  one-sided Fisher exact test p < 1e-3 (:func:`rise_pvalue`: a log kept 1 in 50 holds a
+  handful of the incident's timeouts, and the test, not a count, says when they are beyond
+  chance);
 * *server healthy*: completed p99 ratio (incident / baseline) <= 1.5 and p50 ratio <= 1.25;
 * *below the tail*: the smallest timeout in force in the incident is below the completed p99.9
   (the larger of the baseline's and the incident's).
@@ -90,7 +92,7 @@ from toolkit.types import Window
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["timeout_budget", "TimeoutResult", "ID", "TIMEOUT_KEYS"]
+__all__ = ["timeout_budget", "TimeoutResult", "ID", "TIMEOUT_KEYS", "rise_pvalue"]
 
 ID = "integration.timeouts"
 FINDING = "integration.timeout_misconfiguration"
@@ -100,11 +102,10 @@ TIMEOUT_KEYS: dict[str, float] = {
     "client_timeout_s": 1000.0, "timeout_s": 1000.0, "request_timeout_s": 1000.0,
 }
 TIMEOUT_PATTERN = r"timeout|timed.?out|deadline"
-MIN_TIMEOUTS = 20
-#: A sampled log may keep fewer timeouts: at least this many count when the rise is far
-#: beyond chance (p below :data:`FEW_PVALUE`).
-FEW_TIMEOUTS = 8
-FEW_PVALUE = 1e-6
+#: Logged incident timeouts a rise needs at least: a log kept 1 in 50 holds 3-8 of an
+#: incident's timeouts, so the count is read through the significance test (:data:`PVALUE`),
+#: not through a fixed number of them.
+MIN_TIMEOUTS = 3
 RATE_RATIO = 2.0
 MIN_RISE = 0.005
 PVALUE = 1e-3
@@ -185,10 +186,9 @@ class TimeoutResult(DiagnosticResult):
         n_b, n_i = self.value("baseline", "requests"), self.value("incident", "requests")
         k_b, k_i = self.value("baseline", "timeouts"), self.value("incident", "timeouts")
         r_b, r_i = k_b / n_b, k_i / n_i
-        _, p = st.two_proportion_z(k_b, n_b, k_i, n_i)
+        p = rise_pvalue(k_b, n_b, k_i, n_i)
         threshold = max(RATE_RATIO * r_b, r_b + MIN_RISE)
-        enough = k_i >= MIN_TIMEOUTS or (k_i >= FEW_TIMEOUTS and p < FEW_PVALUE)
-        if not (r_i >= threshold and enough and p < PVALUE):
+        if not (r_i >= threshold and k_i >= MIN_TIMEOUTS and p < PVALUE):
             censored = self._cut_below_tail()
             return [censored] if censored is not None else []
         p99_ratio, p50_ratio = self.ratio("p99_ms"), self.ratio("p50_ms")
@@ -590,6 +590,22 @@ def timeout_budget(
                                   around=3 * width, limits=span)
                for f in result.findings() if f.onset is not None}
     return replace(result, refined_onsets=refined, sql=record.sql) if refined else result
+
+
+def rise_pvalue(k_b: float, n_b: float, k_i: float, n_i: float) -> float:
+    """One-sided Fisher exact p-value that the incident's ``k_i`` timeouts of ``n_i`` requests
+    are a higher rate than the baseline's ``k_b`` of ``n_b``.
+
+    Exact on the few timeouts a sampled log keeps, where the normal approximation of a
+    two-proportion z-test is not: three timeouts among 200 incident requests against none of
+    2,000 baseline ones is ``C(200, 3) / C(2200, 3)``, about 7.4e-4.
+
+    Examples
+    --------
+    >>> round(rise_pvalue(0, 2000, 3, 200), 6)
+    0.000741
+    """
+    return float(st.fisher_greater(k_i, n_i, k_b, n_b))
 
 
 def _is_timeout(t: ibis.Table, cols: Mapping[str, str]) -> ibis.BooleanValue:

@@ -23,6 +23,14 @@ one of those thirds holds the factor and the other is a mix of rescaled and unch
 (factors of 10 and more, see :func:`holds_over_time`). The feature's catalog unit limits the
 factors tried (:data:`UNIT_FAMILIES`).
 
+A detected window that opens long before the change dilutes it: half or more of its rows may
+still hold the old unit, and no whole-window test may match. The step is then located inside
+the window (:func:`locate_step`: the split of the per-bucket medians, computed in the engine,
+with the smallest squared error on the log scale), and the tests above are run on the rows
+after it, unchanged; the factor must also be a known unit factor between the two sides of the
+step (the rows after it against the rows before it), and hold over the thirds after it. A
+gradual drift has no such step, and a reshaping matches on neither side.
+
 Finding ``data.unit_change`` (high): a feature rescaled by a known factor.
 """
 
@@ -40,7 +48,7 @@ import pandas as pd
 from toolkit._validation import check_windows
 from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
-from toolkit.diagnose._engine import Recorder, float_array, quantiles_at
+from toolkit.diagnose._engine import Recorder, epoch_us, float_array, quantiles_at
 from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._onset import refine_onset
 from toolkit.diagnose._profile import LEVELS, SAMPLE_ROWS, FeatureProfile, feature_profile
@@ -102,6 +110,12 @@ KS_95 = 1.36
 NOISE_Z = 2.5
 #: ... up to this relative width.
 MAX_BAND = 0.25
+#: Sub-windows of the incident window whose medians locate a step of a feature's scale ...
+STEP_BUCKETS = 24
+#: ... each read with at least this many values ...
+MIN_BUCKET_VALUES = 3
+#: ... and each side of the step tested with at least this many values.
+MIN_SIDE_VALUES = 30
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -219,6 +233,10 @@ def unit_change(
                                    n_baseline=_count(profile, row["feature"], "baseline")):
                 table.loc[k, ["matched", "meaning"]] = [np.nan, None]
             table.loc[k, "halves"] = ", ".join(f"{f:.4g}" for f, *_ in thirds)
+    steps = _stepped(case, record, profile, incident, table, units, keep)
+    for k, (factor, matched, meaning, distance, _) in steps.items():
+        table.loc[k, ["factor", "matched", "meaning", "distance"]] = [factor, matched, meaning,
+                                                                      distance]
     result = UnitChangeResult(**base, table=table, sql=profile.sql + record.sql)
     refined = {}
     for row in result.table[result.table["matched"].notna()].itertuples():
@@ -227,12 +245,151 @@ def unit_change(
         requests = case.table("requests")
         col = requests[row.feature].cast("float64")
         outside = (col > float(quantiles[-1])) if row.matched > 1 else (col < float(quantiles[0]))
+        step = steps.get(row.Index)
         refined[row.feature] = refine_onset(
-            record, requests, outside.fill_null(False).cast("float64"), incident.start,
-            around=incident.duration, limits=Window(baseline.start, incident.end))
+            record, requests, outside.fill_null(False).cast("float64"),
+            incident.start if step is None else step[4], around=incident.duration,
+            limits=Window(baseline.start, incident.end))
     if refined:
         result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
     return result
+
+
+def _stepped(case: CaseView, record: Recorder, profile: FeatureProfile, incident: Window,
+             table: pd.DataFrame, units: dict[str, str | None], keep: np.ndarray
+             ) -> dict[Any, tuple[float, float, str, float, pd.Timestamp]]:
+    """Unit changes found after a step located inside the incident window, by table row.
+
+    For each feature the whole window did not match: the step of its per-bucket medians
+    (:func:`locate_step`), then the rows after it matched against the baseline
+    (:func:`match_factor` with their counts, unchanged), the same factor matched between the
+    rows before and after the step, and :func:`holds_over_time` on the thirds after it.
+    Returns ``(factor, matched, meaning, distance, step time)`` per matched row.
+    """
+    if table.empty:
+        return {}
+    rows_left = table[table["matched"].isna() & table["factor"].notna()]
+    if rows_left.empty:
+        return {}
+    features = list(rows_left["feature"])
+    width = incident.duration / STEP_BUCKETS
+    requests = case.table("requests")
+    rows = requests.filter(within(requests.ts, incident))
+    width_us = max(1, int(width.total_seconds() * 1_000_000))
+    start_us = int(pd.Timestamp(incident.start).value // 1000)
+    rows = rows.mutate(_bucket=(epoch_us(rows.ts) - start_us) // width_us)
+    half = float_array([0.5])
+    medians = record(rows.group_by("_bucket").aggregate(
+        **{f"m{k}": quantiles_at(rows[f].cast("float64"), half) for k, f in enumerate(features)},
+        **{f"n{k}": rows[f].count() for k, f in enumerate(features)}))
+    if medians.empty:
+        return {}
+    medians = medians.set_index("_bucket").reindex(range(STEP_BUCKETS))
+    splits: dict[str, pd.Timestamp] = {}
+    for k, feature in enumerate(features):
+        m = np.array([np.nan if v is None or (isinstance(v, float) and math.isnan(v))
+                      else float(np.asarray(v, dtype=float)[0]) for v in medians[f"m{k}"]])
+        n = medians[f"n{k}"].fillna(0).to_numpy(dtype=float)
+        split = locate_step(m, n)
+        if split is not None:
+            # the step lies in the bucket before the split or the split's own: both are left
+            # out of the two sides, whose rows are then each in one unit
+            splits[feature] = pd.Timestamp(incident.start) + split * width
+    found: dict[Any, tuple[float, float, str, float, pd.Timestamp]] = {}
+    for feature, when in splits.items():
+        hit = _match_after_step(case, record, profile, incident, feature, when, width,
+                                units.get(feature), keep)
+        if hit is not None:
+            index = rows_left.index[rows_left["feature"] == feature][0]
+            found[index] = (*hit, when)
+    return found
+
+
+def locate_step(medians: np.ndarray, counts: np.ndarray) -> int | None:
+    """The bucket at which a feature's scale steps: the split of the per-bucket medians'
+    log magnitudes into two constant segments with the smallest squared error (weighted by
+    the buckets' value counts; buckets with fewer than :data:`MIN_BUCKET_VALUES` values or a
+    zero median are left out). At least two buckets on each side (the one on each side of
+    the split may straddle the step); ``None`` when there are too few buckets or the medians
+    change sign across the split, or the two segments' levels differ by less than
+    :data:`BAND`.
+
+    Examples
+    --------
+    >>> locate_step(np.array([5, 6, 5, 5, 300, 310, 290, 305.0]), np.full(8, 10.0))
+    4
+    """
+    m, w = np.asarray(medians, dtype=float), np.asarray(counts, dtype=float)
+    ok = np.isfinite(m) & (m != 0) & (w >= MIN_BUCKET_VALUES)
+    index = np.flatnonzero(ok)
+    if index.size < 5:
+        return None
+    y, w = np.log(np.abs(m[ok])), w[ok]
+    best, split = math.inf, None
+    for j in range(2, index.size - 1):
+        cost = 0.0
+        for part, weight in ((y[:j], w[:j]), (y[j:], w[j:])):
+            mean = float(np.average(part, weights=weight))
+            cost += float(np.sum(weight * (part - mean) ** 2))
+        if cost < best:
+            best, split = cost, j
+    if split is None or np.sign(m[index[split - 1]]) != np.sign(m[index[split]]):
+        return None
+    jump = abs(np.average(y[split:], weights=w[split:]) - np.average(y[:split],
+                                                                  weights=w[:split]))
+    if jump < math.log1p(BAND):  # no step a unit factor could make
+        return None
+    return int(index[split])
+
+
+def _match_after_step(case: CaseView, record: Recorder, profile: FeatureProfile,
+                      incident: Window, feature: str, when: pd.Timestamp, width: timedelta,
+                      unit: str | None, keep: np.ndarray
+                      ) -> tuple[float, float, str, float] | None:
+    """The known factor the rows after the step are rescaled by, against the baseline and
+    against the window's rows before it alike (two known factors within :data:`BAND` of
+    each other, x1000 and x1024, agree). When the rows before the step are too few for that
+    match, they must instead pass for the baseline, and the rows after it divided by the
+    factor for the rows before it (two-sample KS tests at 5%, :func:`rescaled_ks`). ``None``
+    when either side fails. The step is
+    in the bucket that ends at ``when`` or the one that starts there (``width`` long): the
+    sides leave both out."""
+    qb = profile.quantiles.get((feature, "baseline"))
+    n_b = _count(profile, feature, "baseline")
+    if qb is None or n_b is None:
+        return None
+    sides = (Window(incident.start, when - width), Window(when + width, incident.end))
+    requests = case.table("requests")
+    rows = requests.filter(within(requests.ts, sides[0]) | within(requests.ts, sides[1]))
+    rows = rows.mutate(_side=ibis.cases((within(rows.ts, sides[0]), 0), else_=1))
+    column = rows[feature].cast("float64")
+    got = record(rows.group_by("_side").aggregate(
+        q=quantiles_at(column, float_array(LEVELS)), n=column.count())).set_index("_side")
+    if set(got.index) != {0, 1} or min(got["n"]) < MIN_SIDE_VALUES or \
+            any(q is None for q in got["q"]):
+        return None
+    q_before, q_after = (np.asarray(got.loc[s, "q"], dtype=float) for s in (0, 1))
+    n_before, n_after = (int(min(got.loc[s, "n"], SAMPLE_ROWS)) for s in (0, 1))
+    factor, dispersion = scale_factor(qb[keep], q_after[keep])
+    matched, meaning, distance = match_factor(factor, dispersion, qb, q_after, unit,
+                                              counts=(n_b, n_after))
+    if math.isnan(matched):
+        return None
+    across, spread = scale_factor(q_before[keep], q_after[keep])
+    between = match_factor(across, spread, q_before, q_after, unit, counts=(n_before, n_after))
+    if not abs(between[0] / matched - 1) <= BAND:  # NaN fails too; x1000 and x1024 agree
+        # few rows before the step: they must then pass for the baseline, and the rows after
+        # it divided by the factor for the rows before it (two-sample KS tests at 5%)
+        unchanged = rescaled_ks(qb, q_before, 1.0) <= KS_95 * math.sqrt(1 / n_b + 1 / n_before)
+        if not (unchanged and rescaled_ks(q_before, q_after, matched) <= KS_95 * math.sqrt(
+                1 / n_before + 1 / n_after)):
+            return None
+    thirds = _stable_factors(case, record, profile, sides[1], [feature], keep).get(feature, [])
+    if not holds_over_time(qb, thirds, matched, unit, n_baseline=n_b):
+        return None
+    share = (when - pd.Timestamp(incident.start)) / incident.duration
+    return factor, matched, (f"{meaning}; after a step at {when:%Y-%m-%d %H:%M} UTC (the "
+                             f"window's first {share:.0%} still holds the old unit)"), distance
 
 
 def _count(profile: FeatureProfile, feature: str, window: str) -> int | None:

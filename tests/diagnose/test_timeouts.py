@@ -245,8 +245,9 @@ def test_plot_and_frame():
     assert isinstance(result.plot(), Axes)
     frame = result.to_frame()
     assert (frame["diagnostic"] == ID).all() and len(frame) == 2
-    # counts, bucket and window quantiles, the share under a timeout below the tail, onset
-    assert len(result.sql) == 5
+    # counts, bucket and window quantiles, the share under a timeout below the tail, the
+    # quantiles of the requests sent under it, onset
+    assert len(result.sql) == 6
     import toolkit as tk
     assert isinstance(timeout_budget(tk.connect(), BASELINE, INCIDENT).plot(), Axes)
 

@@ -111,6 +111,9 @@ MIN_RISE = 0.005
 PVALUE = 1e-3
 P99_HEALTHY = 1.5
 P50_HEALTHY = 1.25
+#: Completed incident requests sent under a low timeout that the server's health needs to
+#: be read on them alone (:meth:`TimeoutResult._server_ratios`).
+MIN_UNDER_LOW = 30
 #: Completed requests sampled (hash of the time) for the per-bucket quantiles, about.
 TIMELINE_SAMPLE = 2_000_000
 _PREVIOUS = ("previous_", "old_", "prev_", "from_")
@@ -149,6 +152,9 @@ class TimeoutResult(DiagnosticResult):
     config: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     has_latency: bool = True
     lookback: timedelta = timedelta(hours=24)
+    #: The incident's completed requests sent under a timeout below the baseline's p99.9:
+    #: ``completed``, ``p50_ms``, ``p99_ms`` (empty without a low timeout in the incident).
+    under_low: dict[str, float] = field(default_factory=dict)
 
     def value(self, window: str, column: str) -> float:
         rows = self.table[self.table["window"] == window] if not self.table.empty else self.table
@@ -191,7 +197,7 @@ class TimeoutResult(DiagnosticResult):
         if not (r_i >= threshold and k_i >= MIN_TIMEOUTS and p < PVALUE):
             censored = self._cut_below_tail()
             return [censored] if censored is not None else []
-        p99_ratio, p50_ratio = self.ratio("p99_ms"), self.ratio("p50_ms")
+        p99_ratio, p50_ratio, health_on = self._server_ratios()
         healthy = bool(p99_ratio <= P99_HEALTHY and p50_ratio <= P50_HEALTHY)
         timeout = self.value("incident", "timeout_min_ms")
         base_tail = self.value("baseline", "p999_ms")
@@ -244,6 +250,7 @@ class TimeoutResult(DiagnosticResult):
                       "baseline_p99_ms": self.value("baseline", "p99_ms"),
                       "incident_p99_ms": self.value("incident", "p99_ms"),
                       "p99_ratio": p99_ratio, "p50_ratio": p50_ratio,
+                      "server_health_read_on": health_on,
                       "server_healthy": healthy, "below_tail": below,
                       "over_budget_share": self.value("incident", "over_budget_share"),
                       "clients": top,
@@ -254,6 +261,28 @@ class TimeoutResult(DiagnosticResult):
                                      or self._onset(r_b, r_i)),
             diagnostic=self.id,
         )]
+
+    def _server_ratios(self) -> tuple[float, float, str]:
+        """Completed p99 and p50, incident over baseline, and what the incident's were read on.
+
+        On the incident's requests sent under a timeout below the baseline's p99.9 when at
+        least :data:`MIN_UNDER_LOW` of them completed and the incident also holds requests sent
+        under another timeout; else on the whole incident window. A window that runs past the
+        timeout's restore (or opens before the cut) holds answers sent under the usual
+        timeout: their tail, cut under the low one, and any slowdown of the server after the
+        incident (varied tuning timeout_misconfiguration s8 with the true window widened after
+        its end: p99 ratio 0.67 -> 2.0) read as a server that slowed, and the finding fell to
+        medium, or vanished when the timeout sat above the baseline's tail.
+        """
+        low = self.under_low
+        inc_requests = self.value("incident", "completed")
+        if low and low.get("completed", 0) >= MIN_UNDER_LOW and \
+                low["completed"] < inc_requests:
+            base_p99, base_p50 = self.value("baseline", "p99_ms"), self.value("baseline", "p50_ms")
+            return (low["p99_ms"] / base_p99 if base_p99 > 0 else float("nan"),
+                    low["p50_ms"] / base_p50 if base_p50 > 0 else float("nan"),
+                    "requests sent under the low timeout")
+        return self.ratio("p99_ms"), self.ratio("p50_ms"), "incident window"
 
     def _lowered_timeout(self, r_b: float, r_i: float
                          ) -> tuple[pd.Timestamp, float, float] | None:
@@ -575,6 +604,7 @@ def timeout_budget(
     timeline = _timeline(groups, tail, width)
     timeline["below_tail"] = np.nan
     base_tail = float(table.loc[table["window"] == "baseline", "p999_ms"].iloc[0])
+    under_low: dict[str, float] = {}
     if not config.empty and np.isfinite(base_tail):
         # the share of each bucket's requests sent under a timeout below the baseline's tail
         known = t.filter(t._budget.notnull())
@@ -582,8 +612,18 @@ def timeout_budget(
             _below=ibis.ifelse(known._budget < base_tail, 1.0, 0.0).mean()))
         timeline["below_tail"] = timeline["bucket_start"].map(
             below.set_index("bucket_start")["_below"]).astype(float)
+        if has_latency and completed:
+            low = t.filter((t._window == "incident") & (t._budget < base_tail)
+                           & (t._completed == 1))
+            lq = record(low.aggregate(completed=low.count(),
+                                      q=low._lat.approx_quantile([0.5, 0.99])))
+            q = lq["q"].iloc[0] if len(lq) else None
+            if q is not None and len(q) == 2:
+                under_low = {"completed": float(lq["completed"].iloc[0]),
+                             "p50_ms": float(q[0]), "p99_ms": float(q[1])}
     result = TimeoutResult(**base, table=table, clients=clients, timeline=timeline,
                            config=config, has_latency=bool(has_latency and completed),
+                           under_low=under_low,
                            sql=record.sql,
                            not_assessed=tuple(gaps))
     refined = {f.id: refine_onset(record, raw, is_timeout.cast("float64"), f.onset,

@@ -48,3 +48,44 @@ def test_a_release_alone_or_a_score_shift_alone_opens_none():
     # a score shift days after a benign release is not the release's
     signals = pd.concat([release(rng, 60, 0.5), score_shift(rng, 150)])
     assert windows.locate_incident([], signals, SPAN, HOUR) is None
+
+
+def undated_shift(severity: str = "high"):
+    """The prediction-shift finding over the whole scan window, with no onset: too few scores a
+    bucket for a per-bucket PSI (every bucket of the score timeline missing)."""
+    from tests.classify.test_window_slow_modes import finding
+
+    return finding("model.prediction_shift", "model", None, severity)
+
+
+def test_an_undated_score_shift_and_one_release_open_the_window_at_the_release():
+    # varied tuning calibration_collapse seeds 1 and 3: a high prediction shift with no onset (a
+    # sparse log: no per-bucket score PSI), the new version arriving at the true onset, and no
+    # other finding; the old code opens no window here, or one on another owner's lone change
+    rng = np.random.default_rng(43)
+    truth = START + 150 * HOUR + timedelta(minutes=40)
+    share = np.abs(rng.normal(0.0, 0.002, 240))
+    share[151:] = 0.5
+    share[150] = 0.5 * (1 / 3)
+    signals = series("model.new_version_share", share)
+    located = windows.locate_incident([undated_shift()], signals, SPAN, HOUR)
+    assert located is not None
+    assert abs(pd.Timestamp(located.onset) - truth) <= timedelta(minutes=10)
+    # a release never ends an incident: the shift holds to the end of the data
+    assert located.incident.end == SPAN.end
+    # without the finding, or with a low one, the release alone opens none
+    assert windows.locate_incident([], signals, SPAN, HOUR) is None
+    assert windows.locate_incident([undated_shift("low")], signals, SPAN, HOUR) is None
+
+
+def test_an_undated_score_shift_does_not_pick_one_of_two_releases():
+    rng = np.random.default_rng(44)
+    share = np.abs(rng.normal(0.0, 0.002, 240))
+    share[100:130] = 0.5  # a first version, rolled back
+    share[180:] = 0.5     # a second one
+    signals = series("model.new_version_share", share)
+    assert windows.locate_incident([undated_shift()], signals, SPAN, HOUR) is None
+    # and a score shift the timeline dated elsewhere is not the release's
+    dated = pd.concat([series("model.new_version_share", np.where(np.arange(240) >= 180, 0.5, 0.0)),
+                       score_shift(rng, 60)])
+    assert windows.locate_incident([undated_shift()], dated, SPAN, HOUR) is None

@@ -25,7 +25,9 @@ Change points on the timelines alone (:func:`detect_windows`, used when no findi
    segmented with ruptures' PELT (l2 cost, penalty ``3 * log(n)``, minimum segment 2 buckets).
    A change point counts when the level after it differs from the baseline by at least 4 robust
    standard deviations and the change is *sustained*: at least 3 buckets, through the end, or
-   2 buckets when it is three times that strong.
+   2 buckets when it is three times that strong. A lone change dates an incident only when
+   so many of its buckets departing is improbable at the rate the baseline's buckets depart
+   (a sparse share's spikes: :func:`_chance`).
 4. The onset is the change point with the most support: the sum of the strengths of all the
    signals that change within two buckets of it; ties go to the earliest.
 5. The incident runs from the onset until every supporting symptom is back within 4 robust
@@ -59,7 +61,13 @@ _DUPLICATE_SIGNALS = {"timeouts.p99_ms", "timeouts.timeout_rate"}
 #: A new model version's share of the traffic, and the shift of the scores' distribution: a
 #: release and its effect on the outputs (:func:`_shifted_release`).
 _NEW_VERSION, _SCORE_SHIFT = "model.new_version_share", "model.score_psi"
+#: The finding of a shift of the scores over the whole scan window (its own onset may be
+#: missing: too few scores a bucket to date it).
+_SCORE_SHIFT_FINDING = "model.prediction_shift"
 SUSTAIN = 3
+#: A lone change dates an incident only when so many of its buckets departing by chance, at
+#: the baseline's own rate of departures, has a probability below this (:func:`_chance`).
+RUN_ALPHA = 1e-3
 #: How long before its symptoms pile up a slow mode may show in its own signals (a memory leak
 #: takes a day or more to exhaust memory). Longer, and a stray finding of the same pathway (one
 #: OOM kill a day before a leak starts) opens the window early.
@@ -103,6 +111,10 @@ class SignalChange:
     #: When the change began within its buckets (:func:`_within_bucket`); ``at`` is the start
     #: of the first bucket that departs, up to a bucket earlier than the change itself.
     began: datetime | None = None
+    #: The probability that as many of the change's buckets depart by chance, at the rate the
+    #: baseline's buckets depart (:func:`_chance`): a sparse count's spikes reach a median
+    #: beyond the baseline in a run of three buckets holding two of them.
+    chance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,8 @@ def _signal_change(name: str, series: pd.Series, provisional_end: datetime,
     spread = 1.4826 * float(np.median(np.abs(base - centre)))
     spread = max(spread, float(np.std(base)) * 0.5, 1e-9 + abs(centre) * 0.02)
     z = (values - centre) / spread
+    observed = z  # the chance of a run is read on the buckets measured, not interpolated
+    base_z = observed[:int(np.sum(times < pd.Timestamp(provisional_end)))]
     z = pd.Series(z).interpolate(limit_direction="both").to_numpy()
     breaks = _pelt(z)
     segments = list(zip([0, *breaks[:-1]], breaks, strict=True))
@@ -193,14 +207,15 @@ def _signal_change(name: str, series: pd.Series, provisional_end: datetime,
             3 * MIN_EFFECT
         at_end = run_stop == len(z) and run_stop - start >= 2
         if run_stop - start >= SUSTAIN or at_end or strong:
-            runs.append((start, run_stop, min(abs(levels[k]), 50.0)))
+            runs.append((start, run_stop, min(abs(levels[k]), 50.0),
+                         _chance(observed[start:run_stop], base_z, float(np.sign(levels[k])))))
         k = j + 1
     if not runs:
         return None
     # Symptoms that come back within a day (a leak's saw-tooth) belong to one incident.
     first = runs[0]
     last_stop = first[1]
-    for start, stop, _ in runs[1:]:
+    for start, stop, *_ in runs[1:]:
         if times[min(start, len(times) - 1)] - times[min(last_stop, len(times) - 1)] <= \
                 pd.Timedelta(hours=24):
             last_stop = stop
@@ -209,7 +224,27 @@ def _signal_change(name: str, series: pd.Series, provisional_end: datetime,
     recovered = times[last_stop].to_pydatetime() if last_stop < len(z) else None
     at = times[first[0]]
     began = _within_bucket(z, first[0], first[1], at, bucket)
-    return SignalChange(name, at.to_pydatetime(), first[2], recovered, began.to_pydatetime())
+    return SignalChange(name, at.to_pydatetime(), first[2], recovered, began.to_pydatetime(),
+                        first[3])
+
+
+def _chance(run: np.ndarray, base_z: np.ndarray, sign: float) -> float:
+    """The probability that as many buckets of ``run`` depart from the baseline by chance.
+
+    A sparse count (a few out-of-range requests or errors in a sampled log) is zero in most
+    buckets and jumps in a few, in the baseline as later: a run of three buckets, two of them
+    spikes, has a median beyond the baseline and looks sustained. The baseline's share of
+    buckets that depart as far on the same side (:data:`MIN_EFFECT`, Laplace-smoothed) is the
+    chance of a spike, and the binomial tail of the run's departing buckets at that rate is the
+    chance of the run. A dense timeline's baseline never departs: a step of three buckets has a
+    chance of (1/62)^3, about 1 in 240,000, on a baseline of 60.
+    """
+    from scipy.stats import binom
+
+    base, run = base_z[~np.isnan(base_z)], run[~np.isnan(run)]
+    rate = (float(np.sum(base * sign >= MIN_EFFECT)) + 1.0) / (len(base) + 2.0)
+    departed = int(np.sum(run * sign >= MIN_EFFECT))
+    return float(binom.sf(departed - 1, len(run), rate))
 
 
 def _within_bucket(z: np.ndarray, start: int, stop: int, at: pd.Timestamp,
@@ -288,7 +323,7 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
                    if c.strength >= CANDIDATE_EFFECT and c.signal not in _DUPLICATE_SIGNALS
                    and not c.signal.startswith(_RELEASE_SIGNALS)]
     # A new model version that shifts the scores is an incident sign; the version dates it.
-    shifted = _shifted_release(changes, bucket)
+    shifted = _shifted_release(changes, bucket, findings)
     candidates += [(pd.Timestamp(c.at), min(c.strength / 20.0, 1.5), c.signal) for c in shifted]
     # A release alone is not an incident, but one at the same time corroborates it.
     releases = [(pd.Timestamp(c.at), min(c.strength / 20.0, 1.5)) for c in changes
@@ -355,10 +390,18 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
     )
 
 
-def _shifted_release(changes: list[SignalChange], bucket: timedelta) -> list[SignalChange]:
+def _shifted_release(changes: list[SignalChange], bucket: timedelta,
+                     findings: list = ()) -> list[SignalChange]:
     """A new model version whose scores move: a strong change of the scores' distribution
     (:data:`_SCORE_SHIFT`, robust z :data:`CANDIDATE_EFFECT` or more) within two buckets of a
-    change of the model version mix (:data:`_NEW_VERSION`), both changes; else none.
+    change of the model version mix (:data:`_NEW_VERSION`), both changes; else none. When the
+    scores' timeline cannot date the shift (too few scores a bucket for a per-bucket PSI: every
+    bucket missing), a medium or high undated finding of the shift over the whole scan window
+    (:data:`_SCORE_SHIFT_FINDING`) stands for it, and the version's arrival alone is returned
+    when the version then serves to the end of the data (a version rolled back, then another:
+    which one shifted the scores is not known). Varied tuning calibration_collapse seeds 1 and
+    3 (a sparse log, the collapsed version arriving at the onset and staying) opened their
+    windows on another owner's lone change 8 hours and 6 days away.
 
     A release alone is not an incident, and a score shift alone may follow the inputs' drift
     (both only corroborate an onset), but a release that changes what the model outputs is an
@@ -371,7 +414,14 @@ def _shifted_release(changes: list[SignalChange], bucket: timedelta) -> list[Sig
     scores = [c for c in changes if c.signal == _SCORE_SHIFT and c.strength >= CANDIDATE_EFFECT]
     pairs = [(s, v) for s in scores for v in versions
              if abs(pd.Timestamp(s.at) - pd.Timestamp(v.at)) <= reach]
-    return [c for pair in pairs for c in pair]
+    if pairs:
+        return [c for pair in pairs for c in pair]
+    undated = [f for f in findings if f.id == _SCORE_SHIFT_FINDING and f.onset is None
+               and f.severity in ("high", "medium")]
+    if not undated or any(c.signal == _SCORE_SHIFT for c in changes):
+        return []  # no shift, or one its timeline dated away from the release
+    # (one change per signal: a version rolled back is followed by no other arrival here)
+    return [v for v in versions if v.recovered is None]
 
 
 def _agreement(candidates: list, changes: list[SignalChange], bucket: timedelta) -> list[bool]:
@@ -408,7 +458,11 @@ def _drop_blips(weighed: list, agreed: list[bool], changes: list[SignalChange],
     seed 2: the timeout rate at robust z 50 for six hours, nothing else moving) and the
     detector opened its window there; a mature detector says no incident was found. A blip
     that a finding or another signal agrees with, a change that lasts, and a change of a signal
-    that points to a pathway (an out-of-range input share) still count. Each change-point
+    that points to a pathway (an out-of-range input share) still count. A lone change of any
+    signal whose departing buckets the baseline's own spikes explain (``chance`` at least
+    :data:`RUN_ALPHA`, :func:`_chance`) is a blip too: a sparse share's spikes, two in three
+    buckets, opened windows days from the incident (varied tuning calibration_collapse seed 1
+    on model.ood_share, concept_drift seed 6 on data.max_null_rate). Each change-point
     candidate is paired with its own change (by signal and time), so whether it lasts is read
     on that change, and a finding (no change of its own) is never a blip.
     """
@@ -418,6 +472,8 @@ def _drop_blips(weighed: list, agreed: list[bool], changes: list[SignalChange],
         change = own.get((candidate[2], pd.Timestamp(candidate[0])))
         if change is None:
             return False
+        if change.chance >= RUN_ALPHA:
+            return True
         if change.recovered is None or pd.Timestamp(change.recovered) - pd.Timestamp(change.at) \
                 >= SUSTAIN * pd.Timedelta(bucket):
             return False

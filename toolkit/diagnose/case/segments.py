@@ -101,9 +101,12 @@ pathway's other attributes in ``other_attributes``. Statistic: the share of the 
 failures its flagged values carry; threshold ``min_share`` (10%). Severity, per value: new
 and strong **high**; new, or chronic (or unknown) and strong, **medium**; else **low**; the
 finding takes its values' worst, and is **low** when they carry less than ``min_share`` of
-the failures. Onset: the first failure of its flagged values in the incident when they are
-new, else their first failure in the whole case (a chronic slice started then; the evidence
-gives both). Latency findings (``<pathway>.latency_segment``, same roles; the value with the
+the failures. Onset: when the values are new, where their failure rate began to rise from
+the incident's start on (a step or ramp fitted on the timeline, kept when the incident's
+buckets after it fail more often than those before beyond chance, one-sided Fisher at
+``alpha``: :meth:`SegmentsResult.failure_rise`), never before their first failure in the
+incident (that first failure without such a rise); else their first failure
+in the whole case (a chronic slice started then; the evidence gives both). Latency findings (``<pathway>.latency_segment``, same roles; the value with the
 most slow requests) are **medium** when the slow share is at least three times the rest's and
 at least three times the value's own baseline share (or it had none), else **low**: a slice
 that was already slow and got somewhat slower is worth a look, not a cause.
@@ -127,6 +130,7 @@ from toolkit.diagnose._base import SEVERITIES, DiagnosticResult, Finding, NotAss
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket
 from toolkit.diagnose._engine import Recorder, bucket_expr, double, window_label
 from toolkit.diagnose._engines import CaseSource
+from toolkit.diagnose._onset import change_start
 from toolkit.types import Window
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -352,8 +356,7 @@ class SegmentsResult(DiagnosticResult):
         role = str(chosen["role"].iloc[0])
         new = chosen[chosen["status"] == "new"]
         first_case = self._first_failure(attribute, chosen["value"])
-        onset = (pd.Timestamp(new["first_failure"].min()).to_pydatetime() if len(new)
-                 else first_case)
+        onset = self._new_onset(attribute, new) if len(new) else first_case
         always = chosen.loc[chosen["always_fails"], "value"].tolist()
         timeouts = float(chosen["timeouts"].sum())
         others = mine[(mine["attribute"] != attribute)]
@@ -378,6 +381,64 @@ class SegmentsResult(DiagnosticResult):
                       "other_attributes": {a: part["value"].tolist()
                                            for a, part in others.groupby("attribute")}},
             onset=onset, diagnostic=self.id)
+
+    def _new_onset(self, attribute: str, new: pd.DataFrame) -> datetime:
+        """When the failures of the new flagged values began: where their failure rate rose
+        beyond chance (:meth:`failure_rise`), never before their first failure in the
+        incident; that first failure when the timeline shows no such rise.
+
+        A new value's first failure alone is one row: a client release that fails at the
+        background rate for hours before its failures rise (a timeout cut later) was dated
+        by that first background failure, hours early (varied tuning timeout_misconfiguration
+        seeds 2 and 4).
+        """
+        first = pd.Timestamp(new["first_failure"].min()).to_pydatetime()
+        rise = self.failure_rise(attribute, new["value"].tolist())
+        return first if rise is None else max(rise, first)
+
+    def failure_rise(self, attribute: str, values: list[Any]) -> datetime | None:
+        """Where the failure rate of ``attribute`` = ``values`` began to rise from the
+        incident's start on
+        (:func:`~toolkit.diagnose._onset.change_start` on the buckets before the incident's
+        end, each weighted by its requests with an outcome: a step is dated inside its bucket,
+        a ramp at its start), when the incident's buckets from it on fail more often than
+        those before it beyond chance (one-sided Fisher exact test at ``alpha``); ``None``
+        without four buckets, such a rise, or these values in the timeline (it holds the
+        flagged values with the most failures, at most 8).
+        """
+        tl = self.timeline
+        if tl.empty:
+            return None
+        labels = {f"{attribute}={v}" for v in values}
+        mine = tl[tl["slice"].isin(labels)]
+        if mine.empty:
+            return None
+        own = mine.groupby("bucket_start")[["outcomes", "failures"]].sum()
+        frame = own.reset_index()
+        # the buckets up to the incident's end: a later burst is not this incident's start
+        starts = pd.to_datetime(frame["bucket_start"], utc=True)
+        frame = frame[(frame["outcomes"] > 0) & (starts < pd.Timestamp(self.incident.end))]
+        frame = frame.sort_values("bucket_start", ignore_index=True)
+        if len(frame) < 4:
+            return None
+        frame["share"] = frame["failures"] / frame["outcomes"]
+        starts = pd.to_datetime(frame["bucket_start"], utc=True)
+        width = starts.diff().min()
+        found = change_start(frame, "share", width=width.to_pytimedelta(),
+                             after=self.incident.start, weights="outcomes", direction=1)
+        if found is None:
+            return None
+        # a rise beyond chance: the incident's buckets from the one holding it on fail more
+        # often than its buckets before (one-sided Fisher exact test at ``alpha``); on a few
+        # failures a bucket the fitted step is otherwise noise
+        rise = pd.Timestamp(found[0])
+        inside = starts + width > pd.Timestamp(self.incident.start)
+        before, after = inside & (starts + width <= rise), starts + width > rise
+        k1, n1 = frame.loc[before, "failures"].sum(), frame.loc[before, "outcomes"].sum()
+        k2, n2 = frame.loc[after, "failures"].sum(), frame.loc[after, "outcomes"].sum()
+        if n1 <= 0 or n2 <= 0 or st.fisher_greater(k2, n2, k1, n1) >= self.alpha:
+            return None
+        return rise.to_pydatetime()
 
     def _first_failure(self, attribute: str, values) -> datetime | None:
         case = self.table[(self.table["scope"] == "case") & (self.table["attribute"] == attribute)

@@ -105,6 +105,11 @@ MIN_DROP = 0.03
 WEAK_P = 0.05
 MAJOR_DROP = 0.08
 MIN_LABELS = 30
+#: A drop after a step inside the incident window (:func:`accuracy_step`) counts below this
+#: p-value, Bonferroni-corrected for the splits tried.
+STEP_ALPHA = 1e-3
+#: ... over at most this many consecutive groups of the incident's buckets.
+MAX_STEP_SEGMENTS = 24
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -122,6 +127,9 @@ class PerformanceResult(DiagnosticResult):
         The same metrics per window and ``model_version``.
     timeline
         The same metrics per time bucket (buckets with at least 30 labels).
+    incident_buckets
+        ``bucket_start``, ``labelled``, ``correct`` of every incident bucket with labels
+        (binary tasks), for :func:`accuracy_step`.
     """
 
     id = ID
@@ -132,6 +140,7 @@ class PerformanceResult(DiagnosticResult):
     task: str = "binary"
     by_version: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    incident_buckets: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     confusion_change: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
@@ -206,7 +215,28 @@ class PerformanceResult(DiagnosticResult):
         _, upper = st.wilson_interval(np.array([float(i["correct"])]),
                                       np.array([float(i["labelled"])]))
         few_labels = p < WEAK_P and float(upper[0]) < b["accuracy"]
-        if drop >= MIN_DROP and (p < 1e-3 or few_labels):
+        step = None
+        if not (drop >= MIN_DROP and p < 1e-3):
+            # a window that opens long before the drop dilutes it: test the labels after the
+            # step inside the window (varied tuning concept_drift at IoU 0.42, issue 22)
+            step = accuracy_step(self.incident_buckets, float(b["correct"]),
+                                 float(b["labelled"]))
+        if step is not None:
+            out.append(Finding(
+                id="model.accuracy_drop", pathway="model",
+                severity="high" if step.drop >= MAJOR_DROP else "medium",
+                statistic=step.drop, threshold=MIN_DROP,
+                summary=(f"accuracy fell {step.drop:.1%} ({b['accuracy']:.1%} -> "
+                         f"{step.accuracy:.1%}) from {step.start:%Y-%m-%d %H:%M} UTC, a step "
+                         f"inside the window ({drop:.1%} over the whole window)."),
+                evidence={"accuracy_baseline": b["accuracy"], "accuracy_incident": step.accuracy,
+                          "accuracy_window": i["accuracy"], "step_start": step.start,
+                          "pvalue": step.pvalue, "splits_tried": step.splits,
+                          "labelled_incident": step.labelled},
+                onset=self.refined_onsets.get("model.accuracy_drop") or step.start,
+                diagnostic=self.id,
+            ))
+        elif drop >= MIN_DROP and (p < 1e-3 or few_labels):
             out.append(Finding(
                 id="model.accuracy_drop", pathway="model",
                 severity=("low" if p >= 1e-3 else "high" if drop >= MAJOR_DROP
@@ -485,11 +515,15 @@ def _performance(case: CaseView, base: dict[str, Any], info: Any, *, positive: s
         by_version = _metrics(in_windows.groupby(["window", "model_version"], as_index=False,
                                                  dropna=False).agg(
             **{c: (c, "sum") for c in counted}, first_seen=("first_seen", "min")))
+    incident_buckets = in_windows[in_windows["window"] == "incident"].groupby(
+        "bucket_start", as_index=False)[["labelled", "correct"]].sum().sort_values(
+        "bucket_start", ignore_index=True)
     timeline = _metrics(cells.groupby("bucket_start", as_index=False)[counted].sum())
     timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
         "bucket_start", ignore_index=True)
     result = PerformanceResult(**base, positive=positive, table=per_window,
-                               by_version=by_version, timeline=timeline, sql=record.sql,
+                               by_version=by_version, timeline=timeline,
+                               incident_buckets=incident_buckets, sql=record.sql,
                                not_assessed=(gap,) if gap else ())
     for finding in result.own_findings():
         gradual = gradual_onset(timeline, "accuracy", after=baseline.end, weights="labelled")
@@ -499,6 +533,95 @@ def _performance(case: CaseView, base: dict[str, Any], info: Any, *, positive: s
                                  around=3 * width, limits=span)
             result = replace(result, refined_onsets={finding.id: onset}, sql=record.sql)
     return result
+
+
+@dataclass(frozen=True)
+class AccuracyStep:
+    """The labels after a step of accuracy inside the incident window.
+
+    Attributes
+    ----------
+    start
+        The first bucket after the step.
+    accuracy, drop
+        Accuracy after the step and its drop from the baseline's.
+    labelled
+        Labels after the step.
+    pvalue
+        Two-proportion z-test against the baseline and the labels before the step, times
+        the splits tried (Bonferroni).
+    splits
+        Splits tried.
+    """
+
+    start: pd.Timestamp
+    accuracy: float
+    drop: float
+    labelled: int
+    pvalue: float
+    splits: int
+
+
+def accuracy_step(buckets: pd.DataFrame, base_correct: float, base_labelled: float, *,
+                  alpha: float = STEP_ALPHA) -> AccuracyStep | None:
+    """The split of the incident window after which accuracy fell, when the drop there is
+    significant although the whole window's is not (a window opened long before the drop).
+
+    The buckets are first merged into at most :data:`MAX_STEP_SEGMENTS` consecutive groups
+    (a sparse label feed spreads a few labels over a hundred buckets, and the correction
+    grows with the splits). Every split with at least one labelled bucket before it, two after it and
+    :data:`MIN_LABELS` labels after it is tried: the labels after it against the baseline's
+    and the window's before it, pooled (no change means one accuracy for both; two-sided
+    two-proportion z-test, a drop of at least :data:`MIN_DROP`). The smallest
+    p-value times the number of splits tried (Bonferroni: the split is chosen on the same
+    labels) must stay below ``alpha``, also without the worst bucket after the split (a
+    sustained drop, not one bad bucket). ``buckets`` holds ``bucket_start``, ``labelled``,
+    ``correct`` per incident bucket, in time order.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"bucket_start": pd.date_range("2026-03-01", periods=6, freq="h",
+    ...                                                 tz="UTC"),
+    ...                   "labelled": [100] * 6, "correct": [95, 94, 96, 70, 72, 71]})
+    >>> step = accuracy_step(b, 950, 1000)
+    >>> str(step.start), round(step.drop, 3), step.labelled, step.splits
+    ('2026-03-01 03:00:00+00:00', 0.24, 300, 4)
+    """
+    if buckets.empty or base_labelled <= 0:
+        return None
+    n = buckets["labelled"].to_numpy(dtype=float)
+    k = buckets["correct"].to_numpy(dtype=float)
+    starts = buckets["bucket_start"].reset_index(drop=True)
+    if len(n) > MAX_STEP_SEGMENTS:  # a sparse feed over many buckets: fewer, fuller splits
+        group = np.arange(len(n)) * MAX_STEP_SEGMENTS // len(n)
+        first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        n, k, starts = np.add.reduceat(n, first), np.add.reduceat(k, first), starts[first]
+        starts = starts.reset_index(drop=True)
+    n_after, k_after = np.cumsum(n[::-1])[::-1], np.cumsum(k[::-1])[::-1]
+    # the reference of a split: the baseline's labels and the window's labels before it
+    n_ref = base_labelled + np.cumsum(n) - n
+    k_ref = base_correct + np.cumsum(k) - k
+    splits = [j for j in range(1, len(n) - 1) if n_after[j] >= MIN_LABELS]
+
+    def test(j: int, k_a: float, n_a: float) -> float:
+        if n_a < 1 or k_ref[j] / n_ref[j] - k_a / n_a < MIN_DROP:
+            return 1.0
+        return min(1.0, len(splits) * st.two_proportion_z(k_ref[j], n_ref[j], k_a, n_a)[1])
+
+    corrected = [(test(j, k_after[j], n_after[j]), j) for j in splits]
+    if not corrected:
+        return None
+    p, j = min(corrected)
+    if not p < alpha:
+        return None
+    # sustained, not one bad bucket: the drop holds without the worst bucket after the step
+    worst = j + int(np.argmin(k[j:] / np.maximum(n[j:], 1)))
+    if not test(j, k_after[j] - k[worst], n_after[j] - n[worst]) < alpha:
+        return None
+    accuracy = float(k_after[j] / n_after[j])
+    return AccuracyStep(start=pd.Timestamp(starts.iloc[j]),
+                        accuracy=accuracy, drop=float(base_correct / base_labelled - accuracy),
+                        labelled=int(n_after[j]), pvalue=float(p), splits=len(splits))
 
 
 def _metrics(frame: pd.DataFrame) -> pd.DataFrame:

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.classify.api import NO_CHANGE_FOUND
 from toolkit.errors import InvalidParameterError
 
 __all__ = ["evaluate", "EvaluationReport", "TUNING_SEEDS", "REPORT_SEEDS",
@@ -111,6 +112,7 @@ class CaseOutcome:
     world: str = "classic"
     draws: dict[str, Any] = field(default_factory=dict)
     task: str = "binary"
+    window_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -316,7 +318,7 @@ def _run_case(spec: tuple[str, int, int, bool, str, str]) -> CaseOutcome:
                            truth.get("onset"), result.pathway, result.failure_mode,
                            float(result.confidence), onset, error,
                            time.perf_counter() - start, None, true_window, found, iou, world,
-                           draws, task)
+                           draws, task, result.window_source)
     except Exception as exc:  # an evaluation run reports a crash as an outcome, not a stop
         return CaseOutcome(mode, seed, truth["pathway"], truth["failure_mode"], truth.get("onset"),
                            "error", "error", 0.0, None, float("nan"),
@@ -424,6 +426,9 @@ def _summary(report: EvaluationReport) -> tuple[dict[str, float], dict[str, tupl
         "median_window_iou": median_or_nan(iou),
         "mean_window_iou": float(np.nanmean(iou)) if (~np.isnan(iou)).any() else float("nan"),
         "abstention_rate": float((frame["pathway"] == "undetermined").mean()),
+        "windows_not_found": int(_no_change_found(incidents).sum()),
+        "healthy_windows_opened": int(
+            (frame.loc[frame["truth_pathway"] == "none", "window_source"] == "detected").sum()),
         "errors": int((frame["pathway"] == "error").sum()),
         "seconds_per_case": float(frame["seconds"].mean()),
     }
@@ -440,6 +445,13 @@ def _summary(report: EvaluationReport) -> tuple[dict[str, float], dict[str, tupl
         "window_holds_onset": bootstrap_interval(m, lambda i: holds[i].mean()),
     }
     return summary, intervals
+
+
+def _no_change_found(incidents: pd.DataFrame) -> np.ndarray:
+    """Per incident, True when the detector found no change and the verdict read a fallback
+    window (the span after its first quarter, or the whole span): its onset error and
+    overlap then score that fallback, not a window the detector placed."""
+    return incidents["window_source"].str.startswith(NO_CHANGE_FOUND).to_numpy(dtype=bool)
 
 
 def _holds_onset(incidents: pd.DataFrame) -> np.ndarray:

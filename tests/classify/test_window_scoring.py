@@ -31,3 +31,25 @@ def test_the_share_of_detected_windows_that_hold_the_true_onset_by_hand():
     assert summary["window_holds_onset"] == pytest.approx(2 / 5)
     low, high = intervals["window_holds_onset"]
     assert 0.0 <= low <= 2 / 5 <= high <= 1.0
+
+
+def test_incidents_with_no_window_found_and_healthy_cases_opening_one_are_counted():
+    """The fallback window read when the detector found no change is counted apart, and a
+    healthy case whose scan placed a window is a false alarm of the detector."""
+    def case(truth: str, source: str) -> CaseOutcome:
+        return CaseOutcome(truth, 2001, "none" if truth == "none" else "model", truth,
+                           None if truth == "none" else ONSET, "model", truth, 0.9, None,
+                           float("nan"), 1.0, window_source=source)
+
+    fallback = ("detected (no change found: the span after its first quarter, "
+                "against that quarter)")
+    outcomes = (case("concept_drift", "detected"), case("concept_drift", fallback),
+                case("memory_leak", "detected (no change found: last quarter)"),
+                case("none", "detected"), case("none", fallback), case("none", "detected"))
+    summary, _ = _summary(EvaluationReport(outcomes, False, 1000, (2001,)))
+    assert summary["windows_not_found"] == 2
+    assert summary["healthy_windows_opened"] == 2
+    given = tuple(case(o.mode, "given") for o in outcomes)
+    summary, _ = _summary(EvaluationReport(given, True, 1000, (2001,)))
+    assert (summary["windows_not_found"], summary["healthy_windows_opened"]) == (0, 0)
+

@@ -261,7 +261,7 @@ def classify_incident(
         window_source = "detected"
         if detected is None and span.duration < MIN_DETECT_SPAN:
             incident = span  # one time (a single batch run): the run is the incident
-            window_source = "detected (no change found: one point in time, the whole span)"
+            window_source = f"{NO_CHANGE_FOUND}: one point in time, the whole span)"
         elif detected is None and baseline is None:
             # No incident window found: the scan compared the span after its first quarter
             # with that quarter and nothing sustained moved. Diagnosing another slice (the
@@ -269,11 +269,11 @@ def classify_incident(
             # undetermined on an ECE of 0.009 -> 0.020 there (varied tuning none seed 1).
             quarter = span.start + (span.end - span.start) / 4
             incident, baseline = Window(quarter, span.end), Window(span.start, quarter)
-            window_source = ("detected (no change found: the span after its first quarter, "
+            window_source = (f"{NO_CHANGE_FOUND}: the span after its first quarter, "
                              "against that quarter)")
         elif detected is None:
             incident = Window(span.start + (span.end - span.start) * 3 / 4, span.end)
-            window_source = "detected (no change found: last quarter)"
+            window_source = f"{NO_CHANGE_FOUND}: last quarter)"
         else:
             incident = detected.incident
         if baseline is not None:
@@ -374,6 +374,9 @@ def _analysed_span(case: CaseView) -> tuple[str, Window | None]:
     return "requests", None
 
 
+#: How ``window_source`` begins when the detector found no change and the verdict reads a
+#: fallback window (``forensics evaluate`` counts these apart from windows it placed).
+NO_CHANGE_FOUND = "detected (no change found"
 #: Below this span there is no change to locate (a single batch run stamps every row with one
 #: time): the whole span is the incident.
 MIN_DETECT_SPAN = timedelta(minutes=4)

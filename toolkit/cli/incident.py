@@ -220,6 +220,8 @@ def evaluate(
         ("mean_window_iou", "mean window overlap (IoU)", "{:.3f}"),
         ("median_window_iou", "median window overlap (IoU)", "{:.3f}"),
         ("window_holds_onset", "windows holding the onset", "{:.3f}"),
+        ("windows_not_found", "incidents with no window found (fallback read)", "{:d}"),
+        ("healthy_windows_opened", "healthy cases opening a window", "{:d}"),
         ("abstention_rate", "abstention rate", "{:.3f}"),
         ("errors", "crashes", "{:d}"),
         ("seconds_per_case", "seconds per case", "{:.1f}"),

@@ -53,6 +53,7 @@ performance (``performance.endpoints``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -90,6 +91,9 @@ PSI_NOISE_ALPHA = 0.05
 #: The model's score PSI makes a finding only when noise alone would reach it with a
 #: probability below this (:meth:`PredictionShiftResult.score_psi_pvalue`).
 SCORE_NOISE_ALPHA = 1e-3
+#: Why concept drift is read from the accuracy alone when no input feature was compared.
+NO_INPUTS = ("no input feature to compare: a concept drift is read from the accuracy drop "
+             "alone, and an input shift is not ruled out")
 
 
 def psi_noise_pvalue(psi: float, n_baseline: float, n_incident: float,
@@ -145,6 +149,28 @@ def _input_drift(drift: FeatureDriftResult) -> dict[str, Any]:
     return {"max_feature_psi": float(table["psi"].max()),
             "drifted_features": tuple(material["feature"]),
             "psi_beyond_noise": tuple(beyond["feature"])}
+
+
+def _inputs_or_gap(drift: FeatureDriftResult | None, accuracy_known: bool,
+                   gaps: list[NotAssessed]) -> dict[str, Any]:
+    """The input drift's figures, or, when no input feature was compared and accuracy was,
+    a gap saying that a concept drift is then read from the accuracy alone (appended to
+    ``gaps``): with no inputs to compare, an input shift is not ruled out."""
+    if drift is not None and not drift.table.empty:
+        return _input_drift(drift)
+    if accuracy_known:
+        gaps.append(NotAssessed(f"{ID}:input_drift", NO_INPUTS))
+    return {}
+
+
+def _concept_drift_summary(what: str, result: PredictionShiftResult) -> str:
+    """``model.concept_drift``'s summary: the drop and how close the inputs stayed, or that
+    no input was there to compare."""
+    if math.isnan(result.max_feature_psi):
+        return (f"{what} {result.accuracy_drop:.1%}; no input feature was logged to compare, "
+                "so an input shift is not ruled out.")
+    return (f"{what} {result.accuracy_drop:.1%} while inputs stayed close to the baseline "
+            f"(largest feature PSI {result.max_feature_psi:.2f}).")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -278,8 +304,7 @@ class PredictionShiftResult(DiagnosticResult):
                 id="model.concept_drift", pathway="model",
                 severity="high" if self.accuracy_drop_severity == "high" else "medium",
                 statistic=float(self.accuracy_drop), threshold=0.03,
-                summary=(f"accuracy fell {self.accuracy_drop:.1%} while inputs stayed close to "
-                         f"the baseline (largest feature PSI {self.max_feature_psi:.2f})."),
+                summary=_concept_drift_summary("accuracy fell", self),
                 evidence={"accuracy_drop": self.accuracy_drop,
                           "max_feature_psi": self.max_feature_psi,
                           "psi_beyond_noise": list(self.psi_beyond_noise)},
@@ -434,12 +459,14 @@ def _shift(con: CaseSource, case: CaseView, base: dict[str, Any], info: Any, *,
     performance, drift = performance(), drift()
     if performance is not None and not performance.table.empty:
         drop = [f for f in performance.own_findings() if f.id == "model.accuracy_drop"]
-        values["accuracy_drop"] = -performance.accuracy_change
+        # a drop found after a step inside the window is the drop: the whole window's is
+        # diluted by the healthy time before the step
+        stepped = bool(drop) and "step_start" in drop[0].evidence
+        values["accuracy_drop"] = drop[0].statistic if stepped else -performance.accuracy_change
         values["accuracy_drop_severity"] = drop[0].severity if drop else None
     else:
         gaps.append(NotAssessed(f"{ID}:concept_drift", "no labels to measure accuracy"))
-    if drift is not None and not drift.table.empty:
-        values |= _input_drift(drift)
+    values |= _inputs_or_gap(drift, "accuracy_drop" in values, gaps)
     edges = values.pop("score_edges", None)
     result = PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
     coarse = result.coarse_onset()
@@ -630,8 +657,7 @@ def _task_shift(con: CaseSource, case: CaseView, base: dict[str, Any],
         values["accuracy_drop_severity"] = drop[0].severity if drop else None
     else:
         gaps.append(NotAssessed(f"{ID}:concept_drift", "no labels to measure accuracy"))
-    if drift is not None and not drift.table.empty:
-        values |= _input_drift(drift)
+    values |= _inputs_or_gap(drift, "accuracy_drop" in values, gaps)
     return PredictionShiftResult(**base, **values, not_assessed=tuple(gaps), sql=record.sql)
 
 
@@ -792,8 +818,7 @@ def _task_findings(result: PredictionShiftResult) -> list[Finding]:
             severity="high" if result.accuracy_drop_severity == "high" else "medium",
             statistic=float(result.accuracy_drop),
             threshold=0.10 if result.task == "regression" else 0.03,
-            summary=(f"{what} {result.accuracy_drop:.1%} while inputs stayed close to the "
-                     f"baseline (largest feature PSI {result.max_feature_psi:.2f})."),
+            summary=_concept_drift_summary(what, result),
             evidence={"task": result.task, "accuracy_drop": result.accuracy_drop,
                       "max_feature_psi": result.max_feature_psi},
             diagnostic=result.id))

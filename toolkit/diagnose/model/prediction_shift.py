@@ -9,7 +9,9 @@ Recipes:
 * **concept-drift signal**: accuracy fell (``model.accuracy_drop`` from the performance
   diagnostic) while the inputs stayed close to the baseline (no feature drifted with medium or
   high severity, and no feature with a PSI of 0.1 or more that sampling noise does not
-  explain). Needs labels; it reuses the drift and performance results when given. A PSI's
+  explain). Needs labels; it reuses the drift and performance results when given. With no
+  input feature logged it is read from the accuracy alone, says so in its summary, and the
+  gap ``model.prediction_shift:input_drift`` records that an input shift is not ruled out. A PSI's
   noise floor grows as the windows shrink (about ``(bins - 1) (1/n_b + 1/n_i)``: 0.09 for 10
   bins and 200 rows a window), so a fixed 0.1 blocks the signal on a sparse log by noise
   alone: a feature's PSI counts when :func:`psi_noise_pvalue` (``PSI x n_b n_i / (n_b +

@@ -427,8 +427,8 @@ def _summary(report: EvaluationReport) -> tuple[dict[str, float], dict[str, tupl
         "mean_window_iou": float(np.nanmean(iou)) if (~np.isnan(iou)).any() else float("nan"),
         "abstention_rate": float((frame["pathway"] == "undetermined").mean()),
         "windows_not_found": int(_no_change_found(incidents).sum()),
-        "healthy_windows_opened": int(
-            (frame.loc[frame["truth_pathway"] == "none", "window_source"] == "detected").sum()),
+        "healthy_windows_opened": int(_window_placed(
+            frame.loc[frame["truth_pathway"] == "none"]).sum()),
         "errors": int((frame["pathway"] == "error").sum()),
         "seconds_per_case": float(frame["seconds"].mean()),
     }
@@ -452,6 +452,14 @@ def _no_change_found(incidents: pd.DataFrame) -> np.ndarray:
     window (the span after its first quarter, or the whole span): its onset error and
     overlap then score that fallback, not a window the detector placed."""
     return incidents["window_source"].str.startswith(NO_CHANGE_FOUND).to_numpy(dtype=bool)
+
+
+def _window_placed(cases: pd.DataFrame) -> np.ndarray:
+    """Per case, True when the detector placed the incident window (any ``window_source`` that
+    begins with "detected", a second scan's included, other than the no-change fallback)."""
+    source = cases["window_source"].astype(str)
+    return (source.str.startswith("detected") &
+            ~source.str.startswith(NO_CHANGE_FOUND)).to_numpy(dtype=bool)
 
 
 def _holds_onset(incidents: pd.DataFrame) -> np.ndarray:

@@ -45,10 +45,13 @@ def test_incidents_with_no_window_found_and_healthy_cases_opening_one_are_counte
                 "against that quarter)")
     outcomes = (case("concept_drift", "detected"), case("concept_drift", fallback),
                 case("memory_leak", "detected (no change found: last quarter)"),
-                case("none", "detected"), case("none", fallback), case("none", "detected"))
+                case("none", "detected"), case("none", fallback), case("none", "detected"),
+                case("none", "detected (second scan: the last quarter against the days before)"),
+                case("concept_drift", "detected (second scan: the last quarter against the days "
+                     "before)"))
     summary, _ = _summary(EvaluationReport(outcomes, False, 1000, (2001,)))
     assert summary["windows_not_found"] == 2
-    assert summary["healthy_windows_opened"] == 2
+    assert summary["healthy_windows_opened"] == 3
     given = tuple(case(o.mode, "given") for o in outcomes)
     summary, _ = _summary(EvaluationReport(given, True, 1000, (2001,)))
     assert (summary["windows_not_found"], summary["healthy_windows_opened"]) == (0, 0)

@@ -25,7 +25,9 @@ Findings: ``model.accuracy_drop`` when incident accuracy is lower than baseline 
 least 3 points with a two-proportion z-test p < 0.001 (high from 8 points), or, on few labels,
 low when p < 0.05 and the incident's 95% Wilson interval lies below the baseline accuracy;
 ``model.version_regression`` when a model version serving in the incident is at least 3 points
-less accurate than the baseline's main version (p < 0.001; high from 8 points).
+less accurate than the baseline's main version (p < 0.001; high from 8 points), or, on few
+labels of that version, low by the same weak tier as the accuracy drop (p < 0.05 and the
+version's 95% Wilson interval below the main version's accuracy).
 
 **Tasks** (DESIGN section 3a; the case's main task, :attr:`CaseView.task`). Assessed:
 ``binary`` (above, unchanged), ``multiclass`` and ``regression``; ``generative`` is not
@@ -275,7 +277,13 @@ class PerformanceResult(DiagnosticResult):
             drop = reference["accuracy"] - row.accuracy
             _, p = st.two_proportion_z(reference["correct"], reference["labelled"], row.correct,
                                        row.labelled)
-            if drop >= MIN_DROP and p < 1e-3 and (worst is None or drop > worst[0]):
+            # few labels of the new version: the whole window's weak tier (a drop whose Wilson
+            # interval lies below the reference accuracy, p < WEAK_P) makes a low finding
+            _, upper = st.wilson_interval(np.array([float(row.correct)]),
+                                          np.array([float(row.labelled)]))
+            weak = p < WEAK_P and float(upper[0]) < reference["accuracy"]
+            if drop >= MIN_DROP and (p < 1e-3 or weak) and (
+                    worst is None or (p < 1e-3, drop) > (worst[2] < 1e-3, worst[0])):
                 worst = (drop, row, p)
         if worst is None:
             return None
@@ -283,7 +291,8 @@ class PerformanceResult(DiagnosticResult):
         new = str(row.model_version) not in set(base["model_version"].astype(str))
         return Finding(
             id="model.version_regression", pathway="model",
-            severity="high" if drop >= MAJOR_DROP else "medium", statistic=float(drop),
+            severity=("low" if p >= 1e-3 else "high" if drop >= MAJOR_DROP else "medium"),
+            statistic=float(drop),
             threshold=MIN_DROP,
             summary=(f"model {row.model_version} is {drop:.1%} less accurate than "
                      f"{reference['model_version']} ({row.accuracy:.1%} vs "

@@ -29,7 +29,12 @@ the window (:func:`locate_step`: the split of the per-bucket medians, computed i
 with the smallest squared error on the log scale), and the tests above are run on the rows
 after it, unchanged; the factor must also be a known unit factor between the two sides of the
 step (the rows after it against the rows before it), and hold over the thirds after it. A
-gradual drift has no such step, and a reshaping matches on neither side.
+gradual drift has no such step, and a reshaping matches on neither side. A window that also
+runs on past a fix holds the new unit between two steps (:func:`locate_pulse`): when the
+single step matches nothing, the same tests run on the rows between the two steps against
+the baseline and against the window's rows outside them; and a window that opens in the new
+unit and runs past the fix holds a step back, tested the same way with the rows before it as
+the rescaled side.
 
 Finding ``data.unit_change`` (high): a feature rescaled by a known factor.
 """
@@ -285,23 +290,34 @@ def _stepped(case: CaseView, record: Recorder, profile: FeatureProfile, incident
     if medians.empty:
         return {}
     medians = medians.set_index("_bucket").reindex(range(STEP_BUCKETS))
-    splits: dict[str, pd.Timestamp] = {}
+    splits: dict[str, list[tuple[pd.Timestamp, pd.Timestamp | None]]] = {}
+    start_at = pd.Timestamp(incident.start)
     for k, feature in enumerate(features):
         m = np.array([np.nan if v is None or (isinstance(v, float) and math.isnan(v))
                       else float(np.asarray(v, dtype=float)[0]) for v in medians[f"m{k}"]])
         n = medians[f"n{k}"].fillna(0).to_numpy(dtype=float)
-        split = locate_step(m, n)
-        if split is not None:
-            # the step lies in the bucket before the split or the split's own: both are left
-            # out of the two sides, whose rows are then each in one unit
-            splits[feature] = pd.Timestamp(incident.start) + split * width
+        split, pulse = locate_step(m, n), locate_pulse(m, n)
+        # the step lies in the bucket before the split or the split's own: both are left out
+        # of the two sides, whose rows are then each in one unit (so are the buckets around
+        # a pulse's end)
+        tries = [] if split is None else [(start_at + split * width, None)]
+        unit = units.get(feature)
+        if pulse is not None and _near_unit(_level_ratio(m, n, *pulse), unit):
+            tries.append((start_at + pulse[0] * width, start_at + pulse[1] * width))
+        if split is not None and _near_unit(_level_ratio(m, n, 0, split), unit):
+            # a step back: the window opens in the new unit, fixed later
+            tries.append((start_at, start_at + split * width))
+        if tries:
+            splits[feature] = tries
     found: dict[Any, tuple[float, float, str, float, pd.Timestamp]] = {}
-    for feature, when in splits.items():
-        hit = _match_after_step(case, record, profile, incident, feature, when, width,
-                                units.get(feature), keep)
-        if hit is not None:
-            index = rows_left.index[rows_left["feature"] == feature][0]
-            found[index] = (*hit, when)
+    for feature, tries in splits.items():
+        for when, until in tries:  # the step first; the others only when it matched none
+            hit = _match_after_step(case, record, profile, incident, feature, when, width,
+                                    units.get(feature), keep, until=until)
+            if hit is not None:
+                index = rows_left.index[rows_left["feature"] == feature][0]
+                found[index] = (*hit, when)
+                break
     return found
 
 
@@ -342,9 +358,83 @@ def locate_step(medians: np.ndarray, counts: np.ndarray) -> int | None:
     return int(index[split])
 
 
+def locate_pulse(medians: np.ndarray, counts: np.ndarray) -> tuple[int, int] | None:
+    """The buckets ``[i, j)`` over which a feature's scale stepped and then stepped back (a
+    unit change fixed inside a window that runs on past the fix): the three constant segments
+    of the per-bucket medians' log magnitudes, the two outer ones at one level, with the
+    smallest squared error (weighted, buckets left out, as :func:`locate_step`). At least two
+    buckets before, three inside (one whole bucket away from both ends) and two after; ``None``
+    otherwise, when the medians change sign across an end, or when the inside and outside
+    levels differ by less than :data:`BAND`.
+
+    Examples
+    --------
+    >>> locate_pulse(np.array([5, 6, 5, 300, 310, 290, 305, 6, 5, 5.0]), np.full(10, 10.0))
+    (3, 7)
+    """
+    m, w = np.asarray(medians, dtype=float), np.asarray(counts, dtype=float)
+    ok = np.isfinite(m) & (m != 0) & (w >= MIN_BUCKET_VALUES)
+    index = np.flatnonzero(ok)
+    if index.size < 7:
+        return None
+    y, w = np.log(np.abs(m[ok])), w[ok]
+    best, found = math.inf, None
+    for i in range(2, index.size - 4):
+        for j in range(i + 3, index.size - 1):
+            inside = np.zeros(y.size, dtype=bool)
+            inside[i:j] = True
+            cost = 0.0
+            for part in (inside, ~inside):
+                mean = float(np.average(y[part], weights=w[part]))
+                cost += float(np.sum(w[part] * (y[part] - mean) ** 2))
+            if cost < best:
+                best, found = cost, (i, j)
+    if found is None:
+        return None
+    i, j = found
+    if np.sign(m[index[i - 1]]) != np.sign(m[index[i]]) or \
+            np.sign(m[index[j - 1]]) != np.sign(m[index[j]]):
+        return None
+    inside = np.zeros(y.size, dtype=bool)
+    inside[i:j] = True
+    jump = abs(np.average(y[inside], weights=w[inside]) - np.average(y[~inside],
+                                                                    weights=w[~inside]))
+    if jump < math.log1p(BAND):
+        return None
+    return int(index[i]), int(index[j])
+
+
+def _level_ratio(medians: np.ndarray, counts: np.ndarray, start: int, end: int) -> float:
+    """The buckets ``[start, end)``'s level of the per-bucket medians over the other buckets'
+    (weighted geometric means of their magnitudes, the buckets :func:`locate_step` reads),
+    leaving out the buckets on either side of each step (``start - 1`` and ``start`` when
+    ``start`` > 0, ``end - 1`` and ``end``), which may hold both units."""
+    m, w = np.asarray(medians, dtype=float), np.asarray(counts, dtype=float)
+    ok = np.isfinite(m) & (m != 0) & (w >= MIN_BUCKET_VALUES)
+    inside = np.zeros(m.size, dtype=bool)
+    inside[start:end] = True
+    for k in ((start - 1, start) if start > 0 else ()) + (end - 1, end):
+        if 0 <= k < m.size:
+            ok[k] = False
+    if not (ok & inside).any() or not (ok & ~inside).any():
+        return float("nan")
+    y = np.log(np.abs(np.where(ok, m, 1.0)))
+    return math.exp(np.average(y[ok & inside], weights=w[ok & inside]) -
+                    np.average(y[ok & ~inside], weights=w[ok & ~inside]))
+
+
+def _near_unit(ratio: float, unit: str | None) -> bool:
+    """Whether a level ratio lies within :data:`MAX_BAND` of an allowed unit factor or its
+    reciprocal: the pulse and the step back are only tested then (each test is a scan)."""
+    if not math.isfinite(ratio) or ratio <= 0:
+        return False
+    return any(abs(math.log(ratio) - sign * math.log(f)) <= math.log1p(MAX_BAND)
+               for f in allowed_factors(unit) for sign in (1, -1))
+
+
 def _match_after_step(case: CaseView, record: Recorder, profile: FeatureProfile,
                       incident: Window, feature: str, when: pd.Timestamp, width: timedelta,
-                      unit: str | None, keep: np.ndarray
+                      unit: str | None, keep: np.ndarray, *, until: pd.Timestamp | None = None
                       ) -> tuple[float, float, str, float] | None:
     """The known factor the rows after the step are rescaled by, against the baseline and
     against the window's rows before it alike (two known factors within :data:`BAND` of
@@ -353,15 +443,29 @@ def _match_after_step(case: CaseView, record: Recorder, profile: FeatureProfile,
     factor for the rows before it (two-sample KS tests at 5%, :func:`rescaled_ks`). ``None``
     when either side fails. The step is
     in the bucket that ends at ``when`` or the one that starts there (``width`` long): the
-    sides leave both out."""
+    sides leave both out. With ``until`` (a pulse, :func:`locate_pulse`), the scale stepped
+    back at ``until`` (the bucket around it is left out too): the rows between the two steps
+    are the ones after, and the window's rows before the first and after the second together
+    the ones before. ``when`` at the window's start with ``until`` is a step back: the window
+    opens in the new unit and its rows after ``until`` are the ones before."""
     qb = profile.quantiles.get((feature, "baseline"))
     n_b = _count(profile, feature, "baseline")
     if qb is None or n_b is None:
         return None
-    sides = (Window(incident.start, when - width), Window(when + width, incident.end))
+    after = (when + (width if when > incident.start else timedelta(0)),
+             incident.end if until is None else until - width)
+    if after[1] <= after[0]:
+        return None
+    after = Window(*after)
+    before = [Window(a, b) for a, b in ((incident.start, when - width),
+                                        (incident.end if until is None else until + width,
+                                         incident.end)) if a < b]
+    if not before:
+        return None
     requests = case.table("requests")
-    rows = requests.filter(within(requests.ts, sides[0]) | within(requests.ts, sides[1]))
-    rows = rows.mutate(_side=ibis.cases((within(rows.ts, sides[0]), 0), else_=1))
+    rows = requests.filter(within(requests.ts, after) | ibis.or_(
+        *[within(requests.ts, b) for b in before]))
+    rows = rows.mutate(_side=ibis.cases((within(rows.ts, after), 1), else_=0))
     column = rows[feature].cast("float64")
     got = record(rows.group_by("_side").aggregate(
         q=quantiles_at(column, float_array(LEVELS)), n=column.count())).set_index("_side")
@@ -384,10 +488,17 @@ def _match_after_step(case: CaseView, record: Recorder, profile: FeatureProfile,
         if not (unchanged and rescaled_ks(q_before, q_after, matched) <= KS_95 * math.sqrt(
                 1 / n_before + 1 / n_after)):
             return None
-    thirds = _stable_factors(case, record, profile, sides[1], [feature], keep).get(feature, [])
+    thirds = _stable_factors(case, record, profile, after, [feature], keep).get(feature, [])
     if not holds_over_time(qb, thirds, matched, unit, n_baseline=n_b):
         return None
     share = (when - pd.Timestamp(incident.start)) / incident.duration
+    if until is not None and when <= incident.start:
+        return factor, matched, (f"{meaning}; until a step back at {until:%Y-%m-%d %H:%M} UTC "
+                                 f"(the rest of the window holds the old unit)"), distance
+    if until is not None:
+        return factor, matched, (f"{meaning}; between steps at {when:%Y-%m-%d %H:%M} and "
+                                 f"{until:%Y-%m-%d %H:%M} UTC (the rest of the window holds "
+                                 f"the old unit)"), distance
     return factor, matched, (f"{meaning}; after a step at {when:%Y-%m-%d %H:%M} UTC (the "
                              f"window's first {share:.0%} still holds the old unit)"), distance
 

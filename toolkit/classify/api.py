@@ -13,7 +13,7 @@ import pandas as pd
 
 from toolkit._validation import check_window
 from toolkit.classify.engine import Evidence, Verdict, score
-from toolkit.classify.focus import focused_scan
+from toolkit.classify.focus import focused_scan, held_by_finding
 from toolkit.classify.rules import RuleTable, load_rules
 from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, UNDETERMINED
 from toolkit.classify.windows import DetectedWindows, locate_incident
@@ -401,9 +401,22 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
             baseline: Window | str | None, progress: Progress | None = None
             ) -> DetectedWindows | None:
     """Locate the incident: the findings of a scan against the span's first quarter date it,
-    the change points of the scan's timelines tell when it ended (see ``windows``). When that
-    onset falls where the scan's incident window starts, a second scan against the span's first
-    sixteenth (:data:`EARLY_EDGE`) may date it earlier, inside the first quarter."""
+    the change points of the scan's timelines tell when it ended (see ``windows``).
+
+    The first quarter is the scan's baseline, and an incident inside it is invisible to the
+    scan. With no baseline given, a second scan against the span's first sixteenth
+    (:data:`EARLY_EDGE`) looks there: its window replaces the first scan's when
+
+    - the first scan's onset falls where its incident window starts (the incident may have
+      begun inside the provisional baseline, which hides its start: a finding is dated no
+      earlier than the window it was measured in) and the second dates it more than a bucket
+      earlier; or
+    - the second dates the incident inside the first quarter, more than a bucket before the
+      first scan's onset (or the first scan found none), and a finding of the second scan
+      dated on raw rows supports it with another signal agreeing
+      (:func:`~toolkit.classify.focus.held_by_finding`): an incident that began and often
+      ended inside the first quarter, which the first scan read as its baseline.
+    """
     search = span
     if baseline is not None:
         baseline = check_window("baseline", baseline)
@@ -422,21 +435,28 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
                            options={i: {"bucket": bucket} for i in REGISTRY},
                            progress=progress)
     located = locate_incident(scan.findings(), scan.signals(), search, bucket)
-    if baseline is None and located is not None and \
+    if baseline is not None:
+        return located
+    edge = search.start + (search.end - search.start) * EARLY_EDGE
+    early_incident = Window(edge, search.end)
+    early_scan = run_diagnostics(con, Window(search.start, edge), early_incident, case=case,
+                                 options={i: {"bucket": bucket} for i in REGISTRY})
+    early = locate_incident(early_scan.findings(), early_scan.signals(), search, bucket, edge)
+    if early is None:
+        return located
+    early_onset = pd.Timestamp(early.onset)
+    if located is not None and \
             scan_start - bucket <= pd.Timestamp(located.onset) <= scan_start + 2 * bucket:
-        # The onset sits where the scan's incident window starts: the incident may have begun
-        # inside the provisional baseline, which then holds it and hides its start (a finding
-        # is dated no earlier than the window it was measured in). Scan again against the
-        # span's first sixteenth and keep an onset that is earlier by more than a bucket.
-        edge = search.start + (search.end - search.start) * EARLY_EDGE
-        early_scan = run_diagnostics(con, Window(search.start, edge), Window(edge, search.end),
-                                     case=case, options={i: {"bucket": bucket} for i in REGISTRY},
-                                     progress=progress)
-        early = locate_incident(early_scan.findings(), early_scan.signals(), search, bucket,
-                                edge)
-        if early is not None and \
-                pd.Timestamp(early.onset) < pd.Timestamp(located.onset) - bucket:
-            located = early
+        return early if early_onset < pd.Timestamp(located.onset) - bucket else located
+    # An incident inside the first quarter, dated by a finding of the early scan: varied
+    # tuning cases whose incident began 1-1.6 days into the span (cold start, accelerator
+    # fault, cache staleness, timeouts, a calibration collapse, a bad release) read a
+    # fallback or a window days later as healthy.
+    inside = early_onset < pd.Timestamp(scan_start) - bucket
+    earlier = located is None or early_onset < pd.Timestamp(located.onset) - bucket
+    if inside and earlier and held_by_finding(early, early_scan.findings(), early_incident,
+                                              bucket):
+        return early
     return located
 
 

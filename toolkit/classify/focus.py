@@ -8,7 +8,7 @@ against that quarter) as healthy. When the first scan finds no change, :func:`fo
 compares later slices of the span with the days just before them (:data:`FOCUS_SLICES`), with
 the same diagnostics, findings and noise tests, and dates the incident with the same
 ``locate_incident``; its window is kept only when a finding of that slice (medium or high,
-dated inside it on raw rows) supports it and another signal agrees (:func:`_held_by_finding`):
+dated inside it on raw rows) supports it and another signal agrees (:func:`held_by_finding`):
 a slice's timelines measured against a few days of baseline depart more easily than against a
 quarter of the span, and several slices are several tests. When no slice holds one, the
 verdict reads the first scan's fallback window, as before.
@@ -27,7 +27,7 @@ from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose.registry import Progress
 from toolkit.types import Window
 
-__all__ = ["FOCUS_SLICES", "focused_scan"]
+__all__ = ["FOCUS_SLICES", "focused_scan", "held_by_finding"]
 
 #: The focused scans, in order, as shares of the span: (start of the slice's baseline, start of
 #: the slice = end of its baseline, end of the slice). Each quarter after the first against the
@@ -61,12 +61,12 @@ def focused_scan(con: CaseSource, case: CaseView, search: Window, bucket: timede
         findings = scan.findings()
         located = locate_incident(findings, scan.signals(), Window(base.start, incident.end),
                                   bucket, base.end)
-        if located is not None and _held_by_finding(located, findings, incident, bucket):
+        if located is not None and held_by_finding(located, findings, incident, bucket):
             return located, _describe(base, incident)
     return None
 
 
-def _held_by_finding(located: DetectedWindows, findings: list, incident: Window,
+def held_by_finding(located: DetectedWindows, findings: list, incident: Window,
                      bucket: timedelta) -> bool:
     """Whether a medium or high finding of the slice, dated inside it on raw rows, supports the
     window.

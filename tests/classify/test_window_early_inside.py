@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from tests.classify.scans import FakeScan
 from toolkit.diagnose import Finding
 from toolkit.types import Window
 
@@ -21,17 +22,6 @@ T0 = datetime(2026, 2, 2, tzinfo=UTC)
 SPAN = Window(T0, T0 + timedelta(days=16))
 QUARTER = pd.Timestamp(T0 + timedelta(days=4))
 EDGE = pd.Timestamp(T0 + timedelta(days=1))  # the first sixteenth
-
-
-class _Scan:
-    def __init__(self, findings):
-        self._findings = findings
-
-    def findings(self):
-        return self._findings
-
-    def signals(self):
-        return pd.DataFrame(columns=["bucket_start", "signal", "value"])
 
 
 def _finding(at, severity="high", fid="infrastructure.cold_start"):
@@ -51,7 +41,7 @@ def _fake_scans(monkeypatch, first, early):
 
     def run(con, baseline, incident, case=None, options=None, progress=None):
         scanned.append(pd.Timestamp(baseline.end))
-        return _Scan(first if pd.Timestamp(baseline.end) == QUARTER else early)
+        return FakeScan(first if pd.Timestamp(baseline.end) == QUARTER else early)
 
     monkeypatch.setattr(api, "run_diagnostics", run)
     return scanned
@@ -113,7 +103,7 @@ def test_a_given_baseline_takes_one_scan(monkeypatch):
 
     def run(con, baseline, incident, case=None, options=None, progress=None):
         scanned.append(baseline)
-        return _Scan([])
+        return FakeScan([])
 
     monkeypatch.setattr(api, "run_diagnostics", run)
     api._detect(None, None, SPAN, Window(T0, T0 + timedelta(days=3)))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.classify.scans import FakeScan
 from toolkit.classify.windows import DetectedWindows
 from toolkit.diagnose import Finding
 from toolkit.diagnose._case import case_view
@@ -24,17 +25,6 @@ focus = importlib.import_module("toolkit.classify.focus")
 T0 = datetime(2026, 2, 2, tzinfo=UTC)
 SPAN = Window(T0, T0 + timedelta(days=16))
 BUCKET = timedelta(hours=2)
-
-
-class _Scan:
-    def __init__(self, findings):
-        self._findings = findings
-
-    def findings(self):
-        return self._findings
-
-    def signals(self):
-        return pd.DataFrame(columns=["bucket_start", "signal", "value"])
 
 
 def _finding(at, severity="high", fid="data.null_rate"):
@@ -55,7 +45,7 @@ def _fake_scans(monkeypatch, by_slice):
 
     def run(con, baseline, incident, case=None, options=None, progress=None):
         scanned.append((baseline, incident))
-        return _Scan(by_slice.get(pd.Timestamp(incident.start), []))
+        return FakeScan(by_slice.get(pd.Timestamp(incident.start), []))
 
     monkeypatch.setattr(focus, "run_diagnostics", run)
     return scanned
@@ -135,7 +125,7 @@ def test_timeline_changes_alone_open_no_focused_window(monkeypatch):
     signals = pd.DataFrame({"bucket_start": times, "signal": "data.max_null_rate",
                             "value": values})
 
-    class Timelines(_Scan):
+    class Timelines(FakeScan):
         def signals(self):
             return signals[(signals.bucket_start >= self.start) &
                            (signals.bucket_start < self.end)]

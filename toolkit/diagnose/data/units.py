@@ -335,12 +335,9 @@ def locate_step(medians: np.ndarray, counts: np.ndarray) -> int | None:
     >>> locate_step(np.array([5, 6, 5, 5, 300, 310, 290, 305.0]), np.full(8, 10.0))
     4
     """
-    m, w = np.asarray(medians, dtype=float), np.asarray(counts, dtype=float)
-    ok = np.isfinite(m) & (m != 0) & (w >= MIN_BUCKET_VALUES)
-    index = np.flatnonzero(ok)
+    m, index, y, w = _log_levels(medians, counts)
     if index.size < 5:
         return None
-    y, w = np.log(np.abs(m[ok])), w[ok]
     best, split = math.inf, None
     for j in range(2, index.size - 1):
         cost = 0.0
@@ -358,6 +355,16 @@ def locate_step(medians: np.ndarray, counts: np.ndarray) -> int | None:
     return int(index[split])
 
 
+def _log_levels(medians: np.ndarray, counts: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The per-bucket medians as floats, the indices of the buckets usable for a fit (a
+    finite, non-zero median over at least :data:`MIN_BUCKET_VALUES` values), and those
+    buckets' log magnitudes and value counts (:func:`locate_step`, :func:`locate_pulse`)."""
+    m, w = np.asarray(medians, dtype=float), np.asarray(counts, dtype=float)
+    ok = np.isfinite(m) & (m != 0) & (w >= MIN_BUCKET_VALUES)
+    return m, np.flatnonzero(ok), np.log(np.abs(m[ok])), w[ok]
+
+
 def locate_pulse(medians: np.ndarray, counts: np.ndarray) -> tuple[int, int] | None:
     """The buckets ``[i, j)`` over which a feature's scale stepped and then stepped back (a
     unit change fixed inside a window that runs on past the fix): the three constant segments
@@ -372,12 +379,9 @@ def locate_pulse(medians: np.ndarray, counts: np.ndarray) -> tuple[int, int] | N
     >>> locate_pulse(np.array([5, 6, 5, 300, 310, 290, 305, 6, 5, 5.0]), np.full(10, 10.0))
     (3, 7)
     """
-    m, w = np.asarray(medians, dtype=float), np.asarray(counts, dtype=float)
-    ok = np.isfinite(m) & (m != 0) & (w >= MIN_BUCKET_VALUES)
-    index = np.flatnonzero(ok)
+    m, index, y, w = _log_levels(medians, counts)
     if index.size < 7:
         return None
-    y, w = np.log(np.abs(m[ok])), w[ok]
     best, found = math.inf, None
     for i in range(2, index.size - 4):
         for j in range(i + 3, index.size - 1):

@@ -33,7 +33,13 @@ detector's scan, is judged over its day; the whole window's share is ``window_sh
 evidence; threshold ``min_share``):
 
 * it fires with >= ``min_hits`` (20) stale hits in the incident and a stale share of hits
-  >= ``min_share`` (5%);
+  >= ``min_share`` (5%); with fewer, down to ``MIN_SPARSE_HITS`` (3), only when the share
+  rose over the baseline's at p < 1e-3 by a one-sided Fisher exact test and the episode
+  lasted >= ``grace`` after the model update (a request log sampled 1 in 30 keeps a handful
+  of a six-hour episode's stale hits, and a baseline of hundreds of hits with none stale
+  makes even a few significant; the rise below is then read with the same exact test, as the
+  normal approximation overstates it on so few; three hits in the five minutes after a
+  rollback are the old version's replicas draining);
 * **medium** or **high** only when that share rose over the baseline's by >= ``min_share``
   and significantly (two-proportion z test, p < 1e-3: sparse cases have few hits, so a count
   threshold alone cannot tell a rise from noise);
@@ -82,6 +88,8 @@ TTL_KEYS: dict[str, float] = {
 }
 MIN_SHARE = 0.05
 MIN_HITS = 20
+#: Fewest stale hits that fire, below ``min_hits``, when their rise is significant (exact test).
+MIN_SPARSE_HITS = 3
 #: Significance a rise of the stale share over the baseline must reach.
 MAX_PVALUE = 1e-3
 LIVE_SHARE = 0.01
@@ -168,15 +176,25 @@ class CacheStalenessResult(DiagnosticResult):
             share = stale / hits
         base = self.value("baseline", "stale_share")
         base = 0.0 if np.isnan(base) else base
-        if not (stale >= self.min_hits and share >= self.min_share):
+        sparse = stale < self.min_hits
+        if not (stale >= min(self.min_hits, MIN_SPARSE_HITS) and share >= self.min_share):
             return []
+        if sparse and (np.isnan(base_hits) or base_hits <= 0):
+            return []  # a few stale hits with no baseline hits to test them against
         rose = True
         if not np.isnan(base_hits) and base_hits > 0:
-            _, pvalue = st.two_proportion_z(base * base_hits, base_hits, stale, hits)
+            if sparse:
+                pvalue = st.fisher_greater(stale, hits, round(base * base_hits), base_hits)
+            else:
+                _, pvalue = st.two_proportion_z(base * base_hits, base_hits, stale, hits)
             rose = share > base and pvalue < MAX_PVALUE
+            if sparse and not rose:
+                return []
         of_requests = self.value("incident", "stale_request_share")
         duration = float(ep["duration_s"]) if ep is not None else float("nan")
         persistent = bool(np.isnan(duration) or duration >= self.grace.total_seconds())
+        if sparse and not persistent:
+            return []  # a few hits within minutes of the update: a rollout draining
         if share - base < self.min_share or not rose:
             severity = "low"
         elif of_requests >= HIGH_REQUEST_SHARE and persistent:

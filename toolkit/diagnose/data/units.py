@@ -119,8 +119,12 @@ MAX_BAND = 0.25
 STEP_BUCKETS = 24
 #: ... each read with at least this many values ...
 MIN_BUCKET_VALUES = 3
-#: ... and each side of the step tested with at least this many values.
+#: ... and each side of the step tested with at least this many values ...
 MIN_SIDE_VALUES = 30
+#: ... except the side that holds the old unit, which corroborates with at least this many
+#: (a detected window that runs a few hours past a fix holds few rows of the old unit there):
+#: below :data:`MIN_SIDE_VALUES` it must pass the Kolmogorov-Smirnov checks, not a factor match.
+MIN_OLD_SIDE_VALUES = 10
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -473,8 +477,8 @@ def _match_after_step(case: CaseView, record: Recorder, profile: FeatureProfile,
     column = rows[feature].cast("float64")
     got = record(rows.group_by("_side").aggregate(
         q=quantiles_at(column, float_array(LEVELS)), n=column.count())).set_index("_side")
-    if set(got.index) != {0, 1} or min(got["n"]) < MIN_SIDE_VALUES or \
-            any(q is None for q in got["q"]):
+    if set(got.index) != {0, 1} or got.loc[1, "n"] < MIN_SIDE_VALUES or \
+            got.loc[0, "n"] < MIN_OLD_SIDE_VALUES or any(q is None for q in got["q"]):
         return None
     q_before, q_after = (np.asarray(got.loc[s, "q"], dtype=float) for s in (0, 1))
     n_before, n_after = (int(min(got.loc[s, "n"], SAMPLE_ROWS)) for s in (0, 1))
@@ -483,8 +487,11 @@ def _match_after_step(case: CaseView, record: Recorder, profile: FeatureProfile,
                                               counts=(n_b, n_after))
     if math.isnan(matched):
         return None
-    across, spread = scale_factor(q_before[keep], q_after[keep])
-    between = match_factor(across, spread, q_before, q_after, unit, counts=(n_before, n_after))
+    between: tuple[float, str | None, float] = (float("nan"), None, float("nan"))
+    if n_before >= MIN_SIDE_VALUES:
+        across, spread = scale_factor(q_before[keep], q_after[keep])
+        between = match_factor(across, spread, q_before, q_after, unit,
+                               counts=(n_before, n_after))
     if not abs(between[0] / matched - 1) <= BAND:  # NaN fails too; x1000 and x1024 agree
         # few rows before the step: they must then pass for the baseline, and the rows after
         # it divided by the factor for the rows before it (two-sample KS tests at 5%)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from toolkit.classify.taxonomy import (
     applicable_modes,
 )
 from toolkit.diagnose._base import SEVERITIES, Finding, NotAssessed
+from toolkit.diagnose._case import choose_bucket
 from toolkit.diagnose._stats import psi
 from toolkit.types import Window
 
@@ -424,8 +425,41 @@ def _trigger_event(rules: RuleTable, events: pd.DataFrame, mode: str, estimate: 
 
 def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional: datetime
                  ) -> datetime:
-    """The earliest onset among the findings that supported the winning failure mode."""
+    """The earliest onset among the findings that supported the winning failure mode.
+
+    A finding dated at the start of a timeline bucket (its diagnostic did not refine the onset
+    on raw rows: an error rate's or a latency's first bucket over the threshold) is placed only
+    to within that bucket, so it is the onset only when it lies two buckets or more before every
+    refined onset (a change that began that much earlier); otherwise the earliest refined onset
+    is. The bucket is the diagnoses' (:func:`~toolkit.diagnose._case.choose_bucket` over the
+    baseline and incident), as in the window's :func:`~toolkit.classify.windows._sharpest_onset`.
+    Varied tuning memory_exhaustion s3 and s4 and accelerator_fault s1 were dated 33-86 minutes
+    early by an error rate's or a latency's bucket start beside an OOM kill, a memory-pressure
+    or an accelerator-fault onset within minutes of the truth.
+    """
     supporting = {fid for hit in hits if hit.add.get(mode, 0) > 0 for fid in hit.findings}
-    onsets = [f.onset for f in evidence.findings if f.id in supporting and
+    onsets = [pd.Timestamp(f.onset) for f in evidence.findings if f.id in supporting and
               _plausible(evidence, f)]
-    return min(onsets) if onsets else provisional
+    if not onsets:
+        return provisional
+    bucket = pd.Timedelta(_diagnosis_bucket(evidence))
+    refined = [o for o in onsets if not _on_grid(o, bucket)]
+    if not refined:
+        return min(onsets).to_pydatetime()
+    first = min(refined)
+    coarse = [o for o in onsets if _on_grid(o, bucket) and o + 2 * bucket <= first]
+    return min([first, *coarse]).to_pydatetime()
+
+
+def _diagnosis_bucket(evidence: Evidence) -> timedelta:
+    """The timeline bucket the diagnostics used on these windows (their default)."""
+    start = min(pd.Timestamp(evidence.baseline.start), pd.Timestamp(evidence.incident.start))
+    end = max(pd.Timestamp(evidence.baseline.end), pd.Timestamp(evidence.incident.end))
+    return choose_bucket((end - start).to_pytimedelta())
+
+
+def _on_grid(at: pd.Timestamp, bucket: pd.Timedelta) -> bool:
+    """Whether ``at`` is the start of an (epoch-aligned) timeline bucket: an onset its
+    diagnostic did not refine on raw rows."""
+    step = int(bucket.value)
+    return step > 0 and pd.Timestamp(at).value % step == 0

@@ -66,8 +66,9 @@ def test_a_focused_window_held_by_a_finding_replaces_an_unheld_first_window(monk
     assert pd.Timestamp(located.onset) == onset
     assert located.how == ("2026-02-16 00:00 to 2026-02-18 00:00 against "
                            "2026-02-14 00:00 to 2026-02-16 00:00")
-    # the first scan, the early-edge scan, then the four focused slices
-    assert len(scanned) == 2 + len(focus.FOCUS_SLICES)
+    # the first scan, the early-edge scan, then the focused slices up to the last eighth
+    assert len(scanned) == 2 + [share for _, share, _ in focus.FOCUS_SLICES].index(7 / 8) + 1
+    assert scanned[-1] == (LAST_EIGHTH, pd.Timestamp(SPAN.end))
 
 
 def test_a_held_first_window_is_kept_without_focused_scans(monkeypatch):

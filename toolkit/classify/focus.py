@@ -31,12 +31,16 @@ __all__ = ["FOCUS_SLICES", "focused_scan", "held_by_finding"]
 
 #: The focused scans, in order, as shares of the span: (start of the slice's baseline, start of
 #: the slice = end of its baseline, end of the slice). Each quarter after the first against the
-#: quarter before it, earliest first, then the last eighth against the eighth before it. The
-#: earliest slice that holds an incident wins: a later slice measured against a baseline that
-#: holds the incident reads its recovery as a change (varied tuning null_injection seed 2: the
-#: third quarter dates the nulls to 2 min, the last quarter against it finds a 'drift' 4 days
-#: later).
-FOCUS_SLICES = ((0, 1 / 4, 1 / 2), (1 / 4, 1 / 2, 3 / 4), (1 / 2, 3 / 4, 1), (3 / 4, 7 / 8, 1))
+#: quarter before it, earliest first, then the last eighth against the eighth before it, then
+#: the last sixteenth against the sixteenth before it. The earliest slice that holds an
+#: incident wins: a later slice measured against a baseline that holds the incident reads its
+#: recovery as a change (varied tuning null_injection seed 2: the third quarter dates the nulls
+#: to 2 min, the last quarter against it finds a 'drift' 4 days later). The last sixteenth
+#: dates an incident of the span's last half day, which the last eighth dilutes: varied tuning
+#: covariate_shift seed 2 (onset 12 h before the end of a 21-day span: no finding in the last
+#: eighth, a medium drift 30 min after the onset in the last sixteenth).
+FOCUS_SLICES = ((0, 1 / 4, 1 / 2), (1 / 4, 1 / 2, 3 / 4), (1 / 2, 3 / 4, 1), (3 / 4, 7 / 8, 1),
+                (7 / 8, 15 / 16, 1))
 #: Finding severities that may date a focused window (with another signal agreeing).
 _DATING = ("high", "medium")
 

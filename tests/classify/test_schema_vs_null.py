@@ -120,7 +120,8 @@ def test_a_feature_all_null_or_constant_right_after_a_pipeline_release_is_schema
 
 
 def test_a_feature_just_below_all_null_does_not_count():
-    result = verdict(nulls(null_rate=0.97), events=deploy(0.2))
+    # "almost all" is 95% since R26 (test_rules_r26_schema.py): 0.97 counts now
+    result = verdict(nulls(null_rate=0.93), events=deploy(0.2))
     assert ALL_NULL not in fired(result)
 
 

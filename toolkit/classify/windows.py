@@ -308,7 +308,8 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
     ``provisional_end`` ends the scan's baseline, which the timelines' change points are
     measured against (by default the end of the span's first quarter).
 
-    Returns ``None`` when no medium or high finding has an onset (nothing to investigate).
+    Returns ``None`` when no medium or high finding has an onset (nothing to investigate), or
+    when the incident would begin at or after the span's end.
     """
     if provisional_end is None:
         provisional_end = span.start + (span.end - span.start) / 4
@@ -368,6 +369,11 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
         onset = min(onset, *(c[0] for c in lead))
     began = {c.signal: pd.Timestamp(c.began) for c in changes if c.began is not None}
     onset = _sharpest_onset(near, {f.id for f in findings}, bucket, onset, began)
+    if onset >= pd.Timestamp(span.end):
+        # the timelines run over the whole case, a scanned slice may end before them: a change
+        # after the slice is no incident of it (varied tuning accelerator_fault seed 13: a
+        # focused slice dated one 6 days after its end and crashed on an inverted window)
+        return None
     # symptoms that start with the incident (or unfold over its first half day, or pile up
     # after its lead-in) keep it open
     horizon = max(4 * pd.Timedelta(bucket), pd.Timedelta(hours=12))

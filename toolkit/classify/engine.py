@@ -34,6 +34,7 @@ from toolkit.classify.taxonomy import (
     UNDETERMINED,
     applicable_modes,
 )
+from toolkit.classify.windows import on_grid
 from toolkit.diagnose._base import SEVERITIES, Finding, NotAssessed
 from toolkit.diagnose._case import choose_bucket
 from toolkit.diagnose._stats import psi
@@ -443,11 +444,11 @@ def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional
     if not onsets:
         return provisional
     bucket = pd.Timedelta(_diagnosis_bucket(evidence))
-    refined = [o for o in onsets if not _on_grid(o, bucket)]
+    refined = [o for o in onsets if not on_grid(o, bucket)]
     if not refined:
         return min(onsets).to_pydatetime()
     first = min(refined)
-    coarse = [o for o in onsets if _on_grid(o, bucket) and o + 2 * bucket <= first]
+    coarse = [o for o in onsets if on_grid(o, bucket) and o + 2 * bucket <= first]
     return min([first, *coarse]).to_pydatetime()
 
 
@@ -456,10 +457,3 @@ def _diagnosis_bucket(evidence: Evidence) -> timedelta:
     start = min(pd.Timestamp(evidence.baseline.start), pd.Timestamp(evidence.incident.start))
     end = max(pd.Timestamp(evidence.baseline.end), pd.Timestamp(evidence.incident.end))
     return choose_bucket((end - start).to_pytimedelta())
-
-
-def _on_grid(at: pd.Timestamp, bucket: pd.Timedelta) -> bool:
-    """Whether ``at`` is the start of an (epoch-aligned) timeline bucket: an onset its
-    diagnostic did not refine on raw rows."""
-    step = int(bucket.value)
-    return step > 0 and pd.Timestamp(at).value % step == 0

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from toolkit.classify.windows import DetectedWindows, _on_grid, locate_incident
+from toolkit.classify.windows import DetectedWindows, locate_incident, on_grid
 from toolkit.diagnose import REGISTRY, run_diagnostics
 from toolkit.diagnose._case import CaseView
 from toolkit.diagnose._engines import CaseSource
@@ -78,7 +78,7 @@ def held_by_finding(located: DetectedWindows, findings: list, incident: Window,
     Timeline change points alone do not open a focused window: against a baseline of a few
     days a weekly cycle or a benign deploy departs from it (varied tuning none seeds 8 and 11:
     the null-rate and OOD-share timelines of the last quarter against the third). Nor does a
-    finding dated by its timeline (its onset a bucket start, :func:`~windows._on_grid`): a
+    finding dated by its timeline (its onset a bucket start, :func:`~windows.on_grid`): a
     latency regression of medium severity, dated 21:00 on a three-hour grid, opened a window
     on the last quarter of a healthy case (varied tuning none seed 13). A finding refined on
     raw rows has found where its own change began. And something else must agree with it (a
@@ -90,7 +90,7 @@ def held_by_finding(located: DetectedWindows, findings: list, incident: Window,
     """
     ids = {f.id for f in findings if f.severity in _DATING and f.onset is not None
            and pd.Timestamp(incident.start) <= pd.Timestamp(f.onset) < pd.Timestamp(incident.end)
-           and not _on_grid(pd.Timestamp(f.onset), bucket)}
+           and not on_grid(pd.Timestamp(f.onset), bucket)}
     supporting = set(located.supporting)
     return bool(ids & supporting) and len(supporting) >= 2
 

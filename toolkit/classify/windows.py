@@ -47,7 +47,7 @@ import pandas as pd
 
 from toolkit.types import Window
 
-__all__ = ["DetectedWindows", "detect_windows", "locate_incident", "SignalChange"]
+__all__ = ["DetectedWindows", "detect_windows", "locate_incident", "on_grid", "SignalChange"]
 
 MIN_EFFECT = 4.0
 #: A timeline change must be this strong (robust z) to date an incident on its own.
@@ -352,7 +352,7 @@ def locate_incident(findings: list, signals: pd.DataFrame, span: Window,
         total = sum(c[1] for c in near) + max(
             (w for t, w in releases if at - bucket <= t <= at + bucket), default=0.0)
         earliest = min(c[0] for c in near)
-        key = (not any(c[2] in ids and not _on_grid(c[0], bucket) for c in near), earliest)
+        key = (not any(c[2] in ids and not on_grid(c[0], bucket) for c in near), earliest)
         if abs(total - support) <= 1e-9 and not set(near) & set(best[1]):
             better = key < rank
         else:
@@ -545,7 +545,7 @@ def _lead_in(near: list, candidates: list, changes: list[SignalChange],
     # raw rows dates a lead-in
     lead = [c for c in candidates
             if c[2] in pathway_of and c[2] not in first_rows and start <= c[0] < onset
-            and not _on_grid(c[0], bucket)
+            and not on_grid(c[0], bucket)
             and _pathway(c[2], pathway_of) in pathways]
     return lead
 
@@ -575,12 +575,12 @@ def _sharpest_onset(near: list, finding_ids: set[str], bucket: timedelta,
     def dated(at: pd.Timestamp, name: str) -> pd.Timestamp:
         return began.get(name, at) if name not in finding_ids else at
 
-    refined = [at for at, _, name in near if name in finding_ids and not _on_grid(at, bucket)]
+    refined = [at for at, _, name in near if name in finding_ids and not on_grid(at, bucket)]
     if not refined:
         return min(dated(at, name) for at, _, name in near) if began else earliest
     first = min(refined)
     coarse = [dated(at, name) for at, _, name in near
-              if (name not in finding_ids or _on_grid(at, bucket))
+              if (name not in finding_ids or on_grid(at, bucket))
               and dated(at, name) + 2 * pd.Timedelta(bucket) <= first]
     # a change point dated inside its bucket (by more than the noise of a full step, a few
     # hundredths of a bucket) is placed as finely as a finding
@@ -590,10 +590,17 @@ def _sharpest_onset(near: list, finding_ids: set[str], bucket: timedelta,
     return min([first, *coarse])
 
 
-def _on_grid(at: pd.Timestamp, bucket: timedelta) -> bool:
+def on_grid(at: pd.Timestamp, bucket: timedelta) -> bool:
     """Whether ``at`` is the start of a timeline bucket (they are epoch-aligned): a finding
     dated that way was not refined on raw rows (its diagnostic fell back on its timeline) and
     is only placed to within a bucket, like a change point; a refined onset almost never
-    lands exactly on the grid."""
+    lands exactly on the grid.
+
+    Examples
+    --------
+    >>> hour = timedelta(hours=1)
+    >>> on_grid(pd.Timestamp("2026-03-01T05:00Z"), hour), on_grid(pd.Timestamp("2026-03-01T05:07Z"), hour)
+    (True, False)
+    """
     step = int(pd.Timedelta(bucket).value)
     return step > 0 and pd.Timestamp(at).value % step == 0

@@ -35,13 +35,16 @@ Progress = Callable[[str, int, int], None]
 #: requests among themselves (hosts against each other, latency against concurrency, timeouts
 #: against the latency tail). Below :data:`~toolkit.diagnose._case.MIN_WINDOW_ROWS` requests in
 #: such a window the diagnostic does not run and says ``not_assessed`` with the counts. The
-#: others read metrics and events, which are evidence in any number.
+#: others read metrics and events, which are evidence in any number, or test their own counts:
+#: ``integration.cache`` fires on a few stale hits only when Fisher's exact test carries their
+#: rise over the baseline and the episode outlasts the grace (varied tuning cache_staleness s1,
+#: s10 and s12, true windows of 12 to 24 logged requests, read undetermined under the guard).
 REQUEST_WINDOWS: dict[str, str] = {
     "data.drift": "both", "data.quality": "both", "data.units": "both",
     "data.permutation": "both", "model.performance": "both", "model.calibration": "both",
     "model.prediction_shift": "both", "model.ood": "both", "infra.latency": "both",
     "integration.versions": "both", "integration.client_errors": "both",
-    "integration.cache": "both", "data.prompt_mix": "both", "integration.generation": "both",
+    "data.prompt_mix": "both", "integration.generation": "both",
     "model.feedback": "both", "infra.token_latency": "both",
     "infra.prefill_interference": "both", "infra.context_errors": "incident",
     "infra.capacity": "incident", "infra.cold_start": "incident", "infra.hosts": "incident",

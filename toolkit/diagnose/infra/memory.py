@@ -65,7 +65,13 @@ share is >= 0.5. **high** when at least two climbing segments end in a restart o
 saw-tooth) and at least one climbed to >= 0.9 of its limit; **medium** with one of those two;
 else **low**. A benign deploy restarts each host once (no completed climbs); noise and daily
 seasonality give a low ``r`` or little growth; a load surge fills memory within minutes, not
-over ``min_minutes``: they stay at low severity at most.
+over ``min_minutes``: they stay at low severity at most. Its onset is where the climb became
+visible (the first climbing segment's start, or utilisation past the baseline maximum + 0.05);
+evidence ``climb_began`` is where the first climb began, when earlier: per leaking host, a
+broken line (flat, then rising) fitted to the segment before its first climbing one, when that
+ended in an OOM kill or a reset, dated by the host's kill-to-kill cycle when the two agree
+within two buckets; without samples there, its logged OOM kills one cycle apart lead back to
+the first kill, one cycle after the climb began. The median over hosts.
 """
 
 from __future__ import annotations
@@ -423,6 +429,7 @@ class MemoryResult(DiagnosticResult):
             growth_share_per_hour=("growth_per_hour_share", "median"),
             peak_utilisation=("peak_utilisation", "max"))
         label = _LABELS[kind]
+        onset = self._leak_onset(climbing)
         return Finding(
             id="infrastructure.memory_leak", pathway="infrastructure", severity=severity,
             statistic=share, threshold=0.5,
@@ -435,9 +442,52 @@ class MemoryResult(DiagnosticResult):
                       "median_growth_share_per_hour": _median(climbing["growth_per_hour_share"]),
                       "leak_share_baseline": self.leak_share("baseline", kind),
                       "hosts": {str(h): {k: _num(v) for k, v in row.items()}
-                                for h, row in per_host.iterrows()}},
-            onset=self._leak_onset(climbing), diagnostic=self.id,
+                                for h, row in per_host.iterrows()},
+                      **self._climb_evidence(climbing, onset)},
+            onset=onset, diagnostic=self.id,
         )
+
+    def _climb_evidence(self, climbing: pd.DataFrame, onset) -> dict[str, Any]:
+        """``climb_began``: where the leak's first climb began (:meth:`_climb_began`), when
+        that is before the onset where the climb became visible; else nothing."""
+        began = self._climb_began(climbing)
+        if began is None or began >= pd.Timestamp(onset):
+            return {}
+        return {"climb_began": began.floor("us").to_pydatetime()}
+
+    def _climb_began(self, climbing: pd.DataFrame) -> pd.Timestamp | None:
+        """Where the leak's first climb began: the median over the leaking hosts of the start
+        of each host's first climb (:func:`_first_climb`), ``None`` when no host dates one.
+
+        The leak's onset (:meth:`_leak_onset`) is where the climb becomes *visible*: the first
+        segment between restarts that climbs steadily, or utilisation past the baseline's
+        maximum. Both are late. Before a host's first OOM kill (or reset) memory was flat and
+        then rose, so that segment does not climb steadily as a whole (r < 0.8) and the first
+        segment that does starts at that kill, a whole fill period after the leak began (varied
+        tuning memory_leak seeds 5, 6, 8, 9, 10: 5 to 22 hours late, no release to date them).
+        """
+        if self.segments.empty or self.timeline.empty:
+            return None
+        width = self.timeline["bucket_start"].drop_duplicates().sort_values().diff().min()
+        if pd.isna(width) or width <= pd.Timedelta(0):
+            return None
+        starts = []
+        for (host, kind), mine in self.segments.groupby(["host", "kind"], sort=False):
+            first = climbing[(climbing["host"] == host) & (climbing["kind"] == kind)]
+            if first.empty:
+                continue
+            tl = self.timeline[(self.timeline["host"] == host) & (self.timeline["kind"] == kind)]
+            kills = self.event_times
+            if not kills.empty:
+                kills = kills[(kills["host"] == host) & (kills["kind"] == "oom_kill")]["ts"]
+            began = _first_climb(mine.sort_values("start"), first, tl, width,
+                                 pd.Series(kills, dtype="datetime64[ns, UTC]")
+                                 if len(kills) else pd.Series([], dtype="datetime64[ns, UTC]"))
+            if began is not None:
+                starts.append(began)
+        if not starts:
+            return None
+        return pd.Series(starts).median()
 
     def _leak_onset(self, climbing: pd.DataFrame):
         """The first climbing segment's start, or earlier the first bucket after the baseline
@@ -793,6 +843,164 @@ def _segments(case: CaseView, m: ibis.Table, span: Window, baseline: Window, inc
                    "last_bytes", "max_bytes", "slope_bytes_per_hour", "r", "limit_bytes",
                    "growth_share", "growth_per_hour_share", "peak_utilisation", "started_by",
                    "ended_by", "qualifies", "climbs", "in_baseline", "in_incident"]]
+
+
+#: The broken line must explain the host's memory before its first kill better than one line
+#: by an F-test at this level (one parameter more: the breakpoint).
+BREAK_P = 1e-3
+#: A host's complete climbs (from a restart to the next kill or reset) must agree this closely
+#: (longest / shortest) for their length to date a climb that no sample shows.
+CYCLE_SPREAD = 1.3
+
+
+def broken_line(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, *, free: bool = False
+                ) -> tuple[float, float, float, float]:
+    """Least-squares fit of a continuous broken line, flat until ``t0`` then rising:
+    ``y = a + b * max(0, x - t0)``, over the breakpoints ``candidates`` (with ``free``, the
+    first piece has a slope of its own: ``y = a + c x + b * max(0, x - t0)``, ``b`` the change
+    of slope at ``t0``).
+
+    Returns ``(t0, slope, rss, rss_line)``: the best breakpoint among those where the line
+    rises after it (``b > 0``), ``b``, its residual sum of squares, and that of one straight
+    line ``y = a + c x`` over all points.
+
+    Examples
+    --------
+    >>> x = np.arange(10.0)
+    >>> t0, slope, rss, line = broken_line(x, np.maximum(0.0, x - 4.0), np.arange(0, 9, 0.5))
+    >>> float(t0), round(float(slope), 6), round(float(rss), 9), line > 1
+    (4.0, 1.0, 0.0, True)
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(x)
+    line = float(((y - np.polyval(np.polyfit(x, y, 1), x)) ** 2).sum()) if n >= 2 else 0.0
+    hinge = np.maximum(0.0, x[None, :] - np.asarray(candidates, dtype=float)[:, None])
+    if free:
+        # per candidate, the normal equations of [1, x, hinge] (3 x 3, solved at once)
+        design = np.stack([np.ones_like(hinge), np.broadcast_to(x, hinge.shape), hinge], axis=2)
+        gram = np.einsum("tni,tnj->tij", design, design)
+        rhs = np.einsum("tni,n->ti", design, y)
+        ok = np.abs(np.linalg.det(gram)) > 1e-9
+        coef = np.zeros_like(rhs)
+        coef[ok] = np.linalg.solve(gram[ok], rhs[ok][..., None])[..., 0]
+        rss = ((np.einsum("tni,ti->tn", design, coef) - y[None, :]) ** 2).sum(axis=1)
+        slope = np.where(ok, coef[:, 2], 0.0)
+        best = int(np.argmin(np.where(slope > 0, rss, np.inf))) if (slope > 0).any() else 0
+        return float(candidates[best]), float(slope[best]), float(rss[best]), line
+    # per candidate, the simple regression of y on the hinge (intercept a, slope b)
+    hm = hinge.mean(axis=1, keepdims=True)
+    hc = hinge - hm
+    yc = y - y.mean()
+    sxx = (hc ** 2).sum(axis=1)
+    sxy = (hc * yc[None, :]).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(sxx > 0, sxy / sxx, 0.0)
+    rss = (yc ** 2).sum() - slope * sxy
+    best = int(np.argmin(np.where(slope > 0, rss, np.inf))) if (slope > 0).any() else 0
+    return float(candidates[best]), float(slope[best]), float(max(rss[best], 0.0)), line
+
+
+def _first_climb(segments: pd.DataFrame, climbing: pd.DataFrame, timeline: pd.DataFrame,
+                 width: pd.Timedelta, kills: pd.Series) -> pd.Timestamp | None:
+    """Where one host's first climb began (``segments``: the host's segments of one memory
+    kind, by start; ``climbing``: those that climb; ``timeline``: its buckets; ``kills``: its
+    OOM kill times), or ``None``.
+
+    * The segment before the first climbing one, when it ended in an OOM kill or a reset
+      (memory reached the limit), holds the first climb: flat, then rising until the kill. A
+      continuous broken line (:func:`broken_line`) fitted to its bucket maxima (each placed at
+      its bucket's end: the maximum of a rising bucket is its last value) finds the climb when
+      it beats one straight line by an F-test (p < :data:`BREAK_P`) and rises. Its breakpoint
+      is placed to within a bucket or so (the flat part follows the daily load: varied tuning
+      memory_leak seeds 5, 6, 8, 9, 10 were dated 15 to 50 minutes late by it on hourly and
+      three-hourly buckets); when the host's climbs repeat at a regular cycle
+      (:func:`_cycle`), the segment's end less one cycle dates the climb, if it lies within
+      two buckets of the breakpoint.
+    * Without samples before the first climbing segment (metrics that start later), the host's
+      OOM kills before it, one cycle apart, lead back to its first kill; the climb began one
+      cycle before it (varied tuning memory_leak seed 3: metrics from the fifth day, OOM kills
+      from the second).
+    """
+    first = climbing.sort_values("start").iloc[0]
+    cycle = _cycle(segments)
+    earlier = segments[segments["start"] < first["start"]]
+    if len(earlier):
+        prior = earlier.iloc[-1]
+        if prior["ended_by"] not in ("oom_kill", "reset"):
+            return None
+        lo, hi = pd.Timestamp(prior["start"]), pd.Timestamp(prior["end"])
+        fit = _breakpoint(timeline, lo, hi, width)
+        if fit is None:
+            return None
+        if cycle is not None and abs(hi - cycle - fit) <= 2 * width:
+            return max(lo, hi - cycle)
+        return fit
+    if cycle is None or kills.empty:
+        return None
+    kills = kills.sort_values()
+    at = pd.Timestamp(first["start"])
+    while True:  # walk back over the kills one cycle apart
+        prev = kills[(kills < at - 0.8 * cycle) & (kills >= at - 1.2 * cycle)]
+        if prev.empty:
+            break
+        at = pd.Timestamp(prev.max())
+    if at >= pd.Timestamp(first["start"]) - 0.5 * cycle:
+        return None  # no kill before the first climbing segment
+    return at - cycle
+
+
+def _breakpoint(timeline: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp,
+                width: pd.Timedelta) -> pd.Timestamp | None:
+    """The breakpoint of a broken line (flat, then rising) fitted to one host's bucket maxima
+    from ``lo`` to ``hi``, when it beats one straight line (F-test, p < :data:`BREAK_P`)."""
+    tl = timeline[(timeline["bucket_start"] >= lo) & (timeline["bucket_start"] + width <= hi)]
+    tl = tl.dropna(subset=["used_bytes"])
+    if len(tl) < 6:
+        return None
+    bucket = width.total_seconds() / 3600.0
+    hours = ((tl["bucket_start"] + width - lo).dt.total_seconds() / 3600.0).to_numpy()
+    y = tl["used_bytes"].to_numpy(dtype=float)
+    grid = np.arange(hours[0] - bucket, hours[-3], bucket / 60.0)
+    if len(grid) == 0:
+        return None
+    t0, slope, rss, line = broken_line(hours, y, grid)
+    dof = len(y) - 3
+    if slope <= 0 or dof <= 0:
+        return None
+    f = (line - rss) / (rss / dof) if rss > 0 else math.inf
+    if not stats.f.sf(f, 1, dof) < BREAK_P:
+        return None
+    # the flat part follows the daily load: refit around the breakpoint (as long before it as
+    # the climb lasted) with a slope of its own before the break
+    near = hours >= t0 - (hours[-1] - t0)
+    if near.sum() >= 6:
+        local = grid[(grid >= hours[near][0]) & (grid < hours[-3])]
+        if len(local):
+            t1, rise, _, _ = broken_line(hours[near], y[near], local, free=True)
+            if rise > 0:
+                t0 = t1
+    return max(lo, lo + pd.Timedelta(hours=t0))
+
+
+def _cycle(segments: pd.DataFrame) -> pd.Timedelta | None:
+    """The time from one OOM kill (or reset) to the next of a host's climbs (``segments``: the
+    host's segments of one memory kind): the median over consecutive climbing segments that
+    start where the one before ended, ``None`` with fewer than two such climbs or when their
+    lengths differ by more than :data:`CYCLE_SPREAD`."""
+    seg = segments.sort_values("start")
+    done = seg["climbs"] & (seg["started_by"] != "open") & seg["ended_by"].isin(
+        ["oom_kill", "reset"])
+    spans = (seg["end"] - seg["start"])[done]
+    if len(spans) < 2 or spans.max() > CYCLE_SPREAD * spans.min():
+        return None
+    ends = seg["end"].diff()
+    # a climb that follows another climb's kill: its last sample less the one before it's
+    after = done & (done.shift(1, fill_value=False) | (seg["ended_by"].shift(1).isin(
+        ["oom_kill", "reset"]) & (seg["start"] - seg["end"].shift(1) < 0.2 * spans.min())))
+    gaps = ends[after].dropna()
+    if gaps.empty:
+        return None
+    return pd.Timedelta(gaps.median())
 
 
 def _event_counts(case: CaseView, baseline: Window, incident: Window, record: Recorder

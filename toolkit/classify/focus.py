@@ -20,14 +20,14 @@ from datetime import timedelta
 
 import pandas as pd
 
-from toolkit.classify.windows import DetectedWindows, locate_incident, on_grid
+from toolkit.classify.windows import DetectedWindows, locate_incident, on_grid, supporting_pathways
 from toolkit.diagnose import REGISTRY, run_diagnostics
 from toolkit.diagnose._case import CaseView
 from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose.registry import Progress
 from toolkit.types import Window
 
-__all__ = ["FOCUS_SLICES", "focused_scan", "held_by_finding"]
+__all__ = ["FOCUS_SLICES", "first_window_stands", "focused_scan", "held_by_finding"]
 
 #: The focused scans, in order, as shares of the span: (start of the slice's baseline, start of
 #: the slice = end of its baseline, end of the slice). Each quarter after the first against the
@@ -43,17 +43,20 @@ FOCUS_SLICES = ((0, 1 / 4, 1 / 2), (1 / 4, 1 / 2, 3 / 4), (1 / 2, 3 / 4, 1), (3 
                 (7 / 8, 15 / 16, 1))
 #: Finding severities that may date a focused window (with another signal agreeing).
 _DATING = ("high", "medium")
+_INFRASTRUCTURE = "infrastructure"
 
 
 def focused_scan(con: CaseSource, case: CaseView, search: Window, bucket: timedelta,
-                 progress: Progress | None = None) -> tuple[DetectedWindows, str] | None:
+                 progress: Progress | None = None, seen: list | None = None
+                 ) -> tuple[DetectedWindows, str] | None:
     """The incident in a later slice of ``search`` against the days just before it, and how
     the slice was scanned (for ``window_source``); ``None`` when no slice holds one.
 
     ``bucket`` is the first scan's timeline bucket, so the slices' timelines are the first
     scan's. The window found keeps ``locate_incident``'s baseline: the period before the onset
     (a bucket before it), from the slice's baseline start, next to the incident rather than
-    three weeks before it.
+    three weeks before it. ``seen``, when given, receives the findings of the slice that holds
+    the window (for :func:`first_window_stands`).
     """
     length = search.end - search.start
     for base_share, slice_share, end_share in FOCUS_SLICES:
@@ -66,6 +69,8 @@ def focused_scan(con: CaseSource, case: CaseView, search: Window, bucket: timede
         located = locate_incident(findings, scan.signals(), Window(base.start, incident.end),
                                   bucket, base.end)
         if located is not None and held_by_finding(located, findings, incident, bucket):
+            if seen is not None:
+                seen.extend(findings)
             return located, _describe(base, incident)
     return None
 
@@ -93,6 +98,33 @@ def held_by_finding(located: DetectedWindows, findings: list, incident: Window,
            and not on_grid(pd.Timestamp(f.onset), bucket)}
     supporting = set(located.supporting)
     return bool(ids & supporting) and len(supporting) >= 2
+
+
+def first_window_stands(first: DetectedWindows, first_findings: list, found: DetectedWindows,
+                        slice_findings: list) -> bool:
+    """Whether a first-scan window of an infrastructure fault that no finding holds stands
+    against the window of a focused slice (``found``, with its slice's findings).
+
+    An infrastructure fault is often dated by its metrics (memory, capacity, host timelines, or
+    a finding its diagnostic dates on a bucket start), which no finding dated on raw rows
+    holds: such a window is unheld whether it is right or not, and a slice's window may
+    replace it. It stands when the slice dates its onset inside it, both windows resting on
+    infrastructure signals (generic symptoms, latency or errors, may sit beside them): the
+    slice, measured against days that already hold the fault's build-up, dates a later symptom
+    of the same fault. Varied tuning memory_leak s9: the first window, dated by the leak
+    finding and the memory timeline 34 min after the onset (IoU 0.94), gave way to the second
+    quarter's, dated by memory pressure 4.4 h later (IoU 0.36).
+
+    A slice that dates another pathway's symptoms inside a first window of infrastructure
+    still replaces it (varied tuning memory_exhaustion s5: a memory-pressure finding dated on a
+    bucket start 3 days before the onset, its window open to the end of the span, replaced by
+    the third quarter's failure segment, 16 min off).
+    """
+    if _INFRASTRUCTURE not in supporting_pathways(first, first_findings):
+        return False
+    inside = pd.Timestamp(first.incident.start) <= pd.Timestamp(found.onset) \
+        < pd.Timestamp(first.incident.end)
+    return inside and _INFRASTRUCTURE in supporting_pathways(found, slice_findings)
 
 
 def _describe(base: Window, incident: Window) -> str:

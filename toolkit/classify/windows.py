@@ -47,7 +47,8 @@ import pandas as pd
 
 from toolkit.types import Window
 
-__all__ = ["DetectedWindows", "detect_windows", "locate_incident", "on_grid", "SignalChange"]
+__all__ = ["DetectedWindows", "detect_windows", "locate_incident", "on_grid", "SignalChange",
+           "supporting_pathways"]
 
 MIN_EFFECT = 4.0
 #: A timeline change must be this strong (robust z) to date an incident on its own.
@@ -548,6 +549,23 @@ def _lead_in(near: list, candidates: list, changes: list[SignalChange],
             and not on_grid(c[0], bucket)
             and _pathway(c[2], pathway_of) in pathways]
     return lead
+
+
+def supporting_pathways(located: DetectedWindows, findings: list) -> set[str | None]:
+    """The pathways a window's supporting signals point to: a finding's (by its id, among
+    ``findings``), a timeline's by its prefix; ``None`` for a generic symptom (latency, errors,
+    traffic) that every pathway can cause.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from toolkit.types import Window
+    >>> t, h = datetime(2026, 3, 1, tzinfo=UTC), timedelta(hours=1)
+    >>> w = DetectedWindows(Window(t - h, t), Window(t, t + h), t, (),
+    ...                     ("latency.p99_ms", "memory.max_utilisation"))
+    >>> sorted(supporting_pathways(w, []), key=str)
+    [None, 'infrastructure']
+    """
+    pathway_of = {f.id: f.pathway for f in findings}
+    return {_pathway(name, pathway_of) for name in located.supporting}
 
 
 def _pathway(name: str, pathway_of: dict[str, str]) -> str | None:

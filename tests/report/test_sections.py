@@ -134,3 +134,22 @@ def test_detection_lag_has_no_negative_zero():
                       onset=ONSET - timedelta(seconds=13))
     text = _postmortem(findings=[finding]).detection().fragment
     assert "(+0 min from the estimated onset)" in text and "-0 min" not in text
+
+
+def test_detection_says_when_a_slow_climb_dates_the_onset():
+    """A memory leak's verdict is dated where its climb began (evidence ``climb_began``),
+    hours before the leak finding's own onset: Detection says why the onset lies before every
+    signal that moved, and only when that start is the verdict's onset."""
+    from datetime import timedelta
+
+    leak = Finding(id="infrastructure.memory_leak", pathway="infrastructure", severity="high",
+                   statistic=1.0, threshold=0.5, summary="memory climbs",
+                   onset=ONSET + timedelta(hours=8),
+                   evidence={"climb_began": ONSET + timedelta(seconds=20)})
+    text = _postmortem("memory_leak", "infrastructure", findings=[leak]).detection().fragment
+    assert ("The onset is where the change behind infrastructure.memory_leak began, at "
+            "2026-02-11 00:30 UTC, 480 min before it became visible (2026-02-11 08:30 UTC)"
+            in text)
+    leak.evidence["climb_began"] = ONSET - timedelta(hours=3)  # it did not date the verdict
+    text = _postmortem("memory_leak", "infrastructure", findings=[leak]).detection().fragment
+    assert "The onset is where" not in text

@@ -89,6 +89,14 @@ MODE_DESCRIPTIONS = {
 }
 
 #: Diagnostic sections: (diagnostic id, title, plot keyword arguments).
+#: Evidence keys of findings that say where a slow change began, before it became visible (the
+#: finding's onset), and how that was measured. When one dates the verdict, Detection says so:
+#: otherwise the onset reads hours before the first signal that moved, unexplained.
+SLOW_STARTS = {
+    "climb_began": "a broken line (flat, then rising) fitted to each leaking host's memory "
+                   "before its first OOM kill or reset, the median over hosts",
+}
+
 DIAGNOSTIC_SECTIONS = (
     ("data.drift", "Data drift over time", {"kind": "heatmap"}),
     ("data.quality", "Input data quality", {}),
@@ -404,6 +412,9 @@ class Postmortem:
                 f"The first signal to move was {first.id} at {_fmt(first.onset)} UTC "
                 f"({round(lag.total_seconds() / 60) or 0:+d} min from the estimated onset): "
                 f"{first.summary}"))
+        slow = self._slow_start()
+        if slow is not None:
+            parts.append(paragraph(slow))
         latency = self.result.diagnosis.results.get("infra.latency")
         if latency is not None and not latency.breaches.empty:
             breaches = latency.breaches
@@ -821,6 +832,24 @@ class Postmortem:
             for finding_id in hit.findings:
                 if finding_id in by_id:
                     return by_id[finding_id]
+        return None
+
+    def _slow_start(self) -> str | None:
+        """Why the estimated onset lies before every signal that moved, when a slow change's
+        start dates it: a finding whose evidence says where its change began, before it became
+        visible (:data:`SLOW_STARTS`), within a minute of the verdict's onset; else ``None``."""
+        onset = pd.Timestamp(self.result.onset)
+        for finding in self.result.diagnosis.findings():
+            for key, how in SLOW_STARTS.items():
+                began = (finding.evidence or {}).get(key)
+                if began is None or finding.onset is None:
+                    continue
+                began = pd.Timestamp(began)
+                if abs(began - onset) <= pd.Timedelta(minutes=1):
+                    ahead = round((pd.Timestamp(finding.onset) - began).total_seconds() / 60)
+                    return (f"The onset is where the change behind {finding.id} began, at "
+                            f"{_fmt(began)} UTC, {ahead:,} min before it became visible "
+                            f"({_fmt(finding.onset)} UTC): {how}.")
         return None
 
     def _near(self) -> pd.Timedelta:

@@ -443,7 +443,7 @@ def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional
               _plausible(evidence, f)]
     # a slow climb's start, dated on raw samples: a refined onset even where it falls on the grid
     climbs = [c for f in evidence.findings if f.id in supporting
-              and (c := _climb_began(evidence, f)) is not None]
+              and (c := _climb_began(evidence, f, mode)) is not None]
     began = [min(climbs)] if climbs else []
     if not onsets and not began:
         return provisional
@@ -461,7 +461,15 @@ def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional
 CLIMB_LOOKBACK = pd.Timedelta(hours=36)
 
 
-def _climb_began(evidence: Evidence, finding: Finding) -> pd.Timestamp | None:
+#: The failure modes a slow fall of model quality (``ramp_began``) dates: a covariate shift or
+#: a bad release also lower accuracy, and their onsets are dated by their own findings.
+RAMP_MODES = frozenset({"concept_drift", "calibration_collapse"})
+#: ... and it counts only this many diagnosis buckets or more before the incident window.
+RAMP_MARGIN = 2
+
+
+def _climb_began(evidence: Evidence, finding: Finding, mode: str | None = None
+                 ) -> pd.Timestamp | None:
     """Where the slow climb of a medium or high ``finding`` began (its evidence's
     ``climb_began``: a memory leak's first climb, before the OOM kill or reset that made it
     visible), when that is before the finding's onset, in the span analysed and at most
@@ -474,15 +482,36 @@ def _climb_began(evidence: Evidence, finding: Finding) -> pd.Timestamp | None:
     window) nor its first climb would. The climb's start is measured on the whole span's
     samples, so it dates the leak (varied tuning memory_leak seeds 3, 5, 6, 8, 9, 10: 5 to 22
     hours late, now within 20 minutes).
+
+    For a verdict in :data:`RAMP_MODES`, an accuracy drop's ``ramp_began`` (where a slow fall
+    of accuracy began, fitted over the whole span) counts the same way, anywhere in the span
+    (no lookback limit) but at least :data:`RAMP_MARGIN` buckets before the window, and before
+    the finding's onset or, when it has none (too few labels per bucket), the window's end.
     """
-    began = finding.evidence.get("climb_began") if finding.evidence else None
-    if began is None or finding.onset is None or finding.severity not in ("medium", "high") \
-            or pd.Timestamp(finding.onset) > pd.Timestamp(evidence.incident.end):
+    evidence_ = finding.evidence or {}
+    began = evidence_.get("climb_began")
+    onset = finding.onset
+    # a slow fall of model quality (accuracy) dated over the whole span: the baseline of a
+    # detected window holds its start (varied tuning concept_drift s4: 43 h before the window,
+    # a drop with too few labels per bucket for a dated onset of its own)
+    lookback = CLIMB_LOOKBACK
+    if began is None and evidence_.get("ramp_began") is not None and mode in RAMP_MODES:
+        began, lookback = evidence_["ramp_began"], None
+        # the fit places the ramp's start to within about two buckets: nearer the window's
+        # start than that, it does not contradict the window (varied tuning concept_drift s4,
+        # given window: the window's start is the truth, the fit 3.6 h before it)
+        margin = RAMP_MARGIN * pd.Timedelta(_diagnosis_bucket(evidence))
+        if pd.Timestamp(began) > pd.Timestamp(evidence.incident.start) - margin:
+            return None
+        onset = evidence.incident.end if onset is None else onset
+    if began is None or onset is None or finding.severity not in ("medium", "high") \
+            or pd.Timestamp(onset) > pd.Timestamp(evidence.incident.end):
         return None
     began = pd.Timestamp(began)
     start = pd.Timestamp(min(evidence.baseline.start, evidence.incident.start))
-    if not (max(start, pd.Timestamp(evidence.incident.start) - CLIMB_LOOKBACK) <= began
-            < pd.Timestamp(finding.onset)):
+    if lookback is not None:
+        start = max(start, pd.Timestamp(evidence.incident.start) - lookback)
+    if not (start <= began < pd.Timestamp(onset)):
         return None
     return began
 

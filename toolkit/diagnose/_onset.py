@@ -21,7 +21,98 @@ from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
 __all__ = ["refine_onset", "coarse_onset", "gradual_onset", "ramp_fit", "ramp_start",
-           "change_start"]
+           "change_start", "falling_break", "ramp_began"]
+
+
+def falling_break(x: np.ndarray, y: np.ndarray, candidates: np.ndarray,
+                  weights: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """Weighted least-squares fit of a continuous broken line, flat until ``t0`` then falling:
+    ``y = a - b * max(0, x - t0)`` with ``b > 0``, over the breakpoints ``candidates``.
+
+    Returns ``(t0, b, rss, rss_line)``: the best breakpoint among those where the line falls
+    after it, ``b``, its weighted residual sum of squares, and that of one weighted straight
+    line over all points. ``(nan, 0, inf, rss_line)`` when no breakpoint gives a fall.
+
+    Examples
+    --------
+    >>> x = np.arange(10.0)
+    >>> t0, b, rss, line = falling_break(x, -np.maximum(0.0, x - 4.0), np.arange(0, 9, 0.5))
+    >>> float(t0), round(float(b), 6), round(float(rss), 9), line > 1
+    (4.0, 1.0, 0.0, True)
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    total = w.sum()
+    if len(x) < 3 or total <= 0:
+        return float("nan"), 0.0, float("inf"), 0.0
+    xm, ym = (w * x).sum() / total, (w * y).sum() / total
+    xc, yc = x - xm, y - ym
+    sxx_line = (w * xc ** 2).sum()
+    syy = (w * yc ** 2).sum()
+    line = float(syy - ((w * xc * yc).sum() ** 2 / sxx_line if sxx_line > 0 else 0.0))
+    hinge = -np.maximum(0.0, x[None, :] - np.asarray(candidates, dtype=float)[:, None])
+    hc = hinge - ((w[None, :] * hinge).sum(axis=1, keepdims=True) / total)
+    sxx = (w[None, :] * hc ** 2).sum(axis=1)
+    sxy = (w[None, :] * hc * yc[None, :]).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(sxx > 0, sxy / sxx, 0.0)
+    if not (slope > 0).any():
+        return float("nan"), 0.0, float("inf"), max(line, 0.0)
+    rss = syy - slope * sxy
+    best = int(np.argmin(np.where(slope > 0, rss, np.inf)))
+    return (float(candidates[best]), float(slope[best]), float(max(rss[best], 0.0)),
+            max(line, 0.0))
+
+
+#: A ramp's start (:func:`ramp_began`) must beat one straight line by an F-test at this level.
+RAMP_BREAK_P = 1e-3
+
+
+def ramp_began(timeline: pd.DataFrame, column: str, *, weights: str = "labelled",
+               p: float = RAMP_BREAK_P) -> datetime | None:
+    """Where a slow fall of ``column`` began over the whole ``timeline`` (baseline included),
+    to within a fraction of a bucket, or ``None``.
+
+    :func:`ramp_fit` places the fall (flat, falling from bucket ``k1`` to ``k2``, flat) on the
+    buckets; it must span more than two of them (a gradual change, not a step). A continuous
+    broken line (:func:`falling_break`, weighted by ``weights``, each bucket's value at its
+    centre) fitted to the buckets up to ``k2`` then dates the start between the buckets around
+    ``k1``, when it beats one straight line by an F-test (p < ``p``). A detected window opens
+    where a slow model-quality fall is already deep, and its baseline holds the ramp's start
+    (varied tuning concept_drift s4: 43 hours before the window).
+    """
+    from scipy import stats
+
+    if timeline is None or timeline.empty or column not in timeline or weights not in timeline:
+        return None
+    t = timeline.sort_values("bucket_start")
+    t = t[t[column].notna() & (t[weights] > 0)]
+    if len(t) < 8:
+        return None
+    times = pd.to_datetime(t["bucket_start"], utc=True).reset_index(drop=True)
+    width = times.diff().min()
+    if pd.isna(width) or width <= pd.Timedelta(0):
+        return None
+    y = t[column].to_numpy(float)
+    w = t[weights].to_numpy(float)
+    k1, k2, r2 = ramp_fit(y, w, min_start=1, direction=-1)
+    if r2 <= 0 or k2 - k1 <= 2:
+        return None
+    hours = width / pd.Timedelta(hours=1)
+    x = ((times - times.iloc[0]) / pd.Timedelta(hours=1)).to_numpy(float) + hours / 2
+    keep = np.arange(len(x)) <= min(k2, len(x) - 1)
+    if keep.sum() < 6:
+        return None
+    lo = x[max(k1 - 2, 0)]
+    hi = x[min(k1 + 2, len(x) - 1)]
+    t0, b, rss, line = falling_break(x[keep], y[keep], np.arange(lo, hi, hours / 12), w[keep])
+    n = int(keep.sum())
+    if not np.isfinite(t0) or b <= 0 or rss <= 0 or line <= rss:
+        return None
+    f = (line - rss) / (rss / (n - 3))
+    if stats.f.sf(f, 1, n - 3) >= p:
+        return None
+    return (times.iloc[0] + pd.Timedelta(hours=t0)).floor("us").to_pydatetime()
 
 
 def ramp_fit(values: np.ndarray, weights: np.ndarray | None = None, *, min_start: int = 1,

@@ -90,7 +90,7 @@ from toolkit.diagnose._case import CaseView, case_view, choose_bucket, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, epoch_us, window_label
 from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose._labels import positive_class
-from toolkit.diagnose._onset import coarse_onset, gradual_onset, refine_onset
+from toolkit.diagnose._onset import coarse_onset, gradual_onset, ramp_began, refine_onset
 from toolkit.diagnose._tasks import endpoint_findings, per_endpoint
 from toolkit.diagnose.model.calibration import SCORE_IS, score_problem, score_semantics
 from toolkit.types import Window
@@ -143,6 +143,9 @@ class PerformanceResult(DiagnosticResult):
     by_version: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     timeline: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     incident_buckets: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: ``bucket_start``, ``labelled``, ``correct``, ``accuracy`` of every bucket of the span
+    #: with labels (binary tasks; no minimum of labels), for the ramp's start
+    label_buckets: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     confusion: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     confusion_change: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
@@ -256,10 +259,24 @@ class PerformanceResult(DiagnosticResult):
                     self.timeline, "accuracy", after=self.baseline.end, weights="labelled",
                     direction=-1), diagnostic=self.id,
             ))
+        out = [self._with_ramp(f) for f in out]
         regression = self._version_regression(b)
         if regression is not None:
             out.append(regression)
         return out
+
+    def _with_ramp(self, finding: Finding) -> Finding:
+        """An accuracy drop with evidence ``ramp_began``: where a slow fall of accuracy began
+        over the whole span (:func:`~toolkit.diagnose._onset.ramp_began`), when that is
+        before the finding's onset (or the finding has none: too few labels per bucket for a
+        timeline). The onset itself is unchanged."""
+        if finding.severity not in ("medium", "high"):
+            return finding
+        began = ramp_began(self.label_buckets, "accuracy")
+        if began is None or (finding.onset is not None
+                             and pd.Timestamp(began) >= pd.Timestamp(finding.onset)):
+            return finding
+        return replace(finding, evidence={**finding.evidence, "ramp_began": began})
 
     def _version_regression(self, baseline_row: pd.Series) -> Finding | None:
         v = self.by_version
@@ -530,9 +547,14 @@ def _performance(case: CaseView, base: dict[str, Any], info: Any, *, positive: s
     timeline = _metrics(cells.groupby("bucket_start", as_index=False)[counted].sum())
     timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
         "bucket_start", ignore_index=True)
+    label_buckets = cells.groupby("bucket_start", as_index=False)[["labelled", "correct"]].sum(
+        ).sort_values("bucket_start", ignore_index=True)
+    label_buckets = label_buckets[label_buckets["labelled"] > 0].reset_index(drop=True)
+    label_buckets["accuracy"] = label_buckets["correct"] / label_buckets["labelled"]
     result = PerformanceResult(**base, positive=positive, table=per_window,
                                by_version=by_version, timeline=timeline,
-                               incident_buckets=incident_buckets, sql=record.sql,
+                               incident_buckets=incident_buckets, label_buckets=label_buckets,
+                               sql=record.sql,
                                not_assessed=(gap,) if gap else ())
     for finding in result.own_findings():
         gradual = gradual_onset(timeline, "accuracy", after=baseline.end, weights="labelled")

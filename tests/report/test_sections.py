@@ -153,3 +153,20 @@ def test_detection_says_when_a_slow_climb_dates_the_onset():
     leak.evidence["climb_began"] = ONSET - timedelta(hours=3)  # it did not date the verdict
     text = _postmortem("memory_leak", "infrastructure", findings=[leak]).detection().fragment
     assert "The onset is where" not in text
+
+
+def test_detection_says_when_a_slow_fall_of_accuracy_dates_the_onset():
+    """A concept drift's verdict dated where its accuracy began to fall (evidence
+    ``ramp_began`` of a drop measured over the whole window, which has no onset of its own),
+    hours before the detected window opened: the fall became visible with the window."""
+    from datetime import timedelta
+
+    drop = Finding(id="model.accuracy_drop", pathway="model", severity="high", statistic=0.1,
+                   threshold=0.03, summary="accuracy fell",
+                   evidence={"ramp_began": ONSET + timedelta(seconds=30)})
+    pm = _postmortem("concept_drift", "model", findings=[drop])
+    pm.result.incident = Window(ONSET + timedelta(hours=9), INCIDENT.end)  # a detected window
+    text = pm.detection().fragment
+    assert ("The onset is where the change behind model.accuracy_drop began, at "
+            "2026-02-11 00:30 UTC, 540 min before it became visible (2026-02-11 09:30 UTC)"
+            in text)

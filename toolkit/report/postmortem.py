@@ -95,6 +95,8 @@ MODE_DESCRIPTIONS = {
 SLOW_STARTS = {
     "climb_began": "a broken line (flat, then rising) fitted to each leaking host's memory "
                    "before its first OOM kill or reset, the median over hosts",
+    "ramp_began": "a broken line (flat, then falling) fitted to the accuracy per time bucket, "
+                  "weighted by the labels in each, up to where the fall ended",
 }
 
 DIAGNOSTIC_SECTIONS = (
@@ -842,14 +844,18 @@ class Postmortem:
         for finding in self.result.diagnosis.findings():
             for key, how in SLOW_STARTS.items():
                 began = (finding.evidence or {}).get(key)
-                if began is None or finding.onset is None:
+                if began is None:
                     continue
                 began = pd.Timestamp(began)
                 if abs(began - onset) <= pd.Timedelta(minutes=1):
-                    ahead = round((pd.Timestamp(finding.onset) - began).total_seconds() / 60)
+                    # a finding over the whole window (no onset of its own) became visible
+                    # with the window
+                    visible = pd.Timestamp(finding.onset if finding.onset is not None
+                                           else self.result.incident.start)
+                    ahead = round((visible - began).total_seconds() / 60)
                     return (f"The onset is where the change behind {finding.id} began, at "
                             f"{_fmt(began)} UTC, {ahead:,} min before it became visible "
-                            f"({_fmt(finding.onset)} UTC): {how}.")
+                            f"({_fmt(visible)} UTC): {how}.")
         return None
 
     def _near(self) -> pd.Timedelta:

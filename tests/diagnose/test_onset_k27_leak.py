@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from tests.diagnose.conftest import make_case
-from toolkit.diagnose.infra.memory import broken_line, memory_pressure
+from toolkit.diagnose._onset import broken_line
+from toolkit.diagnose.infra.memory import memory_pressure
 
 T0 = pd.Timestamp("2026-03-01T00:00Z")
 H = pd.Timedelta(hours=1)

@@ -21,47 +21,68 @@ from toolkit.diagnose._engine import Recorder
 from toolkit.types import Window
 
 __all__ = ["refine_onset", "coarse_onset", "gradual_onset", "ramp_fit", "ramp_start",
-           "change_start", "falling_break", "ramp_began"]
+           "change_start", "broken_line", "ramp_began"]
 
 
-def falling_break(x: np.ndarray, y: np.ndarray, candidates: np.ndarray,
-                  weights: np.ndarray | None = None) -> tuple[float, float, float, float]:
-    """Weighted least-squares fit of a continuous broken line, flat until ``t0`` then falling:
-    ``y = a - b * max(0, x - t0)`` with ``b > 0``, over the breakpoints ``candidates``.
+def broken_line(x: np.ndarray, y: np.ndarray, candidates: np.ndarray,
+                weights: np.ndarray | None = None, *, free: bool = False
+                ) -> tuple[float, float, float, float]:
+    """Weighted least-squares fit of a continuous broken line, flat until ``t0`` then rising:
+    ``y = a + b * max(0, x - t0)`` with ``b > 0``, over the breakpoints ``candidates``. With
+    ``free``, the first piece has a slope of its own: ``y = a + c x + b * max(0, x - t0)``,
+    ``b`` the change of slope at ``t0``. A fall is the rise of ``-y`` (same residuals).
 
-    Returns ``(t0, b, rss, rss_line)``: the best breakpoint among those where the line falls
+    Returns ``(t0, b, rss, rss_line)``: the best breakpoint among those where the line rises
     after it, ``b``, its weighted residual sum of squares, and that of one weighted straight
-    line over all points. ``(nan, 0, inf, rss_line)`` when no breakpoint gives a fall.
+    line over all points. ``(nan, 0, inf, rss_line)`` when no breakpoint gives a rise.
+
+    Memory leaks (a host's climb before its first OOM kill, unweighted) and slow falls of
+    accuracy (:func:`ramp_began`, weighted by labels per bucket) are both dated by it.
 
     Examples
     --------
     >>> x = np.arange(10.0)
-    >>> t0, b, rss, line = falling_break(x, -np.maximum(0.0, x - 4.0), np.arange(0, 9, 0.5))
+    >>> t0, b, rss, line = broken_line(x, np.maximum(0.0, x - 4.0), np.arange(0, 9, 0.5))
     >>> float(t0), round(float(b), 6), round(float(rss), 9), line > 1
     (4.0, 1.0, 0.0, True)
+    >>> t0, b, rss, line = broken_line(x, -np.maximum(0.0, x - 4.0), np.arange(0, 9, 0.5))
+    >>> bool(np.isnan(t0)), b
+    (True, 0.0)
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    candidates = np.asarray(candidates, dtype=float)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
     total = w.sum()
-    if len(x) < 3 or total <= 0:
+    if len(x) < 3 or total <= 0 or len(candidates) == 0:
         return float("nan"), 0.0, float("inf"), 0.0
     xm, ym = (w * x).sum() / total, (w * y).sum() / total
     xc, yc = x - xm, y - ym
     sxx_line = (w * xc ** 2).sum()
     syy = (w * yc ** 2).sum()
-    line = float(syy - ((w * xc * yc).sum() ** 2 / sxx_line if sxx_line > 0 else 0.0))
-    hinge = -np.maximum(0.0, x[None, :] - np.asarray(candidates, dtype=float)[:, None])
-    hc = hinge - ((w[None, :] * hinge).sum(axis=1, keepdims=True) / total)
-    sxx = (w[None, :] * hc ** 2).sum(axis=1)
-    sxy = (w[None, :] * hc * yc[None, :]).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(sxx > 0, sxy / sxx, 0.0)
+    line = max(float(syy - ((w * xc * yc).sum() ** 2 / sxx_line if sxx_line > 0 else 0.0)), 0.0)
+    hinge = np.maximum(0.0, x[None, :] - candidates[:, None])
+    if free:
+        # per candidate, the weighted normal equations of [1, x, hinge] (3 x 3, solved at once)
+        design = np.stack([np.ones_like(hinge), np.broadcast_to(x, hinge.shape), hinge], axis=2)
+        gram = np.einsum("tni,n,tnj->tij", design, w, design)
+        rhs = np.einsum("tni,n->ti", design, w * y)
+        ok = np.abs(np.linalg.det(gram)) > 1e-9
+        coef = np.zeros_like(rhs)
+        coef[ok] = np.linalg.solve(gram[ok], rhs[ok][..., None])[..., 0]
+        rss = (w[None, :] * (np.einsum("tni,ti->tn", design, coef) - y[None, :]) ** 2).sum(axis=1)
+        slope = np.where(ok, coef[:, 2], 0.0)
+    else:
+        # per candidate, the weighted simple regression of y on the hinge (intercept a, slope b)
+        hc = hinge - ((w[None, :] * hinge).sum(axis=1, keepdims=True) / total)
+        sxx = (w[None, :] * hc ** 2).sum(axis=1)
+        sxy = (w[None, :] * hc * yc[None, :]).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(sxx > 0, sxy / sxx, 0.0)
+        rss = syy - slope * sxy
     if not (slope > 0).any():
-        return float("nan"), 0.0, float("inf"), max(line, 0.0)
-    rss = syy - slope * sxy
+        return float("nan"), 0.0, float("inf"), line
     best = int(np.argmin(np.where(slope > 0, rss, np.inf)))
-    return (float(candidates[best]), float(slope[best]), float(max(rss[best], 0.0)),
-            max(line, 0.0))
+    return float(candidates[best]), float(slope[best]), float(max(rss[best], 0.0)), line
 
 
 #: A ramp's start (:func:`ramp_began`) must beat one straight line by an F-test at this level.
@@ -75,8 +96,8 @@ def ramp_began(timeline: pd.DataFrame, column: str, *, weights: str = "labelled"
 
     :func:`ramp_fit` places the fall (flat, falling from bucket ``k1`` to ``k2``, flat) on the
     buckets; it must span more than two of them (a gradual change, not a step). A continuous
-    broken line (:func:`falling_break`, weighted by ``weights``, each bucket's value at its
-    centre) fitted to the buckets up to ``k2`` then dates the start between the buckets around
+    broken line (:func:`broken_line` on the negated values, weighted by ``weights``, each
+    bucket's value at its centre) fitted to the buckets up to ``k2`` then dates the start between the buckets around
     ``k1``, when it beats one straight line by an F-test (p < ``p``). A detected window opens
     where a slow model-quality fall is already deep, and its baseline holds the ramp's start
     (varied tuning concept_drift s4: 43 hours before the window).
@@ -105,7 +126,7 @@ def ramp_began(timeline: pd.DataFrame, column: str, *, weights: str = "labelled"
         return None
     lo = x[max(k1 - 2, 0)]
     hi = x[min(k1 + 2, len(x) - 1)]
-    t0, b, rss, line = falling_break(x[keep], y[keep], np.arange(lo, hi, hours / 12), w[keep])
+    t0, b, rss, line = broken_line(x[keep], -y[keep], np.arange(lo, hi, hours / 12), w[keep])
     n = int(keep.sum())
     if not np.isfinite(t0) or b <= 0 or rss <= 0 or line <= rss:
         return None

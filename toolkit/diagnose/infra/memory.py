@@ -92,7 +92,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, choose_bucket, percent_scale, within
 from toolkit.diagnose._engine import Recorder, window_label
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import broken_line, refine_onset
 from toolkit.diagnose.infra.capacity import bucket_index, bucket_starts, epoch_us
 from toolkit.types import Window
 
@@ -853,53 +853,6 @@ BREAK_P = 1e-3
 CYCLE_SPREAD = 1.3
 
 
-def broken_line(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, *, free: bool = False
-                ) -> tuple[float, float, float, float]:
-    """Least-squares fit of a continuous broken line, flat until ``t0`` then rising:
-    ``y = a + b * max(0, x - t0)``, over the breakpoints ``candidates`` (with ``free``, the
-    first piece has a slope of its own: ``y = a + c x + b * max(0, x - t0)``, ``b`` the change
-    of slope at ``t0``).
-
-    Returns ``(t0, slope, rss, rss_line)``: the best breakpoint among those where the line
-    rises after it (``b > 0``), ``b``, its residual sum of squares, and that of one straight
-    line ``y = a + c x`` over all points.
-
-    Examples
-    --------
-    >>> x = np.arange(10.0)
-    >>> t0, slope, rss, line = broken_line(x, np.maximum(0.0, x - 4.0), np.arange(0, 9, 0.5))
-    >>> float(t0), round(float(slope), 6), round(float(rss), 9), line > 1
-    (4.0, 1.0, 0.0, True)
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    n = len(x)
-    line = float(((y - np.polyval(np.polyfit(x, y, 1), x)) ** 2).sum()) if n >= 2 else 0.0
-    hinge = np.maximum(0.0, x[None, :] - np.asarray(candidates, dtype=float)[:, None])
-    if free:
-        # per candidate, the normal equations of [1, x, hinge] (3 x 3, solved at once)
-        design = np.stack([np.ones_like(hinge), np.broadcast_to(x, hinge.shape), hinge], axis=2)
-        gram = np.einsum("tni,tnj->tij", design, design)
-        rhs = np.einsum("tni,n->ti", design, y)
-        ok = np.abs(np.linalg.det(gram)) > 1e-9
-        coef = np.zeros_like(rhs)
-        coef[ok] = np.linalg.solve(gram[ok], rhs[ok][..., None])[..., 0]
-        rss = ((np.einsum("tni,ti->tn", design, coef) - y[None, :]) ** 2).sum(axis=1)
-        slope = np.where(ok, coef[:, 2], 0.0)
-        best = int(np.argmin(np.where(slope > 0, rss, np.inf))) if (slope > 0).any() else 0
-        return float(candidates[best]), float(slope[best]), float(rss[best]), line
-    # per candidate, the simple regression of y on the hinge (intercept a, slope b)
-    hm = hinge.mean(axis=1, keepdims=True)
-    hc = hinge - hm
-    yc = y - y.mean()
-    sxx = (hc ** 2).sum(axis=1)
-    sxy = (hc * yc[None, :]).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(sxx > 0, sxy / sxx, 0.0)
-    rss = (yc ** 2).sum() - slope * sxy
-    best = int(np.argmin(np.where(slope > 0, rss, np.inf))) if (slope > 0).any() else 0
-    return float(candidates[best]), float(slope[best]), float(max(rss[best], 0.0)), line
-
-
 def _first_climb(segments: pd.DataFrame, climbing: pd.DataFrame, timeline: pd.DataFrame,
                  width: pd.Timedelta, kills: pd.Series) -> pd.Timestamp | None:
     """Where one host's first climb began (``segments``: the host's segments of one memory
@@ -908,8 +861,9 @@ def _first_climb(segments: pd.DataFrame, climbing: pd.DataFrame, timeline: pd.Da
 
     * The segment before the first climbing one, when it ended in an OOM kill or a reset
       (memory reached the limit), holds the first climb: flat, then rising until the kill. A
-      continuous broken line (:func:`broken_line`) fitted to its bucket maxima (each placed at
-      its bucket's end: the maximum of a rising bucket is its last value) finds the climb when
+      continuous broken line (:func:`~toolkit.diagnose._onset.broken_line`) fitted to its
+      bucket maxima (each placed at its bucket's end: the maximum of a rising bucket is its
+      last value) finds the climb when
       it beats one straight line by an F-test (p < :data:`BREAK_P`) and rises. Its breakpoint
       is placed to within a bucket or so (the flat part follows the daily load: varied tuning
       memory_leak seeds 5, 6, 8, 9, 10 were dated 15 to 50 minutes late by it on hourly and

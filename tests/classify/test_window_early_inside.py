@@ -7,20 +7,17 @@ with another signal agreeing."""
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import pytest
 
-from tests.classify.scans import FakeScan
+from tests.classify.scans import QUARTER, SPAN, T0, FakeScan
 from toolkit.diagnose import Finding
 from toolkit.types import Window
 
 api = importlib.import_module("toolkit.classify.api")
 
-T0 = datetime(2026, 2, 2, tzinfo=UTC)
-SPAN = Window(T0, T0 + timedelta(days=16))
-QUARTER = pd.Timestamp(T0 + timedelta(days=4))
 EDGE = pd.Timestamp(T0 + timedelta(days=1))  # the first sixteenth
 
 

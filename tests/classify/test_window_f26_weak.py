@@ -11,22 +11,16 @@ that such a finding holds replaces it."""
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 
-from tests.classify.scans import FakeScan
+from tests.classify.scans import LAST_EIGHTH, QUARTER, SPAN, T0, fake_scans
 from toolkit.diagnose import Finding
 from toolkit.types import Window
 
 api = importlib.import_module("toolkit.classify.api")
 focus = importlib.import_module("toolkit.classify.focus")
-
-T0 = datetime(2026, 2, 2, tzinfo=UTC)
-SPAN = Window(T0, T0 + timedelta(days=16))
-QUARTER = pd.Timestamp(T0 + timedelta(days=4))
-#: the focused slice of the last eighth (its incident starts 14 days in)
-LAST_EIGHTH = pd.Timestamp(T0 + timedelta(days=14))
 
 
 def _finding(at, severity="high", fid="data.feature_drift"):
@@ -37,31 +31,13 @@ def _agreeing(at):
     return [_finding(at), _finding(at + timedelta(minutes=20), "medium", "model.ood_share")]
 
 
-def _fake_scans(monkeypatch, first, slices):
-    """The first scan (its incident from the quarter to the end) answers ``first``, each focused
-    slice (by the start of its incident) what ``slices`` gives it, the early-edge scan nothing.
-    Returns the scans run, as (baseline end, incident end)."""
-    scanned = []
-
-    def run(con, baseline, incident, case=None, options=None, progress=None):
-        start, end = pd.Timestamp(incident.start), pd.Timestamp(incident.end)
-        scanned.append((pd.Timestamp(baseline.end), end))
-        if start == QUARTER and end == pd.Timestamp(SPAN.end):
-            return FakeScan(first)
-        return FakeScan(slices.get(start, []))
-
-    monkeypatch.setattr(api, "run_diagnostics", run)
-    monkeypatch.setattr(focus, "run_diagnostics", run)
-    return scanned
-
-
 def test_a_focused_window_held_by_a_finding_replaces_an_unheld_first_window(monkeypatch):
     # covariate_shift seed 4: the first scan's window, 8 days before the drift, rests on one
     # signal; the last eighth against the eighth before it dates the drift with a second
     # signal agreeing
     blip = pd.Timestamp(T0 + timedelta(days=5, hours=4, minutes=13))
     onset = LAST_EIGHTH + timedelta(hours=26, minutes=8)
-    scanned = _fake_scans(monkeypatch, [_finding(blip)], {LAST_EIGHTH: _agreeing(onset)})
+    scanned = fake_scans(monkeypatch, [_finding(blip)], {LAST_EIGHTH: _agreeing(onset)})
     located = api._detect(None, None, SPAN, None)
     assert pd.Timestamp(located.onset) == onset
     assert located.how == ("2026-02-16 00:00 to 2026-02-18 00:00 against "
@@ -74,7 +50,7 @@ def test_a_focused_window_held_by_a_finding_replaces_an_unheld_first_window(monk
 def test_a_held_first_window_is_kept_without_focused_scans(monkeypatch):
     at = pd.Timestamp(T0 + timedelta(days=6, hours=1, minutes=41))
     later = LAST_EIGHTH + timedelta(hours=26, minutes=8)
-    scanned = _fake_scans(monkeypatch, _agreeing(at), {LAST_EIGHTH: _agreeing(later)})
+    scanned = fake_scans(monkeypatch, _agreeing(at), {LAST_EIGHTH: _agreeing(later)})
     located = api._detect(None, None, SPAN, None)
     assert pd.Timestamp(located.onset) == at
     assert not hasattr(located, "how")  # the first scan's own window
@@ -85,7 +61,7 @@ def test_an_unheld_first_window_stays_when_no_slice_holds_one(monkeypatch):
     at = pd.Timestamp(T0 + timedelta(days=6, hours=1, minutes=41))
     # a lone finding in the last eighth holds no focused window either
     lone = [_finding(LAST_EIGHTH + timedelta(hours=3, minutes=7))]
-    scanned = _fake_scans(monkeypatch, [_finding(at)], {LAST_EIGHTH: lone})
+    scanned = fake_scans(monkeypatch, [_finding(at)], {LAST_EIGHTH: lone})
     located = api._detect(None, None, SPAN, None)
     assert pd.Timestamp(located.onset) == at
     assert not hasattr(located, "how")  # the first scan's own window
@@ -94,7 +70,7 @@ def test_an_unheld_first_window_stays_when_no_slice_holds_one(monkeypatch):
 
 def test_a_given_baseline_runs_no_focused_scan(monkeypatch):
     at = pd.Timestamp(T0 + timedelta(days=6, hours=1, minutes=41))
-    scanned = _fake_scans(monkeypatch, [_finding(at)],
+    scanned = fake_scans(monkeypatch, [_finding(at)],
                           {LAST_EIGHTH: _agreeing(LAST_EIGHTH + timedelta(hours=26))})
     api._detect(None, None, SPAN, Window(T0, QUARTER.to_pydatetime()))
     assert len(scanned) == 1
@@ -105,7 +81,7 @@ def test_a_slice_dating_the_first_windows_incident_leaves_that_window(monkeypatc
     # finding to hold it; the third quarter dated the same burst 2 h earlier, its window open
     # to the end of the span (IoU 0.16)
     at = LAST_EIGHTH + timedelta(hours=4, minutes=44)
-    _fake_scans(monkeypatch, [_finding(at)],
+    fake_scans(monkeypatch, [_finding(at)],
                 {LAST_EIGHTH: _agreeing(at - timedelta(hours=1, minutes=56))})
     located = api._detect(None, None, SPAN, None)
     assert pd.Timestamp(located.onset) == at

@@ -15,40 +15,23 @@ as before."""
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 
-from tests.classify.scans import FakeScan
+from tests.classify.scans import QUARTER, SPAN, T0, fake_scans
 from toolkit.diagnose import Finding
-from toolkit.types import Window
 
 api = importlib.import_module("toolkit.classify.api")
 focus = importlib.import_module("toolkit.classify.focus")
 
-T0 = datetime(2026, 2, 2, tzinfo=UTC)
-SPAN = Window(T0, T0 + timedelta(days=16))
-QUARTER = pd.Timestamp(T0 + timedelta(days=4))
 #: the incident of the focused slice "second quarter against the first" starts at 8 days
 SECOND = pd.Timestamp(T0 + timedelta(days=8))
-#: and that of the last eighth against the eighth before it at 14 days
-LAST_EIGHTH = pd.Timestamp(T0 + timedelta(days=14))
 
 
 def _finding(fid, pathway, at, severity="high"):
     return Finding(fid, pathway, severity, 0.3, 0.1, fid, onset=at,
                    diagnostic=fid.split(".")[0])
-
-
-def _fake_scans(monkeypatch, first, slices):
-    def run(con, baseline, incident, case=None, options=None, progress=None):
-        start, end = pd.Timestamp(incident.start), pd.Timestamp(incident.end)
-        if start == QUARTER and end == pd.Timestamp(SPAN.end):
-            return FakeScan(first)
-        return FakeScan(slices.get(start, []))
-
-    monkeypatch.setattr(api, "run_diagnostics", run)
-    monkeypatch.setattr(focus, "run_diagnostics", run)
 
 
 def _memory_on_the_grid(at):
@@ -61,7 +44,7 @@ def test_a_later_symptom_of_the_same_fault_leaves_the_first_window(monkeypatch):
     # pressure and a latency regression 4.4 h later, inside it
     at = SECOND + timedelta(hours=12)
     later = at + timedelta(hours=4, minutes=26)
-    _fake_scans(monkeypatch, _memory_on_the_grid(at), {SECOND: [
+    fake_scans(monkeypatch, _memory_on_the_grid(at), {SECOND: [
         _finding("infrastructure.memory_pressure", "infrastructure", later),
         _finding("infrastructure.latency_regression", "infrastructure",
                  later + timedelta(minutes=3, seconds=41), "medium")]})
@@ -75,7 +58,7 @@ def test_a_fault_of_another_pathway_inside_a_long_first_window_replaces_it(monke
     # the slice's cluster is a failure segment, with an infrastructure finding elsewhere in it
     at = QUARTER + timedelta(days=1, hours=3)
     failures = SECOND + timedelta(days=1, hours=12, minutes=32, seconds=15)
-    _fake_scans(monkeypatch, [_finding("infrastructure.memory_pressure", "infrastructure", at,
+    fake_scans(monkeypatch, [_finding("infrastructure.memory_pressure", "infrastructure", at,
                                        "medium")], {SECOND: [
         _finding("integration.failure_segment", "integration", failures),
         _finding("integration.client_errors", "integration",
@@ -90,7 +73,7 @@ def test_a_fault_of_another_pathway_inside_a_long_first_window_replaces_it(monke
 def test_a_first_window_of_another_pathway_is_replaced_as_before(monkeypatch):
     at = SECOND + timedelta(hours=12)
     later = at + timedelta(hours=4, minutes=26)
-    _fake_scans(monkeypatch, [_finding("data.feature_drift", "data", at)], {SECOND: [
+    fake_scans(monkeypatch, [_finding("data.feature_drift", "data", at)], {SECOND: [
         _finding("infrastructure.memory_pressure", "infrastructure", later),
         _finding("infrastructure.latency_regression", "infrastructure",
                  later + timedelta(minutes=3, seconds=41), "medium")]})

@@ -43,7 +43,7 @@ def test_the_last_sixteenth_dates_an_incident_of_the_last_half_day(monkeypatch):
     monkeypatch.setattr(focus, "run_diagnostics", run)
     found = focus.focused_scan(None, None, SPAN, BUCKET)
     assert found is not None
-    located, how = found
+    located, how = found.window, found.how
     assert pd.Timestamp(located.onset) == onset
     assert how == "2026-02-17 00:00 to 2026-02-18 00:00 against 2026-02-16 00:00 to 2026-02-17 00:00"
     # it is the last slice scanned, after the quarters and the last eighth held nothing

@@ -61,7 +61,7 @@ def test_a_finding_in_the_third_quarter_dates_the_window_with_a_baseline_next_to
     scanned = _fake_scans(monkeypatch, {_slice_start(1 / 2): _agreeing(onset)})
     found = focus.focused_scan(None, None, SPAN, BUCKET)
     assert found is not None
-    located, how = found
+    located, how = found.window, found.how
     assert pd.Timestamp(located.onset) == onset
     # the baseline is the days just before it, from the slice's baseline (the second quarter)
     assert pd.Timestamp(located.baseline.start) == _slice_start(1 / 4)
@@ -78,7 +78,7 @@ def test_the_earliest_slice_wins(monkeypatch):
     late = _slice_start(3 / 4) + timedelta(hours=5, minutes=7)
     _fake_scans(monkeypatch, {_slice_start(1 / 4): _agreeing(early),
                               _slice_start(3 / 4): _agreeing(late, "data.out_of_range")})
-    located, _ = focus.focused_scan(None, None, SPAN, BUCKET)
+    located = focus.focused_scan(None, None, SPAN, BUCKET).window
     assert pd.Timestamp(located.onset) == early
 
 
@@ -161,7 +161,7 @@ def test_classify_reads_the_focused_window_and_names_it(healthy, monkeypatch):
         incident=Window(onset.to_pydatetime(), span.end), onset=onset.to_pydatetime(),
         changes=(), supporting=("data.null_rate",))
     monkeypatch.setattr(api, "_detect", lambda *a, **k: None)
-    monkeypatch.setattr(api, "_focus", lambda *a, **k: (located, "the slice"))
+    monkeypatch.setattr(api, "_focus", lambda *a, **k: focus.Focused(located, "the slice"))
     result = api.classify_incident(healthy)
     assert result.incident == located.incident
     assert result.baseline == located.baseline

@@ -13,7 +13,7 @@ import pandas as pd
 
 from toolkit._validation import check_window
 from toolkit.classify.engine import Evidence, Verdict, score
-from toolkit.classify.focus import first_window_stands, focused_scan, held_by_finding
+from toolkit.classify.focus import Focused, first_window_stands, focused_scan, held_by_finding
 from toolkit.classify.rules import RuleTable, load_rules
 from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, UNDETERMINED
 from toolkit.classify.windows import DetectedWindows, locate_incident
@@ -267,9 +267,9 @@ def classify_incident(
                 (focused := _focus(con, case, span)) is not None:
             # The first scan diluted a late or short incident: a later slice against the days
             # just before it dated it (``focus``); its window and the baseline next to it.
-            detected, how = focused
+            detected = focused.window
             incident = detected.incident
-            window_source = f"{FOCUSED}: {how})"
+            window_source = f"{FOCUSED}: {focused.how})"
         elif detected is None and baseline is None:
             # No incident window found: the scan compared the span after its first quarter
             # with that quarter and nothing sustained moved, nor did the focused scans'
@@ -477,23 +477,22 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
     # and a slice's window held by a finding replaces it. Varied tuning covariate_shift s4:
     # a drift timeline's blip 8 days before the onset (IoU 0), where the last eighth against
     # the eighth before it dates the drift finding 70 min after the onset (IoU 0.93).
-    seen: list = []
-    focused = focused_scan(con, case, search, bucket, seen=seen)
+    focused = focused_scan(con, case, search, bucket)
     if focused is None:
         return located
-    found, how = focused
+    found = focused.window
     if abs(pd.Timestamp(found.onset) - pd.Timestamp(located.onset)) <= bucket:
         # the slice dates the first window's onset (within a bucket): that window stands, its
         # end read on the whole span's timelines (varied tuning adversarial_inputs s4: the
         # first window's onset 12 min off, IoU 0.93; the slice's 2 h early and open to the end
         # of the span, IoU 0.16)
         return located
-    if first_window_stands(located, scan.findings(), found, seen):
+    if first_window_stands(located, scan.findings(), found, focused.findings):
         # an infrastructure fault dated by its metrics, which no finding on raw rows can hold
         # (focus.first_window_stands; varied tuning memory_leak s9)
         return located
     return _FocusedInstead(found.baseline, found.incident, found.onset, found.changes,
-                           found.supporting, how)
+                           found.supporting, focused.how)
 
 
 @dataclass(frozen=True)
@@ -561,8 +560,7 @@ def _iso(value: datetime | None) -> str | None:
     return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _focus(con: CaseSource, case: CaseView, span: Window
-           ) -> tuple[DetectedWindows, str] | None:
+def _focus(con: CaseSource, case: CaseView, span: Window) -> Focused | None:
     """When the first scan (:func:`_detect`, no baseline given) found no change: the focused
     scans of the span's later slices against the days before them (``focus.focused_scan``),
     on the first scan's buckets. They report no progress: ``progress`` documents one

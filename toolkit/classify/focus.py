@@ -16,6 +16,8 @@ verdict reads the first scan's fallback window, as before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pandas as pd
@@ -27,7 +29,7 @@ from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose.registry import Progress
 from toolkit.types import Window
 
-__all__ = ["FOCUS_SLICES", "first_window_stands", "focused_scan", "held_by_finding"]
+__all__ = ["FOCUS_SLICES", "Focused", "first_window_stands", "focused_scan", "held_by_finding"]
 
 #: The focused scans, in order, as shares of the span: (start of the slice's baseline, start of
 #: the slice = end of its baseline, end of the slice). Each quarter after the first against the
@@ -46,17 +48,35 @@ _DATING = ("high", "medium")
 _INFRASTRUCTURE = "infrastructure"
 
 
+@dataclass(frozen=True)
+class Focused:
+    """What a focused scan found (:func:`focused_scan`).
+
+    Attributes
+    ----------
+    window : DetectedWindows
+        The incident window the slice holds, with ``locate_incident``'s baseline.
+    how : str
+        The slice and its baseline, for ``window_source``.
+    findings : tuple
+        The findings of the slice that holds the window (for :func:`first_window_stands`).
+    """
+
+    window: DetectedWindows
+    how: str
+    findings: tuple = ()
+
+
 def focused_scan(con: CaseSource, case: CaseView, search: Window, bucket: timedelta,
-                 progress: Progress | None = None, seen: list | None = None
-                 ) -> tuple[DetectedWindows, str] | None:
-    """The incident in a later slice of ``search`` against the days just before it, and how
-    the slice was scanned (for ``window_source``); ``None`` when no slice holds one.
+                 progress: Progress | None = None) -> Focused | None:
+    """The incident in a later slice of ``search`` against the days just before it, how the
+    slice was scanned (for ``window_source``) and the slice's findings, as a :class:`Focused`;
+    ``None`` when no slice holds one.
 
     ``bucket`` is the first scan's timeline bucket, so the slices' timelines are the first
     scan's. The window found keeps ``locate_incident``'s baseline: the period before the onset
     (a bucket before it), from the slice's baseline start, next to the incident rather than
-    three weeks before it. ``seen``, when given, receives the findings of the slice that holds
-    the window (for :func:`first_window_stands`).
+    three weeks before it.
     """
     length = search.end - search.start
     for base_share, slice_share, end_share in FOCUS_SLICES:
@@ -69,9 +89,7 @@ def focused_scan(con: CaseSource, case: CaseView, search: Window, bucket: timede
         located = locate_incident(findings, scan.signals(), Window(base.start, incident.end),
                                   bucket, base.end)
         if located is not None and held_by_finding(located, findings, incident, bucket):
-            if seen is not None:
-                seen.extend(findings)
-            return located, _describe(base, incident)
+            return Focused(located, _describe(base, incident), tuple(findings))
     return None
 
 
@@ -100,8 +118,8 @@ def held_by_finding(located: DetectedWindows, findings: list, incident: Window,
     return bool(ids & supporting) and len(supporting) >= 2
 
 
-def first_window_stands(first: DetectedWindows, first_findings: list, found: DetectedWindows,
-                        slice_findings: list) -> bool:
+def first_window_stands(first: DetectedWindows, first_findings: Sequence,
+                        found: DetectedWindows, slice_findings: Sequence) -> bool:
     """Whether a first-scan window of an infrastructure fault that no finding holds stands
     against the window of a focused slice (``found``, with its slice's findings).
 

@@ -37,7 +37,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, bucket_expr, window_label
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import change_start, coarse_onset, refine_onset
+from toolkit.diagnose._onset import change_start, coarse_onset, refine_onset, rollout_began
 from toolkit.diagnose._profile import DEFAULT_TOKENS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -312,7 +312,10 @@ def _step_onset(record: Recorder, requests: ibis.Table, indicator: ibis.NumericV
     change is fitted as a step or a ramp weighted by each bucket's rows
     (:func:`~toolkit.diagnose._onset.change_start`: a bucket of three rows in a sparsely logged
     case is little evidence, not a third of the fit) and a step is then refined on the raw rows
-    around it (:func:`~toolkit.diagnose._onset.refine_onset`). ``None`` without a change.
+    around it (:func:`~toolkit.diagnose._onset.refine_onset`, midway between the last row before
+    the change and the first after it) and dated at its start when it ramped in over the rows
+    (:func:`~toolkit.diagnose._onset.rollout_began`: nulls injected over up to 30 minutes).
+    ``None`` without a change.
     """
     rows = requests.filter(within(requests.ts, span))
     x = indicator.cast("float64")
@@ -326,7 +329,9 @@ def _step_onset(record: Recorder, requests: ibis.Table, indicator: ibis.NumericV
     start, gradual = fitted
     if gradual:
         return start
-    return refine_onset(record, requests, indicator, start, around=3 * width, limits=span)
+    onset = refine_onset(record, requests, indicator, start, around=3 * width, limits=span,
+                         midway=True)
+    return rollout_began(record, requests, indicator, onset, limits=span) or onset
 
 
 def _table(profile: FeatureProfile) -> pd.DataFrame:

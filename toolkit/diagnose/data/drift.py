@@ -59,7 +59,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, float_array, histogram_at
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import change_start, coarse_onset, refine_onset
+from toolkit.diagnose._onset import change_start, coarse_onset, refine_onset, rollout_began
 from toolkit.diagnose._profile import LEVELS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -365,7 +365,8 @@ def _onset(case: CaseView, profile: FeatureProfile, record: Recorder,
     grows with the square of a small shift and dates a slow drift near its peak), weighted by
     each bucket's rows (a sparsely logged case has buckets of a few rows: they still count, by
     their size). A ramp over more than :data:`GRADUAL_BUCKETS` buckets is dated at its start; a
-    step is refined on raw rows around it (:func:`_refine`). ``None`` when no bucket series
+    step is refined on raw rows around it (:func:`_refine`), where a shift rolled out over
+    10-60 minutes is dated at its start too. ``None`` when no bucket series
     can be fitted (the finding then falls back on the PSI timeline).
     """
     top = result.table[result.table["drifted"]].sort_values("psi", ascending=False).iloc[0]
@@ -425,7 +426,9 @@ def _refine(case: CaseView, profile: FeatureProfile, record: Recorder,
             result: FeatureDriftResult, coarse: datetime) -> datetime:
     """Onset of the most drifted feature on raw rows: the share of values on the incident's
     side of the baseline (above the baseline median for numeric features, in the category whose
-    share moved most for categorical ones)."""
+    share moved most for categorical ones). The step is placed midway between the last row
+    before it and the first after it, and a ramp that fits the rows better than the step dates
+    the change at its start (:func:`~toolkit.diagnose._onset.rollout_began`)."""
     top = result.table[result.table["drifted"]].sort_values("psi", ascending=False).iloc[0]
     feature = top["feature"]
     requests = case.table("requests")
@@ -443,8 +446,10 @@ def _refine(case: CaseView, profile: FeatureProfile, record: Recorder,
         category = categories[int(np.argmax(np.abs(change)))]
         indicator = (requests[feature].cast("string") == str(category)).cast("float64")
     indicator = indicator.fill_null(0.0)
-    return refine_onset(record, requests, indicator, coarse, around=3 * profile.bucket,
-                        limits=Window(profile.baseline.start, profile.incident.end))
+    limits = Window(profile.baseline.start, profile.incident.end)
+    onset = refine_onset(record, requests, indicator, coarse, around=3 * profile.bucket,
+                         limits=limits, midway=True)
+    return rollout_began(record, requests, indicator, onset, limits=limits) or onset
 
 
 def _numeric_row(case: CaseView, profile: FeatureProfile, feature: str, bins: int,

@@ -55,7 +55,7 @@ from toolkit.diagnose._base import DiagnosticResult, Finding, NotAssessed
 from toolkit.diagnose._case import CaseView, case_view, within
 from toolkit.diagnose._engine import Recorder, epoch_us, float_array, quantiles_at
 from toolkit.diagnose._engines import CaseSource
-from toolkit.diagnose._onset import refine_onset
+from toolkit.diagnose._onset import refine_onset, rollout_began
 from toolkit.diagnose._profile import LEVELS, SAMPLE_ROWS, FeatureProfile, feature_profile
 from toolkit.types import Window
 
@@ -249,16 +249,31 @@ def unit_change(
     result = UnitChangeResult(**base, table=table, sql=profile.sql + record.sql)
     refined = {}
     for row in result.table[result.table["matched"].notna()].itertuples():
-        # the rescaled values leave the baseline's range: find the first such request
+        # the rescaled values pass the geometric middle of the baseline's median and its
+        # rescaled value: find the first such request. The baseline's top quantile (the cut
+        # before) is passed late by a heavy-tailed feature's small rescaled values (varied
+        # tuning unit_change s7: 42 minutes late, now 1); the change lies between the last
+        # request before it and the first after (``midway``; s5: 52 minutes, now 14), and a
+        # rollout over an hour or two is dated at its start (``rollout_began``; s9, s10, s11:
+        # 34, 48 and 33 minutes late at its middle, now 14, 2 and 14 minutes early)
         quantiles = profile.quantiles[(row.feature, "baseline")]
         requests = case.table("requests")
         col = requests[row.feature].cast("float64")
-        outside = (col > float(quantiles[-1])) if row.matched > 1 else (col < float(quantiles[0]))
+        median = float(np.interp(0.5, np.asarray(LEVELS), quantiles))
+        if median > 0:
+            cut = median * math.sqrt(float(row.matched))
+            outside = (col > cut) if row.matched > 1 else (col < cut)
+        else:
+            outside = (col > float(quantiles[-1])) if row.matched > 1 else (
+                col < float(quantiles[0]))
         step = steps.get(row.Index)
-        refined[row.feature] = refine_onset(
-            record, requests, outside.fill_null(False).cast("float64"),
-            incident.start if step is None else step[4], around=incident.duration,
-            limits=Window(baseline.start, incident.end))
+        indicator = outside.fill_null(False).cast("float64")
+        limits = Window(baseline.start, incident.end)
+        onset = refine_onset(record, requests, indicator,
+                             incident.start if step is None else step[4],
+                             around=incident.duration, limits=limits, midway=True)
+        refined[row.feature] = rollout_began(record, requests, indicator, onset,
+                                             limits=limits) or onset
     if refined:
         result = replace(result, refined_onsets=refined, sql=profile.sql + record.sql)
     return result

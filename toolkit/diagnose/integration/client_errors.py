@@ -215,8 +215,9 @@ class ClientErrorsResult(DiagnosticResult):
                       "traffic_share": float(row["traffic_share"]), "lift": float(row["lift"]),
                       "http_4xx_rate": float(row["http_4xx_rate"]),
                       "validation_rate": float(row["validation_rate"])},
-            onset=self._release_onset(self.refined_onsets.get(FINDING)
-                                      or self._onset(rate, other)),
+            onset=self._release_onset(_first_request(
+                self.refined_onsets.get(FINDING) or self._onset(rate, other),
+                row["first_seen"] if new else None)),
             diagnostic=self.id,
         )]
 
@@ -406,6 +407,22 @@ def errors_by_client(
             refined[finding.id] = refine_onset(record, raw, share, finding.onset,
                                                around=3 * width, limits=span)
     return replace(result, refined_onsets=refined, sql=record.sql) if refined else result
+
+
+def _first_request(observed: datetime | None, first_seen: Any) -> datetime | None:
+    """The observed onset, or a new version's first request when that is earlier.
+
+    A new client version's first request is the first sign of its release; its first
+    contract error comes later, when one of its few early requests fails (every 1 in 2 to
+    1 in 50 requests is logged, and a release's adoption grows over hours). Varied tuning
+    api_contract_mismatch s4, s7 and s9 (no deploy event): first contract errors 85, 77 and
+    157 minutes after the release, first requests 51, 35 and 134 minutes after it.
+    """
+    if first_seen is None or pd.isna(first_seen) or observed is None:
+        return observed
+    first = pd.Timestamp(first_seen)
+    first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+    return first.to_pydatetime() if first < pd.Timestamp(observed) else observed
 
 
 def _flags(t: ibis.Table, cols: dict[str, str]) -> dict[str, ibis.Value]:

@@ -13,10 +13,16 @@ import pandas as pd
 
 from toolkit._validation import check_window
 from toolkit.classify.engine import Evidence, Verdict, score
-from toolkit.classify.focus import Focused, first_window_stands, focused_scan, held_by_finding
+from toolkit.classify.focus import (
+    Focused,
+    anchored_scan,
+    first_window_stands,
+    focused_scan,
+    held_by_finding,
+)
 from toolkit.classify.rules import RuleTable, load_rules
 from toolkit.classify.taxonomy import FAILURE_MODES, NONE, PATHWAY_OF, UNDETERMINED
-from toolkit.classify.windows import DetectedWindows, locate_incident
+from toolkit.classify.windows import DetectedWindows, locate_incident, release_starts
 from toolkit.diagnose import REGISTRY, Diagnosis, Finding, NotAssessed, run_diagnostics
 from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view, choose_bucket
 from toolkit.diagnose._engines import CaseSource
@@ -270,6 +276,13 @@ def classify_incident(
             detected = focused.window
             incident = detected.incident
             window_source = f"{FOCUSED}: {focused.how})"
+        elif detected is None and baseline is None and \
+                (anchored := _anchor(con, case, span)) is not None:
+            # Nor did the focused slices: a release, client rollout or scale-out the case
+            # records started an incident of hours, dated a day after it (``focus``).
+            detected = anchored.window
+            incident = detected.incident
+            window_source = f"{ANCHORED}: {anchored.how})"
         elif detected is None and baseline is None:
             # No incident window found: the scan compared the span after its first quarter
             # with that quarter and nothing sustained moved, nor did the focused scans'
@@ -392,6 +405,10 @@ NO_CHANGE_FOUND = "detected (no change found"
 #: How ``window_source`` begins when the first scan found no change and a focused scan of a
 #: later slice placed the window (``focus``): a detected window, not a fallback.
 FOCUSED = "detected (focused scan"
+#: How ``window_source`` begins when neither the first scan nor the focused scans found a
+#: change and a scan anchored at a logged change or a release placed the window
+#: (``focus.anchored_scan``): a detected window, not a fallback.
+ANCHORED = "detected (anchored scan"
 #: Below this span there is no change to locate (a single batch run stamps every row with one
 #: time): the whole span is the incident.
 MIN_DETECT_SPAN = timedelta(minutes=4)
@@ -567,3 +584,22 @@ def _focus(con: CaseSource, case: CaseView, span: Window) -> Focused | None:
     detection scan and the diagnosis (tests/classify/test_partial_inputs.py). A span shorter
     than :data:`MIN_DETECT_SPAN` never gets here (``classify_incident`` reads it whole)."""
     return focused_scan(con, case, span, choose_bucket(span.duration))
+
+
+#: The diagnostic whose timeline shows a new model version's share of the traffic.
+_RELEASE_DIAGNOSTIC = "model.prediction_shift"
+
+
+def _anchor(con: CaseSource, case: CaseView, span: Window) -> Focused | None:
+    """When neither the first scan nor the focused scans found a change: scans anchored at the
+    changes the case records (``focus.anchored_scan``). The releases come from the release
+    timeline of the first scan's windows (:func:`~toolkit.classify.windows.release_starts`),
+    measured by the one diagnostic that draws it. No progress is reported (as :func:`_focus`).
+    """
+    bucket = choose_bucket(span.duration)
+    quarter = span.start + (span.end - span.start) / 4
+    shift = run_diagnostics(con, Window(span.start, quarter), Window(quarter, span.end),
+                            ids=[_RELEASE_DIAGNOSTIC], case=case,
+                            options={_RELEASE_DIAGNOSTIC: {"bucket": bucket}})
+    releases = release_starts(shift.signals(), span, bucket)
+    return anchored_scan(con, case, span, bucket, releases)

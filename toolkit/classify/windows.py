@@ -47,8 +47,8 @@ import pandas as pd
 
 from toolkit.types import Window
 
-__all__ = ["DetectedWindows", "detect_windows", "locate_incident", "on_grid", "SignalChange",
-           "supporting_pathways"]
+__all__ = ["DetectedWindows", "detect_windows", "locate_incident", "on_grid", "release_starts",
+           "SignalChange", "supporting_pathways"]
 
 MIN_EFFECT = 4.0
 #: A timeline change must be this strong (robust z) to date an incident on its own.
@@ -299,6 +299,23 @@ def _pelt(z: np.ndarray) -> list[int]:
     penalty = 3.0 * math.log(max(len(z), 2))
     algo = ruptures.Pelt(model="l2", min_size=2, jump=1).fit(z.reshape(-1, 1))
     return algo.predict(pen=penalty)
+
+
+def release_starts(signals: pd.DataFrame, span: Window, bucket: timedelta) -> list[datetime]:
+    """Where a new model version's share of the traffic (:data:`_NEW_VERSION`) began a
+    sustained rise over ``span``, measured against the span's first quarter as the first scan
+    measures every timeline: the releases the requests show, logged or not (varied tuning
+    bad_release s22 logs no events; its new version's share begins 9 min after the onset).
+    At most one: the timeline's first sustained change.
+    """
+    part = signals[signals["signal"] == _NEW_VERSION] if len(signals) else signals
+    if not len(part):
+        return []
+    series = part.groupby("bucket_start")["value"].mean().sort_index()
+    series = series[series.index >= pd.Timestamp(span.start)]
+    provisional_end = span.start + (span.end - span.start) / 4
+    change = _signal_change(_NEW_VERSION, series, provisional_end, bucket)
+    return [] if change is None else [change.began or change.at]
 
 
 def locate_incident(findings: list, signals: pd.DataFrame, span: Window,

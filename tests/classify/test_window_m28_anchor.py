@@ -7,14 +7,14 @@ M28: varied tuning cold_start s4, a day of cold starts 1.4 days into a 14-day sp
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.classify.scans import FakeScan
+from tests.classify.scans import SPAN, T0, FakeScan
 from toolkit.classify.windows import DetectedWindows, release_starts
 from toolkit.diagnose import Finding
 from toolkit.diagnose._case import case_view
@@ -25,8 +25,6 @@ from toolkit.types import Window
 api = importlib.import_module("toolkit.classify.api")
 focus = importlib.import_module("toolkit.classify.focus")
 
-T0 = pd.Timestamp(datetime(2026, 2, 2, tzinfo=UTC))
-SPAN = Window(T0, T0 + timedelta(days=16))
 BUCKET = timedelta(hours=3)
 
 

@@ -104,15 +104,25 @@ def focused_scan(con: CaseSource, case: CaseView, search: Window, bucket: timede
     for base_share, slice_share, end_share in FOCUS_SLICES:
         base = Window(search.start + length * base_share, search.start + length * slice_share)
         incident = Window(base.end, search.start + length * end_share)
-        scan = run_diagnostics(con, base, incident, case=case,
-                               options={i: {"bucket": bucket} for i in REGISTRY},
-                               progress=progress)
-        findings = scan.findings()
-        located = locate_incident(findings, scan.signals(), Window(base.start, incident.end),
-                                  bucket, base.end)
-        if located is not None and held_by_finding(located, findings, incident, bucket):
-            return Focused(located, _describe(base, incident), tuple(findings))
+        found = _held_window(con, case, base, incident, bucket, progress)
+        if found is not None:
+            return found
     return None
+
+
+def _held_window(con: CaseSource, case: CaseView, base: Window, incident: Window,
+                 bucket: timedelta, progress: Progress | None = None) -> Focused | None:
+    """Scan ``incident`` against ``base`` on ``bucket``-wide timelines: the window located
+    there, with its findings, when a finding holds it (:func:`held_by_finding`), else ``None``.
+    The one scan of a focused slice or of an anchored change."""
+    scan = run_diagnostics(con, base, incident, case=case,
+                           options={i: {"bucket": bucket} for i in REGISTRY}, progress=progress)
+    findings = scan.findings()
+    located = locate_incident(findings, scan.signals(), Window(base.start, incident.end),
+                              bucket, base.end)
+    if located is None or not held_by_finding(located, findings, incident, bucket):
+        return None
+    return Focused(located, _describe(base, incident), tuple(findings))
 
 
 def change_anchors(events: pd.DataFrame, releases: Sequence, search: Window,
@@ -165,15 +175,10 @@ def anchored_scan(con: CaseSource, case: CaseView, search: Window, bucket: timed
     for at in change_anchors(case.events, releases, search, bucket):
         base = Window(max(pd.Timestamp(search.start), at - ANCHOR_SIDE), at)
         incident = Window(at, min(pd.Timestamp(search.end), at + ANCHOR_SIDE))
-        scan = run_diagnostics(con, base, incident, case=case,
-                               options={i: {"bucket": bucket} for i in REGISTRY})
-        findings = scan.findings()
-        located = locate_incident(findings, scan.signals(), Window(base.start, incident.end),
-                                  bucket, base.end)
-        if located is None or not held_by_finding(located, findings, incident, bucket):
-            continue
-        if at <= pd.Timestamp(located.onset) <= at + ANCHOR_REACH * bucket:
-            return Focused(located, _describe(base, incident), tuple(findings))
+        found = _held_window(con, case, base, incident, bucket)
+        if found is not None and \
+                at <= pd.Timestamp(found.window.onset) <= at + ANCHOR_REACH * bucket:
+            return found
     return None
 
 

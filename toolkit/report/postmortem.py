@@ -88,7 +88,6 @@ MODE_DESCRIPTIONS = {
     "undetermined": "the evidence does not decide between pathways",
 }
 
-#: Diagnostic sections: (diagnostic id, title, plot keyword arguments).
 #: Evidence keys of findings that say where a slow change began, before it became visible (the
 #: finding's onset), and how that was measured. When one dates the verdict, Detection says so:
 #: otherwise the onset reads hours before the first signal that moved, unexplained.
@@ -99,6 +98,7 @@ SLOW_STARTS = {
                   "weighted by the labels in each, up to where the fall ended",
 }
 
+#: Diagnostic sections: (diagnostic id, title, plot keyword arguments).
 DIAGNOSTIC_SECTIONS = (
     ("data.drift", "Data drift over time", {"kind": "heatmap"}),
     ("data.quality", "Input data quality", {}),

@@ -544,13 +544,12 @@ def _performance(case: CaseView, base: dict[str, Any], info: Any, *, positive: s
     incident_buckets = in_windows[in_windows["window"] == "incident"].groupby(
         "bucket_start", as_index=False)[["labelled", "correct"]].sum().sort_values(
         "bucket_start", ignore_index=True)
-    timeline = _metrics(cells.groupby("bucket_start", as_index=False)[counted].sum())
-    timeline = timeline[timeline["labelled"] >= MIN_LABELS].sort_values(
-        "bucket_start", ignore_index=True)
-    label_buckets = cells.groupby("bucket_start", as_index=False)[["labelled", "correct"]].sum(
-        ).sort_values("bucket_start", ignore_index=True)
-    label_buckets = label_buckets[label_buckets["labelled"] > 0].reset_index(drop=True)
-    label_buckets["accuracy"] = label_buckets["correct"] / label_buckets["labelled"]
+    per_bucket = _metrics(cells.groupby("bucket_start", as_index=False)[counted].sum()
+                          ).sort_values("bucket_start", ignore_index=True)
+    timeline = per_bucket[per_bucket["labelled"] >= MIN_LABELS].reset_index(drop=True)
+    label_buckets = per_bucket.loc[per_bucket["labelled"] > 0,
+                                   ["bucket_start", "labelled", "correct", "accuracy"]
+                                   ].reset_index(drop=True)
     result = PerformanceResult(**base, positive=positive, table=per_window,
                                by_version=by_version, timeline=timeline,
                                incident_buckets=incident_buckets, label_buckets=label_buckets,

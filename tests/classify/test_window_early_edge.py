@@ -39,7 +39,7 @@ def test_an_incident_inside_the_provisional_baseline_is_dated_from_an_early_edge
     assert abs((onset - start) / (stop - start) - 0.1) < 0.01
     quarter = start + (stop - start) / 4
     baselines = _record_scans(monkeypatch)
-    located = api._detect(con, case, span, None)
+    located = api._detect(con, case, span, None)[0]
     # two scans: the provisional quarter, then the first sixteenth
     wanted = [quarter, start + (stop - start) / 16]
     assert len(baselines) == 2
@@ -60,7 +60,7 @@ def test_a_given_baseline_or_an_onset_away_from_the_quarter_takes_one_scan(early
     calls = _record_scans(monkeypatch)
     start = pd.Timestamp(span.start)
     baseline = Window(start, onset - pd.Timedelta(hours=1))
-    assert api._detect(con, case, span, baseline) is not None
+    assert api._detect(con, case, span, baseline)[0] is not None
     assert len(calls) == 1
 
 

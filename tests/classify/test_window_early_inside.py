@@ -49,7 +49,7 @@ def test_an_incident_inside_the_first_quarter_is_dated_by_the_early_scan(monkeyp
     # before the quarter ended: the first scan found no change, the verdict read none
     onset = pd.Timestamp(T0 + timedelta(days=1, hours=13, minutes=41))
     scanned = _fake_scans(monkeypatch, [], _agreeing(onset))
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert scanned == [QUARTER, EDGE]
     assert located is not None and pd.Timestamp(located.onset) == onset
 
@@ -62,7 +62,7 @@ def test_the_early_scan_replaces_a_later_window_of_the_first(monkeypatch):
     first = [_finding(later, fid="integration.timeout_rate"),
              _finding(later + timedelta(minutes=9), "medium", "integration.failure_segment")]
     _fake_scans(monkeypatch, first, _agreeing(onset) + first)
-    assert pd.Timestamp(api._detect(None, None, SPAN, None).onset) == onset
+    assert pd.Timestamp(api._detect(None, None, SPAN, None)[0].onset) == onset
 
 
 @pytest.mark.parametrize("early", [
@@ -79,7 +79,7 @@ def test_an_early_window_without_a_finding_dated_on_raw_rows_is_not_taken(monkey
     # healthy varied tuning none seeds 6, 8, 9, 11: the early scan's timelines departed from a
     # day of baseline (error rate, null rate, contract errors) with no such finding
     _fake_scans(monkeypatch, [], early)
-    assert api._detect(None, None, SPAN, None) is None
+    assert api._detect(None, None, SPAN, None)[0] is None
 
 
 def test_an_early_window_after_the_first_quarter_is_left_to_the_first_scan(monkeypatch):
@@ -88,11 +88,11 @@ def test_an_early_window_after_the_first_quarter_is_left_to_the_first_scan(monke
     # the early scan dates something a bucket earlier, after the quarter: the first scan saw
     # it too, and keeps its window
     _fake_scans(monkeypatch, first, _agreeing(later - timedelta(hours=7)))
-    assert pd.Timestamp(api._detect(None, None, SPAN, None).onset) == later
+    assert pd.Timestamp(api._detect(None, None, SPAN, None)[0].onset) == later
     # with no change found by the first scan, a window after the quarter is not the early
     # scan's to place either (the focused scans look there, against a baseline next to it)
     _fake_scans(monkeypatch, [], _agreeing(later))
-    assert api._detect(None, None, SPAN, None) is None
+    assert api._detect(None, None, SPAN, None)[0] is None
 
 
 def test_a_given_baseline_takes_one_scan(monkeypatch):
@@ -103,5 +103,5 @@ def test_a_given_baseline_takes_one_scan(monkeypatch):
         return FakeScan([])
 
     monkeypatch.setattr(api, "run_diagnostics", run)
-    api._detect(None, None, SPAN, Window(T0, T0 + timedelta(days=3)))
+    api._detect(None, None, SPAN, Window(T0, T0 + timedelta(days=3)))[0]
     assert len(scanned) == 1

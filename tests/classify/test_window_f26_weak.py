@@ -38,7 +38,7 @@ def test_a_focused_window_held_by_a_finding_replaces_an_unheld_first_window(monk
     blip = pd.Timestamp(T0 + timedelta(days=5, hours=4, minutes=13))
     onset = LAST_EIGHTH + timedelta(hours=26, minutes=8)
     scanned = fake_scans(monkeypatch, [_finding(blip)], {LAST_EIGHTH: _agreeing(onset)})
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == onset
     assert located.how == ("2026-02-16 00:00 to 2026-02-18 00:00 against "
                            "2026-02-14 00:00 to 2026-02-16 00:00")
@@ -51,7 +51,7 @@ def test_a_held_first_window_is_kept_without_focused_scans(monkeypatch):
     at = pd.Timestamp(T0 + timedelta(days=6, hours=1, minutes=41))
     later = LAST_EIGHTH + timedelta(hours=26, minutes=8)
     scanned = fake_scans(monkeypatch, _agreeing(at), {LAST_EIGHTH: _agreeing(later)})
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == at
     assert not hasattr(located, "how")  # the first scan's own window
     assert len(scanned) == 2
@@ -62,7 +62,7 @@ def test_an_unheld_first_window_stays_when_no_slice_holds_one(monkeypatch):
     # a lone finding in the last eighth holds no focused window either
     lone = [_finding(LAST_EIGHTH + timedelta(hours=3, minutes=7))]
     scanned = fake_scans(monkeypatch, [_finding(at)], {LAST_EIGHTH: lone})
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == at
     assert not hasattr(located, "how")  # the first scan's own window
     assert len(scanned) == 2 + len(focus.FOCUS_SLICES)
@@ -72,7 +72,7 @@ def test_a_given_baseline_runs_no_focused_scan(monkeypatch):
     at = pd.Timestamp(T0 + timedelta(days=6, hours=1, minutes=41))
     scanned = fake_scans(monkeypatch, [_finding(at)],
                           {LAST_EIGHTH: _agreeing(LAST_EIGHTH + timedelta(hours=26))})
-    api._detect(None, None, SPAN, Window(T0, QUARTER.to_pydatetime()))
+    api._detect(None, None, SPAN, Window(T0, QUARTER.to_pydatetime()))[0]
     assert len(scanned) == 1
 
 
@@ -83,6 +83,6 @@ def test_a_slice_dating_the_first_windows_incident_leaves_that_window(monkeypatc
     at = LAST_EIGHTH + timedelta(hours=4, minutes=44)
     fake_scans(monkeypatch, [_finding(at)],
                 {LAST_EIGHTH: _agreeing(at - timedelta(hours=1, minutes=56))})
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == at
     assert not hasattr(located, "how")

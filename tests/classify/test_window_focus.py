@@ -160,7 +160,7 @@ def test_classify_reads_the_focused_window_and_names_it(healthy, monkeypatch):
                         (onset - timedelta(hours=1)).to_pydatetime()),
         incident=Window(onset.to_pydatetime(), span.end), onset=onset.to_pydatetime(),
         changes=(), supporting=("data.null_rate",))
-    monkeypatch.setattr(api, "_detect", lambda *a, **k: None)
+    monkeypatch.setattr(api, "_detect", lambda *a, **k: (None, api._NO_SIGNALS))
     monkeypatch.setattr(api, "_focus", lambda *a, **k: focus.Focused(located, "the slice"))
     result = api.classify_incident(healthy)
     assert result.incident == located.incident

@@ -48,7 +48,7 @@ def test_a_later_symptom_of_the_same_fault_leaves_the_first_window(monkeypatch):
         _finding("infrastructure.memory_pressure", "infrastructure", later),
         _finding("infrastructure.latency_regression", "infrastructure",
                  later + timedelta(minutes=3, seconds=41), "medium")]})
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == at  # before: the slice's, 4.4 h later
     assert not hasattr(located, "how")
 
@@ -65,7 +65,7 @@ def test_a_fault_of_another_pathway_inside_a_long_first_window_replaces_it(monke
                  failures + timedelta(minutes=24), "medium"),
         _finding("infrastructure.latency_regression", "infrastructure",
                  failures + timedelta(days=2), "medium")]})
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == failures
     assert located.how.startswith("2026-02-10 00:00 to 2026-02-14 00:00")
 
@@ -77,5 +77,5 @@ def test_a_first_window_of_another_pathway_is_replaced_as_before(monkeypatch):
         _finding("infrastructure.memory_pressure", "infrastructure", later),
         _finding("infrastructure.latency_regression", "infrastructure",
                  later + timedelta(minutes=3, seconds=41), "medium")]})
-    located = api._detect(None, None, SPAN, None)
+    located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == later

@@ -168,7 +168,7 @@ def test_classify_reads_the_anchored_window_and_names_it(healthy, monkeypatch):
                         (onset - BUCKET).to_pydatetime()),
         incident=Window(onset.to_pydatetime(), (onset + timedelta(days=1)).to_pydatetime()),
         onset=onset.to_pydatetime(), changes=(), supporting=("data.null_rate",))
-    monkeypatch.setattr(api, "_detect", lambda *a, **k: None)
+    monkeypatch.setattr(api, "_detect", lambda *a, **k: (None, api._NO_SIGNALS))
     monkeypatch.setattr(api, "_focus", lambda *a, **k: None)
     monkeypatch.setattr(api, "_anchor", lambda *a, **k: focus.Focused(located, "the day"))
     result = api.classify_incident(healthy)
@@ -181,7 +181,7 @@ def test_classify_reads_the_anchored_window_and_names_it(healthy, monkeypatch):
 
 
 def test_a_case_without_anchors_reads_the_fallback(healthy, monkeypatch):
-    monkeypatch.setattr(api, "_detect", lambda *a, **k: None)
+    monkeypatch.setattr(api, "_detect", lambda *a, **k: (None, api._NO_SIGNALS))
     monkeypatch.setattr(api, "_focus", lambda *a, **k: None)
     calls = []
     real = api._anchor

@@ -31,7 +31,7 @@ def test_no_window_found_classifies_the_scanned_windows(healthy, monkeypatch):
 
     def nothing_found(con, case, span_, baseline, progress=None):
         calls.append(baseline)
-        return None
+        return None, api._NO_SIGNALS
 
     monkeypatch.setattr(api, "_detect", nothing_found)
     result = api.classify_incident(healthy)
@@ -51,7 +51,7 @@ def test_a_baseline_given_keeps_the_window_after_it(healthy, monkeypatch):
     _, span = api._analysed_span(case_view(healthy))
     start, stop = pd.Timestamp(span.start), pd.Timestamp(span.end)
     base_end = start + (stop - start) / 2
-    monkeypatch.setattr(api, "_detect", lambda *a, **k: None)
+    monkeypatch.setattr(api, "_detect", lambda *a, **k: (None, api._NO_SIGNALS))
     result = api.classify_incident(
         healthy, baseline=f"{start.isoformat()}/{base_end.isoformat()}")
     assert pd.Timestamp(result.baseline.end) == base_end

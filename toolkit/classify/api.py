@@ -264,7 +264,7 @@ def classify_incident(
     detected = None
     window_source = "given"
     if incident is None:
-        detected = _detect(con, case, span, baseline, progress)
+        detected, first_signals = _detect(con, case, span, baseline, progress)
         window_source = "detected"
         if detected is None and span.duration < MIN_DETECT_SPAN:
             incident = span  # one time (a single batch run): the run is the incident
@@ -277,7 +277,7 @@ def classify_incident(
             incident = detected.incident
             window_source = f"{FOCUSED}: {focused.how})"
         elif detected is None and baseline is None and \
-                (anchored := _anchor(con, case, span)) is not None:
+                (anchored := _anchor(con, case, span, first_signals)) is not None:
             # Nor did the focused slices: a release, client rollout or scale-out the case
             # records started an incident of hours, dated a day after it (``focus``).
             detected = anchored.window
@@ -415,13 +415,19 @@ MIN_DETECT_SPAN = timedelta(minutes=4)
 #: The share of the span that the early-edge scan takes as its baseline (``_detect``), for an
 #: incident that begins inside the first quarter (the provisional baseline) but after this.
 EARLY_EDGE = 1 / 16
+#: The first scan's timelines when no scan ran (``_detect``).
+_NO_SIGNALS = pd.DataFrame(columns=["bucket_start", "signal", "value"])
 
 
 def _detect(con: CaseSource, case: CaseView, span: Window,
             baseline: Window | str | None, progress: Progress | None = None
-            ) -> DetectedWindows | None:
+            ) -> tuple[DetectedWindows | None, pd.DataFrame]:
     """Locate the incident: the findings of a scan against the span's first quarter date it,
     the change points of the scan's timelines tell when it ended (see ``windows``).
+
+    Returns the window (``None`` when no change was found) and the first scan's timelines
+    (``Diagnosis.signals()``; empty when no scan ran), from which :func:`_anchor` reads the
+    releases without scanning again.
 
     The first quarter is the scan's baseline, and an incident inside it is invisible to the
     scan. With no baseline given, a second scan against the span's first sixteenth
@@ -452,20 +458,21 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
         if baseline.start < span.end:
             search = Window(baseline.start, span.end)
     if search.duration < MIN_DETECT_SPAN:
-        return None  # one batch run (every row at one time): no before and after to compare
+        return None, _NO_SIGNALS  # one batch run (every row at one time): nothing to compare
     quarter = search.start + (search.end - search.start) / 4
     scan_baseline = Window(search.start, quarter) if baseline is None else baseline
     scan_start = max(quarter, scan_baseline.end)
     if scan_start >= search.end:
-        return None  # the baseline given covers the data: nothing after it to search
+        return None, _NO_SIGNALS  # the baseline given covers the data: nothing after it
     scan_incident = Window(scan_start, search.end)
     bucket = choose_bucket(search.duration)
     scan = run_diagnostics(con, scan_baseline, scan_incident, case=case,
                            options={i: {"bucket": bucket} for i in REGISTRY},
                            progress=progress)
-    located = locate_incident(scan.findings(), scan.signals(), search, bucket)
+    signals = scan.signals()
+    located = locate_incident(scan.findings(), signals, search, bucket)
     if baseline is not None:
-        return located
+        return located, signals
     edge = search.start + (search.end - search.start) * EARLY_EDGE
     early_incident = Window(edge, search.end)
     early_scan = run_diagnostics(con, Window(search.start, edge), early_incident, case=case,
@@ -476,7 +483,7 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
         if located is not None and \
                 scan_start - bucket <= pd.Timestamp(located.onset) <= scan_start + 2 * bucket:
             if early_onset < pd.Timestamp(located.onset) - bucket:
-                return early
+                return early, signals
         else:
             # An incident inside the first quarter, dated by a finding of the early scan:
             # varied tuning cases whose incident began 1-1.6 days into the span (cold start,
@@ -486,9 +493,9 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
             earlier = located is None or early_onset < pd.Timestamp(located.onset) - bucket
             if inside and earlier and held_by_finding(early, early_scan.findings(),
                                                       early_incident, bucket):
-                return early
+                return early, signals
     if located is None or held_by_finding(located, scan.findings(), scan_incident, bucket):
-        return located
+        return located, signals
     # No finding of the first scan holds its window (timelines alone, or a finding dated by
     # its timeline or standing alone): the focused scans may find the incident it diluted,
     # and a slice's window held by a finding replaces it. Varied tuning covariate_shift s4:
@@ -496,20 +503,20 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
     # the eighth before it dates the drift finding 70 min after the onset (IoU 0.93).
     focused = focused_scan(con, case, search, bucket)
     if focused is None:
-        return located
+        return located, signals
     found = focused.window
     if abs(pd.Timestamp(found.onset) - pd.Timestamp(located.onset)) <= bucket:
         # the slice dates the first window's onset (within a bucket): that window stands, its
         # end read on the whole span's timelines (varied tuning adversarial_inputs s4: the
         # first window's onset 12 min off, IoU 0.93; the slice's 2 h early and open to the end
         # of the span, IoU 0.16)
-        return located
+        return located, signals
     if first_window_stands(located, scan.findings(), found, focused.findings):
         # an infrastructure fault dated by its metrics, which no finding on raw rows can hold
         # (focus.first_window_stands; varied tuning memory_leak s9)
-        return located
+        return located, signals
     return _FocusedInstead(found.baseline, found.incident, found.onset, found.changes,
-                           found.supporting, focused.how)
+                           found.supporting, focused.how), signals
 
 
 @dataclass(frozen=True)
@@ -586,20 +593,13 @@ def _focus(con: CaseSource, case: CaseView, span: Window) -> Focused | None:
     return focused_scan(con, case, span, choose_bucket(span.duration))
 
 
-#: The diagnostic whose timeline shows a new model version's share of the traffic.
-_RELEASE_DIAGNOSTIC = "model.prediction_shift"
-
-
-def _anchor(con: CaseSource, case: CaseView, span: Window) -> Focused | None:
+def _anchor(con: CaseSource, case: CaseView, span: Window,
+            signals: pd.DataFrame) -> Focused | None:
     """When neither the first scan nor the focused scans found a change: scans anchored at the
     changes the case records (``focus.anchored_scan``). The releases come from the release
-    timeline of the first scan's windows (:func:`~toolkit.classify.windows.release_starts`),
-    measured by the one diagnostic that draws it. No progress is reported (as :func:`_focus`).
+    timeline of the first scan (``signals``, from :func:`_detect`:
+    :func:`~toolkit.classify.windows.release_starts`). No progress is reported (as
+    :func:`_focus`).
     """
     bucket = choose_bucket(span.duration)
-    quarter = span.start + (span.end - span.start) / 4
-    shift = run_diagnostics(con, Window(span.start, quarter), Window(quarter, span.end),
-                            ids=[_RELEASE_DIAGNOSTIC], case=case,
-                            options={_RELEASE_DIAGNOSTIC: {"bucket": bucket}})
-    releases = release_starts(shift.signals(), span, bucket)
-    return anchored_scan(con, case, span, bucket, releases)
+    return anchored_scan(con, case, span, bucket, release_starts(signals, span, bucket))

@@ -35,7 +35,8 @@ from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose.registry import Progress
 from toolkit.types import Window
 
-__all__ = ["ANCHOR_REACH", "ANCHOR_SIDE", "FOCUS_SLICES", "Focused", "anchored_scan", "change_anchors",
+__all__ = ["ANCHOR_EVENTS", "ANCHOR_REACH", "ANCHOR_SIDE", "FOCUS_SLICES", "Focused",
+           "anchored_scan", "change_anchors",
            "first_window_stands", "focused_scan", "held_by_finding"]
 
 #: The focused scans, in order, as shares of the span: (start of the slice's baseline, start of

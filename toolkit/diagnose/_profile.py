@@ -578,7 +578,10 @@ def _histograms(record: Recorder, labelled: ibis.Table, reference: ibis.Table | 
         index=result.index)
     categorical_hist = {}
     for k, name in enumerate(categorical):
-        frame = pd.DataFrame.from_records([m or {} for m in result[f"c{k}"]])
+        # one row per group even when no group holds a value of the feature (all NULL in
+        # both windows: from_records of empty maps alone gives no rows)
+        frame = pd.DataFrame.from_records([m or {} for m in result[f"c{k}"]],
+                                          index=result.index)
         categorical_hist[name] = frame.fillna(0.0).reindex(
             columns=sorted(frame.columns, key=str)).astype(float)
     return _Scan(groups, numeric_hist, categorical_hist, nonnull, sums, edges_used, point_bins)

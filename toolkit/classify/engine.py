@@ -436,24 +436,41 @@ def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional
     baseline and incident), as in the window's :func:`~toolkit.classify.windows._sharpest_onset`.
     Varied tuning memory_exhaustion s3 and s4 and accelerator_fault s1 were dated 33-86 minutes
     early by an error rate's or a latency's bucket start beside an OOM kill, a memory-pressure
-    or an accelerator-fault onset within minutes of the truth.
+    or an accelerator-fault onset within minutes of the truth. A date that its diagnostic marks
+    as the incident window's own start counts as such a coarse date too (:func:`_coarse`).
     """
     supporting = {fid for hit in hits if hit.add.get(mode, 0) > 0 for fid in hit.findings}
-    onsets = [pd.Timestamp(f.onset) for f in evidence.findings if f.id in supporting and
-              _plausible(evidence, f)]
+    dated = [f for f in evidence.findings if f.id in supporting and _plausible(evidence, f)]
     # a slow climb's start, dated on raw samples: a refined onset even where it falls on the grid
     climbs = [c for f in evidence.findings if f.id in supporting
               and (c := _climb_began(evidence, f, mode)) is not None]
     began = [min(climbs)] if climbs else []
-    if not onsets and not began:
+    if not dated and not began:
         return provisional
     bucket = pd.Timedelta(_diagnosis_bucket(evidence))
-    refined = [o for o in onsets if not on_grid(o, bucket)] + began
+    refined = [pd.Timestamp(f.onset) for f in dated if not _coarse(f, bucket)] + began
+    coarse = [pd.Timestamp(f.onset) for f in dated if _coarse(f, bucket)]
     if not refined:
-        return min(onsets).to_pydatetime()
+        return min(coarse).to_pydatetime()
     first = min(refined)
-    coarse = [o for o in onsets if on_grid(o, bucket) and o + 2 * bucket <= first]
-    return min([first, *coarse]).to_pydatetime()
+    earlier = [o for o in coarse if o + 2 * bucket <= first]
+    return min([first, *earlier]).to_pydatetime()
+
+
+def _coarse(finding: Finding, bucket: pd.Timedelta) -> bool:
+    """Whether ``finding``'s onset only places a change to within a bucket: a timeline
+    bucket's start (:func:`~toolkit.classify.windows.on_grid`), or a date its diagnostic says
+    is the incident window's start because its fit could go no earlier (the evidence's
+    ``onset_at_window_start``: a host's excess, fitted from the window's start on, that
+    already stood out in the window's first bucket, with no step on the raw rows around it).
+
+    Varied tuning accelerator_fault s6: a host's excess dated at the detected window's start,
+    61 minutes before the truth, counted as a refined onset (the window's start is off the
+    diagnosis grid) and dated the verdict beside an accelerator fault refined to within a
+    minute of the truth.
+    """
+    return on_grid(pd.Timestamp(finding.onset), bucket) or bool(
+        (finding.evidence or {}).get("onset_at_window_start"))
 
 
 #: How long before the incident window a slow climb may have begun (as far back as the trigger

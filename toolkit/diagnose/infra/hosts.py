@@ -37,7 +37,10 @@ The onset is the first incident bucket where the host's failure rate (or slow sh
 max(3x, +0.05 over) the hosts' median in that bucket, with at least three such requests, refined on the host's raw rows
 (``_onset.refine_onset``); in a sparse log, where no bucket holds three of the host's failed or
 slow requests, it is where the host's excess over the other hosts began to rise (a step or
-ramp fitted on the timeline, :meth:`HostsResult.excess_rise`), refined the same way. Fleet-wide effects (a deploy, daily seasonality, a blip) move every
+ramp fitted on the timeline, :meth:`HostsResult.excess_rise`), refined the same way. An onset
+at the incident window's very start (the host already stood out in its first bucket, and the
+raw rows show no step) is marked ``onset_at_window_start`` in the evidence: it means "at or
+before the window opened", not a located change. Fleet-wide effects (a deploy, daily seasonality, a blip) move every
 host and so the median, not one host's z-score.
 
 Signals (:meth:`HostsResult.signals`, read by the window detector): per bucket, the largest
@@ -149,21 +152,27 @@ class HostsResult(DiagnosticResult):
         unit = "ms" if measure == "p99_ms" else ""
         value = (f"{worst['value']:.0f} ms" if unit else f"{worst['value']:.2%}")
         median = (f"{worst['median']:.0f} ms" if unit else f"{worst['median']:.2%}")
+        onset = self.refined_onsets.get("infrastructure.host_outlier") or \
+            self._onset(host, measure)
+        evidence = {"host": host, "measure": measure, "value": float(worst["value"]),
+                    "median": float(worst["median"]), "new": bool(worst["new"]),
+                    "baseline_value": _num(worst["baseline_value"]),
+                    "request_share": float(row["share"]),
+                    "failure_share": float(failures / total_errors) if total_errors else None,
+                    "outliers": [{k: _num(v) for k, v in r.items()}
+                                 for r in self.outliers.drop(columns=[]).to_dict("records")]}
+        if onset is not None and pd.Timestamp(onset) == pd.Timestamp(self.incident.start):
+            # the excess's step fitted from the incident's start on (:meth:`excess_rise`) is
+            # pinned there when the host already stood out in the window's first bucket, and
+            # the raw rows found no step: the onset is "at or before the window opened"
+            evidence["onset_at_window_start"] = True
         return [Finding(
             id="infrastructure.host_outlier", pathway="infrastructure",
             severity=str(worst["severity"]), statistic=float(worst["z"]), threshold=Z_OUTLIER,
             summary=(f"host {host} stands out on {measure.replace('_', ' ')}: {value} against a "
                      f"median of {median} over hosts (robust z {worst['z']:.1f}); "
                      f"{'new in the incident' if worst['new'] else 'already so in the baseline'}."),
-            evidence={"host": host, "measure": measure, "value": float(worst["value"]),
-                      "median": float(worst["median"]), "new": bool(worst["new"]),
-                      "baseline_value": _num(worst["baseline_value"]),
-                      "request_share": float(row["share"]),
-                      "failure_share": float(failures / total_errors) if total_errors else None,
-                      "outliers": [{k: _num(v) for k, v in r.items()}
-                                   for r in self.outliers.drop(columns=[]).to_dict("records")]},
-            onset=self.refined_onsets.get("infrastructure.host_outlier") or
-            self._onset(host, measure), diagnostic=self.id,
+            evidence=evidence, onset=onset, diagnostic=self.id,
         )]
 
     def _onset(self, host: str, measure: str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 from datetime import timedelta
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -40,13 +41,14 @@ def test_anchor_takes_the_releases_of_the_first_scan_without_scanning_again(monk
     def no_scan(*a, **k):  # the old code scanned model.prediction_shift here
         raise AssertionError("_anchor ran a diagnostic")
 
-    def anchored(con, case, search, bucket_, releases=()):
-        calls.append((search, bucket_, list(releases)))
+    def anchored(con, case, search, bucket_, releases=(), arrivals=()):
+        calls.append((search, bucket_, list(releases), list(arrivals)))
 
     monkeypatch.setattr(api, "run_diagnostics", no_scan)
     monkeypatch.setattr(api, "anchored_scan", anchored)
-    api._anchor(None, None, SPAN, signals)
-    assert calls == [(SPAN, bucket, expected)]
+    no_requests = SimpleNamespace(has=lambda table, *columns: False)
+    api._anchor(None, no_requests, SPAN, signals)
+    assert calls == [(SPAN, bucket, expected, [])]
 
 
 def test_detect_hands_back_the_first_scans_timelines(monkeypatch):

@@ -16,6 +16,7 @@ from toolkit.classify.engine import Evidence, Verdict, score
 from toolkit.classify.focus import (
     Focused,
     anchored_scan,
+    client_arrivals,
     first_window_stands,
     focused_scan,
     held_by_finding,
@@ -598,8 +599,9 @@ def _anchor(con: CaseSource, case: CaseView, span: Window,
     """When neither the first scan nor the focused scans found a change: scans anchored at the
     changes the case records (``focus.anchored_scan``). The releases come from the release
     timeline of the first scan (``signals``, from :func:`_detect`:
-    :func:`~toolkit.classify.windows.release_starts`). No progress is reported (as
-    :func:`_focus`).
+    :func:`~toolkit.classify.windows.release_starts`), the client versions' arrivals from the
+    requests (``focus.client_arrivals``). No progress is reported (as :func:`_focus`).
     """
     bucket = choose_bucket(span.duration)
-    return anchored_scan(con, case, span, bucket, release_starts(signals, span, bucket))
+    return anchored_scan(con, case, span, bucket, release_starts(signals, span, bucket),
+                         client_arrivals(case, span))

@@ -26,17 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from toolkit.classify.windows import DetectedWindows, locate_incident, on_grid, supporting_pathways
 from toolkit.diagnose import REGISTRY, run_diagnostics
-from toolkit.diagnose._case import CaseView
+from toolkit.diagnose._case import CaseView, within
 from toolkit.diagnose._engines import CaseSource
 from toolkit.diagnose.registry import Progress
 from toolkit.types import Window
 
-__all__ = ["ANCHOR_EVENTS", "ANCHOR_REACH", "ANCHOR_SIDE", "FOCUS_SLICES", "Focused",
-           "anchored_scan", "change_anchors",
+__all__ = ["ANCHOR_EVENTS", "ANCHOR_LEAD", "ANCHOR_REACH", "ANCHOR_SIDE", "FOCUS_SLICES",
+           "Focused", "NEW_CLIENT_ROWS", "NEW_CLIENT_SILENCE", "anchored_scan", "change_anchors",
+           "client_arrivals",
            "first_window_stands", "focused_scan", "held_by_finding"]
 
 #: The focused scans, in order, as shares of the span: (start of the slice's baseline, start of
@@ -66,6 +68,18 @@ ANCHOR_SIDE = timedelta(days=1)
 #: change: the change is what it dates. A finding a day after a release is another test of a
 #: one-day slice, not the release's effect.
 ANCHOR_REACH = 2
+#: An anchored window of a client version's arrival (:func:`client_arrivals`) may begin up to
+#: this many buckets before its first logged request: in a log that keeps 1 in 2 to 1 in 50
+#: requests the first one logged comes after the change, and the findings refined on raw rows
+#: date the change between the last clean row and the first changed one (varied tuning
+#: adversarial_inputs s20: first request 03:19, the drift dated 03:04, the onset 02:50).
+ANCHOR_LEAD = 1
+#: A client version is new in the span when, at its own rate of logged requests, the time
+#: before its first one would have held at least this many: for a version present from the
+#: start, the chance of such a silence is exp(-5) < 0.007 (Poisson arrivals).
+NEW_CLIENT_SILENCE = 5.0
+#: The fewest logged requests of a client version whose rate :func:`client_arrivals` trusts.
+NEW_CLIENT_ROWS = 3
 #: Finding severities that may date a focused window (with another signal agreeing).
 _DATING = ("high", "medium")
 _INFRASTRUCTURE = "infrastructure"
@@ -159,26 +173,82 @@ def change_anchors(events: pd.DataFrame, releases: Sequence, search: Window,
     return anchors
 
 
+def client_arrivals(case: CaseView, search: Window) -> list[pd.Timestamp]:
+    """The first logged request of each client version that arrives during ``search``,
+    earliest first: a client rollout, or a burst from a source nobody used before, that the
+    events table does not record.
+
+    A version is new when, at its own rate of logged requests (its rows over its lifetime in
+    ``search``), the time from ``search``'s start to its first request would have held at
+    least :data:`NEW_CLIENT_SILENCE` of them: a version present from the start but rare in a
+    sampled log is not new. One aggregate per client version, in the engine.
+
+    Varied tuning adversarial_inputs s20 (30,000 rows, no events): a client version first
+    logged 29 min after the onset sends 25 logged requests over 6.3 h, 19 days into the span.
+
+    Examples
+    --------
+    >>> import toolkit as tk
+    >>> from datetime import UTC, datetime
+    >>> from toolkit.diagnose._case import case_view
+    >>> t0 = pd.Timestamp("2026-03-01", tz="UTC")
+    >>> ts = list(pd.date_range(t0, periods=480, freq="30min"))
+    >>> burst = list(pd.date_range(t0 + pd.Timedelta(days=6), periods=30, freq="10min"))
+    >>> requests = pd.DataFrame({"request_id": [f"r{k}" for k in range(510)],
+    ...                          "ts": ts + burst,
+    ...                          "client_version": ["ios-1"] * 480 + ["web-9"] * 30})
+    >>> con = tk.connect()
+    >>> _ = tk.load(con, requests, table="requests")
+    >>> search = Window(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 11, tzinfo=UTC))
+    >>> [str(t) for t in client_arrivals(case_view(con), search)]
+    ['2026-03-07 00:00:00+00:00']
+    """
+    if not case.has("requests", "client_version"):
+        return []
+    t = case.table("requests")
+    t = t.filter(within(t.ts, search) & t.client_version.notnull())
+    per = t.group_by("client_version").aggregate(first=t.ts.min(), last=t.ts.max(),
+                                                  rows=t.count()).execute()
+    if per.empty:
+        return []
+    first = pd.to_datetime(per["first"], utc=True)
+    lifetime = (pd.to_datetime(per["last"], utc=True) - first).dt.total_seconds().to_numpy()
+    silence = (first - pd.Timestamp(search.start)).dt.total_seconds().to_numpy()
+    rows = per["rows"].to_numpy(dtype=float)
+    rated = (rows >= NEW_CLIENT_ROWS) & (lifetime > 0)
+    rate = np.divide(rows - 1, lifetime, out=np.zeros(len(per)), where=rated)
+    return sorted(first[rated & (rate * silence >= NEW_CLIENT_SILENCE)])
+
+
 def anchored_scan(con: CaseSource, case: CaseView, search: Window, bucket: timedelta,
-                  releases: Sequence = ()) -> Focused | None:
-    """The incident a logged change or a release started: each change of
-    :func:`change_anchors`, earliest first, is scanned a day after it against the day before
-    it (:data:`ANCHOR_SIDE`), and the first whose window a finding holds
+                  releases: Sequence = (), arrivals: Sequence = ()) -> Focused | None:
+    """The incident a logged change, a release or a client version's arrival started: each
+    change of :func:`change_anchors`, and each arrival (:func:`client_arrivals`) more than a
+    bucket after them, earliest first, is scanned a day after it against the day before it
+    (:data:`ANCHOR_SIDE`), and the first whose window a finding holds
     (:func:`held_by_finding`) with its onset within :data:`ANCHOR_REACH` buckets after the
-    change wins; ``None`` when none does.
+    change (from :data:`ANCHOR_LEAD` buckets before an arrival) wins; ``None`` when none does.
 
     For a case where neither the first scan nor the focused slices found a change: an
     incident of hours to a day early in the span lies in the first scan's baseline, or is
     diluted over a quarter. Varied tuning cold_start s4 (a day of cold starts 1.4 days into a
     14-day span): a scale-out at 09:12 dates the cold-start finding 09:12, against a truth of
-    08:59.
+    08:59. Varied tuning adversarial_inputs s20 (6.8 h of crafted inputs from a client version
+    nobody used before, 19 days into a 20-day span, no events): its first logged request
+    anchors the scan that dates the burst 03:04, against a truth of 02:50.
     """
-    for at in change_anchors(case.events, releases, search, bucket):
+    changes = change_anchors(case.events, releases, search, bucket)
+    anchors = [(at, timedelta(0)) for at in changes]
+    # an arrival within a bucket after a logged change is that change's rollout, scanned once
+    anchors += [(at, ANCHOR_LEAD * bucket)
+                for at in change_anchors(None, arrivals, search, bucket)
+                if not any(timedelta(0) <= at - change < bucket for change in changes)]
+    for at, lead in sorted(anchors):
         base = Window(max(pd.Timestamp(search.start), at - ANCHOR_SIDE), at)
         incident = Window(at, min(pd.Timestamp(search.end), at + ANCHOR_SIDE))
         found = _held_window(con, case, base, incident, bucket)
         if found is not None and \
-                at <= pd.Timestamp(found.window.onset) <= at + ANCHOR_REACH * bucket:
+                at - lead <= pd.Timestamp(found.window.onset) <= at + ANCHOR_REACH * bucket:
             return found
     return None
 

@@ -162,13 +162,7 @@ def change_anchors(events: pd.DataFrame, releases: Sequence, search: Window,
     ['2026-03-01 05:00:00+00:00', '2026-03-02 06:00:00+00:00', '2026-03-02 16:00:00+00:00']
     """
     start, end = pd.Timestamp(search.start) + bucket, pd.Timestamp(search.end) - 2 * bucket
-    times = [pd.Timestamp(t) for t in releases]
-    if events is not None and len(events):
-        wanted = pd.Series(False, index=events.index)
-        for kind, artifact in ANCHOR_EVENTS:
-            wanted |= (events["kind"] == kind) & \
-                (True if artifact is None else events["artifact"] == artifact)
-        times += [pd.Timestamp(t) for t in events.loc[wanted, "ts"]]
+    times = [pd.Timestamp(t) for t in releases] + _logged(events, ANCHOR_EVENTS)
     anchors: list[pd.Timestamp] = []
     for at in sorted(t for t in times if start <= t < end):
         if not anchors or at - anchors[-1] >= bucket:
@@ -262,12 +256,19 @@ def anchored_scan(con: CaseSource, case: CaseView, search: Window, bucket: timed
 
 def _model_changes(events: pd.DataFrame | None, releases: Sequence) -> list[pd.Timestamp]:
     """The times the model served changed: logged :data:`MODEL_CHANGES` and ``releases``."""
-    times = [pd.Timestamp(t) for t in releases]
-    if events is not None and len(events):
-        for kind, artifact in MODEL_CHANGES:
-            hit = (events["kind"] == kind) & (events["artifact"] == artifact)
-            times += [pd.Timestamp(t) for t in events.loc[hit, "ts"]]
-    return times
+    return [pd.Timestamp(t) for t in releases] + _logged(events, MODEL_CHANGES)
+
+
+def _logged(events: pd.DataFrame | None, kinds: Sequence) -> list[pd.Timestamp]:
+    """The times of the logged events of ``kinds``, ``(kind, artifact)`` pairs (``None``:
+    any artifact)."""
+    if events is None or not len(events):
+        return []
+    wanted = pd.Series(False, index=events.index)
+    for kind, artifact in kinds:
+        wanted |= (events["kind"] == kind) & \
+            (True if artifact is None else events["artifact"] == artifact)
+    return [pd.Timestamp(t) for t in events.loc[wanted, "ts"]]
 
 
 def _until_next_change(found: Focused, at: pd.Timestamp, anchors: Sequence[pd.Timestamp],

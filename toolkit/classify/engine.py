@@ -438,6 +438,8 @@ def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional
     early by an error rate's or a latency's bucket start beside an OOM kill, a memory-pressure
     or an accelerator-fault onset within minutes of the truth. A date that its diagnostic marks
     as the incident window's own start counts as such a coarse date too (:func:`_coarse`).
+    When every supporting date is coarse, another finding's refined onset inside the earliest
+    one's bucket places it there (:func:`_within_bucket`).
     """
     supporting = {fid for hit in hits if hit.add.get(mode, 0) > 0 for fid in hit.findings}
     dated = [f for f in evidence.findings if f.id in supporting and _plausible(evidence, f)]
@@ -451,10 +453,35 @@ def _final_onset(evidence: Evidence, hits: list[RuleHit], mode: str, provisional
     refined = [pd.Timestamp(f.onset) for f in dated if not _coarse(f, bucket)] + began
     coarse = [pd.Timestamp(f.onset) for f in dated if _coarse(f, bucket)]
     if not refined:
-        return min(coarse).to_pydatetime()
+        return _within_bucket(evidence, min(coarse), bucket, supporting).to_pydatetime()
     first = min(refined)
     earlier = [o for o in coarse if o + 2 * bucket <= first]
     return min([first, *earlier]).to_pydatetime()
+
+
+def _within_bucket(evidence: Evidence, coarse: pd.Timestamp, bucket: pd.Timedelta,
+                   supporting: set[str]) -> pd.Timestamp:
+    """A coarse onset placed inside its bucket by another finding's refined onset.
+
+    A timeline bucket's start (:func:`~toolkit.classify.windows.on_grid`) says the change
+    began somewhere in the bucket ``[coarse, coarse + bucket)``. When no supporting finding
+    is refined, the earliest refined onset of another medium or high finding of the window
+    (:func:`_plausible`) that falls inside that bucket places it there: one change that two
+    diagnostics saw, one of them on its raw rows. A refined onset outside the bucket says
+    nothing about it. A date at the window's start (``onset_at_window_start``) stays: the
+    change it marks may have begun before the window.
+
+    Varied tuning adversarial_inputs s7 (detected window, 3-hour buckets): the OOD burst,
+    the only finding that dates the verdict, was dated 15:00, the start of its bucket and of
+    the window, 72 minutes before the flood's first request; the accuracy drop of the same
+    window, refined on its labels, fell at 16:24, 12 minutes after the truth.
+    """
+    if not on_grid(coarse, bucket):
+        return coarse
+    inside = [pd.Timestamp(f.onset) for f in evidence.findings
+              if f.id not in supporting and _plausible(evidence, f) and not _coarse(f, bucket)
+              and coarse <= pd.Timestamp(f.onset) < coarse + bucket]
+    return min(inside) if inside else coarse
 
 
 def _coarse(finding: Finding, bucket: pd.Timedelta) -> bool:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from toolkit.classify import Classification
 
 __all__ = ["incident_timeline", "pathway_scores", "score_distribution", "bin_labels",
-           "burst_gap", "recolor_outliers"]
+           "burst_gap", "recolor_outliers", "mark_lone_points"]
 
 _ARTIFACT_COLORS = {"model": "#DD8452", "pipeline": "#4C72B0", "client": "#8172B3",
                     "cache": "#937860", "infra": "#C44E52", "service": "#8C8C8C"}
@@ -63,6 +63,8 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
         panels.append(("largest feature PSI", worst, "psi", "#55A868", False))
     if not panels:
         return None
+    panels = [(*panel, _too_few(panel[0], _in_view(panel[1], start, end), panel[2]))
+              for panel in panels]
     shown = events[(events["ts"] >= start) & (events["ts"] <= end)] if not events.empty \
         else events
     marks = bursts(shown, burst_gap(end - start))
@@ -75,12 +77,17 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
     lane.set_title("Incident timeline (UTC): red line = estimated onset, shaded = incident, "
                    "dotted = detected change points", fontsize=10, pad=22)
     lane.axvline(onset, color="#C44E52", lw=1.5)
-    for ax, (label, frame, column, color, log) in zip(axes[1:], panels, strict=True):
-        view = frame[(frame["bucket_start"] >= start) & (frame["bucket_start"] <= end)]
-        ax.plot(view["bucket_start"], view[column], color=color, lw=1.4)
-        if log and (view[column] > 0).all() and len(view):
-            ax.set_yscale("log")
+    for ax, (label, frame, column, color, log, missing) in zip(axes[1:], panels, strict=True):
         ax.set_ylabel(label, fontsize=9)
+        if missing is not None:
+            _words_panel(ax, missing)
+        else:
+            view = _in_view(frame, start, end)
+            _plot_series(ax, view["bucket_start"],
+                         pd.to_numeric(view[column], errors="coerce").to_numpy(dtype=float),
+                         color)
+            if log and (view[column] > 0).all() and len(view):
+                ax.set_yscale("log")
         ax.axvspan(result.incident.start, result.incident.end, color=WINDOW_COLORS["incident"],
                    alpha=0.07)
         ax.axvline(onset, color="#C44E52", lw=1.5)
@@ -97,6 +104,102 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
     axes[-1].set_xlim(start, end)
     fig.autofmt_xdate()
     fig.tight_layout()
+    return fig
+
+
+#: The fewest points of a timeline panel that make a line; with fewer the panel says so in
+#: words. The drift diagnostic leaves out buckets with fewer than 30 feature rows (their PSI is
+#: mostly noise): varied tuning bad_release s21 (30,000 rows, 10,000 logged, 1 in 10 with
+#: features) kept one bucket of 37 rows, PSI 0.71, drawn as a lone invisible point on an empty
+#: 0.70-0.75 axis.
+MIN_PANEL_POINTS = 3
+#: Why a panel has too few points, by its label (the drift timeline drops sparse buckets).
+_SPARSE_REASON = {
+    "largest feature PSI": "buckets with fewer than 30 logged feature rows are left out, "
+                           "their PSI being mostly noise; the drift tables below compare the "
+                           "whole windows",
+}
+
+
+def _in_view(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+             ) -> pd.DataFrame:
+    """The rows of a timeline inside the view (a missing value stays: it breaks the line)."""
+    inside = (frame["bucket_start"] >= start) & (frame["bucket_start"] <= end)
+    return frame[inside]
+
+
+def _too_few(label: str, view: pd.DataFrame, column: str) -> str | None:
+    """Why a panel cannot draw its timeline (fewer than :data:`MIN_PANEL_POINTS` values in
+    the view), in words; ``None`` when it can."""
+    values = pd.to_numeric(view[column], errors="coerce").to_numpy(dtype=float)
+    points = int(np.isfinite(values).sum())
+    if points >= MIN_PANEL_POINTS:
+        return None
+    reason = _SPARSE_REASON.get(label, "the diagnostic has no value for the other buckets")
+    if not points:
+        return f"{label}: no time bucket in this view ({reason})."
+    return (f"{label}: only {points} time bucket{'s' if points > 1 else ''} in this view, too "
+            f"few for a timeline ({reason}).")
+
+
+def _words_panel(ax: Axes, text: str) -> None:
+    """A panel that says why it has nothing to plot, instead of an empty axis."""
+    import textwrap
+
+    ax.set_gid(FIXED_Y)
+    ax.set_yticks([])
+    ax.set_ylim(0, 1)
+    ax.grid(False, axis="y")
+    ax.text(0.01, 0.5, "\n".join(textwrap.wrap(text, 150)), transform=ax.transAxes,
+            fontsize=8, color="#666666", va="center", gid="no-data",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.9})
+
+
+def _plot_series(ax: Axes, x: pd.Series, y: np.ndarray, color: str) -> None:
+    """A timeline as a line, with a marker on every point no neighbour joins (a line through
+    one point draws nothing); said in words when every value is 0 (a line on the axis)."""
+    ax.plot(x, y, color=color, lw=1.4)
+    finite = np.isfinite(y)
+    lone = _lone(y)
+    if lone.any():
+        ax.plot(x.to_numpy()[lone], y[lone], color=color, marker="o", ms=4, ls="none")
+    if finite.any() and (y[finite] == 0).all():
+        ax.text(0.01, 0.85, "0 throughout this view", transform=ax.transAxes, fontsize=8,
+                color="#666666", va="top",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.9})
+
+
+def _lone(y: np.ndarray) -> np.ndarray:
+    """Which finite values of a series have no finite neighbour (a line draws nothing at
+    them)."""
+    finite = np.isfinite(y)
+    joined = np.zeros_like(finite)
+    joined[1:] |= finite[:-1]
+    joined[:-1] |= finite[1:]
+    return finite & ~joined
+
+
+def mark_lone_points(fig: Figure) -> Figure:
+    """Put a marker on every point of a drawn line that no neighbour joins: a line through a
+    single point (a timeline with one labelled bucket) draws nothing, and the axis reads empty
+    (varied tuning none s3, 60,000 rows: the accuracy timeline held one bucket; its chart was
+    an empty 0.5-1.0 axis). Lines that already carry markers are left as they are."""
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_marker() not in (None, "None", "none", "", " ") or \
+                    line.get_linestyle() in ("None", "none", "", " "):
+                continue
+            try:
+                y = np.asarray(line.get_ydata(), dtype=float)
+            except (TypeError, ValueError):
+                continue
+            if y.ndim != 1 or not len(y):
+                continue
+            lone = np.flatnonzero(_lone(y))
+            if len(lone):
+                line.set_marker("o")
+                line.set_markersize(4)
+                line.set_markevery([int(k) for k in lone])
     return fig
 
 

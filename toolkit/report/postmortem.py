@@ -19,6 +19,7 @@ import pandas as pd
 
 from toolkit._version import __version__
 from toolkit.classify import Classification, classify_incident
+from toolkit.classify.api import ANCHORED, FOCUSED, NO_CHANGE_FOUND
 from toolkit.diagnose._case import CaseView, case_view
 from toolkit.diagnose._format import times
 from toolkit.errors import InvalidParameterError
@@ -245,6 +246,7 @@ class Postmortem:
             "incident id": self.incident_id,
             "status": "draft (generated; to be reviewed by the author)",
             "incident window (UTC)": _window_text(self.result.incident),
+            "estimated onset (UTC)": self._onset_text(),
             "baseline window (UTC)": _window_text(self.result.baseline),
             "windows": self.result.window_source,
             "case database": self.db or (
@@ -271,6 +273,18 @@ class Postmortem:
             f"UTC, onset at {_fmt(v.onset)}.",
             verdict,
         ]
+        if self._undated():
+            # no incident, or nothing dated one: the window is only what was compared (varied
+            # tuning none s3 read "onset at" the start of a fallback window)
+            fallback = (", a fallback: the detector found no change" if str(
+                self.result.window_source).startswith(NO_CHANGE_FOUND) else "")
+            found = "No incident found" if v.pathway == "none" else "No onset dated"
+            lines[0] = (f"{found} in the window analysed, "
+                        f"{_fmt(self.result.incident.start)} to "
+                        f"{_fmt(self.result.incident.end)} UTC{fallback}.")
+        before = self.onset_before_window()
+        if before is not None:
+            lines.insert(1, before)
         lines.extend(self._key_evidence())
         impact = self._impact_numbers()
         if impact:
@@ -365,12 +379,12 @@ class Postmortem:
                     span = f"until {pd.Timestamp(row.last).strftime('%H:%M:%S')}"
                     hosts = f"{row.hosts:,} host(s)" if row.hosts > 1 else ""
                     detail = ", ".join(x for x in (span, hosts, detail) if x)
-                rows.append((row.first, "event", what, row.host, detail[:120]))
+                rows.append((row.first, "event", what, row.host, _clip(detail)))
         for finding in self.result.diagnosis.findings():
             if finding.onset is not None and finding.severity in ("medium", "high") and \
                     start <= pd.Timestamp(finding.onset) <= end:
                 rows.append((pd.Timestamp(finding.onset), "signal change", finding.id, None,
-                             finding.summary[:120]))
+                             _clip(finding.summary)))
         if self.result.detected is not None:
             for change in self.result.detected.changes:
                 if not start <= pd.Timestamp(change.at) <= end:
@@ -394,9 +408,41 @@ class Postmortem:
         return out
 
     def timeline_figure(self) -> Html:
+        """The timeline figure, and under it why the onset precedes the window's start when
+        it does (:meth:`onset_before_window`)."""
         fig = figures.incident_timeline(self.result, self.case.events)
-        return figure_html(fig, "Incident timeline") if fig is not None else note(
+        out = figure_html(fig, "Incident timeline") if fig is not None else note(
             "No timeline signals (latency, accuracy, drift) in this case.")
+        before = self.onset_before_window()
+        return out + note(before) if before is not None else out
+
+    def onset_before_window(self) -> str | None:
+        """Why the estimated onset lies before the incident window's start, in one or two
+        sentences; ``None`` when it does not (by a minute or more).
+
+        The window and the onset come from different evidence: the window starts where the
+        scan that placed it dated its first change (``result.detected``), or where it was
+        given, or at a fallback; the onset is the verdict's (a logged change the rules take
+        as the failure mode's start, a slow change's start, or a finding of the diagnosis).
+        Varied tuning bad_release s21 (30,000 rows): the onset is the model deploy at 16:56,
+        the window, anchored at that deploy, opens at its first signal at 17:51; the timeline
+        drew the onset 55 min before the shaded window with no word why.
+        """
+        onset = pd.Timestamp(self.result.onset)
+        start = pd.Timestamp(self.result.incident.start)
+        if start - onset < pd.Timedelta(minutes=1) or self._undated():
+            return None
+        text = (f"The estimated onset ({_fmt(onset)} UTC) precedes the incident window's start "
+                f"({_fmt(start)} UTC) by {fmt_value(start - onset)}: the onset is "
+                f"{self._onset_dated_by()}, while {self._window_opened_by()}. The diagnostics "
+                f"compare the window with the baseline, so their figures leave out the first "
+                f"{fmt_value(start - onset)} after the onset.")
+        base = self.result.baseline
+        if pd.Timestamp(base.start) <= onset < pd.Timestamp(base.end):
+            text += (f" The baseline window ends {fmt_value(pd.Timestamp(base.end) - onset)} "
+                     "after the onset: it holds the incident's beginning, which weakens every "
+                     "comparison against it.")
+        return text
 
     def detection(self) -> Html:
         """What changed first, and prompts for how the incident was actually detected."""
@@ -412,8 +458,7 @@ class Postmortem:
                 lag = (pd.Timestamp(first.onset) - pd.Timestamp(self.result.onset))
             parts.append(paragraph(
                 f"The first signal to move was {first.id} at {_fmt(first.onset)} UTC "
-                f"({round(lag.total_seconds() / 60) or 0:+d} min from the estimated onset): "
-                f"{first.summary}"))
+                f"({_lag_text(lag)} the estimated onset): {first.summary}"))
         slow = self._slow_start()
         if slow is not None:
             parts.append(paragraph(slow))
@@ -426,10 +471,22 @@ class Postmortem:
             slo = f"The latency SLO ({fmt_ms(latency.slo_ms)}, {latency.slo_source})"
             if len(relevant):
                 breach = relevant.iloc[0]
-                text = (f"{slo} was first breached after the onset at "
-                        f"{_fmt(breach['start'])} UTC (worst p99 "
-                        f"{fmt_ms(breach['worst_p99_ms'])}); {len(relevant):,} breach "
-                        "window(s) from then on.")
+                began = pd.Timestamp(breach["start"])
+                onset = pd.Timestamp(self.result.onset)
+                # a breach window that began before the onset and lasted into it is not
+                # "after the onset" (varied tuning memory_exhaustion s11: a breach from 09:00,
+                # onset 11:44, read "first breached after the onset at 09:00")
+                ended = pd.Timestamp(breach["end"])
+                if began >= onset:
+                    when = f"first breached after the onset at {_fmt(began)} UTC"
+                elif ended > onset:
+                    when = (f"already breached from {_fmt(began)} UTC, "
+                            f"{fmt_value(onset - began)} before the estimated onset, into it")
+                else:
+                    when = (f"breached from {_fmt(began)} to {_fmt(ended)} UTC, just before "
+                            "the estimated onset")
+                text = (f"{slo} was {when} (worst p99 {fmt_ms(breach['worst_p99_ms'])}); "
+                        f"{len(relevant):,} breach window(s) from then on.")
             else:
                 text = f"{slo} was not breached near or after the onset."
             if earlier:
@@ -449,9 +506,11 @@ class Postmortem:
         v = self.result.verdict
         out = key_values({"pathway": v.pathway, "failure mode": v.failure_mode,
                           "confidence": round(v.confidence, 3),
-                          "serving mode": self.result.serving_mode})
+                          "serving mode": self._serving_mode_text()})
+        # a rule's weight signed once: "concept_drift -0.8", never "+-0.8" (varied tuning
+        # bad_release s21)
         hits = pd.DataFrame([{"rule": h.name, "adds": ", ".join(
-            f"{m} +{w:.1f}" for m, w in h.add.items()), "findings": ", ".join(h.findings)}
+            f"{m} {w:+.1f}" for m, w in h.add.items()), "findings": ", ".join(h.findings)}
             for h in v.hits])
         out = out + table(hits, caption="Rationale: the rules that fired") if not hits.empty \
             else out + note("No rule fired: no finding departs from the baseline.")
@@ -523,7 +582,7 @@ class Postmortem:
                       fontsize=7)  # beside the plot, off the lines and the OOM marks
         if diagnostic_id == "infra.hosts":
             figures.recolor_outliers(ax)
-        return ax.figure
+        return figures.mark_lone_points(ax.figure)
 
     @property
     def estimate(self) -> Estimate:
@@ -858,6 +917,91 @@ class Postmortem:
                             f"({_fmt(visible)} UTC): {how}.")
         return None
 
+    def _undated(self) -> bool:
+        """Whether the report has no onset to state: a ``none`` verdict, or a fallback window
+        (the detector found no change) whose onset is only its start (no finding dated one;
+        the SageMaker export in the real data read "estimated onset" at such a start)."""
+        if self.result.verdict.pathway == "none":
+            return True
+        return str(self.result.window_source).startswith(NO_CHANGE_FOUND) and abs(
+            pd.Timestamp(self.result.onset) - pd.Timestamp(self.result.incident.start)
+        ) <= pd.Timedelta(seconds=1)
+
+    def _serving_mode_text(self) -> str:
+        """The serving mode and where it comes from: a mode inferred from the traffic's
+        shape (idle minutes, bursts) says so, since a sparsely logged real-time service
+        reads as batch (varied tuning none s3: 1,797 requests over 16 days, "batch" beside
+        case.batch_runs' "not a batch case")."""
+        traffic = self.result.diagnosis.results.get("case.traffic")
+        source = getattr(traffic, "serving_mode_source", None)
+        how = {"inferred": "inferred from the traffic's shape",
+               "case_meta": "declared in case_meta"}.get(str(source))
+        if source == "inferred" and self.result.serving_mode == "batch":
+            # traffic.py's rule: in both windows half the minutes or more without a request
+            # and 90% of the requests in the busiest tenth of the minutes
+            how += (": at least half the minutes without a request and 90% of the requests "
+                    "in the busiest tenth of them; a sparse log of a real-time service "
+                    "looks the same")
+        return f"{self.result.serving_mode} ({how})" if how else str(self.result.serving_mode)
+
+    def _onset_text(self) -> str:
+        """The onset for the header, with its distance from the window's start when before
+        it."""
+        if self.result.verdict.pathway == "none":
+            return "none (no incident found)"
+        if self._undated():
+            return "none dated (a fallback window: no change found, no finding dated one)"
+        onset = pd.Timestamp(self.result.onset)
+        ahead = pd.Timestamp(self.result.incident.start) - onset
+        if ahead < pd.Timedelta(minutes=1):
+            return _fmt(onset)
+        return (f"{_fmt(onset)} ({fmt_value(ahead)} before the incident window opens: "
+                "see the Summary)")
+
+    def _onset_dated_by(self) -> str:
+        """What dated the verdict's onset, for :meth:`onset_before_window`: the trigger, a
+        slow change's start, a finding, or (none of them exactly) the findings at large."""
+        v = self.result.verdict
+        onset = pd.Timestamp(self.result.onset)
+        second = pd.Timedelta(seconds=1)
+        trigger = v.trigger
+        if trigger and abs(pd.Timestamp(trigger["ts"]) - onset) <= second:
+            what = " ".join(str(x) for x in (trigger.get("kind"), "of",
+                                             trigger.get("artifact") or "an artifact",
+                                             trigger.get("version")) if x)
+            return (f"the logged {what}, which the rules take as the start of a "
+                    f"{v.failure_mode.replace('_', ' ')} (their onset events)")
+        for finding in self.result.diagnosis.findings():
+            for key in SLOW_STARTS:
+                began = (finding.evidence or {}).get(key)
+                if began is not None and \
+                        abs(pd.Timestamp(began) - onset) <= pd.Timedelta(minutes=1):
+                    return (f"where the slow change behind {finding.id} began, before it "
+                            "became visible (see Detection)")
+        for finding in self.result.diagnosis.findings():
+            if finding.onset is not None and abs(pd.Timestamp(finding.onset) - onset) <= second:
+                return (f"the date the diagnosis gives the finding {finding.id} "
+                        f"({finding.diagnostic})")
+        return "dated by the findings of the diagnosis"
+
+    def _window_opened_by(self) -> str:
+        """Where the incident window's start comes from, for :meth:`onset_before_window`."""
+        source = str(self.result.window_source)
+        detected = self.result.detected
+        if source == "given":
+            return "the incident window was given, not detected"
+        if source.startswith(NO_CHANGE_FOUND):
+            return ("the window is a fallback (the detector found no change to date), so its "
+                    "start marks no change")
+        scan = ("a scan anchored at a logged change" if source.startswith(ANCHORED) else
+                "a focused scan of a later slice" if source.startswith(FOCUSED) else
+                "the detector's scan")
+        if detected is not None and abs(pd.Timestamp(detected.incident.start) - pd.Timestamp(
+                self.result.incident.start)) <= pd.Timedelta(seconds=1):
+            signals = ", ".join(detected.supporting[:6]) or "its signals"
+            return f"the window opens where {scan} dated the change in its signals ({signals})"
+        return f"the window's start comes from {scan}, not from what dated the onset"
+
     def _near(self) -> pd.Timedelta:
         """How close to the onset a signal must be to count as this incident's: a twentieth
         of the incident window, at least 30 minutes."""
@@ -914,6 +1058,26 @@ class Postmortem:
         return (f"{row['kind']} of {row['artifact'] or 'an artifact'} "
                 f"{row['version'] or ''} at {_fmt(row['ts'])} UTC"
                 + (f" ({extra})" if extra else "")).replace("  ", " ")
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters at a word, with an ellipsis when cut (varied
+    tuning memory_leak s2's timeline row ended "...; 30 ended i")."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+
+
+def _lag_text(lag: pd.Timedelta) -> str:
+    """``+12 min from`` / ``5.7 days after`` / ``2 h before``: a signal's distance from the
+    onset, in minutes up to two hours, then in the unit :func:`fmt_value` picks (a
+    ``+8210 min`` lag on varied tuning none s3 was 5.7 days)."""
+    minutes = round(lag.total_seconds() / 60)
+    if abs(minutes) <= 120:
+        return f"{minutes:+d} min from"
+    return f"{fmt_value(abs(lag))} {'after' if minutes > 0 else 'before'}"
 
 
 def _fmt(value: Any) -> str:

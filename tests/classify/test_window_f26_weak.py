@@ -62,6 +62,8 @@ def test_an_unheld_first_window_stays_when_no_slice_holds_one(monkeypatch):
     # a lone finding in the last eighth holds no focused window either
     lone = [_finding(LAST_EIGHTH + timedelta(hours=3, minutes=7))]
     scanned = fake_scans(monkeypatch, [_finding(at)], {LAST_EIGHTH: lone})
+    # nor does a scan anchored at a recorded change (test_window_l30_anchor_unheld.py)
+    monkeypatch.setattr(api, "_anchor", lambda *args: None)
     located = api._detect(None, None, SPAN, None)[0]
     assert pd.Timestamp(located.onset) == at
     assert not hasattr(located, "how")  # the first scan's own window

@@ -299,9 +299,9 @@ def classify_incident(
             window_source = f"{NO_CHANGE_FOUND}: last quarter)"
         else:
             incident = detected.incident
-            if isinstance(detected, _FocusedInstead):
-                window_source = (f"{FOCUSED}: {detected.how}, in place of the first scan's "
-                                 "window, which no finding held)")
+            if isinstance(detected, _Instead):
+                window_source = (f"{detected.scan}: {detected.how}, in place of the first "
+                                 "scan's window, which no finding held)")
         if baseline is not None:
             # a baseline given with a detected incident: the incident is what follows it
             incident = _after(check_window("baseline", baseline), incident, span)
@@ -447,11 +447,13 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
     A first-scan window that no such finding holds (timelines alone, a finding dated by its
     timeline, or a lone one) does not end the search: the focused scans of the later slices
     (``focus.focused_scan``) run as when the first scan finds nothing, and a slice's window
-    that a finding holds replaces it (returned as a :class:`_FocusedInstead`, which names the
+    that a finding holds replaces it (returned as an :class:`_Instead`, which names the
     slice). A late incident is diluted over three quarters of the span, where a blip days
     away may still place a window. A first window of an infrastructure fault stands when the
     slice dates a later symptom of the same fault inside it
-    (:func:`~toolkit.classify.focus.first_window_stands`).
+    (:func:`~toolkit.classify.focus.first_window_stands`). When no slice holds a window
+    either, the scans anchored at the case's recorded changes (:func:`_anchor`) run, and one
+    that holds its window replaces the first scan's as well.
     """
     search = span
     if baseline is not None:
@@ -504,7 +506,17 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
     # the eighth before it dates the drift finding 70 min after the onset (IoU 0.93).
     focused = focused_scan(con, case, search, bucket)
     if focused is None:
-        return located, signals
+        # Nor does a slice: scans anchored at the changes the case records, as when the first
+        # scan finds nothing (``_anchor``); a window one of them holds replaces the first
+        # scan's. Varied tuning adversarial_inputs s9 and covariate_shift s9 (60,000 rows):
+        # a first window with no finding, 2.7-3 days before the truth, read none; the burst's
+        # client version and a logged change hold the incident (both now right).
+        anchored = _anchor(con, case, search, signals)
+        if anchored is None:
+            return located, signals
+        found = anchored.window
+        return _Instead(found.baseline, found.incident, found.onset, found.changes,
+                        found.supporting, anchored.how, ANCHORED), signals
     found = focused.window
     if abs(pd.Timestamp(found.onset) - pd.Timestamp(located.onset)) <= bucket:
         # the slice dates the first window's onset (within a bucket): that window stands, its
@@ -516,16 +528,18 @@ def _detect(con: CaseSource, case: CaseView, span: Window,
         # an infrastructure fault dated by its metrics, which no finding on raw rows can hold
         # (focus.first_window_stands; varied tuning memory_leak s9)
         return located, signals
-    return _FocusedInstead(found.baseline, found.incident, found.onset, found.changes,
-                           found.supporting, focused.how), signals
+    return _Instead(found.baseline, found.incident, found.onset, found.changes,
+                    found.supporting, focused.how, FOCUSED), signals
 
 
 @dataclass(frozen=True)
-class _FocusedInstead(DetectedWindows):
-    """A focused scan's window that replaced a first-scan window no finding held
-    (``_detect``); ``how`` names the slice and its baseline, for ``window_source``."""
+class _Instead(DetectedWindows):
+    """A focused or anchored scan's window that replaced a first-scan window no finding held
+    (``_detect``); ``how`` names the slice or anchor and its baseline, ``scan`` which scan
+    (:data:`FOCUSED` or :data:`ANCHORED`), for ``window_source``."""
 
     how: str = ""
+    scan: str = FOCUSED
 
 
 _BOX = "font-family:system-ui,sans-serif;max-width:60em"

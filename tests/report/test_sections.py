@@ -106,7 +106,7 @@ def test_detection_cites_only_breaches_near_or_after_the_onset():
     text = pm.detection().fragment
     assert "2026-02-11 02:00" in text and "900 ms" in text
     assert "2026-02-04" not in text
-    assert "1 earlier breach window(s), before the onset, are not part of this incident" in text
+    assert "1 earlier breach window(s), before the estimated onset, are not part of this incident" in text
 
 
 def test_undetermined_verdict_recommends_no_single_failure_modes_fix():

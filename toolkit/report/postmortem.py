@@ -445,7 +445,13 @@ class Postmortem:
         return text
 
     def detection(self) -> Html:
-        """What changed first, and prompts for how the incident was actually detected."""
+        """What changed first, and prompts for how the incident was actually detected.
+
+        Times are told against the estimated onset, or, when the report has none to state
+        (:meth:`_undated`: a ``none`` verdict, a fallback window), against the incident
+        window's start: a none verdict read "after the estimated onset" (varied tuning none s3).
+        """
+        mark = "the incident window's start" if self._undated() else "the estimated onset"
         findings = [f for f in self.result.diagnosis.findings() if f.onset is not None]
         first = min(findings, key=lambda f: f.onset) if findings else None
         parts = []
@@ -458,7 +464,7 @@ class Postmortem:
                 lag = (pd.Timestamp(first.onset) - pd.Timestamp(self.result.onset))
             parts.append(paragraph(
                 f"The first signal to move was {first.id} at {_fmt(first.onset)} UTC "
-                f"({_lag_text(lag)} the estimated onset): {first.summary}"))
+                f"({_lag_text(lag)} {mark}): {first.summary}"))
         slow = self._slow_start()
         if slow is not None:
             parts.append(paragraph(slow))
@@ -478,19 +484,19 @@ class Postmortem:
                 # onset 11:44, read "first breached after the onset at 09:00")
                 ended = pd.Timestamp(breach["end"])
                 if began >= onset:
-                    when = f"first breached after the onset at {_fmt(began)} UTC"
+                    when = f"first breached after {mark} at {_fmt(began)} UTC"
                 elif ended > onset:
                     when = (f"already breached from {_fmt(began)} UTC, "
-                            f"{fmt_value(onset - began)} before the estimated onset, into it")
+                            f"{fmt_value(onset - began)} before {mark}, into it")
                 else:
                     when = (f"breached from {_fmt(began)} to {_fmt(ended)} UTC, just before "
-                            "the estimated onset")
+                            f"{mark}")
                 text = (f"{slo} was {when} (worst p99 {fmt_ms(breach['worst_p99_ms'])}); "
                         f"{len(relevant):,} breach window(s) from then on.")
             else:
-                text = f"{slo} was not breached near or after the onset."
+                text = f"{slo} was not breached near or after {mark}."
             if earlier:
-                text += (f" {earlier:,} earlier breach window(s), before the onset, are not "
+                text += (f" {earlier:,} earlier breach window(s), before {mark}, are not "
                          "part of this incident.")
             parts.append(paragraph(text))
         parts.append(items([

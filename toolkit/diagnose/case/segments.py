@@ -1007,7 +1007,12 @@ def _new_or_chronic(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
     rise = fisher_greater(k_i, n_i, k_i + k_b, n_i + n_b)
     rise = np.where(n_b > 0, rise, np.nan)
     new = (n_b == 0) | (~flagged_b & (rise < alpha))
-    status = np.where(new, "new", "chronic")
+    # no failure among the value's baseline requests, too few of them for the rise to show:
+    # not chronic, it never failed there; nor shown new (G30's sweep: varied tuning
+    # memory_exhaustion s11's android-7.17.4, first failure inside the incident, read "already
+    # failing in the baseline"). Its severity is a chronic value's (_slice_severity).
+    untold = ~new & (k_b == 0)
+    status = np.where(new, "new", np.where(untold, "unknown", "chronic"))
     if not has_baseline:
         status = np.full(len(keys), "unknown", dtype=object)
     with np.errstate(all="ignore"):
@@ -1053,23 +1058,41 @@ def _summary(attribute: str, chosen: pd.DataFrame, always: list, k: float, big_k
         what = f"{attribute} = {shown}{more} ({len(always)} failing on every request)" \
             if always else f"{attribute} = {shown}{more}"
     where = "in the incident" if scope == "incident" else "over the whole case"
-    status = set(chosen["status"].dropna())
-    if status == {"new"}:
-        when = "new in the incident"
-    elif status == {"chronic"}:
-        when = "already failing in the baseline"
-    elif "new" in status:
-        fresh = chosen.loc[chosen["status"] == "new", "value"].astype(str).tolist()
-        when = (f"{', '.join(fresh[:6])} new in the incident, the others already failing in "
-                "the baseline")
-    else:
-        when = "no baseline to compare"
+    when = _when(chosen)
     since = f", first failure {pd.Timestamp(first):%Y-%m-%d %H:%M} UTC" if first else ""
     p = float(chosen["p_adjusted"].max())
     return (f"{what}: {int(k):,} of {int(big_k):,} failures {where} ({k / big_k:.0%}) from "
             f"{n / big_n:.1%} of the requests; failure rate {k / n:.1%} against "
             f"{_pct(rest)} for the rest (Fisher exact, Holm-adjusted p {st.p_text(p, '<=')} over "
             f"{tests} values tested); {when}{since}.")
+
+
+def _when(chosen: pd.DataFrame) -> str:
+    """Whether the flagged values' failures are new in the incident, in words: ``new``,
+    ``chronic`` (failing in the baseline too) or ``unknown`` (no baseline to compare, or no
+    failure among too few baseline requests to show the rise).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"value": ["a", "b"], "status": ["new", "unknown"],
+    ...                      "baseline_failure_rate": [np.nan, 0.0]})
+    >>> _when(rows)
+    'a new in the incident; b no failure among its few baseline requests, too few to call it new'
+    """
+    status = chosen["status"]
+    rates = chosen.get("baseline_failure_rate", pd.Series(np.nan, index=chosen.index))
+    untold = ("no failure among its few baseline requests, too few to call it new"
+              if rates[status == "unknown"].notna().any() else "no baseline to compare")
+    phrases = {"new": "new in the incident", "chronic": "already failing in the baseline",
+               "unknown": untold}
+    values = {s: chosen.loc[status == s, "value"].astype(str).tolist() for s in phrases}
+    present = [s for s in phrases if values[s]]
+    if len(present) <= 1:
+        return phrases[present[0]] if present else phrases["unknown"]
+    if present == ["new", "chronic"]:
+        return (f"{', '.join(values['new'][:6])} new in the incident, the others already "
+                "failing in the baseline")
+    return "; ".join(f"{', '.join(values[s][:6])} {phrases[s]}" for s in present)
 
 
 def _pct(value: Any) -> str:

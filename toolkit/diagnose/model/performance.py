@@ -1252,7 +1252,6 @@ def _regression(case: CaseView, base: dict[str, Any], info: Any, bucket: timedel
 
 def _mean_test(m1: float, sd1: float, n1: float, m2: float, sd2: float, n2: float) -> float:
     """Two-sided p-value of a Welch z-test of two means (large samples)."""
-
     se = np.sqrt(sd1**2 / n1 + sd2**2 / n2)
     if not se > 0:
         return 0.0 if m1 != m2 else 1.0

@@ -18,18 +18,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from toolkit.classify import Classification
 
-__all__ = ["incident_timeline", "pathway_scores", "score_distribution", "bin_labels",
-           "burst_gap", "recolor_outliers", "mark_lone_points"]
+__all__ = ["incident_timeline", "pathway_scores", "verdict_scores", "undecided_shares",
+           "readable_accuracy", "score_distribution", "bin_labels", "burst_gap",
+           "recolor_outliers", "mark_lone_points"]
 
 _ARTIFACT_COLORS = {"model": "#DD8452", "pipeline": "#4C72B0", "client": "#8172B3",
                     "cache": "#937860", "infra": "#C44E52", "service": "#8C8C8C"}
 
 
-def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | None:
+def incident_timeline(result: Classification, events: pd.DataFrame, *,
+                      dated: bool = True) -> Figure | None:
     """Latency, failures and model quality around the incident, with events and change points.
 
     The view runs from well before the onset (twice the incident's length, between 12 hours
-    and 3 days) to the end of the incident; events are drawn in a lane of their own.
+    and 3 days) to the end of the incident; events are drawn in a lane of their own. A
+    generative endpoint adds time to first token and the mean prompt length (the prompt mix);
+    the accuracy panel merges time buckets until they hold enough labels for a line
+    (:func:`readable_accuracy`).
+
+    ``dated=False``: the report states no onset (a ``none`` verdict, or nothing dated one), so
+    no onset line is drawn; the onset of such a verdict is only the window's start (varied
+    tuning none s3 drew a red "estimated onset" line there).
     """
     set_theme()
     import matplotlib.pyplot as plt
@@ -47,10 +56,15 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
         panels.append(("errors + timeouts", latency.timeline.assign(
             failures=latency.timeline["error_rate"] + latency.timeline["timeout_rate"]),
             "failures", "#8172B3", False))
+    tokens = diagnosis.results.get("infra.token_latency")
+    if _has_column(tokens, "ttft_p99_ms"):
+        panels.append(("TTFT p99 (ms)", tokens.timeline, "ttft_p99_ms", "#937860", True))
     performance = diagnosis.results.get("model.performance")
+    merged_width = None
     if performance is not None and not performance.timeline.empty:
         if "accuracy" in performance.timeline:
-            panels.append(("accuracy", performance.timeline, "accuracy", "#4C72B0", False))
+            accuracy, merged_width = readable_accuracy(performance, result, start, end)
+            panels.append(("accuracy", accuracy, "accuracy", "#4C72B0", False))
         elif "mae" in performance.timeline:  # a regression endpoint: its error, not accuracy
             panels.append(("MAE", performance.timeline, "mae", "#4C72B0", False))
     calibration = diagnosis.results.get("model.calibration")
@@ -61,6 +75,9 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
     if drift is not None and not drift.timeline.empty:
         worst = drift.timeline.groupby("bucket_start", as_index=False)["psi"].max()
         panels.append(("largest feature PSI", worst, "psi", "#55A868", False))
+    mix = diagnosis.results.get("data.prompt_mix")
+    if _has_column(mix, "input_mean"):
+        panels.append(("mean prompt tokens", mix.timeline, "input_mean", "#55A868", False))
     if not panels:
         return None
     panels = [(*panel, _too_few(panel[0], _in_view(panel[1], start, end), panel[2]))
@@ -74,9 +91,11 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
     lane = axes[0]
     lane.set_gid(FIXED_Y)
     _event_lane(lane, marks, end - start)
-    lane.set_title("Incident timeline (UTC): red line = estimated onset, shaded = incident, "
+    onset_key = "red line = estimated onset, " if dated else "no onset dated, "
+    lane.set_title(f"Incident timeline (UTC): {onset_key}shaded = incident, "
                    "dotted = detected change points", fontsize=10, pad=22)
-    lane.axvline(onset, color="#C44E52", lw=1.5)
+    if dated:
+        lane.axvline(onset, color="#C44E52", lw=1.5)
     for ax, (label, frame, column, color, log, missing) in zip(axes[1:], panels, strict=True):
         ax.set_ylabel(label, fontsize=9)
         if missing is not None:
@@ -88,9 +107,16 @@ def incident_timeline(result: Classification, events: pd.DataFrame) -> Figure | 
                          color)
             if log and (view[column] > 0).all() and len(view):
                 ax.set_yscale("log")
+            if label == "accuracy" and merged_width is not None:
+                ax.text(0.01, 0.95, f"buckets of {_width_text(merged_width)} (at least "
+                        f"{MIN_ACCURACY_LABELS} labels each, drawn at their middles)",
+                        transform=ax.transAxes,
+                        fontsize=7, color="#666666", va="top", gid="bucket-width",
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
         ax.axvspan(result.incident.start, result.incident.end, color=WINDOW_COLORS["incident"],
                    alpha=0.07)
-        ax.axvline(onset, color="#C44E52", lw=1.5)
+        if dated:
+            ax.axvline(onset, color="#C44E52", lw=1.5)
         for row in marks.itertuples():
             color = _ARTIFACT_COLORS.get(str(row.artifact), "#8C8C8C")
             if row.count > 1 and row.last > row.first:
@@ -119,6 +145,94 @@ _SPARSE_REASON = {
                            "their PSI being mostly noise; the drift tables below compare the "
                            "whole windows",
 }
+
+
+#: Labels a merged accuracy bucket needs to be drawn (the diagnostic's own minimum per bucket).
+MIN_ACCURACY_LABELS = 30
+#: Share of the view's labelled buckets that must reach :data:`MIN_ACCURACY_LABELS` for the
+#: accuracy line to read as a line rather than as scattered points.
+READABLE_SHARE = 0.8
+#: Bucket merges tried, fewest first (times the diagnostic's bucket).
+MERGE_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)
+
+
+def _has_column(result: Any, column: str) -> bool:
+    """Whether a diagnostic result has a timeline with a value in ``column`` (a trace that
+    logs no latency has a TTFT column of missing values: the Azure LLM trace)."""
+    timeline = getattr(result, "timeline", None)
+    if not isinstance(timeline, pd.DataFrame) or timeline.empty or column not in timeline:
+        return False
+    return bool(np.isfinite(pd.to_numeric(timeline[column], errors="coerce").to_numpy(
+        dtype=float)).any())
+
+
+def readable_accuracy(performance: Any, result: Any, start: pd.Timestamp,
+                      end: pd.Timestamp) -> tuple[pd.DataFrame, pd.Timedelta | None]:
+    """The accuracy timeline to draw over ``start``-``end``, and the merged bucket width
+    (``None``: the diagnostic's own timeline, unmerged).
+
+    ``model.performance`` keeps the buckets with at least :data:`MIN_ACCURACY_LABELS` labels
+    (its ``timeline``); a sparsely labelled case keeps few or none, though it has labels
+    enough for a coarser line: varied tuning none s3 (60,000 rows) had 1,194 incident labels
+    over 16 days, about 8 per 2-hour bucket, and its timeline held one bucket. From the counts
+    of every labelled bucket (``label_buckets``: binary tasks) this merges ``k`` consecutive
+    buckets, aligned on the epoch as the diagnostic's are, for the fewest ``k`` of
+    :data:`MERGE_FACTORS` at which :data:`READABLE_SHARE` of the view's labelled buckets hold
+    :data:`MIN_ACCURACY_LABELS` labels and at least :data:`MIN_PANEL_POINTS` do; else the ``k``
+    that keeps the most such buckets. The merged accuracy is the labels' (correct over
+    labelled), never a mean of bucket accuracies; each merged bucket is placed at its middle.
+    Without ``label_buckets`` (multiclass and
+    regression results), or when the diagnostic's timeline already reads as a line, that
+    timeline is returned as it is.
+    """
+    from toolkit.diagnose._case import choose_bucket
+
+    timeline = performance.timeline
+    counts = getattr(performance, "label_buckets", None)
+    if not isinstance(counts, pd.DataFrame) or counts.empty or not {
+            "bucket_start", "labelled", "correct"} <= set(counts.columns):
+        return timeline, None
+    span_start = min(pd.Timestamp(result.baseline.start), pd.Timestamp(result.incident.start))
+    span_end = max(pd.Timestamp(result.baseline.end), pd.Timestamp(result.incident.end))
+    seconds = max(1, round(choose_bucket(span_end - span_start).total_seconds()))
+    times = pd.to_datetime(counts["bucket_start"], utc=True)
+    # whole seconds since the epoch, whatever the frame's resolution (ns or us)
+    epoch = (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    if (epoch % seconds).any():  # not the default grid (a bucket was passed): leave it
+        return timeline, None
+    inside = counts[(times >= start) & (times <= end)]
+    epoch = epoch[inside.index]
+    best: tuple[int, int, pd.DataFrame] | None = None
+    for k in MERGE_FACTORS:
+        key = (epoch // (k * seconds)) * (k * seconds)
+        merged = inside.groupby(key.to_numpy())[["labelled", "correct"]].sum()
+        kept = merged[merged["labelled"] >= MIN_ACCURACY_LABELS]
+        if len(kept) >= MIN_PANEL_POINTS and len(kept) >= READABLE_SHARE * len(merged):
+            best = (k, len(kept), kept)
+            break
+        if best is None or len(kept) > best[1]:
+            best = (k, len(kept), kept)
+    if best is None or best[0] == 1 or best[1] < MIN_PANEL_POINTS:
+        return timeline, None
+    k, _, kept = best
+    frame = pd.DataFrame({
+        # drawn at the middle of each merged bucket: at its start, a fall at a bucket's end
+        # would read up to a whole (long) bucket early
+        "bucket_start": pd.to_datetime(kept.index.to_numpy() + k * seconds // 2, unit="s",
+                                       utc=True),
+        "labelled": kept["labelled"].to_numpy(),
+        "accuracy": (kept["correct"] / kept["labelled"]).to_numpy(dtype=float)})
+    return frame, pd.Timedelta(seconds=k * seconds)
+
+
+def _width_text(width: pd.Timedelta) -> str:
+    """``16 h``, ``2 days``, ``45 min``: a bucket width."""
+    minutes = width.total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:g} min"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:g} h"
+    return f"{minutes / 1440:g} days"
 
 
 def _in_view(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
@@ -342,6 +456,56 @@ def pathway_scores(result: Classification) -> Figure:
     result.plot(ax=ax)
     fig.tight_layout()
     return fig
+
+
+def verdict_scores(result: Classification, min_confidence: float) -> Figure:
+    """Bar chart of what an undecided verdict (``none`` or ``undetermined``) weighed: the
+    probability of no incident beside each pathway's, all of the same sum (they add to 1).
+
+    :func:`pathway_scores` draws each pathway's probability *given* an incident (the bars
+    add to 1 without the no-incident share), which reads as a ranking of a found cause; for a
+    ``none`` verdict it drew infrastructure 0.30 ahead of three 0.23 (varied tuning none s3)
+    when no incident was the likeliest at 0.54. Here the bars are the ones the verdict
+    compared: ``none`` when no incident weighs at least as much as every pathway, else
+    ``undetermined`` when no pathway reaches ``min_confidence`` (a dashed line) or leads the
+    next by the rule table's margin.
+    """
+    set_theme()
+    import matplotlib.pyplot as plt
+
+    from toolkit.plotting import PATHWAY_COLORS
+
+    shares = undecided_shares(result)
+    names = list(shares)
+    fig, ax = plt.subplots(figsize=(6, 2.7))
+    ax.barh(names, [shares[n] for n in names],
+            color=[PATHWAY_COLORS.get(n, "#8C8C8C") if n != "no incident" else "#8C8C8C"
+                   for n in names])
+    if result.verdict.pathway != "none":  # none is decided against the pathways' bars
+        ax.axvline(min_confidence, color="#444444", lw=0.9, ls="--")
+        ax.text(min_confidence + 0.01, -0.6, f"a pathway needs {min_confidence:g}",
+                fontsize=8, color="#444444", va="bottom")
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("probability (the five add to 1)")
+    ax.set_title(f"Verdict {result.verdict.pathway}: no incident against each pathway",
+                 pad=14)
+    for k, name in enumerate(names):
+        ax.text(min(shares[name] + 0.02, 0.9), k, f"{shares[name]:.2f}", va="center",
+                fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def undecided_shares(result: Classification) -> dict[str, float]:
+    """``no incident`` and each pathway's probability, adding to 1: the verdict's pathway
+    scores are given an incident, so each is scaled by the probability of one (``1 -`` the
+    ``none`` mode's)."""
+    v = result.verdict
+    p_none = float(v.mode_scores.get("none", 0.0))
+    shares = {"no incident": p_none}
+    shares.update({p: float(x) * (1.0 - p_none) for p, x in v.scores.items()})
+    return shares
 
 
 def _as_utc(value: datetime) -> pd.Timestamp:

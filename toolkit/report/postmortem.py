@@ -20,7 +20,7 @@ import pandas as pd
 from toolkit._version import __version__
 from toolkit.classify import Classification, classify_incident
 from toolkit.classify.api import ANCHORED, FOCUSED, NO_CHANGE_FOUND
-from toolkit.diagnose._case import CaseView, case_view
+from toolkit.diagnose._case import MIN_WINDOW_ROWS, CaseView, case_view
 from toolkit.diagnose._format import times
 from toolkit.errors import InvalidParameterError
 from toolkit.report import distributions, figures
@@ -285,6 +285,17 @@ class Postmortem:
         before = self.onset_before_window()
         if before is not None:
             lines.insert(1, before)
+        small = self._small_windows()
+        if small:
+            # a window of a few requests: say it is too small to judge, before the verdict
+            rest = {"undetermined": ", so the verdict abstains.",
+                    "none": "; the none verdict rests on metrics and events alone."}.get(
+                v.pathway, "; the verdict rests on metrics and events alone.")
+            lines.insert(1, f"Too few requests to judge: {_small_text(small)}. The "
+                            f"diagnostics that compare requests did not run{rest}")
+            if v.pathway == "undetermined":
+                lines[lines.index(verdict)] = ("No cause could be weighed (undetermined): no "
+                                               "comparison of requests was made.")
         lines.extend(self._key_evidence())
         impact = self._impact_numbers()
         if impact:
@@ -331,6 +342,10 @@ class Postmortem:
             rows.append((f"wrong with confidence >= {getattr(calibration, 'threshold', 0.85)}",
                          "share", calibration.value("baseline", "confident_error_share"),
                          calibration.value("incident", "confident_error_share")))
+        small = self._small_windows()
+        if not rows and small:
+            return note(f"Impact not measured: {_small_text(small)}; rates and percentages of "
+                        "so few requests would mislead.")
         if not rows:
             return note("No latency, error or quality data to measure the impact.")
         frame = pd.DataFrame([
@@ -339,7 +354,12 @@ class Postmortem:
             for label, kind, b, i in rows])
         caption = (f"Impact: baseline ({fmt_number(hours['baseline'], 3)} h) vs incident "
                    f"({fmt_number(hours['incident'], 3)} h); counts per hour")
-        return table(frame, caption=caption)
+        out = table(frame, caption=caption)
+        if small:
+            text = _small_text(small)
+            out = out + note(f"{text[0].upper()}{text[1:]}: the figures above come from "
+                             "metrics, not from the requests.")
+        return out
 
     def affected_slices(self) -> Html:
         """The slices that fail more than the rest of the traffic (``case.segments``): a
@@ -391,7 +411,10 @@ class Postmortem:
                     continue
                 rows.append((pd.Timestamp(change.at), "change point", change.signal, None,
                              f"strength {fmt_number(change.strength, 2)}"))
-        rows.append((onset, "onset", "estimated onset", None, self.result.failure_mode))
+        if not self._undated():
+            # a report with no onset draws none: a none verdict's "onset" is only the
+            # window's start (varied tuning none s3 listed "estimated onset: none" there)
+            rows.append((onset, "onset", "estimated onset", None, self.result.failure_mode))
         rows.append((pd.Timestamp(self.result.incident.start), "window", "incident start",
                      None, self.result.window_source))
         frame = pd.DataFrame(rows, columns=["time (UTC)", "type", "what", "host", "detail"])
@@ -410,9 +433,13 @@ class Postmortem:
     def timeline_figure(self) -> Html:
         """The timeline figure, and under it why the onset precedes the window's start when
         it does (:meth:`onset_before_window`)."""
-        fig = figures.incident_timeline(self.result, self.case.events)
-        out = figure_html(fig, "Incident timeline") if fig is not None else note(
-            "No timeline signals (latency, accuracy, drift) in this case.")
+        fig = figures.incident_timeline(self.result, self.case.events,
+                                        dated=not self._undated())
+        small = self._small_windows()
+        quiet = (f"No timeline: the diagnostics that draw one did not run ({_small_text(small)})."
+                 if small else "No timeline signals (latency, accuracy, drift, time to first "
+                 "token, prompt length) in this case.")
+        out = figure_html(fig, "Incident timeline") if fig is not None else note(quiet)
         before = self.onset_before_window()
         return out + note(before) if before is not None else out
 
@@ -518,10 +545,18 @@ class Postmortem:
         hits = pd.DataFrame([{"rule": h.name, "adds": ", ".join(
             f"{m} {w:+.1f}" for m, w in h.add.items()), "findings": ", ".join(h.findings)}
             for h in v.hits])
+        small = self._small_windows()
+        quiet = (f"No rule fired: the windows were not compared ({_small_text(small)})."
+                 if small else "No rule fired: no finding departs from the baseline.")
         out = out + table(hits, caption="Rationale: the rules that fired") if not hits.empty \
-            else out + note("No rule fired: no finding departs from the baseline.")
+            else out + note(quiet)
         alternatives = pd.DataFrame(list(v.alternatives))
-        if not alternatives.empty:
+        if not alternatives.empty and not v.hits:
+            # with no rule fired, the "alternatives" are the rule table's priors (four data
+            # modes at 0.0277 on a window of 11 requests): nothing was weighed
+            out = out + note("Alternatives: none weighed (no rule fired; every failure mode "
+                             "holds its prior probability).")
+        elif not alternatives.empty:
             out = out + table(alternatives, caption="Alternatives considered")
         findings = self.result.diagnosis.to_frame()
         if not findings.empty:
@@ -534,7 +569,65 @@ class Postmortem:
         return out
 
     def pathway_figure(self) -> Html:
-        return figure_html(figures.pathway_scores(self.result), "Pathway scores")
+        """The pathway probabilities, with what they mean for this verdict.
+
+        A decided verdict: each pathway's probability given an incident, and how the
+        verdict's confidence relates to it. ``none`` or ``undetermined``: the no-incident share
+        beside each pathway's, as the verdict compared them (:func:`figures.verdict_scores`),
+        with the reason no cause was decided; they were drawn as a ranking of a found cause
+        (varied tuning none s3: infrastructure 0.30 ahead, no incident at 0.54 not shown). No
+        rule fired (every probability the rule table's prior), or windows too small to
+        compare: no chart, one line why.
+        """
+        from toolkit.classify.rules import load_rules
+
+        v = self.result.verdict
+        small = self._small_windows()
+        if v.pathway not in ("none", "undetermined"):
+            p_none = float(v.mode_scores.get("none", 0.0))
+            share = v.scores.get(v.pathway)
+            text = ("Each bar is a pathway's probability given that there is an incident (the "
+                    "four add to 1).")
+            if share is not None and p_none >= 0.005:
+                text += (f" The evidence gave no incident {p_none:.2f}; with that counted in, "
+                         f"{v.pathway}'s is {v.confidence:.2f}, the verdict's confidence.")
+            return figure_html(figures.pathway_scores(self.result), "Pathway scores") + \
+                note(text)
+        if small and not v.hits:
+            return note(f"No pathway chart: no rule fired ({_small_text(small)}), so every "
+                        "probability is the rule table's prior, not evidence.")
+        if not v.hits:
+            return note("No pathway chart: no rule fired, so every probability is the rule "
+                        "table's prior, not evidence.")
+        scoring = load_rules().scoring
+        needed = float(scoring.get("min_confidence", 0.5))
+        margin = float(scoring.get("min_margin", 0.15))
+        shares = figures.undecided_shares(self.result)
+        ranked = sorted(((p, x) for p, x in shares.items() if p != "no incident"),
+                        key=lambda kv: -kv[1])
+        (first, top), (second, runner) = ranked[0], ranked[1]
+        p_none = shares["no incident"]
+        if v.pathway == "none":
+            why = (f"Verdict none: no incident ({p_none:.2f}) weighs at least as much as any "
+                   f"pathway (the largest, {first}, {top:.2f}).")
+        elif p_none >= top:
+            why = (f"Verdict undetermined: no incident ({p_none:.2f}) weighs as much as any "
+                   f"pathway, but too little could be examined to call the case healthy.")
+        elif top < needed:
+            why = (f"Verdict undetermined: the leading pathway, {first}, has {top:.2f}, below "
+                   f"the {needed:g} a verdict needs.")
+        elif top - runner < margin:
+            why = (f"Verdict undetermined: the leading pathway, {first} ({top:.2f}), is "
+                   f"{top - runner:.2f} ahead of {second} ({runner:.2f}); a verdict needs a "
+                   f"lead of {margin:g}.")
+        else:  # not from the scores (another rule table, or an abstention afterwards)
+            why = (f"Verdict undetermined, though {first} ({top:.2f}) leads {second} "
+                   f"({runner:.2f}): the classifier abstained for a reason other than these "
+                   "scores (see Not assessed below).")
+        text = (why + " The bars are the shares the verdict compared (no incident and each "
+                "pathway, adding to 1), not a ranking of a found cause.")
+        return figure_html(figures.verdict_scores(self.result, needed), "Verdict scores") + \
+            note(text)
 
     def root_cause(self) -> Html:
         """Root cause (what must change) versus trigger (what set it off), to confirm."""
@@ -929,9 +1022,39 @@ class Postmortem:
         the SageMaker export in the real data read "estimated onset" at such a start)."""
         if self.result.verdict.pathway == "none":
             return True
-        return str(self.result.window_source).startswith(NO_CHANGE_FOUND) and abs(
-            pd.Timestamp(self.result.onset) - pd.Timestamp(self.result.incident.start)
-        ) <= pd.Timedelta(seconds=1)
+        at_start = abs(pd.Timestamp(self.result.onset) - pd.Timestamp(
+            self.result.incident.start)) <= pd.Timedelta(seconds=1)
+        if str(self.result.window_source).startswith(NO_CHANGE_FOUND):
+            return at_start
+        # an undetermined verdict's onset is the first medium or high finding's, else the
+        # window's start: then nothing dated it (a given window of 11 requests, varied tuning
+        # concept_drift s2, listed "estimated onset: undetermined" at its start)
+        return self.result.verdict.pathway == "undetermined" and at_start and \
+            not self._dated_at(pd.Timestamp(self.result.onset))
+
+    def _dated_at(self, onset: pd.Timestamp) -> bool:
+        """Whether a logged trigger or a finding's onset lies within a second of ``onset``."""
+        second = pd.Timedelta(seconds=1)
+        trigger = self.result.verdict.trigger
+        if trigger and abs(pd.Timestamp(trigger["ts"]) - onset) <= second:
+            return True
+        return any(f.onset is not None and abs(pd.Timestamp(f.onset) - onset) <= second
+                   for f in self.result.diagnosis.findings())
+
+    def _small_windows(self) -> list[tuple[str, int]]:
+        """The windows holding fewer than :data:`MIN_WINDOW_ROWS` logged requests, with their
+        counts (counted in the engine; cached by the case view). Empty for a case without a
+        request log (its diagnostics read metrics and say so themselves)."""
+        has = getattr(self.case, "has", None)
+        rows = getattr(self.case, "window_rows", None)
+        if has is None or rows is None or not has("requests"):
+            return []
+        out = []
+        for name in ("incident", "baseline"):
+            n = int(rows(getattr(self.result, name)))
+            if n < MIN_WINDOW_ROWS:
+                out.append((name, n))
+        return out
 
     def _serving_mode_text(self) -> str:
         """The serving mode and where it comes from: a mode inferred from the traffic's
@@ -956,7 +1079,9 @@ class Postmortem:
         if self.result.verdict.pathway == "none":
             return "none (no incident found)"
         if self._undated():
-            return "none dated (a fallback window: no change found, no finding dated one)"
+            if str(self.result.window_source).startswith(NO_CHANGE_FOUND):
+                return "none dated (a fallback window: no change found, no finding dated one)"
+            return "none dated (undetermined: no finding or logged change dated one)"
         onset = pd.Timestamp(self.result.onset)
         ahead = pd.Timestamp(self.result.incident.start) - onset
         if ahead < pd.Timedelta(minutes=1):
@@ -1064,6 +1189,14 @@ class Postmortem:
         return (f"{row['kind']} of {row['artifact'] or 'an artifact'} "
                 f"{row['version'] or ''} at {_fmt(row['ts'])} UTC"
                 + (f" ({extra})" if extra else "")).replace("  ", " ")
+
+
+def _small_text(small: list[tuple[str, int]]) -> str:
+    """``the incident window holds 11 logged requests, fewer than the 30 a comparison of the
+    windows needs``."""
+    held = " and ".join(f"the {name} window holds {n or 'no'} logged request"
+                        f"{'' if n == 1 else 's'}" for name, n in small)
+    return f"{held}, fewer than the {MIN_WINDOW_ROWS} a comparison of the windows needs"
 
 
 def _clip(text: str, limit: int = 120) -> str:

@@ -260,3 +260,19 @@ def test_a_window_of_30_requests_is_judged():
     pm = _small(30)
     assert "Too few requests" not in pm.summary().fragment
     assert "No latency, error or quality data" in pm.impact().fragment
+
+
+def test_a_decided_verdict_on_a_small_baseline_says_what_it_rests_on():
+    """Only the baseline is small: the incident's requests were still judged among
+    themselves (hosts, concurrency, timeouts), so the verdict does not rest on metrics alone."""
+    pm = _small(5_000, n_baseline=18)
+    pm.result.verdict.pathway = "infrastructure"
+    pm.result.verdict.failure_mode = "memory_leak"
+    summary = pm.summary().fragment
+    assert "the baseline window holds 18 logged requests" in summary
+    assert "rests on metrics, events and the incident&#x27;s requests among themselves" \
+        in summary
+    pm = _small(11)
+    pm.result.verdict.pathway = "infrastructure"
+    pm.result.verdict.failure_mode = "memory_leak"
+    assert "verdict rests on metrics and events alone" in pm.summary().fragment

@@ -288,9 +288,13 @@ class Postmortem:
         small = self._small_windows()
         if small:
             # a window of a few requests: say it is too small to judge, before the verdict
-            rest = {"undetermined": ", so the verdict abstains.",
-                    "none": "; the none verdict rests on metrics and events alone."}.get(
-                v.pathway, "; the verdict rests on metrics and events alone.")
+            # with a large enough incident window, the diagnostics that judge its requests
+            # among themselves (hosts, concurrency, timeouts) still ran
+            basis = "metrics and events alone" if any(
+                name == "incident" for name, _ in small) else (
+                "metrics, events and the incident's requests among themselves")
+            rest = ", so the verdict abstains." if v.pathway == "undetermined" else \
+                f"; the {'none ' if v.pathway == 'none' else ''}verdict rests on {basis}."
             lines.insert(1, f"Too few requests to judge: {_small_text(small)}. The "
                             f"diagnostics that compare requests did not run{rest}")
             if v.pathway == "undetermined":

@@ -319,7 +319,8 @@ def classify_incident(
     traffic = diagnosis.results.get("case.traffic")
     serving_mode = getattr(traffic, "serving_mode", "real-time")
     evidence = Evidence(tuple(diagnosis.findings()), tuple(diagnosis.not_assessed()),
-                        case.events, baseline, incident, serving_mode)
+                        case.events, baseline, incident, serving_mode,
+                        window_given=window_source == "given")
     verdict = _abstain_without_evidence(score(evidence, table), diagnosis)
     return Classification(verdict, baseline, incident, diagnosis, serving_mode, window_source,
                           detected)

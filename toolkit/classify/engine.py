@@ -59,6 +59,9 @@ class Evidence:
         The windows the findings compare.
     serving_mode
         ``real-time`` or ``batch``.
+    window_given
+        Whether the user gave the incident window (its start is then what they know of the
+        onset), rather than the detector placing it.
     """
 
     findings: tuple[Finding, ...]
@@ -67,6 +70,7 @@ class Evidence:
     baseline: Window
     incident: Window
     serving_mode: str = "real-time"
+    window_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -527,12 +531,24 @@ def _climb_began(evidence: Evidence, finding: Finding, mode: str | None = None
     samples, so it dates the leak (varied tuning memory_leak seeds 3, 5, 6, 8, 9, 10: 5 to 22
     hours late, now within 20 minutes).
 
+    For a verdict in :data:`RAMP_MODES` on a window the user gave, an accuracy drop whose
+    labels a gradual fall from the window's start explains about as well as its dated split
+    (evidence ``fall_from_window_start``) began at the window's start.
+
     For a verdict in :data:`RAMP_MODES`, an accuracy drop's ``ramp_began`` (where a slow fall
     of accuracy began, fitted over the whole span) counts the same way, anywhere in the span
     (no lookback limit) but at least :data:`RAMP_MARGIN` buckets before the window, and before
     the finding's onset or, when it has none (too few labels per bucket), the window's end.
     """
     evidence_ = finding.evidence or {}
+    if evidence.window_given and mode in RAMP_MODES and evidence_.get("fall_from_window_start") \
+            and finding.severity in ("medium", "high") and finding.onset is not None \
+            and pd.Timestamp(evidence.incident.start) < pd.Timestamp(finding.onset) \
+            <= pd.Timestamp(evidence.incident.end):
+        # a given window's start, where the labels cannot place the drop later: a slow fall
+        # from there explains them about as well as the split after it (varied tuning
+        # concept_drift s11: a 53-hour ramp whose first 15 labels were right, dated 42 h late)
+        return pd.Timestamp(evidence.incident.start)
     began = evidence_.get("climb_began")
     onset = finding.onset
     # a slow fall of model quality (accuracy) dated over the whole span: the baseline of a

@@ -117,6 +117,10 @@ MAX_STEP_SEGMENTS = 24
 #: before the split are above those after it, and not below the baseline's, at this one-sided
 #: p-value each.
 SPLIT_P = 0.05
+#: ... and only when a step there beats a gradual fall from the window's start by more than
+#: this much log-likelihood (half the 95% point of chi-square with one degree of freedom: the
+#: two models have the same number of parameters).
+RAMP_MARGIN_LL = float(stats.chi2.ppf(0.95, 1)) / 2
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -263,6 +267,7 @@ class PerformanceResult(DiagnosticResult):
                 onset=self.refined_onsets.get("model.accuracy_drop") or self._drop_onset(
                     b, p), diagnostic=self.id,
             ))
+            out[-1] = self._with_fall_from_start(out[-1], b)
         out = [self._with_ramp(f) for f in out]
         regression = self._version_regression(b)
         if regression is not None:
@@ -288,6 +293,26 @@ class PerformanceResult(DiagnosticResult):
         if began == pd.Timestamp(self.incident_buckets["bucket_start"].iloc[0]):
             return min(began, pd.Timestamp(self.incident.start)).to_pydatetime()
         return began.to_pydatetime()
+
+    def _with_fall_from_start(self, finding: Finding, baseline_row: pd.Series) -> Finding:
+        """A whole-window drop dated after the window's start on its labels per bucket
+        (:func:`drop_began`), with evidence ``fall_from_window_start`` when a gradual fall
+        from the window's first labelled bucket explains them about as well
+        (:func:`_ramp_explains`). The onset is unchanged: a detected window may open days
+        before the drift, where a fall from its start dates the drift days early (varied
+        tuning concept_drift s3, detected: 62 h), whereas a given window's start is what the
+        user knows of the incident (the classifier reads the evidence for given windows)."""
+        buckets = self.incident_buckets
+        if finding.onset is None or buckets.empty or float(baseline_row["labelled"]) <= 0:
+            return finding
+        first = pd.Timestamp(buckets["bucket_start"].iloc[0])
+        if pd.Timestamp(finding.onset) <= max(first, pd.Timestamp(self.incident.start)):
+            return finding
+        if not _ramp_explains(buckets["bucket_start"], buckets["labelled"].to_numpy(float),
+                              buckets["correct"].to_numpy(float),
+                              float(baseline_row["correct"]) / float(baseline_row["labelled"])):
+            return finding
+        return replace(finding, evidence={**finding.evidence, "fall_from_window_start": True})
 
     def _with_ramp(self, finding: Finding) -> Finding:
         """An accuracy drop with evidence ``ramp_began``: where a slow fall of accuracy began
@@ -704,7 +729,9 @@ def drop_began(buckets: pd.DataFrame, base_correct: float, base_labelled: float
     labels before the split, as low as those after it (varied tuning concept_drift s6, s9,
     given windows opening at the drift, dated 5 and 11 hours late), or a fall begun before the
     split (a gradual fall, whose best single split lies inside the ramp: s4, a 66-hour ramp,
-    dated 43 hours late).
+    dated 43 hours late). Whether a gradual fall from the window's first bucket explains the
+    labels about as well as a kept split is :func:`_ramp_explains`'s to say (the finding's
+    evidence ``fall_from_window_start``).
 
     Examples
     --------
@@ -739,6 +766,56 @@ def drop_began(buckets: pd.DataFrame, base_correct: float, base_labelled: float
             >= MIN_DROP
         return pd.Timestamp(starts.iloc[0]) if first else None
     return pd.Timestamp(starts.iloc[j])
+
+
+def _ramp_explains(starts: pd.Series, n: np.ndarray, k: np.ndarray, base: float) -> bool:
+    """Whether a gradual fall of accuracy from the window's first bucket explains the labels
+    about as well as the best step after it: :func:`_step_over_ramp` below
+    :data:`RAMP_MARGIN_LL`.
+
+    A slow concept drift has few wrong labels early in its ramp: the labels of its first hours
+    cannot tell a fall begun at the window's start from a step a day later, and the best step
+    lies deep in the ramp (varied tuning concept_drift s11, a given window opening at a
+    53-hour ramp: its first 15 labels, over 42 hours, all right, and the step there 42 h late;
+    a fall from the window's start to 48 h in is 1.4 log-likelihood units below the step).
+
+    Examples
+    --------
+    >>> starts = pd.Series(pd.date_range("2026-03-01", periods=6, freq="h", tz="UTC"))
+    >>> n = np.full(6, 10.0)
+    >>> bool(_ramp_explains(starts, n, np.array([10, 10, 10, 5, 5, 5.]), 0.99))  # a step
+    False
+    >>> bool(_ramp_explains(starts, n, np.array([10, 9, 8, 7, 6, 5.]), 0.99))  # a slope
+    True
+    """
+    return _step_over_ramp(starts, n, k, base) < RAMP_MARGIN_LL
+
+
+def _step_over_ramp(starts: pd.Series, n: np.ndarray, k: np.ndarray, base: float) -> float:
+    """How much the binomial log-likelihood of the best step (at any bucket start after the
+    first, accuracy ``base`` before it, one level after) exceeds that of the best linear fall
+    from the first bucket's start (at ``base`` there, to one level at some later bucket
+    boundary, flat after). Each bucket's ``k`` right of ``n`` labels is placed at its centre;
+    the level is searched on a grid of 200 values below ``base``."""
+    times = pd.to_datetime(starts, utc=True).reset_index(drop=True)
+    hours = ((times - times.iloc[0]) / pd.Timedelta(hours=1)).to_numpy(float)
+    width = float(np.diff(hours).min()) if len(hours) > 1 else 1.0
+    centre = hours + width / 2
+    ends = np.unique(np.concatenate([hours[1:], [hours[-1] + width]]))
+    levels = np.linspace(0.0, base, 201)[1:]  # the level after the fall, below the baseline's
+    base = min(max(base, 1e-9), 1 - 1e-9)
+
+    def best(shares: np.ndarray) -> float:
+        """Largest log-likelihood over the fall's level, for each row of ``shares`` (the
+        part of the fall reached at each bucket's centre)."""
+        p = base + (levels[None, :, None] - base) * shares[:, None, :]
+        p = np.clip(p, 1e-9, 1 - 1e-9)
+        ll = (k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=2)
+        return float(ll.max())
+
+    steps = (centre[None, :] >= hours[1:, None]).astype(float)
+    falls = np.clip(centre[None, :] / ends[:, None], 0.0, 1.0)
+    return best(steps) - best(falls)
 
 
 def _split_shown(k_before: float, n_before: float, k_after: float, n_after: float,

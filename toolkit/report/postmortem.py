@@ -637,11 +637,20 @@ class Postmortem:
         """Root cause (what must change) versus trigger (what set it off), to confirm."""
         v = self.result.verdict
         trigger = self._trigger()
+        if trigger:
+            trigger_text = f"Trigger: {trigger}"
+        elif v.pathway == "none":
+            trigger_text = "Trigger: none looked for: no incident was found, so no onset is dated."
+        elif self._undated():
+            trigger_text = ("Trigger: no onset is dated, so no logged change could be matched "
+                            "to one; look for deploys, rollbacks or configuration changes in "
+                            "the incident window.")
+        else:
+            trigger_text = ("Trigger: no deploy, rollback or configuration change was logged "
+                            "near the onset; look for upstream or traffic changes.")
         parts = [
             paragraph(f"Root cause (to confirm): {MODE_DESCRIPTIONS.get(v.failure_mode, '')}."),
-            paragraph(f"Trigger: {trigger}" if trigger else
-                      "Trigger: no deploy, rollback or configuration change was logged near "
-                      "the onset; look for upstream or traffic changes."),
+            paragraph(trigger_text),
             items(["Why did it happen? (five whys, starting from the trigger)",
                    "What made it worse or slower to detect (contributing factors)?",
                    "Was a fix for this class of incident already on the backlog?"]),

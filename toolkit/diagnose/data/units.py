@@ -101,11 +101,6 @@ UNIT_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
 _ANY_UNIT = (10.0, 100.0, 1000.0)
 TOLERANCE = 0.10
 MAX_DISPERSION = 0.10
-#: ... and at most this for a factor matched within the sampling noise of few values
-#: (:func:`noisy_match`, :func:`dispersion_bound`).
-MAX_NOISY_DISPERSION = 0.20
-#: The median absolute deviation of a standard normal variable.
-_NORMAL_MAD = 0.6745
 BAND = 0.06
 #: A rescaled-plus-unchanged mixture must fit the incident's CDF this closely (KS distance) ...
 MIX_TOLERANCE = 0.02
@@ -667,50 +662,21 @@ def factor_band(q_baseline: np.ndarray, q_incident: np.ndarray,
     >>> round(factor_band(q, q * 60, (1746, 302)), 2), factor_band(q, q * 60, (10**6, 10**6))
     (0.25, 0.06)
     """
-    noise = log_ratio_noise(q_baseline, q_incident, counts)
-    if math.isnan(noise):
-        return BAND
-    return float(min(MAX_BAND, max(BAND, math.expm1(NOISE_Z * noise))))
-
-
-def log_ratio_noise(q_baseline: np.ndarray, q_incident: np.ndarray,
-                    counts: tuple[int, int]) -> float:
-    """The median standard error of the log ratio of the two windows' quantiles over the
-    5%..95% levels (see :func:`factor_band`); ``nan`` when it cannot be estimated."""
     levels = np.asarray(LEVELS)
     keep = (levels >= 0.05) & (levels <= 0.95)
     errors = []
     for q, n in ((np.asarray(q_baseline, float), counts[0]),
                  (np.asarray(q_incident, float), counts[1])):
         if q.size != levels.size or n is None or n < 2 or not np.isfinite(q).all():
-            return float("nan")
+            return BAND
         with np.errstate(divide="ignore", invalid="ignore"):
             se = np.sqrt(levels * (1 - levels) / n) * np.gradient(q, levels) / np.abs(q)
         errors.append(se[keep])
     combined = np.sqrt(errors[0] ** 2 + errors[1] ** 2)
     combined = combined[np.isfinite(combined)]
-    return float(np.median(combined)) if combined.size else float("nan")
-
-
-def dispersion_bound(q_baseline: np.ndarray, q_incident: np.ndarray,
-                     counts: tuple[int, int]) -> float:
-    """The largest median absolute log-deviation of the quantile ratios that few values
-    leave to chance: :data:`NOISE_Z` times the median absolute deviation of a normal error
-    of :func:`log_ratio_noise` (0.6745 of it), never below :data:`MAX_DISPERSION` nor above
-    :data:`MAX_NOISY_DISPERSION`.
-
-    Examples
-    --------
-    >>> from toolkit.diagnose._profile import LEVELS
-    >>> q = np.exp(np.quantile(np.random.default_rng(0).normal(0, 1.7, 100_000), LEVELS))
-    >>> round(dispersion_bound(q, q * 60, (1240, 216)), 3), dispersion_bound(q, q, (10**6,) * 2)
-    (0.2, 0.1)
-    """
-    noise = log_ratio_noise(q_baseline, q_incident, counts)
-    if math.isnan(noise):
-        return MAX_DISPERSION
-    return float(min(MAX_NOISY_DISPERSION,
-                     max(MAX_DISPERSION, NOISE_Z * _NORMAL_MAD * noise)))
+    if not combined.size:
+        return BAND
+    return float(min(MAX_BAND, max(BAND, math.expm1(NOISE_Z * float(np.median(combined))))))
 
 
 def rescaled_ks(q_baseline: np.ndarray, q_incident: np.ndarray, factor: float) -> float:
@@ -734,16 +700,14 @@ def noisy_match(factor: float, dispersion: float, q_baseline: np.ndarray,
     With a few hundred values of a heavy-tailed feature the estimate scatters by more than
     :data:`BAND` and the tail dominates the distance of :func:`_direct_match`. A known factor
     (or its reciprocal) matches when the estimate is within :func:`factor_band` of it, the
-    log ratios are as tight as sampling noise allows (:func:`dispersion_bound`: a few hundred
-    values of a heavy-tailed feature scatter them by more than :data:`MAX_DISPERSION`; varied
-    tuning unit_change s22, 216 incident values, 0.108, read as a covariate shift), and the incident
+    log ratios are as tight as for a direct match (:data:`MAX_DISPERSION`), and the incident
     divided by it passes a two-sample Kolmogorov-Smirnov test against the baseline at 5%
     (:func:`rescaled_ks` at most ``1.36 sqrt(1/n_b + 1/n_i)``). Only such factors: their
     rescaled values leave the baseline's range, so a shift or reshaping of the feature does
     not pass for them, whereas x1.609 or x2.54 can pass for a gradual shift of a skewed one.
     Returns ``(factor, meaning, ks distance)`` or ``(nan, None, nan)``; the closest in KS wins.
     """
-    if min(counts) < 2 or dispersion > dispersion_bound(q_baseline, q_incident, counts):
+    if dispersion > MAX_DISPERSION or min(counts) < 2:
         return float("nan"), None, float("nan")
     band = factor_band(q_baseline, q_incident, counts)
     critical = KS_95 * math.sqrt(1 / counts[0] + 1 / counts[1])

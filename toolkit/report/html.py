@@ -95,14 +95,20 @@ def figure_html(figure: Any, alt: str = "figure") -> Html:
     """
     import base64
     import io
+    import warnings
 
     import matplotlib.pyplot as plt
 
     from toolkit.plotting import polish
 
-    polish(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    with warnings.catch_warnings():
+        # matplotlib's hint that placing a default ("best") legend took over a second: a
+        # matter of the machine's load, not of the figure (a loaded CI run raised it)
+        warnings.filterwarnings("ignore", message="Creating legend with loc=\"best\"",
+                                category=UserWarning)
+        polish(figure)
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return Html(f"<img class='forensics-figure' alt='{escape(alt)}' "

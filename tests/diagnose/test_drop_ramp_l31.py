@@ -92,7 +92,8 @@ def _evidence(window_given, onset, severity="high", fall=True):
         pd.Timestamp("2026-03-16", tz="UTC")
     finding = Finding(id="model.accuracy_drop", pathway="model", severity=severity,
                       statistic=0.16, threshold=0.03, summary="accuracy fell",
-                      evidence={"fall_from_window_start": True} if fall else {},
+                      evidence={"fall_from_window_start": start.to_pydatetime()} if fall
+                      else {},
                       onset=onset.to_pydatetime(), diagnostic="model.performance")
     evidence = Evidence((finding,), (), pd.DataFrame(columns=["ts", "kind"]),
                         Window(pd.Timestamp("2026-02-23", tz="UTC").to_pydatetime(),

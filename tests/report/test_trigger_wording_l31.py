@@ -26,3 +26,24 @@ def test_a_dated_verdict_without_a_logged_change_keeps_the_old_line():
     pm = _postmortem()  # a model verdict with a dated onset and no logged change
     assert pm._trigger() is None and not pm._undated()
     assert "was logged near the onset" in pm.root_cause().fragment
+
+
+def test_a_given_windows_slow_fall_explains_its_onset():
+    """A concept drift dated at a given window's start by ``fall_from_window_start``
+    (60976df): Detection says why the onset precedes the accuracy drop's own date."""
+    from datetime import timedelta
+
+    from tests.report.test_sections import INCIDENT
+    from toolkit.diagnose._base import Finding
+
+    visible = INCIDENT.start + timedelta(hours=42)
+    drop = Finding(id="model.accuracy_drop", pathway="model", severity="high", statistic=0.16,
+                   threshold=0.03, summary="accuracy fell",
+                   evidence={"fall_from_window_start": INCIDENT.start}, onset=visible,
+                   diagnostic="model.performance")
+    pm = _postmortem(mode="concept_drift", pathway="model", findings=[drop])
+    pm.result.onset = pm.result.verdict.onset = INCIDENT.start
+    text = pm._slow_start()
+    assert text is not None and "model.accuracy_drop" in text
+    assert "2,520 min before it became visible" in text
+    assert "cannot place the fall after the start of the incident window given" in text

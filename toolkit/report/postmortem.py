@@ -97,6 +97,9 @@ SLOW_STARTS = {
                    "before its first OOM kill or reset, the median over hosts",
     "ramp_began": "a broken line (flat, then falling) fitted to the accuracy per time bucket, "
                   "weighted by the labels in each, up to where the fall ended",
+    "fall_from_window_start": "the labels cannot place the fall after the start of the "
+                              "incident window given: a linear fall of accuracy from there "
+                              "explains them about as well as the later step",
 }
 
 #: Diagnostic sections: (diagnostic id, title, plot keyword arguments).

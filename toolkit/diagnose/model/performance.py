@@ -296,7 +296,8 @@ class PerformanceResult(DiagnosticResult):
 
     def _with_fall_from_start(self, finding: Finding, baseline_row: pd.Series) -> Finding:
         """A whole-window drop dated after the window's start on its labels per bucket
-        (:func:`drop_began`), with evidence ``fall_from_window_start`` when a gradual fall
+        (:func:`drop_began`), with evidence ``fall_from_window_start`` (the window's start)
+        when a gradual fall
         from the window's first labelled bucket explains them about as well
         (:func:`_ramp_explains`). The onset is unchanged: a detected window may open days
         before the drift, where a fall from its start dates the drift days early (varied
@@ -312,7 +313,8 @@ class PerformanceResult(DiagnosticResult):
                               buckets["correct"].to_numpy(float),
                               float(baseline_row["correct"]) / float(baseline_row["labelled"])):
             return finding
-        return replace(finding, evidence={**finding.evidence, "fall_from_window_start": True})
+        return replace(finding, evidence={**finding.evidence,
+                                          "fall_from_window_start": self.incident.start})
 
     def _with_ramp(self, finding: Finding) -> Finding:
         """An accuracy drop with evidence ``ramp_began``: where a slow fall of accuracy began

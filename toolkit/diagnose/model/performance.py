@@ -297,9 +297,8 @@ class PerformanceResult(DiagnosticResult):
     def _with_fall_from_start(self, finding: Finding, baseline_row: pd.Series) -> Finding:
         """A whole-window drop dated after the window's start on its labels per bucket
         (:func:`drop_began`), with evidence ``fall_from_window_start`` (the window's start)
-        when a gradual fall
-        from the window's first labelled bucket explains them about as well
-        (:func:`_ramp_explains`). The onset is unchanged: a detected window may open days
+        when a gradual fall from the window's first labelled bucket explains them about as
+        well (:func:`_ramp_explains`). The onset is unchanged: a detected window may open days
         before the drift, where a fall from its start dates the drift days early (varied
         tuning concept_drift s3, detected: 62 h), whereas a given window's start is what the
         user knows of the incident (the classifier reads the evidence for given windows)."""
